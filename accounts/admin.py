@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+
+from accounts.api_keys.models import ApiKey
+from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from tenants.admin import WorkspaceScopedAdmin
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    ordering = ("email",)
+    list_display = ("email", "first_name", "last_name", "is_active", "is_staff", "date_joined")
+    list_filter = ("is_active", "is_staff", "is_superuser")
+    search_fields = ("email", "first_name", "last_name", "id")
+    readonly_fields = ("id", "date_joined", "last_login")
+    fieldsets = (
+        (None, {"fields": ("id", "email", "password")}),
+        ("Name", {"fields": ("first_name", "last_name")}),
+        (
+            "Platform operator",
+            {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")},
+        ),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+
+
+@admin.register(AccountMembership)
+class AccountMembershipAdmin(admin.ModelAdmin):
+    list_display = ("user", "account", "role", "created")
+    list_filter = ("role",)
+    search_fields = ("user__email", "account__name", "account__handle")
+    list_select_related = ("user", "account")
+    autocomplete_fields = ("user", "account")
+
+
+@admin.register(ServiceAccount)
+class ServiceAccountAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "account_role", "created")
+    search_fields = ("name", "account__name", "account__handle", "id")
+    list_select_related = ("account",)
+    autocomplete_fields = ("account",)
+    readonly_fields = ("id", "created", "updated", "created_by")
+
+
+@admin.register(WorkspaceRoleGrant)
+class WorkspaceRoleGrantAdmin(WorkspaceScopedAdmin):
+    list_display = ("workspace", "role", "user", "service_account", "created")
+    list_filter = ("role",)
+    search_fields = ("workspace__name", "workspace__handle", "user__email", "service_account__name")
+    list_select_related = ("workspace__account", "user", "service_account")
+    autocomplete_fields = ("workspace", "user", "service_account")
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Keys are minted through the API or ``bootstrap``; operators may inspect and revoke them."""
+
+    list_display = (
+        "name",
+        "display",
+        "user",
+        "service_account",
+        "created",
+        "expires_at",
+        "revoked_at",
+        "last_used_at",
+    )
+    list_filter = ("prefix",)
+    search_fields = ("name", "lookup_id", "user__email", "service_account__name")
+    list_select_related = ("user", "service_account")
+    readonly_fields = [f.name for f in ApiKey._meta.fields if f.name != "secret_hash"]
+    exclude = ("secret_hash",)
+    actions = ["revoke"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    @admin.action(description="Revoke selected keys")
+    def revoke(self, request, queryset):
+        from accounts.api_keys.services import api_key_revoke
+
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(key=key, actor=request.user)

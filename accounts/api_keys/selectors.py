@@ -1,0 +1,46 @@
+"""Reading keys: authentication and listings."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.utils import timezone
+
+from accounts.api_keys import secrets as key_secrets
+from accounts.api_keys.models import ApiKey
+
+# last_used_at is written at most this often per key, so a busy worker does not write on every call.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | None:
+    """The usable key for ``candidate``, or None for malformed, unknown, expired or revoked keys and
+    for keys whose owner can no longer act. Records the use."""
+    parsed = key_secrets.parse(candidate)
+    if parsed is None:
+        return None
+    key = (
+        ApiKey.objects.select_related("user", "service_account", "service_account__account")
+        .filter(lookup_id=parsed.lookup_id, prefix=parsed.prefix)
+        .first()
+    )
+    if key is None or not key_secrets.matches(parsed.raw, key.secret_hash):
+        return None
+    now = timezone.now()
+    if not key.is_usable(now):
+        return None
+    if key.user is not None and not key.user.is_active:
+        return None
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
+        key.last_used_at, key.last_used_ip = now, ip
+    return key
+
+
+def api_key_list(*, user=None, service_account=None):
+    qs = ApiKey.objects.all()
+    if user is not None:
+        qs = qs.filter(user=user)
+    if service_account is not None:
+        qs = qs.filter(service_account=service_account)
+    return qs

@@ -1,0 +1,196 @@
+"""Writes about people and service accounts. Each service runs in one transaction and records its
+audit event in it. Plan limits are checked with the account row locked."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+
+from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from accounts.permissions import AccountRole, WorkspaceRole
+from accounts.selectors import account_role_of
+from audit import events
+from audit.actors import SystemActor
+from audit.services import audit_record
+from billing import entitlements
+from config.errors import Conflict, Forbidden, InvalidInput, NotFound
+from tenants.models import Account
+
+
+def _lock_account(account: Account) -> Account:
+    return Account.objects.select_for_update().get(pk=account.pk)
+
+
+def _require_owner_for_owner_changes(*, actor, account: Account) -> None:
+    """Only an Owner makes or unmakes an Owner (the system itself may, e.g. when bootstrapping)."""
+    if isinstance(actor, SystemActor):
+        return
+    if account_role_of(actor, account) != AccountRole.OWNER:
+        raise Forbidden("Only an account Owner can make or remove an Owner.", code="owner_required")
+
+
+def _owner_count(account: Account) -> int:
+    return AccountMembership.objects.filter(
+        account=account, role=AccountRole.OWNER, user__is_active=True
+    ).count()
+
+
+def user_create(
+    *, email: str, password: str | None = None, first_name: str = "", last_name: str = ""
+) -> User:
+    email = User.objects.normalize_email(email).strip()
+    if User.objects.filter(email__iexact=email).exists():
+        raise Conflict(f"A user with the email {email} already exists.", code="user_exists")
+    try:
+        with transaction.atomic():
+            return User.objects.create_user(email, password, first_name=first_name, last_name=last_name)
+    except IntegrityError:
+        raise Conflict(f"A user with the email {email} already exists.", code="user_exists") from None
+
+
+def membership_add(*, account: Account, user: User, role: str, actor) -> AccountMembership:
+    role = AccountRole(role)
+    with transaction.atomic():
+        account = _lock_account(account)
+        if AccountMembership.objects.filter(account=account, user=user).exists():
+            raise Conflict(f"{user.email} is already a member of this account.", code="already_member")
+        if role == AccountRole.OWNER:
+            _require_owner_for_owner_changes(actor=actor, account=account)
+        entitlements.ensure_seat(account)
+        membership = AccountMembership.objects.create(account=account, user=user, role=role)
+        audit_record(
+            event=events.MEMBER_ADDED, actor=actor, account=account, target=user, payload={"role": role.value}
+        )
+    return membership
+
+
+def membership_change_role(*, membership: AccountMembership, role: str, actor) -> AccountMembership:
+    role = AccountRole(role)
+    with transaction.atomic():
+        account = _lock_account(membership.account)
+        membership = AccountMembership.objects.select_for_update().get(pk=membership.pk)
+        old_role = membership.role
+        if old_role == role:
+            return membership
+        if AccountRole.OWNER in (old_role, role):
+            _require_owner_for_owner_changes(actor=actor, account=account)
+        if old_role == AccountRole.OWNER and _owner_count(account) <= 1:
+            raise Conflict("The last Owner of an account cannot be demoted.", code="last_owner")
+        membership.role = role
+        membership.save(update_fields=["role", "updated"])
+        audit_record(
+            event=events.MEMBER_ROLE_CHANGED,
+            actor=actor,
+            account=account,
+            target=membership.user,
+            payload={"role": role.value, "old_role": old_role},
+        )
+    return membership
+
+
+def membership_remove(*, membership: AccountMembership, actor) -> None:
+    with transaction.atomic():
+        account = _lock_account(membership.account)
+        membership = (
+            AccountMembership.objects.select_for_update(of=("self",))
+            .select_related("user")
+            .get(pk=membership.pk)
+        )
+        if membership.role == AccountRole.OWNER:
+            _require_owner_for_owner_changes(actor=actor, account=account)
+            if _owner_count(account) <= 1:
+                raise Conflict("The last Owner of an account cannot be removed.", code="last_owner")
+        # Grants in this account's workspaces go with the membership.
+        WorkspaceRoleGrant.objects.unscoped().filter(
+            workspace__account=account, user=membership.user
+        ).delete()
+        user = membership.user
+        membership.delete()
+        audit_record(event=events.MEMBER_REMOVED, actor=actor, account=account, target=user)
+
+
+def service_account_create(
+    *, account: Account, name: str, actor, account_role: str = AccountRole.MEMBER
+) -> ServiceAccount:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A service account needs a name.", code="name_required")
+    account_role = AccountRole(account_role)
+    with transaction.atomic():
+        account = _lock_account(account)
+        entitlements.ensure_feature(account, "service_accounts")
+        if account_role == AccountRole.OWNER:
+            _require_owner_for_owner_changes(actor=actor, account=account)
+        if ServiceAccount.objects.filter(account=account, name=name).exists():
+            raise Conflict(f"A service account named {name!r} already exists.", code="name_taken")
+        service_account = ServiceAccount.objects.create(
+            account=account,
+            name=name,
+            account_role=account_role,
+            created_by=actor if isinstance(actor, User) else None,
+        )
+        audit_record(
+            event=events.SERVICE_ACCOUNT_CREATED, actor=actor, account=account, target=service_account
+        )
+    return service_account
+
+
+def service_account_delete(*, service_account: ServiceAccount, actor) -> None:
+    with transaction.atomic():
+        account = _lock_account(service_account.account)
+        audit_record(
+            event=events.SERVICE_ACCOUNT_DELETED, actor=actor, account=account, target=service_account
+        )
+        # Its keys and grants go with it (cascade).
+        service_account.delete()
+
+
+def _grant_lookup(principal) -> dict:
+    if isinstance(principal, ServiceAccount):
+        return {"service_account": principal}
+    if isinstance(principal, User):
+        return {"user": principal}
+    raise InvalidInput("Workspace access is granted to a user or a service account.")
+
+
+def workspace_access_grant(*, workspace, principal, role: str, actor) -> WorkspaceRoleGrant:
+    """Grant ``role`` on ``workspace`` to ``principal`` (replacing its previous role there)."""
+    role = WorkspaceRole(role)
+    lookup = _grant_lookup(principal)
+    with transaction.atomic():
+        account = _lock_account(workspace.account)
+        if account_role_of(principal, account) is None:
+            raise NotFound("No such member or service account in this account.")
+        grant = (
+            WorkspaceRoleGrant.objects.for_workspace(workspace.pk)
+            .select_for_update()
+            .filter(**lookup)
+            .first()
+        )
+        old_role = grant.role if grant else None
+        if grant is None:
+            grant = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).create(
+                workspace=workspace, role=role, **lookup
+            )
+        elif grant.role != role:
+            grant.role = role
+            grant.save(update_fields=["role", "updated"])
+        if old_role != role:
+            audit_record(
+                event=events.WORKSPACE_ACCESS_GRANTED,
+                actor=actor,
+                workspace=workspace,
+                target=principal,
+                payload={"role": role.value, "old_role": old_role},
+            )
+    return grant
+
+
+def workspace_access_revoke(*, workspace, principal, actor) -> None:
+    lookup = _grant_lookup(principal)
+    with transaction.atomic():
+        deleted, _ = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).filter(**lookup).delete()
+        if not deleted:
+            raise NotFound("This principal has no access to the workspace.")
+        audit_record(
+            event=events.WORKSPACE_ACCESS_REVOKED, actor=actor, workspace=workspace, target=principal
+        )

@@ -1,0 +1,58 @@
+"""Audit records. Written only by ``audit.services.audit_record``, inside the transaction of the
+change they describe."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+
+
+class ActorKind(models.TextChoices):
+    USER = "user", "User"
+    SERVICE_ACCOUNT = "service_account", "Service account"
+    SYSTEM = "system", "System"
+
+
+class AuditLogEntry(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    occurred = models.DateTimeField(db_index=True)
+    event_id = models.PositiveIntegerField()
+    api_name = models.CharField(max_length=100)
+    account = models.ForeignKey(
+        "tenants.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    workspace = models.ForeignKey(
+        "tenants.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # The ids are kept as values too, so the record still names its tenant after deletion.
+    account_ref = models.UUIDField(null=True, blank=True)
+    workspace_ref = models.UUIDField(null=True, blank=True)
+    actor_kind = models.CharField(max_length=20, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_service_account = models.ForeignKey(
+        "accounts.ServiceAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=254)
+    target_type = models.CharField(max_length=100, blank=True, default="")
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_label = models.CharField(max_length=254, blank=True, default="")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    message = models.TextField(blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-occurred"]
+        indexes = [
+            models.Index(fields=["account_ref", "-occurred"], name="audit_account_occurred"),
+            models.Index(fields=["workspace_ref", "-occurred"], name="audit_workspace_occurred"),
+            models.Index(fields=["api_name"], name="audit_api_name"),
+        ]
+        verbose_name_plural = "audit log entries"
+
+    def __str__(self) -> str:
+        return f"{self.occurred:%Y-%m-%d %H:%M:%S} {self.api_name} by {self.actor_label}"

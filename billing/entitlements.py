@@ -1,0 +1,102 @@
+"""What an account's plan allows. Every door a seat or object can come through asks here.
+
+``check_*`` returns a ``Decision``; ``ensure_*`` raises ``PlanLimitExceeded`` with a message a
+person can act on. Callers that add something lock the account row first
+(``select_for_update``) so two concurrent additions cannot both take the last free slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from billing.plans import Feature, Plan, get_plan
+from config.errors import PlanLimitExceeded
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str = ""
+    limit: int | None = None
+    used: int | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def plan_for(account) -> Plan:
+    return get_plan(account.plan)
+
+
+def seats_used(account) -> int:
+    """People who hold a seat: every active member."""
+    return account.memberships.filter(user__is_active=True).count()
+
+
+def _limit(account, *, what: str, limit: int | None, used: int, adding: int) -> Decision:
+    if limit is None or used + adding <= limit:
+        return Decision(True, limit=limit, used=used)
+    plan = plan_for(account)
+    return Decision(
+        False,
+        reason=(
+            f"The {plan.name} plan allows {limit} {what}; this account has {used}. "
+            "Upgrade the plan or free one up."
+        ),
+        limit=limit,
+        used=used,
+    )
+
+
+def check_seat(account, *, adding: int = 1) -> Decision:
+    return _limit(
+        account, what="seats", limit=plan_for(account).max_seats, used=seats_used(account), adding=adding
+    )
+
+
+def check_workspace(account, *, adding: int = 1) -> Decision:
+    return _limit(
+        account,
+        what="workspaces",
+        limit=plan_for(account).max_workspaces,
+        used=account.workspaces.count(),
+        adding=adding,
+    )
+
+
+def check_deployment(account, *, deployments_used: int, adding: int = 1) -> Decision:
+    """``deployments_used`` comes from the caller (billing does not read orchestration)."""
+    return _limit(
+        account,
+        what="deployments",
+        limit=plan_for(account).max_deployments,
+        used=deployments_used,
+        adding=adding,
+    )
+
+
+def check_feature(account, feature: Feature) -> Decision:
+    plan = plan_for(account)
+    if plan.has(feature):
+        return Decision(True)
+    label = feature.replace("_", " ")
+    return Decision(
+        False, reason=f"The {plan.name} plan does not include {label}. Upgrade the plan to use it."
+    )
+
+
+def ensure(decision: Decision, *, code: str) -> None:
+    if not decision:
+        raise PlanLimitExceeded(decision.reason, code=code)
+
+
+def ensure_seat(account, *, adding: int = 1) -> None:
+    ensure(check_seat(account, adding=adding), code="seat_limit")
+
+
+def ensure_workspace(account, *, adding: int = 1) -> None:
+    ensure(check_workspace(account, adding=adding), code="workspace_limit")
+
+
+def ensure_feature(account, feature: Feature) -> None:
+    ensure(check_feature(account, feature), code="feature_unavailable")

@@ -1,0 +1,98 @@
+"""The plan catalogue, as data. ``None`` means unlimited.
+
+From the product sheet: Hobby (free, 2 users, 5 workflows), Team ($400/month, up to 8 seats,
+1 workspace, 50 deployments, audit log retention, service accounts) and Enterprise (unlimited;
+SSO, SCIM, custom roles, granular RBAC, IP allowlist). Where the sheet gives no number the figure
+here is ours: Starter sits between Hobby and Team for a small team deploying to its own
+infrastructure.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Feature = Literal[
+    "service_accounts",  # non-human principals with pnb_ keys
+    "audit_log",  # the audit log is visible and exportable to the account
+    "sso",  # SAML 2.0 and OIDC login
+    "scim",  # SCIM 2.0 provisioning
+    "custom_roles",  # custom workspace roles
+    "teams",  # teams and granular, per-team grants
+    "ip_allowlist",  # restrict access to listed networks
+]
+FEATURES: tuple[Feature, ...] = (
+    "service_accounts", "audit_log", "sso", "scim", "custom_roles", "teams", "ip_allowlist",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Plan:
+    key: str
+    name: str
+    price_usd_month: int | None  # None: priced per contract
+    max_seats: int | None
+    max_workspaces: int | None
+    max_deployments: int | None
+    audit_log_retention_days: int
+    features: frozenset[Feature]
+    self_serve: bool = True
+
+    def has(self, feature: Feature) -> bool:
+        return feature in self.features
+
+
+PLANS: dict[str, Plan] = {
+    plan.key: plan
+    for plan in (
+        Plan(
+            key="hobby",
+            name="Hobby",
+            price_usd_month=0,
+            max_seats=2,
+            max_workspaces=1,
+            max_deployments=5,
+            audit_log_retention_days=7,
+            features=frozenset(),
+        ),
+        Plan(
+            key="starter",
+            name="Starter",
+            price_usd_month=100,
+            max_seats=3,
+            max_workspaces=1,
+            max_deployments=20,
+            audit_log_retention_days=30,
+            features=frozenset({"service_accounts"}),
+        ),
+        Plan(
+            key="team",
+            name="Team",
+            price_usd_month=400,
+            max_seats=8,
+            max_workspaces=1,
+            max_deployments=50,
+            audit_log_retention_days=90,
+            features=frozenset({"service_accounts", "audit_log"}),
+        ),
+        Plan(
+            key="enterprise",
+            name="Enterprise",
+            price_usd_month=None,
+            max_seats=None,
+            max_workspaces=None,
+            max_deployments=None,
+            audit_log_retention_days=365,
+            features=frozenset(FEATURES),
+            self_serve=False,
+        ),
+    )
+}
+PLAN_CHOICES = [(plan.key, plan.name) for plan in PLANS.values()]
+
+
+def get_plan(key: str) -> Plan:
+    try:
+        return PLANS[key]
+    except KeyError:
+        raise ValueError(f"Unknown plan {key!r}; choose one of {', '.join(PLANS)}.") from None

@@ -1,0 +1,21 @@
+"""The Celery app. Tasks live in each app's ``tasks.py`` and are thin wrappers around services."""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from celery.schedules import crontab
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+
+app = Celery("controlplane")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+app.conf.beat_schedule = {
+    "audit-purge-expired": {
+        "task": "audit.tasks.purge_expired_audit_records",
+        "schedule": crontab(minute=17, hour=3),
+    },
+}

@@ -1,0 +1,161 @@
+#!/usr/bin/env python
+"""Run the whole product on one machine: web (ASGI, HTTP + websockets), Celery worker and beat.
+
+Migrates, collects static files, provisions the demo account (reusing it on later runs), prints how
+to connect, then supervises the three processes. Ctrl-C (or SIGTERM) stops all of them; if one of
+them dies, the others are stopped too.
+
+Environment: HOST (127.0.0.1), PORT (8000), DEMO_ACCOUNT, DEMO_WORKSPACE, DEMO_OWNER_EMAIL, DEMO_PLAN,
+plus everything in .env.example.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+HOST = os.environ.get("HOST", "127.0.0.1")
+PORT = os.environ.get("PORT", "8000")
+
+
+def manage(*args: str, capture: bool = False) -> str:
+    result = subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, check=True, text=True, stdout=subprocess.PIPE if capture else None
+    )
+    return result.stdout or ""
+
+
+def var_dir() -> Path:
+    path = Path(os.environ.get("VAR_DIR", ROOT / "var"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def demo_password() -> str:
+    path = var_dir() / "demo-owner-password"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(12))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def provision() -> dict:
+    os.environ.setdefault("PUBLIC_URL", f"http://{HOST}:{PORT}")
+    manage("migrate", "--noinput", "-v0")
+    manage("collectstatic", "--noinput", "-v0")
+    password = demo_password()
+    output = manage(
+        "bootstrap",
+        "--account", os.environ.get("DEMO_ACCOUNT", "Demo"),
+        "--workspace", os.environ.get("DEMO_WORKSPACE", "Default"),
+        "--owner", os.environ.get("DEMO_OWNER_EMAIL", "owner@example.com"),
+        "--plan", os.environ.get("DEMO_PLAN", "enterprise"),
+        "--owner-password", password,
+        "--json",
+        capture=True,
+    )  # fmt: skip
+    result = json.loads(output)
+    result["owner_password"] = password
+    return result
+
+
+def banner(info: dict) -> str:
+    return "\n".join(
+        [
+            "",
+            "=" * 78,
+            f" Console (admin):  {info['console_url']}",
+            f" Owner login:      {info['owner_email']} / {info['owner_password']}",
+            f" Workspace:        {info['account_handle']}/{info['workspace_handle']}",
+            f" Service-account key: {info['api_key']}",
+            "",
+            " Point the prefect client at the workspace:",
+            f"   export PREFECT_API_URL={info['api_url']}",
+            f"   export PREFECT_CLOUD_API_URL={info['cloud_api_url']}",
+            f"   export PREFECT_API_KEY={info['api_key']}",
+            "=" * 78,
+            "",
+        ]
+    )
+
+
+def start(name: str, argv: list[str]) -> subprocess.Popen:
+    print(f"[run] starting {name}: {' '.join(argv)}", flush=True)
+    # Own process group each, so a stop reaches every child they spawn.
+    return subprocess.Popen(argv, cwd=ROOT, start_new_session=True)
+
+
+def stop(processes: dict[str, subprocess.Popen], grace: float = 10.0) -> None:
+    for proc in processes.values():
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    for proc in processes.values():
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+    for proc in processes.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def main() -> int:
+    info = provision()
+    print(banner(info), flush=True)
+    beat_schedule = str(var_dir() / "celerybeat-schedule")
+    processes = {
+        "web": start(
+            "web",
+            [
+                PY,
+                "-m",
+                "uvicorn",
+                "config.asgi:application",
+                "--host",
+                HOST,
+                "--port",
+                PORT,
+                "--lifespan",
+                "off",
+            ],
+        ),
+        "worker": start(
+            "worker", [PY, "-m", "celery", "-A", "config", "worker", "-l", "INFO", "--concurrency", "2"]
+        ),
+        "beat": start(
+            "beat", [PY, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "-s", beat_schedule]
+        ),
+    }
+    stopping = False
+
+    def on_signal(signum, frame):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    exit_code = 0
+    while not stopping:
+        for name, proc in processes.items():
+            if proc.poll() is not None:
+                print(f"[run] {name} exited with {proc.returncode}; stopping the rest", flush=True)
+                exit_code = proc.returncode or 1
+                stopping = True
+                break
+        time.sleep(0.5)
+    print("[run] stopping", flush=True)
+    stop(processes)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

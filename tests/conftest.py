@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from rest_framework.test import APIClient
+
+from accounts.api_keys.services import api_key_create
+from accounts.permissions import AccountRole, WorkspaceRole
+from audit.actors import SYSTEM
+from tests.factories import (
+    AccountFactory,
+    GrantFactory,
+    MembershipFactory,
+    ServiceAccountFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
+
+
+@dataclass
+class Tenant:
+    """One account with one workspace, a plain member with Developer access, and a service
+    account with Developer access, each with a key."""
+
+    account: object
+    workspace: object
+    member: object
+    member_key: str
+    service_account: object
+    service_key: str
+
+    @property
+    def prefix(self) -> str:
+        return f"/api/accounts/{self.account.id}/workspaces/{self.workspace.id}"
+
+    @property
+    def handle_prefix(self) -> str:
+        return f"/api/accounts/{self.account.handle}/workspaces/{self.workspace.handle}"
+
+
+def make_tenant(**account_fields) -> Tenant:
+    account = AccountFactory(**account_fields)
+    workspace = WorkspaceFactory(account=account)
+    member = UserFactory()
+    MembershipFactory(account=account, user=member, role=AccountRole.MEMBER)
+    GrantFactory(workspace=workspace, user=member, role=WorkspaceRole.DEVELOPER)
+    service_account = ServiceAccountFactory(account=account)
+    GrantFactory(workspace=workspace, service_account=service_account, role=WorkspaceRole.DEVELOPER)
+    _, member_key = api_key_create(owner=member, name="test", actor=SYSTEM)
+    _, service_key = api_key_create(owner=service_account, name="test", actor=SYSTEM)
+    return Tenant(account, workspace, member, member_key, service_account, service_key)
+
+
+@pytest.fixture
+def tenant(db) -> Tenant:
+    return make_tenant()
+
+
+@pytest.fixture
+def two_workspaces(db) -> tuple[Tenant, Tenant]:
+    """Two tenants in two accounts: what one may reach, the other must not."""
+    return make_tenant(), make_tenant()
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+def bearer(client: APIClient, key: str, scheme: str = "Bearer") -> APIClient:
+    client.credentials(HTTP_AUTHORIZATION=f"{scheme} {key}")
+    return client

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.api_keys.models import ApiKey
+from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from tenants.models import Account, Workspace
+from tests.conftest import bearer
+
+
+def bootstrap(*extra: str) -> dict:
+    out = io.StringIO()
+    call_command(
+        "bootstrap", "--account", "Acme Data", "--workspace", "Production", "--owner", "Ops@Acme.test",
+        "--public-url", "https://flows.acme.test", "--json", *extra, stdout=out,
+    )  # fmt: skip
+    return json.loads(out.getvalue())
+
+
+@pytest.mark.django_db
+class TestBootstrap:
+    def test_prints_what_a_client_needs(self):
+        result = bootstrap("--plan", "team")
+        account = Account.objects.get(pk=result["account_id"])
+        workspace = Workspace.objects.get(pk=result["workspace_id"], account=account)
+        assert (account.handle, workspace.handle, account.plan) == ("acme-data", "production", "team")
+        assert (
+            result["api_url"]
+            == f"https://flows.acme.test/api/accounts/{account.id}/workspaces/{workspace.id}"
+        )
+        assert result["cloud_api_url"] == "https://flows.acme.test/api"
+        assert result["api_key"].startswith("pnb_") and result["owner_api_key"].startswith("pnu_")
+        assert result["owner_email"] == "Ops@acme.test" and result["owner_password"]
+        owner = User.objects.get(email__iexact="ops@acme.test")
+        assert owner.check_password(result["owner_password"])
+        assert AccountMembership.objects.get(account=account, user=owner).role == "owner"
+        robot = ServiceAccount.objects.get(pk=result["service_account_id"])
+        assert (
+            WorkspaceRoleGrant.objects.for_workspace(workspace.id).get(service_account=robot).role
+            == "developer"
+        )
+
+    def test_is_idempotent_and_mints_fresh_keys(self):
+        first = bootstrap()
+        second = bootstrap()
+        for field in ("account_id", "workspace_id", "service_account_id", "api_url"):
+            assert first[field] == second[field]
+        assert first["api_key"] != second["api_key"]
+        assert "owner_password" not in second
+        assert (Account.objects.count(), Workspace.objects.count(), User.objects.count()) == (1, 1, 1)
+        assert ServiceAccount.objects.count() == 1 and AccountMembership.objects.count() == 1
+        assert ApiKey.objects.count() == 4
+
+    def test_keys_work_against_the_workspace(self, api_client):
+        result = bootstrap()
+        path = result["api_url"].removeprefix("https://flows.acme.test") + "/admin/version"
+        for key in (result["api_key"], result["owner_api_key"]):
+            assert bearer(api_client, key).get(path).status_code == 200
+
+    def test_a_plan_without_service_accounts_is_a_clear_error(self):
+        with pytest.raises(CommandError, match="does not include service accounts"):
+            bootstrap("--plan", "hobby")
+        # Nothing half-made is left behind.
+        assert not Account.objects.exists() and not User.objects.exists()
+
+    def test_a_second_workspace_respects_the_plan(self):
+        bootstrap("--plan", "team")
+        out = io.StringIO()
+        with pytest.raises(CommandError, match="allows 1 workspaces"):
+            call_command(
+                "bootstrap",
+                "--account",
+                "Acme Data",
+                "--workspace",
+                "Staging",
+                "--owner",
+                "ops@acme.test",
+                "--json",
+                stdout=out,
+            )
+        assert Workspace.objects.count() == 1
+
+    def test_human_output(self):
+        out = io.StringIO()
+        call_command("bootstrap", "--account", "A", "--workspace", "W", "--owner", "a@b.test", stdout=out)
+        text = out.getvalue()
+        assert (
+            "PREFECT_API_URL=" in text and "PREFECT_CLOUD_API_URL=" in text and "PREFECT_API_KEY=pnb_" in text
+        )

@@ -1,0 +1,38 @@
+"""The configured cache and channel layer work (Redis when REDIS_URL is set)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.cache import cache
+
+
+def test_cache_round_trip():
+    key = f"test:{uuid.uuid4()}"
+    cache.set(key, {"a": 1}, 30)
+    assert cache.get(key) == {"a": 1}
+    cache.delete(key)
+    assert cache.get(key) is None
+
+
+def test_channel_layer_round_trip():
+    layer = get_channel_layer()
+
+    async def exchange():
+        channel = await layer.new_channel()
+        await layer.send(channel, {"type": "test.message", "text": "hello"})
+        return await layer.receive(channel)
+
+    assert async_to_sync(exchange)() == {"type": "test.message", "text": "hello"}
+
+
+def test_redis_is_used_when_configured():
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set: the embedded default uses in-process layers")
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    assert "Redis" in type(get_channel_layer()).__name__
+    assert settings.CELERY_BROKER_URL == settings.REDIS_URL
