@@ -61,3 +61,21 @@ def workspace_access(principal, workspace) -> WorkspaceAccess | None:
         if not roles:
             return None
     return WorkspaceAccess(roles=roles, scopes=workspace_role_scopes(roles), account_role=account_role)
+
+
+def workspaces_of(principal) -> list[tuple[object, WorkspaceAccess]]:
+    """Every workspace ``principal`` can reach, with its access, ordered by account and name."""
+    from tenants.models import Workspace
+
+    if isinstance(principal, ServiceAccount):
+        account_ids = [principal.account_id]
+    else:
+        account_ids = list(
+            AccountMembership.objects.filter(user=principal).values_list("account_id", flat=True)
+        )
+    result = []
+    for workspace in Workspace.objects.filter(account_id__in=account_ids).select_related("account"):
+        access = workspace_access(principal, workspace)
+        if access is not None:
+            result.append((workspace, access))
+    return result

@@ -73,7 +73,7 @@ def banner(info: dict) -> str:
         [
             "",
             "=" * 78,
-            f" Console (admin):  {info['console_url']}",
+            f" Console:          {info['console_url']}",
             f" Owner login:      {info['owner_email']} / {info['owner_password']}",
             f" Workspace:        {info['account_handle']}/{info['workspace_handle']}",
             f" Service-account key: {info['api_key']}",

@@ -108,7 +108,7 @@ class Command(BaseCommand):
             "service_account_id": str(service_account.id),
             "owner_email": owner.email,
             "owner_api_key": owner_key,
-            "console_url": f"{public_url}/admin/",
+            "console_url": f"{public_url}/",
         }
         if password is not None:
             result["owner_password"] = password
