@@ -1,0 +1,226 @@
+"""Rows → Prefect's response shapes. The client validates every response with its pydantic
+models, so every field it knows is present (and ``id`` always is)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.utils import timezone
+
+from orchestration.api.schemas import STATE_DETAIL_KEYS
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    if timezone.is_naive(value):
+        value = timezone.make_aware(value, dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def state_details_to_wire(details: dict | None) -> dict[str, Any]:
+    details = details or {}
+    result = {key: details.get(key) for key in STATE_DETAIL_KEYS}
+    result["deferred"] = details.get("deferred", False)
+    result["untrackable_result"] = bool(details.get("untrackable_result", False))
+    result["pause_reschedule"] = bool(details.get("pause_reschedule", False))
+    return result
+
+
+def state_to_wire(state) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "id": str(state.id),
+        "type": state.type,
+        "name": state.name,
+        "timestamp": iso(state.timestamp),
+        "message": state.message,
+        "data": state.data,
+        "state_details": state_details_to_wire(state.state_details),
+    }
+
+
+def flow_to_wire(flow) -> dict[str, Any]:
+    return {
+        "id": str(flow.id),
+        "created": iso(flow.created),
+        "updated": iso(flow.updated),
+        "name": flow.name,
+        "tags": flow.tags or [],
+        "labels": flow.labels or {},
+    }
+
+
+FLOW_RUN_POLICY_DEFAULTS = {
+    "max_retries": 0,
+    "retry_delay_seconds": 0.0,
+    "retries": None,
+    "retry_delay": None,
+    "pause_keys": [],
+    "resuming": False,
+    "retry_type": None,
+}
+
+
+def _run_times(run, now: dt.datetime) -> tuple[float, float]:
+    """``estimated_run_time`` and ``estimated_start_time_delta`` as Prefect derives them."""
+    run_time = run.total_run_time or 0.0
+    if run.state_type == "RUNNING" and run.state_timestamp is not None:
+        run_time += max(0.0, (now - run.state_timestamp).total_seconds())
+    delta = 0.0
+    if run.expected_start_time is not None:
+        if run.start_time is not None:
+            delta = max(0.0, (run.start_time - run.expected_start_time).total_seconds())
+        elif run.state_type not in ("COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
+            delta = max(0.0, (now - run.expected_start_time).total_seconds())
+    return run_time, delta
+
+
+def flow_run_to_wire(run, state=None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """``state`` is the current state row (pass it when already loaded to save a query)."""
+    now = now or timezone.now()
+    state = state if state is not None else run.state
+    estimated_run_time, estimated_delta = _run_times(run, now)
+    return {
+        "id": str(run.id),
+        "created": iso(run.created),
+        "updated": iso(run.updated),
+        "name": run.name,
+        "flow_id": str(run.flow_id),
+        "state_id": str(run.state_id) if run.state_id else None,
+        "deployment_id": str(run.deployment_id) if run.deployment_id else None,
+        "deployment_version": run.deployment_version,
+        "work_queue_id": str(run.work_queue_id) if run.work_queue_id else None,
+        "work_queue_name": run.work_queue_name,
+        "flow_version": run.flow_version,
+        "parameters": run.parameters or {},
+        "idempotency_key": run.idempotency_key,
+        "context": run.context or {},
+        "empirical_policy": {**FLOW_RUN_POLICY_DEFAULTS, **(run.empirical_policy or {})},
+        "tags": run.tags or [],
+        "labels": run.labels or {},
+        "parent_task_run_id": str(run.parent_task_run_id) if run.parent_task_run_id else None,
+        "state_type": run.state_type,
+        "state_name": run.state_name,
+        "run_count": run.run_count,
+        "expected_start_time": iso(run.expected_start_time),
+        "next_scheduled_start_time": iso(run.next_scheduled_start_time),
+        "start_time": iso(run.start_time),
+        "end_time": iso(run.end_time),
+        "total_run_time": run.total_run_time or 0.0,
+        "estimated_run_time": estimated_run_time,
+        "estimated_start_time_delta": estimated_delta,
+        "auto_scheduled": run.auto_scheduled,
+        "infrastructure_document_id": (
+            str(run.infrastructure_document_id) if run.infrastructure_document_id else None
+        ),
+        "infrastructure_pid": run.infrastructure_pid,
+        "created_by": run.created_by,
+        "work_pool_id": str(run.work_pool_id) if run.work_pool_id else None,
+        "work_pool_name": run.work_pool_name,
+        "job_variables": run.job_variables or {},
+        "state": state_to_wire(state),
+    }
+
+
+TASK_RUN_POLICY_DEFAULTS = {
+    "max_retries": 0,
+    "retry_delay_seconds": 0.0,
+    "retries": 0,
+    "retry_delay": 0,
+    "retry_jitter_factor": None,
+}
+
+
+def task_run_to_wire(run, state=None, now: dt.datetime | None = None) -> dict[str, Any]:
+    """``state`` is the current state row, if loaded; otherwise the state is rebuilt from the
+    denormalised columns and the newest state row."""
+    now = now or timezone.now()
+    estimated_run_time, estimated_delta = _run_times(run, now)
+    if state is None and run.state_id is not None:
+        state = run.states.filter(id=run.state_id).first()
+    return {
+        "id": str(run.id),
+        "created": iso(run.created),
+        "updated": iso(run.updated),
+        "name": run.name,
+        "flow_run_id": str(run.flow_run_id) if run.flow_run_id else None,
+        "task_key": run.task_key,
+        "dynamic_key": run.dynamic_key,
+        "cache_key": run.cache_key,
+        "cache_expiration": iso(run.cache_expiration),
+        "task_version": run.task_version,
+        "empirical_policy": {**TASK_RUN_POLICY_DEFAULTS, **(run.empirical_policy or {})},
+        "tags": run.tags or [],
+        "labels": run.labels or {},
+        "state_id": str(run.state_id) if run.state_id else None,
+        "task_inputs": run.task_inputs or {},
+        "state_type": run.state_type,
+        "state_name": run.state_name,
+        "run_count": run.run_count,
+        "flow_run_run_count": run.flow_run_run_count,
+        "expected_start_time": iso(run.expected_start_time),
+        "next_scheduled_start_time": iso(run.next_scheduled_start_time),
+        "start_time": iso(run.start_time),
+        "end_time": iso(run.end_time),
+        "total_run_time": run.total_run_time or 0.0,
+        "estimated_run_time": estimated_run_time,
+        "estimated_start_time_delta": estimated_delta,
+        "state": state_to_wire(state),
+    }
+
+
+def log_to_wire(log) -> dict[str, Any]:
+    return {
+        "id": str(log.id),
+        "created": iso(log.created),
+        "updated": iso(log.updated),
+        "name": log.name,
+        "level": log.level,
+        "message": log.message,
+        "timestamp": iso(log.timestamp),
+        "flow_run_id": str(log.flow_run_id) if log.flow_run_id else None,
+        "task_run_id": str(log.task_run_id) if log.task_run_id else None,
+        "worker_id": str(log.worker_id) if log.worker_id else None,
+    }
+
+
+def artifact_to_wire(artifact) -> dict[str, Any]:
+    return {
+        "id": str(artifact.id),
+        "created": iso(artifact.created),
+        "updated": iso(artifact.updated),
+        "key": artifact.key,
+        "type": artifact.type,
+        "description": artifact.description,
+        "data": artifact.data,
+        "metadata_": artifact.metadata,
+        "flow_run_id": str(artifact.flow_run_id) if artifact.flow_run_id else None,
+        "task_run_id": str(artifact.task_run_id) if artifact.task_run_id else None,
+    }
+
+
+def variable_to_wire(variable) -> dict[str, Any]:
+    return {
+        "id": str(variable.id),
+        "created": iso(variable.created),
+        "updated": iso(variable.updated),
+        "name": variable.name,
+        "value": variable.value,
+        "tags": variable.tags or [],
+    }
+
+
+def event_to_wire(event) -> dict[str, Any]:
+    return {
+        "id": str(event.id),
+        "occurred": iso(event.occurred),
+        "event": event.event,
+        "resource": event.resource,
+        "related": event.related,
+        "payload": event.payload,
+        "received": iso(event.received),
+        "follows": str(event.follows) if event.follows else None,
+    }
