@@ -155,9 +155,11 @@ _DEVELOPER = (
     "manage_concurrency_limits", "manage_variables", "manage_artifacts", "manage_assets", "manage_events",
     "manage_incidents", "manage_tags", "manage_webhooks", "see_workspace_settings",
 )  # fmt: skip
+# A worker polls, heartbeats, moves the runs it starts through their states, reads what those runs
+# need (blocks, variables, limits) and listens for their cancellation on the event stream.
 _WORKER = (
     "see_flows", "run_flows", "see_deployments", "see_work_pools", "see_work_queues", "write_workers",
-    "see_secret_blocks", "see_variables", "see_concurrency_limits",
+    "see_secret_blocks", "see_variables", "see_concurrency_limits", "see_events",
 )  # fmt: skip
 
 _WORKSPACE_ROLE_GRANTS: dict[str, tuple[str, ...]] = {

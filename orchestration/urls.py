@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from orchestration.api import meta
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("admin/version", meta.AdminVersionApi.as_view()),
     path("admin/storage", meta.AdminStorageApi.as_view()),
     path("csrf-token", meta.CsrfTokenApi.as_view()),
+    path("", include("orchestration.events.urls")),
 ]
