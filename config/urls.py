@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.api import MeApi, MyWorkspacesApi
 from accounts.views import home
 from config.health import health
 
@@ -18,5 +19,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
+    path("api/me/", MeApi.as_view()),
+    path("api/me/workspaces", MyWorkspacesApi.as_view()),
     path(WORKSPACE_PREFIX, include("orchestration.urls")),
 ]

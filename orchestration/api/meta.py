@@ -8,10 +8,11 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from tenants.api import MEMBERS, WorkspaceApiView
+from orchestration.api.base import PrefectApiView
+from tenants.api import MEMBERS
 
 
-class HealthApi(WorkspaceApiView):
+class HealthApi(PrefectApiView):
     required_scopes = {"GET": MEMBERS}
 
     @extend_schema(responses=OpenApiTypes.BOOL)
@@ -19,7 +20,7 @@ class HealthApi(WorkspaceApiView):
         return Response(True)
 
 
-class AdminVersionApi(WorkspaceApiView):
+class AdminVersionApi(PrefectApiView):
     required_scopes = {"GET": MEMBERS}
 
     @extend_schema(responses=OpenApiTypes.STR)
@@ -27,7 +28,7 @@ class AdminVersionApi(WorkspaceApiView):
         return Response(settings.PREFECT_API_COMPAT_VERSION)
 
 
-class CsrfTokenApi(WorkspaceApiView):
+class CsrfTokenApi(PrefectApiView):
     """API keys make CSRF moot: answer as a Prefect server with CSRF protection off, which the
     client reads as "send no CSRF headers"."""
 
@@ -38,7 +39,7 @@ class CsrfTokenApi(WorkspaceApiView):
         return Response({"detail": "CSRF protection is disabled."}, status=422)
 
 
-class AdminStorageApi(WorkspaceApiView):
+class AdminStorageApi(PrefectApiView):
     required_scopes = {"GET": MEMBERS}
 
     @extend_schema(

@@ -1,0 +1,57 @@
+"""Principal-scoped routes: who am I, and which workspaces can I reach (what ``prefect cloud login``
+asks)."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts.models import ServiceAccount
+from accounts.selectors import workspaces_of
+
+
+class MeApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        principal = request.user
+        if isinstance(principal, ServiceAccount):
+            return Response(
+                {
+                    "id": str(principal.id),
+                    "actor_type": "bot",
+                    "name": principal.name,
+                    "account_id": str(principal.account_id),
+                }
+            )
+        return Response(
+            {
+                "id": str(principal.id),
+                "actor_type": "user",
+                "email": principal.email,
+                "first_name": principal.first_name,
+                "last_name": principal.last_name,
+                "handle": principal.email.split("@", 1)[0],
+            }
+        )
+
+
+class MyWorkspacesApi(APIView):
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response(
+            [
+                {
+                    "account_id": str(workspace.account_id),
+                    "account_name": workspace.account.name,
+                    "account_handle": workspace.account.handle,
+                    "workspace_id": str(workspace.id),
+                    "workspace_name": workspace.name,
+                    "workspace_description": workspace.description or "",
+                    "workspace_handle": workspace.handle,
+                    "roles": sorted(access.roles),
+                }
+                for workspace, access in workspaces_of(request.user)
+            ]
+        )

@@ -1,0 +1,100 @@
+"""Writing flow runs (state changes go through ``orchestration.services.orchestration``)."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+
+from config.errors import NotFound
+from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, StateCreate
+from orchestration.models import Flow, FlowRun
+from orchestration.models.states import StateType
+from orchestration.names import generate_run_name
+from tenants.scoping import current_workspace_id
+
+
+def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
+    """A new flow run in its initial state (Pending unless given): ``(run, created)``. With an
+    idempotency key already used for this flow, the existing run comes back instead."""
+    from orchestration.services.orchestration import set_flow_run_state
+
+    flow = Flow.objects.filter(id=data.flow_id).first()
+    if flow is None:
+        raise NotFound("Flow not found.")
+    if data.idempotency_key:
+        existing = FlowRun.objects.filter(flow=flow, idempotency_key=data.idempotency_key).first()
+        if existing is not None:
+            return existing, False
+    labels = {**(data.labels or {}), "prefect.flow.id": str(flow.id)}
+    if data.deployment_id:
+        labels["prefect.deployment.id"] = str(data.deployment_id)
+    state = data.state or StateCreate(type=StateType.PENDING, name="Pending")
+    try:
+        with transaction.atomic():
+            run = FlowRun.objects.create(
+                workspace_id=current_workspace_id(),
+                flow=flow,
+                name=data.name or generate_run_name(),
+                flow_version=data.flow_version,
+                parameters=data.parameters,
+                context=data.context,
+                parent_task_run_id=data.parent_task_run_id,
+                infrastructure_document_id=data.infrastructure_document_id,
+                empirical_policy=data.empirical_policy.model_dump(mode="json"),
+                tags=data.tags,
+                labels=labels,
+                idempotency_key=data.idempotency_key,
+                work_pool_name=data.work_pool_name,
+                work_queue_name=data.work_queue_name,
+                job_variables=data.job_variables or {},
+                deployment_id=data.deployment_id,
+                created_by=_created_by(actor),
+            )
+            set_flow_run_state(flow_run_id=run.id, state=state, force=True, actor=actor)
+    except IntegrityError:
+        # A concurrent request with the same idempotency key won.
+        existing = FlowRun.objects.filter(flow=flow, idempotency_key=data.idempotency_key).first()
+        if existing is None:
+            raise
+        return existing, False
+    return FlowRun.objects.select_related("state").get(id=run.id), True
+
+
+def _created_by(actor) -> dict | None:
+    from accounts.models import ServiceAccount, User
+
+    if isinstance(actor, User):
+        return {"id": str(actor.id), "type": "USER", "display_value": actor.email}
+    if isinstance(actor, ServiceAccount):
+        return {"id": str(actor.id), "type": "BOT", "display_value": actor.name}
+    return None
+
+
+def flow_run_update(*, flow_run_id: uuid.UUID, data: FlowRunUpdate) -> None:
+    changes = data.model_dump(exclude_unset=True, mode="json")
+    if "empirical_policy" in changes and changes["empirical_policy"] is None:
+        changes.pop("empirical_policy")
+    with transaction.atomic():
+        run = FlowRun.objects.select_for_update(of=("self",)).filter(id=flow_run_id).first()
+        if run is None:
+            raise NotFound("Flow run not found")
+        for name, value in changes.items():
+            if name in ("name", "flow_version", "infrastructure_pid") or value is not None:
+                setattr(run, name, value)
+        run.save()
+
+
+def flow_run_set_labels(*, flow_run_id: uuid.UUID, labels: dict) -> None:
+    with transaction.atomic():
+        run = FlowRun.objects.select_for_update(of=("self",)).filter(id=flow_run_id).first()
+        if run is None:
+            raise NotFound("Flow run not found")
+        run.labels = {**(run.labels or {}), **labels}
+        run.save(update_fields=["labels", "updated"])
+
+
+def flow_run_delete(*, flow_run_id: uuid.UUID) -> None:
+    deleted, _ = FlowRun.objects.filter(id=flow_run_id).delete()
+    if not deleted:
+        raise NotFound("Flow run not found")
