@@ -1,0 +1,113 @@
+"""The one way a flow run changes state.
+
+Every state change (the set_state route, flow-run creation, cancellation, automations, the
+late-run sweep, tests) calls :func:`set_flow_run_state`. It locks the run, lets the policy's rules
+govern the proposal, writes the resulting state row and the run's denormalised fields in one
+transaction, and answers with Prefect's ``OrchestrationResult``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from config.errors import NotFound
+from orchestration.api.schemas import StateCreate
+from orchestration.api.wire import state_to_wire
+from orchestration.models import FlowRun, FlowRunState
+from orchestration.policies import CoreFlowPolicy, GlobalFlowPolicy, MinimalFlowPolicy
+from orchestration.rules.base import (
+    OrchestrationContext,
+    SetStateStatus,
+    accept_details,
+    apply_rules,
+    normalize_proposal,
+)
+
+#: The run's columns that orchestration writes.
+ORCHESTRATED_RUN_FIELDS = (
+    "state",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "empirical_policy",
+)
+
+
+@dataclass
+class OrchestrationResult:
+    """What ``POST /flow_runs/{id}/set_state`` answers. ``state`` is the new state row when one
+    was written, else the run's current state (``None`` only for a run without one). ``written``
+    tells the view to answer 201 rather than 200."""
+
+    status: SetStateStatus
+    state: FlowRunState | None
+    details: dict[str, Any] = field(default_factory=accept_details)
+    written: bool = False
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "state": state_to_wire(self.state),
+            "status": SetStateStatus(self.status).value,
+            "details": dict(self.details),
+        }
+
+
+def _orchestrated_values(run: FlowRun) -> tuple[Any, ...]:
+    return tuple(getattr(run, "state_id" if name == "state" else name) for name in ORCHESTRATED_RUN_FIELDS)
+
+
+def set_flow_run_state(
+    *,
+    flow_run_id: uuid.UUID,
+    state: StateCreate,
+    force: bool = False,
+    actor: Any = None,
+) -> OrchestrationResult:
+    """Propose ``state`` for the flow run. With ``force`` the minimal policy governs instead of
+    the core policy. Must be called inside a workspace scope."""
+    policy = MinimalFlowPolicy if force else CoreFlowPolicy
+    with transaction.atomic():
+        try:
+            run = (
+                FlowRun.objects.select_for_update(of=("self",))
+                .select_related("state", "flow")
+                .get(id=flow_run_id)
+            )
+        except FlowRun.DoesNotExist:
+            raise NotFound("Flow run not found") from None
+        before = _orchestrated_values(run)
+
+        context = OrchestrationContext(
+            run=run,
+            initial_state=run.state,
+            proposed_state=normalize_proposal(state, now=timezone.now()),
+            actor=actor,
+        )
+        rules = [
+            *policy.compile_transition_rules(*context.intended_transition),
+            *GlobalFlowPolicy.compile_transition_rules(*context.intended_transition),
+        ]
+        apply_rules(context, rules)
+        if context.orchestration_error is not None:
+            raise context.orchestration_error
+
+        if _orchestrated_values(run) != before:
+            run.save(update_fields=[*ORCHESTRATED_RUN_FIELDS, "updated"])
+
+    return OrchestrationResult(
+        status=context.response_status,
+        state=context.validated_state,
+        details=context.response_details,
+        written=context.written,
+    )
