@@ -20,4 +20,5 @@ STORAGES = {
 # SQLite test databases live in a file, so a live ASGI server running in a thread of the test
 # process (tests/live) sees the same data as the test.
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}  # noqa: F405
+    # One file per test process, so concurrent test runs never share (or delete) each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
