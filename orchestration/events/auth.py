@@ -1,0 +1,90 @@
+"""Who is on an events websocket: the same API keys, tenant resolution and scopes as the HTTP API.
+
+Two handshakes reach ``/events/in`` and ``/events/out``:
+
+* **prefect subprotocol** (self-hosted clients, and every ``/events/out``): the socket is accepted with
+  the subprotocol ``prefect``, the first message is ``{"type": "auth", "token": <key or null>}`` and is
+  answered ``{"type": "auth_success"}``. A null token falls back to an ``Authorization: bearer`` header
+  on the upgrade request.
+* **Cloud mode** (``/events/in`` of a client whose API URL is under ``PREFECT_CLOUD_API_URL``): no
+  subprotocol, no auth message; the key is in the upgrade header ``Authorization: bearer <key>``
+  (the scheme in any case). The first frame is already an event.
+
+Whatever fails (no key, a bad key, an unknown workspace, a workspace of another tenant, a missing
+scope) is refused the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from channels.db import database_sync_to_async
+
+from accounts.api_keys.selectors import api_key_authenticate
+from accounts.selectors import workspace_access
+from tenants.api import resolve_account, resolve_workspace
+
+PREFECT_SUBPROTOCOL = "prefect"
+AUTH_FAILED_REASON = "Invalid API key, or no access to this workspace"
+
+# Scopes that let a principal on a socket: any one of them.
+EVENTS_IN_SCOPES = ("run_flows", "manage_events")
+EVENTS_OUT_SCOPES = ("see_events",)
+
+
+@dataclass(frozen=True)
+class SocketGrant:
+    workspace_id: uuid.UUID
+    account_id: uuid.UUID
+    token: str = field(repr=False)  # kept to check the key again on a long-lived socket
+
+
+def header(scope: dict, name: str) -> str | None:
+    wanted = name.lower().encode("latin-1")
+    for key, value in scope.get("headers") or ():
+        if key.lower() == wanted:
+            return value.decode("latin-1")
+    return None
+
+
+def bearer_token(scope: dict) -> str | None:
+    """The key of an ``Authorization: bearer <key>`` upgrade header (any case of "bearer")."""
+    value = header(scope, "authorization")
+    if not value:
+        return None
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def wants_prefect_subprotocol(scope: dict) -> bool:
+    return PREFECT_SUBPROTOCOL in [p.strip() for p in scope.get("subprotocols") or ()]
+
+
+def client_ip(scope: dict) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+def authorize_sync(
+    *, token: str | None, account_ref: str, workspace_ref: str, scopes: tuple[str, ...], ip: str | None
+) -> SocketGrant | None:
+    """The grant for ``token`` on the workspace the path names, or None."""
+    if not token:
+        return None
+    key = api_key_authenticate(token, ip=ip)
+    if key is None:
+        return None
+    account = resolve_account(account_ref)
+    workspace = resolve_workspace(account, workspace_ref) if account is not None else None
+    if workspace is None:
+        return None
+    access = workspace_access(key.owner, workspace)
+    if access is None or not any(access.has(scope) for scope in scopes):
+        return None
+    return SocketGrant(workspace_id=workspace.pk, account_id=workspace.account_id, token=token)
+
+
+authorize = database_sync_to_async(authorize_sync)

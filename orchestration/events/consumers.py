@@ -1,0 +1,429 @@
+"""The events websockets: ``…/events/in`` (clients emit events) and ``…/events/out`` (clients
+subscribe to them, e.g. runners and workers waiting for ``prefect.flow-run.Cancelling``).
+
+``/events/in`` buffers what arrives and writes it in batches (every ``FLUSH_INTERVAL`` seconds, or at
+once when ``MAX_BATCH`` events are waiting, or when the socket closes), each batch in one short
+transaction in a worker thread, so the event loop keeps answering pings. A batch that cannot be
+written after retries closes the socket (1011): the client reconnects and re-sends what it has not
+seen confirmed, and the id de-duplication absorbs the overlap.
+
+``/events/out`` takes one ``filter`` message, joins the workspace's channel-layer group, sends the
+stored events matching the filter (the backfill, oldest first, bounded like Prefect's to the last
+``MAX_BACKFILL``), then every new matching event as it is published. With the in-memory channel layer
+(the embedded default, one process) it also polls storage every ``POLL_INTERVAL`` seconds, so events
+stored by another process (a Celery worker) still arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import time
+from collections import OrderedDict
+from typing import Any, ClassVar
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer
+from django.db import DatabaseError, InterfaceError, OperationalError
+from django.utils import timezone
+from pydantic import ValidationError
+
+from orchestration.events import selectors
+from orchestration.events.auth import (
+    AUTH_FAILED_REASON,
+    EVENTS_IN_SCOPES,
+    EVENTS_OUT_SCOPES,
+    PREFECT_SUBPROTOCOL,
+    SocketGrant,
+    authorize,
+    bearer_token,
+    client_ip,
+    wants_prefect_subprotocol,
+)
+from orchestration.events.filters import matches, name_matches, occurred_matches
+from orchestration.events.schemas import EventFilter, EventIn
+from orchestration.events.services import (
+    event_parse,
+    events_group,
+    events_publish,
+    events_store,
+    publication_items,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSE_NORMAL = 1000
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_POLICY_VIOLATION = 1008
+CLOSE_INTERNAL_ERROR = 1011
+
+# A principal's key and access are checked again this often on a long-lived socket.
+REAUTHORIZE_EVERY = 60.0
+
+
+class _PrefectSocket(AsyncWebsocketConsumer):
+    """Both handshakes (see ``orchestration.events.auth``), then ``on_authenticated`` /
+    ``on_text``."""
+
+    scopes: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.grant: SocketGrant | None = None
+        self.phase = "connecting"
+        self._authorized_at = 0.0
+        self._closing = False
+
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, a thread hop per frame;
+        # these handlers touch the database only through database_sync_to_async, which does it.
+        handler = getattr(self, message["type"].replace(".", "_"), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def _authorize(self, token: str | None) -> SocketGrant | None:
+        kwargs = self.scope["url_route"]["kwargs"]
+        grant = await authorize(
+            token=token,
+            account_ref=kwargs["account_ref"],
+            workspace_ref=kwargs["workspace_ref"],
+            scopes=self.scopes,
+            ip=client_ip(self.scope),
+        )
+        if grant is not None:
+            self.grant, self._authorized_at = grant, time.monotonic()
+        return grant
+
+    async def reauthorize_if_due(self) -> bool:
+        """False (and the socket closing) when the key or the access is gone."""
+        if self.grant is None or time.monotonic() - self._authorized_at < REAUTHORIZE_EVERY:
+            return self.grant is not None
+        if await self._authorize(self.grant.token) is None:
+            self.grant = None
+            await self.close_once(CLOSE_POLICY_VIOLATION, AUTH_FAILED_REASON)
+            return False
+        return True
+
+    async def close_once(self, code: int, reason: str | None = None) -> None:
+        if not self._closing:
+            self._closing = True
+            await self.close(code=code, reason=reason)
+
+    async def connect(self):
+        if wants_prefect_subprotocol(self.scope):
+            await self.accept(PREFECT_SUBPROTOCOL)
+            self.phase = "auth"
+            return
+        # Cloud mode: the key is in the upgrade request; refuse before accepting (HTTP 403).
+        if await self._authorize(bearer_token(self.scope)) is None:
+            self._closing = True
+            await self.close(code=CLOSE_POLICY_VIOLATION)
+            return
+        await self.accept()
+        await self.on_authenticated()
+
+    async def receive(self, text_data=None, bytes_data=None):
+        if self._closing:
+            return
+        text = text_data if text_data is not None else (bytes_data or b"").decode("utf-8", "replace")
+        if self.phase == "auth":
+            await self._auth_message(text)
+        elif self.phase != "connecting":
+            await self.on_text(text)
+
+    async def _auth_message(self, text: str) -> None:
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "auth":
+            await self.close_once(CLOSE_POLICY_VIOLATION, "Expected 'auth' message")
+            return
+        token = message.get("token")
+        token = token if isinstance(token, str) and token else bearer_token(self.scope)
+        if await self._authorize(token) is None:
+            await self.close_once(CLOSE_POLICY_VIOLATION, AUTH_FAILED_REASON)
+            return
+        await self.send(text_data='{"type":"auth_success"}')
+        await self.on_authenticated()
+
+    async def on_authenticated(self) -> None:
+        raise NotImplementedError
+
+    async def on_text(self, text: str) -> None:
+        raise NotImplementedError
+
+
+def _store_and_render(workspace_id, events: list[EventIn]) -> list[dict[str, str]]:
+    return publication_items(events_store(workspace_id=workspace_id, events=events))
+
+
+_store_in_thread = database_sync_to_async(_store_and_render, thread_sensitive=False)
+
+
+class EventsInConsumer(_PrefectSocket):
+    """``/events/in``: requires ``run_flows`` or ``manage_events``."""
+
+    scopes = EVENTS_IN_SCOPES
+    # This socket only receives; it needs no channel of its own on the channel layer.
+    channel_layer_alias = "__events_in_has_no_channel__"
+
+    FLUSH_INTERVAL = 0.05
+    MAX_BATCH = 500
+    STORE_ATTEMPTS = 5
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._buffer: list[EventIn] = []
+        self._lock = asyncio.Lock()
+        self._timer: asyncio.Task | None = None
+
+    async def on_authenticated(self) -> None:
+        self.phase = "events"
+
+    async def on_text(self, text: str) -> None:
+        event = event_parse(text)
+        if event is None:
+            return
+        self._buffer.append(event)
+        if len(self._buffer) >= self.MAX_BATCH:
+            await self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(self.FLUSH_INTERVAL)
+        self._timer = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("Flushing events failed")
+            await self.close_once(CLOSE_INTERNAL_ERROR)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._buffer or self.grant is None:
+                return
+            batch, self._buffer = self._buffer, []
+            if not await self.reauthorize_if_due():
+                logger.warning("Dropping %d events: the socket's key or access is gone", len(batch))
+                return
+            workspace_id = self.grant.workspace_id
+            items = await self._store(workspace_id, batch)
+            if items is None:
+                await self.close_once(CLOSE_INTERNAL_ERROR, "Could not store events; reconnect and re-send")
+                return
+            await events_publish(workspace_id, items)
+
+    async def _store(self, workspace_id, batch: list[EventIn]) -> list[dict[str, str]] | None:
+        delay = 0.1
+        for attempt in range(1, self.STORE_ATTEMPTS + 1):
+            try:
+                return await _store_in_thread(workspace_id, batch)
+            except (OperationalError, InterfaceError):
+                # Locked (SQLite under load) or a dropped connection: retry, then give up.
+                logger.warning("Storing %d events failed (attempt %d)", len(batch), attempt, exc_info=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+            except DatabaseError:
+                # Something in the data (e.g. a NUL character PostgreSQL refuses): store one by one
+                # and drop only what cannot be stored.
+                logger.warning(
+                    "Storing a batch of %d events failed; storing one by one", len(batch), exc_info=True
+                )
+                items: list[dict[str, str]] = []
+                for event in batch:
+                    try:
+                        items.extend(await _store_in_thread(workspace_id, [event]))
+                    except (OperationalError, InterfaceError):
+                        return None
+                    except DatabaseError:
+                        logger.exception("Dropping the event %s, which cannot be stored", event.id)
+                return items
+        return None
+
+    async def disconnect(self, code):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            await self.flush()
+        except Exception:
+            logger.exception("Flushing events on disconnect failed")
+
+
+class _SentIds:
+    """The ids already sent on a socket (bounded; the client de-duplicates as well)."""
+
+    def __init__(self, size: int = 10_000):
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+
+    def add(self, event_id: str) -> bool:
+        """False when ``event_id`` was sent already."""
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            self._ids.popitem(last=False)
+        return True
+
+
+def _parse_occurred(value: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
+
+
+def _backfill_page(workspace_id, flt: EventFilter, after, limit: int):
+    rows = selectors.events_backfill(workspace_id=workspace_id, flt=flt, after=after, limit=limit)
+    cursor = (rows[-1].occurred, rows[-1].id) if rows else after
+    return publication_items(rows), cursor, len(rows)
+
+
+def _received_since(workspace_id, flt: EventFilter, received_after: dt.datetime, limit: int):
+    rows = selectors.events_received_since(
+        workspace_id=workspace_id, flt=flt, received_after=received_after, limit=limit
+    )
+    newest = max((row.received for row in rows), default=None)
+    return publication_items(rows), newest
+
+
+class EventsOutConsumer(_PrefectSocket):
+    """``/events/out``: requires ``see_events``."""
+
+    scopes = EVENTS_OUT_SCOPES
+
+    MAX_BACKFILL = dt.timedelta(minutes=15)
+    BACKFILL_PAGE_SIZE = 250
+    POLL_INTERVAL = 1.0
+    POLL_LOOKBACK = dt.timedelta(seconds=5)
+    POLL_LIMIT = 500
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.filter: EventFilter | None = None
+        self._full_match = False
+        self._sent = _SentIds()
+        self._tasks: list[asyncio.Task] = []
+
+    async def on_authenticated(self) -> None:
+        self.phase = "filter"
+
+    async def on_text(self, text: str) -> None:
+        if self.phase != "filter":
+            return  # nothing else is expected from a subscriber
+        try:
+            message = json.loads(text)
+        except ValueError:
+            message = None
+        if not isinstance(message, dict) or message.get("type") != "filter":
+            await self.close_once(CLOSE_PROTOCOL_ERROR, "Expected 'filter' message")
+            return
+        try:
+            flt = EventFilter.model_validate(message.get("filter") or {})
+        except ValidationError as error:
+            await self.close_once(CLOSE_PROTOCOL_ERROR, f"Invalid filter: {error.error_count()} error(s)")
+            return
+        flt.occurred.clamp(self.MAX_BACKFILL)
+        flt.order = "ASC"
+        self.filter = flt
+        self._full_match = bool(
+            flt.id.id or flt.resource or flt.related_filters or flt.any_resource_filters or flt.text
+        )
+        self.phase = "streaming"
+
+        # Subscribe first, then backfill, so nothing falls between the two (duplicates are dropped).
+        subscribed_at = timezone.now()
+        group = events_group(self.grant.workspace_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        self.groups.append(group)
+        if message.get("backfill", True):
+            await self._backfill()
+        if isinstance(self.channel_layer, InMemoryChannelLayer):
+            self._tasks.append(asyncio.create_task(self._poll(subscribed_at - self.POLL_LOOKBACK)))
+        self._tasks.append(asyncio.create_task(self._reauthorize_periodically()))
+
+    async def _backfill(self) -> None:
+        after = None
+        while not self._closing:
+            items, after, count = await database_sync_to_async(_backfill_page)(
+                self.grant.workspace_id, self.filter, after, self.BACKFILL_PAGE_SIZE
+            )
+            for item in items:
+                await self._deliver(item["id"], item["json"])
+            if count < self.BACKFILL_PAGE_SIZE:
+                return
+
+    async def _deliver(self, event_id: str, event_json: str) -> None:
+        if self._closing or not self._sent.add(event_id):
+            return
+        try:
+            await self.send(text_data='{"type":"event","event":' + event_json + "}")
+        except (OSError, RuntimeError):
+            # The client is gone (the server reports it as an error on send); the disconnect
+            # message that follows ends the consumer.
+            self._closing = True
+
+    def _wanted(self, name: str, occurred: str, event_json: str) -> bool:
+        flt = self.filter
+        if flt is None or not name_matches(flt, name):
+            return False
+        occurred_at = _parse_occurred(occurred)
+        if not occurred_matches(flt, occurred_at):
+            return False
+        if not self._full_match:
+            return True
+        event: dict[str, Any] = json.loads(event_json)
+        event["occurred"] = occurred_at
+        return matches(flt, event)
+
+    async def events_published(self, message) -> None:
+        """A batch published by ``services.events_publish`` to this workspace's group."""
+        if self.phase != "streaming":
+            return
+        for item in message["items"]:
+            if self._wanted(item["event"], item["occurred"], item["json"]):
+                await self._deliver(item["id"], item["json"])
+
+    async def _poll(self, received_after: dt.datetime) -> None:
+        """Catch up from storage: events another process stored never reach this process's
+        in-memory channel layer."""
+        try:
+            while not self._closing:
+                await asyncio.sleep(self.POLL_INTERVAL)
+                if self._closing or self.grant is None:
+                    return
+                try:
+                    items, newest = await database_sync_to_async(_received_since)(
+                        self.grant.workspace_id, self.filter, received_after, self.POLL_LIMIT
+                    )
+                except DatabaseError:
+                    logger.warning("Polling events failed", exc_info=True)
+                    continue
+                for item in items:
+                    await self._deliver(item["id"], item["json"])
+                if newest is not None:
+                    # Keep a margin (a transaction commits a little after stamping "received"),
+                    # unless the page was full: then move past it.
+                    margin = dt.timedelta(0) if len(items) >= self.POLL_LIMIT else self.POLL_LOOKBACK
+                    received_after = max(received_after, newest - margin)
+        except asyncio.CancelledError:
+            pass
+
+    async def _reauthorize_periodically(self) -> None:
+        try:
+            while not self._closing:
+                await asyncio.sleep(REAUTHORIZE_EVERY)
+                if not await self.reauthorize_if_due():
+                    return
+        except asyncio.CancelledError:
+            pass
+
+    async def disconnect(self, code):
+        self._closing = True
+        for task in self._tasks:
+            task.cancel()
