@@ -18,4 +18,12 @@ app.conf.beat_schedule = {
         "task": "audit.tasks.purge_expired_audit_records",
         "schedule": crontab(minute=17, hour=3),
     },
+    "orchestration-scheduler": {"task": "orchestration.schedule_deployments", "schedule": 30.0},
+    "orchestration-late-runs": {"task": "orchestration.mark_late_runs", "schedule": 5.0},
+    "orchestration-crashed-runs": {"task": "orchestration.mark_crashed_runs", "schedule": 30.0},
+    "orchestration-abandoned-cancellations": {
+        "task": "orchestration.finish_abandoned_cancellations",
+        "schedule": 15.0,
+    },
+    "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
 }

@@ -46,4 +46,7 @@ urlpatterns = [
     path("variables/name/<str:name>", variables.VariableByNameApi.as_view()),
     path("variables/<str:variable_id>", variables.VariableDetailApi.as_view()),
     path("", include("orchestration.events.urls")),
+    path("", include("orchestration.api.routes_work_pools")),
+    path("", include("orchestration.api.routes_deployments")),
+    path("", include("orchestration.api.routes_concurrency")),
 ]

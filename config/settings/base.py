@@ -236,3 +236,19 @@ PREFECT_API_COMPAT_VERSION = "3.9.1"
 # django-auditlog reads the previous row through the base manager, so workspace-scoped models
 # (whose default manager fails closed) can be tracked too.
 AUDITLOG_USE_BASE_MANAGER = True
+
+# --- Orchestration services -------------------------------------------------------------------
+# The scheduler creates runs ahead: at least MIN_RUNS and runs within MIN_SCHEDULED_HOURS, at most
+# MAX_RUNS and nothing beyond MAX_SCHEDULED_DAYS, per schedule (Prefect's defaults).
+SCHEDULER_MAX_RUNS = env.int("SCHEDULER_MAX_RUNS", default=100)
+SCHEDULER_MIN_RUNS = env.int("SCHEDULER_MIN_RUNS", default=3)
+SCHEDULER_MAX_SCHEDULED_DAYS = env.int("SCHEDULER_MAX_SCHEDULED_DAYS", default=100)
+SCHEDULER_MIN_SCHEDULED_HOURS = env.int("SCHEDULER_MIN_SCHEDULED_HOURS", default=1)
+# A scheduled run this many seconds past its start time is marked Late.
+LATE_RUN_AFTER_SECONDS = env.int("LATE_RUN_AFTER_SECONDS", default=15)
+# A RUNNING flow run with no heartbeat for this long is marked Crashed.
+FLOW_RUN_HEARTBEAT_TIMEOUT_SECONDS = env.int("FLOW_RUN_HEARTBEAT_TIMEOUT_SECONDS", default=600)
+# A worker is OFFLINE after missing this many heartbeat intervals.
+WORKER_OFFLINE_HEARTBEAT_MULTIPLE = env.int("WORKER_OFFLINE_HEARTBEAT_MULTIPLE", default=3)
+# A CANCELLING run that no worker or runner acknowledges is CANCELLED after this long.
+CANCELLING_TIMEOUT_SECONDS = env.int("CANCELLING_TIMEOUT_SECONDS", default=120)

@@ -1,21 +1,32 @@
 """Orchestration models, one module per concept. Every model here is workspace-scoped."""
 
 from orchestration.models.artifacts import Artifact
+from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
+from orchestration.models.deployments import Deployment, DeploymentSchedule
 from orchestration.models.events import Event
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
 from orchestration.models.logs import Log
 from orchestration.models.task_runs import TaskRun, TaskRunState
 from orchestration.models.variables import Variable
+from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 
 __all__ = [
     "Artifact",
+    "ConcurrencyLease",
+    "ConcurrencyLimitV2",
+    "Deployment",
+    "DeploymentSchedule",
     "Event",
     "Flow",
     "FlowRun",
     "FlowRunState",
     "Log",
     "TaskRun",
+    "TaskRunConcurrencyLimit",
     "TaskRunState",
     "Variable",
+    "WorkPool",
+    "WorkQueue",
+    "Worker",
 ]

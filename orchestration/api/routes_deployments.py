@@ -1,0 +1,5 @@
+"""Routes for deployments, mounted under the workspace prefix."""
+
+from __future__ import annotations
+
+urlpatterns: list = []
