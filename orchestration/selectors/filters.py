@@ -312,19 +312,53 @@ def _log_text(value: Any) -> Q:
 # --- combining kinds --------------------------------------------------------------------------------
 
 
+DEPLOYMENT = Kind(
+    {
+        "id": _ID,
+        "name": F("name", "str", "any_", "like_"),
+        "paused": F("paused", "bool", "eq_"),
+        "tags": F("tags", "tags", "all_", "any_", "is_null_"),
+        "work_queue_name": F("work_queue_name", "str", "any_"),
+        "concurrency_limit": F("concurrency_limit", "int", "ge_", "le_", "is_null_"),
+    },
+    special={"flow_or_deployment_name": lambda value: _flow_or_deployment_name(value)},
+)
+WORK_POOL = Kind(
+    {"id": F("id", "uuid", "any_"), "name": F("name", "str", "any_"), "type": F("type", "str", "any_")},
+)
+WORK_QUEUE = Kind({"id": F("id", "uuid", "any_"), "name": F("name", "str", "any_", "startswith_")})
+
+
+def _flow_or_deployment_name(value: Any) -> Q:
+    if not isinstance(value, dict) or set(value) - {"like_"}:
+        raise FilterError("deployments.flow_or_deployment_name accepts only like_")
+    like = value.get("like_")
+    if like is None:
+        return Q()
+    return Q(name__icontains=_str(like)) | Q(flow__name__icontains=_str(like))
+
+
 def _models():
-    from orchestration.models import Artifact, Flow, FlowRun, Log, TaskRun, Variable
+    from orchestration.models import (
+        Artifact,
+        Deployment,
+        Flow,
+        FlowRun,
+        Log,
+        TaskRun,
+        Variable,
+        WorkPool,
+        WorkQueue,
+    )
 
     return {"flows": Flow, "flow_runs": FlowRun, "task_runs": TaskRun, "logs": Log, "artifacts": Artifact,
-            "variables": Variable}  # fmt: skip
+            "variables": Variable, "deployments": Deployment, "work_pools": WorkPool, "work_queues": WorkQueue,
+            "work_pool_queues": WorkQueue}  # fmt: skip
 
 
 KINDS = {"flows": FLOW, "flow_runs": FLOW_RUN, "task_runs": TASK_RUN, "logs": LOG, "artifacts": ARTIFACT,
-         "variables": VARIABLE}  # fmt: skip
-
-# Keys that name object kinds this grammar accepts but whose objects do not exist (yet) in the
-# product: a non-empty condition on them matches nothing, an empty one everything.
-ABSENT_KINDS = ("deployments", "work_pools", "work_pool_queues", "work_queues")
+         "variables": VARIABLE, "deployments": DEPLOYMENT, "work_pools": WORK_POOL, "work_queues": WORK_QUEUE,
+         "work_pool_queues": WORK_QUEUE}  # fmt: skip
 
 
 def _flow_q(body) -> Q:
@@ -334,10 +368,13 @@ def _flow_q(body) -> Q:
     deployment = body["deployment"] or {}
     if not isinstance(deployment, dict) or set(deployment) - {"is_null_"}:
         raise FilterError("flows.deployment accepts only is_null_")
-    # No flow has a deployment yet: "has one" matches nothing, "has none" everything.
-    has_none = Q(pk__in=[]) if deployment.get("is_null_") is False else Q()
     q = _q_for(FLOW, rest, "flows")
-    return (q | has_none) if rest.get("operator") == "or_" and q else (q & has_none)
+    is_null = deployment.get("is_null_")
+    if is_null is None:
+        return q
+    has = Q(id__in=_models()["deployments"].objects.values("flow_id"))
+    condition = ~has if _bool(is_null) else has
+    return (q | condition) if rest.get("operator") == "or_" and q else (q & condition)
 
 
 def kind_queryset(key: str, body: Any) -> QuerySet:
@@ -347,36 +384,54 @@ def kind_queryset(key: str, body: Any) -> QuerySet:
     return model.objects.filter(q)
 
 
+def _runs(**lookup) -> QuerySet:
+    return _models()["flow_runs"].objects.filter(**lookup)
+
+
+# How a filter on one kind (the key's second part) narrows another (the first): each entry takes
+# the matching rows of the other kind and gives a condition on the target's rows.
+_JOINS: dict[tuple[str, str], Callable[[QuerySet], Q]] = {
+    ("flow_runs", "flows"): lambda sub: Q(flow_id__in=sub.values("id")),
+    ("flow_runs", "task_runs"): lambda sub: Q(id__in=sub.exclude(flow_run_id=None).values("flow_run_id")),
+    ("flow_runs", "deployments"): lambda sub: Q(deployment_id__in=sub.values("id")),
+    ("flow_runs", "work_pools"): lambda sub: Q(work_pool_id__in=sub.values("id"))
+    | Q(work_queue_id__in=_models()["work_queues"].objects.filter(work_pool__in=sub).values("id")),
+    ("flow_runs", "work_pool_queues"): lambda sub: Q(work_queue_id__in=sub.values("id")),
+    ("flows", "flow_runs"): lambda sub: Q(id__in=sub.values("flow_id")),
+    ("flows", "task_runs"): lambda sub: Q(
+        id__in=_runs(id__in=sub.exclude(flow_run_id=None).values("flow_run_id")).values("flow_id")
+    ),
+    ("flows", "deployments"): lambda sub: Q(id__in=sub.values("flow_id")),
+    ("flows", "work_pools"): lambda sub: Q(
+        id__in=_models()["deployments"].objects.filter(work_queue__work_pool__in=sub).values("flow_id")
+    ),
+    ("task_runs", "flow_runs"): lambda sub: Q(flow_run_id__in=sub.values("id")),
+    ("task_runs", "flows"): lambda sub: Q(flow_run_id__in=_runs(flow_id__in=sub.values("id")).values("id")),
+    ("task_runs", "deployments"): lambda sub: Q(flow_run_id__in=_runs(deployment_id__in=sub.values("id")).values("id")),
+    ("deployments", "flows"): lambda sub: Q(flow_id__in=sub.values("id")),
+    ("deployments", "flow_runs"): lambda sub: Q(id__in=sub.exclude(deployment_id=None).values("deployment_id")),
+    ("deployments", "task_runs"): lambda sub: Q(
+        id__in=_runs(id__in=sub.exclude(flow_run_id=None).values("flow_run_id")).values("deployment_id")
+    ),
+    ("deployments", "work_pools"): lambda sub: Q(work_queue__work_pool__in=sub),
+    ("deployments", "work_pool_queues"): lambda sub: Q(work_queue__in=sub),
+    ("work_pools", "work_pool_queues"): lambda sub: Q(id__in=sub.values("work_pool_id")),
+    ("work_queues", "work_pools"): lambda sub: Q(work_pool__in=sub),
+    ("artifacts", "flow_runs"): lambda sub: Q(flow_run_id__in=sub.values("id")),
+    ("artifacts", "task_runs"): lambda sub: Q(task_run_id__in=sub.values("id")),
+    ("artifacts", "flows"): lambda sub: Q(flow_run_id__in=_runs(flow_id__in=sub.values("id")).values("id")),
+    ("artifacts", "deployments"): lambda sub: Q(flow_run_id__in=_runs(deployment_id__in=sub.values("id")).values("id")),
+}  # fmt: skip
+
+
 def _relation(target: str, other: str, body: Any) -> Q:
     """A condition on ``target`` rows from a filter on ``other`` rows."""
-    if body is None:
+    if body is None or not _has_conditions(body):
         return Q()
-    if other in ABSENT_KINDS:
-        return Q(pk__in=[]) if _has_conditions(body) else Q()
-    sub = kind_queryset(other, body)
-    joins = {
-        ("flow_runs", "flows"): lambda: Q(flow_id__in=sub.values("id")),
-        ("flow_runs", "task_runs"): lambda: Q(id__in=sub.exclude(flow_run_id=None).values("flow_run_id")),
-        ("flows", "flow_runs"): lambda: Q(id__in=sub.values("flow_id")),
-        ("flows", "task_runs"): lambda: Q(
-            id__in=_models()["flow_runs"]
-            .objects.filter(id__in=sub.exclude(flow_run_id=None).values("flow_run_id"))
-            .values("flow_id")
-        ),
-        ("task_runs", "flow_runs"): lambda: Q(flow_run_id__in=sub.values("id")),
-        ("artifacts", "flow_runs"): lambda: Q(flow_run_id__in=sub.values("id")),
-        ("artifacts", "task_runs"): lambda: Q(task_run_id__in=sub.values("id")),
-        ("artifacts", "flows"): lambda: Q(
-            flow_run_id__in=_models()["flow_runs"].objects.filter(flow_id__in=sub.values("id")).values("id")
-        ),
-        ("task_runs", "flows"): lambda: Q(
-            flow_run_id__in=_models()["flow_runs"].objects.filter(flow_id__in=sub.values("id")).values("id")
-        ),
-    }
-    join = joins.get((target, other))
+    join = _JOINS.get((target, other))
     if join is None:
         raise FilterError(f"{other} cannot filter {target}")
-    return join()
+    return join(kind_queryset(other, body))
 
 
 def _has_conditions(body: Any) -> bool:
@@ -407,9 +462,14 @@ SORTS: dict[str, dict[str, list[str]]] = {
                   "KEY_DESC": ["-key", "-id"], "KEY_ASC": ["key", "-id"]},
     "variables": {"CREATED_DESC": ["-created", "-id"], "UPDATED_DESC": ["-updated", "-id"],
                   "NAME_DESC": ["-name"], "NAME_ASC": ["name"]},
+    "deployments": {"CREATED_DESC": ["-created", "-id"], "UPDATED_DESC": ["-updated", "-id"],
+                    "NAME_ASC": ["name", "-id"], "NAME_DESC": ["-name", "-id"]},
+    "work_pools": {"NAME_ASC": ["name"], "NAME_DESC": ["-name"], "CREATED_DESC": ["-created", "-id"]},
+    "work_queues": {"NAME_ASC": ["name"], "PRIORITY_ASC": ["priority", "name"]},
 }  # fmt: skip
 DEFAULT_SORT = {"flows": "NAME_ASC", "flow_runs": "ID_DESC", "task_runs": "ID_DESC", "logs": "TIMESTAMP_ASC",
-                "artifacts": "ID_DESC", "variables": "NAME_ASC"}  # fmt: skip
+                "artifacts": "ID_DESC", "variables": "NAME_ASC", "deployments": "NAME_ASC",
+                "work_pools": "NAME_ASC", "work_queues": "PRIORITY_ASC"}  # fmt: skip
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 200
 
