@@ -6,8 +6,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
-import sys
-import types
 import uuid
 from pathlib import Path
 
@@ -15,34 +13,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.db import connection
 
-
-def _import_websocket_communicator():
-    """``channels.testing`` imports daphne (for its live-server test case), which this project does
-    not install; load the communicators without it."""
-    try:
-        from channels.testing import WebsocketCommunicator
-
-        return WebsocketCommunicator
-    except ModuleNotFoundError as error:
-        if error.name is None or not error.name.startswith("daphne"):
-            raise
-    import channels
-
-    sys.modules.pop("channels.testing", None)
-    package = types.ModuleType("channels.testing")
-    package.__path__ = [str(Path(channels.__file__).parent / "testing")]
-    sys.modules["channels.testing"] = package
-    from channels.testing.application import ApplicationCommunicator
-    from channels.testing.http import HttpCommunicator
-    from channels.testing.websocket import WebsocketCommunicator
-
-    package.ApplicationCommunicator = ApplicationCommunicator
-    package.HttpCommunicator = HttpCommunicator
-    package.WebsocketCommunicator = WebsocketCommunicator
-    return WebsocketCommunicator
-
-
-WebsocketCommunicator = _import_websocket_communicator()
+from tests.websockets import WebsocketCommunicator  # noqa: E402, F401
 
 CAPTURED = json.loads((Path(__file__).parent / "captured_events.json").read_text())
 
