@@ -611,3 +611,29 @@ def test_replayed_events_are_stored_once(asgi_server, live_tenant):
     assert {
         str(i) for i in TaskRunState.objects.for_workspace(workspace.id).values_list("id", flat=True)
     } == set(ids)
+
+
+# --------------------------------------------------------------------------------------------------
+# The embedded default under concurrent load: no 5xx
+# --------------------------------------------------------------------------------------------------
+
+
+def test_concurrent_flows_never_get_a_server_error(asgi_server, live_tenant, run_prefect):
+    """Four 40-task flows at once: every write (flow runs, states, logs, events) is served, on SQLite
+    too, where Prefect's own server answers 503 to part of such a load."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    mark = asgi_server.mark()
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        runs = list(pool.map(lambda _: run_prefect("seq40.py"), range(4)))
+    for run in runs:
+        assert _ok(run)["type"] == "COMPLETED", run.describe()
+    asgi_server.quiesce()
+    server_errors = [
+        ex.line("") for ex in asgi_server.since(mark) if ex.status is not None and ex.status >= 500
+    ]
+    assert server_errors == []
+    workspace = live_tenant.workspace
+    assert FlowRun.objects.for_workspace(workspace.id).filter(state_type="COMPLETED").count() == 4
+    for run in FlowRun.objects.for_workspace(workspace.id):
+        assert len(_wait_task_runs(workspace, run.id, 40, 3)) == 40
