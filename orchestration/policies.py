@@ -7,10 +7,10 @@ transition makes the later ones for that transition invalid, and rules exit in r
   short-cuts cancelling runs that have no infrastructure, and emits the state event.
 * :class:`GlobalFlowPolicy` holds the bookkeeping transforms entered after either policy.
 
-Prefect's deployment/flow concurrency rules (``ValidateDeploymentConcurrencyAtRunning``,
-``SecureFlowConcurrencySlots``, ``RemoveDeploymentConcurrencyLeaseForOldClientVersions``,
-``ReleaseFlowConcurrencySlots``) and ``UpdateSubflowParentTask`` belong here in those positions once
-deployment concurrency and server-side task-run states exist.
+Deployment concurrency (``orchestration/rules/concurrency.py``) sits where Prefect puts it: the
+slot is validated or secured right after ``PreventPendingTransitions`` and released by the last
+transform of the core and minimal policies. ``UpdateSubflowParentTask`` belongs here once
+server-side task-run states exist.
 """
 
 from __future__ import annotations
@@ -19,6 +19,12 @@ from orchestration.rules.base import BaseOrchestrationPolicy, RuleType
 from orchestration.rules.cancellation import (
     BypassCancellingFlowRunsWithNoInfra,
     EnforceCancellingToCancelledTransition,
+)
+from orchestration.rules.concurrency import (
+    ReleaseFlowConcurrencySlots,
+    RemoveDeploymentConcurrencyLeaseForOldClientVersions,
+    SecureFlowConcurrencySlots,
+    ValidateDeploymentConcurrencyAtRunning,
 )
 from orchestration.rules.instrumentation import InstrumentFlowRunStateTransitions
 from orchestration.rules.pausing import HandlePausingFlows, HandleResumingPausedFlows
@@ -62,6 +68,9 @@ class CoreFlowPolicy(BaseOrchestrationPolicy):
             EnforceCancellingToCancelledTransition,
             BypassCancellingFlowRunsWithNoInfra,
             PreventPendingTransitions,
+            ValidateDeploymentConcurrencyAtRunning,
+            SecureFlowConcurrencySlots,
+            RemoveDeploymentConcurrencyLeaseForOldClientVersions,
             EnsureOnlyScheduledFlowsMarkedLate,
             HandlePausingFlows,
             HandleResumingPausedFlows,
@@ -69,6 +78,7 @@ class CoreFlowPolicy(BaseOrchestrationPolicy):
             WaitForScheduledTime,
             RetryFailedFlows,
             InstrumentFlowRunStateTransitions,
+            ReleaseFlowConcurrencySlots,
         ]
 
 
@@ -80,6 +90,7 @@ class MinimalFlowPolicy(BaseOrchestrationPolicy):
             PreventResultDataLoss,
             BypassCancellingFlowRunsWithNoInfra,  # cancelling a scheduled or suspended run from the UI
             InstrumentFlowRunStateTransitions,
+            ReleaseFlowConcurrencySlots,
         ]
 
 

@@ -125,3 +125,26 @@ def test_unknown_api_paths_answer_json_404(client):
     response = client.get("/api/no/such/route")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not Found"}
+
+
+def test_postgresql_connections_come_from_a_bounded_pool(tmp_path):
+    """Under ASGI, per-thread persistent connections pile up; production uses a pool per process."""
+    env = {k: v for k, v in PRODUCTION.items()}
+    assert (
+        _setting(
+            tmp_path,
+            "settings.DATABASES['default']['OPTIONS']['pool']['max_size'], "
+            "settings.DATABASES['default']['CONN_MAX_AGE']",
+            **env,
+        )
+        == "16 0"
+    )
+    assert (
+        _setting(
+            tmp_path,
+            "'pool' in settings.DATABASES['default'].get('OPTIONS', {})",
+            DATABASE_POOL="false",
+            **env,
+        )
+        == "False"
+    )

@@ -7,6 +7,9 @@ from pathlib import Path
 
 # Tests never need a real secret; DATABASE_URL may point them at PostgreSQL.
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789abcdef")
+# Test databases are created and dropped around the run, which a connection pool would keep open;
+# tests (and their live-server threads) connect per use instead.
+os.environ.setdefault("DATABASE_POOL", "false")
 
 from config.settings.base import *  # noqa: E402, F403
 

@@ -397,6 +397,9 @@ def test_policies_mirror_prefects_order():
         "EnforceCancellingToCancelledTransition",
         "BypassCancellingFlowRunsWithNoInfra",
         "PreventPendingTransitions",
+        "ValidateDeploymentConcurrencyAtRunning",
+        "SecureFlowConcurrencySlots",
+        "RemoveDeploymentConcurrencyLeaseForOldClientVersions",
         "EnsureOnlyScheduledFlowsMarkedLate",
         "HandlePausingFlows",
         "HandleResumingPausedFlows",
@@ -404,10 +407,12 @@ def test_policies_mirror_prefects_order():
         "WaitForScheduledTime",
         "RetryFailedFlows",
         "InstrumentFlowRunStateTransitions",
+        "ReleaseFlowConcurrencySlots",
     ]
     assert [rule.__name__ for rule in MinimalFlowPolicy.priority()] == [
         "PreserveDeploymentConcurrencyLeaseId",
         "PreventResultDataLoss",
         "BypassCancellingFlowRunsWithNoInfra",
         "InstrumentFlowRunStateTransitions",
+        "ReleaseFlowConcurrencySlots",
     ]
