@@ -1,0 +1,393 @@
+#!/usr/bin/env python
+"""Benchmark this control plane against Prefect's own server, side by side on this machine.
+
+Starts Prefect's server (``prefect server start`` on a fresh PostgreSQL database) and ours (fresh
+database, migrate, bootstrap, uvicorn), then measures:
+
+  (a) the 40-sequential-task flow with the real client, a fresh process per run, interleaved;
+  (b) a burst of task-run events over concurrent ``/events/in`` websockets: send rate, time until
+      every event and task run is in the database, and losses;
+  (c) ``set_state`` round trips from concurrent async clients: throughput and p50/p95/p99.
+
+Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
+is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+
+import part_a  # noqa: E402
+import part_b  # noqa: E402
+import part_c  # noqa: E402
+import servers  # noqa: E402
+from servers import log  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
+    p.add_argument("--only", default="a,b,c", help="parts to run, comma-separated (default a,b,c)")
+    p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
+    p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
+    p.add_argument("--tasks", type=int, default=40, help="(a) tasks per flow (default 40)")
+    p.add_argument("--events", type=int, help="(b) events in the burst (default 20000; quick 1500)")
+    p.add_argument("--connections", type=int, default=4, help="(b) concurrent /events/in sockets (default 4)")
+    p.add_argument(
+        "--settle",
+        type=float,
+        help="(b) give up after this long without DB progress (default 60 s; quick 20)",
+    )
+    p.add_argument("--max-wait", type=float, default=1800, help="(b) hard limit per server (default 1800 s)")
+    p.add_argument("--clients", type=int, default=16, help="(c) concurrent clients (default 16)")
+    p.add_argument(
+        "--flow-runs",
+        type=int,
+        help="(c) flow runs driven PENDING->RUNNING->COMPLETED (default 800; quick 64)",
+    )
+    p.add_argument("--our-workers", type=int, default=2, help="uvicorn --workers for our server (default 2)")
+    p.add_argument(
+        "--prefect-workers",
+        type=int,
+        default=1,
+        help="prefect server --workers (default 1; >1 needs prefect-redis)",
+    )
+    p.add_argument(
+        "--our-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for our server (repeatable), e.g. DATABASE_CONN_MAX_AGE=0",
+    )
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/0", help="REDIS_URL for our server")
+    p.add_argument("--celery", action="store_true", help="also run a Celery worker for our server")
+    p.add_argument(
+        "--celery-broker-url",
+        default=None,
+        help="CELERY_BROKER_URL for our server (default with --celery: redis://127.0.0.1:6379/15, so it "
+        "does not consume other processes' tasks)",
+    )
+    p.add_argument("--keep", action="store_true", help="keep the databases (processes are always stopped)")
+    args = p.parse_args(argv)
+    args.only = {x.strip() for x in args.only.split(",") if x.strip()}
+    args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
+    if bad := args.only - {"a", "b", "c"}:
+        p.error(f"unknown part(s): {', '.join(sorted(bad))}")
+    if bad := set(args.servers) - {"prefect", "ours"}:
+        p.error(f"unknown server(s): {', '.join(sorted(bad))}")
+    q = args.quick
+    args.runs = args.runs if args.runs is not None else (2 if q else 5)
+    args.events = args.events if args.events is not None else (1500 if q else 20000)
+    args.settle = args.settle if args.settle is not None else (20.0 if q else 60.0)
+    args.flow_runs = args.flow_runs if args.flow_runs is not None else (64 if q else 800)
+    try:
+        args.our_env = dict(item.split("=", 1) for item in args.our_env)
+    except ValueError:
+        p.error("--our-env takes KEY=VALUE")
+    if args.celery and not args.celery_broker_url:
+        args.celery_broker_url = "redis://127.0.0.1:6379/15"
+    return args
+
+
+def machine_info() -> dict:
+    info: dict = {
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemTotal:"):
+                    info["mem_total_gb"] = round(int(line.split()[1]) / 1024 / 1024, 1)
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    info["cpu"] = line.split(":", 1)[1].strip()
+                    break
+        info["postgres"] = servers.psql("SHOW server_version")
+    except Exception:  # noqa: BLE001, S110
+        pass
+    try:
+        import prefect
+
+        info["prefect"] = prefect.__version__
+    except Exception:  # noqa: BLE001, S110
+        pass
+    with contextlib.suppress(Exception):
+        info["git_head"] = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=servers.ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    return info
+
+
+# --------------------------------------------------------------------------------------------------
+# Table
+# --------------------------------------------------------------------------------------------------
+
+
+def _v(value, fmt: str = "{}") -> str:
+    if value is None:
+        return "-"
+    return fmt.format(value)
+
+
+def _ratio(p, o) -> str:
+    if not isinstance(p, int | float) or not isinstance(o, int | float) or not p:
+        return "-"
+    return f"{o / p:.2f}x"
+
+
+def table(results: dict, names: list[str]) -> str:
+    rows: list[tuple[str, ...]] = []
+    head = ("metric", *names, "ours/prefect")
+
+    def add(label: str, values: dict, fmt: str = "{}", ratio: bool = True) -> None:
+        cells = [_v(values.get(n), fmt) for n in names]
+        ratio = _ratio(values.get("prefect"), values.get("ours")) if ratio and len(names) == 2 else ""
+        rows.append((label, *cells, ratio))
+
+    parts = results.get("parts", {})
+    if "a" in parts:
+        s = parts["a"].get("servers", {})
+        add("(a) flow call median s", {n: s.get(n, {}).get("call_median_s") for n in names}, "{:.3f}")
+        add("(a) process median s", {n: s.get(n, {}).get("proc_median_s") for n in names}, "{:.3f}")
+        add("(a) runs ok / failed", {n: _okfail(s.get(n, {})) for n in names})
+        add(
+            "(a) task runs in DB / expected",
+            {
+                n: f"{s.get(n, {}).get('task_runs_in_db')}/{s.get(n, {}).get('task_runs_expected')}"
+                for n in names
+            },
+        )
+    if "b" in parts:
+        s = parts["b"].get("servers", {})
+        add("(b) events sent", {n: s.get(n, {}).get("sent") for n in names}, ratio=False)
+        add("(b) send rate ev/s", {n: s.get(n, {}).get("send_rate_eps") for n in names}, "{:.0f}")
+        add(
+            "(b) all events in DB after s",
+            {n: s.get(n, {}).get("events_persisted_s") for n in names},
+            "{:.1f}",
+        )
+        add(
+            "(b) all task runs COMPLETED after s",
+            {n: s.get(n, {}).get("task_runs_completed_s") for n in names},
+            "{:.1f}",
+        )
+        add("(b) end-to-end rate ev/s", {n: s.get(n, {}).get("e2e_rate_eps") for n in names}, "{:.0f}")
+        add("(b) events lost", {n: s.get(n, {}).get("events_lost") for n in names}, ratio=False)
+        add("(b) task runs lost / not completed", {n: _lost(s.get(n, {})) for n in names})
+    if "c" in parts:
+        s = parts["c"].get("servers", {})
+        add("(c) set_state req/s", {n: s.get(n, {}).get("throughput_rps") for n in names}, "{:.0f}")
+        add("(c) set_state p50 ms", {n: s.get(n, {}).get("p50_ms") for n in names}, "{:.1f}")
+        add("(c) set_state p95 ms", {n: s.get(n, {}).get("p95_ms") for n in names}, "{:.1f}")
+        add("(c) set_state p99 ms", {n: s.get(n, {}).get("p99_ms") for n in names}, "{:.1f}")
+        add("(c) set_state ACCEPT / requests", {n: _acc(s.get(n, {})) for n in names})
+        add(
+            "(c) create flow_run req/s",
+            {n: s.get(n, {}).get("create", {}).get("throughput_rps") for n in names},
+            "{:.0f}",
+        )
+        add(
+            "(c) create flow_run p50 ms",
+            {n: s.get(n, {}).get("create", {}).get("p50_ms") for n in names},
+            "{:.1f}",
+        )
+    for key in ("a", "b", "c"):
+        if key in parts:
+            s = parts[key].get("servers", {})
+            add(
+                f"({key}) peak PG connections (all: {parts[key].get('pg_connections', {}).get('peak', {}).get('total')})",
+                {n: s.get(n, {}).get("pg_connections_peak") for n in names},
+                ratio=False,
+            )
+            add(
+                f"({key}) server log: errors / dropped msgs",
+                {
+                    n: f"{s.get(n, {}).get('server_log', {}).get('error_lines')}/"
+                    f"{s.get(n, {}).get('server_log', {}).get('dropped_messages')}"
+                    for n in names
+                },
+            )
+    widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(head, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for r in rows:
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def _okfail(s: dict):
+    return None if not s else f"{s.get('ok')}/{s.get('failed')}"
+
+
+def _lost(s: dict):
+    if not s or s.get("task_runs_lost") is None:
+        return None
+    return f"{s['task_runs_lost']}/{s['task_runs_not_completed']}"
+
+
+def _acc(s: dict):
+    return None if not s or "requests" not in s else f"{s['accepted']}/{s['requests']}"
+
+
+def errors_summary(results: dict) -> list[str]:
+    out = []
+    for part, res in results.get("parts", {}).items():
+        if "error" in res:
+            out.append(f"({part}) {res['error']}")
+        for name, s in res.get("servers", {}).items():
+            if s.get("error"):
+                out.append(f"({part}) {name}: {s['error']}")
+            if s.get("first_error"):
+                fe = s["first_error"]
+                out.append(f"({part}) {name}: {fe if isinstance(fe, str) else fe.get('error')}")
+            for e in s.get("first_errors", [])[:1]:
+                out.append(f"({part}) {name}: {e}")
+            for e in s.get("send_errors", [])[:1]:
+                out.append(f"({part}) {name}: send error {e}")
+            digest = s.get("server_log") or {}
+            if digest.get("dropped_messages"):
+                out.append(
+                    f"({part}) {name}: server log: {digest['dropped_messages']} 'dropping message' warnings"
+                )
+            for line, count in digest.get("top_errors", [])[:2]:
+                out.append(f"({part}) {name}: server log ERROR x{count}: {line}")
+            for line, count in digest.get("top_exceptions", [])[:2]:
+                out.append(f"({part}) {name}: server log x{count}: {line}")
+    for name, err in results.get("startup_errors", {}).items():
+        out.append(f"(startup) {name}: {err}")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    tag = stamp.replace("-", "_") + f"_{os.getpid()}"
+    results_dir = BENCH / "results"
+    workdir = results_dir / f"{stamp}-work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    out_path = results_dir / f"{stamp}.json"
+    results: dict = {
+        "started": stamp,
+        "machine": machine_info(),
+        "config": {k: (sorted(v) if isinstance(v, set) else v) for k, v in vars(args).items()},
+        "servers": {},
+        "parts": {},
+        "startup_errors": {},
+    }
+    log(f"machine: {results['machine'].get('nproc')} CPUs, {results['machine'].get('mem_total_gb')} GB RAM")
+    servers.install_signal_handlers()
+    targets = []
+    interrupted = False
+    try:
+        if "prefect" in args.servers:
+            try:
+                targets.append(servers.start_prefect(tag, workdir, workers=args.prefect_workers))
+            except Exception as exc:
+                results["startup_errors"]["prefect"] = str(exc)[-3000:]
+                log(f"Prefect server failed to start: {exc}")
+        if "ours" in args.servers:
+            try:
+                targets.append(
+                    servers.start_ours(
+                        tag,
+                        workdir,
+                        workers=args.our_workers,
+                        extra_env=args.our_env,
+                        redis_url=args.redis_url,
+                        celery=args.celery,
+                        celery_broker_url=args.celery_broker_url,
+                    )
+                )
+            except Exception as exc:
+                results["startup_errors"]["ours"] = str(exc)[-3000:]
+                log(f"our server failed to start: {exc}")
+        for t in targets:
+            results["servers"][t.name] = {"api_url": t.api_url, "db": t.db, **t.info}
+        names = [t.name for t in targets]
+        if not targets:
+            raise RuntimeError("no server started")
+
+        def part(key: str, fn, *a, **kw) -> None:
+            if key not in args.only:
+                return
+            log(f"=== part ({key}) === (load average {os.getloadavg()[0]:.2f})")
+            load_before = os.getloadavg()
+            offsets = {t.name: servers.log_size(t.info["log"]) for t in targets}
+            t0 = time.perf_counter()
+            sampler = servers.ConnectionSampler({t.db: t.name for t in targets})
+            try:
+                with sampler:
+                    results["parts"][key] = fn(*a, **kw)
+            except KeyboardInterrupt:
+                raise
+            except Exception as exc:
+                traceback.print_exc()
+                results["parts"][key] = {"error": f"{type(exc).__name__}: {exc}"}
+            results["parts"][key]["pg_connections"] = sampler.result()
+            results["parts"][key]["duration_s"] = round(time.perf_counter() - t0, 1)
+            # Other work on the machine skews every number: keep the load next to them.
+            results["parts"][key]["loadavg_before"] = [round(x, 2) for x in load_before]
+            results["parts"][key]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+            for t in targets:
+                digest = servers.log_digest(t.info["log"], offsets[t.name])
+                srv = results["parts"][key].setdefault("servers", {}).setdefault(t.name, {})
+                srv["server_log"] = digest
+                srv["pg_connections_peak"] = sampler.peaks.get(t.name)
+            out_path.write_text(json.dumps(results, indent=2, default=str))
+
+        part("a", part_a.run, targets, workdir, runs=args.runs, n_tasks=args.tasks)
+        part(
+            "b",
+            part_b.run,
+            targets,
+            n_events=args.events,
+            connections=args.connections,
+            settle=args.settle,
+            max_wait=args.max_wait,
+        )
+        part("c", part_c.run, targets, clients=args.clients, flow_runs=args.flow_runs)
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted; cleaning up")
+    finally:
+        results["interrupted"] = interrupted
+        results["finished"] = time.strftime("%Y%m%d-%H%M%S")
+        servers.cleanup(keep_databases=args.keep)
+        out_path.write_text(json.dumps(results, indent=2, default=str))
+    names = [t.name for t in targets]
+    if names:
+        print()
+        print(
+            f"machine: nproc={results['machine'].get('nproc')} RAM={results['machine'].get('mem_total_gb')} GB; "
+            + "; ".join(f"{n}: workers={results['servers'][n].get('workers')}" for n in names)
+        )
+        print(table(results, names))
+    errs = errors_summary(results)
+    if errs:
+        print("\nerrors:")
+        for e in errs:
+            print("  " + e[:1500])
+    print(f"\nresults: {out_path}\nlogs:    {workdir / 'logs'}")
+    return 130 if interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
