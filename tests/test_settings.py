@@ -25,6 +25,7 @@ def run_manage(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
             "PUBLIC_URL",
             "ALLOWED_HOSTS",
             "CELERY_BROKER_URL",
+            "DATABASE_POOL",
         }
     }
     clean.update({"DJANGO_SETTINGS_MODULE": "config.settings.base", "VAR_DIR": str(tmp_path / "var"), **env})
