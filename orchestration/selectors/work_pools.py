@@ -1,0 +1,300 @@
+"""Reading work pools, work queues and workers, and what a polling worker is given.
+
+Statuses are derived when read, never stored, as Prefect's server reports them:
+
+* a worker is ONLINE while its last heartbeat is younger than its heartbeat interval (30 s when
+  it sent none) × ``settings.WORKER_OFFLINE_HEARTBEAT_MULTIPLE``, else OFFLINE;
+* a pool is PAUSED when paused, READY when one of its workers is ONLINE, else NOT_READY (a
+  ``prefect-agent`` pool has no status);
+* a queue is PAUSED when paused, READY when polled within
+  ``WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS`` (60 s), else NOT_READY.
+
+Runs in PENDING, RUNNING or CANCELLING occupy a concurrency slot of their queue and its pool.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.db.models import Case, Count, F, IntegerField, Value, When, Window
+from django.db.models.functions import RowNumber
+
+from config.errors import NotFound
+from orchestration.models import FlowRun, Worker, WorkPool, WorkQueue
+from orchestration.models.states import StateType
+
+ACTIVE_STATE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
+DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30
+AGENT_POOL_TYPE = "prefect-agent"
+DEFAULT_AGENT_WORK_POOL_NAME = "default-agent-pool"
+
+
+def _work_queue_timeout() -> dt.timedelta:
+    return dt.timedelta(seconds=getattr(settings, "WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", 60))
+
+
+# --- lookups ------------------------------------------------------------------------------------------
+
+
+def work_pool_get(*, name: str) -> WorkPool:
+    pool = WorkPool.objects.filter(name=name).first()
+    if pool is None:
+        raise NotFound(f'Work pool "{name}" not found.')
+    return pool
+
+
+def work_pool_with_queues_get(*, name: str) -> tuple[WorkPool, list[WorkQueue]]:
+    """The pool and its queues (highest priority first) in one query: the start of every poll."""
+    queues = list(
+        WorkQueue.objects.select_related("work_pool")
+        .filter(work_pool__name=name)
+        .order_by("priority", "name")
+    )
+    if queues:
+        return queues[0].work_pool, queues
+    return work_pool_get(name=name), []
+
+
+def work_queue_in_pool_get(*, pool: WorkPool, name: str) -> WorkQueue:
+    queue = WorkQueue.objects.filter(work_pool=pool, name=name).first()
+    if queue is None:
+        raise NotFound(f"Work pool queue '{pool.name}/{name}' not found.")
+    queue.work_pool = pool
+    return queue
+
+
+def work_queue_get(*, queue_id: uuid.UUID) -> WorkQueue:
+    queue = WorkQueue.objects.select_related("work_pool").filter(id=queue_id).first()
+    if queue is None:
+        raise NotFound("work queue not found")
+    return queue
+
+
+def work_queue_by_name_get(*, name: str) -> WorkQueue:
+    """Prefect's ``work_queues/name/{name}``: the queue of that name in the default agent pool if
+    there is one, else the oldest queue of that name in any pool."""
+    queues = WorkQueue.objects.select_related("work_pool").filter(name=name)
+    queue = queues.filter(work_pool__name=DEFAULT_AGENT_WORK_POOL_NAME).first()
+    if queue is None:
+        queue = queues.order_by("created", "id").first()
+    if queue is None:
+        raise NotFound("work queue not found")
+    return queue
+
+
+# --- statuses -----------------------------------------------------------------------------------------
+
+
+def worker_is_online(
+    last_heartbeat_time: dt.datetime | None, heartbeat_interval_seconds: int | None, *, now: dt.datetime
+) -> bool:
+    if last_heartbeat_time is None:
+        return False
+    interval = heartbeat_interval_seconds or DEFAULT_HEARTBEAT_INTERVAL_SECONDS
+    horizon = now - dt.timedelta(seconds=interval * settings.WORKER_OFFLINE_HEARTBEAT_MULTIPLE)
+    return last_heartbeat_time > horizon
+
+
+def worker_status(worker: Worker, *, now: dt.datetime) -> str:
+    online = worker_is_online(worker.last_heartbeat_time, worker.heartbeat_interval_seconds, now=now)
+    return "ONLINE" if online else "OFFLINE"
+
+
+def work_pool_statuses(pools: Sequence[WorkPool], *, now: dt.datetime) -> dict[uuid.UUID, str | None]:
+    """Each pool's status, with one query for the workers of every unpaused pool."""
+    statuses: dict[uuid.UUID, str | None] = {}
+    pending = []
+    for pool in pools:
+        if pool.type == AGENT_POOL_TYPE:
+            statuses[pool.id] = None
+        elif pool.is_paused:
+            statuses[pool.id] = "PAUSED"
+        else:
+            statuses[pool.id] = "NOT_READY"
+            pending.append(pool.id)
+    if pending:
+        heartbeats = Worker.objects.filter(work_pool_id__in=pending, last_heartbeat_time__isnull=False)
+        for pool_id, last, interval in heartbeats.values_list(
+            "work_pool_id", "last_heartbeat_time", "heartbeat_interval_seconds"
+        ):
+            if worker_is_online(last, interval, now=now):
+                statuses[pool_id] = "READY"
+    return statuses
+
+
+def work_queue_status(queue: WorkQueue, *, now: dt.datetime) -> str:
+    if queue.is_paused:
+        return "PAUSED"
+    if queue.last_polled is not None and now - queue.last_polled <= _work_queue_timeout():
+        return "READY"
+    return "NOT_READY"
+
+
+def work_queue_health(queue: WorkQueue, *, now: dt.datetime) -> dict:
+    """Prefect's ``WorkQueueStatusDetail``: healthy without Late runs and polled within 60 s."""
+    late = FlowRun.objects.filter(work_queue_id=queue.id, state_name="Late").count()
+    recent = queue.last_polled is not None and (now - queue.last_polled).total_seconds() <= 60
+    return {
+        "healthy": late == 0 and recent,
+        "late_runs_count": late,
+        "last_polled": queue.last_polled,
+        "health_check_policy": {"maximum_late_runs": 0, "maximum_seconds_since_last_polled": 60},
+    }
+
+
+# --- concurrency slots --------------------------------------------------------------------------------
+
+
+def queue_active_slots(queue_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Runs occupying a slot, per queue (one query; queues without any are absent)."""
+    queue_ids = list(queue_ids)
+    if not queue_ids:
+        return {}
+    rows = (
+        FlowRun.objects.filter(work_queue_id__in=queue_ids, state_type__in=ACTIVE_STATE_TYPES)
+        .order_by()
+        .values("work_queue_id")
+        .annotate(n=Count("id"))
+    )
+    return {row["work_queue_id"]: row["n"] for row in rows}
+
+
+def pool_active_slots(pool_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Runs occupying a slot, per pool: the sum over the pool's queues (two queries)."""
+    pool_ids = list(pool_ids)
+    if not pool_ids:
+        return {}
+    pool_of_queue = dict(
+        WorkQueue.objects.filter(work_pool_id__in=pool_ids).values_list("id", "work_pool_id")
+    )
+    totals = dict.fromkeys(pool_ids, 0)
+    for queue_id, count in queue_active_slots(pool_of_queue).items():
+        totals[pool_of_queue[queue_id]] += count
+    return totals
+
+
+# --- lists --------------------------------------------------------------------------------------------
+
+
+def workers_list(
+    *,
+    pool: WorkPool,
+    now: dt.datetime,
+    statuses: Sequence[str] | None = None,
+    not_statuses: Sequence[str] | None = None,
+    heartbeat_before: dt.datetime | None = None,
+    heartbeat_after: dt.datetime | None = None,
+    operator: str = "and_",
+    offset: int = 0,
+    limit: int | None = None,
+) -> list[tuple[Worker, str]]:
+    """The pool's workers matching a Prefect ``WorkerFilter``, newest heartbeat first, with their
+    status. Status is derived, so the filter is applied to the pool's rows here."""
+    workers = Worker.objects.filter(work_pool=pool).order_by(
+        F("last_heartbeat_time").desc(nulls_last=True), "id"
+    )
+    result = []
+    for worker in workers:
+        status = worker_status(worker, now=now)
+        last = worker.last_heartbeat_time
+        checks = []
+        if statuses is not None:
+            checks.append(status in statuses)
+        if not_statuses:
+            checks.append(status not in not_statuses)
+        if heartbeat_before is not None:
+            checks.append(last is not None and last <= heartbeat_before)
+        if heartbeat_after is not None:
+            checks.append(last is not None and last >= heartbeat_after)
+        if not checks or (any(checks) if operator == "or_" else all(checks)):
+            result.append((worker, status))
+    end = None if limit is None else offset + limit
+    return result[offset:end]
+
+
+# --- polling ------------------------------------------------------------------------------------------
+
+
+def scheduled_flow_runs(
+    *,
+    pool: WorkPool,
+    all_queues: Sequence[WorkQueue],
+    polled_queues: Sequence[WorkQueue],
+    scheduled_before: dt.datetime | None,
+    scheduled_after: dt.datetime | None,
+    limit: int,
+    pool_rules: bool = True,
+) -> list[FlowRun]:
+    """SCHEDULED runs of ``polled_queues`` a worker may start now, as Prefect's
+    ``get_scheduled_flow_runs`` gives them: nothing from a paused pool or paused queue; no more
+    than the free slots of each queue and of the pool; higher-priority queues first, then the
+    earliest scheduled start. ``all_queues`` are every queue of the pool (the pool's slots count
+    the runs of all of them). Without ``pool_rules`` the pool's pause and limit do not apply
+    (Prefect's ``work_queues/{id}/get_runs``). At most two queries."""
+    if (pool_rules and pool.is_paused) or limit <= 0:
+        return []
+    eligible = [queue for queue in polled_queues if not queue.is_paused]
+    if not eligible:
+        return []
+    caps: dict[uuid.UUID, int] = {}
+    pool_limit = pool.concurrency_limit if pool_rules else None
+    if pool_limit is not None or any(q.concurrency_limit is not None for q in eligible):
+        active = queue_active_slots(queue.id for queue in all_queues)
+        if pool_limit is not None:
+            limit = min(limit, max(0, pool_limit - sum(active.values())))
+        for queue in eligible:
+            if queue.concurrency_limit is not None:
+                caps[queue.id] = max(0, queue.concurrency_limit - active.get(queue.id, 0))
+        eligible = [queue for queue in eligible if caps.get(queue.id, 1) > 0]
+    if not eligible or limit <= 0:
+        return []
+
+    runs = FlowRun.objects.filter(state_type=StateType.SCHEDULED, work_queue_id__in=[q.id for q in eligible])
+    if scheduled_before is not None:
+        runs = runs.filter(next_scheduled_start_time__lte=scheduled_before)
+    if scheduled_after is not None:
+        runs = runs.filter(next_scheduled_start_time__gte=scheduled_after)
+    # A run awaiting an in-process retry belongs to the process already running it.
+    runs = runs.exclude(empirical_policy__retry_type="in_process")
+    if len({q.priority for q in eligible}) > 1:
+        priority = Case(
+            *[When(work_queue_id=q.id, then=Value(q.priority)) for q in eligible], output_field=IntegerField()
+        )
+        runs = runs.annotate(queue_priority=priority)
+        order = ["queue_priority", "next_scheduled_start_time", "id"]
+    else:
+        order = ["next_scheduled_start_time", "id"]
+    if caps:
+        cap = Case(
+            *[When(work_queue_id=queue_id, then=Value(free)) for queue_id, free in caps.items()],
+            default=Value(limit),
+            output_field=IntegerField(),
+        )
+        rank = Window(
+            RowNumber(),
+            partition_by=[F("work_queue_id")],
+            order_by=[F("next_scheduled_start_time").asc(), F("id").asc()],
+        )
+        runs = runs.annotate(queue_cap=cap, queue_rank=rank).filter(queue_rank__lte=F("queue_cap"))
+    return list(runs.select_related("state").order_by(*order)[:limit])
+
+
+__all__ = [
+    "ACTIVE_STATE_TYPES",
+    "pool_active_slots",
+    "queue_active_slots",
+    "scheduled_flow_runs",
+    "work_pool_get",
+    "work_pool_with_queues_get",
+    "work_pool_statuses",
+    "work_queue_by_name_get",
+    "work_queue_get",
+    "work_queue_health",
+    "work_queue_in_pool_get",
+    "work_queue_status",
+    "worker_status",
+    "workers_list",
+]

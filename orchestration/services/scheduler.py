@@ -1,0 +1,451 @@
+"""The scheduler: future runs for every active schedule of every unpaused deployment.
+
+What it creates is what Prefect's scheduler service creates (``services/scheduler.py``,
+``models/deployments.py`` ``_generate_scheduled_flow_runs``): per schedule, dates from now on,
+stopping once there are at least ``SCHEDULER_MIN_RUNS`` and the last is at least
+``SCHEDULER_MIN_SCHEDULED_HOURS`` ahead, never more than ``SCHEDULER_MAX_RUNS`` (or the schedule's
+``max_scheduled_runs``) and nothing beyond ``SCHEDULER_MAX_SCHEDULED_DAYS``. Each run is SCHEDULED at
+its date, ``auto_scheduled``, tagged ``auto-scheduled`` plus the deployment's tags, with the
+deployment's parameters overlaid by the schedule's, its labels, version and work queue, and the
+idempotency key ``scheduled <deployment id> <schedule id> <ISO date>``. A schedule is only looked at
+when it has fewer than the minimum of future runs or its last one is too close (Prefect's query).
+
+How it writes, so that it is fast and safe to run twice at once:
+
+* one cross-tenant read per batch of deployments (``.unscoped()``, deliberately), then the writes of
+  each workspace inside that workspace's scope;
+* runs are bulk-inserted with ``ON CONFLICT DO NOTHING`` on the idempotency key, so a run another
+  scheduler (or an earlier tick) already made is skipped by the database, and rows are inserted in
+  one global order so concurrent schedulers cannot deadlock each other;
+* each run is inserted pointing at a pre-allocated state id; the state rows are then inserted for
+  the runs that made it in (the foreign keys are checked at commit). The state row and the run's
+  state columns are exactly what ``set_flow_run_state(force=True)`` writes for a new run entering
+  SCHEDULED (type, name, timestamp, expected and next scheduled start time, details naming the run
+  and its scheduled time). Like Prefect's bulk path, no ``prefect.flow-run.Scheduled`` event is
+  emitted for auto-scheduled runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
+from django.db.models import Count, Max
+from django.db.models.fields.json import KeyTextTransform
+from django.utils import timezone
+
+from orchestration.api.schemas import FlowRunPolicy, StateDetails
+from orchestration.models import Deployment, DeploymentSchedule, FlowRun, FlowRunState
+from orchestration.models.states import StateType
+from orchestration.names import generate_run_name
+from orchestration.services.schedules import schedule_class_name, schedule_dates
+from tenants.scoping import workspace_scope
+
+logger = logging.getLogger(__name__)
+
+#: Deployments read per batch.
+DEPLOYMENT_BATCH_SIZE = 1000
+#: Runs per INSERT statement (any database) and per COPY (PostgreSQL).
+INSERT_BATCH_SIZE = 1000
+POSTGRES_CHUNK_SIZE = 20_000
+STAGING_TABLE = "scheduler_flow_run_staging"
+SCHEDULED_MESSAGE = "Flow run scheduled"
+
+
+class _JsonText(str):
+    """A JSON column value already serialised (shared by every run of a schedule, so it is
+    serialised once)."""
+
+
+def _json(value: Any) -> _JsonText:
+    return _JsonText(json.dumps(value))
+
+
+_POLICY = _json(FlowRunPolicy().model_dump(mode="json"))
+_EMPTY_OBJECT = _json({})
+# The state details ``set_flow_run_state`` writes for a new SCHEDULED run: every key of
+# ``StateDetails``, with the run and its scheduled time filled in per run.
+_DETAILS_TEMPLATE = (
+    json.dumps(
+        StateDetails(
+            flow_run_id=uuid.UUID(int=0), scheduled_time=dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+        ).model_dump(mode="json")
+    )
+    .replace(str(uuid.UUID(int=0)), "@RUN@")
+    .replace("2000-01-01T00:00:00Z", "@TIME@")
+)
+
+
+def _utc_text(value: dt.datetime) -> str:
+    """pydantic's JSON form of a UTC datetime (``…Z``)."""
+    return value.isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    min_runs: int
+    max_runs: int
+    min_time: dt.timedelta
+    max_time: dt.timedelta
+
+    @classmethod
+    def from_settings(cls) -> SchedulerSettings:
+        return cls(
+            min_runs=settings.SCHEDULER_MIN_RUNS,
+            max_runs=settings.SCHEDULER_MAX_RUNS,
+            min_time=dt.timedelta(hours=settings.SCHEDULER_MIN_SCHEDULED_HOURS),
+            max_time=dt.timedelta(days=settings.SCHEDULER_MAX_SCHEDULED_DAYS),
+        )
+
+
+_SCHEDULE_FIELDS = (
+    "id",
+    "deployment_id",
+    "workspace_id",
+    "schedule",
+    "parameters",
+    "slug",
+    "max_scheduled_runs",
+    "deployment__flow_id",
+    "deployment__version",
+    "deployment__parameters",
+    "deployment__tags",
+    "deployment__labels",
+    "deployment__infrastructure_document_id",
+    "deployment__work_queue_name",
+    "deployment__work_queue_id",
+    "deployment__work_queue__work_pool_id",
+    "deployment__work_queue__work_pool__name",
+)
+
+
+def scheduler_tick(*, now: dt.datetime | None = None, config: SchedulerSettings | None = None) -> int:
+    """Create the runs every active schedule needs now; returns how many were created."""
+    config = config or SchedulerSettings.from_settings()
+    created = 0
+    last_id: uuid.UUID | None = None
+    while True:
+        now_ = now or timezone.now()
+        # The scheduler serves every tenant: this read deliberately crosses workspaces
+        # (.unscoped()); all writes below happen inside each workspace's own scope.
+        batch = Deployment.objects.unscoped().filter(paused=False, schedules__active=True)
+        if last_id is not None:
+            batch = batch.filter(id__gt=last_id)
+        deployment_ids = list(
+            batch.order_by("id").values_list("id", flat=True).distinct()[:DEPLOYMENT_BATCH_SIZE]
+        )
+        if not deployment_ids:
+            break
+        runs = _runs_for(deployment_ids, now=now_, config=config)
+        created += _insert(runs)
+        if len(deployment_ids) < DEPLOYMENT_BATCH_SIZE:
+            break
+        last_id = deployment_ids[-1]
+    if created:
+        logger.info("Scheduled %d runs.", created)
+    return created
+
+
+# --- what to create -----------------------------------------------------------------------------------
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _id_chunk_size() -> int:
+    return min(connection.features.max_query_params or 10_000, 10_000) - 10
+
+
+def _future_runs(
+    deployment_ids: Sequence[uuid.UUID], now: dt.datetime
+) -> dict[tuple[str, str], tuple[int, Any]]:
+    """Per (deployment, schedule): how many future auto-scheduled runs exist, and the last one's
+    time. Cross-tenant like the batch it serves (``.unscoped()``)."""
+    stats: dict[tuple[str, str], tuple[int, Any]] = {}
+    for chunk in _chunks(deployment_ids, _id_chunk_size()):
+        rows = (
+            FlowRun.objects.unscoped()
+            .filter(
+                deployment_id__in=list(chunk),
+                auto_scheduled=True,
+                state_type=StateType.SCHEDULED,
+                next_scheduled_start_time__gte=now,
+            )
+            .annotate(schedule_id=KeyTextTransform("id", "created_by"))
+            .values("deployment_id", "schedule_id")
+            .annotate(count=Count("id"), last=Max("next_scheduled_start_time"))
+        )
+        for row in rows:
+            stats[(str(row["deployment_id"]), str(row["schedule_id"]))] = (row["count"], row["last"])
+    return stats
+
+
+def _schedules(deployment_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = []
+    for chunk in _chunks(deployment_ids, _id_chunk_size()):
+        result.extend(
+            DeploymentSchedule.objects.unscoped()
+            .filter(deployment_id__in=list(chunk), active=True, deployment__paused=False)
+            .order_by("deployment_id", "id")
+            .values(*_SCHEDULE_FIELDS)
+        )
+    return result
+
+
+def _dates(
+    schedule: dict[str, Any],
+    *,
+    now: dt.datetime,
+    config: SchedulerSettings,
+    memo: dict[str, list[dt.datetime]] | None = None,
+) -> list[dt.datetime]:
+    """The dates to create runs for. Schedules are often shared ("0 9 * * *", hourly), so within
+    one batch the dates of an identical schedule and cap are computed once (``memo``)."""
+    if memo is not None:
+        key = json.dumps([schedule["schedule"], schedule["max_scheduled_runs"]], sort_keys=True)
+        if key not in memo:
+            memo[key] = _dates(schedule, now=now, config=config)
+        return memo[key]
+    cap = config.max_runs
+    if schedule["max_scheduled_runs"]:
+        cap = min(cap, schedule["max_scheduled_runs"])
+    dates: list[dt.datetime] = []
+    horizon = now + config.min_time
+    for date in schedule_dates(schedule["schedule"], start=now, end=now + config.max_time, n=cap):
+        dates.append(date)
+        if len(dates) >= config.min_runs and date >= horizon:
+            break
+    return dates
+
+
+@dataclass
+class _Run:
+    """One run to create: its columns and its first state's columns (attribute names)."""
+
+    workspace_id: uuid.UUID
+    sort_key: str  # the idempotency key: the order every scheduler inserts in
+    run: dict[str, Any]
+    state: dict[str, Any]
+
+
+def _runs_for(
+    deployment_ids: Sequence[uuid.UUID], *, now: dt.datetime, config: SchedulerSettings
+) -> list[_Run]:
+    stats = _future_runs(deployment_ids, now)
+    horizon = now + config.min_time
+    runs: list[_Run] = []
+    memo: dict[str, list[dt.datetime]] = {}
+    for schedule in _schedules(deployment_ids):
+        count, last = stats.get((str(schedule["deployment_id"]), str(schedule["id"])), (0, None))
+        wanted = config.min_runs
+        if schedule["max_scheduled_runs"]:
+            wanted = min(wanted, schedule["max_scheduled_runs"])
+        if count >= wanted and last is not None and last >= horizon:
+            continue
+        try:
+            dates = _dates(schedule, now=now, config=config, memo=memo)
+        except Exception:
+            # One broken schedule must not stop every other tenant's scheduling.
+            logger.exception(
+                "Error scheduling deployment %s (schedule %s)", schedule["deployment_id"], schedule["id"]
+            )
+            continue
+        runs.extend(_build(schedule, dates, now=now))
+    return runs
+
+
+def _build(schedule: dict[str, Any], dates: list[dt.datetime], *, now: dt.datetime) -> Iterable[_Run]:
+    deployment_id = schedule["deployment_id"]
+    workspace_id = schedule["workspace_id"]
+    # Shared by every run of the schedule (the same objects, serialised once per insert).
+    common = {
+        "workspace_id": workspace_id,
+        "flow_id": schedule["deployment__flow_id"],
+        "flow_version": None,
+        "parameters": _json({**(schedule["deployment__parameters"] or {}), **(schedule["parameters"] or {})}),
+        "context": _EMPTY_OBJECT,
+        "parent_task_run_id": None,
+        "auto_scheduled": True,
+        "infrastructure_document_id": schedule["deployment__infrastructure_document_id"],
+        "infrastructure_pid": None,
+        "created_by": _json(
+            {
+                "id": str(schedule["id"]),
+                "type": "SCHEDULE",
+                "display_value": schedule["slug"] or schedule_class_name(schedule["schedule"]),
+            }
+        ),
+        "job_variables": _EMPTY_OBJECT,
+        "deployment_id": deployment_id,
+        "deployment_version": schedule["deployment__version"],
+        "work_queue_id": schedule["deployment__work_queue_id"],
+        "work_queue_name": schedule["deployment__work_queue_name"],
+        "work_pool_id": schedule["deployment__work_queue__work_pool_id"],
+        "work_pool_name": schedule["deployment__work_queue__work_pool__name"],
+        "state_type": StateType.SCHEDULED.value,
+        "state_name": "Scheduled",
+        "state_timestamp": now,
+        "run_count": 0,
+        "start_time": None,
+        "end_time": None,
+        "total_run_time": 0.0,
+        "empirical_policy": _POLICY,
+        "tags": _json(["auto-scheduled", *(schedule["deployment__tags"] or [])]),
+        "labels": _json(
+            {
+                **(schedule["deployment__labels"] or {}),
+                "prefect.flow.id": str(schedule["deployment__flow_id"]),
+                "prefect.deployment.id": str(deployment_id),
+            }
+        ),
+        "created": now,
+        "updated": now,
+    }
+    key_prefix = f"scheduled {deployment_id} {schedule['id']} "
+    for date in dates:
+        run_id, state_id = uuid.uuid4(), uuid.uuid4()
+        scheduled_time = date.astimezone(dt.UTC)
+        run = {
+            **common,
+            "id": run_id,
+            "state_id": state_id,
+            "name": generate_run_name(),
+            "idempotency_key": key_prefix + date.isoformat(),
+            "expected_start_time": scheduled_time,
+            "next_scheduled_start_time": scheduled_time,
+        }
+        state = {
+            "id": state_id,
+            "workspace_id": workspace_id,
+            "flow_run_id": run_id,
+            "type": StateType.SCHEDULED.value,
+            "name": "Scheduled",
+            "timestamp": now,
+            "message": SCHEDULED_MESSAGE,
+            "data": None,
+            "state_details": _JsonText(
+                _DETAILS_TEMPLATE.replace("@RUN@", str(run_id)).replace("@TIME@", _utc_text(scheduled_time))
+            ),
+            "created": now,
+        }
+        yield _Run(workspace_id, run["idempotency_key"], run, state)
+
+
+# --- writing ------------------------------------------------------------------------------------------
+
+
+def _insert(runs: list[_Run]) -> int:
+    by_workspace: dict[uuid.UUID, list[_Run]] = defaultdict(list)
+    for item in runs:
+        by_workspace[item.workspace_id].append(item)
+    created = 0
+    chunk_size = (
+        POSTGRES_CHUNK_SIZE if connection.vendor == "postgresql" else min(INSERT_BATCH_SIZE, _id_chunk_size())
+    )
+    for workspace_id in sorted(by_workspace, key=str):
+        # One order for every scheduler: concurrent inserts of the same keys queue up, never cycle.
+        items = sorted(by_workspace[workspace_id], key=lambda item: item.sort_key)
+        with workspace_scope(workspace_id) as scope:
+            for chunk in _chunks(items, chunk_size):
+                assert all(item.workspace_id == scope for item in chunk)
+                created += _insert_chunk(workspace_id, chunk)
+    return created
+
+
+def _insert_chunk(workspace_id: uuid.UUID, chunk: Sequence[_Run], attempts: int = 3) -> int:
+    write = _write_postgres if connection.vendor == "postgresql" else _write_orm
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                return write(chunk)
+        except OperationalError:
+            # A deadlock or serialisation failure with another writer: the chunk is idempotent.
+            if attempt == attempts - 1:
+                raise
+            logger.warning("Retrying a scheduler insert in workspace %s", workspace_id, exc_info=True)
+            time.sleep(0.05 * (attempt + 1))
+    return 0
+
+
+def _write_orm(chunk: Sequence[_Run]) -> int:
+    """Any database: ``INSERT … ON CONFLICT DO NOTHING`` through the ORM, then the state rows of
+    the runs that went in."""
+    FlowRun.objects.bulk_create([FlowRun(**_objects(item.run)) for item in chunk], ignore_conflicts=True)
+    inserted = set(
+        FlowRun.objects.filter(id__in=[item.run["id"] for item in chunk]).values_list("id", flat=True)
+    )
+    states = [FlowRunState(**_objects(item.state)) for item in chunk if item.run["id"] in inserted]
+    if states:
+        FlowRunState.objects.bulk_create(states)
+    return len(states)
+
+
+def _objects(row: dict[str, Any]) -> dict[str, Any]:
+    return {key: json.loads(value) if isinstance(value, _JsonText) else value for key, value in row.items()}
+
+
+def _columns(model) -> list[tuple[str, str, bool]]:
+    """(attribute, column, is JSON) of each concrete field."""
+    return [(f.attname, f.column, f.get_internal_type() == "JSONField") for f in model._meta.concrete_fields]
+
+
+def _copy_rows(
+    cursor, table: str, columns: list[tuple[str, str, bool]], rows: Iterable[dict[str, Any]]
+) -> None:
+    names = ", ".join(connection.ops.quote_name(column) for _, column, _ in columns)
+    attnames = [attname for attname, _, _ in columns]
+    json_columns = [index for index, (_, _, is_json) in enumerate(columns) if is_json]
+    with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for row in rows:
+            values = [row[attname] for attname in attnames]
+            for index in json_columns:
+                value = values[index]
+                if value is not None and not isinstance(value, _JsonText):
+                    values[index] = json.dumps(value)
+            copy.write_row(values)
+
+
+def _write_postgres(chunk: Sequence[_Run]) -> int:
+    """PostgreSQL: ``COPY`` the runs into a temporary table, ``INSERT … SELECT … ON CONFLICT DO
+    NOTHING RETURNING id`` in key order, then ``COPY`` the state rows of the runs that went in.
+    Three statements per chunk, no per-row SQL."""
+    runs_table = connection.ops.quote_name(FlowRun._meta.db_table)
+    states_table = connection.ops.quote_name(FlowRunState._meta.db_table)
+    run_columns, state_columns = _columns(FlowRun), _columns(FlowRunState)
+    names = ", ".join(connection.ops.quote_name(column) for _, column, _ in run_columns)
+    with connection.cursor() as wrapper:
+        cursor = wrapper.cursor
+        # Losing the last chunk in a server crash only means the next tick creates it again.
+        cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} (LIKE {runs_table} INCLUDING DEFAULTS)"
+        )
+        cursor.execute(f"TRUNCATE {STAGING_TABLE}")
+        _copy_rows(cursor, STAGING_TABLE, run_columns, (item.run for item in chunk))
+        cursor.execute(
+            f"INSERT INTO {runs_table} ({names}) SELECT {names} FROM {STAGING_TABLE} "  # noqa: S608 - names from the model
+            "ORDER BY idempotency_key ON CONFLICT DO NOTHING RETURNING id"
+        )
+        inserted = {row[0] for row in cursor.fetchall()}
+        if inserted:
+            _copy_rows(
+                cursor,
+                states_table,
+                state_columns,
+                (item.state for item in chunk if item.run["id"] in inserted),
+            )
+    return len(inserted)
+
+
+__all__ = ["SchedulerSettings", "scheduler_tick"]
