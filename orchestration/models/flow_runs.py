@@ -45,6 +45,18 @@ class FlowRun(RunFields, WorkspaceScopedModel):
             models.Index(fields=["workspace", "expected_start_time"], name="flow_run_ws_expected_start"),
             models.Index(fields=["workspace", "-created"], name="flow_run_ws_created"),
             models.Index(fields=["workspace", "flow"], name="flow_run_ws_flow"),
+            # The worker poll: due runs of a queue.
+            models.Index(
+                fields=["work_queue_id", "next_scheduled_start_time"],
+                condition=models.Q(state_type="SCHEDULED"),
+                name="flow_run_queue_due",
+            ),
+            # The scheduler: future auto-scheduled runs of a deployment.
+            models.Index(
+                fields=["deployment_id", "next_scheduled_start_time"],
+                condition=models.Q(auto_scheduled=True, state_type="SCHEDULED"),
+                name="flow_run_deployment_scheduled",
+            ),
         ]
 
     def __str__(self) -> str:
