@@ -7,7 +7,9 @@ database, migrate, bootstrap, uvicorn), then measures:
   (a) the 40-sequential-task flow with the real client, a fresh process per run, interleaved;
   (b) a burst of task-run events over concurrent ``/events/in`` websockets: send rate, time until
       every event and task run is in the database, and losses;
-  (c) ``set_state`` round trips from concurrent async clients: throughput and p50/p95/p99.
+  (c) ``set_state`` round trips from concurrent async clients: throughput and p50/p95/p99;
+  (d) the scheduler over N deployments: time to create the runs ahead, idle-tick cost, peak RSS;
+  (e) ``work_pools/{name}/get_scheduled_flow_runs`` under many concurrent pollers.
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -32,6 +34,8 @@ sys.path.insert(0, str(BENCH))
 import part_a  # noqa: E402
 import part_b  # noqa: E402
 import part_c  # noqa: E402
+import part_d  # noqa: E402
+import part_e  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -39,7 +43,7 @@ from servers import log  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
-    p.add_argument("--only", default="a,b,c", help="parts to run, comma-separated (default a,b,c)")
+    p.add_argument("--only", default="a,b,c,d,e", help="parts to run, comma-separated (default a,b,c,d,e)")
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
     p.add_argument("--tasks", type=int, default=40, help="(a) tasks per flow (default 40)")
@@ -56,6 +60,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--flow-runs",
         type=int,
         help="(c) flow runs driven PENDING->RUNNING->COMPLETED (default 800; quick 64)",
+    )
+    p.add_argument(
+        "--deployments", type=int, help="(d) deployments, one schedule each (default 10000; quick 1000)"
+    )
+    p.add_argument(
+        "--deployments-over-http",
+        action="store_true",
+        help="(d) create all of Prefect's deployments with POST /deployments/ (slow) instead of SQL copies",
+    )
+    p.add_argument(
+        "--prefect-scheduler",
+        choices=("process", "server"),
+        default="process",
+        help="(d) run Prefect's scheduler function in its own process, timed per tick (default), or "
+        "measure the one inside `prefect server start` (loop 5 s) by polling PostgreSQL",
+    )
+    p.add_argument("--pollers", type=int, help="(e) concurrent pollers (default 200; quick 50)")
+    p.add_argument("--poll-seconds", type=float, help="(e) polling duration (default 20 s; quick 10)")
+    p.add_argument(
+        "--prefect-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for Prefect's server and its scheduler subprocess in (d) (repeatable)",
     )
     p.add_argument("--our-workers", type=int, default=2, help="uvicorn --workers for our server (default 2)")
     p.add_argument(
@@ -83,7 +111,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - {"a", "b", "c"}:
+    if bad := args.only - {"a", "b", "c", "d", "e"}:
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -92,10 +120,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.events = args.events if args.events is not None else (1500 if q else 20000)
     args.settle = args.settle if args.settle is not None else (20.0 if q else 60.0)
     args.flow_runs = args.flow_runs if args.flow_runs is not None else (64 if q else 800)
+    args.deployments = args.deployments if args.deployments is not None else (1000 if q else 10000)
+    args.pollers = args.pollers if args.pollers is not None else (50 if q else 200)
+    args.poll_seconds = args.poll_seconds if args.poll_seconds is not None else (10.0 if q else 20.0)
     try:
         args.our_env = dict(item.split("=", 1) for item in args.our_env)
+        args.prefect_env = dict(item.split("=", 1) for item in args.prefect_env)
     except ValueError:
-        p.error("--our-env takes KEY=VALUE")
+        p.error("--our-env / --prefect-env take KEY=VALUE")
     if args.celery and not args.celery_broker_url:
         args.celery_broker_url = "redis://127.0.0.1:6379/15"
     return args
@@ -206,7 +238,35 @@ def table(results: dict, names: list[str]) -> str:
             {n: s.get(n, {}).get("create", {}).get("p50_ms") for n in names},
             "{:.1f}",
         )
-    for key in ("a", "b", "c"):
+    if "d" in parts:
+        s = parts["d"].get("servers", {})
+        add(
+            "(d) scheduled deployments",
+            {n: s.get(n, {}).get("deployments_in_db") for n in names},
+            ratio=False,
+        )
+        add(
+            "(d) setup s (see README)", {n: s.get(n, {}).get("setup_s") for n in names}, "{:.1f}", ratio=False
+        )
+        add("(d) all runs ahead after s", {n: s.get(n, {}).get("runs_ahead_s") for n in names}, "{:.2f}")
+        add("(d) runs created", {n: s.get(n, {}).get("runs_created") for n in names}, ratio=False)
+        add("(d) runs created / s", {n: s.get(n, {}).get("runs_per_s") for n in names}, "{:.0f}")
+        add("(d) idle tick s", {n: s.get(n, {}).get("tick2_s") for n in names}, "{:.3f}")
+        add("(d) scheduler peak RSS MB", {n: s.get(n, {}).get("peak_rss_mb") for n in names}, "{:.0f}")
+    if "e" in parts:
+        s = parts["e"].get("servers", {})
+        add("(e) pollers", {n: s.get(n, {}).get("pollers") for n in names}, ratio=False)
+        add("(e) poll req/s", {n: s.get(n, {}).get("throughput_rps") for n in names}, "{:.0f}")
+        add("(e) poll p50 ms", {n: s.get(n, {}).get("p50_ms") for n in names}, "{:.1f}")
+        add("(e) poll p95 ms", {n: s.get(n, {}).get("p95_ms") for n in names}, "{:.1f}")
+        add("(e) poll p99 ms", {n: s.get(n, {}).get("p99_ms") for n in names}, "{:.1f}")
+        add("(e) poll 200 / requests", {n: _okreq(s.get(n, {})) for n in names})
+        add(
+            "(e) client CPU % (1 core = 100)",
+            {n: s.get(n, {}).get("client_cpu_pct") for n in names},
+            ratio=False,
+        )
+    for key in ("a", "b", "c", "d", "e"):
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -238,6 +298,10 @@ def _lost(s: dict):
     if not s or s.get("task_runs_lost") is None:
         return None
     return f"{s['task_runs_lost']}/{s['task_runs_not_completed']}"
+
+
+def _okreq(s: dict):
+    return None if not s or "requests" not in s else f"{s['ok']}/{s['requests']}"
 
 
 def _acc(s: dict):
@@ -299,7 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if "prefect" in args.servers:
             try:
-                targets.append(servers.start_prefect(tag, workdir, workers=args.prefect_workers))
+                prefect_env = dict(args.prefect_env)
+                if "d" in args.only and args.prefect_scheduler == "process":
+                    # (d) runs Prefect's scheduler function in its own process; the in-server copy
+                    # would race it.
+                    prefect_env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
+                elif "d" in args.only:
+                    prefect_env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "5")
+                targets.append(
+                    servers.start_prefect(tag, workdir, workers=args.prefect_workers, extra_env=prefect_env)
+                )
             except Exception as exc:
                 results["startup_errors"]["prefect"] = str(exc)[-3000:]
                 log(f"Prefect server failed to start: {exc}")
@@ -364,6 +437,17 @@ def main(argv: list[str] | None = None) -> int:
             max_wait=args.max_wait,
         )
         part("c", part_c.run, targets, clients=args.clients, flow_runs=args.flow_runs)
+        # (e) before (d): (e) creates its deployments over HTTP, within our plan's deployment limit,
+        # which (d)'s thousands of ORM-made deployments would exhaust.
+        part("e", part_e.run, targets, pollers=args.pollers, duration=args.poll_seconds)
+        part(
+            "d",
+            part_d.run,
+            targets,
+            deployments=args.deployments,
+            over_http=args.deployments_over_http,
+            prefect_scheduler=args.prefect_scheduler,
+        )
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; cleaning up")

@@ -301,9 +301,14 @@ class Target:
     # Table names to poll for part (b)
     events_table: str
     task_run_table: str
+    # The server process's own environment (for subprocesses that talk to its database, e.g. the
+    # scheduler in part (d)); never written to the results (it holds SECRET_KEY).
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
-def start_prefect(tag: str, workdir: Path, *, workers: int = 1) -> Target:
+def start_prefect(
+    tag: str, workdir: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None
+) -> Target:
     db = f"bench_{tag}_prefect"
     create_database(db)
     port = free_port()
@@ -316,6 +321,7 @@ def start_prefect(tag: str, workdir: Path, *, workers: int = 1) -> Target:
         PREFECT_SERVER_UI_ENABLED="false",
         PREFECT_SERVER_LOGGING_LEVEL="WARNING",
     )
+    env.update(extra_env or {})
     log_path = workdir / "logs" / "prefect-server.log"
     argv = [
         str(VENV_BIN / "prefect"),
@@ -350,6 +356,7 @@ def start_prefect(tag: str, workdir: Path, *, workers: int = 1) -> Target:
         info={"port": port, "workers": workers, "version": version, "log": str(log_path)},
         events_table="events",
         task_run_table="task_run",
+        env=env,
     )
 
 
@@ -474,4 +481,5 @@ def start_ours(
         },
         events_table="orchestration_event",
         task_run_table="orchestration_taskrun",
+        env=django_env,
     )
