@@ -36,3 +36,27 @@ def test_redis_is_used_when_configured():
     assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
     assert "Redis" in type(get_channel_layer()).__name__
     assert settings.CELERY_BROKER_URL == settings.REDIS_URL
+
+
+def test_channel_layer_survives_a_receive_longer_than_the_redis_read_timeout():
+    """A subscriber waits on the layer for longer than redis-py's default 5 s read timeout
+    without the receive blowing up (it did, dropping every idle /events/out socket)."""
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set")
+    import asyncio
+
+    layer = get_channel_layer()
+
+    async def wait_then_receive():
+        channel = await layer.new_channel()
+
+        async def send_later():
+            await asyncio.sleep(6.5)
+            await layer.send(channel, {"type": "late.message"})
+
+        sender = asyncio.create_task(send_later())
+        message = await layer.receive(channel)
+        await sender
+        return message
+
+    assert async_to_sync(wait_then_receive)() == {"type": "late.message"}
