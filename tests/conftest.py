@@ -52,6 +52,17 @@ def make_tenant(**account_fields) -> Tenant:
     return Tenant(account, workspace, member, member_key, service_account, service_key)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer instance: a Redis layer binds its receive machinery to
+    the event loop that first used it (a live server's thread, another test's loop)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def tenant(db) -> Tenant:
     return make_tenant()
