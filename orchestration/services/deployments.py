@@ -639,22 +639,8 @@ def _upsert(*, workspace, data: DeploymentCreate, actor=None) -> tuple[Deploymen
     return deployment, created
 
 
-_UPDATE_FIELDS = (
-    "version",
-    "description",
-    "paused",
-    "concurrency_limit",
-    "parameters",
-    "parameter_openapi_schema",
-    "enforce_parameter_schema",
-    "job_variables",
-    "pull_steps",
-    "tags",
-    "path",
-    "entrypoint",
-    "storage_document_id",
-    "infrastructure_document_id",
-)
+# A PATCH may set exactly what a create may.
+_UPDATE_FIELDS = _CREATE_FIELDS
 
 
 def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor=None) -> None:
