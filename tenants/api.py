@@ -22,6 +22,8 @@ from typing import ClassVar
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.views import APIView
 
+from accounts import authcache
+from accounts.api_keys.models import ApiKey
 from accounts.selectors import account_permissions_of, workspace_access
 from tenants.models import Account, Workspace
 from tenants.scoping import _current_workspace_id
@@ -58,6 +60,22 @@ def resolve_workspace(account: Account, ref: str) -> Workspace | None:
         if workspace is not None:
             return workspace
     return workspaces.filter(handle=ref).first()
+
+
+def resolve_workspace_access(principal, account_ref: str, workspace_ref: str, *, api_key=None):
+    """``(workspace, access)`` for the principal on the workspace the URL names, or None when it
+    does not exist or the principal has no access there. With an API key the answer is memoised
+    (see ``accounts.authcache``)."""
+
+    def load():
+        account = resolve_account(account_ref)
+        workspace = resolve_workspace(account, workspace_ref) if account is not None else None
+        access = workspace_access(principal, workspace) if workspace is not None else None
+        return None if access is None else (workspace, access)
+
+    if isinstance(api_key, ApiKey):
+        return authcache.memo("workspace-access", (api_key.pk, account_ref, workspace_ref), load)
+    return load()
 
 
 class _TenantApiView(APIView):
@@ -107,11 +125,12 @@ class WorkspaceApiView(_TenantApiView):
     def initial(self, request, *args, **kwargs):
         # Authentication and the authenticated check run first: an anonymous caller learns nothing.
         super().initial(request, *args, **kwargs)
-        account = resolve_account(self._account_ref)
-        workspace = resolve_workspace(account, self._workspace_ref) if account is not None else None
-        access = workspace_access(request.user, workspace) if workspace is not None else None
-        if access is None:
+        resolved = resolve_workspace_access(
+            request.user, self._account_ref, self._workspace_ref, api_key=request.auth
+        )
+        if resolved is None:
             raise NotFound(_NOT_FOUND)
+        workspace, access = resolved
         required = self.requirement_for(request)
         if required != MEMBERS and not access.has(required):
             raise PermissionDenied(f"Missing the scope {required!r} in this workspace.")

@@ -53,6 +53,16 @@ def make_tenant(**account_fields) -> Tenant:
 
 
 @pytest.fixture(autouse=True)
+def _fresh_auth_memo():
+    """Each test's rows are rolled back without signals: no memo may outlive its test."""
+    from accounts import authcache
+
+    authcache.clear()
+    yield
+    authcache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Each test gets its own channel layer instance: a Redis layer binds its receive machinery to
     the event loop that first used it (a live server's thread, another test's loop)."""

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from accounts import authcache
 from accounts.api_keys import secrets as key_secrets
 from accounts.api_keys.models import ApiKey
 
@@ -19,12 +20,8 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
     parsed = key_secrets.parse(candidate)
     if parsed is None:
         return None
-    key = (
-        ApiKey.objects.select_related("user", "service_account", "service_account__account")
-        .filter(lookup_id=parsed.lookup_id, prefix=parsed.prefix)
-        .first()
-    )
-    if key is None or not key_secrets.matches(parsed.raw, key.secret_hash):
+    key = authcache.memo("api-key", (authcache.token_digest(parsed.raw),), lambda: _matching_key(parsed))
+    if key is None:
         return None
     now = timezone.now()
     if not key.is_usable(now):
@@ -34,6 +31,17 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip:
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
         key.last_used_at, key.last_used_ip = now, ip
+    return key
+
+
+def _matching_key(parsed) -> ApiKey | None:
+    key = (
+        ApiKey.objects.select_related("user", "service_account", "service_account__account")
+        .filter(lookup_id=parsed.lookup_id, prefix=parsed.prefix)
+        .first()
+    )
+    if key is None or not key_secrets.matches(parsed.raw, key.secret_hash):
+        return None
     return key
 
 

@@ -176,6 +176,9 @@ CELERY_TIMEZONE = "UTC"
 
 # --- Auth -------------------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
+# Seconds a process remembers who an API key is and its access to a workspace (0: ask the database
+# on every request). Any change to keys, users, memberships or grants drops the memo everywhere.
+AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=10)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

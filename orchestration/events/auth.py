@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 
 from accounts.api_keys.selectors import api_key_authenticate
-from accounts.selectors import workspace_access
-from tenants.api import resolve_account, resolve_workspace
+from tenants.api import resolve_workspace_access
 
 PREFECT_SUBPROTOCOL = "prefect"
 AUTH_FAILED_REASON = "Invalid API key, or no access to this workspace"
@@ -77,12 +76,11 @@ def authorize_sync(
     key = api_key_authenticate(token, ip=ip)
     if key is None:
         return None
-    account = resolve_account(account_ref)
-    workspace = resolve_workspace(account, workspace_ref) if account is not None else None
-    if workspace is None:
+    resolved = resolve_workspace_access(key.owner, account_ref, workspace_ref, api_key=key)
+    if resolved is None:
         return None
-    access = workspace_access(key.owner, workspace)
-    if access is None or not any(access.has(scope) for scope in scopes):
+    workspace, access = resolved
+    if not any(access.has(scope) for scope in scopes):
         return None
     return SocketGrant(workspace_id=workspace.pk, account_id=workspace.account_id, token=token)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.db import connection
@@ -127,8 +128,10 @@ class TestAuthentication:
             expires_at=timezone.now() + timedelta(hours=1),
         )
         assert _get(api_client, tenant, plaintext).status_code == 200
-        ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-        response = _get(api_client, tenant, plaintext)
+        # Two hours later: the key is remembered from the first call, and refused all the same.
+        later = timezone.now() + timedelta(hours=2)
+        with mock.patch("django.utils.timezone.now", return_value=later):
+            response = _get(api_client, tenant, plaintext)
         assert (response.status_code, response.json()) == (401, GENERIC_401)
 
     def test_revoked_key(self, api_client, tenant):

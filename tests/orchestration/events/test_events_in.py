@@ -195,6 +195,8 @@ def test_a_worker_key_may_emit_events(tenant):
 
 def test_a_revoked_key_stops_being_served(tenant, monkeypatch):
     from accounts.api_keys.models import ApiKey
+    from accounts.api_keys.services import api_key_revoke
+    from audit.actors import SYSTEM
 
     monkeypatch.setattr(consumers, "REAUTHORIZE_EVERY", 0.0)
     first, second = make_event(), make_event()
@@ -205,7 +207,8 @@ def test_a_revoked_key_stops_being_served(tenant, monkeypatch):
         ws = await open_cloud(events_path(tenant, "in"), tenant.service_key)
         await ws.send_json_to(first)
         await asyncio.sleep(0.3)
-        await database_sync_to_async(lambda: ApiKey.objects.update(revoked_at="2020-01-01T00:00:00Z"))()
+        key = await database_sync_to_async(ApiKey.objects.get)(service_account=tenant.service_account)
+        await database_sync_to_async(api_key_revoke)(key=key, actor=SYSTEM)
         await ws.send_json_to(second)
         output = await ws.receive_output(timeout=2)
         assert output["type"] == "websocket.close" and output["code"] == 1008

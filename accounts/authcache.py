@@ -1,0 +1,140 @@
+"""A short-lived memo of who an API key is and what it may do in a workspace.
+
+Every API call would otherwise spend four queries (the key, the account, the workspace, the grants)
+before its own work; workers poll and clients set states many times a second with the same key.
+Entries live in the process for ``AUTH_CACHE_SECONDS`` at most and are dropped at once, in every
+process, when anything they were derived from changes: a save or delete of a key, user, service
+account, membership, grant, account or workspace bumps a generation number kept in the shared cache
+(Redis when configured), and every lookup compares it. Code that changes those rows with
+``QuerySet.update()`` (which sends no signal) calls :func:`authz_changed` itself.
+
+A key past its expiry is refused on a cache hit too (the expiry is checked on every use); a revoked
+key, a deactivated user or a removed grant is refused by the next request in any process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
+
+_GENERATION_KEY = "authz:generation"
+_MAX_ENTRIES = 10_000
+
+_lock = threading.Lock()
+_entries: OrderedDict[tuple, tuple[float, Any, Any]] = OrderedDict()
+_local_generation = 0
+
+
+def _ttl() -> float:
+    return float(getattr(settings, "AUTH_CACHE_SECONDS", 0) or 0)
+
+
+def _shared_generation() -> Any:
+    try:
+        return cache.get(_GENERATION_KEY)
+    except Exception:  # the cache is down: serve from the database, never from a stale memo
+        return None
+
+
+def _generation() -> tuple[int, Any] | None:
+    shared = _shared_generation()
+    if shared is None:
+        # Not set yet, or the cache cannot answer: set it so other processes agree from now on.
+        try:
+            cache.add(_GENERATION_KEY, 1, timeout=None)
+        except Exception:
+            return None
+        shared = _shared_generation()
+        if shared is None:
+            return None
+    return (_local_generation, shared)
+
+
+def memo(kind: str, key: tuple, load: Callable[[], Any]) -> Any:
+    """``load()``, remembered under ``(kind, key)`` while the generation holds and for at most the
+    configured seconds. ``None`` results are not remembered (a miss is asked again next time)."""
+    ttl = _ttl()
+    if ttl <= 0:
+        return load()
+    generation = _generation()
+    if generation is None:
+        return load()
+    full_key = (kind, *key)
+    now = time.monotonic()
+    with _lock:
+        entry = _entries.get(full_key)
+        if entry is not None:
+            expires, entry_generation, value = entry
+            if expires > now and entry_generation == generation:
+                _entries.move_to_end(full_key)
+                return value
+            del _entries[full_key]
+    value = load()
+    if value is not None:
+        with _lock:
+            _entries[full_key] = (now + ttl, generation, value)
+            while len(_entries) > _MAX_ENTRIES:
+                _entries.popitem(last=False)
+    return value
+
+
+def token_digest(token: str) -> str:
+    """What the memo is keyed by: never the key itself."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def authz_changed() -> None:
+    """Drop every memo, here at once and in the other processes from their next lookup. Called on
+    the change and again after the transaction commits (so no process re-reads the old rows in
+    between and keeps them)."""
+    _bump()
+    connection = transaction.get_connection()
+    if connection.in_atomic_block:
+        transaction.on_commit(_bump)
+
+
+def _bump() -> None:
+    global _local_generation
+    with _lock:
+        _local_generation += 1
+        _entries.clear()
+    try:
+        try:
+            cache.incr(_GENERATION_KEY)
+        except ValueError:  # not set (evicted, or never read): any new value differs from the memos'
+            cache.set(_GENERATION_KEY, time.time_ns(), timeout=None)
+    except Exception:
+        # The cache is down: lookups then find no generation and read the database (see memo()).
+        logger.warning("could not publish an authorization change to the shared cache", exc_info=True)
+
+
+def clear() -> None:
+    """Forget every memo in this process (tests)."""
+    with _lock:
+        _entries.clear()
+
+
+def _on_change(sender, **kwargs) -> None:
+    authz_changed()
+
+
+def connect_signals() -> None:
+    from accounts.api_keys.models import ApiKey
+    from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+    from tenants.models import Account, Workspace
+
+    for model in (ApiKey, User, ServiceAccount, AccountMembership, WorkspaceRoleGrant, Account, Workspace):
+        post_save.connect(_on_change, sender=model, dispatch_uid=f"authcache-save-{model.__name__}")
+        post_delete.connect(_on_change, sender=model, dispatch_uid=f"authcache-delete-{model.__name__}")

@@ -1,0 +1,84 @@
+"""The memo of a key's identity and workspace access: it saves the queries, and it never serves a
+revoked key, a removed grant or a deactivated user, in this process or (through the shared
+generation) in any other."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts import authcache
+from accounts.api_keys.models import ApiKey
+from accounts.api_keys.services import api_key_revoke
+from accounts.services import workspace_access_revoke
+from audit.actors import SYSTEM
+from tests.conftest import bearer
+
+pytestmark = pytest.mark.django_db
+
+
+def _health(client, tenant):
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(f"{tenant.prefix}/health")
+    return response.status_code, [q["sql"] for q in ctx.captured_queries]
+
+
+def _auth_queries(queries):
+    tables = ("accounts_apikey", "tenants_account", "tenants_workspace", "accounts_workspacerolegrant")
+    return [sql for sql in queries if any(f'FROM "{table}"' in sql for table in tables)]
+
+
+def test_a_second_call_with_the_same_key_reads_no_auth_rows(api_client, tenant):
+    client = bearer(api_client, tenant.service_key)
+    first_status, first = _health(client, tenant)
+    second_status, second = _health(client, tenant)
+    assert (first_status, second_status) == (200, 200)
+    assert len(_auth_queries(first)) >= 3
+    assert _auth_queries(second) == []
+
+
+def test_no_memo_when_disabled(api_client, tenant, settings):
+    settings.AUTH_CACHE_SECONDS = 0
+    client = bearer(api_client, tenant.service_key)
+    _health(client, tenant)
+    assert len(_auth_queries(_health(client, tenant)[1])) >= 3
+
+
+def test_a_revoked_key_is_refused_on_the_next_call(api_client, tenant):
+    client = bearer(api_client, tenant.service_key)
+    assert _health(client, tenant)[0] == 200
+    api_key_revoke(key=ApiKey.objects.get(service_account=tenant.service_account), actor=SYSTEM)
+    assert _health(client, tenant)[0] == 401
+
+
+def test_a_removed_grant_is_refused_on_the_next_call(api_client, tenant):
+    client = bearer(api_client, tenant.service_key)
+    assert _health(client, tenant)[0] == 200
+    workspace_access_revoke(workspace=tenant.workspace, principal=tenant.service_account, actor=SYSTEM)
+    assert _health(client, tenant)[0] == 404
+
+
+def test_a_deactivated_user_is_refused_on_the_next_call(api_client, tenant):
+    client = bearer(api_client, tenant.member_key)
+    assert _health(client, tenant)[0] == 200
+    tenant.member.is_active = False
+    tenant.member.save(update_fields=["is_active"])
+    assert _health(client, tenant)[0] == 401
+
+
+def test_a_change_announced_by_another_process_drops_the_memo(api_client, tenant):
+    """Another process's change reaches this one only through the shared generation."""
+    client = bearer(api_client, tenant.service_key)
+    _health(client, tenant)
+    assert _auth_queries(_health(client, tenant)[1]) == []
+    cache.incr(authcache._GENERATION_KEY)  # what _bump() does elsewhere, without the local half
+    assert len(_auth_queries(_health(client, tenant)[1])) >= 3
+
+
+def test_a_wrong_secret_with_a_known_lookup_id_is_not_served_from_the_memo(api_client, tenant):
+    client = bearer(api_client, tenant.service_key)
+    assert _health(client, tenant)[0] == 200
+    forged = tenant.service_key[:-4] + ("AAAA" if not tenant.service_key.endswith("AAAA") else "BBBB")
+    assert _health(bearer(api_client, forged), tenant)[0] == 401
