@@ -5,11 +5,13 @@ before its own work; workers poll and clients set states many times a second wit
 Entries live in the process for ``AUTH_CACHE_SECONDS`` at most and are dropped at once, in every
 process, when anything they were derived from changes: a save or delete of a key, user, service
 account, membership, grant, account or workspace bumps a generation number kept in the shared cache
-(Redis when configured), and every lookup compares it. Code that changes those rows with
+(Redis when configured), which every process compares at least once a second (at once in the process
+that made the change). Code that changes those rows with
 ``QuerySet.update()`` (which sends no signal) calls :func:`authz_changed` itself.
 
 A key past its expiry is refused on a cache hit too (the expiry is checked on every use); a revoked
-key, a deactivated user or a removed grant is refused by the next request in any process.
+key, a deactivated user or a removed grant is refused by the next request in the process that made
+the change, and within about a second in every other.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 _GENERATION_KEY = "authz:generation"
 _MAX_ENTRIES = 10_000
+SHARED_GENERATION_INTERVAL = 1.0
 
 _lock = threading.Lock()
 _entries: OrderedDict[tuple, tuple[float, Any, Any]] = OrderedDict()
@@ -48,17 +51,33 @@ def _shared_generation() -> Any:
         return None
 
 
-def _generation() -> tuple[int, Any] | None:
+def _read_shared_generation() -> Any:
     shared = _shared_generation()
     if shared is None:
-        # Not set yet, or the cache cannot answer: set it so other processes agree from now on.
+        # Not set yet (or evicted): set it so every process agrees from now on.
         try:
             cache.add(_GENERATION_KEY, 1, timeout=None)
         except Exception:
             return None
         shared = _shared_generation()
+    return shared
+
+
+_shared_seen: tuple[float, Any] = (float("-inf"), None)
+
+
+def _generation() -> tuple[int, Any] | None:
+    """This process's generation and the shared one. The shared one is read at most every
+    ``SHARED_GENERATION_INTERVAL`` seconds, so a change made in another process reaches this one
+    within that time (a change made here drops the memo at once)."""
+    global _shared_seen
+    now = time.monotonic()
+    read_at, shared = _shared_seen
+    if shared is None or now - read_at >= SHARED_GENERATION_INTERVAL:
+        shared = _read_shared_generation()
         if shared is None:
             return None
+        _shared_seen = (now, shared)
     return (_local_generation, shared)
 
 
@@ -106,10 +125,11 @@ def authz_changed() -> None:
 
 
 def _bump() -> None:
-    global _local_generation
+    global _local_generation, _shared_seen
     with _lock:
         _local_generation += 1
         _entries.clear()
+        _shared_seen = (float("-inf"), None)
     try:
         try:
             cache.incr(_GENERATION_KEY)
@@ -122,8 +142,10 @@ def _bump() -> None:
 
 def clear() -> None:
     """Forget every memo in this process (tests)."""
+    global _shared_seen
     with _lock:
         _entries.clear()
+        _shared_seen = (float("-inf"), None)
 
 
 def _on_change(sender, **kwargs) -> None:

@@ -1,22 +1,44 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels."""
+"""ASGI entry point: HTTP through Django (WSGI in a bounded thread pool), websockets through Channels.
+
+Django's own ASGI handler runs every synchronous view through several thread hand-offs and a new
+thread per request; every view here is synchronous, so HTTP goes to Django's WSGI handler on a
+fixed pool of ``HTTP_THREADS`` threads per process instead (a2wsgi), which serves about twice the
+requests per second. Websockets stay on the event loop with Channels.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+django.setup(set_prefix=False)  # before importing the routes and their models
 
-django_asgi_app = get_asgi_application()
-
+from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from config import serverloop  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
+from config.wsgi import application as django_wsgi_app  # noqa: E402
+
+
+class _RememberLoop:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        serverloop.remember(asyncio.get_running_loop())
+        await self.app(scope, receive, send)
+
+
+http_application = _RememberLoop(WSGIMiddleware(django_wsgi_app, workers=settings.HTTP_THREADS))
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
-        "websocket": URLRouter(websocket_urlpatterns),
+        "http": http_application,
+        "websocket": _RememberLoop(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -84,7 +84,9 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
-WSGI_APPLICATION = None
+WSGI_APPLICATION = "config.wsgi.application"
+# Threads per server process that run HTTP requests (Django is served as WSGI inside the ASGI server).
+HTTP_THREADS = env.int("HTTP_THREADS", default=12)
 ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [

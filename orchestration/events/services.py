@@ -16,9 +16,11 @@ subscriber filters on first, so fanning out to many subscribers copies no event 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -28,6 +30,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
+from config import serverloop
 from orchestration.api.wire import event_to_wire
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
 from orchestration.events.schemas import EventIn
@@ -165,7 +168,32 @@ async def events_publish(workspace_id: uuid.UUID | str, items: list[dict[str, st
             return
 
 
+_publish_order: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _publish_in_order(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
+    # Tasks scheduled one after the other take the (FIFO) lock in the same order: subscribers get
+    # the events in the order the requests committed them.
+    loop = asyncio.get_running_loop()
+    lock = _publish_order.get(loop)
+    if lock is None:
+        lock = _publish_order[loop] = asyncio.Lock()
+    async with lock:
+        await events_publish(workspace_id, items)
+
+
 def _publish_sync(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
+    """Hand the publication to the server's event loop without waiting for it (the request that
+    committed the events answers at once); outside a server, publish in place."""
+    loop = serverloop.running_server_loop()
+    if loop is not None:
+        try:
+            asyncio.run_coroutine_threadsafe(_publish_in_order(workspace_id, items), loop)
+            return
+        except RuntimeError:  # the loop closed in between
+            pass
     try:
         async_to_sync(events_publish)(workspace_id, items)
     except Exception:

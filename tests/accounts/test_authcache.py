@@ -68,13 +68,29 @@ def test_a_deactivated_user_is_refused_on_the_next_call(api_client, tenant):
     assert _health(client, tenant)[0] == 401
 
 
-def test_a_change_announced_by_another_process_drops_the_memo(api_client, tenant):
-    """Another process's change reaches this one only through the shared generation."""
+def test_a_change_announced_by_another_process_drops_the_memo(api_client, tenant, monkeypatch):
+    """Another process's change reaches this one only through the shared generation (read at most
+    once per interval; here on every lookup)."""
+    monkeypatch.setattr(authcache, "SHARED_GENERATION_INTERVAL", 0.0)
     client = bearer(api_client, tenant.service_key)
     _health(client, tenant)
     assert _auth_queries(_health(client, tenant)[1]) == []
     cache.incr(authcache._GENERATION_KEY)  # what _bump() does elsewhere, without the local half
     assert len(_auth_queries(_health(client, tenant)[1])) >= 3
+
+
+def test_the_shared_generation_is_read_at_most_once_per_interval(api_client, tenant, monkeypatch):
+    client = bearer(api_client, tenant.service_key)
+    _health(client, tenant)
+    reads = []
+    original = authcache._shared_generation
+    monkeypatch.setattr(authcache, "_shared_generation", lambda: reads.append(1) or original())
+    for _ in range(5):
+        assert _health(client, tenant)[0] == 200
+    assert reads == []
+    monkeypatch.setattr(authcache, "SHARED_GENERATION_INTERVAL", 0.0)
+    _health(client, tenant)
+    assert reads
 
 
 def test_a_wrong_secret_with_a_known_lookup_id_is_not_served_from_the_memo(api_client, tenant):

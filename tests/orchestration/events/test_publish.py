@@ -1,0 +1,88 @@
+"""Publishing from a request thread: handed to the server's event loop without waiting, in order;
+without a server loop, in place."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+
+import pytest
+from channels.layers import get_channel_layer
+
+from config import serverloop
+from orchestration.events import services
+
+pytestmark = pytest.mark.django_db  # the package's session fixture ends database connections
+
+
+@pytest.fixture
+def server_loop():
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    serverloop.remember(loop)
+    yield loop
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(5)
+    loop.close()
+    serverloop.remember(None)
+
+
+def _items(n: int) -> list[dict[str, str]]:
+    return [{"id": str(i), "event": "x", "occurred": "", "json": "{}"} for i in range(n)]
+
+
+def _subscribe(loop, workspace_id):
+    layer = get_channel_layer()
+
+    async def join():
+        channel = await layer.new_channel()
+        await layer.group_add(services.events_group(workspace_id), channel)
+        return channel
+
+    return layer, asyncio.run_coroutine_threadsafe(join(), loop).result(5)
+
+
+def _receive_all(loop, layer, channel, batches: int) -> list[str]:
+    async def drain():
+        seen = []
+        for _ in range(batches):
+            message = await asyncio.wait_for(layer.receive(channel), 5)
+            seen.extend(item["id"] for item in message["items"])
+        return seen
+
+    return asyncio.run_coroutine_threadsafe(drain(), loop).result(30)
+
+
+def test_a_request_thread_does_not_wait_and_subscribers_get_batches_in_order(server_loop, monkeypatch):
+    workspace_id = uuid.uuid4()
+    layer, channel = _subscribe(server_loop, workspace_id)
+    sent = []
+
+    async def slow_publish(ws_id, items):
+        await asyncio.sleep(0.01)
+        await layer.group_send(services.events_group(ws_id), {"type": "events.published", "items": items})
+
+    monkeypatch.setattr(services, "events_publish", slow_publish)
+    started = time.perf_counter()
+    for batch in range(30):
+        items = [{"id": f"{batch}-{i}", "event": "x", "occurred": "", "json": "{}"} for i in range(3)]
+        sent.extend(item["id"] for item in items)
+        services._publish_sync(workspace_id, items)
+    assert time.perf_counter() - started < 0.25  # 30 x 10 ms were not waited for
+    assert _receive_all(server_loop, layer, channel, 30) == sent
+
+
+def test_without_a_server_loop_it_publishes_in_place(monkeypatch):
+    serverloop.remember(None)
+    calls = []
+
+    async def record(ws_id, items):
+        calls.append((ws_id, len(items)))
+
+    monkeypatch.setattr(services, "events_publish", record)
+    workspace_id = uuid.uuid4()
+    services._publish_sync(workspace_id, _items(2))
+    assert calls == [(workspace_id, 2)]
