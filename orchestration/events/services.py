@@ -17,6 +17,7 @@ subscriber filters on first, so fanning out to many subscribers copies no event 
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
 import uuid
@@ -26,7 +27,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
@@ -75,6 +76,21 @@ def event_parse(raw: Any) -> EventIn | None:
 # --- Storing ----------------------------------------------------------------------------------------
 
 
+def _event_row(event: EventIn, *, workspace_id: uuid.UUID, received) -> Event:
+    return Event(
+        id=event.id,
+        workspace_id=workspace_id,
+        occurred=event.occurred,
+        event=event.event,
+        resource_id=event.resource_id,
+        resource=event.resource,
+        related=event.related,
+        payload=event.payload,
+        follows=event.follows,
+        received=received,
+    )
+
+
 def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) -> list[Event]:
     """Store ``events`` in one transaction and apply the task-run ones; returns the rows that are
     new (in arrival order). Events whose id is already stored, in this workspace or another, are
@@ -96,21 +112,7 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
             fresh = [e for e in chunk if e.id not in taken]
             if not fresh:
                 continue
-            rows = [
-                Event(
-                    id=e.id,
-                    workspace_id=workspace_id,
-                    occurred=e.occurred,
-                    event=e.event,
-                    resource_id=e.resource_id,
-                    resource=e.resource,
-                    related=e.related,
-                    payload=e.payload,
-                    follows=e.follows,
-                    received=received,
-                )
-                for e in fresh
-            ]
+            rows = [_event_row(e, workspace_id=workspace_id, received=received) for e in fresh]
             all_events.bulk_create(rows, ignore_conflicts=True)
             # Which rows are ours: a concurrent writer may have inserted one of these ids meanwhile.
             mine = set(
@@ -168,20 +170,43 @@ async def events_publish(workspace_id: uuid.UUID | str, items: list[dict[str, st
             return
 
 
-_publish_order: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-    weakref.WeakKeyDictionary()
-)
+class _Outbox:
+    """Publications waiting on one event loop. Request threads append (through the loop) and one
+    task drains: what piled up while a send was in flight goes out together, a workspace's items
+    merged into as few group messages as the chunk size allows, in the order they were committed."""
+
+    def __init__(self) -> None:
+        self.pending: collections.deque[tuple[uuid.UUID, list[dict[str, str]]]] = collections.deque()
+        self.draining = False
+
+    def put(self, workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
+        self.pending.append((workspace_id, items))
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().create_task(self.drain())
+
+    async def drain(self) -> None:
+        try:
+            while self.pending:
+                merged: dict[uuid.UUID, list[dict[str, str]]] = {}
+                while self.pending:
+                    workspace_id, items = self.pending.popleft()
+                    merged.setdefault(workspace_id, []).extend(items)
+                for workspace_id, items in merged.items():
+                    await events_publish(workspace_id, items)
+        finally:
+            self.draining = False
 
 
-async def _publish_in_order(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
-    # Tasks scheduled one after the other take the (FIFO) lock in the same order: subscribers get
-    # the events in the order the requests committed them.
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outbox] = weakref.WeakKeyDictionary()
+
+
+def _outbox_put(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
     loop = asyncio.get_running_loop()
-    lock = _publish_order.get(loop)
-    if lock is None:
-        lock = _publish_order[loop] = asyncio.Lock()
-    async with lock:
-        await events_publish(workspace_id, items)
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = _Outbox()
+    outbox.put(workspace_id, items)
 
 
 def _publish_sync(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
@@ -190,7 +215,7 @@ def _publish_sync(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
     loop = serverloop.running_server_loop()
     if loop is not None:
         try:
-            asyncio.run_coroutine_threadsafe(_publish_in_order(workspace_id, items), loop)
+            loop.call_soon_threadsafe(_outbox_put, workspace_id, items)
             return
         except RuntimeError:  # the loop closed in between
             pass
@@ -224,9 +249,29 @@ def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) ->
     The row is written in a savepoint of the caller's transaction, so it commits (or rolls back)
     with the state change it reports; a failure to store it is logged and never breaks the caller.
     """
+    workspace_id = _uuid(workspace_id)
+    parsed = event_parse(event)
+    if parsed is None:
+        return
     try:
-        events_ingest(workspace_id=workspace_id, events=[event])
+        if is_task_run_event(parsed):
+            stored = events_store(workspace_id=workspace_id, events=[parsed])
+        else:
+            # The engine's own events carry ids it has just made: one INSERT, no look-ups first (a
+            # repeated id is skipped by the database and not published twice).
+            row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
+            try:
+                with transaction.atomic():
+                    Event.objects.unscoped().bulk_create([row])
+                stored = [row]
+            except IntegrityError:
+                logger.info("The event %s is already stored; not recorded again", parsed.id)
+                stored = []
     except DatabaseError:
         logger.exception(
             "Could not record the event %s", event.get("event") if isinstance(event, dict) else event
         )
+        return
+    if stored:
+        items = publication_items(stored)
+        transaction.on_commit(lambda: _publish_sync(workspace_id, items), robust=True)
