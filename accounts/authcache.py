@@ -4,7 +4,8 @@ Every API call would otherwise spend four queries (the key, the account, the wor
 before its own work; workers poll and clients set states many times a second with the same key.
 Entries live in the process for ``AUTH_CACHE_SECONDS`` at most and are dropped at once, in every
 process, when anything they were derived from changes: a save or delete of a key, user, service
-account, membership, grant, account or workspace bumps a generation number kept in the shared cache
+account, membership, team, team member, custom role, grant, default role, account or
+workspace bumps a generation number kept in the shared cache
 (Redis when configured), which every process compares at least once a second (at once in the process
 that made the change). Code that changes those rows with
 ``QuerySet.update()`` (which sends no signal) calls :func:`authz_changed` itself.
@@ -154,9 +155,31 @@ def _on_change(sender, **kwargs) -> None:
 
 def connect_signals() -> None:
     from accounts.api_keys.models import ApiKey
-    from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+    from accounts.models import (
+        AccountMembership,
+        CustomRole,
+        ServiceAccount,
+        Team,
+        TeamMember,
+        User,
+        WorkspaceDefaultRole,
+        WorkspaceRoleGrant,
+    )
     from tenants.models import Account, Workspace
 
-    for model in (ApiKey, User, ServiceAccount, AccountMembership, WorkspaceRoleGrant, Account, Workspace):
+    models = (
+        ApiKey,
+        User,
+        ServiceAccount,
+        AccountMembership,
+        WorkspaceRoleGrant,
+        Team,
+        TeamMember,
+        CustomRole,
+        WorkspaceDefaultRole,
+        Account,
+        Workspace,
+    )
+    for model in models:
         post_save.connect(_on_change, sender=model, dispatch_uid=f"authcache-save-{model.__name__}")
         post_delete.connect(_on_change, sender=model, dispatch_uid=f"authcache-delete-{model.__name__}")

@@ -113,16 +113,108 @@ class ServiceAccount(models.Model):
         return f"{self.name} (service account)"
 
 
-class WorkspaceRoleGrant(WorkspaceScopedModel):
-    """A workspace role granted to exactly one principal. Effective access is the union of grants."""
+class CustomRole(models.Model):
+    """A workspace role an account defines: its own scopes, plus (optionally) everything a built-in
+    role holds. The inherited part is resolved from the permission table at read time, so the role
+    grows with its parent when the table grows, and cannot lose it."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    role = models.CharField(max_length=16, choices=WorkspaceRole.choices)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="custom_roles")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True, default="")
+    scopes = models.JSONField(default=list, blank=True)
+    inherited_role = models.CharField(max_length=16, choices=WorkspaceRole.choices, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="custom_role_unique_name_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Team(models.Model):
+    """People and service accounts of one account, granted workspace roles together."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="teams")
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "name"], name="team_unique_name_per_account"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMember(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="members")
+    user = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    service_account = models.ForeignKey(
+        ServiceAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="team_memberships"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team_id", "created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(user__isnull=False, service_account__isnull=True)
+                    | models.Q(user__isnull=True, service_account__isnull=False)
+                ),
+                name="team_member_exactly_one_principal",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "user"],
+                condition=models.Q(user__isnull=False),
+                name="team_member_unique_user",
+            ),
+            models.UniqueConstraint(
+                fields=["team", "service_account"],
+                condition=models.Q(service_account__isnull=False),
+                name="team_member_unique_service_account",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.principal} in team {self.team_id}"
+
+    @property
+    def principal(self) -> User | ServiceAccount:
+        return self.user or self.service_account
+
+
+class WorkspaceRoleGrant(WorkspaceScopedModel):
+    """A workspace role (built-in, or an account's custom role) granted to exactly one principal: a
+    user, a service account or a team. Effective access is the union of every grant that applies."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    role = models.CharField(max_length=16, choices=WorkspaceRole.choices, blank=True, default="")
+    custom_role = models.ForeignKey(
+        CustomRole, null=True, blank=True, on_delete=models.PROTECT, related_name="grants"
+    )
     user = models.ForeignKey(
         User, null=True, blank=True, on_delete=models.CASCADE, related_name="workspace_grants"
     )
     service_account = models.ForeignKey(
         ServiceAccount, null=True, blank=True, on_delete=models.CASCADE, related_name="workspace_grants"
+    )
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.CASCADE, related_name="workspace_grants"
     )
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -132,10 +224,18 @@ class WorkspaceRoleGrant(WorkspaceScopedModel):
         constraints = [
             models.CheckConstraint(
                 condition=(
-                    models.Q(user__isnull=False, service_account__isnull=True)
-                    | models.Q(user__isnull=True, service_account__isnull=False)
+                    models.Q(user__isnull=False, service_account__isnull=True, team__isnull=True)
+                    | models.Q(user__isnull=True, service_account__isnull=False, team__isnull=True)
+                    | models.Q(user__isnull=True, service_account__isnull=True, team__isnull=False)
                 ),
                 name="grant_exactly_one_principal",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    (~models.Q(role="") & models.Q(custom_role__isnull=True))
+                    | (models.Q(role="") & models.Q(custom_role__isnull=False))
+                ),
+                name="grant_exactly_one_role",
             ),
             models.UniqueConstraint(
                 fields=["workspace", "user"], condition=models.Q(user__isnull=False), name="grant_unique_user"
@@ -145,13 +245,93 @@ class WorkspaceRoleGrant(WorkspaceScopedModel):
                 condition=models.Q(service_account__isnull=False),
                 name="grant_unique_service_account",
             ),
+            models.UniqueConstraint(
+                fields=["workspace", "team"], condition=models.Q(team__isnull=False), name="grant_unique_team"
+            ),
         ]
 
     @property
-    def principal(self) -> User | ServiceAccount:
-        return self.user or self.service_account
+    def principal(self) -> User | ServiceAccount | Team:
+        return self.user or self.service_account or self.team
+
+
+class WorkspaceDefaultRole(models.Model):
+    """The role every member of the account holds in a workspace without a grant of their own."""
+
+    workspace = models.OneToOneField(
+        "tenants.Workspace", primary_key=True, on_delete=models.CASCADE, related_name="default_role"
+    )
+    role = models.CharField(max_length=16, choices=WorkspaceRole.choices, blank=True, default="")
+    custom_role = models.ForeignKey(
+        CustomRole, null=True, blank=True, on_delete=models.PROTECT, related_name="default_for"
+    )
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    (~models.Q(role="") & models.Q(custom_role__isnull=True))
+                    | (models.Q(role="") & models.Q(custom_role__isnull=False))
+                ),
+                name="default_role_exactly_one_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"default role of {self.workspace_id}"
+
+
+class Invitation(models.Model):
+    """An invitation to join an account by email. The link's token is single-use and stored only as
+    its SHA-256; a pending, unexpired invitation holds a seat."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING", "Pending"
+        ACCEPTED = "ACCEPTED", "Accepted"
+        REVOKED = "REVOKED", "Revoked"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254)
+    account_role = models.CharField(max_length=16, choices=AccountRole.choices, default=AccountRole.MEMBER)
+    # [{"workspace_id": "…", "workspace_role_id": "…"}]: granted when the invitation is accepted.
+    workspace_grants = models.JSONField(default=list, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    expires_at = models.DateTimeField()
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    accepted_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "-created"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("email"),
+                "account",
+                condition=models.Q(status="PENDING"),
+                name="invitation_one_pending_per_email",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} to {self.account_id} ({self.status})"
 
 
 from accounts.api_keys.models import ApiKey  # noqa: E402
 
-__all__ = ["AccountMembership", "ApiKey", "ServiceAccount", "User", "WorkspaceRoleGrant"]
+__all__ = [
+    "AccountMembership",
+    "ApiKey",
+    "CustomRole",
+    "Invitation",
+    "ServiceAccount",
+    "Team",
+    "TeamMember",
+    "User",
+    "WorkspaceDefaultRole",
+    "WorkspaceRoleGrant",
+]

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from accounts.models import AccountMembership, ServiceAccount, Team, User, WorkspaceRoleGrant
 from accounts.permissions import AccountRole, WorkspaceRole
+from accounts.roles import ResolvedRole, role_of
 from accounts.selectors import account_role_of
 from audit import events
 from audit.actors import SystemActor
@@ -149,38 +150,66 @@ def _grant_lookup(principal) -> dict:
         return {"service_account": principal}
     if isinstance(principal, User):
         return {"user": principal}
-    raise InvalidInput("Workspace access is granted to a user or a service account.")
+    if isinstance(principal, Team):
+        return {"team": principal}
+    raise InvalidInput("Workspace access is granted to a user, a service account or a team.")
 
 
-def workspace_access_grant(*, workspace, principal, role: str, actor) -> WorkspaceRoleGrant:
-    """Grant ``role`` on ``workspace`` to ``principal`` (replacing its previous role there)."""
-    role = WorkspaceRole(role)
+def _principal_in_account(principal, account) -> bool:
+    if isinstance(principal, Team):
+        return principal.account_id == account.pk
+    return account_role_of(principal, account) is not None
+
+
+def _as_role(role, *, account) -> ResolvedRole:
+    if isinstance(role, ResolvedRole):
+        if role.custom is not None and role.custom.account_id != account.pk:
+            raise NotFound("Workspace role not found.")
+        return role
+    return ResolvedRole(builtin=WorkspaceRole(role).value)
+
+
+def workspace_access_grant(*, workspace, principal, role, actor) -> WorkspaceRoleGrant:
+    """Grant ``role`` (a built-in role key or a ``ResolvedRole``) on ``workspace`` to ``principal``
+    (a user, service account or team of the workspace's account), replacing its previous role
+    there. Granting a custom role needs the plan's custom roles; a team, the plan's teams."""
     lookup = _grant_lookup(principal)
     with transaction.atomic():
         account = _lock_account(workspace.account)
-        if account_role_of(principal, account) is None:
-            raise NotFound("No such member or service account in this account.")
+        role = _as_role(role, account=account)
+        if not _principal_in_account(principal, account):
+            raise NotFound("No such member, service account or team in this account.")
+        if role.custom is not None:
+            entitlements.ensure_feature(account, "custom_roles")
+        if isinstance(principal, Team):
+            entitlements.ensure_feature(account, "teams")
         grant = (
             WorkspaceRoleGrant.objects.for_workspace(workspace.pk)
-            .select_for_update()
+            .select_for_update(of=("self",))
+            .select_related("custom_role")
             .filter(**lookup)
             .first()
         )
-        old_role = grant.role if grant else None
+        old = role_of(grant) if grant else None
         if grant is None:
             grant = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).create(
-                workspace=workspace, role=role, **lookup
+                workspace=workspace, **role.as_fields(), **lookup
             )
-        elif grant.role != role:
-            grant.role = role
-            grant.save(update_fields=["role", "updated"])
-        if old_role != role:
+        elif old.id != role.id:
+            grant.role, grant.custom_role = role.builtin, role.custom
+            grant.save(update_fields=["role", "custom_role", "updated"])
+        if old is None or old.id != role.id:
             audit_record(
                 event=events.WORKSPACE_ACCESS_GRANTED,
                 actor=actor,
                 workspace=workspace,
                 target=principal,
-                payload={"role": role.value, "old_role": old_role},
+                payload={
+                    "role": role.name,
+                    "role_id": str(role.id),
+                    "old_role": old.name if old else None,
+                    "old_role_id": str(old.id) if old else None,
+                },
             )
     return grant
 
@@ -188,9 +217,20 @@ def workspace_access_grant(*, workspace, principal, role: str, actor) -> Workspa
 def workspace_access_revoke(*, workspace, principal, actor) -> None:
     lookup = _grant_lookup(principal)
     with transaction.atomic():
-        deleted, _ = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).filter(**lookup).delete()
-        if not deleted:
+        grant = (
+            WorkspaceRoleGrant.objects.for_workspace(workspace.pk)
+            .select_related("custom_role")
+            .filter(**lookup)
+            .first()
+        )
+        if grant is None:
             raise NotFound("This principal has no access to the workspace.")
+        old = role_of(grant)
+        grant.delete()
         audit_record(
-            event=events.WORKSPACE_ACCESS_REVOKED, actor=actor, workspace=workspace, target=principal
+            event=events.WORKSPACE_ACCESS_REVOKED,
+            actor=actor,
+            workspace=workspace,
+            target=principal,
+            payload={"old_role": old.name, "old_role_id": str(old.id)},
         )

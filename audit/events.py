@@ -61,3 +61,87 @@ ACCOUNT_PLAN_CHANGED = register(
     api_name="account.plan-changed",
     template="{actor} changed the plan of {target} from {old_plan} to {plan}",
 )
+WORKSPACE_UPDATED = register(
+    id=11,
+    name="WORKSPACE_UPDATED",
+    api_name="workspace.updated",
+    template="{actor} updated workspace {target}",
+)
+WORKSPACE_DELETED = register(
+    id=12,
+    name="WORKSPACE_DELETED",
+    api_name="workspace.deleted",
+    template="{actor} deleted workspace {target}",
+)
+WORKSPACE_DEFAULT_ROLE_CHANGED = register(
+    id=32,
+    name="WORKSPACE_DEFAULT_ROLE_CHANGED",
+    api_name="workspace.default-role-changed",
+    template="{actor} set the default role of workspace {target} to {role}",
+)
+SERVICE_ACCOUNT_UPDATED = register(
+    id=42,
+    name="SERVICE_ACCOUNT_UPDATED",
+    api_name="service-account.updated",
+    template="{actor} updated service account {target}",
+)
+API_KEY_ROTATED = register(
+    id=52,
+    name="API_KEY_ROTATED",
+    api_name="api-key.rotated",
+    template="{actor} rotated the API key of {target}",
+)
+CUSTOM_ROLE_CREATED = register(
+    id=60, name="CUSTOM_ROLE_CREATED", api_name="role.created", template="{actor} created role {target}"
+)
+CUSTOM_ROLE_UPDATED = register(
+    id=61, name="CUSTOM_ROLE_UPDATED", api_name="role.updated", template="{actor} updated role {target}"
+)
+CUSTOM_ROLE_DELETED = register(
+    id=62, name="CUSTOM_ROLE_DELETED", api_name="role.deleted", template="{actor} deleted role {target}"
+)
+TEAM_CREATED = register(
+    id=70, name="TEAM_CREATED", api_name="team.created", template="{actor} created team {target}"
+)
+TEAM_UPDATED = register(
+    id=71, name="TEAM_UPDATED", api_name="team.updated", template="{actor} updated team {target}"
+)
+TEAM_DELETED = register(
+    id=72, name="TEAM_DELETED", api_name="team.deleted", template="{actor} deleted team {target}"
+)
+TEAM_MEMBER_ADDED = register(
+    id=73,
+    name="TEAM_MEMBER_ADDED",
+    api_name="team.member-added",
+    template="{actor} added {target} to team {team}",
+)
+TEAM_MEMBER_REMOVED = register(
+    id=74,
+    name="TEAM_MEMBER_REMOVED",
+    api_name="team.member-removed",
+    template="{actor} removed {target} from team {team}",
+)
+INVITATION_SENT = register(
+    id=80,
+    name="INVITATION_SENT",
+    api_name="invitation.sent",
+    template="{actor} invited {email} as {role}",
+)
+INVITATION_ACCEPTED = register(
+    id=81,
+    name="INVITATION_ACCEPTED",
+    api_name="invitation.accepted",
+    template="{actor} accepted the invitation for {email}",
+)
+INVITATION_REVOKED = register(
+    id=82,
+    name="INVITATION_REVOKED",
+    api_name="invitation.revoked",
+    template="{actor} revoked the invitation for {email}",
+)
+ACCOUNT_SETTINGS_CHANGED = register(
+    id=3,
+    name="ACCOUNT_SETTINGS_CHANGED",
+    api_name="account.settings-changed",
+    template="{actor} changed the settings of account {target}",
+)

@@ -29,8 +29,13 @@ def plan_for(account) -> Plan:
 
 
 def seats_used(account) -> int:
-    """People who hold a seat: every active member."""
-    return account.memberships.filter(user__is_active=True).count()
+    """Seats taken: every active member, and every pending invitation that has not expired (an
+    invitation holds its seat from the moment it is sent, so invitations cannot overbook)."""
+    from django.utils import timezone
+
+    members = account.memberships.filter(user__is_active=True).count()
+    invited = account.invitations.filter(status="PENDING", expires_at__gt=timezone.now()).count()
+    return members + invited
 
 
 def _limit(account, *, what: str, limit: int | None, used: int, adding: int) -> Decision:

@@ -32,6 +32,14 @@ class InvalidInput(AppError):
     default_code = "invalid"
 
 
+class Unprocessable(AppError):
+    """A well-formed request whose content cannot be used (unknown names, bad values): 422, as
+    Prefect Cloud answers."""
+
+    status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    default_code = "unprocessable"
+
+
 class NotFound(AppError):
     status_code = status.HTTP_404_NOT_FOUND
     default_code = "not_found"

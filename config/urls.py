@@ -4,6 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from accounts.account_api import (
+    AccountPermissionsApi,
+    InvitationAcceptApi,
+    UserApiKeyApi,
+    UserApiKeysApi,
+    WorkspaceScopesApi,
+)
 from accounts.api import MeApi, MyWorkspacesApi
 from accounts.views import home
 from config.health import health
@@ -11,7 +18,8 @@ from config.health import health
 handler404 = "config.errors.json_not_found"
 handler500 = "config.errors.json_server_error"
 
-WORKSPACE_PREFIX = "api/accounts/<str:account_ref>/workspaces/<str:workspace_ref>/"
+ACCOUNT_PREFIX = "api/accounts/<str:account_ref>/"
+WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
@@ -21,5 +29,12 @@ urlpatterns = [
     path("api/health", health, name="health"),
     path("api/me/", MeApi.as_view()),
     path("api/me/workspaces", MyWorkspacesApi.as_view()),
+    path("api/accounts/permissions", AccountPermissionsApi.as_view()),
+    path("api/workspace_scopes", WorkspaceScopesApi.as_view()),
+    path("api/invitations/<str:invitation_id>/accept", InvitationAcceptApi.as_view()),
+    path("api/users/<str:user_id>/api_keys", UserApiKeysApi.as_view()),
+    path("api/users/<str:user_id>/api_keys/<str:key_id>", UserApiKeyApi.as_view()),
+    path(WORKSPACE_PREFIX, include("accounts.workspace_urls")),
     path(WORKSPACE_PREFIX, include("orchestration.urls")),
+    path(ACCOUNT_PREFIX, include("accounts.urls")),
 ]

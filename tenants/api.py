@@ -71,7 +71,12 @@ def resolve_workspace_access(principal, account_ref: str, workspace_ref: str, *,
         account = resolve_account(account_ref)
         workspace = resolve_workspace(account, workspace_ref) if account is not None else None
         access = workspace_access(principal, workspace) if workspace is not None else None
-        return None if access is None else (workspace, access)
+        if access is None:
+            return None
+        if getattr(api_key, "scopes", None) is not None:
+            # A scoped-down key: what its owner may do, narrowed to the key's scopes.
+            access = access.restricted_to(api_key.scopes)
+        return workspace, access
 
     if isinstance(api_key, ApiKey):
         return authcache.memo("workspace-access", (api_key.pk, account_ref, workspace_ref), load)

@@ -123,3 +123,56 @@ def account_change_plan(*, account: Account, plan: str, actor) -> Account:
                 payload={"plan": plan, "old_plan": old_plan},
             )
     return account
+
+
+def workspace_update(
+    *, workspace: Workspace, actor, name: str | None = None, handle: str | None = None, description=None
+) -> Workspace:
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=workspace.account_id)
+        workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
+        before = {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
+        siblings = Workspace.objects.filter(account=account).exclude(pk=workspace.pk)
+        if name is not None:
+            name = _clean_name(name, "workspace")
+            if siblings.filter(name=name).exists():
+                raise Conflict(
+                    f"A workspace named {name!r} already exists in this account.", code="name_taken"
+                )
+            workspace.name = name
+        if handle is not None:
+            handle = _checked_handle(handle)
+            if siblings.filter(handle=handle).exists():
+                raise Conflict(
+                    f"The workspace handle {handle!r} is taken in this account.", code="handle_taken"
+                )
+            workspace.handle = handle
+        if description is not None:
+            workspace.description = str(description)
+        workspace.save()
+        after = {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
+        if after != before:
+            audit_record(
+                event=events.WORKSPACE_UPDATED,
+                actor=actor,
+                account=account,
+                workspace=workspace,
+                target=workspace,
+                payload={"before": before, "after": after},
+            )
+    return workspace
+
+
+def workspace_delete(*, workspace: Workspace, actor) -> None:
+    """Delete the workspace and everything in it. The audit trail keeps the record."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=workspace.account_id)
+        audit_record(
+            event=events.WORKSPACE_DELETED,
+            actor=actor,
+            account=account,
+            workspace=workspace,
+            target=workspace,
+            payload={"before": {"name": workspace.name, "handle": workspace.handle}, "after": None},
+        )
+        workspace.delete()

@@ -37,6 +37,9 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     last_used_ip = models.GenericIPAddressField(null=True, blank=True)
+    # A key may be scoped down to some of its owner's workspace scopes (never beyond them); None
+    # means everything its owner may do.
+    scopes = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created"]

@@ -3,7 +3,7 @@ stored."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.api_keys import secrets as key_secrets
 from accounts.api_keys.models import ApiKey, ApiKeyPrefix
 from accounts.models import ServiceAccount, User
+from accounts.permissions import SCOPES_BY_NAME
 from audit import events
 from audit.services import audit_record
 from config.errors import Conflict, InvalidInput
@@ -18,17 +19,64 @@ from config.errors import Conflict, InvalidInput
 MAX_NAME_LENGTH = 200
 
 
+def max_key_lifetime_seconds(owner: User | ServiceAccount) -> int | None:
+    """The longest lifetime a new key of ``owner`` may have: its account's setting for a service
+    account; for a person, the strictest setting among the accounts they belong to."""
+    from tenants.models import Account
+
+    if isinstance(owner, ServiceAccount):
+        accounts = [owner.account]
+    else:
+        accounts = Account.objects.filter(memberships__user=owner)
+    limits = [
+        int(limit)
+        for account in accounts
+        if (limit := (account.settings or {}).get("max_api_key_lifetime_seconds")) is not None
+    ]
+    return min(limits) if limits else None
+
+
+def _check_expiry(owner, expires_at: datetime | None) -> None:
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        raise InvalidInput("An API key's expiry must be in the future.", code="invalid_expiration")
+    limit = max_key_lifetime_seconds(owner)
+    if limit is not None and (expires_at is None or expires_at > now + timedelta(seconds=limit)):
+        raise InvalidInput(
+            f"The account allows API keys to live at most {limit} seconds: give an expiration no later "
+            f"than {(now + timedelta(seconds=limit)).isoformat()}.",
+            code="key_lifetime_exceeded",
+        )
+
+
+def _check_scopes(scopes) -> list[str] | None:
+    if scopes is None:
+        return None
+    unknown = sorted({str(name) for name in scopes} - set(SCOPES_BY_NAME))
+    if unknown:
+        raise InvalidInput(f"Unknown workspace scope(s): {', '.join(unknown)}.", code="unknown_scope")
+    return sorted(set(scopes))
+
+
 def api_key_create(
-    *, owner: User | ServiceAccount, name: str, actor, expires_at: datetime | None = None
+    *,
+    owner: User | ServiceAccount,
+    name: str,
+    actor,
+    expires_at: datetime | None = None,
+    scopes: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
-    """A new key for ``owner``: ``(key, plaintext)``. Show the plaintext once; only its hash is kept."""
+    """A new key for ``owner``: ``(key, plaintext)``. Show the plaintext once; only its hash is kept.
+    ``scopes`` narrows the key to some workspace scopes (it never holds more than its owner); the
+    owner's accounts may cap a key's lifetime."""
     name = (name or "").strip()
     if not name or len(name) > MAX_NAME_LENGTH:
         raise InvalidInput(
             f"An API key needs a name of 1 to {MAX_NAME_LENGTH} characters.", code="invalid_name"
         )
-    if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidInput("An API key's expiry must be in the future.", code="invalid_expiration")
+    scopes = _check_scopes(scopes)
+    if isinstance(owner, User | ServiceAccount):
+        _check_expiry(owner, expires_at)
     if isinstance(owner, ServiceAccount):
         prefix, owner_fields, account = (
             ApiKeyPrefix.SERVICE_ACCOUNT,
@@ -49,6 +97,7 @@ def api_key_create(
             lookup_id=lookup_id,
             secret_hash=secret_hash,
             expires_at=expires_at,
+            scopes=scopes,
             created_by=actor if isinstance(actor, User) else None,
             **owner_fields,
         )
@@ -57,7 +106,11 @@ def api_key_create(
             actor=actor,
             account=account,
             target=key,
-            payload={"prefix": prefix.value, "expires_at": expires_at.isoformat() if expires_at else None},
+            payload={
+                "prefix": prefix.value,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "scopes": scopes,
+            },
         )
     return key, plaintext
 

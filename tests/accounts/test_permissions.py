@@ -135,8 +135,18 @@ def test_every_tenant_route_declares_what_it_needs():
 
 
 def test_every_api_route_is_a_tenant_route_or_explicitly_public():
-    # /api/me… answers only about the authenticated principal itself.
-    public = {"api/health", "api/me/", "api/me/workspaces"}
+    # /api/me… and /api/users/<own id>/api_keys answer only about the authenticated principal
+    # itself; the catalogues are the same for everyone; accepting an invitation needs its token.
+    public = {
+        "api/health",
+        "api/me/",
+        "api/me/workspaces",
+        "api/accounts/permissions",
+        "api/workspace_scopes",
+        "api/invitations/<str:invitation_id>/accept",
+        "api/users/<str:user_id>/api_keys",
+        "api/users/<str:user_id>/api_keys/<str:key_id>",
+    }
     for route in iter_routes():
         if route.template.startswith("api/"):
             assert "account_ref" in route.params or route.template in public, route.template

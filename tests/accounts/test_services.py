@@ -141,7 +141,7 @@ class TestGrants:
         assert not workspace_access(person, workspace).has("write_deployments")
         membership_change_role(membership=membership, role="admin", actor=owner)
         access = workspace_access(person, workspace)
-        assert access.roles == {WorkspaceRole.OWNER} and access.has("manage_workspace_users")
+        assert access.roles == {WorkspaceRole.OWNER, "runner"} and access.has("manage_workspace_users")
         assert workspace_access(owner, workspace).roles == {WorkspaceRole.OWNER}
 
     def test_regranting_replaces_the_role(self, owned):

@@ -1,0 +1,557 @@
+"""Writes for granular access: custom workspace roles, teams, workspace default roles, invitations,
+service-account key rotation and account settings. Each runs in one transaction with the account
+row locked, checks the plan, and records an audit event with the before and after."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime, timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.api_keys.models import ApiKey
+from accounts.api_keys.services import api_key_create
+from accounts.models import (
+    AccountMembership,
+    CustomRole,
+    Invitation,
+    ServiceAccount,
+    Team,
+    TeamMember,
+    User,
+    WorkspaceDefaultRole,
+    WorkspaceRoleGrant,
+)
+from accounts.permissions import SCOPES_BY_NAME, AccountRole, WorkspaceRole
+from accounts.roles import ResolvedRole, custom_role_scopes, role_of
+from accounts.selectors import account_role_of
+from accounts.services import (
+    _lock_account,
+    _require_owner_for_owner_changes,
+    membership_add,
+    workspace_access_grant,
+)
+from audit import events
+from audit.services import audit_record
+from billing import entitlements
+from config.errors import Conflict, InvalidInput, NotFound
+from tenants.models import Account, Workspace
+
+MAX_ROLE_NAME = 100
+MAX_TEAM_NAME = 200
+INVITATION_LIFETIME = timedelta(days=7)
+MAX_ROTATION_GRACE_SECONDS = 172_800
+
+
+# --- custom workspace roles ---------------------------------------------------------------------
+
+
+def _clean_scopes(scopes) -> list[str]:
+    if scopes is None:
+        return []
+    if not isinstance(scopes, list | tuple) or not all(isinstance(name, str) for name in scopes):
+        raise InvalidInput("scopes must be a list of scope names.", code="invalid_scopes")
+    unknown = sorted(set(scopes) - set(SCOPES_BY_NAME))
+    if unknown:
+        raise InvalidInput(f"Unknown workspace scope(s): {', '.join(unknown)}.", code="unknown_scope")
+    return sorted(set(scopes))
+
+
+def _clean_name(name, *, what: str, limit: int) -> str:
+    name = (name or "").strip() if isinstance(name, str | type(None)) else None
+    if not name or len(name) > limit:
+        raise InvalidInput(f"A {what} needs a name of 1 to {limit} characters.", code="invalid_name")
+    return name
+
+
+def _role_snapshot(role: CustomRole) -> dict:
+    return {
+        "name": role.name,
+        "description": role.description,
+        "scopes": list(role.scopes or ()),
+        "inherited_role": role.inherited_role or None,
+    }
+
+
+def custom_role_create(
+    *, account: Account, name: str, actor, description: str = "", scopes=None, inherited_role: str = ""
+) -> CustomRole:
+    name = _clean_name(name, what="role", limit=MAX_ROLE_NAME)
+    scopes = _clean_scopes(scopes)
+    inherited_role = WorkspaceRole(inherited_role).value if inherited_role else ""
+    with transaction.atomic():
+        account = _lock_account(account)
+        entitlements.ensure_feature(account, "custom_roles")
+        builtin_names = {role.label.lower() for role in WorkspaceRole}
+        if name.lower() in builtin_names or CustomRole.objects.filter(account=account, name=name).exists():
+            raise Conflict(f"A workspace role named {name!r} already exists.", code="name_taken")
+        role = CustomRole.objects.create(
+            account=account,
+            name=name,
+            description=description or "",
+            scopes=scopes,
+            inherited_role=inherited_role,
+        )
+        audit_record(
+            event=events.CUSTOM_ROLE_CREATED,
+            actor=actor,
+            account=account,
+            target=role,
+            payload={"before": None, "after": _role_snapshot(role)},
+        )
+    return role
+
+
+_UNSET = object()
+
+
+def custom_role_update(
+    *, role: CustomRole, actor, name=_UNSET, description=_UNSET, scopes=_UNSET, inherited_role=_UNSET
+) -> CustomRole:
+    with transaction.atomic():
+        account = _lock_account(role.account)
+        role = CustomRole.objects.select_for_update().get(pk=role.pk)
+        before = _role_snapshot(role)
+        if name is not _UNSET:
+            name = _clean_name(name, what="role", limit=MAX_ROLE_NAME)
+            builtin_names = {builtin.label.lower() for builtin in WorkspaceRole}
+            taken = CustomRole.objects.filter(account=account, name=name).exclude(pk=role.pk).exists()
+            if taken or name.lower() in builtin_names:
+                raise Conflict(f"A workspace role named {name!r} already exists.", code="name_taken")
+            role.name = name
+        if description is not _UNSET:
+            role.description = description or ""
+        if scopes is not _UNSET:
+            role.scopes = _clean_scopes(scopes)
+        if inherited_role is not _UNSET:
+            role.inherited_role = WorkspaceRole(inherited_role).value if inherited_role else ""
+        role.save()
+        audit_record(
+            event=events.CUSTOM_ROLE_UPDATED,
+            actor=actor,
+            account=account,
+            target=role,
+            payload={"before": before, "after": _role_snapshot(role)},
+        )
+    return role
+
+
+def custom_role_delete(*, role: CustomRole, actor) -> None:
+    with transaction.atomic():
+        account = _lock_account(role.account)
+        grants = WorkspaceRoleGrant.objects.unscoped().filter(custom_role=role).count()
+        defaults = WorkspaceDefaultRole.objects.filter(custom_role=role).count()
+        if grants or defaults:
+            raise Conflict(
+                f"The role {role.name!r} is granted ({grants} grant(s), default role of {defaults} "
+                "workspace(s)); remove those first.",
+                code="role_in_use",
+            )
+        audit_record(
+            event=events.CUSTOM_ROLE_DELETED,
+            actor=actor,
+            account=account,
+            target=role,
+            payload={"before": _role_snapshot(role), "after": None},
+        )
+        role.delete()
+
+
+# --- workspace default role -------------------------------------------------------------------------
+
+
+def workspace_default_role_set(*, workspace: Workspace, role: ResolvedRole | None, actor) -> None:
+    """Every member of the account holds ``role`` in ``workspace`` (None removes the default)."""
+    with transaction.atomic():
+        account = _lock_account(workspace.account)
+        current = (
+            WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
+        )
+        old = role_of(current) if current is not None else None
+        if role is not None and role.custom is not None:
+            if role.custom.account_id != account.pk:
+                raise NotFound("Workspace role not found.")
+            entitlements.ensure_feature(account, "custom_roles")
+        if (old.id if old else None) == (role.id if role else None):
+            return
+        if role is None:
+            current.delete()
+        else:
+            WorkspaceDefaultRole.objects.update_or_create(workspace=workspace, defaults=role.as_fields())
+        audit_record(
+            event=events.WORKSPACE_DEFAULT_ROLE_CHANGED,
+            actor=actor,
+            workspace=workspace,
+            target=workspace,
+            payload={
+                "role": role.name if role else None,
+                "before": {"role_id": str(old.id), "role": old.name} if old else None,
+                "after": {"role_id": str(role.id), "role": role.name} if role else None,
+            },
+        )
+
+
+# --- teams ----------------------------------------------------------------------------------------
+
+
+def team_create(*, account: Account, name: str, actor, description: str = "") -> Team:
+    name = _clean_name(name, what="team", limit=MAX_TEAM_NAME)
+    with transaction.atomic():
+        account = _lock_account(account)
+        entitlements.ensure_feature(account, "teams")
+        if Team.objects.filter(account=account, name=name).exists():
+            raise Conflict(f"A team named {name!r} already exists.", code="name_taken")
+        team = Team.objects.create(account=account, name=name, description=description or "")
+        audit_record(
+            event=events.TEAM_CREATED,
+            actor=actor,
+            account=account,
+            target=team,
+            payload={"before": None, "after": {"name": team.name, "description": team.description}},
+        )
+    return team
+
+
+def team_update(*, team: Team, actor, name: str, description: str | None = None) -> Team:
+    name = _clean_name(name, what="team", limit=MAX_TEAM_NAME)
+    with transaction.atomic():
+        account = _lock_account(team.account)
+        team = Team.objects.select_for_update().get(pk=team.pk)
+        before = {"name": team.name, "description": team.description}
+        if Team.objects.filter(account=account, name=name).exclude(pk=team.pk).exists():
+            raise Conflict(f"A team named {name!r} already exists.", code="name_taken")
+        team.name, team.description = name, description or ""
+        team.save()
+        audit_record(
+            event=events.TEAM_UPDATED,
+            actor=actor,
+            account=account,
+            target=team,
+            payload={"before": before, "after": {"name": team.name, "description": team.description}},
+        )
+    return team
+
+
+def team_delete(*, team: Team, actor) -> None:
+    with transaction.atomic():
+        account = _lock_account(team.account)
+        audit_record(
+            event=events.TEAM_DELETED,
+            actor=actor,
+            account=account,
+            target=team,
+            payload={"before": {"name": team.name, "description": team.description}, "after": None},
+        )
+        team.delete()  # its memberships and grants go with it
+
+
+def team_member_add(*, team: Team, principal: User | ServiceAccount, actor) -> TeamMember:
+    with transaction.atomic():
+        account = _lock_account(team.account)
+        if account_role_of(principal, account) is None:
+            raise NotFound("No such member or service account in this account.")
+        lookup = {"user": principal} if isinstance(principal, User) else {"service_account": principal}
+        member, created = TeamMember.objects.get_or_create(team=team, **lookup)
+        if created:
+            audit_record(
+                event=events.TEAM_MEMBER_ADDED,
+                actor=actor,
+                account=account,
+                target=principal,
+                payload={"team": team.name, "team_id": str(team.id)},
+            )
+    return member
+
+
+def team_member_remove(*, team: Team, principal: User | ServiceAccount, actor) -> None:
+    with transaction.atomic():
+        account = _lock_account(team.account)
+        lookup = {"user": principal} if isinstance(principal, User) else {"service_account": principal}
+        deleted, _ = TeamMember.objects.filter(team=team, **lookup).delete()
+        if not deleted:
+            raise NotFound("This principal is not a member of the team.")
+        audit_record(
+            event=events.TEAM_MEMBER_REMOVED,
+            actor=actor,
+            account=account,
+            target=principal,
+            payload={"team": team.name, "team_id": str(team.id)},
+        )
+
+
+# --- service accounts: update and key rotation -----------------------------------------------------
+
+
+def service_account_update(
+    *, service_account: ServiceAccount, actor, name: str | None = None, account_role: str | None = None
+) -> ServiceAccount:
+    with transaction.atomic():
+        account = _lock_account(service_account.account)
+        service_account = ServiceAccount.objects.select_for_update().get(pk=service_account.pk)
+        before = {"name": service_account.name, "account_role": service_account.account_role}
+        if name is not None:
+            name = _clean_name(name, what="service account", limit=200)
+            taken = ServiceAccount.objects.filter(account=account, name=name).exclude(pk=service_account.pk)
+            if taken.exists():
+                raise Conflict(f"A service account named {name!r} already exists.", code="name_taken")
+            service_account.name = name
+        if account_role is not None:
+            role = AccountRole(account_role)
+            if AccountRole.OWNER in (role, service_account.account_role):
+                _require_owner_for_owner_changes(actor=actor, account=account)
+            service_account.account_role = role
+        service_account.save()
+        after = {"name": service_account.name, "account_role": service_account.account_role}
+        if after != before:
+            audit_record(
+                event=events.SERVICE_ACCOUNT_UPDATED,
+                actor=actor,
+                account=account,
+                target=service_account,
+                payload={"before": before, "after": after},
+            )
+    return service_account
+
+
+def service_account_rotate_key(
+    *,
+    service_account: ServiceAccount,
+    actor,
+    expires_at: datetime | None = None,
+    old_key_expires_in_seconds: int | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for the service account. Its previous keys stop working at once, or after
+    ``old_key_expires_in_seconds`` (at most two days) so that running workers can be moved over."""
+    if old_key_expires_in_seconds is not None and not (
+        0 <= old_key_expires_in_seconds <= MAX_ROTATION_GRACE_SECONDS
+    ):
+        raise InvalidInput(
+            f"old_key_expires_in_seconds must be between 0 and {MAX_ROTATION_GRACE_SECONDS}.",
+            code="invalid_grace",
+        )
+    with transaction.atomic():
+        account = _lock_account(service_account.account)
+        now = timezone.now()
+        old_keys = list(
+            ApiKey.objects.select_for_update()
+            .filter(service_account=service_account, revoked_at__isnull=True)
+            .exclude(expires_at__lte=now)
+        )
+        key, plaintext = api_key_create(
+            owner=service_account, name=f"{service_account.name} key", actor=actor, expires_at=expires_at
+        )
+        grace_end = now + timedelta(seconds=old_key_expires_in_seconds or 0)
+        for old in old_keys:
+            if old_key_expires_in_seconds:
+                old.expires_at = min(old.expires_at, grace_end) if old.expires_at else grace_end
+                old.save(update_fields=["expires_at"])
+            else:
+                old.revoked_at = now
+                old.save(update_fields=["revoked_at"])
+        audit_record(
+            event=events.API_KEY_ROTATED,
+            actor=actor,
+            account=account,
+            target=service_account,
+            payload={
+                "before": {"key_ids": [str(old.id) for old in old_keys]},
+                "after": {"key_id": str(key.id), "old_keys_valid_until": grace_end.isoformat()},
+            },
+        )
+    return key, plaintext
+
+
+# --- invitations ----------------------------------------------------------------------------------
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_create(
+    *,
+    account: Account,
+    email: str,
+    actor,
+    account_role: str = AccountRole.MEMBER,
+    workspace_grants: list[tuple[Workspace, ResolvedRole]] = (),
+    lifetime: timedelta = INVITATION_LIFETIME,
+) -> tuple[Invitation, str]:
+    """Invite ``email`` to the account: ``(invitation, token)``; the token goes in the link and is
+    shown once. A pending invitation holds a seat from now, so invitations cannot overbook."""
+    email = User.objects.normalize_email(email or "").strip()
+    if "@" not in email:
+        raise InvalidInput("An invitation needs an email address.", code="invalid_email")
+    role = AccountRole(account_role)
+    with transaction.atomic():
+        account = _lock_account(account)
+        if role == AccountRole.OWNER:
+            _require_owner_for_owner_changes(actor=actor, account=account)
+        for workspace, workspace_role in workspace_grants:
+            if workspace.account_id != account.pk:
+                raise NotFound("Workspace not found.")
+            if workspace_role.custom is not None and workspace_role.custom.account_id != account.pk:
+                raise NotFound("Workspace role not found.")
+        if AccountMembership.objects.filter(account=account, user__email__iexact=email).exists():
+            raise Conflict(f"{email} is already a member of this account.", code="already_member")
+        if invitations_pending(account).filter(email__iexact=email).exists():
+            raise Conflict(f"{email} already has a pending invitation.", code="already_invited")
+        entitlements.ensure_seat(account)
+        # An expired invitation for the same address is no longer pending: retire it.
+        Invitation.objects.filter(
+            account=account, email__iexact=email, status=Invitation.Status.PENDING
+        ).update(status=Invitation.Status.REVOKED)
+        token = secrets.token_urlsafe(32)
+        invitation = Invitation.objects.create(
+            account=account,
+            email=email,
+            account_role=role,
+            workspace_grants=[
+                {"workspace_id": str(workspace.id), "workspace_role_id": str(workspace_role.id)}
+                for workspace, workspace_role in workspace_grants
+            ],
+            token_hash=_token_hash(token),
+            expires_at=timezone.now() + lifetime,
+            invited_by=actor if isinstance(actor, User) else None,
+        )
+        audit_record(
+            event=events.INVITATION_SENT,
+            actor=actor,
+            account=account,
+            target=invitation,
+            payload={"email": email, "role": role.value, "workspace_grants": invitation.workspace_grants},
+        )
+    return invitation, token
+
+
+def invitations_pending(account: Account):
+    return Invitation.objects.filter(
+        account=account, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    )
+
+
+def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
+    with transaction.atomic():
+        account = _lock_account(invitation.account)
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if invitation.status != Invitation.Status.PENDING:
+            raise Conflict("Only a pending invitation can be revoked.", code="not_pending")
+        invitation.status = Invitation.Status.REVOKED
+        invitation.save(update_fields=["status", "updated"])
+        audit_record(
+            event=events.INVITATION_REVOKED,
+            actor=actor,
+            account=account,
+            target=invitation,
+            payload={"email": invitation.email},
+        )
+    return invitation
+
+
+def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMembership:
+    """Accept with the link's token, as the invited person (their email must match). Single use:
+    a second attempt, a revoked or an expired invitation is refused and changes nothing."""
+    try:
+        invitation_id = uuid.UUID(str(invitation_id))
+    except ValueError:
+        raise NotFound("Invitation not found.") from None
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().filter(pk=invitation_id).first()
+        if invitation is None or not secrets.compare_digest(invitation.token_hash, _token_hash(token or "")):
+            raise NotFound("Invitation not found.")
+        if invitation.status != Invitation.Status.PENDING:
+            raise Conflict("This invitation has already been used or revoked.", code="not_pending")
+        if invitation.expires_at <= timezone.now():
+            raise Conflict("This invitation has expired; ask for a new one.", code="expired")
+        if user.email.lower() != invitation.email.lower():
+            raise NotFound("Invitation not found.")
+        account = _lock_account(invitation.account)
+        # The invitation held the seat; release it before the membership takes it.
+        invitation.status = Invitation.Status.ACCEPTED
+        invitation.accepted_by, invitation.accepted_at = user, timezone.now()
+        invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
+        from audit.actors import SYSTEM
+
+        membership = membership_add(account=account, user=user, role=invitation.account_role, actor=SYSTEM)
+        from accounts.roles import workspace_role_resolve
+
+        for grant in invitation.workspace_grants:
+            workspace = Workspace.objects.filter(account=account, pk=grant["workspace_id"]).first()
+            role = workspace_role_resolve(grant["workspace_role_id"], account=account)
+            if workspace is not None and role is not None:
+                workspace_access_grant(workspace=workspace, principal=user, role=role, actor=SYSTEM)
+        audit_record(
+            event=events.INVITATION_ACCEPTED,
+            actor=user,
+            account=account,
+            target=invitation,
+            payload={"email": invitation.email},
+        )
+    return membership
+
+
+# --- account settings ------------------------------------------------------------------------------
+
+SETTINGS_DEFAULTS = {"max_api_key_lifetime_seconds": None}
+
+
+def account_settings(account: Account) -> dict:
+    return {
+        **SETTINGS_DEFAULTS,
+        **{k: v for k, v in (account.settings or {}).items() if k in SETTINGS_DEFAULTS},
+    }
+
+
+def account_settings_update(*, account: Account, changes: dict, actor) -> dict:
+    unknown = sorted(set(changes) - set(SETTINGS_DEFAULTS))
+    if unknown:
+        raise InvalidInput(f"Unknown account setting(s): {', '.join(unknown)}.", code="unknown_setting")
+    lifetime = changes.get("max_api_key_lifetime_seconds", _UNSET)
+    if (
+        lifetime is not _UNSET
+        and lifetime is not None
+        and (not isinstance(lifetime, int) or isinstance(lifetime, bool) or lifetime < 60)
+    ):
+        raise InvalidInput(
+            "max_api_key_lifetime_seconds must be a whole number of seconds, at least 60, or null.",
+            code="invalid_setting",
+        )
+    with transaction.atomic():
+        account = _lock_account(account)
+        before = account_settings(account)
+        account.settings = {**(account.settings or {}), **changes}
+        account.save(update_fields=["settings", "updated"])
+        after = account_settings(account)
+        audit_record(
+            event=events.ACCOUNT_SETTINGS_CHANGED,
+            actor=actor,
+            account=account,
+            target=account,
+            payload={"before": before, "after": after},
+        )
+    return after
+
+
+__all__ = [
+    "account_settings",
+    "account_settings_update",
+    "custom_role_create",
+    "custom_role_delete",
+    "custom_role_scopes",
+    "custom_role_update",
+    "invitation_accept",
+    "invitation_create",
+    "invitation_revoke",
+    "invitations_pending",
+    "service_account_rotate_key",
+    "service_account_update",
+    "team_create",
+    "team_delete",
+    "team_member_add",
+    "team_member_remove",
+    "team_update",
+    "workspace_default_role_set",
+]

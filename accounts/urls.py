@@ -1,0 +1,35 @@
+"""Account-level routes under ``/api/accounts/<account_ref>/`` (Prefect Cloud's shapes)."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from accounts import account_api as api
+
+urlpatterns = [
+    path("account_roles/filter", api.AccountRolesFilterApi.as_view()),
+    path("account_roles/<str:role_id>", api.AccountRoleApi.as_view()),
+    path("workspace_roles/", api.WorkspaceRolesApi.as_view()),
+    path("workspace_roles/filter", api.WorkspaceRolesFilterApi.as_view()),
+    path("workspace_roles/<str:role_id>", api.WorkspaceRoleApi.as_view()),
+    path("account_memberships/filter", api.MembershipsFilterApi.as_view()),
+    path("account_memberships/<str:membership_id>", api.MembershipApi.as_view()),
+    path("bots/", api.BotsApi.as_view()),
+    path("bots/filter", api.BotsFilterApi.as_view()),
+    path("bots/<str:bot_id>", api.BotApi.as_view()),
+    path("bots/<str:bot_id>/rotate_api_key", api.BotRotateKeyApi.as_view()),
+    path("teams", api.TeamsApi.as_view()),
+    path("teams/", api.TeamsApi.as_view()),
+    path("teams/filter", api.TeamsFilterApi.as_view()),
+    path("teams/<str:team_id>", api.TeamApi.as_view()),
+    path("teams/<str:team_id>/members", api.TeamMembersApi.as_view()),
+    path("teams/<str:team_id>/members/<str:actor_id>", api.TeamMemberApi.as_view()),
+    path("workspaces/", api.WorkspacesApi.as_view()),
+    path("workspaces/filter", api.WorkspacesFilterApi.as_view()),
+    path("workspaces/<str:workspace_id>", api.AccountWorkspaceApi.as_view()),
+    path("invitations/", api.InvitationsApi.as_view()),
+    path("invitations/filter", api.InvitationsFilterApi.as_view()),
+    path("invitations/<str:invitation_id>", api.InvitationApi.as_view()),
+    path("invitations/<str:invitation_id>/revoke", api.InvitationRevokeApi.as_view()),
+    path("settings", api.AccountSettingsApi.as_view()),
+]
