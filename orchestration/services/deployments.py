@@ -171,6 +171,57 @@ def parameters_check(
     raise ValueError(f"{where} Failure reason: {error.message}")
 
 
+def job_variables_check(pool, *job_variables: dict | None, ignore_required: bool) -> None:
+    """``ValueError`` when the job variables (the pool's defaults overlaid by each of
+    ``job_variables`` in turn) do not conform to the variables schema of the pool's base job
+    template, as Prefect validates them: a default that is itself invalid is left out (and then
+    required fields are not enforced); ``None`` stands for an optional field that has a default."""
+    template = (pool.base_job_template or {}) if pool is not None else {}
+    schema = template.get("variables") if isinstance(template, dict) else None
+    if not isinstance(schema, dict) or not schema:
+        return
+    properties = schema.get("properties") or {}
+    merged: dict[str, Any] = {}
+    invalid_defaults = False
+    for name, attrs in properties.items():
+        if not isinstance(attrs, dict) or "default" not in attrs:
+            continue
+        default = attrs["default"]
+        if isinstance(default, dict) and "$ref" in default:
+            continue  # a block reference, resolved by the worker
+        try:
+            parameters_check({name: default}, {**schema, "properties": {name: attrs}}, ignore_required=True)
+        except ValueError:
+            invalid_defaults = True
+            continue
+        merged[name] = default
+    for overlay in job_variables:
+        if isinstance(overlay, dict):
+            merged.update(overlay)
+    merged = {
+        name: value
+        for name, value in merged.items()
+        if not (value is None and isinstance(properties.get(name), dict) and "default" in properties[name])
+    }
+    parameters_check(merged, schema, ignore_required=ignore_required or invalid_defaults)
+
+
+class InvalidJobVariables(AppError):
+    status_code = 422
+    default_code = "invalid_job_variables"
+
+
+def _check_deployment_job_variables(deployment: Deployment, *, creating: bool) -> None:
+    pool = deployment.work_queue.work_pool if deployment.work_queue is not None else None
+    if pool is None or not deployment.job_variables:
+        return
+    try:
+        job_variables_check(pool, deployment.job_variables, ignore_required=True)
+    except ValueError as error:
+        verb = "creating" if creating else "updating"
+        raise InvalidJobVariables(f"Error {verb} deployment: {error}") from None
+
+
 # --- lookups ------------------------------------------------------------------------------------------
 
 
@@ -618,6 +669,7 @@ def _upsert(*, workspace, data: DeploymentCreate, actor=None) -> tuple[Deploymen
             deployment.work_queue_name = queue_name
         deployment.labels = _system_labels(flow, data.labels)
         deployment.updated_by = _created_by(actor)
+        _check_deployment_job_variables(deployment, creating=created)
         limit_before = None if before is None else before["concurrency_limit"]
         if created:
             try:
@@ -715,6 +767,8 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
         elif "work_queue_name" in sent:
             deployment.work_queue_name = None
         deployment.updated_by = _created_by(actor)
+        if "job_variables" in sent or data.work_pool_name:
+            _check_deployment_job_variables(deployment, creating=False)
         deployment.save()
 
         scheduled_runs_delete(deployment_id=deployment.id, auto_scheduled_only=True, future_only=True)
@@ -799,6 +853,14 @@ def deployment_flow_run_create(
                 )
             queue, queue_name = _queue_in_pool(queue.work_pool, data.work_queue_name), data.work_queue_name
         pool = queue.work_pool if queue is not None else None
+        deployment_pool = deployment.work_queue.work_pool if deployment.work_queue is not None else None
+        if deployment_pool is not None:
+            try:
+                job_variables_check(
+                    deployment_pool, deployment.job_variables, data.job_variables, ignore_required=False
+                )
+            except ValueError as error:
+                raise InvalidJobVariables(f"Error creating flow run: {error}") from None
 
         tags = list(dict.fromkeys([*(deployment.tags or []), *data.tags]))
         state = data.state or StateCreate(type=StateType.SCHEDULED, name="Scheduled")

@@ -831,3 +831,72 @@ class TestConcurrentCreation:
         assert any(isinstance(result, PlanLimitExceeded) for result in results)
         with workspace_scope(tenant.workspace.id):
             assert Deployment.objects.count() == 5
+
+
+class TestJobVariables:
+    """Job variables are checked against the pool's base job template, as Prefect does."""
+
+    TEMPLATE = {
+        "job_configuration": {"command": "{{ command }}", "cpu": "{{ cpu }}", "image": "{{ image }}"},
+        "variables": {
+            "type": "object",
+            "properties": {
+                "cpu": {"type": "integer", "default": 1},
+                "image": {"type": "string"},
+                "command": {"type": "string"},
+            },
+            "required": ["image"],
+        },
+    }
+
+    @pytest.fixture
+    def pool(self, tenant, dev):
+        response = dev.post(
+            f"{tenant.prefix}/work_pools/",
+            {"name": "k8s", "type": "kubernetes", "base_job_template": self.TEMPLATE},
+            format="json",
+        )
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    def _create_run(self, dev, tenant, deployment_id, job_variables):
+        body = {
+            "state": {"type": "SCHEDULED", "name": "Scheduled"},
+            "parameters": {},
+            "job_variables": job_variables,
+        }
+        return dev.post(f"{tenant.prefix}/deployments/{deployment_id}/create_flow_run", body, format="json")
+
+    def test_a_wrong_type_is_422_and_nothing_is_stored(self, tenant, dev, flow_id, pool):
+        response = _deploy(dev, tenant, flow_id, work_pool_name="k8s", job_variables={"cpu": "lots"})
+        assert response.status_code == 422, response.content
+        assert response.json()["detail"].startswith(
+            "Error creating deployment: Validation failed for field 'cpu'"
+        )
+        with workspace_scope(tenant.workspace.id):
+            assert not Deployment.objects.exists()
+
+    def test_required_variables_are_checked_when_a_run_is_created(self, tenant, dev, flow_id, pool):
+        # A deployment may leave a required variable to its runs...
+        created = _deploy(dev, tenant, flow_id, work_pool_name="k8s", job_variables={"cpu": 2})
+        assert created.status_code == 201, created.content
+        deployment_id = created.json()["id"]
+        # ...but a run must have it, of the right type.
+        missing = self._create_run(dev, tenant, deployment_id, {})
+        assert missing.status_code == 422 and "image" in missing.json()["detail"], missing.content
+        wrong = self._create_run(dev, tenant, deployment_id, {"image": "python:3.12", "cpu": "x"})
+        assert wrong.status_code == 422 and wrong.json()["detail"].startswith("Error creating flow run")
+        assert _runs(tenant) == []
+        ok = self._create_run(dev, tenant, deployment_id, {"image": "python:3.12"})
+        assert ok.status_code == 201, ok.content
+        assert ok.json()["job_variables"] == {"image": "python:3.12"}
+
+    def test_a_patch_with_bad_job_variables_changes_nothing(self, tenant, dev, flow_id, pool):
+        deployment_id = _deploy(dev, tenant, flow_id, work_pool_name="k8s").json()["id"]
+        response = dev.patch(
+            f"{tenant.prefix}/deployments/{deployment_id}", {"job_variables": {"cpu": [1]}}, format="json"
+        )
+        assert response.status_code == 422, response.content
+        assert response.json()["detail"].startswith("Error updating deployment")
+        with workspace_scope(tenant.workspace.id):
+            assert Deployment.objects.get(id=deployment_id).job_variables == {}
