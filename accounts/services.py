@@ -234,3 +234,73 @@ def workspace_access_revoke(*, workspace, principal, actor) -> None:
             target=principal,
             payload={"old_role": old.name, "old_role_id": str(old.id)},
         )
+
+
+def user_sessions_end(user: User) -> int:
+    """End every console session of ``user`` (database sessions hold the user id in their data)."""
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    ended = 0
+    for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
+        if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
+            session.delete()
+            ended += 1
+    return ended
+
+
+def user_deactivate(*, user: User, actor, account: Account | None = None) -> User:
+    """Deactivate a person everywhere at once: they can no longer log in, their console sessions
+    end and their ``pnu_`` keys are revoked. Their memberships, history and audit trail stay (a
+    reactivation restores the person, not the keys). The last active Owner of an account cannot be
+    deactivated."""
+    from django.utils import timezone
+
+    from accounts.api_keys.models import ApiKey
+
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not user.is_active:
+            return user
+        for membership in AccountMembership.objects.filter(user=user, role=AccountRole.OWNER).select_related(
+            "account"
+        ):
+            if _owner_count(_lock_account(membership.account)) <= 1:
+                raise Conflict(
+                    f"{user.email} is the last Owner of {membership.account}; make someone else an Owner first.",
+                    code="last_owner",
+                )
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        revoked = ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        sessions = user_sessions_end(user)
+        audit_record(
+            event=events.USER_DEACTIVATED,
+            actor=actor,
+            account=account,
+            target=user,
+            payload={
+                "before": {"active": True},
+                "after": {"active": False},
+                "keys_revoked": revoked,
+                "sessions_ended": sessions,
+            },
+        )
+    return user
+
+
+def user_reactivate(*, user: User, actor, account: Account | None = None) -> User:
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.is_active:
+            return user
+        user.is_active = True
+        user.save(update_fields=["is_active"])
+        audit_record(
+            event=events.USER_REACTIVATED,
+            actor=actor,
+            account=account,
+            target=user,
+            payload={"before": {"active": False}, "after": {"active": True}},
+        )
+    return user

@@ -145,3 +145,15 @@ ACCOUNT_SETTINGS_CHANGED = register(
     api_name="account.settings-changed",
     template="{actor} changed the settings of account {target}",
 )
+USER_DEACTIVATED = register(
+    id=90,
+    name="USER_DEACTIVATED",
+    api_name="user.deactivated",
+    template="{actor} deactivated {target}",
+)
+USER_REACTIVATED = register(
+    id=91,
+    name="USER_REACTIVATED",
+    api_name="user.reactivated",
+    template="{actor} reactivated {target}",
+)
