@@ -158,6 +158,7 @@ def connect_signals() -> None:
     from accounts.models import (
         AccountMembership,
         CustomRole,
+        IpAllowlistEntry,
         ServiceAccount,
         Team,
         TeamMember,
@@ -177,6 +178,7 @@ def connect_signals() -> None:
         TeamMember,
         CustomRole,
         WorkspaceDefaultRole,
+        IpAllowlistEntry,
         Account,
         Workspace,
     )

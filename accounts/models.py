@@ -321,6 +321,28 @@ class Invitation(models.Model):
         return f"{self.email} to {self.account_id} ({self.status})"
 
 
+class IpAllowlistEntry(models.Model):
+    """One network an account's members and keys may reach it from (Prefect Cloud's model: an
+    address or CIDR, enabled or not, a description, when it was last seen)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="ip_allowlist")
+    ip_network = models.CharField(max_length=64)
+    enabled = models.BooleanField(default=True)
+    description = models.CharField(max_length=500, blank=True, default="")
+    last_seen = models.DateTimeField(null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "created", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "ip_network"], name="ip_allowlist_unique_network"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.ip_network} ({'enabled' if self.enabled else 'disabled'})"
+
+
 from accounts.api_keys.models import ApiKey  # noqa: E402
 
 __all__ = [
@@ -328,6 +350,7 @@ __all__ = [
     "ApiKey",
     "CustomRole",
     "Invitation",
+    "IpAllowlistEntry",
     "ServiceAccount",
     "Team",
     "TeamMember",

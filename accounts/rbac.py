@@ -499,14 +499,24 @@ SETTINGS_DEFAULTS = {"max_api_key_lifetime_seconds": None}
 
 
 def account_settings(account: Account) -> dict:
-    return {
-        **SETTINGS_DEFAULTS,
-        **{k: v for k, v in (account.settings or {}).items() if k in SETTINGS_DEFAULTS},
-    }
+    """The account's settings as the API shows them. ``enforce_ip_allowlist`` is present only on
+    plans with IP allowlisting (the ``prefect`` CLI reads its presence as "available")."""
+    from accounts import ip_allowlist
+
+    stored = account.settings or {}
+    result = {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
+    if ip_allowlist.plan_allows(account):
+        result["enforce_ip_allowlist"] = bool(stored.get("enforce_ip_allowlist", False))
+    return result
 
 
-def account_settings_update(*, account: Account, changes: dict, actor) -> dict:
-    unknown = sorted(set(changes) - set(SETTINGS_DEFAULTS))
+def account_settings_update(
+    *, account: Account, changes: dict, actor, requester_ip: str | None = None
+) -> dict:
+    from accounts import ip_allowlist
+
+    known = {*SETTINGS_DEFAULTS, "enforce_ip_allowlist"}
+    unknown = sorted(set(changes) - known)
     if unknown:
         raise InvalidInput(f"Unknown account setting(s): {', '.join(unknown)}.", code="unknown_setting")
     lifetime = changes.get("max_api_key_lifetime_seconds", _UNSET)
@@ -519,8 +529,18 @@ def account_settings_update(*, account: Account, changes: dict, actor) -> dict:
             "max_api_key_lifetime_seconds must be a whole number of seconds, at least 60, or null.",
             code="invalid_setting",
         )
+    enforce = changes.get("enforce_ip_allowlist", _UNSET)
+    if enforce is not _UNSET and not isinstance(enforce, bool):
+        raise InvalidInput("enforce_ip_allowlist must be true or false.", code="invalid_setting")
     with transaction.atomic():
         account = _lock_account(account)
+        if enforce is not _UNSET:
+            if not ip_allowlist.plan_allows(account):
+                raise InvalidInput(
+                    f"IP allowlisting is not available on the {entitlements.plan_for(account).name} plan.",
+                    code="plan_limit",
+                )
+            ip_allowlist.enforcement_check(account, enable=enforce, requester_ip=requester_ip)
         before = account_settings(account)
         account.settings = {**(account.settings or {}), **changes}
         account.save(update_fields=["settings", "updated"])

@@ -32,4 +32,7 @@ urlpatterns = [
     path("invitations/<str:invitation_id>", api.InvitationApi.as_view()),
     path("invitations/<str:invitation_id>/revoke", api.InvitationRevokeApi.as_view()),
     path("settings", api.AccountSettingsApi.as_view()),
+    path("ip_allowlist", api.IpAllowlistApi.as_view()),
+    path("ip_allowlist/my_access", api.IpAllowlistMyAccessApi.as_view()),
+    path("ip_allowlist/dry_run", api.IpAllowlistDryRunApi.as_view()),
 ]

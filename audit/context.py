@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import uuid
 from contextvars import ContextVar
@@ -42,17 +43,63 @@ def _valid_ip(value: str) -> str | None:
         return None
 
 
-def client_ip(request) -> str | None:
-    """The client address: the socket peer, or the entry ``TRUSTED_PROXY_COUNT`` hops back in
-    ``X-Forwarded-For`` when that many trusted proxies stand in front of the server."""
+@functools.cache
+def _trusted_networks(spec: tuple[str, ...]) -> tuple:
+    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in spec if entry.strip())
+
+
+def _is_trusted(ip: str, networks) -> bool:
+    address = ipaddress.ip_address(ip)
+    return any(address in network for network in networks)
+
+
+def resolve_client_ip(peer: str | None, forwarded_for: str | None) -> str | None:
+    """The client address from the socket peer and the ``X-Forwarded-For`` header.
+
+    With ``TRUSTED_PROXIES`` (CIDRs of the proxies in front of the server): if the peer is one of
+    them, walk ``X-Forwarded-For`` from the right, skipping trusted proxies; the first address that
+    is not a trusted proxy is the client (a malformed entry ends the walk at the last trusted hop).
+    A header sent by anyone else is ignored, so a spoofed header never changes the answer. Without
+    ``TRUSTED_PROXIES``, ``TRUSTED_PROXY_COUNT`` hops are taken on trust; with neither, the peer."""
+    peer_ip = _valid_ip(peer or "")
+    networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
+    if networks:
+        if peer_ip is None or not _is_trusted(peer_ip, networks):
+            return peer_ip
+        client = peer_ip
+        for part in reversed([p for p in (forwarded_for or "").split(",") if p.strip()]):
+            hop = _valid_ip(part)
+            if hop is None:
+                break
+            client = hop
+            if not _is_trusted(hop, networks):
+                break
+        return client
     hops = settings.TRUSTED_PROXY_COUNT
     if hops > 0:
-        forwarded = [part for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+        forwarded = [part for part in (forwarded_for or "").split(",") if part.strip()]
         if len(forwarded) >= hops:
             ip = _valid_ip(forwarded[-hops])
             if ip:
                 return ip
-    return _valid_ip(request.META.get("REMOTE_ADDR", ""))
+    return peer_ip
+
+
+def client_ip(request) -> str | None:
+    """The client address of an HTTP request (see ``resolve_client_ip``)."""
+    return resolve_client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
+
+
+def scope_client_ip(scope: dict) -> str | None:
+    """The client address of an ASGI connection (a websocket), by the same rules."""
+    client = scope.get("client")
+    forwarded = None
+    for name, value in scope.get("headers") or ():
+        if name.lower() == b"x-forwarded-for":
+            forwarded = (
+                value.decode("latin-1") if forwarded is None else f"{forwarded},{value.decode('latin-1')}"
+            )
+    return resolve_client_ip(client[0] if client else None, forwarded)
 
 
 def request_id_from(request) -> str:

@@ -157,3 +157,15 @@ USER_REACTIVATED = register(
     api_name="user.reactivated",
     template="{actor} reactivated {target}",
 )
+IP_ALLOWLIST_CHANGED = register(
+    id=100,
+    name="IP_ALLOWLIST_CHANGED",
+    api_name="ip-allowlist.changed",
+    template="{actor} changed the IP allowlist of {target}",
+)
+IP_ALLOWLIST_ACCESS_DENIED = register(
+    id=101,
+    name="IP_ALLOWLIST_ACCESS_DENIED",
+    api_name="request.access-denied.ip-allowlist",
+    template="A request from {ip} to {target} was refused by the IP allowlist",
+)

@@ -96,6 +96,20 @@ class _TenantApiView(APIView):
                     "every query stays inside the tenant scope"
                 )
 
+    # A view that must answer even to a refused address (``ip_allowlist/my_access``) says so.
+    ip_allowlist_exempt: ClassVar[bool] = False
+
+    def _check_ip_allowlist(self, request, account) -> None:
+        """The account's IP allowlist, for a principal that has access there (others got 404)."""
+        if self.ip_allowlist_exempt:
+            return
+        from accounts.ip_allowlist import check_request
+        from audit.context import client_ip
+
+        detail = check_request(account, client_ip(request), actor=request.user, surface="api")
+        if detail is not None:
+            raise PermissionDenied(detail)
+
     @classmethod
     def declared_requirement(cls, method: str) -> str | None:
         declared = getattr(cls, cls._declaration, None) or {}
@@ -136,6 +150,7 @@ class WorkspaceApiView(_TenantApiView):
         if resolved is None:
             raise NotFound(_NOT_FOUND)
         workspace, access = resolved
+        self._check_ip_allowlist(request, workspace.account)
         required = self.requirement_for(request)
         if required != MEMBERS and not access.has(required):
             raise PermissionDenied(f"Missing the scope {required!r} in this workspace.")
@@ -164,6 +179,7 @@ class AccountApiView(_TenantApiView):
         permissions = account_permissions_of(request.user, account) if account is not None else frozenset()
         if not permissions:
             raise NotFound(_NOT_FOUND)
+        self._check_ip_allowlist(request, account)
         required = self.requirement_for(request)
         if required != MEMBERS and required not in permissions:
             raise PermissionDenied(f"Missing the permission {required!r} in this account.")

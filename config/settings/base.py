@@ -207,8 +207,10 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_REDIRECT_EXEMPT = [r"^api/health$"]
 if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-# The client address used for audit records and key usage: the socket peer unless a trusted proxy
-# sets X-Forwarded-For (then the number of proxies in front of us).
+# The client address (audit records, key usage, the IP allowlist): the socket peer, unless the peer
+# is one of TRUSTED_PROXIES (CIDRs), whose X-Forwarded-For is then walked from the right past every
+# trusted proxy. TRUSTED_PROXY_COUNT (a fixed number of hops) is used only without TRUSTED_PROXIES.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- I18N / static ---------------------------------------------------------------------------------

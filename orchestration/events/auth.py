@@ -63,8 +63,10 @@ def wants_prefect_subprotocol(scope: dict) -> bool:
 
 
 def client_ip(scope: dict) -> str | None:
-    client = scope.get("client")
-    return client[0] if client else None
+    """The client address, by the same trusted-proxy rules as HTTP requests."""
+    from audit.context import scope_client_ip
+
+    return scope_client_ip(scope)
 
 
 def authorize_sync(
@@ -81,6 +83,10 @@ def authorize_sync(
         return None
     workspace, access = resolved
     if not any(access.has(scope) for scope in scopes):
+        return None
+    from accounts.ip_allowlist import check_request
+
+    if check_request(workspace.account, ip, actor=key.owner, surface="websocket") is not None:
         return None
     return SocketGrant(workspace_id=workspace.pk, account_id=workspace.account_id, token=token)
 

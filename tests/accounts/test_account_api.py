@@ -441,8 +441,9 @@ class TestCost:
         )
         pc = client(key)
         # Cold: the key (and its first-use stamp), account, workspace, membership, every grant
-        # (direct and through teams) in one query, the default role. Warm: none at all.
-        with django_assert_max_num_queries(7):
+        # (direct and through teams) in one query, the default role, the account's IP allowlist.
+        # Warm: none at all.
+        with django_assert_max_num_queries(8):
             assert pc.get(f"{org.ws}/health").status_code == 200
         with django_assert_num_queries(0):
             assert pc.get(f"{org.ws}/health").status_code == 200
