@@ -213,3 +213,19 @@ class TestDryRun:
         blocked = {(b["type"], b["name"]): b["blocked_ips"] for b in result.json()["would_block"]}
         assert blocked == {("user", person.email): ["198.51.100.4"]}
         assert not IpAllowlistEntry.objects.exists()
+
+
+def test_the_console_hides_accounts_the_address_may_not_reach():
+    from django.test import Client
+
+    org = make_org()
+    _put(org, [{"ip_network": "127.0.0.1"}])
+    _enforce(org, True)
+    browser = Client(REMOTE_ADDR="203.0.113.7")
+    browser.force_login(org.owner)
+    page = browser.get("/").content.decode()
+    assert "203.0.113.7" in page and org.workspace.handle not in page
+    assert AuditLogEntry.objects.filter(api_name="request.access-denied.ip-allowlist").exists()
+    allowed = Client()
+    allowed.force_login(org.owner)
+    assert org.workspace.handle in allowed.get("/").content.decode()
