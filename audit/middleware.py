@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
+from django.conf import settings
+
 from audit.context import (
     RequestContext,
     client_ip,
@@ -29,3 +32,18 @@ class RequestContextMiddleware:
             reset_request_context(token)
         response["X-Request-ID"] = context.request_id
         return response
+
+
+class AuditlogMiddleware(_AuditlogMiddleware):
+    """django-auditlog's middleware, with the client address from the trusted-proxy rules (its own
+    takes the first ``X-Forwarded-For`` value, which any client can forge)."""
+
+    @staticmethod
+    def _get_remote_addr(request):
+        if settings.AUDITLOG_DISABLE_REMOTE_ADDR:
+            return None
+        return client_ip(request)
+
+    @staticmethod
+    def _get_remote_port(request):
+        return None
