@@ -35,4 +35,5 @@ urlpatterns = [
     path("ip_allowlist", api.IpAllowlistApi.as_view()),
     path("ip_allowlist/my_access", api.IpAllowlistMyAccessApi.as_view()),
     path("ip_allowlist/dry_run", api.IpAllowlistDryRunApi.as_view()),
+    path("audit_events", api.AuditEventsApi.as_view()),
 ]

@@ -19,21 +19,43 @@ class AuditLogEntry(models.Model):
     occurred = models.DateTimeField(db_index=True)
     event_id = models.PositiveIntegerField()
     api_name = models.CharField(max_length=100)
+    # References without database constraints: an entry is never changed, not even when what it
+    # names is deleted (the ``*_ref`` values and labels keep naming it).
     account = models.ForeignKey(
-        "tenants.Account", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tenants.Account",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     workspace = models.ForeignKey(
-        "tenants.Workspace", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "tenants.Workspace",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     # The ids are kept as values too, so the record still names its tenant after deletion.
     account_ref = models.UUIDField(null=True, blank=True)
     workspace_ref = models.UUIDField(null=True, blank=True)
     actor_kind = models.CharField(max_length=20, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
-        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.User",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     actor_service_account = models.ForeignKey(
-        "accounts.ServiceAccount", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "accounts.ServiceAccount",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
     )
     actor_label = models.CharField(max_length=254)
     target_type = models.CharField(max_length=100, blank=True, default="")
@@ -44,6 +66,12 @@ class AuditLogEntry(models.Model):
     request_id = models.CharField(max_length=64, blank=True, default="")
     message = models.TextField(blank=True, default="")
     payload = models.JSONField(default=dict, blank=True)
+    # The hash chain of the entry's account (or of entries without one): its place in the chain,
+    # the previous entry's hash, and the SHA-256 over this entry's fields and that previous hash.
+    chain = models.UUIDField(default=uuid.UUID(int=0))
+    sequence = models.BigIntegerField(default=0)
+    prev_hash = models.CharField(max_length=64, blank=True, default="")
+    hash = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["-occurred"]
@@ -52,7 +80,30 @@ class AuditLogEntry(models.Model):
             models.Index(fields=["workspace_ref", "-occurred"], name="audit_workspace_occurred"),
             models.Index(fields=["api_name"], name="audit_api_name"),
         ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["chain", "sequence"],
+                condition=models.Q(sequence__gt=0),
+                name="audit_chain_sequence_unique",
+            ),
+        ]
         verbose_name_plural = "audit log entries"
 
     def __str__(self) -> str:
         return f"{self.occurred:%Y-%m-%d %H:%M:%S} {self.api_name} by {self.actor_label}"
+
+
+class AuditChain(models.Model):
+    """The head of one hash chain (an account's, or the one of entries without an account): the
+    last sequence number and hash, and the checkpoint left by the retention purge (the sequence and
+    hash of the last entry it removed, which the first remaining entry chains to)."""
+
+    id = models.UUIDField(primary_key=True)  # the account id, or the nil UUID
+    sequence = models.BigIntegerField(default=0)
+    head_hash = models.CharField(max_length=64, blank=True, default="")
+    checkpoint_sequence = models.BigIntegerField(default=0)
+    checkpoint_hash = models.CharField(max_length=64, blank=True, default="")
+    updated = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"audit chain {self.id} at {self.sequence}"

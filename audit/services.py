@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -10,7 +15,7 @@ from django.utils import timezone
 
 from audit.actors import actor_kind, actor_label
 from audit.context import current_request_context
-from audit.models import AuditLogEntry
+from audit.models import AuditChain, AuditLogEntry
 from audit.registry import AuditEventType, registry
 
 
@@ -49,7 +54,7 @@ def audit_record(
         workspace=str(workspace) if workspace is not None else "",
         **{key: value for key, value in payload.items() if key not in {"actor", "target", "workspace"}},
     )
-    return AuditLogEntry.objects.create(
+    entry = AuditLogEntry(
         occurred=timezone.now(),
         event_id=event.id,
         api_name=event.api_name,
@@ -64,30 +69,196 @@ def audit_record(
         target_type=target_type,
         target_id=target_id,
         target_label=target_label,
-        ip=context.ip,
+        ip=_IP_FIELD.get_prep_value(context.ip) if context.ip else None,
         user_agent=context.user_agent,
         request_id=context.request_id,
         message=message,
-        payload=payload,
+        # Stored as it will read back, so the hash computed now is the hash re-computed later.
+        payload=json.loads(json.dumps(payload, default=str)),
+        chain=account.pk if account is not None else GLOBAL_CHAIN,
     )
+    # No savepoint of its own: inside the change's transaction, a failure here fails the change.
+    with transaction.atomic(savepoint=False):
+        head = _locked_head(entry.chain)
+        entry.sequence = head.sequence + 1
+        entry.prev_hash = head.head_hash
+        entry.hash = entry_hash(entry)
+        entry.save(force_insert=True)
+        AuditChain.objects.filter(pk=head.pk).update(
+            sequence=entry.sequence, head_hash=entry.hash, updated=entry.occurred
+        )
+    return entry
+
+
+# --- the hash chain --------------------------------------------------------------------------------
+
+GLOBAL_CHAIN = uuid.UUID(int=0)
+_IP_FIELD = AuditLogEntry._meta.get_field("ip")
+
+
+def _locked_head(chain: uuid.UUID) -> AuditChain:
+    head = AuditChain.objects.select_for_update().filter(pk=chain).first()
+    if head is None:
+        # The chain's first entry: create its head (a concurrent first writer wins, we wait on it).
+        AuditChain.objects.bulk_create([AuditChain(id=chain)], ignore_conflicts=True)
+        head = AuditChain.objects.select_for_update().get(pk=chain)
+    return head
+
+
+def entry_hash(entry: AuditLogEntry) -> str:
+    """SHA-256 over the entry's fields (canonical JSON) and the previous entry's hash."""
+    occurred = entry.occurred.astimezone(dt.UTC).isoformat(timespec="microseconds")
+    fields = {
+        "id": str(entry.id),
+        "chain": str(entry.chain),
+        "sequence": entry.sequence,
+        "occurred": occurred,
+        "event_id": entry.event_id,
+        "api_name": entry.api_name,
+        "account_ref": str(entry.account_ref) if entry.account_ref else None,
+        "workspace_ref": str(entry.workspace_ref) if entry.workspace_ref else None,
+        "actor_kind": entry.actor_kind,
+        "actor_user": str(entry.actor_user_id) if entry.actor_user_id else None,
+        "actor_service_account": str(entry.actor_service_account_id)
+        if entry.actor_service_account_id
+        else None,
+        "actor_label": entry.actor_label,
+        "target_type": entry.target_type,
+        "target_id": entry.target_id,
+        "target_label": entry.target_label,
+        "ip": entry.ip or None,
+        "user_agent": entry.user_agent,
+        "request_id": entry.request_id,
+        "message": entry.message,
+        "payload": entry.payload,
+        "prev_hash": entry.prev_hash,
+    }
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    chain: uuid.UUID
+    checked: int
+    first_sequence: int | None
+    last_sequence: int | None
+    head_hash: str
+    broken_at: int | None = None
+    entry_id: str | None = None
+    reason: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None
+
+
+def audit_verify_chain(chain: uuid.UUID, *, batch: int = 5000) -> ChainReport:
+    """Re-walk a chain from its checkpoint (or its start): every sequence number present once, each
+    entry's ``prev_hash`` the previous entry's hash and its ``hash`` its own. The first broken link
+    is reported with the entry's id."""
+    head = AuditChain.objects.filter(pk=chain).first()
+    expected_sequence = (head.checkpoint_sequence if head else 0) + 1
+    expected_prev = head.checkpoint_hash if head else ""
+    checked, first = 0, None
+    last_hash = expected_prev
+    rows = AuditLogEntry.objects.filter(chain=chain, sequence__gt=0).order_by("sequence")
+    for entry in rows.iterator(chunk_size=batch):
+        first = entry.sequence if first is None else first
+        broken = None
+        if entry.sequence != expected_sequence:
+            broken = f"expected sequence {expected_sequence}, found {entry.sequence} (entries missing)"
+        elif entry.prev_hash != expected_prev:
+            broken = "its prev_hash does not match the previous entry's hash"
+        elif entry_hash(entry) != entry.hash:
+            broken = "its contents do not match its hash (the entry was changed)"
+        if broken:
+            return ChainReport(
+                chain, checked, first, entry.sequence, last_hash, entry.sequence, str(entry.id), broken
+            )
+        checked += 1
+        expected_sequence, expected_prev = entry.sequence + 1, entry.hash
+        last_hash = entry.hash
+    if (
+        head is not None
+        and checked
+        and (expected_sequence - 1 != head.sequence or last_hash != head.head_hash)
+    ):
+        return ChainReport(
+            chain,
+            checked,
+            first,
+            expected_sequence - 1,
+            last_hash,
+            expected_sequence,
+            None,
+            "the chain head records later entries that are missing",
+        )
+    return ChainReport(chain, checked, first, expected_sequence - 1 if checked else None, last_hash)
 
 
 def audit_purge_expired(*, now=None) -> int:
-    """Delete records older than each account's plan retention. Records without an account (a
-    user's own keys) are kept for the longest retention of any plan."""
+    """Delete entries older than each account's plan retention (entries without an account are kept
+    for the longest retention of any plan). Each chain loses a prefix, and its head records the
+    last removed entry as a checkpoint, so the rest still verifies."""
     from billing.plans import PLANS
     from tenants.models import Account
 
     now = now or timezone.now()
-    deleted = 0
-    for plan in PLANS.values():
-        cutoff = now - timedelta(days=plan.audit_log_retention_days)
-        account_ids = Account.objects.filter(plan=plan.key).values("id")
-        with transaction.atomic():
-            count, _ = AuditLogEntry.objects.filter(account_ref__in=account_ids, occurred__lt=cutoff).delete()
-        deleted += count
+    cutoffs: dict[uuid.UUID, dt.datetime] = {}
+    for account_id, plan_key in Account.objects.values_list("id", "plan"):
+        plan = PLANS.get(plan_key)
+        if plan is not None:
+            cutoffs[account_id] = now - timedelta(days=plan.audit_log_retention_days)
     longest = max(plan.audit_log_retention_days for plan in PLANS.values())
-    count, _ = AuditLogEntry.objects.filter(
-        account_ref__isnull=True, occurred__lt=now - timedelta(days=longest)
-    ).delete()
-    return deleted + count
+    cutoffs[GLOBAL_CHAIN] = now - timedelta(days=longest)
+    chains = set(
+        AuditLogEntry.objects.filter(occurred__lt=min(cutoffs.values(), default=now))
+        .values_list("chain", flat=True)
+        .distinct()
+    )
+    deleted = 0
+    for chain in chains:
+        cutoff = cutoffs.get(chain, cutoffs[GLOBAL_CHAIN])
+        deleted += _purge_chain(chain, cutoff)
+    # Entries written before the chain existed (sequence 0) follow the same retention.
+    for chain, cutoff in cutoffs.items():
+        with transaction.atomic():
+            _allow_purge()
+            count, _ = AuditLogEntry.objects.filter(chain=chain, sequence=0, occurred__lt=cutoff).delete()
+        deleted += count
+    return deleted
+
+
+def _allow_purge() -> None:
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL audit.allow_purge = 'on'")
+
+
+def _purge_chain(chain: uuid.UUID, cutoff: dt.datetime) -> int:
+    with transaction.atomic():
+        head = _locked_head(chain)
+        entries = AuditLogEntry.objects.filter(chain=chain, sequence__gt=head.checkpoint_sequence)
+        # The longest prefix older than the cutoff: a chain only ever loses its beginning.
+        first_kept = (
+            entries.filter(occurred__gte=cutoff)
+            .order_by("sequence")
+            .values_list("sequence", flat=True)
+            .first()
+        )
+        last_removed = (first_kept - 1) if first_kept is not None else head.sequence
+        if last_removed <= head.checkpoint_sequence:
+            return 0
+        boundary = entries.filter(sequence=last_removed).values_list("hash", flat=True).first()
+        if boundary is None:
+            return 0
+        _allow_purge()
+        count, _ = AuditLogEntry.objects.filter(
+            chain=chain, sequence__gt=0, sequence__lte=last_removed
+        ).delete()
+        head.checkpoint_sequence, head.checkpoint_hash = last_removed, boundary
+        head.save(update_fields=["checkpoint_sequence", "checkpoint_hash", "updated"])
+    return count

@@ -89,8 +89,11 @@ class TestAuditRecord:
     def test_the_record_outlives_its_tenant_by_id(self, tenant):
         entry = audit_record(event=events.WORKSPACE_CREATED, actor=SYSTEM, workspace=tenant.workspace)
         tenant.workspace.delete()
-        entry.refresh_from_db()
-        assert entry.workspace_id is None and entry.workspace_ref is not None
+        entry.refresh_from_db()  # unchanged: entries are never updated, not even by a deletion
+        assert entry.workspace_ref == entry.workspace_id and entry.workspace_ref is not None
+        from audit.services import audit_verify_chain
+
+        assert audit_verify_chain(tenant.account.pk).ok
 
 
 @pytest.mark.django_db
@@ -133,15 +136,23 @@ def test_every_response_carries_a_request_id(api_client, tenant):
 @pytest.mark.django_db
 def test_retention_purge_follows_the_plan(tenant):
     from datetime import timedelta
+    from unittest import mock
 
     from django.utils import timezone
 
-    from audit.services import audit_purge_expired
+    from audit.services import audit_purge_expired, audit_verify_chain
+    from tenants.services import account_create
+    from tests.factories import UserFactory
 
-    old = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=tenant.account)
-    recent = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=tenant.account)
-    AuditLogEntry.objects.filter(pk=old.pk).update(occurred=timezone.now() - timedelta(days=400))
-    AuditLogEntry.objects.filter(pk=recent.pk).update(occurred=timezone.now() - timedelta(days=300))
+    now = timezone.now()
+    with mock.patch("django.utils.timezone.now", return_value=now - timedelta(days=400)):
+        account = account_create(name="Old", owner=UserFactory(), actor=SYSTEM, plan="enterprise")
+        old = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=account)
+    with mock.patch("django.utils.timezone.now", return_value=now - timedelta(days=300)):
+        recent = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=account)
     assert audit_purge_expired() >= 1  # enterprise keeps 365 days
     assert not AuditLogEntry.objects.filter(pk=old.pk).exists()
     assert AuditLogEntry.objects.filter(pk=recent.pk).exists()
+    # The chain still verifies, from the checkpoint the purge left.
+    report = audit_verify_chain(account.pk)
+    assert report.ok and report.first_sequence == recent.sequence, report

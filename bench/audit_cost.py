@@ -1,0 +1,134 @@
+"""The cost of the audit log, in-process against a fresh PostgreSQL database (dropped at the end):
+
+1. a mutating endpoint that records an audit event (``PUT teams/{id}``, a rename, through Django's
+   test client with an owner's key): requests per second with the audit record written (hash chain
+   included) and with ``audit_record`` replaced by a no-op, and the overhead;
+2. ``audit_verify`` over N chained events (default 1,000,000, written first with ``bulk_create``
+   in chain order): events per second.
+
+    .venv/bin/python bench/audit_cost.py [--requests 2000] [--events 1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
+    args = parser.parse_args()
+    base, _, _ = args.database_url.rpartition("/")
+    db_name = f"bench_audit_{uuid.uuid4().hex[:8]}"
+    subprocess.run(["psql", args.database_url, "-qc", f'CREATE DATABASE "{db_name}"'], check=True)
+    try:
+        os.environ.update(
+            DATABASE_URL=f"{base}/{db_name}",
+            REDIS_URL=args.redis_url,
+            SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
+            ALLOWED_HOSTS="testserver",
+            DJANGO_SETTINGS_MODULE="config.settings.base",
+            DATABASE_POOL="false",
+            DATABASE_CONN_MAX_AGE="600",
+        )
+        sys.path.insert(0, str(ROOT))
+        run(args)
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        subprocess.run(
+            ["psql", args.database_url, "-qc", f'DROP DATABASE IF EXISTS "{db_name}"'], check=False
+        )
+
+
+def run(args) -> None:
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    call_command("migrate", verbosity=0)
+
+    import accounts.rbac as rbac
+    from accounts.api_keys.services import api_key_create
+    from accounts.models import User
+    from audit.actors import SYSTEM
+    from audit.models import AuditChain, AuditLogEntry
+    from audit.services import audit_verify_chain, entry_hash
+    from tenants.services import account_create
+
+    owner = User.objects.create_user("owner@bench.example")
+    account = account_create(name="Bench", owner=owner, actor=SYSTEM, plan="enterprise")
+    _, key = api_key_create(owner=owner, name="bench", actor=SYSTEM)
+    team = rbac.team_create(account=account, name="t-0", actor=SYSTEM)
+    http = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    url = f"/api/accounts/{account.id}/teams/{team.id}"
+
+    def rename(n: int, offset: int) -> float:
+        started = time.perf_counter()
+        for i in range(n):
+            response = http.put(url, {"name": f"t-{offset + i}"}, content_type="application/json")
+            assert response.status_code == 200, response.content
+        return n / (time.perf_counter() - started)
+
+    rename(100, 10_000_000)  # warm up
+    real_record = rbac.audit_record
+    results = {}
+    for label in ("with audit", "without audit", "with audit ", "without audit "):
+        rbac.audit_record = real_record if label.strip() == "with audit" else (lambda **kwargs: None)
+        results[label] = rename(args.requests, len(results) * args.requests)
+    rbac.audit_record = real_record
+    with_audit = (results["with audit"] + results["with audit "]) / 2
+    without = (results["without audit"] + results["without audit "]) / 2
+    print(
+        f"\n(1) PUT teams/{{id}} through Django's test client, PostgreSQL, {args.requests} requests x 2 rounds"
+    )
+    print(f"    with the audit record (hash chain): {with_audit:8.1f} req/s")
+    print(f"    without:                            {without:8.1f} req/s")
+    print(f"    overhead:                           {100 * (without - with_audit) / without:8.1f} %")
+
+    # (2) N chained events, written in chain order, then verified.
+    chain = uuid.uuid4()
+    head_hash, batch, written = "", [], 0
+    started = time.perf_counter()
+    now = timezone.now()
+    for sequence in range(1, args.events + 1):
+        entry = AuditLogEntry(
+            occurred=now, event_id=20, api_name="member.added", account_ref=chain, actor_kind="system",
+            actor_label="system", target_type="accounts.user", target_id=str(sequence), target_label="x",
+            payload={"role": "member"}, chain=chain, sequence=sequence, prev_hash=head_hash,
+        )  # fmt: skip
+        entry.hash = head_hash = entry_hash(entry)
+        batch.append(entry)
+        if len(batch) == 10_000:
+            AuditLogEntry.objects.bulk_create(batch)
+            written += len(batch)
+            batch = []
+    if batch:
+        AuditLogEntry.objects.bulk_create(batch)
+    AuditChain.objects.create(id=chain, sequence=args.events, head_hash=head_hash)
+    write_s = time.perf_counter() - started
+    started = time.perf_counter()
+    report = audit_verify_chain(chain)
+    verify_s = time.perf_counter() - started
+    assert report.ok and report.checked == args.events, report
+    print(f"\n(2) audit_verify over {args.events:,} chained events (written in {write_s:.1f} s)")
+    print(f"    verified in {verify_s:.1f} s: {args.events / verify_s:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()

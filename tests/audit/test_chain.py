@@ -1,0 +1,152 @@
+"""The tamper-evident audit log: entries chained per account, append-only on PostgreSQL, verified by
+``audit_verify`` (which names the first broken link), exported with a signed manifest that verifies
+offline, and read through the account API with cursor paging."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection, transaction
+from django.db.utils import DatabaseError
+
+from audit import events
+from audit.actors import SYSTEM
+from audit.models import AuditLogEntry
+from audit.services import audit_record, audit_verify_chain
+from tests.accounts.test_account_api import client, make_org
+
+pytestmark = pytest.mark.django_db
+
+
+def _tamper(entry_id, **changes):
+    """Change a row behind the application's back, as a DBA with table ownership could."""
+    sets = ", ".join(f"{column} = %s" for column in changes)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry DISABLE TRIGGER audit_entry_append_only")
+        cursor.execute(
+            f"UPDATE audit_auditlogentry SET {sets} WHERE id = %s",
+            [*changes.values(), entry_id.hex if connection.vendor == "sqlite" else entry_id],
+        )  # noqa: S608
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry ENABLE TRIGGER audit_entry_append_only")
+
+
+def _entries(org):
+    return list(AuditLogEntry.objects.filter(chain=org.account.pk, sequence__gt=0).order_by("sequence"))
+
+
+def test_entries_chain_per_account_and_verify():
+    org, other = make_org(), make_org()
+    for _ in range(3):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account, payload={"n": 1})
+    entries = _entries(org)
+    assert [e.sequence for e in entries] == list(range(1, len(entries) + 1))
+    assert all(b.prev_hash == a.hash for a, b in zip(entries, entries[1:], strict=False))
+    assert audit_verify_chain(org.account.pk).ok and audit_verify_chain(other.account.pk).ok
+    call_command("audit_verify", account=str(org.account.id))
+
+
+def test_a_hand_edited_row_is_named_by_audit_verify(capsys):
+    org = make_org()
+    for _ in range(4):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    victim = _entries(org)[2]
+    _tamper(victim.id, actor_label="someone else")
+    report = audit_verify_chain(org.account.pk)
+    assert not report.ok and report.broken_at == victim.sequence and report.entry_id == str(victim.id)
+    with pytest.raises(CommandError):
+        call_command("audit_verify", account=org.account.handle)
+    assert str(victim.id) in capsys.readouterr().out
+
+
+def test_a_removed_row_breaks_the_chain():
+    org = make_org()
+    for _ in range(3):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    victim = _entries(org)[1]
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry DISABLE TRIGGER audit_entry_append_only")
+        AuditLogEntry.objects.filter(pk=victim.pk).delete()
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry ENABLE TRIGGER audit_entry_append_only")
+    report = audit_verify_chain(org.account.pk)
+    # Named at the first entry after the hole, which says which sequence is missing.
+    assert not report.ok and report.broken_at == victim.sequence + 1
+    assert f"expected sequence {victim.sequence}" in report.reason
+
+
+def test_the_application_cannot_update_or_delete_entries_on_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    org = make_org()
+    entry = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    for attempt in (
+        lambda: AuditLogEntry.objects.filter(pk=entry.pk).update(actor_label="x"),
+        lambda: AuditLogEntry.objects.filter(pk=entry.pk).delete(),
+    ):
+        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+            attempt()
+    assert AuditLogEntry.objects.get(pk=entry.pk).actor_label == "system"
+
+
+def test_export_and_manifest_verify_offline(tmp_path):
+    org = make_org()
+    for i in range(5):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account, payload={"i": i})
+    out = tmp_path / "audit.jsonl"
+    call_command("audit_export", account=str(org.account.id), out=str(out))
+    manifest = json.loads((tmp_path / "audit.jsonl.manifest.json").read_text())
+    assert manifest["entries"] == len(_entries(org)) and manifest["complete"] is True
+    call_command("audit_verify", manifest=str(tmp_path / "audit.jsonl.manifest.json"))
+    # One changed character in the file, or in the manifest, is caught.
+    lines = out.read_text().splitlines()
+    record = json.loads(lines[2])
+    record["actor_label"] = "forged"
+    (tmp_path / "forged.jsonl").write_text(
+        "\n".join([*lines[:2], json.dumps(record, sort_keys=True), *lines[3:]]) + "\n"
+    )
+    with pytest.raises(CommandError, match="SHA-256"):
+        call_command(
+            "audit_verify",
+            manifest=str(tmp_path / "audit.jsonl.manifest.json"),
+            file=str(tmp_path / "forged.jsonl"),
+        )
+    manifest["entries"] += 1
+    (tmp_path / "bad.manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match="signature"):
+        call_command("audit_verify", manifest=str(tmp_path / "bad.manifest.json"), file=str(out))
+
+
+def test_csv_export_by_action(tmp_path):
+    org = make_org()
+    audit_record(event=events.TEAM_CREATED, actor=SYSTEM, account=org.account)
+    out = tmp_path / "teams.csv"
+    call_command(
+        "audit_export", account=str(org.account.id), out=str(out), format="csv", action="team.created"
+    )
+    rows = out.read_text().splitlines()
+    assert rows[0].startswith("id,chain,sequence") and len(rows) == 2 and "team.created" in rows[1]
+    call_command("audit_verify", manifest=f"{out}.manifest.json")
+
+
+def test_the_read_api_pages_with_a_cursor_and_filters():
+    org = make_org()
+    for _ in range(5):
+        audit_record(event=events.TEAM_CREATED, actor=SYSTEM, account=org.account)
+    c = client(org.owner_key)
+    first = c.get(f"{org.api}/audit_events", {"limit": 3, "event": "team.created"}).json()
+    assert len(first["events"]) == 3 and first["next_cursor"]
+    second = c.get(
+        f"{org.api}/audit_events", {"limit": 3, "event": "team.created", "cursor": first["next_cursor"]}
+    ).json()
+    assert len(second["events"]) == 2 and second["next_cursor"] is None
+    sequences = [e["sequence"] for e in first["events"] + second["events"]]
+    assert sequences == sorted(sequences, reverse=True) and len(set(sequences)) == 5
+    assert c.get(f"{org.api}/audit_events", {"limit": 0}).status_code == 422
+    hobby = make_org(plan="hobby")
+    assert client(hobby.owner_key).get(f"{hobby.api}/audit_events").status_code == 403
