@@ -10,4 +10,5 @@ class AuditConfig(AppConfig):
         from audit import (
             auditlog_registry,  # noqa: F401
             events,  # noqa: F401
+            signals,  # noqa: F401
         )

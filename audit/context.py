@@ -28,6 +28,25 @@ def current_request_context() -> RequestContext:
     return _request_context.get()
 
 
+@dataclass(frozen=True)
+class Credential:
+    """How the request's principal authenticated: ``api_key`` (with the key's id) or ``session``."""
+
+    method: str
+    api_key_id: str | None = None
+
+
+_credential: ContextVar[Credential | None] = ContextVar("credential", default=None)
+
+
+def set_credential(credential: Credential | None) -> None:
+    _credential.set(credential)
+
+
+def current_credential() -> Credential | None:
+    return _credential.get()
+
+
 def set_request_context(context: RequestContext):
     return _request_context.set(context)
 

@@ -169,3 +169,16 @@ IP_ALLOWLIST_ACCESS_DENIED = register(
     api_name="request.access-denied.ip-allowlist",
     template="A request from {ip} to {target} was refused by the IP allowlist",
 )
+API_KEY_NEW_IP = register(
+    id=53,
+    name="API_KEY_NEW_IP",
+    api_name="api-key.used-from-new-ip",
+    template="API key {target} was used from {ip} (last from {previous_ip})",
+)
+LOGIN_SUCCEEDED = register(
+    id=110, name="LOGIN_SUCCEEDED", api_name="login.succeeded", template="{actor} signed in ({method})"
+)
+LOGIN_FAILED = register(
+    id=111, name="LOGIN_FAILED", api_name="login.failed", template="A sign-in as {email} failed"
+)
+LOGOUT = register(id=112, name="LOGOUT", api_name="logout", template="{actor} signed out")

@@ -10,6 +10,7 @@ from audit.context import (
     client_ip,
     request_id_from,
     reset_request_context,
+    set_credential,
     set_request_context,
 )
 
@@ -26,10 +27,12 @@ class RequestContextMiddleware:
         )
         request.request_id = context.request_id
         token = set_request_context(context)
+        set_credential(None)
         try:
             response = self.get_response(request)
         finally:
             reset_request_context(token)
+            set_credential(None)
         response["X-Request-ID"] = context.request_id
         return response
 

@@ -14,7 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.actors import actor_kind, actor_label
-from audit.context import current_request_context
+from audit.context import current_credential, current_request_context
 from audit.models import AuditChain, AuditLogEntry
 from audit.registry import AuditEventType, registry
 
@@ -44,6 +44,9 @@ def audit_record(
     if workspace is not None and account is None:
         account = workspace.account
     payload = dict(payload or {})
+    credential = current_credential()
+    if credential is not None and "auth" not in payload:
+        payload["auth"] = {"method": credential.method, "api_key_id": credential.api_key_id}
     kind = actor_kind(actor)
     label = actor_label(actor)
     target_type, target_id, target_label = _target_fields(target)

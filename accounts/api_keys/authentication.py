@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import authentication, exceptions
 
 from accounts.api_keys.selectors import api_key_authenticate
-from audit.context import client_ip
+from audit.context import Credential, client_ip, set_credential
 from config.errors import INVALID_CREDENTIALS
 
 
@@ -24,6 +24,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         key = api_key_authenticate(token.strip(), ip=client_ip(request))
         if key is None:
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
+        set_credential(Credential(method="api_key", api_key_id=str(key.pk)))
         return key.owner, key
 
     def authenticate_header(self, request) -> str:

@@ -29,9 +29,29 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
     if key.user is not None and not key.user.is_active:
         return None
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip:
+        new_ip = key.last_used_ip is not None and ip is not None and key.last_used_ip != ip
+        previous_ip = key.last_used_ip
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
         key.last_used_at, key.last_used_ip = now, ip
+        if new_ip:
+            _record_new_ip(key, previous_ip=previous_ip, ip=ip)
     return key
+
+
+def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str) -> None:
+    """A key used from an address it was not last used from is an audit event (a leaked key shows
+    up here)."""
+    from audit import events
+    from audit.services import audit_record
+
+    account = key.service_account.account if key.service_account_id else None
+    audit_record(
+        event=events.API_KEY_NEW_IP,
+        actor=key.owner,
+        account=account,
+        target=key,
+        payload={"ip": ip, "previous_ip": previous_ip},
+    )
 
 
 def _matching_key(parsed) -> ApiKey | None:

@@ -1,0 +1,65 @@
+"""Sign-ins, sign-outs, failed sign-ins, and a key used from a new address are audit events; every
+event made through a key names the key and the auth method."""
+
+from __future__ import annotations
+
+import pytest
+
+from audit.models import AuditLogEntry
+from tests.conftest import bearer
+
+pytestmark = pytest.mark.django_db
+
+
+def _names(account):
+    return list(
+        AuditLogEntry.objects.filter(account_ref=account.pk)
+        .order_by("sequence")
+        .values_list("api_name", flat=True)
+    )
+
+
+def test_sign_in_out_and_a_failed_attempt(client, tenant):
+    tenant.member.set_password("a long enough password")
+    tenant.member.save()
+    assert client.post("/login/", {"username": tenant.member.email, "password": "wrong"}).status_code == 200
+    assert (
+        client.post(
+            "/login/", {"username": tenant.member.email, "password": "a long enough password"}
+        ).status_code
+        == 302
+    )
+    client.post("/logout/")
+    names = _names(tenant.account)
+    assert names[-3:] == ["login.failed", "login.succeeded", "logout"]
+    failed = AuditLogEntry.objects.get(api_name="login.failed")
+    assert failed.payload["email"] == tenant.member.email and failed.target_id == str(tenant.member.pk)
+    assert failed.ip == "127.0.0.1"
+
+
+def test_a_key_used_from_a_new_address(api_client, tenant):
+    c = bearer(api_client, tenant.service_key)
+    assert c.get(f"{tenant.prefix}/health").status_code == 200
+    assert c.get(f"{tenant.prefix}/health", REMOTE_ADDR="198.51.100.23").status_code == 200
+    (entry,) = AuditLogEntry.objects.filter(api_name="api-key.used-from-new-ip")
+    assert entry.payload["ip"] == "198.51.100.23" and entry.payload["previous_ip"] == "127.0.0.1"
+    assert entry.account_ref == tenant.account.pk
+
+
+def test_events_made_through_a_key_name_it(api_client, tenant):
+    from accounts.api_keys.models import ApiKey
+    from accounts.api_keys.services import api_key_create
+    from accounts.services import membership_add
+    from audit.actors import SYSTEM
+    from tests.factories import UserFactory
+
+    owner = UserFactory()
+    membership_add(account=tenant.account, user=owner, role="owner", actor=SYSTEM)
+    key, plaintext = api_key_create(owner=owner, name="ops", actor=SYSTEM)
+    response = bearer(api_client, plaintext).post(
+        f"/api/accounts/{tenant.account.id}/teams", {"name": "Ops"}, format="json"
+    )
+    assert response.status_code == 201, response.content
+    entry = AuditLogEntry.objects.get(api_name="team.created")
+    assert entry.payload["auth"] == {"method": "api_key", "api_key_id": str(key.pk)}
+    assert entry.actor_user_id == owner.pk and ApiKey.objects.filter(pk=key.pk).exists()
