@@ -182,3 +182,39 @@ LOGIN_FAILED = register(
     id=111, name="LOGIN_FAILED", api_name="login.failed", template="A sign-in as {email} failed"
 )
 LOGOUT = register(id=112, name="LOGOUT", api_name="logout", template="{actor} signed out")
+DEPLOYMENT_CREATED = register(
+    id=120,
+    name="DEPLOYMENT_CREATED",
+    api_name="deployment.created",
+    template="{actor} created deployment {target}",
+)
+DEPLOYMENT_UPDATED = register(
+    id=121,
+    name="DEPLOYMENT_UPDATED",
+    api_name="deployment.updated",
+    template="{actor} updated deployment {target}",
+)
+DEPLOYMENT_DELETED = register(
+    id=122,
+    name="DEPLOYMENT_DELETED",
+    api_name="deployment.deleted",
+    template="{actor} deleted deployment {target}",
+)
+WORK_POOL_CREATED = register(
+    id=130,
+    name="WORK_POOL_CREATED",
+    api_name="work-pool.created",
+    template="{actor} created work pool {target}",
+)
+WORK_POOL_UPDATED = register(
+    id=131,
+    name="WORK_POOL_UPDATED",
+    api_name="work-pool.updated",
+    template="{actor} updated work pool {target}",
+)
+WORK_POOL_DELETED = register(
+    id=132,
+    name="WORK_POOL_DELETED",
+    api_name="work-pool.deleted",
+    template="{actor} deleted work pool {target}",
+)

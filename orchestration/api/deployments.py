@@ -97,7 +97,7 @@ class DeploymentDetailApi(DeploymentApiView):
         return no_content()
 
     def delete(self, request, deployment_id: str):
-        services.deployment_delete(deployment_id=parse_id(deployment_id, "Deployment"))
+        services.deployment_delete(deployment_id=parse_id(deployment_id, "Deployment"), actor=request.user)
         return no_content()
 
 
@@ -181,7 +181,9 @@ class DeploymentPauseApi(DeploymentApiView):
     required_scopes = {"POST": "write_deployments"}
 
     def post(self, request, deployment_id: str):
-        services.deployment_set_paused(deployment_id=parse_id(deployment_id, "Deployment"), paused=True)
+        services.deployment_set_paused(
+            deployment_id=parse_id(deployment_id, "Deployment"), paused=True, actor=request.user
+        )
         return _json_null(200)
 
 
@@ -189,7 +191,9 @@ class DeploymentResumeApi(DeploymentApiView):
     required_scopes = {"POST": "write_deployments"}
 
     def post(self, request, deployment_id: str):
-        services.deployment_set_paused(deployment_id=parse_id(deployment_id, "Deployment"), paused=False)
+        services.deployment_set_paused(
+            deployment_id=parse_id(deployment_id, "Deployment"), paused=False, actor=request.user
+        )
         return _json_null(200)
 
 

@@ -260,6 +260,7 @@ class WorkPoolCreateApi(PrefectApiView):
             is_paused=data.is_paused,
             concurrency_limit=data.concurrency_limit,
             storage_configuration=data.storage_configuration.model_dump(mode="json", exclude_none=True),
+            actor=request.user,
         )
         return created(_pools_wire([pool], timezone.now())[0])
 
@@ -277,11 +278,11 @@ class WorkPoolDetailApi(PrefectApiView):
             changes["storage_configuration"] = data.storage_configuration.model_dump(
                 mode="json", exclude_none=True
             )
-        work_pool_update(name=name, changes=changes)
+        work_pool_update(name=name, changes=changes, actor=request.user)
         return no_content()
 
     def delete(self, request, name: str):
-        work_pool_delete(name=name)
+        work_pool_delete(name=name, actor=request.user)
         return no_content()
 
 

@@ -33,12 +33,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit import events
 from billing.entitlements import check_deployment
 from config.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
 from orchestration.api.schemas import FlowRunCreate, StateCreate
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue
 from orchestration.models.states import StateType
+from orchestration.services import auditing
 from orchestration.services.flow_runs import _created_by, flow_run_create
 
 if TYPE_CHECKING:
@@ -375,6 +377,19 @@ def _snapshot(deployment: Deployment) -> dict[str, Any]:
     return {name: copy.deepcopy(getattr(deployment, name)) for name in EVENT_FIELDS}
 
 
+def _audit_changes(deployment: Deployment, before: dict[str, Any], actor) -> None:
+    after = _snapshot(deployment)
+    changed = [name for name in EVENT_FIELDS if before[name] != after[name]]
+    if changed:
+        auditing.record(
+            events.DEPLOYMENT_UPDATED,
+            target=deployment,
+            actor=actor,
+            before={name: before[name] for name in changed},
+            after={name: after[name] for name in changed},
+        )
+
+
 def _emit_changes(deployment: Deployment, before: dict[str, Any]) -> None:
     after = _snapshot(deployment)
     changed = {
@@ -686,8 +701,12 @@ def _upsert(*, workspace, data: DeploymentCreate, actor=None) -> tuple[Deploymen
             _sync_concurrency_limit(deployment, removed=limit_before is not None)
         if created:
             _emit(deployment, "created")
+            auditing.record(
+                events.DEPLOYMENT_CREATED, target=deployment, actor=actor, after=_snapshot(deployment)
+            )
         else:
             _emit_changes(deployment, before)
+            _audit_changes(deployment, before, actor)
     return deployment, created
 
 
@@ -780,9 +799,10 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
         if "concurrency_limit" in sent:
             _sync_concurrency_limit(deployment, removed=limit_before is not None)
         _emit_changes(deployment, before)
+        _audit_changes(deployment, before, actor)
 
 
-def deployment_set_paused(*, deployment_id: uuid.UUID, paused: bool) -> None:
+def deployment_set_paused(*, deployment_id: uuid.UUID, paused: bool, actor=None) -> None:
     """``pause_deployment`` / ``resume_deployment``: pausing deletes every auto-scheduled run that
     has not started."""
     with transaction.atomic():
@@ -794,11 +814,12 @@ def deployment_set_paused(*, deployment_id: uuid.UUID, paused: bool) -> None:
             deployment.paused = paused
             deployment.save(update_fields=["paused", "updated"])
             _emit_changes(deployment, before)
+            _audit_changes(deployment, before, actor)
         if paused:
             scheduled_runs_delete(deployment_id=deployment.id, auto_scheduled_only=True)
 
 
-def deployment_delete(*, deployment_id: uuid.UUID) -> None:
+def deployment_delete(*, deployment_id: uuid.UUID, actor=None) -> None:
     """Delete the deployment, its schedules, every scheduled run of it that never ran (auto or
     not) and the concurrency limit behind it."""
     from orchestration.services.concurrency import deployment_concurrency_limit_delete
@@ -808,6 +829,9 @@ def deployment_delete(*, deployment_id: uuid.UUID) -> None:
         if deployment is None:
             raise NotFound("Deployment not found")
         _emit(deployment, "deleted")
+        auditing.record(
+            events.DEPLOYMENT_DELETED, target=deployment, actor=actor, before=_snapshot(deployment)
+        )
         scheduled_runs_delete(deployment_id=deployment.id)
         deployment_concurrency_limit_delete(deployment_id=deployment.id)
         deployment.delete()

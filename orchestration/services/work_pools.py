@@ -18,8 +18,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from audit import events
 from config.errors import Conflict, Forbidden, InvalidInput, NotFound
 from orchestration.models import Deployment, Worker, WorkPool, WorkQueue
+from orchestration.services import auditing
 from tenants.scoping import current_workspace_id
 
 DEFAULT_QUEUE_NAME = "default"
@@ -50,6 +52,7 @@ def work_pool_create(
     is_paused: bool = False,
     concurrency_limit: int | None = None,
     storage_configuration: dict[str, Any] | None = None,
+    actor=None,
 ) -> WorkPool:
     """A new pool with its ``default`` queue. A taken name is a Conflict (409)."""
     if _reserved(name):
@@ -76,12 +79,24 @@ def work_pool_create(
             )
             pool.default_queue = queue
             pool.save(update_fields=["default_queue", "updated"])
+            auditing.record(events.WORK_POOL_CREATED, target=pool, actor=actor, after=_pool_snapshot(pool))
     except IntegrityError:
         raise Conflict("A work pool with this name already exists.") from None
     return pool
 
 
-def work_pool_update(*, name: str, changes: dict[str, Any]) -> WorkPool:
+def _pool_snapshot(pool: WorkPool) -> dict[str, Any]:
+    return {
+        "name": pool.name,
+        "type": pool.type,
+        "description": pool.description,
+        "is_paused": pool.is_paused,
+        "concurrency_limit": pool.concurrency_limit,
+        "base_job_template": pool.base_job_template,
+    }
+
+
+def work_pool_update(*, name: str, changes: dict[str, Any], actor=None) -> WorkPool:
     """Apply the fields given (``None`` clears the nullable ones, and is ignored for the others)."""
     if _reserved(name) and set(changes) - {"is_paused", "concurrency_limit"}:
         raise Forbidden(
@@ -92,15 +107,19 @@ def work_pool_update(*, name: str, changes: dict[str, Any]) -> WorkPool:
         pool = WorkPool.objects.select_for_update().filter(name=name).first()
         if pool is None:
             raise NotFound(f'Work pool "{name}" not found.')
+        before = _pool_snapshot(pool)
         for field in _POOL_FIELDS:
             if field not in changes or (changes[field] is None and field in _POOL_NOT_NULL):
                 continue
             setattr(pool, field, changes[field])
         pool.save()
+        after = _pool_snapshot(pool)
+        if after != before:
+            auditing.record(events.WORK_POOL_UPDATED, target=pool, actor=actor, before=before, after=after)
     return pool
 
 
-def work_pool_delete(*, name: str) -> None:
+def work_pool_delete(*, name: str, actor=None) -> None:
     if _reserved(name):
         raise Forbidden(
             "Work pools starting with 'Prefect' are reserved for internal use and can not be deleted."
@@ -109,6 +128,7 @@ def work_pool_delete(*, name: str) -> None:
         pool = WorkPool.objects.filter(name=name).first()
         if pool is None:
             raise NotFound(f'Work pool "{name}" not found.')
+        auditing.record(events.WORK_POOL_DELETED, target=pool, actor=actor, before=_pool_snapshot(pool))
         # Cascades to its queues and workers; deployments of those queues lose the link.
         pool.delete()
 

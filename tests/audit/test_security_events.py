@@ -63,3 +63,39 @@ def test_events_made_through_a_key_name_it(api_client, tenant):
     entry = AuditLogEntry.objects.get(api_name="team.created")
     assert entry.payload["auth"] == {"method": "api_key", "api_key_id": str(key.pk)}
     assert entry.actor_user_id == owner.pk and ApiKey.objects.filter(pk=key.pk).exists()
+
+
+def test_deployments_and_work_pools_are_audited_with_before_and_after(api_client, tenant):
+    c = bearer(api_client, tenant.service_key)
+    assert (
+        c.post(f"{tenant.prefix}/work_pools/", {"name": "p1", "type": "process"}, format="json").status_code
+        == 201
+    )
+    assert c.patch(f"{tenant.prefix}/work_pools/p1", {"is_paused": True}, format="json").status_code == 204
+    flow_id = c.post(f"{tenant.prefix}/flows/", {"name": "f"}, format="json").json()["id"]
+    deployment = c.post(
+        f"{tenant.prefix}/deployments/", {"name": "d", "flow_id": flow_id}, format="json"
+    ).json()
+    assert (
+        c.patch(
+            f"{tenant.prefix}/deployments/{deployment['id']}", {"description": "new"}, format="json"
+        ).status_code
+        == 204
+    )
+    assert c.delete(f"{tenant.prefix}/deployments/{deployment['id']}").status_code == 204
+    assert c.delete(f"{tenant.prefix}/work_pools/p1").status_code == 204
+    entries = AuditLogEntry.objects.filter(workspace_ref=tenant.workspace.pk).order_by("sequence")
+    names = [e.api_name for e in entries if e.api_name.startswith(("deployment.", "work-pool."))]
+    assert names == [
+        "work-pool.created",
+        "work-pool.updated",
+        "deployment.created",
+        "deployment.updated",
+        "deployment.deleted",
+        "work-pool.deleted",
+    ]
+    updated = entries.get(api_name="work-pool.updated")
+    assert updated.payload["before"]["is_paused"] is False and updated.payload["after"]["is_paused"] is True
+    assert updated.actor_service_account_id == tenant.service_account.pk
+    changed = entries.get(api_name="deployment.updated")
+    assert changed.payload["after"] == {"description": "new"}
