@@ -7,6 +7,7 @@ from django.urls import path
 from accounts import account_api as api
 
 urlpatterns = [
+    path("", api.AccountDetailApi.as_view()),
     path("account_roles/filter", api.AccountRolesFilterApi.as_view()),
     path("account_roles/<str:role_id>", api.AccountRoleApi.as_view()),
     path("workspace_roles/", api.WorkspaceRolesApi.as_view()),

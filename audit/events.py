@@ -218,3 +218,6 @@ WORK_POOL_DELETED = register(
     api_name="work-pool.deleted",
     template="{actor} deleted work pool {target}",
 )
+ACCOUNT_UPDATED = register(
+    id=4, name="ACCOUNT_UPDATED", api_name="account.updated", template="{actor} updated account {target}"
+)

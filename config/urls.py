@@ -5,6 +5,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.account_api import (
+    AccountDetailApi,
     AccountPermissionsApi,
     InvitationAcceptApi,
     UserApiKeyApi,
@@ -37,4 +38,5 @@ urlpatterns = [
     path(WORKSPACE_PREFIX, include("accounts.workspace_urls")),
     path(WORKSPACE_PREFIX, include("orchestration.urls")),
     path(ACCOUNT_PREFIX, include("accounts.urls")),
+    path("api/accounts/<str:account_ref>", AccountDetailApi.as_view()),
 ]

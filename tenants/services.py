@@ -176,3 +176,28 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
             payload={"before": {"name": workspace.name, "handle": workspace.handle}, "after": None},
         )
         workspace.delete()
+
+
+def account_update(*, account: Account, actor, name: str | None = None, handle: str | None = None) -> Account:
+    """Rename the account or change its handle (unique across the installation)."""
+    with transaction.atomic():
+        account = Account.objects.select_for_update().get(pk=account.pk)
+        before = {"name": account.name, "handle": account.handle}
+        if name is not None:
+            account.name = _clean_name(name, "account")
+        if handle is not None:
+            handle = _checked_handle(handle)
+            if Account.objects.filter(handle=handle).exclude(pk=account.pk).exists():
+                raise Conflict(f"The account handle {handle!r} is taken.", code="handle_taken")
+            account.handle = handle
+        account.save()
+        after = {"name": account.name, "handle": account.handle}
+        if after != before:
+            audit_record(
+                event=events.ACCOUNT_UPDATED,
+                actor=actor,
+                account=account,
+                target=account,
+                payload={"before": before, "after": after},
+            )
+    return account

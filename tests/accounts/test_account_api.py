@@ -447,3 +447,20 @@ class TestCost:
             assert pc.get(f"{org.ws}/health").status_code == 200
         with django_assert_num_queries(0):
             assert pc.get(f"{org.ws}/health").status_code == 200
+
+
+class TestAccount:
+    def test_read_and_rename(self, org):
+        c = client(org.owner_key)
+        for path in (org.api, f"{org.api}/"):
+            body = c.get(path).json()
+            assert body["id"] == str(org.account.id) and body["plan_type"] == "ENTERPRISE"
+            assert "ip_allowlist" in body["features"] and body["settings"]["enforce_ip_allowlist"] is False
+        renamed = c.patch(org.api, {"name": "Renamed", "handle": "renamed-org"}, format="json")
+        assert renamed.status_code == 200 and renamed.json()["handle"] == "renamed-org"
+        assert c.get("/api/accounts/renamed-org").json()["name"] == "Renamed"
+        _, member_key = add_member(org)
+        assert client(member_key).get(org.api).status_code == 200
+        assert client(member_key).patch(org.api, {"name": "x"}, format="json").status_code == 403
+        assert client(make_org().owner_key).get(org.api).status_code == 404
+        assert "account.updated" in _events(org)
