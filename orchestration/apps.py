@@ -4,3 +4,15 @@ from django.apps import AppConfig
 class OrchestrationConfig(AppConfig):
     name = "orchestration"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models.signals import post_delete, post_save
+
+        from orchestration.models import WorkPool, WorkQueue
+        from orchestration.selectors.work_pools import pool_memo_clear
+
+        for model in (WorkPool, WorkQueue):
+            post_save.connect(pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-save-{model.__name__}")
+            post_delete.connect(
+                pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-delete-{model.__name__}"
+            )

@@ -37,7 +37,7 @@ from orchestration.selectors.work_pools import (
     scheduled_flow_runs,
     work_pool_get,
     work_pool_statuses,
-    work_pool_with_queues_get,
+    work_pool_with_queues_for_poll,
     work_queue_by_name_get,
     work_queue_get,
     work_queue_health,
@@ -307,7 +307,7 @@ class WorkPoolGetScheduledFlowRunsApi(PrefectApiView):
 
     def post(self, request, name: str):
         data = self.parse(GetScheduledFlowRuns, self.body())
-        pool, queues = work_pool_with_queues_get(name=name)
+        pool, queues = work_pool_with_queues_for_poll(name=name)
         if data.work_queue_names:
             by_name = {queue.name: queue for queue in queues}
             for queue_name in data.work_queue_names:

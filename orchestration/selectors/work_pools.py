@@ -15,6 +15,7 @@ Runs in PENDING, RUNNING or CANCELLING occupy a concurrency slot of their queue 
 from __future__ import annotations
 
 import datetime as dt
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 
@@ -25,6 +26,7 @@ from django.db.models.functions import RowNumber
 from config.errors import NotFound
 from orchestration.models import FlowRun, Worker, WorkPool, WorkQueue
 from orchestration.models.states import StateType
+from tenants.scoping import current_workspace_id
 
 ACTIVE_STATE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 DEFAULT_HEARTBEAT_INTERVAL_SECONDS = 30
@@ -44,6 +46,31 @@ def work_pool_get(*, name: str) -> WorkPool:
     if pool is None:
         raise NotFound(f'Work pool "{name}" not found.')
     return pool
+
+
+# A worker's poll reads its pool and queues every time; many workers poll one pool. They are
+# remembered per process for POOL_MEMO_SECONDS (a change made in this process drops them at once;
+# one made in another process is seen within that time).
+POOL_MEMO_SECONDS = 1.0
+_pool_memo: dict[tuple, tuple[float, WorkPool, list[WorkQueue]]] = {}
+
+
+def pool_memo_clear(**kwargs) -> None:
+    _pool_memo.clear()
+
+
+def work_pool_with_queues_for_poll(*, name: str) -> tuple[WorkPool, list[WorkQueue]]:
+    """``work_pool_with_queues_get``, remembered briefly (see ``POOL_MEMO_SECONDS``)."""
+    key = (current_workspace_id(), name)
+    now = time.monotonic()
+    hit = _pool_memo.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2]
+    pool, queues = work_pool_with_queues_get(name=name)
+    if len(_pool_memo) > 10_000:
+        _pool_memo.clear()
+    _pool_memo[key] = (now + POOL_MEMO_SECONDS, pool, queues)
+    return pool, queues
 
 
 def work_pool_with_queues_get(*, name: str) -> tuple[WorkPool, list[WorkQueue]]:
@@ -288,6 +315,7 @@ __all__ = [
     "queue_active_slots",
     "scheduled_flow_runs",
     "work_pool_get",
+    "work_pool_with_queues_for_poll",
     "work_pool_with_queues_get",
     "work_pool_statuses",
     "work_queue_by_name_get",

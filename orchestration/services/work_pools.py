@@ -304,6 +304,11 @@ def work_queues_record_poll(*, queues: Sequence[WorkQueue], now: dt.datetime) ->
         queue_ids = list(locked.values_list("id", flat=True))
         if queue_ids:
             WorkQueue.objects.filter(id__in=queue_ids).update(last_polled=now, updated=now)
+    # The polled queues may be remembered for the next polls (see work_pool_with_queues_for_poll):
+    # they now carry the stamp, so those polls do not try again.
+    for queue in queues:
+        if queue.id in due:
+            queue.last_polled = now
     if queue_ids:
         deployment_ids = list(
             Deployment.objects.filter(work_queue_id__in=queue_ids).values_list("id", flat=True)

@@ -12,6 +12,7 @@ from django.utils import timezone
 from prefect.client.schemas.responses import WorkerFlowRunResponse
 
 from orchestration.models import Deployment, FlowRun, WorkQueue
+from orchestration.selectors.work_pools import pool_memo_clear
 from tests.orchestration.test_work_pools import make_deployment, make_pool, make_queue, make_run, rows
 
 pytestmark = pytest.mark.django_db
@@ -185,6 +186,7 @@ class TestWhatAPollRecords:
         _poll(dev, tenant)
         assert rows(WorkQueue, tenant).get().last_polled == first
         rows(WorkQueue, tenant).update(last_polled=first - dt.timedelta(seconds=30))
+        pool_memo_clear()  # thirty seconds on, the remembered pool has long expired
         _poll(dev, tenant)
         assert rows(WorkQueue, tenant).get().last_polled > first
 
@@ -237,7 +239,17 @@ class TestCost:
         # Lock and stamp the queues; find their deployments; lock and stamp those (events aside).
         assert len(writes) <= 6
         _, second = self._count(dev, tenant)
-        assert len(second) == auth + 3
+        # The pool and its queues are remembered for a moment: the slots and the runs.
+        assert len(second) == auth + 2
+        pool_memo_clear()
+        _, third = self._count(dev, tenant)
+        assert len(third) == auth + 3
+
+    def test_a_pause_is_seen_by_the_next_poll(self, tenant, dev, pool):
+        make_run(tenant, pool["default_queue_id"])
+        assert len(_poll(dev, tenant)) == 1
+        dev.patch(f"{tenant.prefix}/work_pools/proc-pool", {"is_paused": True}, format="json")
+        assert _poll(dev, tenant) == []
 
 
 class TestGetRunsOfAQueue:
