@@ -916,16 +916,31 @@ class InvitationRevokeApi(_InvitationLookup, AccountApi):
 
 
 class InvitationAcceptApi(_ApiMixin, APIView):
-    """``POST /api/invitations/<id>/accept`` with ``{"token": …}``, by the invited person."""
+    """``POST /api/invitations/<id>/accept`` with ``{"token": …}``: by the invited person signed in
+    (a key or a session of the invited email), or, for someone new, without credentials and with
+    ``{"token", "password", "first_name"?, "last_name"?}``, which creates their user."""
 
-    permission_classes = [IsAuthenticated]
+    permission_classes = []
 
     def post(self, request, invitation_id):
-        if not isinstance(request.user, User):
+        body = self.body()
+        token = str(body.get("token") or "")
+        user = request.user
+        if user is None or not getattr(user, "is_authenticated", False):
+            password = body.get("password")
+            if not isinstance(password, str) or not password:
+                raise drf_exceptions.NotAuthenticated()
+            membership = rbac.invitation_accept_new_user(
+                invitation_id=invitation_id,
+                token=token,
+                password=password,
+                first_name=str(body.get("first_name") or ""),
+                last_name=str(body.get("last_name") or ""),
+            )
+        elif isinstance(user, User):
+            membership = rbac.invitation_accept(invitation_id=invitation_id, token=token, user=user)
+        else:
             raise NotFound("Invitation not found.")
-        membership = rbac.invitation_accept(
-            invitation_id=invitation_id, token=str(self.body().get("token") or ""), user=request.user
-        )
         return Response(membership_wire(membership), status=201)
 
 

@@ -493,6 +493,37 @@ def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMember
     return membership
 
 
+def invitation_accept_new_user(
+    *, invitation_id, token: str, password: str, first_name: str = "", last_name: str = ""
+) -> AccountMembership:
+    """Accept as someone new: the user is created with the invitation's email and the password
+    (checked by the password validators), in the same transaction as the membership. Refused
+    when a user with that email exists (they sign in and accept instead)."""
+    from django.contrib.auth.password_validation import validate_password
+    from django.core.exceptions import ValidationError
+
+    try:
+        invitation_uuid = uuid.UUID(str(invitation_id))
+    except ValueError:
+        raise NotFound("Invitation not found.") from None
+    invitation = Invitation.objects.filter(pk=invitation_uuid).first()
+    if invitation is None or not secrets.compare_digest(invitation.token_hash, _token_hash(token or "")):
+        raise NotFound("Invitation not found.")
+    if User.objects.filter(email__iexact=invitation.email).exists():
+        raise Conflict(
+            f"{invitation.email} already has a user: sign in and accept the invitation.", code="user_exists"
+        )
+    try:
+        validate_password(password, User(email=invitation.email, first_name=first_name, last_name=last_name))
+    except ValidationError as error:
+        raise InvalidInput(" ".join(error.messages), code="invalid_password") from None
+    with transaction.atomic():
+        user = User.objects.create_user(
+            invitation.email, password, first_name=first_name, last_name=last_name
+        )
+        return invitation_accept(invitation_id=invitation.pk, token=token, user=user)
+
+
 # --- account settings ------------------------------------------------------------------------------
 
 SETTINGS_DEFAULTS = {"max_api_key_lifetime_seconds": None}

@@ -464,3 +464,27 @@ class TestAccount:
         assert client(member_key).patch(org.api, {"name": "x"}, format="json").status_code == 403
         assert client(make_org().owner_key).get(org.api).status_code == 404
         assert "account.updated" in _events(org)
+
+
+class TestInvitationForSomeoneNew:
+    def test_accepting_creates_the_user_and_membership(self, org):
+        c = client(org.owner_key)
+        invitation = c.post(f"{org.api}/invitations/", {"email": "fresh@example.test"}, format="json").json()[
+            0
+        ]
+        anonymous = APIClient()
+        url = f"/api/invitations/{invitation['id']}/accept"
+        assert anonymous.post(url, {"token": invitation["token"]}, format="json").status_code == 401
+        weak = anonymous.post(url, {"token": invitation["token"], "password": "123"}, format="json")
+        assert weak.status_code == 422
+        ok = anonymous.post(
+            url,
+            {"token": invitation["token"], "password": "a long enough password", "first_name": "Ada"},
+            format="json",
+        )
+        assert ok.status_code == 201, ok.content
+        assert ok.json()["email"] == "fresh@example.test" and ok.json()["first_name"] == "Ada"
+        again = anonymous.post(
+            url, {"token": invitation["token"], "password": "a long enough password"}, format="json"
+        )
+        assert again.status_code == 409
