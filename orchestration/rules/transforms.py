@@ -35,6 +35,12 @@ class EnsureFlowRunStateTimestampIsUnique(BaseUniversalTransform):
         if proposal is None or proposal.timestamp is None:
             return
         candidate = proposal.timestamp
+        current = context.initial_state
+        if current is None or candidate > current.timestamp:
+            # Later than the current state (the usual case) or the first state: nothing to look up.
+            # (A history written out of order could still hold this instant; the history is then
+            # ordered by the states' creation, as it is for equal timestamps elsewhere.)
+            return
         while context.run.states.filter(timestamp=candidate).exists():
             candidate += dt.timedelta(microseconds=1)
         proposal.timestamp = candidate
