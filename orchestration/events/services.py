@@ -27,7 +27,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
@@ -235,43 +235,41 @@ def events_ingest(*, workspace_id: uuid.UUID, events: list[dict[str, Any]]) -> i
     workspace_id = _uuid(workspace_id)
     parsed = [event for raw in events if (event := event_parse(raw)) is not None]
     stored = events_store(workspace_id=workspace_id, events=parsed)
+    _publish_on_commit(workspace_id, stored)
+    return len(stored)
+
+
+def _publish_on_commit(workspace_id: uuid.UUID, stored: list[Event]) -> None:
     if stored:
         items = publication_items(stored)
         transaction.on_commit(lambda: _publish_sync(workspace_id, items), robust=True)
-    return len(stored)
 
 
 def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) -> None:
     """Record ``event`` (a Prefect event dict: id, occurred, event, resource, related, payload) in
     the workspace and publish it to ``/events/out`` subscribers once the current transaction
-    commits. Idempotent on the event id.
+    commits.
 
-    The row is written in a savepoint of the caller's transaction, so it commits (or rolls back)
-    with the state change it reports; a failure to store it is logged and never breaks the caller.
+    The row is written in the caller's transaction, so it commits (or rolls back) with the state
+    change it reports. A client's task-run event (stored with its look-ups, in a savepoint) that
+    cannot be stored is logged and does not break the caller.
     """
     workspace_id = _uuid(workspace_id)
     parsed = event_parse(event)
     if parsed is None:
         return
-    try:
-        if is_task_run_event(parsed):
-            stored = events_store(workspace_id=workspace_id, events=[parsed])
-        else:
-            # The engine's own events carry ids it has just made: one INSERT, no look-ups first (a
-            # repeated id is skipped by the database and not published twice).
-            row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
-            try:
-                with transaction.atomic():
-                    Event.objects.unscoped().bulk_create([row])
-                stored = [row]
-            except IntegrityError:
-                logger.info("The event %s is already stored; not recorded again", parsed.id)
-                stored = []
-    except DatabaseError:
-        logger.exception(
-            "Could not record the event %s", event.get("event") if isinstance(event, dict) else event
-        )
+    if not is_task_run_event(parsed):
+        # The engine's own events carry ids it has just made (uuid4): one INSERT in the caller's
+        # transaction, no look-up and no savepoint. A state change and its event commit together
+        # or not at all.
+        row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
+        Event.objects.unscoped().bulk_create([row])
+        _publish_on_commit(workspace_id, [row])
         return
-    if stored:
-        items = publication_items(stored)
-        transaction.on_commit(lambda: _publish_sync(workspace_id, items), robust=True)
+    try:
+        with transaction.atomic():
+            stored = events_store(workspace_id=workspace_id, events=[parsed])
+    except DatabaseError:
+        logger.exception("Could not record the event %s", parsed.event)
+        return
+    _publish_on_commit(workspace_id, stored)
