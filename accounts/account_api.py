@@ -785,6 +785,9 @@ class WorkspacesApi(AccountApi):
         from tenants.services import workspace_create
 
         body = self.body()
+        for key in ("name", "handle", "description"):
+            if body.get(key) is not None and not isinstance(body[key], str):
+                raise Unprocessable(f"{key} must be a string.", code="invalid_body")
         workspace = workspace_create(
             account=self.account,
             name=body.get("name") or "",
@@ -838,6 +841,8 @@ class AccountWorkspaceApi(AccountApi):
         workspace = self._workspace(workspace_id)
         body = self.body()
         changes = {key: body[key] for key in ("name", "handle", "description") if body.get(key) is not None}
+        if not all(isinstance(value, str) for value in changes.values()):
+            raise Unprocessable("name, handle and description must be strings.", code="invalid_body")
         if changes:
             workspace = workspace_update(workspace=workspace, actor=request.user, **changes)
         if "default_workspace_role_id" in body:

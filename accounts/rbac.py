@@ -382,6 +382,8 @@ def invitation_create(
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to the account: ``(invitation, token)``; the token goes in the link and is
     shown once. A pending invitation holds a seat from now, so invitations cannot overbook."""
+    if email is not None and not isinstance(email, str):
+        raise InvalidInput("email must be a string.", code="invalid_email")
     email = User.objects.normalize_email(email or "").strip()
     if "@" not in email:
         raise InvalidInput("An invitation needs an email address.", code="invalid_email")

@@ -112,6 +112,8 @@ def membership_remove(*, membership: AccountMembership, actor) -> None:
 def service_account_create(
     *, account: Account, name: str, actor, account_role: str = AccountRole.MEMBER
 ) -> ServiceAccount:
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput("A service account's name must be a string.", code="invalid_name")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A service account needs a name.", code="name_required")

@@ -17,6 +17,8 @@ from tenants.models import Account, Workspace
 
 
 def _clean_name(name: str, what: str) -> str:
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput(f"A {what}'s name must be a string.", code="invalid_name")
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput(f"A {what} needs a name of 1 to 200 characters.", code="invalid_name")
@@ -24,6 +26,8 @@ def _clean_name(name: str, what: str) -> str:
 
 
 def _checked_handle(handle: str) -> str:
+    if not isinstance(handle, str):
+        raise InvalidInput("A handle must be a string.", code="invalid_handle")
     try:
         validate_handle(handle)
     except ValidationError as error:
