@@ -64,6 +64,7 @@ def test_workspace_roles_against_every_workspace_route(api_client, tenant, route
     path = route.build(account_ref=str(tenant.account.id), workspace_ref=str(tenant.workspace.id))
     for role, key in keys.items():
         response = _call(bearer(api_client, key), method, path)
+        assert response.status_code < 500, (role, method, path, response.content[:300])
         refused = _refused_for_lack_of(response, "scope")
         if required in WORKSPACE_ROLE_SCOPES[role]:
             assert not refused, f"{role} holds {required} but was refused on {method} {path}"
@@ -82,6 +83,7 @@ def test_account_roles_against_every_account_route(api_client, tenant, route, me
         membership_add(account=tenant.account, user=person, role=role, actor=SYSTEM)
         key = api_key_create(owner=person, name=role, actor=SYSTEM)[1]
         response = _call(bearer(api_client, key), method, path)
+        assert response.status_code < 500, (role, method, path, response.content[:300])
         refused = _refused_for_lack_of(response, "permission")
         if required in ACCOUNT_ROLE_PERMISSIONS[role]:
             assert not refused, f"{role} holds {required} but was refused on {method} {path}"
