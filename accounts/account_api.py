@@ -1256,9 +1256,6 @@ class AccessExplainApi(_ApiMixin, WorkspaceApiView):
         )
 
 
-__all__ = ["MEMBERS"]
-
-
 # --- audit events -----------------------------------------------------------------------------------
 
 
