@@ -54,7 +54,7 @@ from accounts.roles import (
     role_of,
     workspace_role_resolve,
 )
-from accounts.selectors import workspace_access, workspace_access_sources
+from accounts.selectors import workspace_access, workspace_access_sources, workspaces_of
 from accounts.services import (
     membership_change_role,
     membership_remove,
@@ -222,19 +222,28 @@ def _key_wire(key: ApiKey | None, plaintext: str | None = None) -> dict | None:
     return data
 
 
-def _active_key(service_account: ServiceAccount) -> ApiKey | None:
+def _active_keys(service_accounts) -> dict:
+    """The newest usable key of each service account, in one query."""
     now = timezone.now()
-    return (
-        ApiKey.objects.filter(service_account=service_account, revoked_at__isnull=True)
+    keys = (
+        ApiKey.objects.filter(service_account__in=list(service_accounts), revoked_at__isnull=True)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .order_by("-created")
-        .first()
+        .order_by("service_account_id", "-created")
     )
+    newest: dict = {}
+    for key in keys:
+        newest.setdefault(key.service_account_id, key)
+    return newest
 
 
-def bot_wire(
-    service_account: ServiceAccount, *, key: ApiKey | None = None, plaintext: str | None = None
-) -> dict:
+_NOT_GIVEN = object()
+
+
+def bot_wire(service_account: ServiceAccount, *, key=_NOT_GIVEN, plaintext: str | None = None) -> dict:
+    """The bot with its key: the one given (a new key, with its plaintext), or else its newest
+    usable key (masked)."""
+    if key is _NOT_GIVEN:
+        key = _active_keys([service_account]).get(service_account.id)
     role = AccountRole(service_account.account_role)
     return {
         "id": str(service_account.id),
@@ -245,7 +254,7 @@ def bot_wire(
         "name": service_account.name,
         "account_role_id": str(builtin_account_role_id(role.value)),
         "account_role_name": role.label,
-        "api_key": _key_wire(key if key is not None else _active_key(service_account), plaintext),
+        "api_key": _key_wire(key, plaintext),
     }
 
 
@@ -270,7 +279,9 @@ def team_wire(team: Team) -> dict:
             )
     workspaces = []
     for grant in (
-        WorkspaceRoleGrant.objects.unscoped().filter(team=team).select_related("workspace", "custom_role")
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(team=team, workspace__account_id=team.account_id)
+        .select_related("workspace", "custom_role")
     ):
         role = role_of(grant)
         workspaces.append(
@@ -599,7 +610,9 @@ class BotsFilterApi(AccountApi):
             bots = bots.filter(pk__in=[_uuid(value, "id") for value in ids])
         if isinstance(body.get("any_"), list):  # an older provider's top-level id filter
             bots = bots.filter(pk__in=[_uuid(value, "id") for value in body["any_"]])
-        return Response([bot_wire(bot) for bot in _page(body, bots)])
+        page = list(_page(body, bots))
+        keys = _active_keys(page)
+        return Response([bot_wire(bot, key=keys.get(bot.id)) for bot in page])
 
 
 class _BotLookup:
@@ -785,22 +798,14 @@ class WorkspacesApi(AccountApi):
         from tenants.services import workspace_create
 
         body = self.body()
-        for key in ("name", "handle", "description"):
-            if body.get(key) is not None and not isinstance(body[key], str):
-                raise Unprocessable(f"{key} must be a string.", code="invalid_body")
         workspace = workspace_create(
             account=self.account,
             name=body.get("name") or "",
             handle=body.get("handle"),
-            description=body.get("description") or "",
+            description=body.get("description"),
             actor=request.user,
         )
         return Response(workspace_wire(workspace), status=201)
-
-
-def _visible_workspaces(principal, account):
-    workspaces = Workspace.objects.filter(account=account).select_related("account").order_by("name")
-    return [workspace for workspace in workspaces if workspace_access(principal, workspace) is not None]
 
 
 class WorkspacesFilterApi(AccountApi):
@@ -808,7 +813,7 @@ class WorkspacesFilterApi(AccountApi):
 
     def post(self, request, **kwargs):
         body = self.body()
-        workspaces = _visible_workspaces(request.user, self.account)
+        workspaces = [workspace for workspace, _ in workspaces_of(request.user, account=self.account)]
         handles = _any(body, "workspaces", "handle")
         if handles is not None:
             workspaces = [w for w in workspaces if w.handle in handles]
@@ -841,8 +846,6 @@ class AccountWorkspaceApi(AccountApi):
         workspace = self._workspace(workspace_id)
         body = self.body()
         changes = {key: body[key] for key in ("name", "handle", "description") if body.get(key) is not None}
-        if not all(isinstance(value, str) for value in changes.values()):
-            raise Unprocessable("name, handle and description must be strings.", code="invalid_body")
         if changes:
             workspace = workspace_update(workspace=workspace, actor=request.user, **changes)
         if "default_workspace_role_id" in body:

@@ -12,6 +12,7 @@ would block.
 from __future__ import annotations
 
 import ipaddress
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -107,7 +108,16 @@ def check_request(account, ip: str | None, *, actor=None, surface: str = "api") 
     return f"Access from IP address {ip or 'unknown'} is not allowed by this account's IP allowlist."
 
 
+_stamped_here: dict[str, float] = {}
+
+
 def _stamp_last_seen(entry_id: str) -> None:
+    """``last_seen`` at most once a minute per entry: checked in the process first (no I/O on a
+    warm request), then across processes through the cache."""
+    now = time.monotonic()
+    if now - _stamped_here.get(entry_id, float("-inf")) < LAST_SEEN_RESOLUTION.total_seconds():
+        return
+    _stamped_here[entry_id] = now
     if cache.add(f"ip-allowlist:seen:{entry_id}", 1, timeout=int(LAST_SEEN_RESOLUTION.total_seconds())):
         IpAllowlistEntry.objects.filter(pk=entry_id).update(last_seen=timezone.now())
 
@@ -220,7 +230,6 @@ def allowlist_replace(*, account, entries, actor, requester_ip: str | None) -> d
             target=account,
             payload={"before": before, "after": after},
         )
-        authcache.authz_changed()
     return {"entries": after}
 
 

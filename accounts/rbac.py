@@ -9,9 +9,12 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import ip_allowlist
 from accounts.api_keys.models import ApiKey
 from accounts.api_keys.services import api_key_create
 from accounts.models import (
@@ -26,7 +29,7 @@ from accounts.models import (
     WorkspaceRoleGrant,
 )
 from accounts.permissions import SCOPES_BY_NAME, AccountRole, WorkspaceRole
-from accounts.roles import ResolvedRole, custom_role_scopes, role_of
+from accounts.roles import ResolvedRole, custom_role_scopes, role_of, workspace_role_resolve
 from accounts.selectors import account_role_of
 from accounts.services import (
     _lock_account,
@@ -35,6 +38,7 @@ from accounts.services import (
     workspace_access_grant,
 )
 from audit import events
+from audit.actors import SYSTEM
 from audit.services import audit_record
 from billing import entitlements
 from config.errors import Conflict, InvalidInput, NotFound
@@ -142,7 +146,12 @@ def custom_role_update(
 def custom_role_delete(*, role: CustomRole, actor) -> None:
     with transaction.atomic():
         account = _lock_account(role.account)
-        grants = WorkspaceRoleGrant.objects.unscoped().filter(custom_role=role).count()
+        # The role's grants across its account's workspaces (an account-level read).
+        grants = (
+            WorkspaceRoleGrant.objects.unscoped()
+            .filter(custom_role=role, workspace__account_id=account.pk)
+            .count()
+        )
         defaults = WorkspaceDefaultRole.objects.filter(custom_role=role).count()
         if grants or defaults:
             raise Conflict(
@@ -475,11 +484,7 @@ def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMember
         invitation.status = Invitation.Status.ACCEPTED
         invitation.accepted_by, invitation.accepted_at = user, timezone.now()
         invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
-        from audit.actors import SYSTEM
-
         membership = membership_add(account=account, user=user, role=invitation.account_role, actor=SYSTEM)
-        from accounts.roles import workspace_role_resolve
-
         for grant in invitation.workspace_grants:
             workspace = Workspace.objects.filter(account=account, pk=grant["workspace_id"]).first()
             role = workspace_role_resolve(grant["workspace_role_id"], account=account)
@@ -501,9 +506,6 @@ def invitation_accept_new_user(
     """Accept as someone new: the user is created with the invitation's email and the password
     (checked by the password validators), in the same transaction as the membership. Refused
     when a user with that email exists (they sign in and accept instead)."""
-    from django.contrib.auth.password_validation import validate_password
-    from django.core.exceptions import ValidationError
-
     try:
         invitation_uuid = uuid.UUID(str(invitation_id))
     except ValueError:
@@ -534,8 +536,6 @@ SETTINGS_DEFAULTS = {"max_api_key_lifetime_seconds": None}
 def account_settings(account: Account) -> dict:
     """The account's settings as the API shows them. ``enforce_ip_allowlist`` is present only on
     plans with IP allowlisting (the ``prefect`` CLI reads its presence as "available")."""
-    from accounts import ip_allowlist
-
     stored = account.settings or {}
     result = {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
     if ip_allowlist.plan_allows(account):
@@ -546,8 +546,6 @@ def account_settings(account: Account) -> dict:
 def account_settings_update(
     *, account: Account, changes: dict, actor, requester_ip: str | None = None
 ) -> dict:
-    from accounts import ip_allowlist
-
     known = {*SETTINGS_DEFAULTS, "enforce_ip_allowlist"}
     unknown = sorted(set(changes) - known)
     if unknown:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, replace
 
 from django.db.models import Q
@@ -22,6 +21,7 @@ class AccessSource:
     """One reason a principal holds scopes in a workspace."""
 
     via: str  # "account_role" | "direct" | "team" | "default_role"
+    role_key: str  # what WorkspaceAccess.roles lists: a built-in key, or the custom role's name
     role_id: str
     role_name: str
     scopes: frozenset[str]
@@ -101,6 +101,7 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
         sources.append(
             AccessSource(
                 via="account_role",
+                role_key=owner.key,
                 role_id=str(owner.id),
                 role_name=f"{owner.name} (as account {AccountRole(account_role).label})",
                 scopes=owner.scopes,
@@ -111,6 +112,7 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
         sources.append(
             AccessSource(
                 via="team" if grant.team_id else "direct",
+                role_key=role.key,
                 role_id=str(role.id),
                 role_name=role.name,
                 scopes=role.scopes,
@@ -126,7 +128,11 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
             role = role_of(default)
             sources.append(
                 AccessSource(
-                    via="default_role", role_id=str(role.id), role_name=role.name, scopes=role.scopes
+                    via="default_role",
+                    role_key=role.key,
+                    role_id=str(role.id),
+                    role_name=role.name,
+                    scopes=role.scopes,
                 )
             )
     return account_role, sources
@@ -142,24 +148,15 @@ def workspace_access(principal, workspace) -> WorkspaceAccess | None:
     roles: set[str] = set()
     for source in sources:
         scopes |= source.scopes
-        if source.via == "account_role":
-            roles.add(WorkspaceRole.OWNER.value)
-        else:
-            roles.add(_role_key(source))
+        roles.add(source.role_key)
     return WorkspaceAccess(
         roles=frozenset(roles), scopes=scopes, account_role=account_role, sources=tuple(sources)
     )
 
 
-def _role_key(source: AccessSource) -> str:
-    from accounts.roles import BUILTIN_WORKSPACE_ROLE_BY_ID
-
-    builtin = BUILTIN_WORKSPACE_ROLE_BY_ID.get(uuid.UUID(source.role_id))
-    return builtin.value if builtin is not None else source.role_name
-
-
-def workspaces_of(principal) -> list[tuple[object, WorkspaceAccess]]:
-    """Every workspace ``principal`` can reach, with its access, ordered by account and name."""
+def workspaces_of(principal, *, account=None) -> list[tuple[object, WorkspaceAccess]]:
+    """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access,
+    ordered by account and name."""
     from tenants.models import Workspace
 
     if isinstance(principal, ServiceAccount):
@@ -168,6 +165,8 @@ def workspaces_of(principal) -> list[tuple[object, WorkspaceAccess]]:
         account_ids = list(
             AccountMembership.objects.filter(user=principal).values_list("account_id", flat=True)
         )
+    if account is not None:
+        account_ids = [pk for pk in account_ids if pk == account.pk]
     result = []
     for workspace in Workspace.objects.filter(account_id__in=account_ids).select_related("account"):
         access = workspace_access(principal, workspace)

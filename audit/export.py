@@ -18,7 +18,7 @@ from pathlib import Path
 from django.core import signing
 
 from audit.models import AuditChain, AuditLogEntry
-from audit.services import entry_hash
+from audit.services import entry_fields, entry_hash
 
 FIELDS = (
     "id", "chain", "sequence", "occurred", "event_id", "api_name", "account_ref", "workspace_ref",
@@ -29,32 +29,7 @@ _SALT = "audit-export-manifest"
 
 
 def entry_record(entry: AuditLogEntry) -> dict:
-    return {
-        "id": str(entry.id),
-        "chain": str(entry.chain),
-        "sequence": entry.sequence,
-        "occurred": entry.occurred.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        "event_id": entry.event_id,
-        "api_name": entry.api_name,
-        "account_ref": str(entry.account_ref) if entry.account_ref else None,
-        "workspace_ref": str(entry.workspace_ref) if entry.workspace_ref else None,
-        "actor_kind": entry.actor_kind,
-        "actor_user": str(entry.actor_user_id) if entry.actor_user_id else None,
-        "actor_service_account": str(entry.actor_service_account_id)
-        if entry.actor_service_account_id
-        else None,
-        "actor_label": entry.actor_label,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "target_label": entry.target_label,
-        "ip": entry.ip or None,
-        "user_agent": entry.user_agent,
-        "request_id": entry.request_id,
-        "message": entry.message,
-        "payload": entry.payload,
-        "prev_hash": entry.prev_hash,
-        "hash": entry.hash,
-    }
+    return {**entry_fields(entry), "hash": entry.hash}
 
 
 def _entry_from_record(record: dict) -> AuditLogEntry:

@@ -108,23 +108,23 @@ def _locked_head(chain: uuid.UUID) -> AuditChain:
     return head
 
 
-def entry_hash(entry: AuditLogEntry) -> str:
-    """SHA-256 over the entry's fields (canonical JSON) and the previous entry's hash."""
-    occurred = entry.occurred.astimezone(dt.UTC).isoformat(timespec="microseconds")
-    fields = {
+def entry_fields(entry: AuditLogEntry) -> dict[str, Any]:
+    """The entry as plain JSON values: what its hash covers, and what an export carries (with the
+    hash itself beside them)."""
+    return {
         "id": str(entry.id),
         "chain": str(entry.chain),
         "sequence": entry.sequence,
-        "occurred": occurred,
+        "occurred": entry.occurred.astimezone(dt.UTC).isoformat(timespec="microseconds"),
         "event_id": entry.event_id,
         "api_name": entry.api_name,
         "account_ref": str(entry.account_ref) if entry.account_ref else None,
         "workspace_ref": str(entry.workspace_ref) if entry.workspace_ref else None,
         "actor_kind": entry.actor_kind,
         "actor_user": str(entry.actor_user_id) if entry.actor_user_id else None,
-        "actor_service_account": str(entry.actor_service_account_id)
-        if entry.actor_service_account_id
-        else None,
+        "actor_service_account": (
+            str(entry.actor_service_account_id) if entry.actor_service_account_id else None
+        ),
         "actor_label": entry.actor_label,
         "target_type": entry.target_type,
         "target_id": entry.target_id,
@@ -136,6 +136,11 @@ def entry_hash(entry: AuditLogEntry) -> str:
         "payload": entry.payload,
         "prev_hash": entry.prev_hash,
     }
+
+
+def entry_hash(entry: AuditLogEntry) -> str:
+    """SHA-256 over the entry's fields (canonical JSON) and the previous entry's hash."""
+    fields = entry_fields(entry)
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -12,56 +12,23 @@
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import sys
 import time
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from inprocess import add_database_arguments, run_in_fresh_database
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--database-url", default="postgres://postgres@127.0.0.1:5432/postgres")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    args = parser.parse_args()
-    base, _, _ = args.database_url.rpartition("/")
-    db_name = f"bench_audit_{uuid.uuid4().hex[:8]}"
-    subprocess.run(["psql", args.database_url, "-qc", f'CREATE DATABASE "{db_name}"'], check=True)
-    try:
-        os.environ.update(
-            DATABASE_URL=f"{base}/{db_name}",
-            REDIS_URL=args.redis_url,
-            SECRET_KEY="bench-" + uuid.uuid4().hex * 2,
-            ALLOWED_HOSTS="testserver",
-            DJANGO_SETTINGS_MODULE="config.settings.base",
-            DATABASE_POOL="false",
-            DATABASE_CONN_MAX_AGE="600",
-        )
-        sys.path.insert(0, str(ROOT))
-        run(args)
-    finally:
-        from django.db import connections
-
-        connections.close_all()
-        subprocess.run(
-            ["psql", args.database_url, "-qc", f'DROP DATABASE IF EXISTS "{db_name}"'], check=False
-        )
+    add_database_arguments(parser)
+    run_in_fresh_database(parser.parse_args(), run, prefix="bench_audit")
 
 
 def run(args) -> None:
-    import django
-
-    django.setup()
-    from django.core.management import call_command
     from django.test import Client
     from django.utils import timezone
-
-    call_command("migrate", verbosity=0)
 
     import accounts.rbac as rbac
     from accounts.api_keys.services import api_key_create

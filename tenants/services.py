@@ -25,6 +25,12 @@ def _clean_name(name: str, what: str) -> str:
     return name
 
 
+def _clean_description(description) -> str:
+    if description is not None and not isinstance(description, str):
+        raise InvalidInput("A description must be a string.", code="invalid_description")
+    return description or ""
+
+
 def _checked_handle(handle: str) -> str:
     if not isinstance(handle, str):
         raise InvalidInput("A handle must be a string.", code="invalid_handle")
@@ -75,6 +81,7 @@ def workspace_create(
     *, account: Account, name: str, actor, handle: str | None = None, description: str = ""
 ) -> Workspace:
     name = _clean_name(name, "workspace")
+    description = _clean_description(description)
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
         entitlements.ensure_workspace(account)
@@ -92,7 +99,7 @@ def workspace_create(
         try:
             with transaction.atomic():
                 workspace = Workspace.objects.create(
-                    account=account, name=name, handle=handle, description=description or ""
+                    account=account, name=name, handle=handle, description=description
                 )
         except IntegrityError:
             raise Conflict(
@@ -152,7 +159,7 @@ def workspace_update(
                 )
             workspace.handle = handle
         if description is not None:
-            workspace.description = str(description)
+            workspace.description = _clean_description(description)
         workspace.save()
         after = {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
         if after != before:
