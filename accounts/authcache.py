@@ -37,6 +37,7 @@ _MAX_ENTRIES = 10_000
 SHARED_GENERATION_INTERVAL = 1.0
 
 _lock = threading.Lock()
+_refresh_lock = threading.Lock()
 _entries: OrderedDict[tuple, tuple[float, Any, Any]] = OrderedDict()
 _local_generation = 0
 
@@ -75,11 +76,39 @@ def _generation() -> tuple[int, Any] | None:
     now = time.monotonic()
     read_at, shared = _shared_seen
     if shared is None or now - read_at >= SHARED_GENERATION_INTERVAL:
-        shared = _read_shared_generation()
-        if shared is None:
-            return None
-        _shared_seen = (now, shared)
+        # One thread reads it; the others go on with the value read a moment ago meanwhile.
+        locked = _refresh_lock.acquire(blocking=False)
+        if not locked and shared is not None:
+            return (_local_generation, shared)
+        try:
+            shared = _read_shared_generation()
+            if shared is None:
+                return None
+            _shared_seen = (now, shared)
+        finally:
+            if locked:
+                _refresh_lock.release()
     return (_local_generation, shared)
+
+
+def shared_generation_due(within: float) -> bool:
+    """Is the shared generation to be read again within ``within`` seconds? (A path that answers
+    from memory refreshes it ahead with ``refresh_shared_generation`` instead of missing.)"""
+    read_at, shared = _shared_seen
+    return shared is None or time.monotonic() - read_at >= SHARED_GENERATION_INTERVAL - within
+
+
+def refresh_shared_generation() -> None:
+    global _shared_seen
+    if not _refresh_lock.acquire(blocking=False):
+        return
+    try:
+        now = time.monotonic()
+        shared = _read_shared_generation()
+        if shared is not None:
+            _shared_seen = (now, shared)
+    finally:
+        _refresh_lock.release()
 
 
 def memo(kind: str, key: tuple, load: Callable[[], Any]) -> Any:
@@ -107,6 +136,30 @@ def memo(kind: str, key: tuple, load: Callable[[], Any]) -> Any:
             _entries[full_key] = (now + ttl, generation, value)
             while len(_entries) > _MAX_ENTRIES:
                 _entries.popitem(last=False)
+    return value
+
+
+MISSING = object()
+
+
+def peek(kind: str, key: tuple) -> Any:
+    """What ``memo`` would answer from memory for ``(kind, key)`` right now, or ``MISSING`` when it
+    would have to do any I/O for it (nothing remembered, expired, or the shared generation due to
+    be read again). For paths that answer from memory only and hand everything else to the full
+    path."""
+    ttl = _ttl()
+    if ttl <= 0:
+        return MISSING
+    read_at, shared = _shared_seen
+    now = time.monotonic()
+    if shared is None or now - read_at >= SHARED_GENERATION_INTERVAL:
+        return MISSING
+    entry = _entries.get((kind, *key))
+    if entry is None:
+        return MISSING
+    expires, entry_generation, value = entry
+    if expires <= now or entry_generation != (_local_generation, shared):
+        return MISSING
     return value
 
 

@@ -108,16 +108,33 @@ def check_request(account, ip: str | None, *, actor=None, surface: str = "api") 
     return f"Access from IP address {ip or 'unknown'} is not allowed by this account's IP allowlist."
 
 
+def allowed_from_memory(account, ip: str | None) -> bool:
+    """True when ``check_request`` would let ``ip`` in and need no I/O to say so (the policy is
+    remembered and no ``last_seen`` stamp is due). False means: ask ``check_request``."""
+    if not plan_allows(account):
+        return True
+    policy = authcache.peek("ip-allowlist", (account.pk,))
+    if policy is authcache.MISSING or not policy.allows(ip):
+        return False
+    entry_id = policy.match(ip)
+    return entry_id is None or not _stamp_due(entry_id)
+
+
 _stamped_here: dict[str, float] = {}
+
+
+def _stamp_due(entry_id: str) -> bool:
+    return (
+        time.monotonic() - _stamped_here.get(entry_id, float("-inf")) >= LAST_SEEN_RESOLUTION.total_seconds()
+    )
 
 
 def _stamp_last_seen(entry_id: str) -> None:
     """``last_seen`` at most once a minute per entry: checked in the process first (no I/O on a
     warm request), then across processes through the cache."""
-    now = time.monotonic()
-    if now - _stamped_here.get(entry_id, float("-inf")) < LAST_SEEN_RESOLUTION.total_seconds():
+    if not _stamp_due(entry_id):
         return
-    _stamped_here[entry_id] = now
+    _stamped_here[entry_id] = time.monotonic()
     if cache.add(f"ip-allowlist:seen:{entry_id}", 1, timeout=int(LAST_SEEN_RESOLUTION.total_seconds())):
         IpAllowlistEntry.objects.filter(pk=entry_id).update(last_seen=timezone.now())
 

@@ -122,7 +122,11 @@ def scope_client_ip(scope: dict) -> str | None:
 
 
 def request_id_from(request) -> str:
-    incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+    return new_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+
+
+def new_request_id(incoming: str | None = None) -> str:
+    """The caller's ``X-Request-ID`` when it is a sane one, else a new id."""
     if incoming and len(incoming) <= 64 and incoming.replace("-", "").isalnum():
         return incoming
     return uuid.uuid4().hex

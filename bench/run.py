@@ -79,13 +79,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pollers", type=int, help="(e) concurrent pollers (default 200; quick 50)")
     p.add_argument("--poll-seconds", type=float, help="(e) polling duration (default 20 s; quick 10)")
     p.add_argument(
+        "--http-client",
+        choices=("raw", "httpx"),
+        default="raw",
+        help="(c, e) the timed clients: a lean keep-alive client (default) or httpx",
+    )
+    p.add_argument(
         "--prefect-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
         help="extra environment for Prefect's server and its scheduler subprocess in (d) (repeatable)",
     )
-    p.add_argument("--our-workers", type=int, default=2, help="uvicorn --workers for our server (default 2)")
+    p.add_argument(
+        "--our-workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="uvicorn --workers for our server (default: CPUs + 1, so a process waiting on the database "
+        "leaves no core idle)",
+    )
     p.add_argument(
         "--prefect-workers",
         type=int,
@@ -436,10 +448,19 @@ def main(argv: list[str] | None = None) -> int:
             settle=args.settle,
             max_wait=args.max_wait,
         )
-        part("c", part_c.run, targets, clients=args.clients, flow_runs=args.flow_runs)
+        part(
+            "c", part_c.run, targets, clients=args.clients, flow_runs=args.flow_runs, client=args.http_client
+        )
         # (e) before (d): (e) creates its deployments over HTTP, within our plan's deployment limit,
         # which (d)'s thousands of ORM-made deployments would exhaust.
-        part("e", part_e.run, targets, pollers=args.pollers, duration=args.poll_seconds)
+        part(
+            "e",
+            part_e.run,
+            targets,
+            pollers=args.pollers,
+            duration=args.poll_seconds,
+            client=args.http_client,
+        )
         part(
             "d",
             part_d.run,

@@ -3,7 +3,8 @@
 Django's own ASGI handler runs every synchronous view through several thread hand-offs and a new
 thread per request; every view here is synchronous, so HTTP goes to Django's WSGI handler on a
 fixed pool of ``HTTP_THREADS`` threads per process instead (a2wsgi), which serves about twice the
-requests per second. Websockets stay on the event loop with Channels.
+requests per second. Websockets stay on the event loop with Channels. A worker's poll that can be
+answered from memory is answered on the loop before Django (``orchestration.api.poll_fast_path``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from django.conf import settings  # noqa: E402
 from config import serverloop  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.wsgi import application as django_wsgi_app  # noqa: E402
+from orchestration.api.poll_fast_path import PollFastPath  # noqa: E402
 
 
 class _RememberLoop:
@@ -34,7 +36,7 @@ class _RememberLoop:
         await self.app(scope, receive, send)
 
 
-http_application = _RememberLoop(WSGIMiddleware(django_wsgi_app, workers=settings.HTTP_THREADS))
+http_application = _RememberLoop(PollFastPath(WSGIMiddleware(django_wsgi_app, workers=settings.HTTP_THREADS)))
 
 application = ProtocolTypeRouter(
     {

@@ -8,11 +8,13 @@ class OrchestrationConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from orchestration.models import WorkPool, WorkQueue
-        from orchestration.selectors.work_pools import pool_memo_clear
+        from orchestration.models import FlowRun, WorkPool, WorkQueue
+        from orchestration.selectors.work_pools import poll_answers_changed, pool_memo_clear
 
         for model in (WorkPool, WorkQueue):
             post_save.connect(pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-save-{model.__name__}")
             post_delete.connect(
                 pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-delete-{model.__name__}"
             )
+        # Runs written with save()/create(); bulk writes and deletes call poll_answers_changed().
+        post_save.connect(poll_answers_changed, sender=FlowRun, dispatch_uid="poll-answers-flow-run")

@@ -54,12 +54,16 @@ def make_tenant(**account_fields) -> Tenant:
 
 @pytest.fixture(autouse=True)
 def _fresh_auth_memo():
-    """Each test's rows are rolled back without signals: no memo may outlive its test."""
+    """Each test's rows are rolled back without signals: no memo (keys and access, pools and
+    poll answers) may outlive its test."""
     from accounts import authcache
+    from orchestration.selectors.work_pools import pool_memo_clear
 
     authcache.clear()
+    pool_memo_clear()
     yield
     authcache.clear()
+    pool_memo_clear()
 
 
 @pytest.fixture(autouse=True)

@@ -60,3 +60,15 @@ def test_channel_layer_survives_a_receive_longer_than_the_redis_read_timeout():
         return message
 
     assert async_to_sync(wait_then_receive)() == {"type": "late.message"}
+
+
+def test_cache_objects_of_a_process_share_one_redis_client():
+    """Django makes a cache object per thread and per request context; each would otherwise open
+    its own connection pool (a new Redis connection per request in the server's thread pool)."""
+    from config.cache import RedisCache
+
+    first = RedisCache("redis://127.0.0.1:6379/9", {})
+    second = RedisCache("redis://127.0.0.1:6379/9", {})
+    other = RedisCache("redis://127.0.0.1:6379/8", {})
+    assert first is not second and first._cache is second._cache
+    assert other._cache is not first._cache

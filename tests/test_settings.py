@@ -96,7 +96,7 @@ def test_broker_and_cache_follow_redis_url(tmp_path):
         "settings.CHANNEL_LAYERS['default']['BACKEND']",
         **PRODUCTION,
     ) == (
-        "redis://cache.internal:6379/0 django.core.cache.backends.redis.RedisCache "
+        "redis://cache.internal:6379/0 config.cache.RedisCache "
         "channels_redis.core.RedisChannelLayer"
     )
 

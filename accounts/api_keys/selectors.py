@@ -24,11 +24,9 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
     if key is None:
         return None
     now = timezone.now()
-    if not key.is_usable(now):
+    if not _can_act(key, now):
         return None
-    if key.user is not None and not key.user.is_active:
-        return None
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip:
+    if _use_to_record(key, now, ip):
         new_ip = key.last_used_ip is not None and ip is not None and key.last_used_ip != ip
         previous_ip = key.last_used_ip
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
@@ -36,6 +34,33 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
         if new_ip:
             _record_new_ip(key, previous_ip=previous_ip, ip=ip)
     return key
+
+
+def api_key_remembered(candidate: str, *, ip: str | None) -> ApiKey | None:
+    """``api_key_authenticate`` answered from memory alone: the key when it is remembered, usable
+    and its use needs no recording now; None when the full path must decide (it may still accept)."""
+    parsed = key_secrets.parse(candidate)
+    if parsed is None:
+        return None
+    key = authcache.peek("api-key", (authcache.token_digest(parsed.raw),))
+    if key is authcache.MISSING or key is None:
+        return None
+    now = timezone.now()
+    if not _can_act(key, now) or _use_to_record(key, now, ip):
+        return None
+    return key
+
+
+def _can_act(key: ApiKey, now) -> bool:
+    """Unexpired, unrevoked, and its owner still active."""
+    return key.is_usable(now) and (key.user is None or key.user.is_active)
+
+
+def _use_to_record(key: ApiKey, now, ip: str | None) -> bool:
+    """Is this use to be written down (``last_used_at`` is stale, or the address is new)?"""
+    return (
+        key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip
+    )
 
 
 def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str) -> None:

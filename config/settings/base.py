@@ -142,7 +142,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
     # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that channels_redis blocks
     # in BZPOPMIN: the read then times out and kills the consumer (a dropped /events/out socket).
     CHANNEL_LAYERS = {

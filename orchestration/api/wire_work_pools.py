@@ -79,3 +79,8 @@ def worker_flow_run_to_wire(run, *, work_pool_id, now: dt.datetime) -> dict[str,
         "work_queue_id": str(run.work_queue_id),
         "flow_run": flow_run_to_wire(run, state=run.state, now=now),
     }
+
+
+def poll_answer_to_wire(runs, *, pool, now: dt.datetime) -> list[dict[str, Any]]:
+    """The body of ``get_scheduled_flow_runs``."""
+    return [worker_flow_run_to_wire(run, work_pool_id=pool.id, now=now) for run in runs]

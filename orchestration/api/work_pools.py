@@ -19,22 +19,23 @@ from django.utils import timezone
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 from rest_framework.response import Response
 
-from config.errors import NotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.schemas import WireModel
 from orchestration.api.wire import flow_run_to_wire, iso
 from orchestration.api.wire_work_pools import (
+    poll_answer_to_wire,
     work_pool_to_wire,
     work_queue_to_wire,
-    worker_flow_run_to_wire,
     worker_to_wire,
 )
 from orchestration.models import WorkPool, WorkQueue
 from orchestration.selectors.filters import filter_queryset, filtered_page, paging
 from orchestration.selectors.work_pools import (
+    polled_queues,
     pool_active_slots,
     queue_active_slots,
     scheduled_flow_runs,
+    scheduled_flow_runs_for_poll,
     work_pool_get,
     work_pool_statuses,
     work_pool_with_queues_for_poll,
@@ -308,16 +309,9 @@ class WorkPoolGetScheduledFlowRunsApi(PrefectApiView):
     def post(self, request, name: str):
         data = self.parse(GetScheduledFlowRuns, self.body())
         pool, queues = work_pool_with_queues_for_poll(name=name)
-        if data.work_queue_names:
-            by_name = {queue.name: queue for queue in queues}
-            for queue_name in data.work_queue_names:
-                if queue_name not in by_name:
-                    raise NotFound(f"Work pool queue '{pool.name}/{queue_name}' not found.")
-            polled = [by_name[queue_name] for queue_name in dict.fromkeys(data.work_queue_names)]
-        else:
-            polled = queues
+        polled = polled_queues(pool, queues, data.work_queue_names)
         now = timezone.now()
-        runs = scheduled_flow_runs(
+        runs = scheduled_flow_runs_for_poll(
             pool=pool,
             all_queues=queues,
             polled_queues=polled,
@@ -326,7 +320,7 @@ class WorkPoolGetScheduledFlowRunsApi(PrefectApiView):
             limit=DEFAULT_LIMIT if data.limit is None else data.limit,
         )
         work_queues_record_poll(queues=polled, now=now)
-        return Response([worker_flow_run_to_wire(run, work_pool_id=pool.id, now=now) for run in runs])
+        return Response(poll_answer_to_wire(runs, pool=pool, now=now))
 
 
 # --- queues of a pool ---------------------------------------------------------------------------------

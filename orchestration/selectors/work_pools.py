@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Case, Count, F, IntegerField, Value, When, Window
 from django.db.models.functions import RowNumber
 
@@ -57,15 +58,28 @@ _pool_memo: dict[tuple, tuple[float, WorkPool, list[WorkQueue]]] = {}
 
 def pool_memo_clear(**kwargs) -> None:
     _pool_memo.clear()
+    _poll_answers.clear()
 
 
-def work_pool_with_queues_for_poll(*, name: str) -> tuple[WorkPool, list[WorkQueue]]:
+def work_pool_with_queues_remembered(
+    *, name: str, ahead: float = 0.0
+) -> tuple[WorkPool, list[WorkQueue], bool] | None:
+    """``work_pool_with_queues_for_poll`` from memory alone, or None; with whether it expires
+    within ``ahead`` seconds (to be refreshed ahead with ``refresh=True``)."""
+    hit = _pool_memo.get((current_workspace_id(), name))
+    now = time.monotonic()
+    if hit is not None and hit[0] > now:
+        return hit[1], hit[2], hit[0] - now <= ahead
+    return None
+
+
+def work_pool_with_queues_for_poll(*, name: str, refresh: bool = False) -> tuple[WorkPool, list[WorkQueue]]:
     """``work_pool_with_queues_get``, remembered briefly (see ``POOL_MEMO_SECONDS``)."""
+    hit = None if refresh else work_pool_with_queues_remembered(name=name)
+    if hit is not None:
+        return hit[0], hit[1]
     key = (current_workspace_id(), name)
     now = time.monotonic()
-    hit = _pool_memo.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1], hit[2]
     pool, queues = work_pool_with_queues_get(name=name)
     if len(_pool_memo) > 10_000:
         _pool_memo.clear()
@@ -309,14 +323,135 @@ def scheduled_flow_runs(
     return list(runs.select_related("state").order_by(*order)[:limit])
 
 
+# Many workers polling one pool ask the same question many times a second. The runs a poll finds are
+# remembered per process for POLL_ANSWER_SECONDS, a little past the horizon asked for
+# (POLL_ANSWER_MARGIN) and a few more than the limit asked for; a later poll is answered from them
+# when that is exact: its ``scheduled_before`` is within the remembered horizon and either every
+# run up to that horizon was remembered or enough remain after filtering by its own horizon (the
+# remembered runs are a prefix of the full order, so the first ``limit`` of them that qualify are
+# the first ``limit`` that qualify at all). A change to any flow run made in this process drops
+# them at once (``poll_answers_changed``); one made elsewhere is seen within POLL_ANSWER_SECONDS,
+# the same race two workers polling at once have: the losing worker's PENDING proposal is refused.
+# A pool or queue with a concurrency limit is never answered from memory, since its free slots
+# change with every run that starts.
+POLL_ANSWER_SECONDS = 0.5
+POLL_ANSWER_MARGIN = dt.timedelta(seconds=2)
+POLL_ANSWER_MAX_LIMIT = 200
+_poll_answers: dict[tuple, tuple[float, dt.datetime, bool, list[FlowRun]]] = {}
+
+
+def poll_answers_changed(**kwargs) -> None:
+    """Forget the remembered poll answers of this process (a flow run was written): now, and again
+    when the transaction commits, so a poll in between cannot keep what was read before."""
+    _poll_answers.clear()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(_poll_answers.clear)
+
+
+def polled_queues(
+    pool: WorkPool, queues: Sequence[WorkQueue], names: Sequence[str] | None
+) -> list[WorkQueue]:
+    """The queues a poll names (all of the pool's when it names none); an unknown name is a 404."""
+    if not names:
+        return list(queues)
+    by_name = {queue.name: queue for queue in queues}
+    for queue_name in names:
+        if queue_name not in by_name:
+            raise NotFound(f"Work pool queue '{pool.name}/{queue_name}' not found.")
+    return [by_name[queue_name] for queue_name in dict.fromkeys(names)]
+
+
+def _poll_answer_key(pool, all_queues, polled_queues, scheduled_before, scheduled_after, limit):
+    """The memo key of a poll, or None when the poll is never answered from memory."""
+    limited = pool.concurrency_limit is not None or any(q.concurrency_limit is not None for q in all_queues)
+    if limited or scheduled_before is None or not 0 < limit <= POLL_ANSWER_MAX_LIMIT:
+        return None
+    return (current_workspace_id(), pool.id, tuple(q.id for q in polled_queues), scheduled_after)
+
+
+def _remembered_answer(key, scheduled_before: dt.datetime, limit: int, ahead: float = 0.0):
+    """``(runs, refresh_soon)`` from memory, or None."""
+    hit = _poll_answers.get(key)
+    if hit is None:
+        return None
+    expires, horizon, complete, runs = hit
+    now = time.monotonic()
+    if expires <= now or scheduled_before > horizon:
+        return None
+    due = [run for run in runs if run.next_scheduled_start_time <= scheduled_before]
+    if complete or len(due) >= limit:
+        # Refresh ahead when the entry is about to expire, or its horizon is about to be passed.
+        soon = expires - now <= ahead or scheduled_before + dt.timedelta(seconds=ahead) > horizon
+        return due[:limit], soon
+    return None
+
+
+def scheduled_flow_runs_remembered(
+    *,
+    pool: WorkPool,
+    all_queues: Sequence[WorkQueue],
+    polled_queues: Sequence[WorkQueue],
+    scheduled_before: dt.datetime | None,
+    scheduled_after: dt.datetime | None,
+    limit: int,
+    ahead: float = 0.0,
+) -> tuple[list[FlowRun], bool] | None:
+    """``scheduled_flow_runs_for_poll`` from memory alone, or None; with whether it expires within
+    ``ahead`` seconds (to be refreshed ahead with ``refresh=True``)."""
+    key = _poll_answer_key(pool, all_queues, polled_queues, scheduled_before, scheduled_after, limit)
+    return None if key is None else _remembered_answer(key, scheduled_before, limit, ahead)
+
+
+def scheduled_flow_runs_for_poll(
+    *,
+    pool: WorkPool,
+    all_queues: Sequence[WorkQueue],
+    polled_queues: Sequence[WorkQueue],
+    scheduled_before: dt.datetime | None,
+    scheduled_after: dt.datetime | None,
+    limit: int,
+    refresh: bool = False,
+) -> list[FlowRun]:
+    """``scheduled_flow_runs`` for a worker's poll, answered from memory when exact (see above);
+    with ``refresh``, read afresh and remembered."""
+    query = {
+        "pool": pool,
+        "all_queues": all_queues,
+        "polled_queues": polled_queues,
+        "scheduled_after": scheduled_after,
+    }
+    key = _poll_answer_key(pool, all_queues, polled_queues, scheduled_before, scheduled_after, limit)
+    if key is None:
+        return scheduled_flow_runs(**query, scheduled_before=scheduled_before, limit=limit)
+    remembered = None if refresh else _remembered_answer(key, scheduled_before, limit)
+    if remembered is not None:
+        return remembered[0]
+    horizon = scheduled_before + POLL_ANSWER_MARGIN
+    fetch = max(2 * limit, 50)
+    runs = scheduled_flow_runs(**query, scheduled_before=horizon, limit=fetch)
+    if len(_poll_answers) > 10_000:
+        _poll_answers.clear()
+    complete = len(runs) < fetch
+    _poll_answers[key] = (time.monotonic() + POLL_ANSWER_SECONDS, horizon, complete, runs)
+    due = [run for run in runs if run.next_scheduled_start_time <= scheduled_before]
+    if complete or len(due) >= limit:
+        return due[:limit]
+    return scheduled_flow_runs(**query, scheduled_before=scheduled_before, limit=limit)
+
+
 __all__ = [
+    "poll_answers_changed",
+    "polled_queues",
     "ACTIVE_STATE_TYPES",
     "pool_active_slots",
     "queue_active_slots",
     "scheduled_flow_runs",
+    "scheduled_flow_runs_for_poll",
+    "scheduled_flow_runs_remembered",
     "work_pool_get",
     "work_pool_with_queues_for_poll",
     "work_pool_with_queues_get",
+    "work_pool_with_queues_remembered",
     "work_pool_statuses",
     "work_queue_by_name_get",
     "work_queue_get",

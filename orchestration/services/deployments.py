@@ -40,6 +40,7 @@ from orchestration.api.schemas import FlowRunCreate, StateCreate
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue
 from orchestration.models.states import StateType
+from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
 from orchestration.services.flow_runs import _created_by, flow_run_create
 
@@ -419,6 +420,7 @@ def scheduled_runs_delete(
     ids = list(runs.values_list("id", flat=True))
     if ids:
         FlowRun.objects.filter(id__in=ids).delete()
+        poll_answers_changed()
     return len(ids)
 
 
@@ -916,6 +918,7 @@ def deployment_flow_run_create(
                 "work_pool_id": pool.id if pool is not None else None,
             }
             FlowRun.objects.filter(id=run.id).update(**extra)
+            poll_answers_changed()
             for name, value in extra.items():
                 setattr(run, name, value)
     return run, created

@@ -11,6 +11,7 @@ from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, StateCreate
 from orchestration.models import Flow, FlowRun
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.selectors.work_pools import poll_answers_changed
 from tenants.scoping import current_workspace_id
 
 
@@ -96,5 +97,6 @@ def flow_run_set_labels(*, flow_run_id: uuid.UUID, labels: dict) -> None:
 
 def flow_run_delete(*, flow_run_id: uuid.UUID) -> None:
     deleted, _ = FlowRun.objects.filter(id=flow_run_id).delete()
+    poll_answers_changed()
     if not deleted:
         raise NotFound("Flow run not found")

@@ -47,6 +47,7 @@ from orchestration.api.schemas import FlowRunPolicy, StateDetails
 from orchestration.models import Deployment, DeploymentSchedule, FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services.schedules import schedule_class_name, schedule_dates
 from tenants.scoping import workspace_scope
 
@@ -360,6 +361,8 @@ def _insert(runs: list[_Run]) -> int:
             for chunk in _chunks(items, chunk_size):
                 assert all(item.workspace_id == scope for item in chunk)
                 created += _insert_chunk(workspace_id, chunk)
+    if created:
+        poll_answers_changed()
     return created
 
 

@@ -282,6 +282,16 @@ def worker_delete(*, pool: WorkPool, name: str) -> None:
 # --- polls --------------------------------------------------------------------------------------------
 
 
+def _record_due(queues: Sequence[WorkQueue], now: dt.datetime) -> list[uuid.UUID]:
+    horizon = now - POLL_RECORD_INTERVAL
+    return [queue.id for queue in queues if queue.last_polled is None or queue.last_polled < horizon]
+
+
+def work_queues_poll_record_due(*, queues: Sequence[WorkQueue], now: dt.datetime) -> bool:
+    """Would ``work_queues_record_poll`` write anything now?"""
+    return bool(_record_due(queues, now))
+
+
 def work_queues_record_poll(*, queues: Sequence[WorkQueue], now: dt.datetime) -> None:
     """Stamp ``last_polled`` on the polled queues, and record the poll on the deployments that run
     from them (``deployments_record_poll``: their ``last_polled``, READY, and the ready event).
@@ -293,7 +303,7 @@ def work_queues_record_poll(*, queues: Sequence[WorkQueue], now: dt.datetime) ->
     from orchestration.services.deployments import deployments_record_poll
 
     horizon = now - POLL_RECORD_INTERVAL
-    due = [queue.id for queue in queues if queue.last_polled is None or queue.last_polled < horizon]
+    due = _record_due(queues, now)
     if not due:
         return
     stale = Q(last_polled__isnull=True) | Q(last_polled__lt=horizon)
