@@ -36,6 +36,7 @@ from orchestration.api.wire import event_to_wire
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
 from orchestration.events.schemas import EventIn
 from orchestration.models import Event
+from orchestration.services.write_batch import insert_or_defer
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +264,7 @@ def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) ->
         # transaction, no look-up and no savepoint. A state change and its event commit together
         # or not at all.
         row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
-        Event.objects.unscoped().bulk_create([row])
+        insert_or_defer(row, lambda: Event.objects.unscoped().bulk_create([row]))
         _publish_on_commit(workspace_id, [row])
         return
     try:

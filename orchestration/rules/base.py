@@ -35,6 +35,7 @@ from django.utils import timezone
 from orchestration.api.schemas import FlowRunPolicy, StateCreate, StateDetails
 from orchestration.models import FlowRun, FlowRunState
 from orchestration.models.states import TERMINAL_STATE_TYPES, StateType
+from orchestration.services.write_batch import insert_or_defer
 
 logger = logging.getLogger(__name__)
 
@@ -223,7 +224,7 @@ class OrchestrationContext:
             data=proposal.data,
             state_details=proposal.state_details.model_dump(mode="json"),
         )
-        row.save(force_insert=True)
+        insert_or_defer(row, lambda: row.save(force_insert=True))
         self.run.state = row
         self.validated_state = row
         self.written = True

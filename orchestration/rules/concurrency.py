@@ -39,6 +39,7 @@ from orchestration.rules.base import (
     new_state,
 )
 from orchestration.services import concurrency as concurrency_services
+from orchestration.services.write_batch import save_fields
 
 #: The first client version that renews deployment concurrency leases.
 MIN_CLIENT_VERSION_FOR_LEASING = (3, 4, 11)
@@ -142,7 +143,7 @@ class SecureFlowConcurrencySlots(BaseOrchestrationRule):
             if details.get("deployment_concurrency_lease_id") == str(lease_id):
                 details["deployment_concurrency_lease_id"] = None
                 validated_state.state_details = details
-                validated_state.save(update_fields=["state_details"])
+                save_fields(validated_state, ["state_details"])
 
 
 class ValidateDeploymentConcurrencyAtRunning(BaseOrchestrationRule):

@@ -27,6 +27,8 @@ from orchestration.rules.base import (
     apply_rules,
     normalize_proposal,
 )
+from orchestration.selectors.work_pools import poll_answers_changed
+from orchestration.services.write_batch import deferred_inserts, flush
 
 #: The run's columns that orchestration writes.
 ORCHESTRATED_RUN_FIELDS = (
@@ -98,12 +100,20 @@ def set_flow_run_state(
             *policy.compile_transition_rules(*context.intended_transition),
             *GlobalFlowPolicy.compile_transition_rules(*context.intended_transition),
         ]
-        apply_rules(context, rules)
-        if context.orchestration_error is not None:
-            raise context.orchestration_error
-
-        if _orchestrated_values(run) != before:
-            run.save(update_fields=[*ORCHESTRATED_RUN_FIELDS, "updated"])
+        # The new state row and its event are written with the run's update, in one statement.
+        with deferred_inserts() as pending:
+            apply_rules(context, rules)
+            if context.orchestration_error is not None:
+                raise context.orchestration_error
+            changed = _orchestrated_values(run) != before
+            if pending is None:
+                if changed:
+                    run.save(update_fields=[*ORCHESTRATED_RUN_FIELDS, "updated"])
+            else:
+                fields = [*ORCHESTRATED_RUN_FIELDS, "updated"] if changed else ()
+                flush(pending, update=run if changed else None, update_fields=fields)
+                if changed:
+                    poll_answers_changed()
 
     return OrchestrationResult(
         status=context.response_status,
