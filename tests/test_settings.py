@@ -95,10 +95,7 @@ def test_broker_and_cache_follow_redis_url(tmp_path):
         "settings.CELERY_BROKER_URL, settings.CACHES['default']['BACKEND'], "
         "settings.CHANNEL_LAYERS['default']['BACKEND']",
         **PRODUCTION,
-    ) == (
-        "redis://cache.internal:6379/0 config.cache.RedisCache "
-        "channels_redis.core.RedisChannelLayer"
-    )
+    ) == ("redis://cache.internal:6379/0 config.cache.RedisCache channels_redis.core.RedisChannelLayer")
 
 
 def test_env_example_documents_every_variable():
