@@ -144,6 +144,10 @@ class Team(models.Model):
     account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="teams")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    # A team provisioned by the account's identity provider over SCIM (a SCIM Group): its name and
+    # members are the IdP's to change, not the console's.
+    scim_managed = models.BooleanField(default=False)
+    scim_external_id = models.CharField(max_length=255, blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -358,3 +362,85 @@ __all__ = [
     "WorkspaceDefaultRole",
     "WorkspaceRoleGrant",
 ]
+
+
+class ScimToken(models.Model):
+    """A bearer token the account's identity provider uses on the account's SCIM endpoint. Shown
+    once; only its SHA-256 is kept (it is 256 random bits, so a slow hash adds nothing)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="scim_tokens")
+    name = models.CharField(max_length=200, blank=True, default="")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    hint = models.CharField(max_length=16, editable=False)
+    created_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["account_id", "-created"]
+
+    def __str__(self) -> str:
+        return f"SCIM token {self.hint}… of {self.account_id}"
+
+    def is_usable(self, now=None) -> bool:
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class ScimUser(models.Model):
+    """A person as the account's identity provider provisions them: the SCIM User resource. It
+    outlives the account membership it grants (a deactivated user keeps their resource, history
+    and audit trail; reactivation grants membership again)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="scim_users")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="scim_identities")
+    # The IdP's userName (usually the email; any string the IdP keys people by).
+    user_name = models.CharField(max_length=255)
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    # True or False as the IdP set it; None when it left it unassigned, which grants access like True.
+    active = models.BooleanField(null=True, default=True)
+    display_name = models.CharField(max_length=255, blank=True, default="")
+    # Attributes kept for the IdP as sent (emails, phone numbers, title, the enterprise extension…).
+    attributes = models.JSONField(default=dict, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "created", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "user"], name="scim_user_unique_per_account"),
+            models.UniqueConstraint(
+                "account", Lower("user_name"), name="scim_user_unique_user_name_per_account"
+            ),
+        ]
+        indexes = [models.Index(fields=["account", "external_id"], name="scim_user_external_id")]
+
+    def __str__(self) -> str:
+        return f"SCIM user {self.user_id} in {self.account_id}"
+
+
+class ScimActivity(models.Model):
+    """One SCIM request to an account: what the IdP asked, the answer, and what it changed."""
+
+    id = models.BigAutoField(primary_key=True)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="scim_activity")
+    token = models.ForeignKey(ScimToken, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    occurred = models.DateTimeField(default=timezone.now)
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    status = models.PositiveSmallIntegerField()
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    request_id = models.CharField(max_length=64, blank=True, default="")
+    changes = models.JSONField(default=list, blank=True)
+    detail = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["account_id", "-occurred", "-id"]
+        indexes = [models.Index(fields=["account", "-occurred"], name="scim_activity_account_time")]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} → {self.status}"

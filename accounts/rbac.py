@@ -38,7 +38,7 @@ from accounts.services import (
     workspace_access_grant,
 )
 from audit import events
-from audit.actors import SYSTEM
+from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record
 from billing import entitlements
 from config.errors import Conflict, InvalidInput, NotFound
@@ -224,8 +224,18 @@ def team_create(*, account: Account, name: str, actor, description: str = "") ->
     return team
 
 
+def _not_idp_managed(team: Team, actor) -> None:
+    """A team the account's identity provider provisions over SCIM is changed only by it."""
+    if team.scim_managed and actor != SCIM:
+        raise Conflict(
+            f"The team {team.name!r} is managed by the account's identity provider (SCIM); change it there.",
+            code="idp_managed",
+        )
+
+
 def team_update(*, team: Team, actor, name: str, description: str | None = None) -> Team:
     name = _clean_name(name, what="team", limit=MAX_TEAM_NAME)
+    _not_idp_managed(team, actor)
     with transaction.atomic():
         account = _lock_account(team.account)
         team = Team.objects.select_for_update().get(pk=team.pk)
@@ -245,6 +255,7 @@ def team_update(*, team: Team, actor, name: str, description: str | None = None)
 
 
 def team_delete(*, team: Team, actor) -> None:
+    _not_idp_managed(team, actor)
     with transaction.atomic():
         account = _lock_account(team.account)
         audit_record(
@@ -258,6 +269,7 @@ def team_delete(*, team: Team, actor) -> None:
 
 
 def team_member_add(*, team: Team, principal: User | ServiceAccount, actor) -> TeamMember:
+    _not_idp_managed(team, actor)
     with transaction.atomic():
         account = _lock_account(team.account)
         if account_role_of(principal, account) is None:
@@ -276,6 +288,7 @@ def team_member_add(*, team: Team, principal: User | ServiceAccount, actor) -> T
 
 
 def team_member_remove(*, team: Team, principal: User | ServiceAccount, actor) -> None:
+    _not_idp_managed(team, actor)
     with transaction.atomic():
         account = _lock_account(team.account)
         lookup = {"user": principal} if isinstance(principal, User) else {"service_account": principal}

@@ -10,7 +10,7 @@ from accounts.permissions import AccountRole, WorkspaceRole
 from accounts.roles import ResolvedRole, role_of
 from accounts.selectors import account_role_of
 from audit import events
-from audit.actors import SystemActor
+from audit.actors import SCIM, SystemActor
 from audit.services import audit_record
 from billing import entitlements
 from config.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -100,6 +100,15 @@ def membership_remove(*, membership: AccountMembership, actor) -> None:
             _require_owner_for_owner_changes(actor=actor, account=account)
             if _owner_count(account) <= 1:
                 raise Conflict("The last Owner of an account cannot be removed.", code="last_owner")
+        if (
+            actor != SCIM
+            and membership.user.scim_identities.filter(account=account).exclude(active=False).exists()
+        ):
+            raise Conflict(
+                f"{membership.user.email} is provisioned by the account's identity provider (SCIM); "
+                "deprovision them there.",
+                code="idp_managed",
+            )
         # Grants in this account's workspaces go with the membership.
         WorkspaceRoleGrant.objects.unscoped().filter(
             workspace__account=account, user=membership.user

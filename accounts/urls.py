@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.urls import path
 
 from accounts import account_api as api
+from accounts.scim import account_api as scim_api
 
 urlpatterns = [
     path("", api.AccountDetailApi.as_view()),
@@ -37,4 +38,8 @@ urlpatterns = [
     path("ip_allowlist/my_access", api.IpAllowlistMyAccessApi.as_view()),
     path("ip_allowlist/dry_run", api.IpAllowlistDryRunApi.as_view()),
     path("audit_events", api.AuditEventsApi.as_view()),
+    path("scim", scim_api.ScimConfigApi.as_view()),
+    path("scim/tokens", scim_api.ScimTokensApi.as_view()),
+    path("scim/tokens/<str:token_id>", scim_api.ScimTokenApi.as_view()),
+    path("scim/activity", scim_api.ScimActivityApi.as_view()),
 ]

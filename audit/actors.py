@@ -30,3 +30,7 @@ def actor_label(actor) -> str:
     if isinstance(actor, SystemActor):
         return actor.label
     return getattr(actor, "email", None) or getattr(actor, "name", None) or str(actor)
+
+
+SCIM = SystemActor("SCIM")
+"""The account's identity provider, acting over SCIM with a SCIM token."""

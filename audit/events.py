@@ -221,3 +221,63 @@ WORK_POOL_DELETED = register(
 ACCOUNT_UPDATED = register(
     id=4, name="ACCOUNT_UPDATED", api_name="account.updated", template="{actor} updated account {target}"
 )
+SCIM_TOKEN_CREATED = register(
+    id=140,
+    name="SCIM_TOKEN_CREATED",
+    api_name="scim.token-created",
+    template="{actor} created a SCIM token for {target}",
+)
+SCIM_TOKEN_REVOKED = register(
+    id=141,
+    name="SCIM_TOKEN_REVOKED",
+    api_name="scim.token-revoked",
+    template="{actor} revoked a SCIM token of {target}",
+)
+SCIM_SETTINGS_CHANGED = register(
+    id=142,
+    name="SCIM_SETTINGS_CHANGED",
+    api_name="scim.settings-changed",
+    template="{actor} changed the SCIM settings of {target}",
+)
+SCIM_USER_PROVISIONED = register(
+    id=143,
+    name="SCIM_USER_PROVISIONED",
+    api_name="scim.user-provisioned",
+    template="{actor} provisioned {target}",
+)
+SCIM_USER_UPDATED = register(
+    id=144, name="SCIM_USER_UPDATED", api_name="scim.user-updated", template="{actor} updated {target}"
+)
+SCIM_USER_DEACTIVATED = register(
+    id=145,
+    name="SCIM_USER_DEACTIVATED",
+    api_name="scim.user-deactivated",
+    template="{actor} deprovisioned {target}",
+)
+SCIM_USER_REACTIVATED = register(
+    id=146,
+    name="SCIM_USER_REACTIVATED",
+    api_name="scim.user-reactivated",
+    template="{actor} reactivated {target}",
+)
+SCIM_USER_DELETED = register(
+    id=147, name="SCIM_USER_DELETED", api_name="scim.user-deleted", template="{actor} deleted {target}"
+)
+SCIM_GROUP_CREATED = register(
+    id=148,
+    name="SCIM_GROUP_CREATED",
+    api_name="scim.group-created",
+    template="{actor} provisioned team {target}",
+)
+SCIM_GROUP_UPDATED = register(
+    id=149,
+    name="SCIM_GROUP_UPDATED",
+    api_name="scim.group-updated",
+    template="{actor} updated team {target}",
+)
+SCIM_GROUP_DELETED = register(
+    id=150,
+    name="SCIM_GROUP_DELETED",
+    api_name="scim.group-deleted",
+    template="{actor} deleted team {target}",
+)

@@ -39,4 +39,5 @@ urlpatterns = [
     path(WORKSPACE_PREFIX, include("orchestration.urls")),
     path(ACCOUNT_PREFIX, include("accounts.urls")),
     path("api/accounts/<str:account_ref>", AccountDetailApi.as_view()),
+    path("scim/v2/accounts/<str:account_id>/", include("accounts.scim.urls")),
 ]

@@ -1,0 +1,505 @@
+"""SCIM 2.0 per account: discovery, authentication, people and groups as Okta and Microsoft Entra ID
+drive them, deprovisioning that takes effect at once, tenant bounds, seats and the journal."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from django.test import Client
+
+from accounts.api_keys.models import ApiKey
+from accounts.api_keys.services import api_key_create
+from accounts.models import AccountMembership, ScimActivity, ScimUser, Team, User, WorkspaceRoleGrant
+from accounts.permissions import AccountRole, WorkspaceRole
+from accounts.scim.services import scim_token_create, scim_token_revoke
+from audit.actors import SYSTEM
+from audit.models import AuditLogEntry
+from billing import plans
+from tests.conftest import make_tenant
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SCIM_JSON = "application/scim+json"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+class Scim:
+    def __init__(self, account, token: str):
+        self.account = account
+        self.base = f"/scim/v2/accounts/{account.id}"
+        self.http = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    def get(self, path, **params):
+        return self.http.get(f"{self.base}/{path}", params)
+
+    def post(self, path, body):
+        return self.http.post(f"{self.base}/{path}", body, content_type=SCIM_JSON)
+
+    def put(self, path, body):
+        return self.http.put(f"{self.base}/{path}", body, content_type=SCIM_JSON)
+
+    def patch(self, path, *operations):
+        return self.http.patch(
+            f"{self.base}/{path}",
+            {"schemas": [PATCH], "Operations": list(operations)},
+            content_type=SCIM_JSON,
+        )
+
+    def delete(self, path):
+        return self.http.delete(f"{self.base}/{path}")
+
+
+@pytest.fixture
+def tenant_scim(tenant):
+    _, raw = scim_token_create(account=tenant.account, actor=SYSTEM, name="okta")
+    return Scim(tenant.account, raw)
+
+
+def okta_user(email="ada@corp.example", external_id="00u1", **extra):
+    """The POST Okta sends (it carries a password, which is ignored)."""
+    return {
+        "schemas": [USER],
+        "userName": email,
+        "name": {"givenName": "Ada", "familyName": "Lovelace"},
+        "emails": [{"primary": True, "value": email, "type": "work"}],
+        "displayName": "Ada Lovelace",
+        "externalId": external_id,
+        "password": "ignored-Secret-1",
+        "active": True,
+        **extra,
+    }
+
+
+def create_user(scim, **kwargs) -> dict:
+    response = scim.post("Users", okta_user(**kwargs))
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def error_of(response, status: int, scim_type: str | None = None) -> dict:
+    assert response.status_code == status, response.content
+    assert response["Content-Type"].startswith(SCIM_JSON)
+    body = response.json()
+    assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+    assert body["status"] == str(status) and body["detail"]
+    if scim_type is not None:
+        assert body.get("scimType") == scim_type
+    return body
+
+
+class TestDiscovery:
+    def test_service_provider_config_resource_types_and_schemas(self, tenant_scim):
+        config = tenant_scim.get("ServiceProviderConfig")
+        assert config.status_code == 200 and config["Content-Type"].startswith(SCIM_JSON)
+        assert config.json()["patch"]["supported"] is True and config.json()["bulk"]["supported"] is False
+        types = tenant_scim.get("ResourceTypes").json()
+        assert types["totalResults"] == 2 and isinstance(types["itemsPerPage"], int)
+        assert {t["id"] for t in types["Resources"]} == {"User", "Group"}
+        assert tenant_scim.get("ResourceTypes/User").json()["endpoint"] == "/Users"
+        schemas = tenant_scim.get("Schemas").json()
+        assert {s["id"] for s in schemas["Resources"]} == {USER, GROUP, ENTERPRISE}
+        assert tenant_scim.get(f"Schemas/{USER}").json()["name"] == "User"
+        error_of(tenant_scim.get("Schemas/urn:nope"), 404)
+        error_of(tenant_scim.get("Nothing/here"), 404)
+
+
+class TestAuthentication:
+    def test_no_bad_revoked_or_foreign_token_is_401(self, tenant, tenant_scim):
+        base = f"/scim/v2/accounts/{tenant.account.id}/Users"
+        error_of(Client().get(base), 401)
+        error_of(Client(HTTP_AUTHORIZATION="Bearer scim_nope").get(base), 401)
+        other = make_tenant()
+        token, raw = scim_token_create(account=other.account, actor=SYSTEM)
+        error_of(Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get(base), 401)
+        assert (
+            Client(HTTP_AUTHORIZATION=f"Bearer {raw}")
+            .get(f"/scim/v2/accounts/{other.account.id}/Users")
+            .status_code
+            == 200
+        )
+        scim_token_revoke(token=token, actor=SYSTEM)
+        error_of(
+            Client(HTTP_AUTHORIZATION=f"Bearer {raw}").get(f"/scim/v2/accounts/{other.account.id}/Users"), 401
+        )
+        # An API key is not a SCIM token.
+        error_of(Client(HTTP_AUTHORIZATION=f"Bearer {tenant.member_key}").get(base), 401)
+
+    def test_a_plan_without_scim_is_refused(self, tenant, tenant_scim):
+        tenant.account.plan = "team"
+        tenant.account.save(update_fields=["plan"])
+        error_of(tenant_scim.get("Users"), 403)
+        assert not ScimUser.objects.exists()
+
+
+class TestUsers:
+    def test_create_get_and_duplicate(self, tenant, tenant_scim):
+        created = tenant_scim.post("Users", okta_user())
+        assert created.status_code == 201
+        body = created.json()
+        assert created["Location"] == body["meta"]["location"] and body["meta"]["resourceType"] == "User"
+        assert body["userName"] == "ada@corp.example" and body["active"] is True and "password" not in body
+        assert body["externalId"] == "00u1" and body["name"]["givenName"] == "Ada"
+        user = User.objects.get(email="ada@corp.example")
+        assert not user.has_usable_password()
+        membership = AccountMembership.objects.get(account=tenant.account, user=user)
+        assert membership.role == AccountRole.MEMBER
+        assert tenant_scim.get(f"Users/{body['id']}").json()["userName"] == "ada@corp.example"
+        error_of(
+            tenant_scim.post("Users", okta_user(email="ADA@corp.example", external_id="x")), 409, "uniqueness"
+        )
+        error_of(
+            tenant_scim.post("Users", okta_user(email="bob@corp.example", external_id="00u1")),
+            409,
+            "uniqueness",
+        )
+        assert ScimUser.objects.count() == 1
+
+    def test_bad_bodies_are_400_and_store_nothing(self, tenant_scim):
+        for body in (
+            {},
+            {"userName": ""},
+            {"userName": 7},
+            {"userName": "x@corp.example", "emails": "x@corp.example"},
+            {"userName": "a@b.example", "active": "maybe"},
+        ):
+            error_of(tenant_scim.post("Users", body), 400)
+        bad_json = tenant_scim.http.post(f"{tenant_scim.base}/Users", "{nope", content_type=SCIM_JSON)
+        error_of(bad_json, 400, "invalidSyntax")
+        assert not ScimUser.objects.exists() and not User.objects.filter(email="a@b.example").exists()
+
+    def test_filters_and_paging(self, tenant_scim):
+        ids = [
+            create_user(tenant_scim, email=f"p{i}@corp.example", external_id=f"e{i}")["id"] for i in range(5)
+        ]
+        found = tenant_scim.get("Users", filter='userName eq "P3@CORP.example"').json()
+        assert found["totalResults"] == 1 and found["Resources"][0]["id"] == ids[3]
+        assert tenant_scim.get("Users", filter='externalId eq "e1"').json()["Resources"][0]["id"] == ids[1]
+        by_email = tenant_scim.get("Users", filter='emails[type eq "work"].value eq "p2@corp.example"').json()
+        assert [r["id"] for r in by_email["Resources"]] == [ids[2]]
+        assert tenant_scim.get("Users", filter="active eq true").json()["totalResults"] == 5
+        assert (
+            tenant_scim.get("Users", filter='userName sw "p1" or userName sw "p4"').json()["totalResults"]
+            == 2
+        )
+        none = tenant_scim.get("Users", filter='userName eq "nobody@corp.example"').json()
+        assert none == {**none, "totalResults": 0, "Resources": [], "startIndex": 1, "itemsPerPage": 0}
+        page = tenant_scim.get("Users", startIndex=2, count=2).json()
+        assert page["totalResults"] == 5 and page["startIndex"] == 2 and page["itemsPerPage"] == 2
+        assert [r["id"] for r in page["Resources"]] == ids[1:3]
+        error_of(tenant_scim.get("Users", filter="userName eq"), 400, "invalidFilter")
+        error_of(tenant_scim.get("Users", startIndex="one"), 400)
+
+    def test_attributes_projection(self, tenant_scim):
+        create_user(tenant_scim)
+        listed = tenant_scim.get("Users", attributes="userName").json()["Resources"][0]
+        assert set(listed) == {"id", "schemas", "userName"}
+        trimmed = tenant_scim.get("Users", excludedAttributes="emails,groups").json()["Resources"][0]
+        assert "emails" not in trimmed and "userName" in trimmed
+
+    def test_put_replaces(self, tenant_scim):
+        user = create_user(tenant_scim)
+        replaced = tenant_scim.put(
+            f"Users/{user['id']}",
+            {
+                "schemas": [USER],
+                "userName": "ada@corp.example",
+                "name": {"givenName": "Augusta", "familyName": "King"},
+                "active": True,
+                "externalId": "00u1",
+            },
+        )
+        assert replaced.status_code == 200 and replaced.json()["name"]["givenName"] == "Augusta"
+        assert User.objects.get(email="ada@corp.example").last_name == "King"
+
+
+class TestDeprovisioning:
+    def _user_with_keys(self, tenant, scim):
+        body = create_user(scim)
+        user = User.objects.get(email="ada@corp.example")
+        WorkspaceRoleGrant.objects.unscoped().create(
+            workspace=tenant.workspace, user=user, role=WorkspaceRole.DEVELOPER
+        )
+        _, key = api_key_create(owner=user, name="laptop", actor=SYSTEM)
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert client.get(f"{tenant.prefix}/health").status_code == 200
+        return body, user, client
+
+    def test_okta_pathless_deactivation_ends_access_at_once(self, tenant, tenant_scim):
+        body, user, client = self._user_with_keys(tenant, tenant_scim)
+        response = tenant_scim.patch(f"Users/{body['id']}", {"op": "replace", "value": {"active": False}})
+        assert response.status_code == 200 and response.json()["active"] is False
+        assert client.get(f"{tenant.prefix}/health").status_code in (401, 404)
+        user.refresh_from_db()
+        assert not user.is_active
+        assert not AccountMembership.objects.filter(account=tenant.account, user=user).exists()
+        assert not ApiKey.objects.filter(user=user, revoked_at__isnull=True).exists()
+        assert not WorkspaceRoleGrant.objects.unscoped().filter(user=user).exists()
+        # Still there for the IdP, and in the audit trail.
+        assert tenant_scim.get(f"Users/{body['id']}").json()["active"] is False
+        assert AuditLogEntry.objects.filter(api_name="scim.user-deactivated", target_id=str(user.pk)).exists()
+
+    def test_entra_string_booleans_and_reactivation_with_the_default_role(self, tenant, tenant_scim):
+        body, user, _ = self._user_with_keys(tenant, tenant_scim)
+        assert (
+            tenant_scim.patch(
+                f"Users/{body['id']}", {"op": "Replace", "path": "active", "value": "False"}
+            ).status_code
+            == 200
+        )
+        assert not AccountMembership.objects.filter(account=tenant.account, user=user).exists()
+        back = tenant_scim.patch(f"Users/{body['id']}", {"op": "Replace", "path": "active", "value": "True"})
+        assert back.status_code == 200 and back.json()["active"] is True
+        user.refresh_from_db()
+        assert user.is_active
+        assert AccountMembership.objects.get(account=tenant.account, user=user).role == AccountRole.MEMBER
+
+    def test_someone_in_another_account_keeps_it(self, tenant, tenant_scim):
+        body = create_user(tenant_scim)
+        user = User.objects.get(email="ada@corp.example")
+        elsewhere = make_tenant()
+        MembershipFactory(account=elsewhere.account, user=user, role=AccountRole.MEMBER)
+        assert tenant_scim.delete(f"Users/{body['id']}").status_code == 204
+        user.refresh_from_db()
+        assert (
+            user.is_active and AccountMembership.objects.filter(account=elsewhere.account, user=user).exists()
+        )
+        assert not AccountMembership.objects.filter(account=tenant.account, user=user).exists()
+        error_of(tenant_scim.get(f"Users/{body['id']}"), 404)
+
+    def test_the_last_owner_is_never_deprovisioned(self, tenant, tenant_scim):
+        body = create_user(tenant_scim)
+        user = User.objects.get(email="ada@corp.example")
+        AccountMembership.objects.filter(account=tenant.account, user=user).update(role=AccountRole.OWNER)
+        AccountMembership.objects.filter(account=tenant.account).exclude(user=user).update(
+            role=AccountRole.MEMBER
+        )
+        error_of(
+            tenant_scim.patch(f"Users/{body['id']}", {"op": "replace", "value": {"active": False}}),
+            400,
+            "mutability",
+        )
+        assert AccountMembership.objects.filter(
+            account=tenant.account, user=user, role=AccountRole.OWNER
+        ).exists()
+        assert ScimUser.objects.get(pk=body["id"]).active is True
+
+    def test_beyond_the_seat_limit_nothing_is_created(self, tenant, tenant_scim, monkeypatch):
+        plan = plans.PLANS["enterprise"]
+        used = AccountMembership.objects.filter(account=tenant.account).count()
+        monkeypatch.setitem(plans.PLANS, "enterprise", dataclasses.replace(plan, max_seats=used + 1))
+        create_user(tenant_scim, email="one@corp.example", external_id="1")
+        body = error_of(tenant_scim.post("Users", okta_user(email="two@corp.example", external_id="2")), 403)
+        assert "seat" in body["detail"].lower()
+        assert not User.objects.filter(email="two@corp.example").exists()
+        assert ScimUser.objects.count() == 1
+
+
+class TestPatchForms:
+    def test_entra_work_email_and_enterprise_extension(self, tenant_scim):
+        body = create_user(tenant_scim)
+        response = tenant_scim.patch(
+            f"Users/{body['id']}",
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "ada.l@corp.example"},
+            {"op": "Add", "path": f"{ENTERPRISE}:employeeNumber", "value": "42"},
+            {"op": "Replace", "path": "name.familyName", "value": "King"},
+            {"op": "Add", "path": "title", "value": "Analyst"},
+        )
+        assert response.status_code == 200, response.content
+        data = response.json()
+        assert data[ENTERPRISE]["employeeNumber"] == "42" and ENTERPRISE in data["schemas"]
+        assert any(e["value"] == "ada.l@corp.example" for e in data["emails"])
+        assert data["name"]["familyName"] == "King" and data["title"] == "Analyst"
+
+    def test_unknown_op_and_bad_path_are_400(self, tenant_scim):
+        body = create_user(tenant_scim)
+        error_of(tenant_scim.patch(f"Users/{body['id']}", {"op": "move", "path": "title", "value": "x"}), 400)
+        error_of(tenant_scim.patch(f"Users/{body['id']}", {"op": "remove"}), 400)
+
+
+class TestGroups:
+    def test_okta_and_entra_membership_changes(self, tenant, tenant_scim):
+        users = [
+            create_user(tenant_scim, email=f"g{i}@corp.example", external_id=f"g{i}")["id"] for i in range(4)
+        ]
+        created = tenant_scim.post(
+            "Groups", {"schemas": [GROUP], "displayName": "Data", "members": [{"value": users[0]}]}
+        )
+        assert created.status_code == 201, created.content
+        group = created.json()
+        team = Team.objects.get(pk=group["id"])
+        assert team.scim_managed and team.account_id == tenant.account.id
+
+        def members():
+            return sorted(m["value"] for m in tenant_scim.get(f"Groups/{group['id']}").json()["members"])
+
+        # Okta adds with path members and a list; removes with a value filter.
+        assert (
+            tenant_scim.patch(
+                f"Groups/{group['id']}",
+                {"op": "add", "path": "members", "value": [{"value": users[1]}, {"value": users[2]}]},
+            ).status_code
+            == 200
+        )
+        assert members() == sorted(users[:3])
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{users[1]}"]'}
+        )
+        assert members() == sorted([users[0], users[2]])
+        # Entra removes with path members and a value list: only those go.
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "Add", "path": "members", "value": [{"value": users[3]}]}
+        )
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "Remove", "path": "members", "value": [{"value": users[0]}]}
+        )
+        assert members() == sorted([users[2], users[3]])
+        # Rename with a path-less replace (Okta).
+        tenant_scim.patch(
+            f"Groups/{group['id']}",
+            {"op": "replace", "value": {"id": group["id"], "displayName": "Data Eng"}},
+        )
+        assert tenant_scim.get("Groups", filter='displayName eq "Data Eng"').json()["totalResults"] == 1
+        error_of(
+            tenant_scim.patch(
+                f"Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": "nope"}]}
+            ),
+            400,
+        )
+        assert tenant_scim.delete(f"Groups/{group['id']}").status_code == 204
+        assert not Team.objects.filter(pk=group["id"]).exists()
+
+    def test_a_team_grant_follows_scim_membership(self, tenant, tenant_scim):
+        user_id = create_user(tenant_scim)["id"]
+        user = User.objects.get(email="ada@corp.example")
+        group = tenant_scim.post("Groups", {"schemas": [GROUP], "displayName": "Ops"}).json()
+        WorkspaceRoleGrant.objects.unscoped().create(
+            workspace=tenant.workspace, team_id=group["id"], role=WorkspaceRole.VIEWER
+        )
+        _, key = api_key_create(owner=user, name="k", actor=SYSTEM)
+        client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert client.get(f"{tenant.prefix}/health").status_code == 404
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "add", "path": "members", "value": [{"value": user_id}]}
+        )
+        assert client.get(f"{tenant.prefix}/health").status_code == 200
+        tenant_scim.patch(f"Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user_id}"]'})
+        assert client.get(f"{tenant.prefix}/health").status_code == 404
+
+
+class TestIsolation:
+    def test_another_accounts_resources_are_404(self, tenant, tenant_scim):
+        user_id = create_user(tenant_scim)["id"]
+        group_id = tenant_scim.post("Groups", {"displayName": "Mine"}).json()["id"]
+        other = make_tenant()
+        _, raw = scim_token_create(account=other.account, actor=SYSTEM)
+        theirs = Scim(other.account, raw)
+        for path in (f"Users/{user_id}", f"Groups/{group_id}"):
+            error_of(theirs.get(path), 404)
+            error_of(theirs.patch(path, {"op": "replace", "value": {"active": False}}), 404)
+            error_of(theirs.delete(path), 404)
+        assert theirs.get("Users").json()["totalResults"] == 0
+        assert theirs.get("Users", filter='userName eq "ada@corp.example"').json()["totalResults"] == 0
+        error_of(theirs.post("Groups", {"displayName": "X", "members": [{"value": user_id}]}), 400)
+        assert ScimUser.objects.get(pk=user_id).active is True
+
+
+class TestJournalAndAdmin:
+    def test_every_request_is_journaled(self, tenant, tenant_scim):
+        create_user(tenant_scim)
+        tenant_scim.get("Users", filter='userName eq "x@y.example"')
+        error_of(tenant_scim.post("Users", okta_user()), 409)
+        rows = list(ScimActivity.objects.filter(account=tenant.account).order_by("id"))
+        assert [(r.method, r.status) for r in rows] == [("POST", 201), ("GET", 200), ("POST", 409)]
+        assert rows[0].changes[0]["change"] == "created" and rows[2].detail
+
+    def test_admin_creates_lists_and_revokes_tokens(self, tenant):
+        owner = UserFactory()
+        MembershipFactory(account=tenant.account, user=owner, role=AccountRole.OWNER)
+        _, key = api_key_create(owner=owner, name="admin", actor=SYSTEM)
+        admin = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+        url = f"/api/accounts/{tenant.account.id}/scim"
+        created = admin.post(f"{url}/tokens", {"name": "okta"}, content_type="application/json")
+        assert created.status_code == 201 and created.json()["token"].startswith("scim_")
+        raw = created.json()["token"]
+        config = admin.get(url).json()
+        assert config["base_url"].endswith(f"/scim/v2/accounts/{tenant.account.id}")
+        assert config["tokens"][0]["hint"] and "token" not in config["tokens"][0]
+        assert Scim(tenant.account, raw).get("Users").status_code == 200
+        assert admin.delete(f"{url}/tokens/{created.json()['id']}").status_code == 204
+        assert Scim(tenant.account, raw).get("Users").status_code == 401
+        assert admin.get(f"{url}/activity").json()[0]["status"] == 200
+        member = Client(HTTP_AUTHORIZATION=f"Bearer {tenant.member_key}")
+        assert member.post(f"{url}/tokens", {"name": "x"}, content_type="application/json").status_code == 403
+        assert admin.post(f"{url}/tokens", {}, content_type="application/json").status_code == 422
+        assert AuditLogEntry.objects.filter(api_name="scim.token-created").exists()
+        assert AuditLogEntry.objects.filter(api_name="scim.token-revoked").exists()
+
+
+def test_a_user_name_that_is_not_an_address_takes_the_work_email_or_none(tenant_scim):
+    with_email = tenant_scim.post(
+        "Users", {"userName": "jdoe", "emails": [{"value": "jdoe@corp.example", "type": "work"}]}
+    )
+    assert with_email.status_code == 201 and with_email.json()["userName"] == "jdoe"
+    assert User.objects.filter(email="jdoe@corp.example").exists()
+    without = tenant_scim.post("Users", {"userName": "svc-7"})
+    assert without.status_code == 201 and without.json().get("emails", []) == []
+    user = ScimUser.objects.get(pk=without.json()["id"]).user
+    assert user.email.endswith("@scim.invalid") and not user.has_usable_password()
+    error_of(tenant_scim.post("Users", {"userName": "JDOE"}), 409, "uniqueness")
+
+
+def test_search_with_post(tenant_scim):
+    ids = [create_user(tenant_scim, email=f"s{i}@corp.example", external_id=f"s{i}")["id"] for i in range(3)]
+    tenant_scim.post("Groups", {"displayName": "Searchers"})
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'userName sw "s"',
+        "attributes": ["userName"],
+        "startIndex": 2,
+        "count": 1,
+    }
+    found = tenant_scim.post("Users/.search", body)
+    assert found.status_code == 200, found.content
+    assert found.json()["totalResults"] == 3 and [r["id"] for r in found.json()["Resources"]] == [ids[1]]
+    assert set(found.json()["Resources"][0]) == {"id", "schemas", "userName"}
+    everything = tenant_scim.post(".search", {"schemas": body["schemas"]}).json()
+    assert everything["totalResults"] == 4
+
+
+def test_the_ip_allowlist_covers_scim_unless_the_account_exempts_it(tenant, tenant_scim):
+    from accounts.models import IpAllowlistEntry
+    from accounts.scim.services import scim_settings_update
+
+    IpAllowlistEntry.objects.create(account=tenant.account, ip_network="10.9.0.0/16")
+    tenant.account.settings = {**(tenant.account.settings or {}), "enforce_ip_allowlist": True}
+    tenant.account.save(update_fields=["settings"])
+    body = error_of(tenant_scim.get("Users"), 403)
+    assert "127.0.0.1" in body["detail"]
+    assert AuditLogEntry.objects.filter(api_name="request.access-denied.ip-allowlist").exists()
+    assert not ScimUser.objects.exists()
+    scim_settings_update(account=tenant.account, actor=SYSTEM, exempt_from_ip_allowlist=True)
+    assert tenant_scim.get("Users").status_code == 200
+    assert AuditLogEntry.objects.filter(api_name="scim.settings-changed").exists()
+
+
+def test_idp_managed_teams_and_people_are_not_changed_by_hand(tenant, tenant_scim):
+    owner = UserFactory()
+    MembershipFactory(account=tenant.account, user=owner, role=AccountRole.OWNER)
+    _, key = api_key_create(owner=owner, name="admin", actor=SYSTEM)
+    admin = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    user_id = create_user(tenant_scim)["id"]
+    group = tenant_scim.post("Groups", {"displayName": "Platform", "members": [{"value": user_id}]}).json()
+    api = f"/api/accounts/{tenant.account.id}"
+    renamed = admin.put(f"{api}/teams/{group['id']}", {"name": "Mine now"}, content_type="application/json")
+    assert renamed.status_code == 409 and "identity provider" in renamed.json()["detail"]
+    assert admin.delete(f"{api}/teams/{group['id']}").status_code == 409
+    user = User.objects.get(email="ada@corp.example")
+    membership = AccountMembership.objects.get(account=tenant.account, user=user)
+    assert admin.delete(f"{api}/account_memberships/{membership.id}").status_code == 409
+    assert Team.objects.get(pk=group["id"]).name == "Platform"
+    assert AccountMembership.objects.filter(pk=membership.pk).exists()
