@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db.models import Q
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from django_scim.constants import SCIM_CONTENT_TYPE, SchemaURI
 from scim2_filter_parser import ast as fast
 from scim2_filter_parser.lexer import SCIMLexer
@@ -208,6 +210,9 @@ def _compare(name: str, op: str, comp, attributes: Mapping[str, Attr]) -> Q:
     if op in ("co", "sw", "ew") and attr.kind != "string":
         raise bad_request(f"{op} applies to strings only.", "invalidFilter")
     exact, insensitive = _LOOKUPS[op]
+    if op == "eq" and attr.kind == "string" and not attr.case_exact:
+        # LOWER(column) = lower(value): what the case-insensitive unique indexes are built on.
+        return Q(Exact(Lower(attr.field), str(value).lower()))
     lookup = exact if (attr.case_exact or attr.kind != "string") else insensitive
     return Q(**{f"{attr.field}__{lookup}": value})
 
@@ -290,8 +295,22 @@ def _merge(target: dict, value: Mapping) -> None:
             target[key] = copy.deepcopy(item)
 
 
-def apply_patch(resource: dict, body: Any, *, known_urns: tuple[str, ...]) -> dict:
-    """``resource`` (a SCIM representation) with the PATCH request ``body`` applied."""
+def schema_attributes(*schema_ids: str) -> frozenset[str]:
+    """Lower-cased attribute names the schemas define (RFC 7643 §8.7), plus the common ones."""
+    from django_scim.schemas import ALL
+
+    names = {"schemas", "id", "externalid", "meta"}
+    for document in ALL:
+        if document.get("id") in schema_ids:
+            names.update(attribute["name"].lower() for attribute in document.get("attributes", []))
+    return frozenset(names)
+
+
+def apply_patch(
+    resource: dict, body: Any, *, known_urns: tuple[str, ...], attributes: frozenset[str] | None = None
+) -> dict:
+    """``resource`` (a SCIM representation) with the PATCH request ``body`` applied. A path naming
+    an attribute outside ``attributes`` (when given) is a 400 ``noTarget``."""
     if not isinstance(body, Mapping):
         raise bad_request("The body must be a SCIM PatchOp object.", "invalidSyntax")
     operations = body.get("Operations", body.get("operations"))
@@ -311,8 +330,19 @@ def apply_patch(resource: dict, body: Any, *, known_urns: tuple[str, ...]) -> di
         elif not isinstance(path, str):
             raise bad_request("path must be a string.", "invalidPath")
         else:
+            if attributes is not None:
+                _check_target(path.strip(), known_urns, attributes)
             _apply_path(result, op, path.strip(), value, known_urns, has_value="value" in operation)
     return result
+
+
+def _check_target(path: str, known_urns: tuple[str, ...], attributes: frozenset[str]) -> None:
+    urn, rest = _split_urn(path, known_urns)
+    if not rest:
+        return
+    name = re.split(r"[.\[]", rest, maxsplit=1)[0].lower()
+    if name not in attributes:
+        raise bad_request(f"The path {path!r} names no attribute of this resource.", "noTarget")
 
 
 def _apply_pathless(result: dict, op: str, value: Any, known_urns: tuple[str, ...]) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import IntegrityError, transaction
+from django.db.models.functions import Lower
+from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from accounts.models import AccountMembership, ScimToken, ScimUser, Team, TeamMember, User
@@ -43,6 +45,7 @@ from accounts.scim.protocol import (
     bad_request,
     get_in,
     primary_or_typed,
+    schema_attributes,
 )
 from accounts.scim.resources import CORE_USER_KEYS, group_to_resource, team_members, user_to_resource
 from audit import events
@@ -58,6 +61,8 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 SETTING_EXEMPT_FROM_IP_ALLOWLIST = "scim_exempt_from_ip_allowlist"
 MAX_NAME = 150
 NO_EMAIL_DOMAIN = "scim.invalid"
+USER_ATTRIBUTES = schema_attributes(USER_SCHEMA, ENTERPRISE_USER_SCHEMA)
+GROUP_ATTRIBUTES = schema_attributes(GROUP_SCHEMA)
 
 
 def _lock(account: Account) -> Account:
@@ -281,9 +286,9 @@ def _end_membership(account: Account, user: User) -> None:
 
 def _apply_user(account: Account, scim_user: ScimUser | None, fields: UserFields) -> ScimUser:
     """Create or replace a SCIM user from ``fields``, under the account's lock."""
-    clash = ScimUser.objects.filter(account=account, user_name__iexact=fields.user_name)
+    clash = ScimUser.objects.filter(Exact(Lower("user_name"), fields.user_name.lower()), account=account)
     if fields.email is not None:
-        clash = clash | ScimUser.objects.filter(account=account, user__email__iexact=fields.email)
+        clash = clash | ScimUser.objects.filter(Exact(Lower("user__email"), fields.email), account=account)
     if scim_user is not None:
         clash = clash.exclude(pk=scim_user.pk)
     if clash.exists():
@@ -296,7 +301,7 @@ def _apply_user(account: Account, scim_user: ScimUser | None, fields: UserFields
             raise ScimError(409, f"A user with externalId {fields.external_id} already exists.", "uniqueness")
 
     if scim_user is None:
-        user = User.objects.filter(email__iexact=fields.email).first() if fields.email else None
+        user = User.objects.filter(Exact(Lower("email"), fields.email)).first() if fields.email else None
         is_member = user is not None and AccountMembership.objects.filter(account=account, user=user).exists()
         if fields.active is not False and not is_member:
             _seat_or_refuse(account)  # before anything is written
@@ -396,7 +401,9 @@ def scim_user_replace(*, scim_user: ScimUser, data: Any) -> ScimUser:
 
 def scim_user_patch(*, scim_user: ScimUser, body: Any, base_url: str) -> ScimUser:
     current = user_to_resource(scim_user, base_url=base_url)
-    patched = apply_patch(current, body, known_urns=(ENTERPRISE_USER_SCHEMA, USER_SCHEMA))
+    patched = apply_patch(
+        current, body, known_urns=(ENTERPRISE_USER_SCHEMA, USER_SCHEMA), attributes=USER_ATTRIBUTES
+    )
     return scim_user_replace(scim_user=scim_user, data=patched)
 
 
@@ -552,7 +559,7 @@ def scim_group_replace(*, team: Team, data: Any) -> Team:
 
 def scim_group_patch(*, team: Team, body: Any, base_url: str) -> Team:
     current = group_to_resource(team, base_url=base_url, members=team_members(team))
-    patched = apply_patch(current, body, known_urns=(GROUP_SCHEMA,))
+    patched = apply_patch(current, body, known_urns=(GROUP_SCHEMA,), attributes=GROUP_ATTRIBUTES)
     if get_in(patched, "displayName") is None:
         # RFC 7643 §4.2: displayName is REQUIRED; a team is known by its name.
         raise ScimError(400, "displayName is required and cannot be removed.", "mutability")
@@ -572,3 +579,20 @@ def scim_group_delete(*, team: Team) -> None:
             payload={"before": _group_snapshot(team), "after": None},
         )
         team.delete()
+
+
+# --- the journal ----------------------------------------------------------------------------------
+
+
+def scim_activity_purge_expired(*, now=None) -> int:
+    """Drop journal entries older than each account's audit retention (the plan's)."""
+    from accounts.models import ScimActivity
+    from billing.plans import PLANS
+
+    now = now or timezone.now()
+    deleted = 0
+    for plan in PLANS.values():
+        cutoff = now - timedelta(days=plan.audit_log_retention_days)
+        count, _ = ScimActivity.objects.filter(account__plan=plan.key, occurred__lt=cutoff).delete()
+        deleted += count
+    return deleted

@@ -503,3 +503,170 @@ def test_idp_managed_teams_and_people_are_not_changed_by_hand(tenant, tenant_sci
     assert admin.delete(f"{api}/account_memberships/{membership.id}").status_code == 409
     assert Team.objects.get(pk=group["id"]).name == "Platform"
     assert AccountMembership.objects.filter(pk=membership.pk).exists()
+
+
+def test_the_journal_follows_the_audit_retention(tenant, tenant_scim):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from audit.tasks import purge_expired_audit_records
+
+    tenant_scim.get("Users")
+    tenant_scim.get("Groups")
+    retention = plans.PLANS[tenant.account.plan].audit_log_retention_days
+    old = ScimActivity.objects.filter(account=tenant.account).order_by("id").first()
+    ScimActivity.objects.filter(pk=old.pk).update(occurred=timezone.now() - dt.timedelta(days=retention + 1))
+    purge_expired_audit_records()
+    assert list(ScimActivity.objects.filter(account=tenant.account).values_list("path", flat=True)) == [
+        f"{tenant_scim.base}/Groups"
+    ]
+
+
+class TestIdpSequences:
+    """The request sequences Okta and Microsoft Entra ID document, replayed in order."""
+
+    def test_okta(self, tenant, tenant_scim):
+        # Lookup, then create (Okta's POST carries a password and active: true).
+        lookup = tenant_scim.get("Users", filter='userName eq "grace@corp.example"', startIndex=1, count=100)
+        assert lookup.json()["totalResults"] == 0 and lookup.json()["Resources"] == []
+        user = create_user(tenant_scim, email="grace@corp.example", external_id="00u9")
+        grace = User.objects.get(email="grace@corp.example")
+        assert AccountMembership.objects.filter(account=tenant.account, user=grace).exists()
+        # Profile update: Okta sends a PUT of the whole user.
+        put = tenant_scim.put(
+            f"Users/{user['id']}",
+            {
+                **okta_user(email="grace@corp.example", external_id="00u9"),
+                "name": {"givenName": "Grace", "familyName": "Hopper"},
+            },
+        )
+        assert put.status_code == 200 and User.objects.get(pk=grace.pk).last_name == "Hopper"
+        # Group push: create with no members, then add with path members and a list.
+        group = tenant_scim.post("Groups", {"schemas": [GROUP], "displayName": "Navy", "members": []}).json()
+        add = tenant_scim.patch(
+            f"Groups/{group['id']}",
+            {
+                "op": "add",
+                "path": "members",
+                "value": [{"value": user["id"], "display": "grace@corp.example"}],
+            },
+        )
+        assert add.status_code == 200
+        assert Team.objects.get(pk=group["id"]).members.filter(user=grace).exists()
+        # Rename: path-less replace with id and displayName.
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "replace", "value": {"id": group["id"], "displayName": "US Navy"}}
+        )
+        assert Team.objects.get(pk=group["id"]).name == "US Navy"
+        # Membership removal with a value filter.
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "remove", "path": f'members[value eq "{user["id"]}"]'}
+        )
+        assert not Team.objects.get(pk=group["id"]).members.exists()
+        # Deactivate (path-less replace; Okta never DELETEs a user), then reactivate.
+        tenant_scim.patch(f"Users/{user['id']}", {"op": "replace", "value": {"active": False}})
+        assert not AccountMembership.objects.filter(account=tenant.account, user=grace).exists()
+        tenant_scim.patch(f"Users/{user['id']}", {"op": "replace", "value": {"active": True}})
+        assert AccountMembership.objects.filter(
+            account=tenant.account, user=grace, role=AccountRole.MEMBER
+        ).exists()
+        # Unlink the pushed group: Okta deletes it.
+        assert tenant_scim.delete(f"Groups/{group['id']}").status_code == 204
+        assert not Team.objects.filter(pk=group["id"]).exists()
+
+    def test_entra_default_dialect(self, tenant, tenant_scim):
+        # Entra looks the user up by userName, then creates with the enterprise extension.
+        assert tenant_scim.get("Users", filter='userName eq "alan@corp.example"').json()["totalResults"] == 0
+        created = tenant_scim.post(
+            "Users",
+            {
+                "schemas": [USER, ENTERPRISE],
+                "externalId": "alan",
+                "userName": "alan@corp.example",
+                "active": True,
+                "displayName": "Alan Turing",
+                "emails": [{"primary": True, "type": "work", "value": "alan@corp.example"}],
+                "name": {"formatted": "Alan Turing", "familyName": "Turing", "givenName": "Alan"},
+                ENTERPRISE: {"department": "Maths", "employeeNumber": "7"},
+            },
+        )
+        assert created.status_code == 201, created.content
+        user = created.json()
+        alan = User.objects.get(email="alan@corp.example")
+        # Profile update: one Replace per attribute, capitalised, with string booleans.
+        update = tenant_scim.patch(
+            f"Users/{user['id']}",
+            {"op": "Replace", "path": "displayName", "value": "A. M. Turing"},
+            {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "alan.turing@corp.example"},
+            {"op": "Replace", "path": f"{ENTERPRISE}:department", "value": "Computing"},
+            {"op": "Add", "path": "name.givenName", "value": "Alan Mathison"},
+        )
+        assert update.status_code == 200, update.content
+        assert (
+            update.json()["displayName"] == "A. M. Turing"
+            and update.json()[ENTERPRISE]["department"] == "Computing"
+        )
+        assert User.objects.get(pk=alan.pk).first_name == "Alan Mathison"
+        # Group push with members, then Add and Remove with path members and a list.
+        other = create_user(tenant_scim, email="joan@corp.example", external_id="joan")
+        group = tenant_scim.post(
+            "Groups", {"schemas": [GROUP], "externalId": "g1", "displayName": "Bletchley", "members": []}
+        ).json()
+        tenant_scim.patch(
+            f"Groups/{group['id']}",
+            {"op": "Add", "path": "members", "value": [{"value": user["id"]}, {"value": other["id"]}]},
+        )
+        tenant_scim.patch(
+            f"Groups/{group['id']}", {"op": "Remove", "path": "members", "value": [{"value": other["id"]}]}
+        )
+        members = tenant_scim.get(f"Groups/{group['id']}").json()["members"]
+        assert [m["value"] for m in members] == [user["id"]]  # only that member went
+        # Rename: Replace displayName with a path.
+        tenant_scim.patch(f"Groups/{group['id']}", {"op": "Replace", "path": "displayName", "value": "Hut 8"})
+        assert Team.objects.get(pk=group["id"]).name == "Hut 8"
+        # Disable: Replace active "False"; then delete the user.
+        tenant_scim.patch(f"Users/{user['id']}", {"op": "Replace", "path": "active", "value": "False"})
+        assert not AccountMembership.objects.filter(account=tenant.account, user=alan).exists()
+        assert tenant_scim.delete(f"Users/{user['id']}").status_code == 204
+        error_of(tenant_scim.get(f"Users/{user['id']}"), 404)
+        assert User.objects.filter(pk=alan.pk).exists()  # history kept
+
+
+def test_deprovisioning_ends_the_console_session_on_the_next_request(tenant, tenant_scim):
+    user_id = create_user(tenant_scim)["id"]
+    user = User.objects.get(email="ada@corp.example")
+    browser = Client()
+    browser.force_login(user)
+    assert browser.get("/").status_code == 200
+    tenant_scim.patch(f"Users/{user_id}", {"op": "replace", "value": {"active": False}})
+    assert browser.get("/").status_code == 302  # back to the login page
+
+
+def test_unknown_paths_and_attributes(tenant_scim):
+    user_id = create_user(tenant_scim)["id"]
+    error_of(
+        tenant_scim.patch(f"Users/{user_id}", {"op": "replace", "path": "shoeSize", "value": 9}),
+        400,
+        "noTarget",
+    )
+    error_of(tenant_scim.patch(f"Users/{user_id}", {"op": "remove", "path": "members"}), 400, "noTarget")
+    stored = tenant_scim.post(
+        "Users", {**okta_user(email="x@corp.example", external_id="x"), "favouriteColour": "teal"}
+    )
+    assert stored.status_code == 201 and stored.json()["favouriteColour"] == "teal"
+
+
+def test_a_ten_thousand_member_group_patch(tenant, tenant_scim):
+    people = User.objects.bulk_create([User(email=f"m{i}@bulk.example") for i in range(10_000)])
+    scim_users = ScimUser.objects.bulk_create(
+        [ScimUser(account=tenant.account, user=p, user_name=p.email) for p in people]
+    )
+    group = tenant_scim.post("Groups", {"displayName": "Everyone"}).json()
+    response = tenant_scim.patch(
+        f"Groups/{group['id']}",
+        {"op": "add", "path": "members", "value": [{"value": str(u.id)} for u in scim_users]},
+    )
+    assert response.status_code == 200
+    assert len(response.json()["members"]) == 10_000
+    assert Team.objects.get(pk=group["id"]).members.count() == 10_000
