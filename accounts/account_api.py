@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import exceptions as drf_exceptions
@@ -200,7 +200,29 @@ def membership_wire(membership: AccountMembership) -> dict:
         "account_role_name": role.label,
         "last_login": _iso(user.last_login),
         "active": user.is_active,
+        # Provisioned by the account's identity provider over SCIM (changed there, not here).
+        "managed_by": "scim" if _scim_managed(membership) else None,
     }
+
+
+def with_scim_managed(memberships):
+    """Memberships annotated with whether the account's IdP provisions the person (one query)."""
+    from accounts.models import ScimUser
+
+    provisioned = ScimUser.objects.filter(account=OuterRef("account"), user=OuterRef("user")).exclude(
+        active=False
+    )
+    return memberships.annotate(scim_managed=Exists(provisioned))
+
+
+def _scim_managed(membership: AccountMembership) -> bool:
+    if hasattr(membership, "scim_managed"):
+        return bool(membership.scim_managed)
+    return (
+        membership.user.scim_identities.filter(account_id=membership.account_id)
+        .exclude(active=False)
+        .exists()
+    )
 
 
 def _key_wire(key: ApiKey | None, plaintext: str | None = None) -> dict | None:
@@ -301,6 +323,8 @@ def team_wire(team: Team) -> dict:
         "description": team.description,
         "memberships": memberships,
         "workspaces": workspaces,
+        "managed_by": "scim" if team.scim_managed else None,
+        "external_id": team.scim_external_id or None,
     }
 
 
@@ -527,7 +551,7 @@ class MembershipsFilterApi(AccountApi):
 
     def post(self, request, **kwargs):
         body = self.body()
-        memberships = (
+        memberships = with_scim_managed(
             AccountMembership.objects.filter(account=self.account).select_related("user").order_by("created")
         )
         emails = _any(body, "account_memberships", "email")

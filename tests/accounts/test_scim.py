@@ -670,3 +670,21 @@ def test_a_ten_thousand_member_group_patch(tenant, tenant_scim):
     assert response.status_code == 200
     assert len(response.json()["members"]) == 10_000
     assert Team.objects.get(pk=group["id"]).members.count() == 10_000
+
+
+def test_the_account_api_marks_what_the_idp_manages(tenant, tenant_scim):
+    owner = UserFactory()
+    MembershipFactory(account=tenant.account, user=owner, role=AccountRole.OWNER)
+    _, key = api_key_create(owner=owner, name="admin", actor=SYSTEM)
+    admin = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    user_id = create_user(tenant_scim)["id"]
+    group = tenant_scim.post("Groups", {"displayName": "Provisioned", "externalId": "okta-1"}).json()
+    api = f"/api/accounts/{tenant.account.id}"
+    listed = admin.post(f"{api}/account_memberships/filter", {}, content_type="application/json").json()
+    managed = {m["email"]: m["managed_by"] for m in listed}
+    assert managed["ada@corp.example"] == "scim" and managed[owner.email] is None
+    membership = next(m for m in listed if m["email"] == "ada@corp.example")
+    assert admin.get(f"{api}/account_memberships/{membership['id']}").json()["managed_by"] == "scim"
+    team = admin.get(f"{api}/teams/{group['id']}").json()
+    assert team["managed_by"] == "scim" and team["external_id"] == "okta-1"
+    assert ScimUser.objects.filter(pk=user_id).exists()
