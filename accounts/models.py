@@ -355,7 +355,11 @@ __all__ = [
     "CustomRole",
     "Invitation",
     "IpAllowlistEntry",
+    "ScimActivity",
+    "ScimToken",
+    "ScimUser",
     "ServiceAccount",
+    "SsoDomain",
     "Team",
     "TeamMember",
     "User",
@@ -444,3 +448,32 @@ class ScimActivity(models.Model):
 
     def __str__(self) -> str:
         return f"{self.method} {self.path} → {self.status}"
+
+
+class SsoDomain(models.Model):
+    """An email domain an account claims for single sign-on. It routes logins and captures new
+    sign-ups only once verified: the account publishes ``token`` in a DNS TXT record at
+    ``_cp-sso-verification.<domain>``. A domain is verified for one account at most."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="sso_domains")
+    domain = models.CharField(max_length=253)
+    token = models.CharField(max_length=64, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True)
+    last_checked_at = models.DateTimeField(null=True, blank=True)
+    last_check_detail = models.CharField(max_length=500, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["account", "domain"], name="sso_domain_unique_per_account"),
+            models.UniqueConstraint(
+                fields=["domain"],
+                condition=models.Q(verified_at__isnull=False),
+                name="sso_domain_verified_once",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.domain

@@ -6,6 +6,7 @@ from django.urls import path
 
 from accounts import account_api as api
 from accounts.scim import account_api as scim_api
+from accounts.sso import account_api as sso_api
 
 urlpatterns = [
     path("", api.AccountDetailApi.as_view()),
@@ -42,4 +43,7 @@ urlpatterns = [
     path("scim/tokens", scim_api.ScimTokensApi.as_view()),
     path("scim/tokens/<str:token_id>", scim_api.ScimTokenApi.as_view()),
     path("scim/activity", scim_api.ScimActivityApi.as_view()),
+    path("sso/domains", sso_api.SsoDomainsApi.as_view()),
+    path("sso/domains/<str:domain_id>", sso_api.SsoDomainApi.as_view()),
+    path("sso/domains/<str:domain_id>/verify", sso_api.SsoDomainVerifyApi.as_view()),
 ]

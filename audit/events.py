@@ -281,3 +281,21 @@ SCIM_GROUP_DELETED = register(
     api_name="scim.group-deleted",
     template="{actor} deleted team {target}",
 )
+SSO_DOMAIN_CLAIMED = register(
+    id=160,
+    name="SSO_DOMAIN_CLAIMED",
+    api_name="sso.domain-claimed",
+    template="{actor} claimed the domain {domain} for {target}",
+)
+SSO_DOMAIN_VERIFIED = register(
+    id=161,
+    name="SSO_DOMAIN_VERIFIED",
+    api_name="sso.domain-verified",
+    template="{actor} verified the domain {domain} for {target}",
+)
+SSO_DOMAIN_REMOVED = register(
+    id=162,
+    name="SSO_DOMAIN_REMOVED",
+    api_name="sso.domain-removed",
+    template="{actor} removed the domain {domain} from {target}",
+)

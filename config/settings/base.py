@@ -181,6 +181,10 @@ AUTH_USER_MODEL = "accounts.User"
 # Seconds a process remembers who an API key is and its access to a workspace (0: ask the database
 # on every request). Any change to keys, users, memberships or grants drops the memo everywhere.
 AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=10)
+# --- Single sign-on: where domain-verification TXT records are looked up (default: the system's resolvers).
+SSO_DNS_NAMESERVERS = env.list("SSO_DNS_NAMESERVERS", default=[])
+SSO_DNS_PORT = env.int("SSO_DNS_PORT", default=53)
+SSO_DNS_TIMEOUT_SECONDS = env.float("SSO_DNS_TIMEOUT_SECONDS", default=5.0)
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -1,0 +1,73 @@
+"""``/api/accounts/<id>/sso/domains…``: the email domains an account claims for single sign-on."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+
+from accounts.account_api import AccountApi, _path_id
+from accounts.models import SsoDomain
+from accounts.sso import domains
+from config.errors import NotFound
+
+
+def domain_wire(domain: SsoDomain) -> dict:
+    return {
+        "id": str(domain.id),
+        "domain": domain.domain,
+        "verified": domain.verified_at is not None,
+        "verified_at": domain.verified_at.isoformat() if domain.verified_at else None,
+        "created": domain.created.isoformat(),
+        "last_checked_at": domain.last_checked_at.isoformat() if domain.last_checked_at else None,
+        "last_check_detail": domain.last_check_detail or None,
+        "dns_record": {
+            "type": "TXT",
+            "name": domains.record_name(domain),
+            "value": domains.record_value(domain),
+        },
+    }
+
+
+class SsoDomainsApi(AccountApi):
+    """``GET``: the account's domains; ``POST {"domain": "example.com"}``: claim one (201, with the
+    TXT record to publish)."""
+
+    required_permissions = {"GET": "read:sso", "POST": "administrate:sso"}
+
+    def get(self, request, **kwargs):
+        return Response([domain_wire(d) for d in SsoDomain.objects.filter(account=self.account)])
+
+    def post(self, request, **kwargs):
+        claimed = domains.domain_claim(
+            account=self.account, domain=self.body().get("domain"), actor=request.user
+        )
+        return Response(domain_wire(claimed), status=201)
+
+
+class _OneDomain(AccountApi):
+    def _domain(self, domain_id) -> SsoDomain:
+        found = SsoDomain.objects.filter(account=self.account, pk=_path_id(domain_id, "Domain")).first()
+        if found is None:
+            raise NotFound("Domain not found.")
+        return found
+
+
+class SsoDomainApi(_OneDomain):
+    required_permissions = {"GET": "read:sso", "DELETE": "administrate:sso"}
+
+    def get(self, request, domain_id: str, **kwargs):
+        return Response(domain_wire(self._domain(domain_id)))
+
+    def delete(self, request, domain_id: str, **kwargs):
+        domains.domain_remove(domain=self._domain(domain_id), actor=request.user)
+        return Response(status=204)
+
+
+class SsoDomainVerifyApi(_OneDomain):
+    """``POST``: look the TXT record up now; the answer says whether it was found, and why not."""
+
+    required_permissions = {"POST": "administrate:sso"}
+
+    def post(self, request, domain_id: str, **kwargs):
+        return Response(
+            domain_wire(domains.domain_verify(domain=self._domain(domain_id), actor=request.user))
+        )
