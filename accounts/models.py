@@ -477,3 +477,36 @@ class SsoDomain(models.Model):
 
     def __str__(self) -> str:
         return self.domain
+
+
+class IdentityProvider(models.Model):
+    """An account's SAML 2.0 or OIDC identity provider. ``config`` holds what is not secret; the OIDC
+    client secret is kept encrypted (``accounts.sso.secrets``) and never returned."""
+
+    class Kind(models.TextChoices):
+        SAML = "saml", "SAML 2.0"
+        OIDC = "oidc", "OpenID Connect"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "tenants.Account", on_delete=models.CASCADE, related_name="identity_providers"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    allow_idp_initiated = models.BooleanField(default=False)
+    config = models.JSONField(default=dict, blank=True)
+    secret_encrypted = models.TextField(blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["account_id", "name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account", "name"], name="identity_provider_unique_name_per_account"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"

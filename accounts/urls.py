@@ -46,4 +46,6 @@ urlpatterns = [
     path("sso/domains", sso_api.SsoDomainsApi.as_view()),
     path("sso/domains/<str:domain_id>", sso_api.SsoDomainApi.as_view()),
     path("sso/domains/<str:domain_id>/verify", sso_api.SsoDomainVerifyApi.as_view()),
+    path("sso/identity_providers", sso_api.IdentityProvidersApi.as_view()),
+    path("sso/identity_providers/<str:provider_id>", sso_api.IdentityProviderApi.as_view()),
 ]

@@ -299,3 +299,21 @@ SSO_DOMAIN_REMOVED = register(
     api_name="sso.domain-removed",
     template="{actor} removed the domain {domain} from {target}",
 )
+SSO_IDP_CREATED = register(
+    id=163,
+    name="SSO_IDP_CREATED",
+    api_name="sso.identity-provider-created",
+    template="{actor} added the identity provider {target}",
+)
+SSO_IDP_UPDATED = register(
+    id=164,
+    name="SSO_IDP_UPDATED",
+    api_name="sso.identity-provider-updated",
+    template="{actor} changed the identity provider {target}",
+)
+SSO_IDP_DELETED = register(
+    id=165,
+    name="SSO_IDP_DELETED",
+    api_name="sso.identity-provider-deleted",
+    template="{actor} removed the identity provider {target}",
+)

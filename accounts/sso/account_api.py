@@ -71,3 +71,70 @@ class SsoDomainVerifyApi(_OneDomain):
         return Response(
             domain_wire(domains.domain_verify(domain=self._domain(domain_id), actor=request.user))
         )
+
+
+# --- identity providers ---------------------------------------------------------------------------
+
+
+def provider_wire(provider) -> dict:
+    from accounts.sso.providers import snapshot
+
+    wire = snapshot(provider)
+    return {
+        "id": str(provider.id),
+        "account_id": str(provider.account_id),
+        "created": provider.created.isoformat(),
+        "updated": provider.updated.isoformat(),
+        **wire,
+    }
+
+
+class IdentityProvidersApi(AccountApi):
+    """``GET``: the account's identity providers; ``POST``: add one (``kind`` saml or oidc)."""
+
+    required_permissions = {"GET": "read:sso", "POST": "administrate:sso"}
+
+    def get(self, request, **kwargs):
+        from accounts.models import IdentityProvider
+
+        return Response([provider_wire(p) for p in IdentityProvider.objects.filter(account=self.account)])
+
+    def post(self, request, **kwargs):
+        from accounts.sso.providers import provider_create
+
+        return Response(
+            provider_wire(provider_create(account=self.account, body=self.body(), actor=request.user)),
+            status=201,
+        )
+
+
+class IdentityProviderApi(AccountApi):
+    required_permissions = {"GET": "read:sso", "PATCH": "administrate:sso", "DELETE": "administrate:sso"}
+
+    def _provider(self, provider_id):
+        from accounts.models import IdentityProvider
+
+        found = IdentityProvider.objects.filter(
+            account=self.account, pk=_path_id(provider_id, "Identity provider")
+        ).first()
+        if found is None:
+            raise NotFound("Identity provider not found.")
+        return found
+
+    def get(self, request, provider_id: str, **kwargs):
+        return Response(provider_wire(self._provider(provider_id)))
+
+    def patch(self, request, provider_id: str, **kwargs):
+        from accounts.sso.providers import provider_update
+
+        return Response(
+            provider_wire(
+                provider_update(provider=self._provider(provider_id), body=self.body(), actor=request.user)
+            )
+        )
+
+    def delete(self, request, provider_id: str, **kwargs):
+        from accounts.sso.providers import provider_delete
+
+        provider_delete(provider=self._provider(provider_id), actor=request.user)
+        return Response(status=204)

@@ -185,6 +185,8 @@ AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=10)
 SSO_DNS_NAMESERVERS = env.list("SSO_DNS_NAMESERVERS", default=[])
 SSO_DNS_PORT = env.int("SSO_DNS_PORT", default=53)
 SSO_DNS_TIMEOUT_SECONDS = env.float("SSO_DNS_TIMEOUT_SECONDS", default=5.0)
+# Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
+SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

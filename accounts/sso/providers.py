@@ -1,0 +1,219 @@
+"""An account's identity providers: SAML 2.0 and OIDC configurations, stored in the database and
+pinned to their account.
+
+SAML: the IdP's entity id, SSO URL, optional SLO URL, one or more x509 signing certificates (PEM;
+several while the IdP rolls its certificate), whether the response or the assertion must be signed,
+and the attribute names for email, first and last name and groups. OIDC: the issuer (its discovery
+document is ``<issuer>/.well-known/openid-configuration``), client id, client secret (encrypted at
+rest, never returned), scopes, and the claim names. Creating, changing or deleting one is an audit
+event with before/after (secrets only as "set" or "not set").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from cryptography import x509
+from django.db import IntegrityError, transaction
+
+from accounts.models import IdentityProvider
+from accounts.sso import secrets
+from audit import events
+from audit.services import audit_record
+from billing import entitlements
+from config.errors import Conflict, Unprocessable
+from tenants.models import Account
+
+SAML_ATTRIBUTES = {"email": "email", "first_name": "firstName", "last_name": "lastName", "groups": "groups"}
+OIDC_CLAIMS = {"email": "email", "first_name": "given_name", "last_name": "family_name", "groups": "groups"}
+MAX_PROVIDERS = 10
+
+
+def _invalid(message: str) -> Unprocessable:
+    return Unprocessable(message, code="invalid_identity_provider")
+
+
+def _url(value: Any, what: str, *, required: bool = True) -> str | None:
+    if value in (None, "") and not required:
+        return None
+    if not isinstance(value, str):
+        raise _invalid(f"{what} must be a URL.")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        raise _invalid(f"{what} must be an http(s) URL.")
+    return value.strip()
+
+
+def _string(value: Any, what: str, *, limit: int = 1024) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _invalid(f"{what} is required.")
+    if len(value) > limit:
+        raise _invalid(f"{what} is too long.")
+    return value.strip()
+
+
+def _certificates(value: Any) -> list[str]:
+    certs = [value] if isinstance(value, str) else value
+    if not isinstance(certs, list) or not certs or not all(isinstance(c, str) for c in certs):
+        raise _invalid("x509_certificates must be a list of PEM certificates (at least one).")
+    cleaned = []
+    for pem in certs:
+        text = pem.strip()
+        if "BEGIN CERTIFICATE" not in text:
+            text = f"-----BEGIN CERTIFICATE-----\n{text}\n-----END CERTIFICATE-----"
+        try:
+            x509.load_pem_x509_certificate(text.encode())
+        except ValueError:
+            raise _invalid("An x509 certificate could not be read; paste it in PEM form.") from None
+        cleaned.append(text)
+    return cleaned
+
+
+def _mapping(value: Any, defaults: dict[str, str]) -> dict[str, str]:
+    if value is None:
+        return dict(defaults)
+    if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+        raise _invalid("The attribute mapping must map email, first_name, last_name and groups to names.")
+    unknown = set(value) - set(defaults)
+    if unknown:
+        raise _invalid(f"Unknown mapping keys: {', '.join(sorted(unknown))}.")
+    return {**defaults, **value}
+
+
+def clean_config(kind: str, body: dict, current: dict | None = None) -> dict:
+    """The stored (non-secret) configuration of ``kind`` from ``body`` over ``current``."""
+    merged = {**(current or {}), **{k: v for k, v in body.items() if k not in ("client_secret",)}}
+    if kind == IdentityProvider.Kind.SAML:
+        signed = merged.get("want_signed", "assertion")
+        if signed not in ("assertion", "response", "both"):
+            raise _invalid("want_signed must be assertion, response or both.")
+        return {
+            "entity_id": _string(merged.get("entity_id"), "entity_id"),
+            "sso_url": _url(merged.get("sso_url"), "sso_url"),
+            "slo_url": _url(merged.get("slo_url"), "slo_url", required=False),
+            "x509_certificates": _certificates(merged.get("x509_certificates")),
+            "want_signed": signed,
+            "attribute_mapping": _mapping(merged.get("attribute_mapping"), SAML_ATTRIBUTES),
+        }
+    if kind == IdentityProvider.Kind.OIDC:
+        scopes = merged.get("scopes", ["openid", "email", "profile"])
+        if (
+            not isinstance(scopes, list)
+            or not all(isinstance(s, str) and s for s in scopes)
+            or "openid" not in scopes
+        ):
+            raise _invalid("scopes must be a list of scope names that includes openid.")
+        return {
+            "issuer": _url(merged.get("issuer"), "issuer"),
+            "client_id": _string(merged.get("client_id"), "client_id", limit=255),
+            "scopes": scopes,
+            "claim_mapping": _mapping(merged.get("claim_mapping"), OIDC_CLAIMS),
+        }
+    raise _invalid("kind must be saml or oidc.")
+
+
+def snapshot(provider: IdentityProvider) -> dict:
+    return {
+        "name": provider.name,
+        "kind": provider.kind,
+        "enabled": provider.enabled,
+        "allow_idp_initiated": provider.allow_idp_initiated,
+        "config": provider.config,
+        "client_secret": "set" if provider.secret_encrypted else "not set",
+    }
+
+
+def _flags(body: dict, provider: IdentityProvider) -> None:
+    for flag in ("enabled", "allow_idp_initiated"):
+        if flag in body:
+            if not isinstance(body[flag], bool):
+                raise _invalid(f"{flag} must be true or false.")
+            setattr(provider, flag, body[flag])
+
+
+def _secret(body: dict, provider: IdentityProvider, *, required: bool) -> None:
+    if provider.kind != IdentityProvider.Kind.OIDC:
+        return
+    if "client_secret" in body:
+        secret = body["client_secret"]
+        if not isinstance(secret, str) or not secret:
+            raise _invalid("client_secret must be a non-empty string.")
+        provider.secret_encrypted = secrets.encrypt(secret)
+    elif required:
+        raise _invalid("client_secret is required.")
+
+
+def provider_create(*, account: Account, body: dict, actor) -> IdentityProvider:
+    entitlements.ensure_feature(account, "sso")
+    kind = body.get("kind")
+    name = _string(body.get("name"), "name", limit=200)
+    provider = IdentityProvider(account=account, kind=kind, name=name, config=clean_config(kind, body))
+    _flags(body, provider)
+    _secret(body, provider, required=True)
+    try:
+        with transaction.atomic():
+            account = Account.objects.select_for_update().get(pk=account.pk)
+            if IdentityProvider.objects.filter(account=account).count() >= MAX_PROVIDERS:
+                raise Conflict(
+                    f"An account can have at most {MAX_PROVIDERS} identity providers.", code="too_many"
+                )
+            provider.save()
+            audit_record(
+                event=events.SSO_IDP_CREATED,
+                actor=actor,
+                account=account,
+                target=provider,
+                payload={"before": None, "after": snapshot(provider)},
+            )
+    except IntegrityError:
+        raise Conflict(f"An identity provider named {name!r} already exists.", code="name_taken") from None
+    return provider
+
+
+def provider_update(*, provider: IdentityProvider, body: dict, actor) -> IdentityProvider:
+    try:
+        with transaction.atomic():
+            provider = IdentityProvider.objects.select_for_update().get(pk=provider.pk)
+            before = snapshot(provider)
+            if "kind" in body and body["kind"] != provider.kind:
+                raise _invalid("kind cannot be changed; create another identity provider.")
+            if "name" in body:
+                provider.name = _string(body.get("name"), "name", limit=200)
+            provider.config = clean_config(provider.kind, body, provider.config)
+            _flags(body, provider)
+            _secret(body, provider, required=False)
+            provider.save()
+            after = snapshot(provider)
+            if before != after or "client_secret" in body:
+                audit_record(
+                    event=events.SSO_IDP_UPDATED,
+                    actor=actor,
+                    account=provider.account,
+                    target=provider,
+                    payload={
+                        "before": before,
+                        "after": after,
+                        "client_secret_changed": "client_secret" in body,
+                    },
+                )
+    except IntegrityError:
+        raise Conflict("An identity provider with that name already exists.", code="name_taken") from None
+    return provider
+
+
+def provider_delete(*, provider: IdentityProvider, actor) -> None:
+    with transaction.atomic():
+        audit_record(
+            event=events.SSO_IDP_DELETED,
+            actor=actor,
+            account=provider.account,
+            target=provider,
+            payload={"before": snapshot(provider), "after": None},
+        )
+        provider.delete()
+
+
+def client_secret(provider: IdentityProvider) -> str | None:
+    """The decrypted OIDC client secret (for the login flow), or None."""
+    return secrets.decrypt(provider.secret_encrypted)
