@@ -256,11 +256,10 @@ def _grant_membership(account: Account, user: User) -> None:
     if not user.is_active:
         user_reactivate(user=user, actor=SCIM_ACTOR, account=account)
     if not AccountMembership.objects.filter(account=account, user=user).exists():
-        _seat_or_refuse(account)
-        try:
+        try:  # it checks the seat; a refusal rolls the whole request back
             membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=SCIM_ACTOR)
         except AppError as error:
-            raise ScimError(403, error.message) from None
+            raise ScimError(403, f"{error.message} Nothing was provisioned.") from None
 
 
 def _end_membership(account: Account, user: User) -> None:

@@ -688,3 +688,16 @@ def test_the_account_api_marks_what_the_idp_manages(tenant, tenant_scim):
     team = admin.get(f"{api}/teams/{group['id']}").json()
     assert team["managed_by"] == "scim" and team["external_id"] == "okta-1"
     assert ScimUser.objects.filter(pk=user_id).exists()
+
+
+def test_reactivation_needs_a_free_seat_and_changes_nothing_without_one(tenant, tenant_scim, monkeypatch):
+    user_id = create_user(tenant_scim)["id"]
+    tenant_scim.patch(f"Users/{user_id}", {"op": "replace", "value": {"active": False}})
+    used = AccountMembership.objects.filter(account=tenant.account).count()
+    plan = plans.PLANS["enterprise"]
+    monkeypatch.setitem(plans.PLANS, "enterprise", dataclasses.replace(plan, max_seats=used))
+    body = error_of(tenant_scim.patch(f"Users/{user_id}", {"op": "replace", "value": {"active": True}}), 403)
+    assert "Nothing was provisioned" in body["detail"]
+    user = User.objects.get(email="ada@corp.example")
+    assert not user.is_active and ScimUser.objects.get(pk=user_id).active is False
+    assert not AccountMembership.objects.filter(account=tenant.account, user=user).exists()
