@@ -13,6 +13,7 @@ from accounts.account_api import (
     WorkspaceScopesApi,
 )
 from accounts.api import MeApi, MyWorkspacesApi
+from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import home
 from config.health import health
 
@@ -40,4 +41,5 @@ urlpatterns = [
     path(ACCOUNT_PREFIX, include("accounts.urls")),
     path("api/accounts/<str:account_ref>", AccountDetailApi.as_view()),
     path("scim/v2/accounts/<str:account_id>/", include("accounts.scim.urls")),
+    path("sso/saml/<uuid:provider_id>/metadata", saml_metadata, name="saml-metadata"),
 ]

@@ -78,6 +78,7 @@ class SsoDomainVerifyApi(_OneDomain):
 
 def provider_wire(provider) -> dict:
     from accounts.sso.providers import snapshot
+    from accounts.sso.saml import sp_urls
 
     wire = snapshot(provider)
     return {
@@ -86,6 +87,8 @@ def provider_wire(provider) -> dict:
         "created": provider.created.isoformat(),
         "updated": provider.updated.isoformat(),
         **wire,
+        # What to give the IdP: this product's side of the connection.
+        "service_provider": sp_urls(provider) if provider.kind == "saml" else None,
     }
 
 

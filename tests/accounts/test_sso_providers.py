@@ -146,3 +146,24 @@ def test_a_secret_under_another_key_reads_as_missing(org, settings):
     )
     settings.SSO_SECRET_KEY = "a-different-key"
     assert client_secret(IdentityProvider.objects.get(pk=provider["id"])) is None
+
+
+def test_saml_service_provider_metadata(org, settings):
+    from lxml import etree
+
+    created = (
+        client(org.owner_key).post(f"{org.api}/sso/identity_providers", saml_body(), format="json").json()
+    )
+    sp = created["service_provider"]
+    assert sp["acs_url"].endswith(f"/sso/saml/{created['id']}/acs")
+    response = client(org.owner_key).get(f"/sso/saml/{created['id']}/metadata")
+    assert response.status_code == 200 and response["Content-Type"] == "application/samlmetadata+xml"
+    root = etree.fromstring(response.content)
+    ns = {"md": "urn:oasis:names:tc:SAML:2.0:metadata"}
+    assert root.get("entityID") == sp["entity_id"]
+    acs = root.find(".//md:AssertionConsumerService", ns)
+    assert acs.get("Location") == sp["acs_url"] and acs.get("Binding").endswith("HTTP-POST")
+    assert root.find(".//md:SPSSODescriptor", ns).get("WantAssertionsSigned") == "true"
+    import uuid
+
+    assert client(org.owner_key).get(f"/sso/saml/{uuid.uuid4()}/metadata").status_code == 404
