@@ -376,6 +376,12 @@ def _apply_path(
     if bracket is not None:
         _apply_value_path(target, op, bracket, value, has_value=has_value, path=path)
         return
+    if (
+        "[" in rest
+        or "]" in rest
+        or not all(re.fullmatch(r"[A-Za-z0-9_$-]+", part) for part in rest.split("."))
+    ):
+        raise bad_request(f"The path {path!r} is not a valid attribute path.", "invalidPath")
     names = rest.split(".")
     if len(names) > 2:
         raise bad_request(f"The path {path!r} is not supported.", "invalidPath")

@@ -701,3 +701,47 @@ def test_reactivation_needs_a_free_seat_and_changes_nothing_without_one(tenant, 
     user = User.objects.get(email="ada@corp.example")
     assert not user.is_active and ScimUser.objects.get(pk=user_id).active is False
     assert not AccountMembership.objects.filter(account=tenant.account, user=user).exists()
+
+
+def test_odd_requests_get_scim_errors_never_a_500(tenant_scim):
+    user_id = create_user(tenant_scim)["id"]
+    group_id = tenant_scim.post("Groups", {"displayName": "Odd"}).json()["id"]
+    odd = [
+        tenant_scim.get("Users", count="-5", startIndex="0"),
+        tenant_scim.get("Users", filter='meta.resourceType eq "User"'),
+        tenant_scim.get("Users", filter='name.givenName co "A" and not (active eq false)'),
+        tenant_scim.get("Users", filter="active eq maybe"),
+        tenant_scim.get("Users", filter='meta.lastModified gt "yesterday"'),
+        tenant_scim.get("Users", filter="userName gt 5"),
+        tenant_scim.get("Groups", filter=f'members[value eq "{user_id}"]'),
+        tenant_scim.get("Users", filter="(" * 50),
+        tenant_scim.post("Users", ["not", "an", "object"]),
+        tenant_scim.post("Users", {"userName": "n@corp.example", "name": {"givenName": 5}}),
+        tenant_scim.post("Users", {"userName": "n@corp.example", "emails": [{"value": 5}]}),
+        tenant_scim.post("Groups", {"displayName": "G", "members": [{"value": 7}]}),
+        tenant_scim.post("Groups", {"displayName": 7}),
+        tenant_scim.put(f"Users/{user_id}", "nope"),
+        tenant_scim.patch(
+            f"Users/{user_id}", {"op": "replace", "path": 'emails[type eq "work"', "value": "x"}
+        ),
+        tenant_scim.patch(
+            f"Users/{user_id}", {"op": "replace", "path": "name.givenName.extra", "value": "x"}
+        ),
+        tenant_scim.patch(
+            f"Users/{user_id}", {"op": "add", "path": 'emails[type eq "home"].value', "value": "h@x.example"}
+        ),
+        tenant_scim.patch(
+            f"Users/{user_id}", {"op": "replace", "path": 'emails[display co "x"]', "value": {}}
+        ),
+        tenant_scim.patch(f"Groups/{group_id}", {"op": "replace", "path": "members", "value": "everyone"}),
+        tenant_scim.http.patch(
+            f"{tenant_scim.base}/Users/{user_id}", {"Operations": "x"}, content_type=SCIM_JSON
+        ),
+        tenant_scim.get("Users/not-a-uuid"),
+        tenant_scim.delete("Groups/not-a-uuid"),
+    ]
+    for response in odd:
+        assert response.status_code < 500, (response.status_code, response.content)
+        assert response["Content-Type"].startswith(SCIM_JSON)
+        if response.status_code >= 400:
+            assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
