@@ -71,23 +71,16 @@ _shared_seen: tuple[float, Any] = (float("-inf"), None)
 def _generation() -> tuple[int, Any] | None:
     """This process's generation and the shared one. The shared one is read at most every
     ``SHARED_GENERATION_INTERVAL`` seconds, so a change made in another process reaches this one
-    within that time (a change made here drops the memo at once)."""
-    global _shared_seen
-    now = time.monotonic()
+    within that time (a change made here drops the memo at once). None: the cache cannot be read,
+    so nothing may be served from memory."""
     read_at, shared = _shared_seen
-    if shared is None or now - read_at >= SHARED_GENERATION_INTERVAL:
+    if shared is None or time.monotonic() - read_at >= SHARED_GENERATION_INTERVAL:
         # One thread reads it; the others go on with the value read a moment ago meanwhile.
-        locked = _refresh_lock.acquire(blocking=False)
-        if not locked and shared is not None:
-            return (_local_generation, shared)
-        try:
-            shared = _read_shared_generation()
-            if shared is None:
-                return None
-            _shared_seen = (now, shared)
-        finally:
-            if locked:
-                _refresh_lock.release()
+        if refresh_shared_generation() is False:
+            return None
+        read_at, shared = _shared_seen
+        if shared is None:
+            return None
     return (_local_generation, shared)
 
 
@@ -98,15 +91,19 @@ def shared_generation_due(within: float) -> bool:
     return shared is None or time.monotonic() - read_at >= SHARED_GENERATION_INTERVAL - within
 
 
-def refresh_shared_generation() -> None:
+def refresh_shared_generation() -> bool | None:
+    """Read the shared generation now: True when read, False when the cache could not be read,
+    None when another thread is reading it."""
     global _shared_seen
     if not _refresh_lock.acquire(blocking=False):
-        return
+        return None
     try:
         now = time.monotonic()
         shared = _read_shared_generation()
-        if shared is not None:
-            _shared_seen = (now, shared)
+        if shared is None:
+            return False
+        _shared_seen = (now, shared)
+        return True
     finally:
         _refresh_lock.release()
 

@@ -9,14 +9,12 @@ generator sharing the machine takes as little of it as it can.
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections import Counter
 
-from rawhttp import RawClient
 from servers import Target, log
-from wire import create_flow, create_flow_run, http_client, set_state_body
+from wire import create_flow, create_flow_run, http_client, set_state_body, timed_client
 
 TRANSITIONS = (("RUNNING", "Running"), ("COMPLETED", "Completed"))
 
@@ -91,10 +89,7 @@ async def run_target(
             body = set_state_body(run_id, stype, sname)
             t = time.perf_counter()
             try:
-                if isinstance(client, RawClient):
-                    r = await client.post(f"flow_runs/{run_id}/set_state", json.dumps(body).encode())
-                else:
-                    r = await client.post(f"flow_runs/{run_id}/set_state", json=body)
+                r = await client.post(f"flow_runs/{run_id}/set_state", json=body)
             except Exception as exc:
                 if record:
                     statuses["exception"] += 1
@@ -109,7 +104,7 @@ async def run_target(
                 return
             latencies.append(dt)
             try:
-                data = json.loads(r.content)
+                data = r.json()
                 status = data.get("status")
                 got = (data.get("state") or {}).get("type")
             except ValueError:
@@ -126,18 +121,8 @@ async def run_target(
 
     n_timed = queue.qsize()
 
-    def timed_client():
-        if client_kind == "httpx":
-            return http_client(target, **limits)
-        headers = {
-            "User-Agent": "prefect/3.9.1 (API 0.8.4)",
-            "X-PREFECT-API-VERSION": "0.8.4",
-            **target.http_headers,
-        }
-        return RawClient(target.api_url, headers)
-
     async def worker() -> None:
-        async with timed_client() as client:
+        async with timed_client(target, client_kind, **limits) as client:
             while True:
                 try:
                     run_id = queue.get_nowait()

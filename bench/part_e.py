@@ -14,16 +14,14 @@ the worker uses) is available with ``--http-client httpx``.
 from __future__ import annotations
 
 import asyncio
-import json
 import resource
 import statistics
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from rawhttp import RawClient
 from servers import Target, log
-from wire import create_flow, http_client
+from wire import create_flow, http_client, timed_client
 
 POOL = "bench-pool"
 QUEUES = ("q1", "q2", "q3")
@@ -108,18 +106,8 @@ async def run_target(target: Target, *, pollers: int, duration: float, client: s
     start = asyncio.Event()
     stop_at = 0.0
 
-    def make_client():
-        if client == "httpx":
-            return http_client(target, timeout=120.0)
-        headers = {
-            "User-Agent": "prefect/3.9.1 (API 0.8.4)",
-            "X-PREFECT-API-VERSION": "0.8.4",
-            **target.http_headers,
-        }
-        return RawClient(target.api_url, headers)
-
     async def poller() -> None:
-        async with make_client() as c:
+        async with timed_client(target, client, timeout=120.0) as c:
             await start.wait()
             while time.perf_counter() < stop_at:
                 body = {
@@ -129,12 +117,7 @@ async def run_target(target: Target, *, pollers: int, duration: float, client: s
                 }
                 t = time.perf_counter()
                 try:
-                    if client == "httpx":
-                        r = await c.post(f"work_pools/{POOL}/get_scheduled_flow_runs", json=body)
-                    else:
-                        r = await c.post(
-                            f"work_pools/{POOL}/get_scheduled_flow_runs", json.dumps(body).encode()
-                        )
+                    r = await c.post(f"work_pools/{POOL}/get_scheduled_flow_runs", json=body)
                 except Exception as exc:  # noqa: BLE001
                     statuses["exception"] += 1
                     if len(errors) < 3:

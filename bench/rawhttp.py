@@ -10,6 +10,7 @@ same way against both servers.
 from __future__ import annotations
 
 import asyncio
+import json as _json
 from urllib.parse import urlsplit
 
 
@@ -23,6 +24,9 @@ class RawResponse:
     @property
     def text(self) -> str:
         return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return _json.loads(self.content)
 
 
 class RawClient:
@@ -47,7 +51,10 @@ class RawClient:
             self._writer.close()
             self._reader = self._writer = None
 
-    async def post(self, path: str, body: bytes, content_type: str = "application/json") -> RawResponse:
+    async def post(self, path: str, *, json: object) -> RawResponse:
+        """POST ``json`` (as httpx's ``post(path, json=…)``)."""
+        body = _json.dumps(json).encode()
+        content_type = "application/json"
         for attempt in (0, 1):
             if self._writer is None:
                 self._reader, self._writer = await asyncio.open_connection(self.host, self.port)

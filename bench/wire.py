@@ -8,6 +8,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from rawhttp import RawClient
 from servers import Target
 
 STATE_DETAIL_KEYS = (
@@ -32,13 +33,24 @@ STATE_DETAIL_KEYS = (
 )
 
 
-def http_client(target: Target, **kwargs) -> httpx.AsyncClient:
-    headers = {
+def _headers(target: Target) -> dict[str, str]:
+    return {
         "User-Agent": "prefect/3.9.1 (API 0.8.4)",
         "X-PREFECT-API-VERSION": "0.8.4",
         **target.http_headers,
     }
-    return httpx.AsyncClient(base_url=target.api_url.rstrip("/") + "/", headers=headers, **kwargs)
+
+
+def http_client(target: Target, **kwargs) -> httpx.AsyncClient:
+    return httpx.AsyncClient(base_url=target.api_url.rstrip("/") + "/", headers=_headers(target), **kwargs)
+
+
+def timed_client(target: Target, kind: str, **kwargs):
+    """The client of a timed loop: httpx, or the lean ``rawhttp.RawClient`` (same ``post(path,
+    json=…)`` and response ``status_code``/``json()``/``text``)."""
+    if kind == "httpx":
+        return http_client(target, **kwargs)
+    return RawClient(target.api_url, _headers(target))
 
 
 class WireError(RuntimeError):

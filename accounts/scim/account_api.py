@@ -38,7 +38,7 @@ class ScimConfigApi(AccountApi):
         return Response(
             {
                 "enabled": bool(entitlements.check_feature(self.account, "scim")),
-                "base_url": base_url(request, self.account.id),
+                "base_url": base_url(self.account.id),
                 **services.scim_settings(self.account),
                 "tokens": [_token_wire(token) for token in tokens],
             }

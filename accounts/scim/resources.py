@@ -8,6 +8,9 @@ from typing import Any
 from accounts.models import ScimUser, Team, TeamMember
 from accounts.scim.protocol import ENTERPRISE_USER_SCHEMA, GROUP_SCHEMA, USER_SCHEMA, Attr
 
+# The reserved domain (RFC 2606) of the placeholder address of someone provisioned without one.
+NO_EMAIL_DOMAIN = "scim.invalid"
+
 # Kept for the IdP as sent, beside the columns (RFC 7643 §4.1 attributes without a column here).
 CORE_USER_KEYS = {
     "schemas",
@@ -48,7 +51,7 @@ GROUP_FILTER_ATTRIBUTES = {
 
 
 def _emails_of(user) -> list[dict[str, Any]]:
-    if user.email.endswith("@scim.invalid"):
+    if user.email.endswith(f"@{NO_EMAIL_DOMAIN}"):
         return []
     return [{"value": user.email, "type": "work", "primary": True}]
 
@@ -132,19 +135,57 @@ def group_to_resource(team: Team, *, base_url: str, members: list[ScimUser] | No
     return resource
 
 
-def team_members(team: Team) -> list[ScimUser]:
-    """The team's people as SCIM users of the team's account (in one query)."""
-    user_ids = TeamMember.objects.filter(team=team, user__isnull=False).values("user_id")
-    return list(
-        ScimUser.objects.filter(account_id=team.account_id, user_id__in=user_ids)
+def members_of_teams(teams: list[Team]) -> dict:
+    """Each team's people as SCIM users of its account: ``{team_id: [ScimUser]}``, in one query."""
+    found: dict = {team.id: [] for team in teams}
+    if not teams:
+        return found
+    account_ids = {team.account_id for team in teams}
+    rows = (
+        TeamMember.objects.filter(team__in=teams, user__isnull=False)
+        .values_list("team_id", "user_id", "team__account_id")
+        .order_by()
+    )
+    memberships: dict = {}
+    for team_id, user_id, account_id in rows:
+        memberships.setdefault((account_id, user_id), []).append(team_id)
+    people = (
+        ScimUser.objects.filter(
+            account_id__in=account_ids, user_id__in={user_id for _, user_id in memberships}
+        )
         .select_related("user")
         .order_by("created", "id")
     )
+    for person in people:
+        for team_id in memberships.get((person.account_id, person.user_id), []):
+            found[team_id].append(person)
+    return found
+
+
+def team_members(team: Team) -> list[ScimUser]:
+    return members_of_teams([team])[team.id]
+
+
+def groups_of_users(scim_users: list[ScimUser]) -> dict:
+    """Each SCIM user's teams in its account: ``{scim_user_id: [Team]}``, in one query."""
+    found: dict = {person.id: [] for person in scim_users}
+    if not scim_users:
+        return found
+    by_key = {(person.account_id, person.user_id): person.id for person in scim_users}
+    rows = (
+        TeamMember.objects.filter(
+            team__account_id__in={person.account_id for person in scim_users},
+            user_id__in={person.user_id for person in scim_users},
+        )
+        .select_related("team")
+        .order_by("team__name")
+    )
+    for row in rows:
+        scim_id = by_key.get((row.team.account_id, row.user_id))
+        if scim_id is not None:
+            found[scim_id].append(row.team)
+    return found
 
 
 def user_groups(scim_user: ScimUser) -> list[Team]:
-    return list(
-        Team.objects.filter(account_id=scim_user.account_id, members__user_id=scim_user.user_id).order_by(
-            "name"
-        )
-    )
+    return groups_of_users([scim_user])[scim_user.id]

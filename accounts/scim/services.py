@@ -18,7 +18,6 @@ what the IdP last said.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import uuid
 from collections.abc import Mapping
@@ -33,6 +32,7 @@ from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 from django.utils import timezone
 
+from accounts import authcache
 from accounts.models import AccountMembership, ScimToken, ScimUser, Team, TeamMember, User
 from accounts.permissions import AccountRole
 from accounts.scim.protocol import (
@@ -47,7 +47,14 @@ from accounts.scim.protocol import (
     primary_or_typed,
     schema_attributes,
 )
-from accounts.scim.resources import CORE_USER_KEYS, group_to_resource, team_members, user_to_resource
+from accounts.scim.resources import (
+    CORE_USER_KEYS,
+    NO_EMAIL_DOMAIN,
+    group_to_resource,
+    team_members,
+    user_to_resource,
+)
+from accounts.services import _lock_account
 from audit import events
 from audit.actors import SCIM
 from audit.services import audit_record
@@ -60,17 +67,8 @@ TOKEN_PREFIX = "scim_"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 SETTING_EXEMPT_FROM_IP_ALLOWLIST = "scim_exempt_from_ip_allowlist"
 MAX_NAME = 150
-NO_EMAIL_DOMAIN = "scim.invalid"
 USER_ATTRIBUTES = schema_attributes(USER_SCHEMA, ENTERPRISE_USER_SCHEMA)
 GROUP_ATTRIBUTES = schema_attributes(GROUP_SCHEMA)
-
-
-def _lock(account: Account) -> Account:
-    return Account.objects.select_for_update().get(pk=account.pk)
-
-
-def token_digest(raw: str) -> str:
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 # --- tokens ---------------------------------------------------------------------------------------
@@ -84,7 +82,7 @@ def scim_token_create(*, account: Account, actor, name: str = "") -> tuple[ScimT
         token = ScimToken.objects.create(
             account=account,
             name=(name or "").strip()[:200],
-            token_hash=token_digest(raw),
+            token_hash=authcache.token_digest(raw),
             hint=raw[: len(TOKEN_PREFIX) + 4],
             created_by=actor if isinstance(actor, User) else None,
         )
@@ -118,7 +116,7 @@ def scim_token_authenticate(raw: str) -> ScimToken | None:
     """The usable token for ``raw``, or None. Records its use (at most once a minute)."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 200:
         return None
-    token = ScimToken.objects.select_related("account").filter(token_hash=token_digest(raw)).first()
+    token = ScimToken.objects.select_related("account").filter(token_hash=authcache.token_digest(raw)).first()
     now = timezone.now()
     if token is None or not token.is_usable(now):
         return None
@@ -133,7 +131,7 @@ def scim_settings(account: Account) -> dict[str, Any]:
 
 def scim_settings_update(*, account: Account, actor, exempt_from_ip_allowlist: bool) -> dict[str, Any]:
     with transaction.atomic():
-        account = _lock(account)
+        account = _lock_account(account)
         before = scim_settings(account)
         account.settings = {
             **(account.settings or {}),
@@ -352,7 +350,7 @@ def scim_user_create(*, account: Account, data: Any) -> ScimUser:
     fields = user_fields(data)
     try:
         with transaction.atomic():
-            account = _lock(account)
+            account = _lock_account(account)
             scim_user = _apply_user(account, None, fields)
             audit_record(
                 event=events.SCIM_USER_PROVISIONED,
@@ -372,7 +370,7 @@ def scim_user_replace(*, scim_user: ScimUser, data: Any) -> ScimUser:
     fields = user_fields(data)
     try:
         with transaction.atomic():
-            account = _lock(scim_user.account)
+            account = _lock_account(scim_user.account)
             scim_user = ScimUser.objects.select_for_update().select_related("user").get(pk=scim_user.pk)
             before = _user_snapshot(scim_user)
             scim_user = _apply_user(account, scim_user, fields)
@@ -408,7 +406,7 @@ def scim_user_patch(*, scim_user: ScimUser, body: Any, base_url: str) -> ScimUse
 
 def scim_user_delete(*, scim_user: ScimUser) -> None:
     with transaction.atomic():
-        account = _lock(scim_user.account)
+        account = _lock_account(scim_user.account)
         scim_user = ScimUser.objects.select_for_update().select_related("user").get(pk=scim_user.pk)
         before = _user_snapshot(scim_user)
         if scim_user.active is not False:
@@ -507,7 +505,7 @@ def scim_group_create(*, account: Account, data: Any) -> Team:
     fields = group_fields(data)
     try:
         with transaction.atomic():
-            account = _lock(account)
+            account = _lock_account(account)
             _check_group_name(account, fields.name, None)
             members = _members_of(account, fields.member_ids or [])
             team = Team.objects.create(
@@ -530,7 +528,7 @@ def scim_group_replace(*, team: Team, data: Any) -> Team:
     fields = group_fields(data)
     try:
         with transaction.atomic():
-            account = _lock(team.account)
+            account = _lock_account(team.account)
             team = Team.objects.select_for_update().get(pk=team.pk)
             before = _group_snapshot(team)
             _check_group_name(account, fields.name, team)
@@ -569,7 +567,7 @@ def scim_group_patch(*, team: Team, body: Any, base_url: str) -> Team:
 
 def scim_group_delete(*, team: Team) -> None:
     with transaction.atomic():
-        account = _lock(team.account)
+        account = _lock_account(team.account)
         audit_record(
             event=events.SCIM_GROUP_DELETED,
             actor=SCIM_ACTOR,

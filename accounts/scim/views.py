@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.csrf import csrf_exempt
@@ -41,6 +41,8 @@ from accounts.scim.resources import (
     GROUP_FILTER_ATTRIBUTES,
     USER_FILTER_ATTRIBUTES,
     group_to_resource,
+    groups_of_users,
+    members_of_teams,
     team_members,
     user_groups,
     user_to_resource,
@@ -65,9 +67,7 @@ def _error(error: ScimError) -> HttpResponse:
     return _json(error.body(), status=error.status, headers=headers)
 
 
-def base_url(request: HttpRequest, account_id) -> str:
-    from django.conf import settings
-
+def base_url(account_id) -> str:
     return f"{settings.PUBLIC_URL.rstrip('/')}/scim/v2/accounts/{account_id}"
 
 
@@ -116,8 +116,9 @@ class ScimView(View):
             raise ScimError(401, "A valid SCIM token of this account is required.")
         self.token = token
         account = token.account
-        if not entitlements.check_feature(account, "scim"):
-            raise ScimError(403, entitlements.check_feature(account, "scim").reason)
+        plan = entitlements.check_feature(account, "scim")
+        if not plan:
+            raise ScimError(403, plan.reason)
         if not services.scim_settings(account)["exempt_from_ip_allowlist"]:
             detail = check_request(account, client_ip(request), actor=services.SCIM_ACTOR, surface="scim")
             if detail is not None:
@@ -158,30 +159,31 @@ class ScimView(View):
 
     @property
     def base(self) -> str:
-        return base_url(self.request, self.account.id)
+        return base_url(self.account.id)
 
 
 # --- Users ---------------------------------------------------------------------------------------
 
 
+def user_listing(account: Account, params) -> dict[str, Any]:
+    """A page of the account's SCIM users for a GET or a ``.search`` (three queries at most)."""
+    users = ScimUser.objects.filter(account=account).select_related("user")
+    query = params.get("filter")
+    if query:
+        users = users.filter(filter_q(query, USER_FILTER_ATTRIBUTES)).distinct()
+    start, count = paging(params)
+    total = users.count()
+    page = list(users.order_by("created", "id")[start - 1 : start - 1 + count]) if count else []
+    groups = groups_of_users(page)
+    project = projector(params)
+    base = base_url(account.id)
+    resources = [project(user_to_resource(u, base_url=base, groups=groups[u.id])) for u in page]
+    return list_response(resources, total=total, start=start)
+
+
 class UsersView(ScimView):
-    def _users(self):
-        return ScimUser.objects.filter(account=self.account).select_related("user")
-
     def get(self, request):
-        return _json(self.listing(request.GET))
-
-    def listing(self, params) -> dict[str, Any]:
-        users = self._users()
-        query = params.get("filter")
-        if query:
-            users = users.filter(filter_q(query, USER_FILTER_ATTRIBUTES)).distinct()
-        start, count = paging(params)
-        total = users.count()
-        page = list(users.order_by("created", "id")[start - 1 : start - 1 + count]) if count else []
-        project = projector(params)
-        resources = [project(user_to_resource(u, base_url=self.base, groups=user_groups(u))) for u in page]
-        return list_response(resources, total=total, start=start)
+        return _json(user_listing(self.account, request.GET))
 
     def post(self, request):
         scim_user = services.scim_user_create(account=self.account, data=self.body(request))
@@ -242,31 +244,31 @@ def _ops(body: Any) -> list:
 # --- Groups --------------------------------------------------------------------------------------
 
 
+def _with_members(params) -> bool:
+    """Members are left out when ``excludedAttributes`` names them (they can be many)."""
+    excluded = {a.strip().lower() for a in (params.get("excludedAttributes") or "").split(",")}
+    return "members" not in excluded
+
+
+def group_listing(account: Account, params) -> dict[str, Any]:
+    """A page of the account's SCIM groups for a GET or a ``.search``."""
+    groups = Team.objects.filter(account=account, scim_managed=True)
+    query = params.get("filter")
+    if query:
+        groups = groups.filter(filter_q(query, GROUP_FILTER_ATTRIBUTES)).distinct()
+    start, count = paging(params)
+    total = groups.count()
+    page = list(groups.order_by("created", "id")[start - 1 : start - 1 + count]) if count else []
+    members = members_of_teams(page) if _with_members(params) else {}
+    project = projector(params)
+    base = base_url(account.id)
+    resources = [project(group_to_resource(t, base_url=base, members=members.get(t.id))) for t in page]
+    return list_response(resources, total=total, start=start)
+
+
 class GroupsView(ScimView):
-    def _groups(self):
-        return Team.objects.filter(account=self.account, scim_managed=True)
-
     def get(self, request):
-        return _json(self.listing(request.GET))
-
-    def listing(self, params) -> dict[str, Any]:
-        groups = self._groups()
-        query = params.get("filter")
-        if query:
-            groups = groups.filter(filter_q(query, GROUP_FILTER_ATTRIBUTES)).distinct()
-        start, count = paging(params)
-        total = groups.count()
-        page = list(groups.order_by("created", "id")[start - 1 : start - 1 + count]) if count else []
-        project = projector(params)
-        excluded = {a.strip().lower() for a in (params.get("excludedAttributes") or "").split(",")}
-        with_members = "members" not in excluded
-        resources = [
-            project(
-                group_to_resource(t, base_url=self.base, members=team_members(t) if with_members else None)
-            )
-            for t in page
-        ]
-        return list_response(resources, total=total, start=start)
+        return _json(group_listing(self.account, request.GET))
 
     def post(self, request):
         team = services.scim_group_create(account=self.account, data=self.body(request))
@@ -283,8 +285,7 @@ class GroupView(ScimView):
         return team
 
     def _answer(self, team: Team) -> HttpResponse:
-        excluded = {a.strip().lower() for a in self.request.GET.get("excludedAttributes", "").split(",")}
-        members = team_members(team) if "members" not in excluded else None
+        members = team_members(team) if _with_members(self.request.GET) else None
         return _json(
             projector(self.request.GET)(group_to_resource(team, base_url=self.base, members=members))
         )
@@ -331,14 +332,14 @@ def search_params(body: Any) -> dict[str, str]:
     return params
 
 
-class UsersSearchView(UsersView):
+class UsersSearchView(ScimView):
     def post(self, request):
-        return _json(self.listing(search_params(self.body(request))))
+        return _json(user_listing(self.account, search_params(self.body(request))))
 
 
-class GroupsSearchView(GroupsView):
+class GroupsSearchView(ScimView):
     def post(self, request):
-        return _json(self.listing(search_params(self.body(request))))
+        return _json(group_listing(self.account, search_params(self.body(request))))
 
 
 class RootSearchView(ScimView):
@@ -348,8 +349,8 @@ class RootSearchView(ScimView):
         params = search_params(self.body(request))
         start, count = paging(params)
         everything = {**params, "startIndex": "1", "count": "200"}
-        users = UsersView(request=request, account=self.account, kwargs={}).listing(everything)
-        groups = GroupsView(request=request, account=self.account, kwargs={}).listing(everything)
+        users = user_listing(self.account, everything)
+        groups = group_listing(self.account, everything)
         resources = users["Resources"] + groups["Resources"]
         total = users["totalResults"] + groups["totalResults"]
         return _json(list_response(resources[start - 1 : start - 1 + count], total=total, start=start))
@@ -457,6 +458,3 @@ class NotFoundView(ScimView):
         raise not_found("No such SCIM endpoint.")
 
     get = post = put = patch = delete = _missing
-
-
-ViewFactory = Callable[..., HttpResponse]

@@ -20,6 +20,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import SsoDomain
+from accounts.services import _lock_account
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
@@ -64,7 +65,7 @@ def domain_claim(*, account: Account, domain: str, actor) -> SsoDomain:
     entitlements.ensure_feature(account, "sso")
     try:
         with transaction.atomic():
-            account = Account.objects.select_for_update().get(pk=account.pk)
+            account = _lock_account(account)
             if SsoDomain.objects.filter(account=account).count() >= MAX_DOMAINS:
                 raise Conflict(
                     f"An account can claim at most {MAX_DOMAINS} domains.", code="too_many_domains"

@@ -18,6 +18,7 @@ from cryptography import x509
 from django.db import IntegrityError, transaction
 
 from accounts.models import IdentityProvider
+from accounts.services import _lock_account
 from accounts.sso import secrets
 from audit import events
 from audit.services import audit_record
@@ -153,7 +154,7 @@ def provider_create(*, account: Account, body: dict, actor) -> IdentityProvider:
     _secret(body, provider, required=True)
     try:
         with transaction.atomic():
-            account = Account.objects.select_for_update().get(pk=account.pk)
+            account = _lock_account(account)
             if IdentityProvider.objects.filter(account=account).count() >= MAX_PROVIDERS:
                 raise Conflict(
                     f"An account can have at most {MAX_PROVIDERS} identity providers.", code="too_many"

@@ -745,3 +745,25 @@ def test_odd_requests_get_scim_errors_never_a_500(tenant_scim):
         assert response["Content-Type"].startswith(SCIM_JSON)
         if response.status_code >= 400:
             assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+
+def test_listing_costs_the_same_queries_for_one_person_or_many(tenant_scim):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def cost(path):
+        with CaptureQueriesContext(connection) as ctx:
+            assert tenant_scim.get(path).status_code == 200
+        return len(ctx.captured_queries)
+
+    first = create_user(tenant_scim, email="q0@corp.example", external_id="q0")["id"]
+    tenant_scim.post("Groups", {"displayName": "Q", "members": [{"value": first}]})
+    users_one, groups_one = cost("Users"), cost("Groups")
+    ids = [
+        create_user(tenant_scim, email=f"q{i}@corp.example", external_id=f"q{i}")["id"] for i in range(1, 8)
+    ]
+    for i in range(4):
+        tenant_scim.post("Groups", {"displayName": f"Q{i}", "members": [{"value": v} for v in ids]})
+    assert cost("Users") == users_one and cost("Groups") == groups_one
+    listed = tenant_scim.get("Users", filter='userName eq "q1@corp.example"').json()["Resources"][0]
+    assert sorted(g["display"] for g in listed["groups"]) == ["Q0", "Q1", "Q2", "Q3"]
