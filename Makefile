@@ -13,7 +13,13 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-install: $(STAMP)
+# The OIDC provider the tests sign in against (npm oidc-provider), when Node is installed.
+NODE_PEER := tests/peers/oidc
+$(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix $(NODE_PEER) --no-audit --no-fund --silent && touch $@; \
+	 else echo "npm not found: the tests that run the OIDC provider need Node.js and npm"; fi
+
+install: $(STAMP) $(NODE_PEER)/node_modules/.installed
 
 ## make run: migrate, provision the demo account, then serve web + worker + beat on 127.0.0.1:8000
 run: install

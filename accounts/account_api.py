@@ -63,7 +63,7 @@ from accounts.services import (
     workspace_access_grant,
     workspace_access_revoke,
 )
-from config.errors import AppError, InvalidInput, NotFound, Unprocessable
+from config.errors import AppError, Forbidden, InvalidInput, NotFound, Unprocessable
 from tenants.api import MEMBERS, AccountApiView, WorkspaceApiView
 from tenants.models import Workspace
 
@@ -1077,6 +1077,12 @@ class UserApiKeysApi(_OwnKeysMixin, APIView):
 
     def post(self, request, user_id):
         user = self._owner(user_id)
+        if request.auth is None:  # a browser session, not a key
+            from accounts.sso.enforcement import key_creation_refusal
+
+            refusal = key_creation_refusal(request._request)
+            if refusal is not None:
+                raise Forbidden(refusal, code="sso_required")
         body = self.body()
         scopes = body.get("scopes")
         if scopes is not None and not isinstance(scopes, list):

@@ -6,7 +6,12 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from onelogin.saml2.constants import OneLogin_Saml2_Constants
+
         from accounts import authcache
         from accounts.api_keys import schema  # noqa: F401  (registers the OpenAPI auth extension)
 
         authcache.connect_signals()
+        # python3-saml reads its clock-skew allowance for NotBefore/NotOnOrAfter from this constant.
+        OneLogin_Saml2_Constants.ALLOWED_CLOCK_DRIFT = settings.SSO_CLOCK_SKEW_SECONDS

@@ -481,7 +481,8 @@ class SsoDomain(models.Model):
 
 class IdentityProvider(models.Model):
     """An account's SAML 2.0 or OIDC identity provider. ``config`` holds what is not secret; the OIDC
-    client secret is kept encrypted (``accounts.sso.secrets``) and never returned."""
+    client secret and the SAML SP signing key are kept encrypted (``accounts.sso.secrets``) and never
+    returned."""
 
     class Kind(models.TextChoices):
         SAML = "saml", "SAML 2.0"
@@ -496,7 +497,10 @@ class IdentityProvider(models.Model):
     enabled = models.BooleanField(default=True)
     allow_idp_initiated = models.BooleanField(default=False)
     config = models.JSONField(default=dict, blank=True)
+    # OIDC: the client secret; SAML: this product's SP signing key for this IdP (both encrypted).
     secret_encrypted = models.TextField(blank=True, default="")
+    # SAML: the SP signing certificate (public) the IdP verifies our AuthnRequests and logout messages with.
+    sp_certificate = models.TextField(blank=True, default="")
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 
@@ -510,3 +514,98 @@ class IdentityProvider(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.kind})"
+
+
+class SsoAssertion(models.Model):
+    """An assertion (SAML ``Assertion/@ID``) or id_token (``jti``/nonce) that was accepted once: a
+    second use is a replay. Kept until the assertion itself would have expired."""
+
+    id = models.BigAutoField(primary_key=True)
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="+")
+    assertion_id = models.CharField(max_length=255)
+    expires_at = models.DateTimeField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "assertion_id"], name="sso_assertion_used_once")
+        ]
+        indexes = [models.Index(fields=["expires_at"], name="sso_assertion_expiry")]
+
+    def __str__(self) -> str:
+        return self.assertion_id
+
+
+class SsoSession(models.Model):
+    """A browser session that single sign-on started: what the IdP's logout request names (the SAML
+    NameID and SessionIndex) mapped to the session it must end."""
+
+    id = models.BigAutoField(primary_key=True)
+    provider = models.ForeignKey(IdentityProvider, on_delete=models.CASCADE, related_name="sessions")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="sso_sessions")
+    session_key = models.CharField(max_length=40)
+    name_id = models.CharField(max_length=512, blank=True, default="")
+    session_index = models.CharField(max_length=255, blank=True, default="")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["provider", "name_id"], name="sso_session_name_id"),
+            models.Index(fields=["session_key"], name="sso_session_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} via {self.provider_id}"
+
+
+class SsoGroupMapping(models.Model):
+    """A group the account's identity provider sends (SAML attribute / OIDC claim) mapped to a team
+    of the account, or to a workspace role. At each SSO sign-in the person is put in the mapped
+    teams and given the mapped workspace roles of the groups they hold, and taken out of those they
+    no longer hold."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    account = models.ForeignKey(
+        "tenants.Account", on_delete=models.CASCADE, related_name="sso_group_mappings"
+    )
+    group = models.CharField(max_length=255)
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey(
+        "tenants.Workspace", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    workspace_role = models.CharField(max_length=16, choices=WorkspaceRole.choices, blank=True, default="")
+    custom_role = models.ForeignKey(
+        CustomRole, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["account_id", "group", "created"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    models.Q(team__isnull=False, workspace__isnull=True)
+                    | models.Q(team__isnull=True, workspace__isnull=False)
+                ),
+                name="sso_mapping_team_or_workspace",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.group
+
+
+class SsoManagedGrant(models.Model):
+    """Marks a person's direct workspace grant as given by an SSO group mapping, so a later sign-in
+    without the group takes it away again (grants given by hand are never touched)."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    workspace = models.ForeignKey("tenants.Workspace", on_delete=models.CASCADE, related_name="+")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="sso_managed_grant_once")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.workspace_id}"

@@ -9,6 +9,7 @@ import secrets
 import uuid
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -553,13 +554,54 @@ def account_settings(account: Account) -> dict:
     result = {**SETTINGS_DEFAULTS, **{k: v for k, v in stored.items() if k in SETTINGS_DEFAULTS}}
     if ip_allowlist.plan_allows(account):
         result["enforce_ip_allowlist"] = bool(stored.get("enforce_ip_allowlist", False))
+    if entitlements.check_feature(account, "sso"):
+        result["enforce_sso"] = bool(stored.get("enforce_sso", False))
+        result["auth_expiration_seconds"] = (
+            stored.get("auth_expiration_seconds") or settings.SSO_SESSION_SECONDS
+        )
     return result
+
+
+MIN_AUTH_EXPIRATION_SECONDS = 300
+MAX_AUTH_EXPIRATION_SECONDS = 30 * 24 * 3600
+
+
+def _sso_settings_check(account: Account, changes: dict) -> None:
+    from accounts.sso import enforcement
+
+    sso_changes = {"enforce_sso", "auth_expiration_seconds"} & set(changes)
+    if not sso_changes:
+        return
+    if not entitlements.check_feature(account, "sso"):
+        raise InvalidInput(
+            f"Single sign-on is not available on the {entitlements.plan_for(account).name} plan.",
+            code="plan_limit",
+        )
+    if "enforce_sso" in changes:
+        if not isinstance(changes["enforce_sso"], bool):
+            raise InvalidInput("enforce_sso must be true or false.", code="invalid_setting")
+        enforcement.enforcement_check(account, enable=changes["enforce_sso"])
+    seconds = changes.get("auth_expiration_seconds", _UNSET)
+    if (
+        seconds is not _UNSET
+        and seconds is not None
+        and (
+            not isinstance(seconds, int)
+            or isinstance(seconds, bool)
+            or not MIN_AUTH_EXPIRATION_SECONDS <= seconds <= MAX_AUTH_EXPIRATION_SECONDS
+        )
+    ):
+        raise InvalidInput(
+            f"auth_expiration_seconds must be a whole number of seconds from {MIN_AUTH_EXPIRATION_SECONDS} "
+            f"to {MAX_AUTH_EXPIRATION_SECONDS}, or null.",
+            code="invalid_setting",
+        )
 
 
 def account_settings_update(
     *, account: Account, changes: dict, actor, requester_ip: str | None = None
 ) -> dict:
-    known = {*SETTINGS_DEFAULTS, "enforce_ip_allowlist"}
+    known = {*SETTINGS_DEFAULTS, "enforce_ip_allowlist", "enforce_sso", "auth_expiration_seconds"}
     unknown = sorted(set(changes) - known)
     if unknown:
         raise InvalidInput(f"Unknown account setting(s): {', '.join(unknown)}.", code="unknown_setting")
@@ -585,6 +627,7 @@ def account_settings_update(
                     code="plan_limit",
                 )
             ip_allowlist.enforcement_check(account, enable=enforce, requester_ip=requester_ip)
+        _sso_settings_check(account, changes)
         before = account_settings(account)
         account.settings = {**(account.settings or {}), **changes}
         account.save(update_fields=["settings", "updated"])
@@ -596,6 +639,17 @@ def account_settings_update(
             target=account,
             payload={"before": before, "after": after},
         )
+        if before.get("enforce_sso") != after.get("enforce_sso"):
+            audit_record(
+                event=events.SSO_ENFORCEMENT_CHANGED,
+                actor=actor,
+                account=account,
+                target=account,
+                payload={
+                    "state": "on" if after["enforce_sso"] else "off",
+                    "enforce_sso": after["enforce_sso"],
+                },
+            )
     return after
 
 

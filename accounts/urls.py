@@ -48,4 +48,9 @@ urlpatterns = [
     path("sso/domains/<str:domain_id>/verify", sso_api.SsoDomainVerifyApi.as_view()),
     path("sso/identity_providers", sso_api.IdentityProvidersApi.as_view()),
     path("sso/identity_providers/<str:provider_id>", sso_api.IdentityProviderApi.as_view()),
+    path(
+        "sso/identity_providers/<str:provider_id>/rotate_sp_certificate",
+        sso_api.IdentityProviderRotateSpCertificateApi.as_view(),
+    ),
+    path("sso/group_mappings", sso_api.SsoGroupMappingsApi.as_view()),
 ]

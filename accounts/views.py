@@ -1,37 +1,131 @@
-"""Session pages for people. The full console comes later; this is sign-in and a landing page."""
+"""Session pages for people. The full console comes later; this is sign-in and a landing page.
+
+Sign-in is email-first: the first step asks for the address only; an address in a domain an
+account has verified for single sign-on is offered that account's identity providers (and the
+password only where the account does not enforce SSO, or as an Owner's break-glass path). Posting
+the address with a password signs in with the password, subject to the accounts' SSO enforcement
+(``accounts.sso.enforcement``).
+"""
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.shortcuts import render
 
+from accounts.models import IdentityProvider
 from accounts.selectors import workspaces_of
+from accounts.sso import enforcement
+from accounts.sso.domains import account_for_email
+from audit import events
+from audit.actors import SYSTEM
+from audit.services import audit_record
+from billing import entitlements
+
+
+class SignInForm(AuthenticationForm):
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)
+        decision = enforcement.password_login_decision(user)
+        if not decision.allowed:
+            for account in decision.blocked:
+                audit_record(
+                    event=events.LOGIN_FAILED,
+                    actor=SYSTEM,
+                    account=account,
+                    target=user,
+                    payload={"email": user.email, "reason": "sso_required"},
+                )
+            names = ", ".join(account.name for account in decision.blocked)
+            raise forms.ValidationError(
+                f"{names} requires single sign-on: continue with your identity provider instead of a "
+                "password.",
+                code="sso_required",
+            )
+        self.sso_decision = decision
+
+
+def sso_options(email: str) -> dict:
+    """What the second step offers for ``email``: the routing account's enabled identity providers
+    and whether it enforces SSO (only verified domains route)."""
+    account = account_for_email(email)
+    if account is None or not entitlements.check_feature(account, "sso"):
+        return {"sso_account": None, "providers": [], "enforced": False}
+    providers = list(IdentityProvider.objects.filter(account=account, enabled=True).order_by("name"))
+    return {
+        "sso_account": account if providers else None,
+        "providers": providers,
+        "enforced": bool(providers) and enforcement.enforces_sso(account),
+    }
+
+
+class SignInView(auth_views.LoginView):
+    form_class = SignInForm
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        if "password" not in request.POST:
+            email = (request.POST.get("username") or "").strip()
+            context = self.get_context_data(form=self.get_form_class()(request, initial={"username": email}))
+            context.update(sso_options(email), email_step_done=bool(email), email=email)
+            return self.render_to_response(context)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        email = (self.request.POST.get("username") or "").strip()
+        context = self.get_context_data(form=form)
+        context.update(sso_options(email), email_step_done=bool(email), email=email)
+        return self.render_to_response(context)
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        decision = getattr(form, "sso_decision", None)
+        if decision is not None and decision.break_glass:
+            enforcement.break_glass_record(user=form.get_user(), accounts=decision.break_glass)
+        return response
 
 
 @login_required
 def home(request):
-    """The person's workspaces, except in accounts whose IP allowlist refuses this address (those
-    are named, with the address the server saw, and the refusal is audited)."""
+    """The person's workspaces, except in accounts whose IP allowlist refuses this address, or that
+    enforce SSO and this session did not come from their identity provider (those are named, and
+    an allowlist refusal is audited)."""
     from accounts.ip_allowlist import check_request
     from audit.context import client_ip
 
     ip = client_ip(request)
-    workspaces, blocked, decided = [], {}, {}
+    workspaces, blocked, sso_blocked, decided = [], {}, {}, {}
     for workspace, access in workspaces_of(request.user):
         account = workspace.account
         if account.pk not in decided:
-            decided[account.pk] = check_request(account, ip, actor=request.user, surface="console")
+            if not enforcement.session_may_act(request, account):
+                decided[account.pk] = "sso"
+            else:
+                decided[account.pk] = check_request(account, ip, actor=request.user, surface="console")
+        if decided[account.pk] == "sso":
+            sso_blocked[account.pk] = account
+            continue
         if decided[account.pk] is not None:
             blocked[account.pk] = account
             continue
         workspaces.append({"workspace": workspace, "roles": sorted(access.roles)})
+    facts = enforcement.session_sso(request.session)
+    sso_provider = (
+        IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()
+        if facts
+        else None
+    )
     return render(
         request,
         "accounts/home.html",
         {
             "workspaces": workspaces,
             "blocked_accounts": list(blocked.values()),
+            "sso_blocked_accounts": list(sso_blocked.values()),
+            "sso_provider": sso_provider,
             "client_ip": ip,
             "public_url": settings.PUBLIC_URL,
         },

@@ -317,3 +317,45 @@ SSO_IDP_DELETED = register(
     api_name="sso.identity-provider-deleted",
     template="{actor} removed the identity provider {target}",
 )
+SSO_LOGIN_SUCCEEDED = register(
+    id=166,
+    name="SSO_LOGIN_SUCCEEDED",
+    api_name="sso.login-succeeded",
+    template="{actor} signed in through the identity provider {provider}",
+)
+SSO_LOGIN_FAILED = register(
+    id=167,
+    name="SSO_LOGIN_FAILED",
+    api_name="sso.login-failed",
+    template="A sign-in through the identity provider {provider} was refused ({reason})",
+)
+SSO_BREAK_GLASS_LOGIN = register(
+    id=168,
+    name="SSO_BREAK_GLASS_LOGIN",
+    api_name="sso.break-glass-login",
+    template="{actor} signed in with a password although single sign-on is enforced (break glass)",
+)
+SSO_USER_PROVISIONED = register(
+    id=169,
+    name="SSO_USER_PROVISIONED",
+    api_name="sso.user-provisioned",
+    template="{target} joined at their first sign-in through the identity provider {provider}",
+)
+SSO_LOGOUT = register(
+    id=170,
+    name="SSO_LOGOUT",
+    api_name="sso.logout",
+    template="{target} was signed out by single logout ({initiator}-initiated)",
+)
+SSO_ENFORCEMENT_CHANGED = register(
+    id=171,
+    name="SSO_ENFORCEMENT_CHANGED",
+    api_name="sso.enforcement-changed",
+    template="{actor} turned single sign-on enforcement {state}",
+)
+SSO_GROUP_MAPPINGS_CHANGED = register(
+    id=172,
+    name="SSO_GROUP_MAPPINGS_CHANGED",
+    api_name="sso.group-mappings-changed",
+    template="{actor} changed the identity provider group mappings",
+)

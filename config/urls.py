@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from accounts.account_api import (
@@ -13,8 +12,9 @@ from accounts.account_api import (
     WorkspaceScopesApi,
 )
 from accounts.api import MeApi, MyWorkspacesApi
+from accounts.sso import views as sso_views
 from accounts.sso.saml import metadata as saml_metadata
-from accounts.views import home
+from accounts.views import SignInView, home
 from config.health import health
 
 handler404 = "config.errors.json_not_found"
@@ -25,8 +25,8 @@ WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", SignInView.as_view(), name="login"),
+    path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
     path("api/me/", MeApi.as_view()),
@@ -42,4 +42,8 @@ urlpatterns = [
     path("api/accounts/<str:account_ref>", AccountDetailApi.as_view()),
     path("scim/v2/accounts/<str:account_id>/", include("accounts.scim.urls")),
     path("sso/saml/<uuid:provider_id>/metadata", saml_metadata, name="saml-metadata"),
+    path("sso/saml/<uuid:provider_id>/acs", sso_views.saml_acs, name="saml-acs"),
+    path("sso/saml/<uuid:provider_id>/sls", sso_views.saml_sls, name="saml-sls"),
+    path("sso/oidc/<uuid:provider_id>/callback", sso_views.oidc_callback, name="oidc-callback"),
+    path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
 ]

@@ -109,6 +109,18 @@ class _TenantApiView(APIView):
         detail = check_request(account, client_ip(request), actor=request.user, surface="api")
         if detail is not None:
             raise PermissionDenied(detail)
+        self._check_sso_session(request, account)
+
+    @staticmethod
+    def _check_sso_session(request, account) -> None:
+        """A browser session (no API key) acts in an account that enforces SSO only if that
+        account's identity provider started it, or as an Owner's break-glass session."""
+        if request.auth is not None:
+            return
+        from accounts.sso import enforcement
+
+        if not enforcement.session_may_act(request._request, account):
+            raise PermissionDenied(enforcement.refusal_detail(account))
 
     @classmethod
     def declared_requirement(cls, method: str) -> str | None:

@@ -77,8 +77,9 @@ class SsoDomainVerifyApi(_OneDomain):
 
 
 def provider_wire(provider) -> dict:
+    from accounts.sso.backends import oidc_redirect_uri
     from accounts.sso.providers import snapshot
-    from accounts.sso.saml import sp_urls
+    from accounts.sso.saml import sp_keypair, sp_urls
 
     wire = snapshot(provider)
     return {
@@ -88,7 +89,11 @@ def provider_wire(provider) -> dict:
         "updated": provider.updated.isoformat(),
         **wire,
         # What to give the IdP: this product's side of the connection.
-        "service_provider": sp_urls(provider) if provider.kind == "saml" else None,
+        "service_provider": (
+            {**sp_urls(provider), "x509_certificate": sp_keypair(provider)[1]}
+            if provider.kind == "saml"
+            else {"redirect_uri": oidc_redirect_uri(provider)}
+        ),
     }
 
 
@@ -111,9 +116,7 @@ class IdentityProvidersApi(AccountApi):
         )
 
 
-class IdentityProviderApi(AccountApi):
-    required_permissions = {"GET": "read:sso", "PATCH": "administrate:sso", "DELETE": "administrate:sso"}
-
+class _OneProvider(AccountApi):
     def _provider(self, provider_id):
         from accounts.models import IdentityProvider
 
@@ -123,6 +126,10 @@ class IdentityProviderApi(AccountApi):
         if found is None:
             raise NotFound("Identity provider not found.")
         return found
+
+
+class IdentityProviderApi(_OneProvider):
+    required_permissions = {"GET": "read:sso", "PATCH": "administrate:sso", "DELETE": "administrate:sso"}
 
     def get(self, request, provider_id: str, **kwargs):
         return Response(provider_wire(self._provider(provider_id)))
@@ -141,3 +148,38 @@ class IdentityProviderApi(AccountApi):
 
         provider_delete(provider=self._provider(provider_id), actor=request.user)
         return Response(status=204)
+
+
+class SsoGroupMappingsApi(AccountApi):
+    """``GET``: the group mappings; ``PUT {"mappings": [{"group", "team_id"} | {"group",
+    "workspace_id", "workspace_role_id"}]}``: replace them (see ``accounts.sso.mappings``)."""
+
+    required_permissions = {"GET": "read:sso", "PUT": "administrate:sso"}
+
+    def get(self, request, **kwargs):
+        from accounts.sso.mappings import group_mappings_list, mapping_wire
+
+        return Response({"mappings": [mapping_wire(m) for m in group_mappings_list(self.account)]})
+
+    def put(self, request, **kwargs):
+        from accounts.sso.mappings import group_mappings_set, mapping_wire
+        from billing import entitlements
+
+        entitlements.ensure_feature(self.account, "sso")
+        saved = group_mappings_set(
+            account=self.account, mappings=self.body().get("mappings"), actor=request.user
+        )
+        return Response({"mappings": [mapping_wire(m) for m in saved]})
+
+
+class IdentityProviderRotateSpCertificateApi(_OneProvider):
+    """``POST``: a new SP signing key and certificate for a SAML identity provider (give the IdP the
+    new certificate from the answer's ``service_provider``; the old one stops working at once)."""
+
+    required_permissions = {"POST": "administrate:sso"}
+
+    def post(self, request, provider_id: str, **kwargs):
+        from accounts.sso.providers import provider_rotate_sp_certificate
+
+        provider = self._provider(provider_id)
+        return Response(provider_wire(provider_rotate_sp_certificate(provider=provider, actor=request.user)))

@@ -115,14 +115,16 @@ def clean_config(kind: str, body: dict, current: dict | None = None) -> dict:
 
 
 def snapshot(provider: IdentityProvider) -> dict:
-    return {
+    facts = {
         "name": provider.name,
         "kind": provider.kind,
         "enabled": provider.enabled,
         "allow_idp_initiated": provider.allow_idp_initiated,
         "config": provider.config,
-        "client_secret": "set" if provider.secret_encrypted else "not set",
     }
+    if provider.kind == IdentityProvider.Kind.OIDC:
+        facts["client_secret"] = "set" if provider.secret_encrypted else "not set"
+    return facts
 
 
 def _flags(body: dict, provider: IdentityProvider) -> None:
@@ -145,6 +147,21 @@ def _secret(body: dict, provider: IdentityProvider, *, required: bool) -> None:
         raise _invalid("client_secret is required.")
 
 
+def _keep_one_for_enforcement(provider: IdentityProvider) -> None:
+    """An account that enforces SSO keeps at least one enabled identity provider."""
+    from accounts.sso.enforcement import enforces_sso
+
+    if not enforces_sso(provider.account):
+        return
+    others = IdentityProvider.objects.filter(account=provider.account, enabled=True).exclude(pk=provider.pk)
+    if not others.exists():
+        raise Conflict(
+            "The account enforces single sign-on and this is its only enabled identity provider; turn "
+            "enforcement off first.",
+            code="sso_enforced",
+        )
+
+
 def provider_create(*, account: Account, body: dict, actor) -> IdentityProvider:
     entitlements.ensure_feature(account, "sso")
     kind = body.get("kind")
@@ -152,6 +169,10 @@ def provider_create(*, account: Account, body: dict, actor) -> IdentityProvider:
     provider = IdentityProvider(account=account, kind=kind, name=name, config=clean_config(kind, body))
     _flags(body, provider)
     _secret(body, provider, required=True)
+    if provider.kind == IdentityProvider.Kind.SAML:
+        from accounts.sso.saml import sp_keypair_new
+
+        sp_keypair_new(provider)
     try:
         with transaction.atomic():
             account = _lock_account(account)
@@ -184,6 +205,8 @@ def provider_update(*, provider: IdentityProvider, body: dict, actor) -> Identit
             provider.config = clean_config(provider.kind, body, provider.config)
             _flags(body, provider)
             _secret(body, provider, required=False)
+            if before["enabled"] and not provider.enabled:
+                _keep_one_for_enforcement(provider)
             provider.save()
             after = snapshot(provider)
             if before != after or "client_secret" in body:
@@ -205,6 +228,9 @@ def provider_update(*, provider: IdentityProvider, body: dict, actor) -> Identit
 
 def provider_delete(*, provider: IdentityProvider, actor) -> None:
     with transaction.atomic():
+        _lock_account(provider.account)
+        if provider.enabled:
+            _keep_one_for_enforcement(provider)
         audit_record(
             event=events.SSO_IDP_DELETED,
             actor=actor,
@@ -217,4 +243,29 @@ def provider_delete(*, provider: IdentityProvider, actor) -> None:
 
 def client_secret(provider: IdentityProvider) -> str | None:
     """The decrypted OIDC client secret (for the login flow), or None."""
+    if provider.kind != IdentityProvider.Kind.OIDC:
+        return None
     return secrets.decrypt(provider.secret_encrypted)
+
+
+def provider_rotate_sp_certificate(*, provider: IdentityProvider, actor) -> IdentityProvider:
+    from accounts.sso.saml import sp_keypair_new
+
+    if provider.kind != IdentityProvider.Kind.SAML:
+        raise _invalid("Only a SAML identity provider has a service-provider certificate.")
+    with transaction.atomic():
+        provider = IdentityProvider.objects.select_for_update().get(pk=provider.pk)
+        sp_keypair_new(provider)
+        provider.save(update_fields=["secret_encrypted", "sp_certificate", "updated"])
+        audit_record(
+            event=events.SSO_IDP_UPDATED,
+            actor=actor,
+            account=provider.account,
+            target=provider,
+            payload={
+                "before": snapshot(provider),
+                "after": snapshot(provider),
+                "sp_certificate_rotated": True,
+            },
+        )
+    return provider

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "channels",
     "auditlog",
+    "social_django",
     "tenants",
     "accounts",
     "billing",
@@ -187,7 +188,34 @@ SSO_DNS_PORT = env.int("SSO_DNS_PORT", default=53)
 SSO_DNS_TIMEOUT_SECONDS = env.float("SSO_DNS_TIMEOUT_SECONDS", default=5.0)
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+# Sessions that an identity provider started last this long unless the account sets
+# auth_expiration_seconds; SAML validity windows are checked with this much clock skew.
+SSO_SESSION_SECONDS = env.int("SSO_SESSION_SECONDS", default=60 * 60 * 12)
+SSO_CLOCK_SKEW_SECONDS = env.int("SSO_CLOCK_SKEW_SECONDS", default=120)
+# The SSO backends are listed so Django's authenticate() finds them; each instance is bound to one
+# stored identity provider (accounts.sso.backends). Sessions are then ModelBackend sessions.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "accounts.sso.backends.AccountSamlAuth",
+    "accounts.sso.backends.AccountOidcAuth",
+]
+SOCIAL_AUTH_USER_MODEL = "accounts.User"
+SOCIAL_AUTH_SANITIZE_REDIRECTS = True
+SOCIAL_AUTH_LOGIN_REDIRECT_URL = "/"
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/login/"
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "accounts.sso.pipeline.check_identity",
+    "social_core.pipeline.social_auth.social_user",
+    "accounts.sso.pipeline.resolve_user",
+    "social_core.pipeline.social_auth.associate_user",
+    "accounts.sso.pipeline.sync_groups",
+)
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="controlplane@localhost")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},

@@ -1,0 +1,105 @@
+"""The social-auth pipeline steps of an SSO sign-in (``SOCIAL_AUTH_PIPELINE`` in settings).
+
+After social-core has validated the assertion or id_token:
+
+1. ``check_identity``: the IdP is enabled, the plan has SSO, the identity has an email address and
+   the address is in a domain the IdP's account has verified. That is what lets an account's IdP
+   speak for an address at all: a domain is verified for one account at most, so account A's IdP can
+   never sign anyone in as an address of account B's domains (and there is no association by email
+   across accounts).
+2. social-core's ``social_user``: the person already linked to ``<idp id>:<subject>``, if any.
+3. ``resolve_user``: otherwise the person with that address (the verified domain makes the link
+   safe), or a new person (just-in-time); either way made a member with the default role if they
+   are not one, when a seat is free, or refused with nothing created.
+4. social-core's ``associate_user`` links the identity; ``sync_groups`` applies the group mappings.
+"""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from accounts.models import AccountMembership, SsoDomain, User
+from accounts.permissions import AccountRole
+from accounts.services import _lock_account, membership_add
+from accounts.sso.errors import SsoRefused
+from audit import events
+from audit.services import audit_record
+from billing import entitlements
+
+
+def check_identity(backend, details, *args, **kwargs):
+    provider = backend.provider
+    account = provider.account
+    if not provider.enabled:
+        raise SsoRefused("provider_disabled", f"The identity provider {provider.name} is turned off.")
+    if not entitlements.check_feature(account, "sso"):
+        raise SsoRefused(
+            "plan", f"Single sign-on is not available on the {entitlements.plan_for(account).name} plan."
+        )
+    email = (details.get("email") or "").strip()
+    if not email or "@" not in email or any(c.isspace() for c in email):
+        raise SsoRefused("no_email", "The identity provider did not send an email address.")
+    if details.get("email_verified") is False:
+        raise SsoRefused("email_unverified", "The identity provider says this email address is unverified.")
+    email = User.objects.normalize_email(email)
+    domain = email.rsplit("@", 1)[1].lower()
+    if not SsoDomain.objects.filter(account=account, domain=domain, verified_at__isnull=False).exists():
+        raise SsoRefused(
+            "unverified_domain",
+            f"{domain} is not a verified domain of {account.name}, so its identity provider cannot "
+            "sign in this address.",
+            email=email,
+        )
+    backend.sso_email = email
+    return {"sso_email": email}
+
+
+def resolve_user(backend, details, sso_email, user=None, *args, **kwargs):
+    provider = backend.provider
+    account = provider.account
+    if user is None:
+        user = User.objects.filter(email__iexact=sso_email).first()
+    if user is not None and not user.is_active:
+        raise SsoRefused("deactivated", f"{user.email} is deactivated.", email=sso_email)
+    membership = (
+        AccountMembership.objects.filter(account=account, user=user).first() if user is not None else None
+    )
+    created = False
+    if membership is None:
+        with transaction.atomic():
+            locked = _lock_account(account)
+            seat = entitlements.check_seat(locked)
+            if not seat:
+                raise SsoRefused(
+                    "no_seat",
+                    f"{account.name} is out of seats, so no account could be made for {sso_email}. "
+                    f"Ask an administrator of {account.name} to free a seat or upgrade the plan.",
+                    email=sso_email,
+                )
+            if user is None:
+                user = User.objects.create_user(
+                    sso_email,
+                    None,
+                    first_name=(details.get("first_name") or "")[:150],
+                    last_name=(details.get("last_name") or "")[:150],
+                )
+                created = True
+            membership_add(account=locked, user=user, role=AccountRole.MEMBER, actor=user)
+            audit_record(
+                event=events.SSO_USER_PROVISIONED,
+                actor=user,
+                account=locked,
+                target=user,
+                payload={"provider_id": str(provider.id), "provider": provider.name, "new_user": created},
+            )
+    backend.sso_provisioned = membership is None
+    return {"user": user, "is_new": created}
+
+
+def sync_groups(backend, details, user, *args, **kwargs):
+    from accounts.sso.mappings import group_mappings_apply
+
+    groups = details.get("groups")
+    if groups is not None:
+        group_mappings_apply(account=backend.provider.account, user=user, groups=groups)
+    backend.sso_groups = groups

@@ -1,0 +1,317 @@
+"""The browser side of single sign-on: starting a sign-in at an account's identity provider, the
+SAML assertion consumer and single-logout endpoints, the OIDC callback, and sign-out.
+
+Every refusal (a response social-core or python3-saml rejects, a replay, an address outside the
+account's verified domains, no free seat…) is an ``sso.login-failed`` audit event in the IdP's
+account with the reason, and a plain page that says what happened; nothing is created.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.contrib.auth import login, logout
+from django.contrib.sessions.backends.base import SessionBase
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from onelogin.saml2.errors import OneLogin_Saml2_Error
+from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from social_core.actions import do_auth, do_complete
+from social_core.exceptions import SocialAuthBaseException
+from social_django.utils import load_strategy
+
+from accounts.models import IdentityProvider, SsoSession
+from accounts.sso import enforcement
+from accounts.sso.backends import AccountSamlAuth, backend_for
+from accounts.sso.errors import TITLES, SsoRefused
+from audit import events
+from audit.actors import SYSTEM
+from audit.services import audit_record
+from billing import entitlements
+
+log = logging.getLogger(__name__)
+
+_MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+_LOGOUT_REQUEST_KEY = "sso_logout_request"
+
+
+def _provider(provider_id, kind: str | None = None) -> IdentityProvider:
+    found = IdentityProvider.objects.select_related("account").filter(pk=provider_id).first()
+    if found is None or (kind is not None and found.kind != kind):
+        raise Http404("No such identity provider.")
+    return found
+
+
+def _safe_next(request, url) -> str:
+    if (
+        isinstance(url, str)
+        and url
+        and url_has_allowed_host_and_scheme(
+            url, allowed_hosts={request.get_host(), urlsplit(settings.PUBLIC_URL).netloc}, require_https=False
+        )
+    ):
+        return url
+    return "/"
+
+
+def refuse(request, *, provider, reason: str, message: str, status: int = 403, email: str | None = None):
+    """Audit a refused sign-in and show the person why."""
+    audit_record(
+        event=events.SSO_LOGIN_FAILED,
+        actor=SYSTEM,
+        account=provider.account if provider is not None else None,
+        target=provider,
+        payload={
+            "reason": reason,
+            "detail": message[:500],
+            "email": email,
+            "provider": provider.name if provider is not None else None,
+            "provider_id": str(provider.id) if provider is not None else None,
+        },
+    )
+    return render(
+        request,
+        "accounts/sso_error.html",
+        {"title": TITLES.get(reason, "Sign-in failed"), "message": message, "reason": reason},
+        status=status,
+    )
+
+
+def _describe(error: SocialAuthBaseException) -> tuple[str, str]:
+    code = getattr(error, "code", None) or type(error).__name__
+    text = getattr(error, "detail", "") or str(error) or code
+    return code, f"The identity provider's answer could not be accepted: {text}"
+
+
+@never_cache
+@require_POST
+@csrf_protect
+def sso_start(request, provider_id):
+    """``POST /sso/login/<idp id>/`` (a form with the CSRF token and an optional ``next``): send the
+    browser to the identity provider."""
+    provider = _provider(provider_id)
+    if not provider.enabled:
+        return refuse(
+            request, provider=provider, reason="provider_disabled",
+            message=f"The identity provider {provider.name} is turned off.",
+        )  # fmt: skip
+    feature = entitlements.check_feature(provider.account, "sso")
+    if not feature:
+        return refuse(request, provider=provider, reason="plan", message=feature.reason)
+    strategy = load_strategy(request)
+    backend = backend_for(provider, strategy)
+    request.social_strategy, request.backend = strategy, backend
+    try:
+        return do_auth(backend, redirect_name="next")
+    except SocialAuthBaseException as error:
+        reason, message = _describe(error)
+        return refuse(request, provider=provider, reason=reason, message=message, status=502)
+
+
+def _complete(request, provider: IdentityProvider):
+    if not provider.enabled:
+        return refuse(
+            request, provider=provider, reason="provider_disabled",
+            message=f"The identity provider {provider.name} is turned off.",
+        )  # fmt: skip
+    strategy = load_strategy(request)
+    backend = backend_for(provider, strategy)
+    request.social_strategy, request.backend = strategy, backend
+    try:
+        response = do_complete(backend, _do_login, user=None, redirect_name="next", request=request)
+    except SsoRefused as refusal:
+        return refuse(
+            request, provider=provider, reason=refusal.reason, message=refusal.message,
+            status=refusal.status, email=refusal.email,
+        )  # fmt: skip
+    except SocialAuthBaseException as error:
+        reason, message = _describe(error)
+        return refuse(request, provider=provider, reason=reason, message=message, status=403)
+    except ValueError as error:  # social-core's "Disallowed URL" and malformed inputs
+        return refuse(request, provider=provider, reason="invalid_request", message=str(error), status=400)
+    if isinstance(response, HttpResponseRedirect):
+        return HttpResponseRedirect(_safe_next(request, response["Location"]))
+    return response
+
+
+def _do_login(backend, user, social_user) -> None:
+    """Start the session: Django's login, then what the session knows of its SSO origin."""
+    request = backend.strategy.request
+    provider = backend.provider
+    request.auth_method = f"sso-{provider.kind}"
+    login(request, user, backend=_MODEL_BACKEND)
+    account = provider.account
+    name_id = session_index = ""
+    if isinstance(backend, AccountSamlAuth):
+        name_id = social_user.uid.split(":", 1)[1]
+        session_index = getattr(backend, "last_session_index", None) or ""
+    request.session[enforcement.SESSION_KEY] = {
+        "account_id": str(account.pk),
+        "provider_id": str(provider.pk),
+        "kind": provider.kind,
+        "name_id": name_id,
+        "session_index": session_index,
+    }
+    request.session.set_expiry(enforcement.auth_expiration_seconds(account))
+    request.session.save()
+    SsoSession.objects.create(
+        provider=provider,
+        user=user,
+        session_key=request.session.session_key,
+        name_id=name_id[:512],
+        session_index=session_index[:255],
+    )
+    audit_record(
+        event=events.SSO_LOGIN_SUCCEEDED,
+        actor=user,
+        account=account,
+        target=user,
+        payload={
+            "provider": provider.name,
+            "provider_id": str(provider.pk),
+            "kind": provider.kind,
+            "provisioned": bool(getattr(backend, "sso_provisioned", False)),
+            "groups": getattr(backend, "sso_groups", None),
+        },
+    )
+
+
+@never_cache
+@csrf_exempt  # the IdP posts here; the assertion's signature is the credential
+@require_POST
+def saml_acs(request, provider_id):
+    return _complete(request, _provider(provider_id, IdentityProvider.Kind.SAML))
+
+
+@never_cache
+@require_GET
+def oidc_callback(request, provider_id):
+    return _complete(request, _provider(provider_id, IdentityProvider.Kind.OIDC))
+
+
+def _end_sessions(sessions) -> int:
+    from importlib import import_module
+
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
+    ended = 0
+    for row in sessions:
+        store(session_key=row.session_key).delete()
+        row.delete()
+        ended += 1
+    return ended
+
+
+@never_cache
+@require_http_methods(["GET", "POST"])
+def saml_sls(request, provider_id):
+    """SAML single logout (HTTP-Redirect): the IdP's LogoutResponse to a sign-out started here, or
+    the IdP's LogoutRequest, which ends every session of that NameID (and SessionIndex) started
+    through this IdP and answers with a signed LogoutResponse."""
+    provider = _provider(provider_id, IdentityProvider.Kind.SAML)
+    strategy = load_strategy(request)
+    backend = AccountSamlAuth(strategy, provider=provider)
+    auth = backend._saml_auth_for_logout()
+    if "SAMLResponse" in request.GET:
+        pending = request.session.pop(_LOGOUT_REQUEST_KEY, None)
+        try:
+            auth.process_slo(request_id=pending, keep_local_session=True)
+        except OneLogin_Saml2_Error as error:
+            return _logout_refused(request, provider, str(error))
+        if auth.get_errors():
+            return _logout_refused(
+                request, provider, auth.get_last_error_reason() or ", ".join(auth.get_errors())
+            )
+        return redirect("/login/?signed_out=1")
+    try:
+        url = auth.process_slo(keep_local_session=True)
+    except OneLogin_Saml2_Error as error:
+        return _logout_refused(request, provider, str(error))
+    if auth.get_errors():
+        return _logout_refused(
+            request, provider, auth.get_last_error_reason() or ", ".join(auth.get_errors())
+        )
+    xml = auth.get_last_request_xml()
+    name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
+    indexes = OneLogin_Saml2_Logout_Request.get_session_indexes(xml)
+    sessions = SsoSession.objects.filter(provider=provider, name_id=name_id).select_related("user")
+    if indexes:
+        sessions = sessions.filter(session_index__in=indexes)
+    sessions = list(sessions)
+    users = {row.user for row in sessions}
+    ended = _end_sessions(sessions)
+    for user in users:
+        audit_record(
+            event=events.SSO_LOGOUT,
+            actor=SYSTEM,
+            account=provider.account,
+            target=user,
+            payload={"initiator": "IdP", "provider_id": str(provider.pk), "sessions_ended": ended},
+        )
+    if request.user.is_authenticated and request.user in users:
+        logout(request)
+    return HttpResponseRedirect(url)
+
+
+def _logout_refused(request, provider, detail: str):
+    return render(
+        request,
+        "accounts/sso_error.html",
+        {
+            "title": "Sign-out failed",
+            "message": f"The identity provider's logout message was refused: {detail}",
+        },
+        status=400,
+    )
+
+
+@never_cache
+@require_POST
+@csrf_protect
+def logout_view(request):
+    """Sign out. A session a SAML IdP with a logout URL started also signs out there (SP-initiated
+    single logout): the browser goes to the IdP with a LogoutRequest and comes back to ``/sls``."""
+    facts = enforcement.session_sso(request.session)
+    provider = None
+    if facts and facts.get("kind") == IdentityProvider.Kind.SAML:
+        provider = (
+            IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()
+        )
+    session_key = request.session.session_key
+    user = request.user if request.user.is_authenticated else None
+    url = None
+    if provider is not None and provider.config.get("slo_url"):
+        backend = AccountSamlAuth(load_strategy(request), provider=provider)
+        auth = backend._saml_auth_for_logout()
+        url = auth.logout(
+            name_id=facts.get("name_id") or None,
+            session_index=facts.get("session_index") or None,
+            name_id_format=provider_name_id_format(),
+        )
+        request_id = auth.get_last_request_id()
+    logout(request)
+    if session_key:
+        SsoSession.objects.filter(session_key=session_key).delete()
+    if url is None:
+        return redirect(settings.LOGOUT_REDIRECT_URL)
+    request.session[_LOGOUT_REQUEST_KEY] = request_id
+    if user is not None:
+        audit_record(
+            event=events.SSO_LOGOUT,
+            actor=user,
+            account=provider.account,
+            target=user,
+            payload={"initiator": "SP", "provider_id": str(provider.pk), "sessions_ended": 1},
+        )
+    return HttpResponseRedirect(url)
+
+
+def provider_name_id_format() -> str:
+    from accounts.sso.saml import EMAIL_NAME_ID
+
+    return EMAIL_NAME_ID

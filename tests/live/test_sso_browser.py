@@ -1,0 +1,70 @@
+"""A person signs in as they would: a real browser (Playwright driving Debian's chromium) walks the
+email-first sign-in to the account's OIDC provider (npm oidc-provider), fills its real login form,
+and lands signed in on the page that names them and the account."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from accounts.models import AccountMembership, User
+from tests.accounts.sso.conftest import OIDC_PEOPLE, oidc_idp, verified_domain
+from tests.conftest import make_tenant
+from tests.peers.oidc_provider import OidcProvider
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+pytestmark = [
+    pytest.mark.live,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def test_email_first_sign_in_through_the_oidc_providers_login_form(asgi_server, settings, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    settings.PUBLIC_URL = asgi_server.url
+    peer = OidcProvider.shared(accounts=OIDC_PEOPLE)
+    tenant = make_tenant(name="Acme Corp")
+    verified_domain(tenant.account, "acme.example")
+    idp = oidc_idp(tenant.account, peer, name="Acme Okta")
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(f"{asgi_server.url}/login/")
+            page.fill("input[name=username]", "alice@acme.example")
+            page.click("button[type=submit]")
+            page.click("text=Continue with Acme Okta")
+            # The provider's own login form.
+            page.wait_for_selector("input[name=login]")
+            assert page.url.startswith(peer.issuer)
+            page.fill("input[name=login]", "alice")
+            page.fill("input[name=password]", "whatever she types")
+            page.click("button[type=submit]")
+            page.wait_for_selector("#signed-in")
+            landing = page.inner_text("#signed-in")
+            page.screenshot(path=str(tmp_path / "signed-in.png"))
+            final_url = page.url
+        finally:
+            browser.close()
+
+    assert final_url.rstrip("/") == asgi_server.url
+    assert "alice@acme.example" in landing and "Acme Corp" in landing and "Acme Okta" in landing
+    alice = User.objects.get(email="alice@acme.example")
+    assert AccountMembership.objects.filter(account=tenant.account, user=alice).exists()
+    assert idp.account_id == tenant.account.id
