@@ -52,7 +52,6 @@ def record_assertion(provider: IdentityProvider, assertion_id: str | None, expir
     """Record that ``assertion_id`` was used; False if it already was (a replay)."""
     if not assertion_id:
         return False
-    SsoAssertion.objects.filter(expires_at__lt=datetime.now(UTC) - timedelta(hours=1)).delete()
     try:
         with transaction.atomic():
             SsoAssertion.objects.create(

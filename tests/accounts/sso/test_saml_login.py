@@ -426,3 +426,23 @@ class TestSignedRequests:
         # Until the IdP has the new certificate, our requests no longer verify there.
         with pytest.raises(Exception):  # noqa: B017
             idp.parse_authn_request(start(web, row))
+
+
+def test_housekeeping_forgets_expired_assertions_and_ended_sessions(web, acme, row, idp):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    from accounts.models import SsoAssertion
+    from accounts.sso.housekeeping import sso_purge_expired
+
+    assert sign_in(web, row, idp).status_code == 302
+    (used,) = SsoAssertion.objects.all()
+    assert sso_purge_expired() == 0  # the assertion is still valid, the session still open
+    SsoAssertion.objects.filter(pk=used.pk).update(expires_at=timezone.now() - timedelta(hours=2))
+    Session.objects.filter(session_key=web.session.session_key).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    assert sso_purge_expired() == 2
+    assert not SsoAssertion.objects.exists() and not SsoSession.objects.exists()
