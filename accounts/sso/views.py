@@ -8,7 +8,7 @@ account with the reason, and a plain page that says what happened; nothing is cr
 
 from __future__ import annotations
 
-import logging
+import zlib
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -20,9 +20,9 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from onelogin.saml2.errors import OneLogin_Saml2_Error
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
 from social_core.actions import do_auth, do_complete
+from social_core.backends.saml import SAML_RESPONSE_ERRORS
 from social_core.exceptions import SocialAuthBaseException
 from social_django.utils import load_strategy
 
@@ -35,9 +35,9 @@ from audit.actors import SYSTEM
 from audit.services import audit_record
 from billing import entitlements
 
-log = logging.getLogger(__name__)
-
 _MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
+# What python3-saml can raise on a malformed message (bad base64 or deflate, XML, signatures).
+_SAML_MESSAGE_ERRORS = (*SAML_RESPONSE_ERRORS, zlib.error)
 _LOGOUT_REQUEST_KEY = "sso_logout_request"
 
 
@@ -217,28 +217,21 @@ def saml_sls(request, provider_id):
     strategy = load_strategy(request)
     backend = AccountSamlAuth(strategy, provider=provider)
     auth = backend._saml_auth_for_logout()
-    if "SAMLResponse" in request.GET:
-        pending = request.session.pop(_LOGOUT_REQUEST_KEY, None)
-        try:
-            auth.process_slo(request_id=pending, keep_local_session=True)
-        except OneLogin_Saml2_Error as error:
-            return _logout_refused(request, provider, str(error))
-        if auth.get_errors():
-            return _logout_refused(
-                request, provider, auth.get_last_error_reason() or ", ".join(auth.get_errors())
-            )
-        return redirect("/login/?signed_out=1")
     try:
+        if "SAMLResponse" in request.GET:
+            pending = request.session.pop(_LOGOUT_REQUEST_KEY, None)
+            auth.process_slo(request_id=pending, keep_local_session=True)
+            if auth.get_errors():
+                return _logout_refused(request, provider, _slo_errors(auth))
+            return redirect("/login/?signed_out=1")
         url = auth.process_slo(keep_local_session=True)
-    except OneLogin_Saml2_Error as error:
-        return _logout_refused(request, provider, str(error))
-    if auth.get_errors():
-        return _logout_refused(
-            request, provider, auth.get_last_error_reason() or ", ".join(auth.get_errors())
-        )
-    xml = auth.get_last_request_xml()
-    name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
-    indexes = OneLogin_Saml2_Logout_Request.get_session_indexes(xml)
+        if auth.get_errors():
+            return _logout_refused(request, provider, _slo_errors(auth))
+        xml = auth.get_last_request_xml()
+        name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
+        indexes = OneLogin_Saml2_Logout_Request.get_session_indexes(xml)
+    except _SAML_MESSAGE_ERRORS as error:
+        return _logout_refused(request, provider, str(error) or type(error).__name__)
     sessions = SsoSession.objects.filter(provider=provider, name_id=name_id).select_related("user")
     if indexes:
         sessions = sessions.filter(session_index__in=indexes)
@@ -256,6 +249,10 @@ def saml_sls(request, provider_id):
     if request.user.is_authenticated and request.user in users:
         logout(request)
     return HttpResponseRedirect(url)
+
+
+def _slo_errors(auth) -> str:
+    return auth.get_last_error_reason() or ", ".join(auth.get_errors())
 
 
 def _logout_refused(request, provider, detail: str):

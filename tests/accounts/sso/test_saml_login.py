@@ -446,3 +446,18 @@ def test_housekeeping_forgets_expired_assertions_and_ended_sessions(web, acme, r
     )
     assert sso_purge_expired() == 2
     assert not SsoAssertion.objects.exists() and not SsoSession.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "SAMLRequest=not-base64!!",
+        "SAMLRequest=PHhtbD4%3D",
+        "SAMLResponse=AAAA",
+        "SAMLResponse=not-base64!!&SigAlg=x&Signature=y",
+    ],
+)
+def test_garbage_at_the_logout_endpoint_is_a_clear_400(web, row, query):
+    response = web.get(f"/sso/saml/{row.id}/sls?{query}")
+    assert response.status_code == 400 and b'id="sso-error"' in response.content
