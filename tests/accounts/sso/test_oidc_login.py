@@ -190,3 +190,30 @@ def test_a_provider_error_is_a_clear_page(web, acme, oidc):
     response = web.get(f"/sso/oidc/{idp.id}/callback?error=access_denied&state={state}")
     assert response.status_code == 403 and 'id="sso-error"' in response.content.decode()
     assert audit_events(acme.account, "sso.login-failed")
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "",
+        "code=x",
+        "state=x",
+        "code=x&state=y",
+        "error=server_error",
+        "code=&state=&iss=https://evil.example",
+    ],
+)
+def test_odd_callbacks_are_a_clear_page_never_a_500(web, acme, oidc, query):
+    idp = oidc_idp(acme.account, oidc)
+    web.post(f"/sso/login/{idp.id}/")  # a pending sign-in in this browser, or not: both must hold
+    response = web.get(f"/sso/oidc/{idp.id}/callback?{query}")
+    assert 400 <= response.status_code < 500 and b'id="sso-error"' in response.content
+    assert not User.objects.filter(email="alice@acme.example").exists()
+    assert audit_events(acme.account, "sso.login-failed")
+
+
+def test_odd_starts_are_never_a_500(web, acme, oidc):
+    idp = oidc_idp(acme.account, oidc)
+    for data in ({"next": ["a", "b"]}, {"next": "\x00"}, {"next": "/" * 5000}):
+        response = web.post(f"/sso/login/{idp.id}/", data)
+        assert response.status_code in (302, 400, 403), response.status_code
