@@ -148,6 +148,7 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
         if not record_assertion(self.provider, auth.get_last_assertion_id(), expires):
             raise AuthResponseError(self, "This SAML assertion was already used.", code="replayed")
         self.last_session_index = auth.get_session_index()
+        self.last_name_id_format = auth.get_nameid_format()
 
     def get_user_details(self, response):
         details = super().get_user_details(response)

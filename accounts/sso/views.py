@@ -147,15 +147,17 @@ def _do_login(backend, user, social_user) -> None:
     request.auth_method = f"sso-{provider.kind}"
     login(request, user, backend=_MODEL_BACKEND)
     account = provider.account
-    name_id = session_index = ""
+    name_id = session_index = name_id_format = ""
     if isinstance(backend, AccountSamlAuth):
         name_id = social_user.uid.split(":", 1)[1]
         session_index = getattr(backend, "last_session_index", None) or ""
+        name_id_format = getattr(backend, "last_name_id_format", None) or ""
     request.session[enforcement.SESSION_KEY] = {
         "account_id": str(account.pk),
         "provider_id": str(provider.pk),
         "kind": provider.kind,
         "name_id": name_id,
+        "name_id_format": name_id_format,
         "session_index": session_index,
     }
     request.session.set_expiry(enforcement.auth_expiration_seconds(account))
@@ -288,7 +290,8 @@ def logout_view(request):
         url = auth.logout(
             name_id=facts.get("name_id") or None,
             session_index=facts.get("session_index") or None,
-            name_id_format=provider_name_id_format(),
+            # The LogoutRequest names the person as the assertion did (format included).
+            name_id_format=facts.get("name_id_format") or None,
         )
         request_id = auth.get_last_request_id()
     logout(request)
@@ -306,9 +309,3 @@ def logout_view(request):
             payload={"initiator": "SP", "provider_id": str(provider.pk), "sessions_ended": 1},
         )
     return HttpResponseRedirect(url)
-
-
-def provider_name_id_format() -> str:
-    from accounts.sso.saml import EMAIL_NAME_ID
-
-    return EMAIL_NAME_ID

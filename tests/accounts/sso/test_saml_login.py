@@ -4,8 +4,10 @@ set, each refused with nothing created and an ``sso.login-failed`` audit event."
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-from urllib.parse import urlsplit
+import zlib
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from social_django.models import UserSocialAuth
@@ -395,8 +397,6 @@ def test_sp_metadata_names_the_acs_slo_and_signing_certificate(web, row):
 
 class TestSignedRequests:
     def test_authn_requests_are_signed_and_the_idp_checks_them(self, web, acme, row, idp):
-        from urllib.parse import parse_qs
-
         location = start(web, row)
         query = parse_qs(urlsplit(location).query)
         assert query["SigAlg"] == ["http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"] and query["Signature"]
@@ -461,3 +461,17 @@ def test_housekeeping_forgets_expired_assertions_and_ended_sessions(web, acme, r
 def test_garbage_at_the_logout_endpoint_is_a_clear_400(web, row, query):
     response = web.get(f"/sso/saml/{row.id}/sls?{query}")
     assert response.status_code == 400 and b'id="sso-error"' in response.content
+
+
+def test_a_persistent_name_id_with_an_email_attribute_and_its_single_logout(web, acme, row, idp):
+    persistent = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+    response = sign_in(web, row, idp, name_id="00u-opaque-42", name_id_format=persistent)
+    assert response.status_code == 302
+    assert UserSocialAuth.objects.get(user__email=ALICE).uid == f"{row.id}:00u-opaque-42"
+    logout = web.post("/logout/")
+    request = idp.parse_logout_request(logout["Location"])
+    assert request.name_id == "00u-opaque-42"
+    # The LogoutRequest names the person as the assertion did, format included.
+    saml_request = parse_qs(urlsplit(logout["Location"]).query)["SAMLRequest"][0]
+    xml = zlib.decompress(base64.b64decode(saml_request), -15).decode()
+    assert f'Format="{persistent}"' in xml
