@@ -33,6 +33,37 @@ from accounts.models import IdentityProvider, SsoAssertion
 from accounts.sso import saml as saml_sp
 from accounts.sso.providers import client_secret
 
+SAML_ATTRIBUTE_NAMES = {
+    "email": (
+        "email",
+        "mail",
+        "emailAddress",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        "urn:oid:0.9.2342.19200300.100.1.3",
+    ),
+    "first_name": (
+        "firstName",
+        "givenName",
+        "first_name",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+        "urn:oid:2.5.4.42",
+    ),
+    "last_name": (
+        "lastName",
+        "sn",
+        "surname",
+        "last_name",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+        "urn:oid:2.5.4.4",
+    ),
+    "groups": (
+        "groups",
+        "memberOf",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+        "urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
+    ),
+}
+
 
 def _public_request_data(strategy, path: str) -> dict[str, Any]:
     """What python3-saml compares Destination and Recipient with: the address the IdP was given
@@ -94,7 +125,7 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
         if idp_name is not None and idp_name != self.idp_name:
             raise AuthResponseError(self, "RelayState names another identity provider.", code="wrong_idp")
         config = self.provider.config
-        mapping = config.get("attribute_mapping") or {}
+        # Attributes are read by get_user_details below; the NameID is the permanent id.
         return SAMLIdentityProvider(
             self,
             self.idp_name,
@@ -103,9 +134,6 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
             slo_url=config.get("slo_url") or None,
             x509certMulti={"signing": list(config["x509_certificates"])},
             attr_user_permanent_id="name_id",
-            attr_email=mapping.get("email") or "email",
-            attr_first_name=mapping.get("first_name") or "firstName",
-            attr_last_name=mapping.get("last_name") or "lastName",
         )
 
     def auth_url(self):
@@ -151,15 +179,35 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
         self.last_name_id_format = auth.get_nameid_format()
 
     def get_user_details(self, response):
-        details = super().get_user_details(response)
+        """The person's details from the attributes: the configured attribute name first, then the
+        names IdPs commonly use (Okta's, Entra ID's claim URIs, LDAP/eduPerson OIDs). Only the email
+        is needed (the NameID serves when it is an address); names and groups are optional."""
         attributes = response["attributes"]
-        if not details.get("email"):
+        mapping = self.provider.config.get("attribute_mapping") or {}
+
+        def values(field: str) -> list[str] | None:
+            for name in (mapping.get(field), *SAML_ATTRIBUTE_NAMES[field]):
+                if name and name in attributes:
+                    found = attributes[name]
+                    return [str(v) for v in found] if isinstance(found, list) else [str(found)]
+            return None
+
+        def first(field: str) -> str | None:
+            found = values(field)
+            return found[0] if found else None
+
+        email = first("email")
+        if not email:
             name_id = attributes.get("name_id") or ""
-            details["email"] = name_id if "@" in name_id else None
-        groups_attribute = (self.provider.config.get("attribute_mapping") or {}).get("groups") or "groups"
-        groups = attributes.get(groups_attribute)
-        details["groups"] = [str(g) for g in groups] if isinstance(groups, list) else None
-        return details
+            email = name_id if "@" in name_id else None
+        return {
+            "username": email,
+            "email": email,
+            "first_name": first("first_name") or "",
+            "last_name": first("last_name") or "",
+            "fullname": "",
+            "groups": values("groups"),
+        }
 
     def _saml_auth_for_logout(self):
         idp = self.get_idp(None)

@@ -91,6 +91,8 @@ def sp_settings(provider: IdentityProvider) -> dict:
         "security": {
             "wantAssertionsSigned": want in ("assertion", "both"),
             "wantMessagesSigned": want in ("response", "both"),
+            # An IdP may send the NameID alone (an address is all a sign-in needs).
+            "wantAttributeStatement": False,
             # Our AuthnRequests and logout messages are signed (HTTP-Redirect binding signatures), so
             # IdPs that require signed requests (as Okta does for single logout) accept them.
             "authnRequestsSigned": True,

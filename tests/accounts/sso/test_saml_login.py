@@ -475,3 +475,31 @@ def test_a_persistent_name_id_with_an_email_attribute_and_its_single_logout(web,
     saml_request = parse_qs(urlsplit(logout["Location"]).query)["SAMLRequest"][0]
     xml = zlib.decompress(base64.b64decode(saml_request), -15).decode()
     assert f'Format="{persistent}"' in xml
+
+
+def test_entra_id_claim_names_and_missing_optional_attributes(web, acme, row, idp):
+    entra = {
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress": ["bea@acme.example"],
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname": ["Bea"],
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups": ["g-1", "g-2"],
+    }
+    response = sign_in(web, row, idp, name_id="9f0c-opaque", attributes=entra)
+    assert response.status_code == 302
+    bea = User.objects.get(email="bea@acme.example")
+    assert (bea.first_name, bea.last_name) == ("Bea", "")
+    assert audit_events(acme.account, "sso.login-succeeded")[-1].payload["groups"] == ["g-1", "g-2"]
+
+    # Nothing but the NameID, which is an address: enough.
+    web.post("/logout/")
+    assert sign_in(web, row, idp, name_id="carl@acme.example", attributes={}).status_code == 302
+    assert User.objects.filter(email="carl@acme.example").exists()
+
+
+def test_a_configured_attribute_name_wins(web, acme, idp, sso_settings):
+    row = saml_idp_row(
+        acme.account, idp, name="Mapped", attribute_mapping={"email": "corpMail", "groups": "teams"}
+    )
+    attributes = {"email": ["decoy@acme.example"], "corpMail": ["dana@acme.example"], "teams": ["t"]}
+    assert sign_in(web, row, idp, name_id="opaque-dana", attributes=attributes).status_code == 302
+    assert User.objects.filter(email="dana@acme.example").exists()
+    assert not User.objects.filter(email="decoy@acme.example").exists()
