@@ -4,7 +4,15 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.api_keys.models import ApiKey
-from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from accounts.models import (
+    AccountMembership,
+    IdentityProvider,
+    ServiceAccount,
+    SsoDomain,
+    SsoGroupMapping,
+    User,
+    WorkspaceRoleGrant,
+)
 from tenants.admin import WorkspaceScopedAdmin
 
 
@@ -84,3 +92,50 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
         for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key, actor=request.user)
+
+
+@admin.register(IdentityProvider)
+class IdentityProviderAdmin(admin.ModelAdmin):
+    """Read-only for platform operators: accounts change their IdPs through the account API (which
+    validates and audits). The encrypted secret is never shown."""
+
+    list_display = ("name", "kind", "account", "enabled", "allow_idp_initiated", "updated")
+    list_filter = ("kind", "enabled")
+    search_fields = ("name", "account__name", "account__handle", "id")
+    list_select_related = ("account",)
+    exclude = ("secret_encrypted",)
+    readonly_fields = [f.name for f in IdentityProvider._meta.fields if f.name != "secret_encrypted"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SsoDomain)
+class SsoDomainAdmin(admin.ModelAdmin):
+    list_display = ("domain", "account", "verified_at", "last_checked_at")
+    search_fields = ("domain", "account__name", "account__handle")
+    list_select_related = ("account",)
+    readonly_fields = [f.name for f in SsoDomain._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SsoGroupMapping)
+class SsoGroupMappingAdmin(admin.ModelAdmin):
+    list_display = ("group", "account", "team", "workspace", "workspace_role", "custom_role")
+    search_fields = ("group", "account__name", "account__handle")
+    list_select_related = ("account", "team", "workspace", "custom_role")
+    readonly_fields = [f.name for f in SsoGroupMapping._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
