@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from prefect.client.schemas.responses import WorkerFlowRunResponse
 
+from accounts import authcache
 from orchestration.models import Deployment, FlowRun, WorkQueue
 from orchestration.selectors.work_pools import pool_memo_clear
 from tests.orchestration.test_work_pools import make_deployment, make_pool, make_queue, make_run, rows
@@ -202,7 +203,10 @@ class TestCost:
             entries = _poll(dev, tenant, body)
         return entries, [q["sql"] for q in ctx.captured_queries]
 
-    def test_queries_do_not_grow_with_runs_queues_or_deployments(self, tenant, dev):
+    def test_queries_do_not_grow_with_runs_queues_or_deployments(self, tenant, dev, monkeypatch):
+        # The measured polls must not find a poll stamp due again, however slowly the machine runs.
+        for module in ("orchestration.services.work_pools", "orchestration.services.deployments"):
+            monkeypatch.setattr(f"{module}.POLL_RECORD_INTERVAL", dt.timedelta(hours=1))
         pool = make_pool(dev, tenant, concurrency_limit=100)
         queues = [pool["default_queue_id"]] + [
             make_queue(dev, tenant, name=f"q{i}", concurrency_limit=50)["id"] for i in range(3)
@@ -211,10 +215,16 @@ class TestCost:
             make_run(tenant, queue_id)
             make_deployment(tenant, queue_id, name=f"d-{queue_id}")
         _poll(dev, tenant)  # stamps last_polled, so both measured polls skip the writes
+        # Both measured polls start from cold per-process memos (pool, key), so neither depends on
+        # how long the machine takes between them.
+        authcache.clear()
+        pool_memo_clear()
         few, small = self._count(dev, tenant)
         for queue_id in queues:
             for _ in range(5):
                 make_run(tenant, queue_id)
+        authcache.clear()
+        pool_memo_clear()
         many, large = self._count(dev, tenant)
         assert (len(few), len(many)) == (4, 24)
         assert len(large) == len(small)
