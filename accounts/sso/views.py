@@ -96,14 +96,9 @@ def sso_start(request, provider_id):
     """``POST /sso/login/<idp id>/`` (a form with the CSRF token and an optional ``next``): send the
     browser to the identity provider."""
     provider = _provider(provider_id)
-    if not provider.enabled:
-        return refuse(
-            request, provider=provider, reason="provider_disabled",
-            message=f"The identity provider {provider.name} is turned off.",
-        )  # fmt: skip
-    feature = entitlements.check_feature(provider.account, "sso")
-    if not feature:
-        return refuse(request, provider=provider, reason="plan", message=feature.reason)
+    unavailable = _unavailable(request, provider)
+    if unavailable is not None:
+        return unavailable
     strategy = load_strategy(request)
     backend = backend_for(provider, strategy)
     request.social_strategy, request.backend = strategy, backend
@@ -114,12 +109,23 @@ def sso_start(request, provider_id):
         return refuse(request, provider=provider, reason=reason, message=message, status=502)
 
 
-def _complete(request, provider: IdentityProvider):
+def _unavailable(request, provider: IdentityProvider):
+    """The refusal page when the IdP is turned off or the plan lacks SSO, else None."""
     if not provider.enabled:
         return refuse(
             request, provider=provider, reason="provider_disabled",
             message=f"The identity provider {provider.name} is turned off.",
         )  # fmt: skip
+    feature = entitlements.check_feature(provider.account, "sso")
+    if not feature:
+        return refuse(request, provider=provider, reason="plan", message=feature.reason)
+    return None
+
+
+def _complete(request, provider: IdentityProvider):
+    unavailable = _unavailable(request, provider)
+    if unavailable is not None:
+        return unavailable
     strategy = load_strategy(request)
     backend = backend_for(provider, strategy)
     request.social_strategy, request.backend = strategy, backend
