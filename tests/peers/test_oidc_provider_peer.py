@@ -227,3 +227,21 @@ def test_runtime_client_and_account_and_logout(provider):
         )
     assert after.startswith(POST_LOGOUT_URI)
     assert parse_qs(urlsplit(after).query)["state"] == ["bye"]
+
+
+def test_a_start_that_never_says_ready_is_tried_again_then_reported(monkeypatch):
+    from tests.peers import oidc_provider as peer
+
+    starts = []
+    real_start = peer.OidcProvider._start
+
+    def counted(self):
+        starts.append(1)
+        return real_start(self)
+
+    monkeypatch.setattr(peer.OidcProvider, "_start", counted)
+    provider = OidcProvider(redirect_uris=[REDIRECT_URI], accounts=ACCOUNTS, startup_timeout=0.0)
+    with pytest.raises(OidcProviderError, match="did not print READY"):
+        provider.start()
+    assert len(starts) == peer.STARTUP_ATTEMPTS == 2
+    assert not provider.running
