@@ -69,12 +69,14 @@ class SignInView(auth_views.LoginView):
     def post(self, request, *args, **kwargs):
         if "password" not in request.POST:
             email = (request.POST.get("username") or "").strip()
-            context = self.get_context_data(form=self.get_form_class()(request, initial={"username": email}))
-            context.update(sso_options(email), email_step_done=bool(email), email=email)
-            return self.render_to_response(context)
+            return self._second_step(self.get_form_class()(request, initial={"username": email}))
         return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form):
+        return self._second_step(form)
+
+    def _second_step(self, form):
+        """The page after the address: its identity providers and the password step."""
         email = (self.request.POST.get("username") or "").strip()
         context = self.get_context_data(form=form)
         context.update(sso_options(email), email_step_done=bool(email), email=email)

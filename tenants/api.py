@@ -109,7 +109,6 @@ class _TenantApiView(APIView):
         detail = check_request(account, client_ip(request), actor=request.user, surface="api")
         if detail is not None:
             raise PermissionDenied(detail)
-        self._check_sso_session(request, account)
 
     @staticmethod
     def _check_sso_session(request, account) -> None:
@@ -163,6 +162,7 @@ class WorkspaceApiView(_TenantApiView):
             raise NotFound(_NOT_FOUND)
         workspace, access = resolved
         self._check_ip_allowlist(request, workspace.account)
+        self._check_sso_session(request, workspace.account)
         required = self.requirement_for(request)
         if required != MEMBERS and not access.has(required):
             raise PermissionDenied(f"Missing the scope {required!r} in this workspace.")
@@ -192,6 +192,7 @@ class AccountApiView(_TenantApiView):
         if not permissions:
             raise NotFound(_NOT_FOUND)
         self._check_ip_allowlist(request, account)
+        self._check_sso_session(request, account)
         required = self.requirement_for(request)
         if required != MEMBERS and required not in permissions:
             raise PermissionDenied(f"Missing the permission {required!r} in this account.")

@@ -20,11 +20,12 @@ from django.db import transaction
 
 from accounts.models import AccountMembership, SsoDomain, User
 from accounts.permissions import AccountRole
-from accounts.services import _lock_account, membership_add
+from accounts.services import membership_add
 from accounts.sso.errors import SsoRefused
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
+from config.errors import PlanLimitExceeded
 
 
 def check_identity(backend, details, *args, **kwargs):
@@ -66,32 +67,32 @@ def resolve_user(backend, details, sso_email, user=None, *args, **kwargs):
     )
     created = False
     if membership is None:
-        with transaction.atomic():
-            locked = _lock_account(account)
-            seat = entitlements.check_seat(locked)
-            if not seat:
-                raise SsoRefused(
-                    "no_seat",
-                    f"{account.name} is out of seats, so no account could be made for {sso_email}. "
-                    f"Ask an administrator of {account.name} to free a seat or upgrade the plan.",
-                    email=sso_email,
+        try:
+            with transaction.atomic():
+                if user is None:
+                    user = User.objects.create_user(
+                        sso_email,
+                        None,
+                        first_name=(details.get("first_name") or "")[:150],
+                        last_name=(details.get("last_name") or "")[:150],
+                    )
+                    created = True
+                # Locks the account and takes a seat, or refuses (and the new user rolls back).
+                membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=user)
+                audit_record(
+                    event=events.SSO_USER_PROVISIONED,
+                    actor=user,
+                    account=account,
+                    target=user,
+                    payload={"provider_id": str(provider.id), "provider": provider.name, "new_user": created},
                 )
-            if user is None:
-                user = User.objects.create_user(
-                    sso_email,
-                    None,
-                    first_name=(details.get("first_name") or "")[:150],
-                    last_name=(details.get("last_name") or "")[:150],
-                )
-                created = True
-            membership_add(account=locked, user=user, role=AccountRole.MEMBER, actor=user)
-            audit_record(
-                event=events.SSO_USER_PROVISIONED,
-                actor=user,
-                account=locked,
-                target=user,
-                payload={"provider_id": str(provider.id), "provider": provider.name, "new_user": created},
-            )
+        except PlanLimitExceeded:
+            raise SsoRefused(
+                "no_seat",
+                f"{account.name} is out of seats, so no account could be made for {sso_email}. "
+                f"Ask an administrator of {account.name} to free a seat or upgrade the plan.",
+                email=sso_email,
+            ) from None
     backend.sso_provisioned = membership is None
     return {"user": user, "is_new": created}
 
