@@ -48,21 +48,26 @@ def demo_password() -> str:
     return path.read_text().strip()
 
 
+def bootstrap_args(password: str) -> list[str]:
+    # "--name=value" throughout: a generated password may begin with "-", which
+    # argparse would otherwise take for an option.
+    return [
+        "bootstrap",
+        f"--account={os.environ.get('DEMO_ACCOUNT', 'Demo')}",
+        f"--workspace={os.environ.get('DEMO_WORKSPACE', 'Default')}",
+        f"--owner={os.environ.get('DEMO_OWNER_EMAIL', 'owner@example.com')}",
+        f"--plan={os.environ.get('DEMO_PLAN', 'enterprise')}",
+        f"--owner-password={password}",
+        "--json",
+    ]
+
+
 def provision() -> dict:
     os.environ.setdefault("PUBLIC_URL", f"http://{HOST}:{PORT}")
     manage("migrate", "--noinput", "-v0")
     manage("collectstatic", "--noinput", "-v0")
     password = demo_password()
-    output = manage(
-        "bootstrap",
-        "--account", os.environ.get("DEMO_ACCOUNT", "Demo"),
-        "--workspace", os.environ.get("DEMO_WORKSPACE", "Default"),
-        "--owner", os.environ.get("DEMO_OWNER_EMAIL", "owner@example.com"),
-        "--plan", os.environ.get("DEMO_PLAN", "enterprise"),
-        "--owner-password", password,
-        "--json",
-        capture=True,
-    )  # fmt: skip
+    output = manage(*bootstrap_args(password), capture=True)
     result = json.loads(output)
     result["owner_password"] = password
     return result

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 
 from accounts.api_keys.models import ApiKey
@@ -91,3 +94,18 @@ class TestBootstrap:
         assert (
             "PREFECT_API_URL=" in text and "PREFECT_CLOUD_API_URL=" in text and "PREFECT_API_KEY=pnb_" in text
         )
+
+    def test_the_run_commands_arguments_survive_a_password_that_looks_like_an_option(self, monkeypatch):
+        # The embedded run generates the demo Owner's password; one in 64 begins with "-".
+        spec = importlib.util.spec_from_file_location(
+            "deploy_run", Path(settings.BASE_DIR) / "deploy" / "run.py"
+        )
+        run = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(run)
+        monkeypatch.setenv("DEMO_PLAN", "team")
+        out = io.StringIO()
+        call_command(*run.bootstrap_args("-nRm-FAZ5SYd"), stdout=out)
+        result = json.loads(out.getvalue())
+        assert result["owner_password"] == "-nRm-FAZ5SYd"
+        assert User.objects.get(email__iexact="owner@example.com").check_password("-nRm-FAZ5SYd")
+        assert Account.objects.get(pk=result["account_id"]).plan == "team"
