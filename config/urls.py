@@ -45,5 +45,6 @@ urlpatterns = [
     path("sso/saml/<uuid:provider_id>/acs", sso_views.saml_acs, name="saml-acs"),
     path("sso/saml/<uuid:provider_id>/sls", sso_views.saml_sls, name="saml-sls"),
     path("sso/oidc/<uuid:provider_id>/callback", sso_views.oidc_callback, name="oidc-callback"),
+    path("sso/oidc/<uuid:provider_id>/signed-out", sso_views.oidc_signed_out, name="oidc-signed-out"),
     path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
 ]

@@ -77,7 +77,7 @@ class SsoDomainVerifyApi(_OneDomain):
 
 
 def provider_wire(provider) -> dict:
-    from accounts.sso.backends import oidc_redirect_uri
+    from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
     from accounts.sso.providers import snapshot
     from accounts.sso.saml import sp_keypair, sp_urls
 
@@ -92,7 +92,10 @@ def provider_wire(provider) -> dict:
         "service_provider": (
             {**sp_urls(provider), "x509_certificate": sp_keypair(provider)[1]}
             if provider.kind == "saml"
-            else {"redirect_uri": oidc_redirect_uri(provider)}
+            else {
+                "redirect_uri": oidc_redirect_uri(provider),
+                "post_logout_redirect_uri": oidc_post_logout_redirect_uri(provider),
+            }
         ),
     }
 

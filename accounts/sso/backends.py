@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -288,6 +288,28 @@ class AccountOidcAuth(_ProviderBound, OpenIdConnectAuth):
             )
         return document
 
+    def request_access_token(self, *args, **kwargs):
+        response = super().request_access_token(*args, **kwargs)
+        # Kept (validated by now) for the id_token_hint of an RP-initiated logout.
+        self.raw_id_token = response["id_token"]
+        return response
+
+    def end_session_url(self, id_token: str | None) -> str | None:
+        """OpenID Connect RP-Initiated Logout 1.0 §2: where to send the browser so the provider
+        ends its session too, then returns it to our post-logout URI; None when the provider
+        announces no ``end_session_endpoint``."""
+        endpoint = self.oidc_config().get("end_session_endpoint")
+        if not isinstance(endpoint, str) or urlsplit(endpoint).scheme not in ("http", "https"):
+            return None
+        params = {
+            "client_id": self.provider.config["client_id"],
+            "post_logout_redirect_uri": oidc_post_logout_redirect_uri(self.provider),
+        }
+        if id_token:
+            params["id_token_hint"] = id_token
+        separator = "&" if urlsplit(endpoint).query else "?"
+        return f"{endpoint}{separator}{urlencode(params)}"
+
     def user_data(self, access_token, *args, **kwargs):
         # The validated id_token's claims win over the userinfo endpoint's (whose sub must match).
         userinfo = super().user_data(access_token, *args, **kwargs) or {}
@@ -296,6 +318,10 @@ class AccountOidcAuth(_ProviderBound, OpenIdConnectAuth):
 
 def oidc_redirect_uri(provider: IdentityProvider) -> str:
     return f"{settings.PUBLIC_URL.rstrip('/')}/sso/oidc/{provider.id}/callback"
+
+
+def oidc_post_logout_redirect_uri(provider: IdentityProvider) -> str:
+    return f"{settings.PUBLIC_URL.rstrip('/')}/sso/oidc/{provider.id}/signed-out"
 
 
 def backend_for(provider: IdentityProvider, strategy):

@@ -5,7 +5,9 @@ SAML: the IdP's entity id, SSO URL, optional SLO URL, one or more x509 signing c
 several while the IdP rolls its certificate), whether the response or the assertion must be signed,
 and the attribute names for email, first and last name and groups. OIDC: the issuer (its discovery
 document is ``<issuer>/.well-known/openid-configuration``), client id, client secret (encrypted at
-rest, never returned), scopes, and the claim names. Creating, changing or deleting one is an audit
+rest, never returned), scopes, the claim names, and ``single_logout``: whether signing out here
+also ends the session at the provider (RP-initiated logout through the discovery document's
+``end_session_endpoint``; off unless asked for). Creating, changing or deleting one is an audit
 event with before/after (secrets only as "set" or "not set").
 """
 
@@ -52,6 +54,12 @@ def _string(value: Any, what: str, *, limit: int = 1024) -> str:
     if len(value) > limit:
         raise _invalid(f"{what} is too long.")
     return value.strip()
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise _invalid(f"{what} must be true or false.")
+    return value
 
 
 def _certificates(value: Any) -> list[str]:
@@ -110,6 +118,7 @@ def clean_config(kind: str, body: dict, current: dict | None = None) -> dict:
             "client_id": _string(merged.get("client_id"), "client_id", limit=255),
             "scopes": scopes,
             "claim_mapping": _mapping(merged.get("claim_mapping"), OIDC_CLAIMS),
+            "single_logout": _boolean(merged.get("single_logout", False), "single_logout"),
         }
     raise _invalid("kind must be saml or oidc.")
 

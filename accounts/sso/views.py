@@ -21,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from onelogin.saml2.logout_request import OneLogin_Saml2_Logout_Request
+from requests import RequestException
 from social_core.actions import do_auth, do_complete
 from social_core.backends.saml import SAML_RESPONSE_ERRORS
 from social_core.exceptions import SocialAuthBaseException
@@ -28,7 +29,7 @@ from social_django.utils import load_strategy
 
 from accounts.models import IdentityProvider, SsoSession
 from accounts.sso import enforcement
-from accounts.sso.backends import AccountSamlAuth, backend_for
+from accounts.sso.backends import AccountOidcAuth, AccountSamlAuth, backend_for
 from accounts.sso.errors import TITLES, SsoRefused
 from audit import events
 from audit.actors import SYSTEM
@@ -166,6 +167,9 @@ def _do_login(backend, user, social_user) -> None:
         "name_id_format": name_id_format,
         "session_index": session_index,
     }
+    if isinstance(backend, AccountOidcAuth) and provider.config.get("single_logout"):
+        # The id_token_hint of the RP-initiated logout at sign-out.
+        request.session[enforcement.SESSION_KEY]["id_token"] = getattr(backend, "raw_id_token", None)
     request.session.set_expiry(enforcement.auth_expiration_seconds(account))
     request.session.save()
     SsoSession.objects.create(
@@ -280,17 +284,24 @@ def _logout_refused(request, provider, detail: str):
 @csrf_protect
 def logout_view(request):
     """Sign out. A session a SAML IdP with a logout URL started also signs out there (SP-initiated
-    single logout): the browser goes to the IdP with a LogoutRequest and comes back to ``/sls``."""
-    facts = enforcement.session_sso(request.session)
-    provider = None
-    if facts and facts.get("kind") == IdentityProvider.Kind.SAML:
-        provider = (
-            IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()
-        )
+    single logout): the browser goes to the IdP with a LogoutRequest and comes back to ``/sls``. A
+    session an OIDC provider with ``single_logout`` started goes to the provider's
+    ``end_session_endpoint`` (RP-initiated logout) and comes back to ``/signed-out``. Our session
+    ends first either way: a provider that cannot be reached does not keep anyone signed in."""
+    facts = enforcement.session_sso(request.session) or {}
+    provider = (
+        IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()
+        if facts.get("provider_id")
+        else None
+    )
     session_key = request.session.session_key
     user = request.user if request.user.is_authenticated else None
-    url = None
-    if provider is not None and provider.config.get("slo_url"):
+    url = request_id = None
+    if (
+        provider is not None
+        and provider.kind == IdentityProvider.Kind.SAML
+        and provider.config.get("slo_url")
+    ):
         backend = AccountSamlAuth(load_strategy(request), provider=provider)
         auth = backend._saml_auth_for_logout()
         url = auth.logout(
@@ -300,12 +311,19 @@ def logout_view(request):
             name_id_format=facts.get("name_id_format") or None,
         )
         request_id = auth.get_last_request_id()
+    elif (
+        provider is not None
+        and provider.kind == IdentityProvider.Kind.OIDC
+        and provider.config.get("single_logout")
+    ):
+        url = _oidc_end_session_url(request, provider, facts.get("id_token"))
     logout(request)
     if session_key:
         SsoSession.objects.filter(session_key=session_key).delete()
     if url is None:
         return redirect(settings.LOGOUT_REDIRECT_URL)
-    request.session[_LOGOUT_REQUEST_KEY] = request_id
+    if request_id is not None:
+        request.session[_LOGOUT_REQUEST_KEY] = request_id
     if user is not None:
         audit_record(
             event=events.SSO_LOGOUT,
@@ -315,3 +333,21 @@ def logout_view(request):
             payload={"initiator": "SP", "provider_id": str(provider.pk), "sessions_ended": 1},
         )
     return HttpResponseRedirect(url)
+
+
+def _oidc_end_session_url(request, provider: IdentityProvider, id_token: str | None) -> str | None:
+    backend = AccountOidcAuth(load_strategy(request), provider=provider)
+    try:
+        return backend.end_session_url(id_token)
+    except (SocialAuthBaseException, RequestException, ValueError):
+        # Discovery failed (provider down, or it now names another issuer): sign out here only.
+        return None
+
+
+@never_cache
+@require_GET
+def oidc_signed_out(request, provider_id):
+    """The post_logout_redirect_uri an OIDC provider returns the browser to after ending its session
+    (our own session ended before the browser went there)."""
+    _provider(provider_id, IdentityProvider.Kind.OIDC)
+    return redirect("/login/?signed_out=1")

@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+from django.conf import settings
 
 from accounts.models import IdentityProvider
 from accounts.sso.providers import client_secret
@@ -72,6 +73,12 @@ def test_saml_and_oidc_providers(org):
     oidc = c.post(f"{org.api}/sso/identity_providers", oidc_body(), format="json")
     assert oidc.status_code == 201, oidc.content
     assert "s3cret-value" not in oidc.content.decode() and oidc.json()["client_secret"] == "set"
+    oidc_id = oidc.json()["id"]
+    assert oidc.json()["config"]["single_logout"] is False
+    assert oidc.json()["service_provider"] == {
+        "redirect_uri": f"{settings.PUBLIC_URL.rstrip('/')}/sso/oidc/{oidc_id}/callback",
+        "post_logout_redirect_uri": f"{settings.PUBLIC_URL.rstrip('/')}/sso/oidc/{oidc_id}/signed-out",
+    }
     stored = IdentityProvider.objects.get(pk=oidc.json()["id"])
     assert "s3cret-value" not in stored.secret_encrypted and client_secret(stored) == "s3cret-value"
     listed = c.get(f"{org.api}/sso/identity_providers").json()
@@ -103,6 +110,7 @@ def test_saml_and_oidc_providers(org):
         {**oidc_body(), "client_secret": None},
         oidc_body(claim_mapping={"shoe": "size"}),
         oidc_body(enabled="yes"),
+        oidc_body(single_logout="yes"),
     ],
 )
 def test_bad_configurations_are_422_and_store_nothing(org, body):

@@ -12,7 +12,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import SsoDomain
-from accounts.sso.backends import oidc_redirect_uri
+from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
 from accounts.sso.providers import provider_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
@@ -113,18 +113,24 @@ def oidc_idp(account, peer, *, issuer: str | None = None, name: str = "Acme OIDC
         },
         actor=SYSTEM,
     )
-    peer.add_client([oidc_redirect_uri(idp)], client_id=client_id, client_secret=client_secret)
+    peer.add_client(
+        [oidc_redirect_uri(idp)],
+        client_id=client_id,
+        client_secret=client_secret,
+        post_logout_redirect_uris=[oidc_post_logout_redirect_uri(idp)],
+    )
     return idp
 
 
-def oidc_sign_in(web, idp, peer, login: str, *, next_url: str = "/", rewrite=None):
-    """Start at our server, sign in at the provider with plain HTTP, come back to the callback."""
+def oidc_sign_in(web, idp, peer, login: str, *, next_url: str = "/", rewrite=None, browser=None):
+    """Start at our server, sign in at the provider with plain HTTP, come back to the callback.
+    ``browser`` (an httpx client) keeps the provider's cookies, its session, across calls."""
     start = web.post(f"/sso/login/{idp.id}/", {"next": next_url})
     assert start.status_code == 302, start.content[:500]
     authorize = start["Location"]
     if rewrite is not None:
         authorize = rewrite(authorize)
-    callback = peer.login_via_http(authorize, login, "any password")
+    callback = peer.login_via_http(authorize, login, "any password", client=browser)
     return web.get(location_path({"Location": callback}))
 
 
