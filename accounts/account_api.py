@@ -13,9 +13,10 @@ in one transaction).
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -94,11 +95,17 @@ def _path_id(value, what: str) -> uuid.UUID:
 def _datetime(value, what: str) -> datetime | None:
     if value is None:
         return None
-    parsed = parse_datetime(value) if isinstance(value, str) else None
+    try:
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is not None:
+            if timezone.is_naive(parsed):
+                parsed = timezone.make_aware(parsed, UTC)
+            # In UTC: PostgreSQL refuses offsets beyond ±15:59, which ISO 8601 allows.
+            parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        parsed = None
     if parsed is None:
         raise Unprocessable(f"{what} must be an ISO 8601 datetime.", code="invalid_datetime")
-    if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
     return parsed
 
 
@@ -1383,12 +1390,20 @@ class AccountDetailApi(AccountApi):
         from tenants.services import account_update
 
         body = self.body()
-        account = account_update(
-            account=self.account, actor=request.user, name=body.get("name"), handle=body.get("handle")
-        )
-        if isinstance(body.get("settings"), dict):
-            rbac.account_settings_update(
-                account=account, changes=body["settings"], actor=request.user, requester_ip=client_ip(request)
+        settings_changes = body.get("settings")
+        if settings_changes is not None and not isinstance(settings_changes, dict):
+            raise Unprocessable("settings must be an object.")
+        # One change: a refused setting leaves the name and handle as they were too.
+        with transaction.atomic():
+            account = account_update(
+                account=self.account, actor=request.user, name=body.get("name"), handle=body.get("handle")
             )
-            account.refresh_from_db()
+            if settings_changes:
+                rbac.account_settings_update(
+                    account=account,
+                    changes=settings_changes,
+                    actor=request.user,
+                    requester_ip=client_ip(request),
+                )
+                account.refresh_from_db()
         return Response(account_wire(account))

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.models import ServiceAccount
-from accounts.selectors import workspaces_of
+from accounts.views import workspaces_open_to
 
 
 class MeApi(APIView):
@@ -38,6 +38,7 @@ class MeApi(APIView):
 
 
 class MyWorkspacesApi(APIView):
+    # The workspaces of the person (or service account) the request authenticates.
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request):
         return Response(
@@ -52,6 +53,8 @@ class MyWorkspacesApi(APIView):
                     "workspace_handle": workspace.handle,
                     "roles": sorted(access.roles),
                 }
-                for workspace, access in workspaces_of(request.user)
+                # Not those of accounts whose IP allowlist refuses this address (nor, for a browser
+                # session, of accounts enforcing SSO it did not come from), as in the console.
+                for workspace, access in workspaces_open_to(request, surface="api")[0]
             ]
         )

@@ -62,11 +62,17 @@ def parse_network(value) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInput("ip_network must be an IP address or a CIDR range.", code="invalid_ip_network")
     try:
-        return ipaddress.ip_network(value.strip(), strict=False)
+        network = ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
         raise InvalidInput(
-            f"{value!r} is not a valid IP address or CIDR range.", code="invalid_ip_network"
+            f"{value[:100]!r} is not a valid IP address or CIDR range.", code="invalid_ip_network"
         ) from None
+    if getattr(network.network_address, "scope_id", None):
+        # A zone (fe80::1%eth0) names an interface of one machine, not where a client comes from.
+        raise InvalidInput(
+            f"{value[:100]!r}: an IP allowlist entry cannot carry a zone (%…).", code="invalid_ip_network"
+        )
+    return network
 
 
 def plan_allows(account) -> bool:

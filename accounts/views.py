@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
@@ -26,26 +27,44 @@ from audit.services import audit_record
 from billing import entitlements
 
 
+def _sso_login_check(form, user) -> None:
+    """Refuse a password sign-in where every account of ``user`` requires SSO (each refusal an
+    audit event); otherwise keep the decision on ``form`` (Owners' break-glass accounts)."""
+    decision = enforcement.password_login_decision(user)
+    if not decision.allowed:
+        for account in decision.blocked:
+            audit_record(
+                event=events.LOGIN_FAILED,
+                actor=SYSTEM,
+                account=account,
+                target=user,
+                payload={"email": user.email, "reason": "sso_required"},
+            )
+        names = ", ".join(account.name for account in decision.blocked)
+        raise forms.ValidationError(
+            f"{names} requires single sign-on: continue with your identity provider instead of a password.",
+            code="sso_required",
+        )
+    form.sso_decision = decision
+
+
 class SignInForm(AuthenticationForm):
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)
-        decision = enforcement.password_login_decision(user)
-        if not decision.allowed:
-            for account in decision.blocked:
-                audit_record(
-                    event=events.LOGIN_FAILED,
-                    actor=SYSTEM,
-                    account=account,
-                    target=user,
-                    payload={"email": user.email, "reason": "sso_required"},
-                )
-            names = ", ".join(account.name for account in decision.blocked)
-            raise forms.ValidationError(
-                f"{names} requires single sign-on: continue with your identity provider instead of a "
-                "password.",
-                code="sso_required",
-            )
-        self.sso_decision = decision
+        _sso_login_check(self, user)
+
+
+class AdminSignInForm(AdminAuthenticationForm):
+    """The Django admin's password sign-in, under the same SSO enforcement as ``/login/``: refused
+    where every account of the person requires SSO, and an Owner's sign-in there is break-glass
+    (audited, every other Owner told)."""
+
+    def confirm_login_allowed(self, user):
+        super().confirm_login_allowed(user)  # active staff only
+        _sso_login_check(self, user)
+        decision = self.sso_decision
+        if decision.break_glass:
+            enforcement.break_glass_record(user=user, accounts=decision.break_glass)
 
 
 def sso_options(email: str) -> dict:
@@ -90,30 +109,42 @@ class SignInView(auth_views.LoginView):
         return response
 
 
+def workspaces_open_to(request, *, surface: str):
+    """``(open, blocked, sso_blocked)``: the person's ``(workspace, access)`` pairs in accounts this
+    request may act in, and by id the accounts whose IP allowlist refuses its address (each refusal
+    audited) or, for a browser session, that enforce SSO this session did not come from."""
+    from accounts.ip_allowlist import check_request
+    from audit.context import client_ip
+
+    ip = client_ip(request)
+    by_session = getattr(request, "auth", None) is None
+    found, blocked, sso_blocked, decided = [], {}, {}, {}
+    for workspace, access in workspaces_of(request.user):
+        account = workspace.account
+        if account.pk not in decided:
+            if by_session and not enforcement.session_may_act(request, account):
+                decided[account.pk] = "sso"
+            else:
+                decided[account.pk] = check_request(account, ip, actor=request.user, surface=surface)
+        if decided[account.pk] == "sso":
+            sso_blocked[account.pk] = account
+        elif decided[account.pk] is not None:
+            blocked[account.pk] = account
+        else:
+            found.append((workspace, access))
+    return found, blocked, sso_blocked
+
+
 @login_required
 def home(request):
     """The person's workspaces, except in accounts whose IP allowlist refuses this address, or that
     enforce SSO and this session did not come from their identity provider (those are named, and
     an allowlist refusal is audited)."""
-    from accounts.ip_allowlist import check_request
     from audit.context import client_ip
 
     ip = client_ip(request)
-    workspaces, blocked, sso_blocked, decided = [], {}, {}, {}
-    for workspace, access in workspaces_of(request.user):
-        account = workspace.account
-        if account.pk not in decided:
-            if not enforcement.session_may_act(request, account):
-                decided[account.pk] = "sso"
-            else:
-                decided[account.pk] = check_request(account, ip, actor=request.user, surface="console")
-        if decided[account.pk] == "sso":
-            sso_blocked[account.pk] = account
-            continue
-        if decided[account.pk] is not None:
-            blocked[account.pk] = account
-            continue
-        workspaces.append({"workspace": workspace, "roles": sorted(access.roles)})
+    found, blocked, sso_blocked = workspaces_open_to(request, surface="console")
+    workspaces = [{"workspace": workspace, "roles": sorted(access.roles)} for workspace, access in found]
     facts = enforcement.session_sso(request.session)
     sso_provider = (
         IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()

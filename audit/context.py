@@ -56,10 +56,16 @@ def reset_request_context(token) -> None:
 
 
 def _valid_ip(value: str) -> str | None:
+    """``value`` as an address in Python's spelling, or None. An IPv4-mapped IPv6 address
+    (``::ffff:192.0.2.1``, what a dual-stack listener reports for an IPv4 client) is the IPv4
+    address it carries, so it matches IPv4 allowlist entries and trusted proxies."""
     try:
-        return str(ipaddress.ip_address(value.strip()))
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
 
 
 @functools.cache

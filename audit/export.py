@@ -180,10 +180,18 @@ def verify_export(manifest_path: Path, file_path: Path | None = None) -> ExportR
     if manifest["format"] != "jsonl":
         return report
     previous = None
-    for number, line in enumerate(data.decode().splitlines(), start=1):
-        record = json.loads(line)
+    # Records end at "\n" only: str.splitlines() would also split inside a value holding U+0085 or
+    # U+2028 (JSON Lines leaves those unescaped).
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    for number, raw in enumerate(lines, start=1):
+        try:
+            record = json.loads(raw.decode())
+            recomputed = entry_hash(_entry_from_record(record))
+        except (ValueError, KeyError, TypeError) as error:
+            report.problems.append(f"line {number}: not an audit entry ({error})")
+            break
         report.entries += 1
-        if entry_hash(_entry_from_record(record)) != record["hash"]:
+        if recomputed != record["hash"]:
             report.problems.append(
                 f"line {number} (sequence {record['sequence']}): contents do not match its hash"
             )

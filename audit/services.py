@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import ipaddress
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -129,7 +132,8 @@ def entry_fields(entry: AuditLogEntry) -> dict[str, Any]:
         "target_type": entry.target_type,
         "target_id": entry.target_id,
         "target_label": entry.target_label,
-        "ip": entry.ip or None,
+        # In Python's spelling: PostgreSQL's inet reads some addresses back in another (::1.2.3.4).
+        "ip": str(ipaddress.ip_address(entry.ip)) if entry.ip else None,
         "user_agent": entry.user_agent,
         "request_id": entry.request_id,
         "message": entry.message,
@@ -138,9 +142,28 @@ def entry_fields(entry: AuditLogEntry) -> dict[str, Any]:
     }
 
 
+def _stable_numbers(value: Any) -> Any:
+    """``value`` with each float that jsonb reads back as an integer given as that integer.
+
+    jsonb keeps numbers as decimals: ``1e16`` (Python writes integral floats of 16 digits and more
+    in exponent form) comes back as ``10000000000000000``, an int to Python's json. Giving such
+    floats as the exact integer their decimal spelling names makes the hash the same before the
+    write and after the read. Other floats (``1.0``, ``1.5e-07``) read back as they were written."""
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer() and "e" in repr(value):
+            return int(Decimal(repr(value)))
+        return value
+    if isinstance(value, dict):
+        return {key: _stable_numbers(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_stable_numbers(item) for item in value]
+    return value
+
+
 def entry_hash(entry: AuditLogEntry) -> str:
     """SHA-256 over the entry's fields (canonical JSON) and the previous entry's hash."""
     fields = entry_fields(entry)
+    fields["payload"] = _stable_numbers(fields["payload"])
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -187,11 +210,8 @@ def audit_verify_chain(chain: uuid.UUID, *, batch: int = 5000) -> ChainReport:
         checked += 1
         expected_sequence, expected_prev = entry.sequence + 1, entry.hash
         last_hash = entry.hash
-    if (
-        head is not None
-        and checked
-        and (expected_sequence - 1 != head.sequence or last_hash != head.head_hash)
-    ):
+    # Also with no entry left after the checkpoint: a head that records later ones has lost them.
+    if head is not None and (expected_sequence - 1 != head.sequence or last_hash != head.head_hash):
         return ChainReport(
             chain,
             checked,
@@ -221,7 +241,9 @@ def audit_purge_expired(*, now=None) -> int:
     longest = max(plan.audit_log_retention_days for plan in PLANS.values())
     cutoffs[GLOBAL_CHAIN] = now - timedelta(days=longest)
     chains = set(
-        AuditLogEntry.objects.filter(occurred__lt=min(cutoffs.values(), default=now))
+        # Any chain with an entry older than the latest cutoff may have some to lose; each chain is
+        # then cut at its own cutoff.
+        AuditLogEntry.objects.filter(occurred__lt=max(cutoffs.values(), default=now))
         .values_list("chain", flat=True)
         .distinct()
     )

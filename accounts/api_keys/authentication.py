@@ -21,7 +21,9 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != self.keyword:
             # Another scheme is not ours to judge; an unauthenticated request ends in 401 anyway.
             return None
-        key = api_key_authenticate(token.strip(), ip=client_ip(request))
+        match = getattr(request, "resolver_match", None)
+        account_ref = match.kwargs.get("account_ref") if match is not None else None
+        key = api_key_authenticate(token.strip(), ip=client_ip(request), account_ref=account_ref)
         if key is None:
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
         set_credential(Credential(method="api_key", api_key_id=str(key.pk)))

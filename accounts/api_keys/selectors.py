@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 
 from django.utils import timezone
@@ -14,9 +15,13 @@ from accounts.api_keys.models import ApiKey
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | None:
+def api_key_authenticate(
+    candidate: str, *, ip: str | None = None, account_ref: str | None = None
+) -> ApiKey | None:
     """The usable key for ``candidate``, or None for malformed, unknown, expired or revoked keys and
-    for keys whose owner can no longer act. Records the use."""
+    for keys whose owner can no longer act. Records the use; ``account_ref`` (the account the
+    request acts in, when the path names one) is where a user key's use from a new address is an
+    audit event."""
     parsed = key_secrets.parse(candidate)
     if parsed is None:
         return None
@@ -27,12 +32,12 @@ def api_key_authenticate(candidate: str, *, ip: str | None = None) -> ApiKey | N
     if not _can_act(key, now):
         return None
     if _use_to_record(key, now, ip):
-        new_ip = key.last_used_ip is not None and ip is not None and key.last_used_ip != ip
+        new_ip = key.last_used_ip is not None and ip is not None and not _same_ip(key.last_used_ip, ip)
         previous_ip = key.last_used_ip
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
         key.last_used_at, key.last_used_ip = now, ip
         if new_ip:
-            _record_new_ip(key, previous_ip=previous_ip, ip=ip)
+            _record_new_ip(key, previous_ip=previous_ip, ip=ip, account_ref=account_ref)
     return key
 
 
@@ -59,17 +64,40 @@ def _can_act(key: ApiKey, now) -> bool:
 def _use_to_record(key: ApiKey, now, ip: str | None) -> bool:
     """Is this use to be written down (``last_used_at`` is stale, or the address is new)?"""
     return (
-        key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION or key.last_used_ip != ip
+        key.last_used_at is None
+        or now - key.last_used_at >= LAST_USED_RESOLUTION
+        or not _same_ip(key.last_used_ip, ip)
     )
 
 
-def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str) -> None:
+def _same_ip(stored: str | None, ip: str | None) -> bool:
+    """Whether two spellings name one address (the database may spell it otherwise: ::1.2.3.4)."""
+    if stored is None or ip is None:
+        return stored == ip
+    try:
+        return ipaddress.ip_address(stored) == ipaddress.ip_address(ip)
+    except ValueError:
+        return stored == ip
+
+
+def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str, account_ref: str | None) -> None:
     """A key used from an address it was not last used from is an audit event (a leaked key shows
-    up here)."""
+    up here): in the service account's account, or for a user key in the account the request acts
+    in when its owner belongs to it (else in the trail of no account)."""
+    from accounts.models import AccountMembership
     from audit import events
     from audit.services import audit_record
+    from tenants.api import resolve_account
 
-    account = key.service_account.account if key.service_account_id else None
+    if key.service_account_id:
+        account = key.service_account.account
+    else:
+        account = resolve_account(account_ref) if account_ref else None
+        if (
+            account is not None
+            and not AccountMembership.objects.filter(account=account, user=key.user).exists()
+        ):
+            account = None
     audit_record(
         event=events.API_KEY_NEW_IP,
         actor=key.owner,

@@ -50,6 +50,7 @@ from accounts.scim.resources import (
 from audit.context import client_ip, current_request_context
 from billing import entitlements
 from config.errors import AppError
+from config.parsers import has_nul_escape
 from tenants.models import Account
 
 MAX_BODY = 1024 * 1024
@@ -152,6 +153,8 @@ class ScimView(View):
     def body(self, request) -> Any:
         if len(request.body) > MAX_BODY:
             raise ScimError(413, "The request body is too large.")
+        if has_nul_escape(request.body):
+            raise bad_request("Values may not contain the NUL character (\\u0000).", "invalidValue")
         try:
             return json.loads(request.body or b"null")
         except (ValueError, UnicodeDecodeError):

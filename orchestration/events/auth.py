@@ -22,6 +22,13 @@ from dataclasses import dataclass, field
 from channels.db import database_sync_to_async
 
 from accounts.api_keys.selectors import api_key_authenticate
+from audit.context import (
+    Credential,
+    RequestContext,
+    reset_request_context,
+    set_credential,
+    set_request_context,
+)
 from tenants.api import resolve_workspace_access
 
 PREFECT_SUBPROTOCOL = "prefect"
@@ -69,15 +76,45 @@ def client_ip(scope: dict) -> str | None:
     return scope_client_ip(scope)
 
 
+def socket_request_context(scope: dict) -> RequestContext:
+    """The request facts of a websocket connection, for what its authorization audits."""
+    from audit.context import new_request_id, scope_client_ip
+
+    headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or ()}
+    return RequestContext(
+        request_id=new_request_id(headers.get(b"x-request-id")),
+        ip=scope_client_ip(scope),
+        user_agent=(headers.get(b"user-agent") or "")[:512],
+    )
+
+
 def authorize_sync(
-    *, token: str | None, account_ref: str, workspace_ref: str, scopes: tuple[str, ...], ip: str | None
+    *,
+    token: str | None,
+    account_ref: str,
+    workspace_ref: str,
+    scopes: tuple[str, ...],
+    ip: str | None,
+    context: RequestContext | None = None,
 ) -> SocketGrant | None:
-    """The grant for ``token`` on the workspace the path names, or None."""
+    """The grant for ``token`` on the workspace the path names, or None. ``context``: the
+    connection's request facts, which what this audits (a refused address, a key's new address)
+    carries."""
     if not token:
         return None
-    key = api_key_authenticate(token, ip=ip)
+    token_ = set_request_context(context or RequestContext(ip=ip))
+    try:
+        return _authorize(token, account_ref, workspace_ref, scopes, ip)
+    finally:
+        reset_request_context(token_)
+        set_credential(None)
+
+
+def _authorize(token: str, account_ref: str, workspace_ref: str, scopes: tuple[str, ...], ip: str | None):
+    key = api_key_authenticate(token, ip=ip, account_ref=account_ref)
     if key is None:
         return None
+    set_credential(Credential(method="api_key", api_key_id=str(key.pk)))
     resolved = resolve_workspace_access(key.owner, account_ref, workspace_ref, api_key=key)
     if resolved is None:
         return None

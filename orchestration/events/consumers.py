@@ -41,6 +41,7 @@ from orchestration.events.auth import (
     authorize,
     bearer_token,
     client_ip,
+    socket_request_context,
     wants_prefect_subprotocol,
 )
 from orchestration.events.filters import matches, name_matches, occurred_matches
@@ -93,6 +94,7 @@ class _PrefectSocket(AsyncWebsocketConsumer):
             workspace_ref=kwargs["workspace_ref"],
             scopes=self.scopes,
             ip=client_ip(self.scope),
+            context=socket_request_context(self.scope),
         )
         if grant is not None:
             self.grant, self._authorized_at = grant, time.monotonic()

@@ -170,6 +170,13 @@ class TestUsers:
             error_of(tenant_scim.post("Users", body), 400)
         bad_json = tenant_scim.http.post(f"{tenant_scim.base}/Users", "{nope", content_type=SCIM_JSON)
         error_of(bad_json, 400, "invalidSyntax")
+        # PostgreSQL stores no NUL: refused up front, not a 500 from the database.
+        nul = tenant_scim.http.post(
+            f"{tenant_scim.base}/Users",
+            '{"userName": "a@b.example", "name": {"givenName": "A\\u0000"}}',
+            content_type=SCIM_JSON,
+        )
+        error_of(nul, 400, "invalidValue")
         assert not ScimUser.objects.exists() and not User.objects.filter(email="a@b.example").exists()
 
     def test_filters_and_paging(self, tenant_scim):

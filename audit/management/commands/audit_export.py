@@ -4,6 +4,7 @@ them (``<file>.manifest.json``), which ``audit_verify --manifest`` checks offlin
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 
@@ -16,7 +17,12 @@ from audit.export import ExportFilters, export
 def _when(value):
     if value is None:
         return None
-    parsed = parse_datetime(value)
+    try:
+        parsed = parse_datetime(value)
+        if parsed is not None and parsed.tzinfo is not None:
+            parsed = parsed.astimezone(dt.UTC)  # PostgreSQL refuses offsets beyond ±15:59
+    except (ValueError, OverflowError):
+        parsed = None
     if parsed is None:
         raise CommandError(f"not an ISO 8601 datetime: {value!r}")
     return parsed
