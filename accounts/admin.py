@@ -13,6 +13,7 @@ from accounts.models import (
     User,
     WorkspaceRoleGrant,
 )
+from accounts.views import AdminSignInForm
 from tenants.admin import WorkspaceScopedAdmin
 
 
@@ -139,3 +140,7 @@ class SsoGroupMappingAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The admin's password sign-in is under SSO enforcement too (break-glass for Owners).
+admin.site.login_form = AdminSignInForm

@@ -153,7 +153,9 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
         except (TypeError, ValueError):
             relay_state = None
         if isinstance(relay_state, dict) and relay_state.get("idp"):
-            return relay_state
+            # Only what we put there, and "next" only as a string (it is quoted into a URL later).
+            next_url = relay_state.get("next")
+            return {"idp": self.idp_name, "next": next_url if isinstance(next_url, str) else None}
         return {"idp": self.idp_name, "next": relay_state_str if isinstance(relay_state_str, str) else None}
 
     def generate_saml_config(self, idp: SAMLIdentityProvider | None = None):

@@ -154,7 +154,11 @@ def domain_remove(*, domain: SsoDomain, actor) -> None:
 def account_for_email(email: str) -> Account | None:
     """The account whose verified domain ``email`` belongs to (where its login is routed)."""
     _, _, host = (email or "").strip().lower().rpartition("@")
-    if not host:
+    try:
+        host = host.rstrip(".").encode("idna").decode("ascii")  # as domains are stored
+    except UnicodeError:
+        return None
+    if not host or len(host) > 253 or not all(_LABEL.match(label) for label in host.split(".")):
         return None
     found = SsoDomain.objects.filter(domain=host, verified_at__isnull=False).select_related("account").first()
     return found.account if found else None

@@ -19,4 +19,6 @@ TITLES = {
     "deactivated": "Account deactivated",
     "plan": "Single sign-on unavailable",
     "provider_disabled": "Identity provider turned off",
+    "invalid_email": "Not an email address",
+    "invalid_subject": "Identity not accepted",
 }

@@ -16,6 +16,8 @@ After social-core has validated the assertion or id_token:
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 
 from accounts.models import AccountMembership, SsoDomain, User
@@ -27,8 +29,19 @@ from audit.services import audit_record
 from billing import entitlements
 from config.errors import PlanLimitExceeded
 
+# social_django's UserSocialAuth.uid column.
+UID_MAX_LENGTH = 255
+EMAIL_MAX_LENGTH = 254  # RFC 5321's path limit, as Django's EmailValidator
 
-def check_identity(backend, details, *args, **kwargs):
+
+def _unverified(value) -> bool:
+    """``email_verified`` says no: false, or the strings some providers send (Cognito: "false")."""
+    if value is False:
+        return True
+    return isinstance(value, str) and value.strip().lower() in ("false", "0", "no")
+
+
+def check_identity(backend, details, *args, uid=None, **kwargs):
     provider = backend.provider
     account = provider.account
     if not provider.enabled:
@@ -40,8 +53,22 @@ def check_identity(backend, details, *args, **kwargs):
     email = (details.get("email") or "").strip()
     if not email or "@" not in email or any(c.isspace() for c in email):
         raise SsoRefused("no_email", "The identity provider did not send an email address.")
-    if details.get("email_verified") is False:
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise SsoRefused(
+            "invalid_email", f"The identity provider sent {email[:100]!r}, which is not an email address."
+        ) from None
+    if len(email) > EMAIL_MAX_LENGTH:
+        raise SsoRefused("invalid_email", "The identity provider sent an email address that is too long.")
+    if _unverified(details.get("email_verified")):
         raise SsoRefused("email_unverified", "The identity provider says this email address is unverified.")
+    if uid is not None and len(str(uid)) > UID_MAX_LENGTH:
+        raise SsoRefused(
+            "invalid_subject",
+            "The identity provider named this person with an identifier too long to keep "
+            f"(NameID or sub over {UID_MAX_LENGTH - 37} characters).",
+        )
     email = User.objects.normalize_email(email)
     domain = email.rsplit("@", 1)[1].lower()
     if not SsoDomain.objects.filter(account=account, domain=domain, verified_at__isnull=False).exists():

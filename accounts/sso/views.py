@@ -9,6 +9,7 @@ account with the reason, and a plain page that says what happened; nothing is cr
 from __future__ import annotations
 
 import zlib
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -16,6 +17,7 @@ from django.contrib.auth import login, logout
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -170,7 +172,10 @@ def _do_login(backend, user, social_user) -> None:
     if isinstance(backend, AccountOidcAuth) and provider.config.get("single_logout"):
         # The id_token_hint of the RP-initiated logout at sign-out.
         request.session[enforcement.SESSION_KEY]["id_token"] = getattr(backend, "raw_id_token", None)
-    request.session.set_expiry(enforcement.auth_expiration_seconds(account))
+    # An absolute end (a number would be an idle timeout, pushed back by every write to the session).
+    request.session.set_expiry(
+        timezone.now() + timedelta(seconds=enforcement.auth_expiration_seconds(account))
+    )
     request.session.save()
     SsoSession.objects.create(
         provider=provider,
@@ -236,9 +241,18 @@ def saml_sls(request, provider_id):
             if auth.get_errors():
                 return _logout_refused(request, provider, _slo_errors(auth))
             return redirect("/login/?signed_out=1")
-        url = auth.process_slo(keep_local_session=True)
+        try:
+            url = auth.process_slo(keep_local_session=True)
+        except AssertionError:
+            # A valid LogoutRequest to an IdP stored without an SLO URL: python3-saml has nowhere
+            # to send the LogoutResponse. The sessions still end; the browser stays here.
+            if auth.get_errors() or provider.config.get("slo_url"):
+                raise
+            url = None
         if auth.get_errors():
             return _logout_refused(request, provider, _slo_errors(auth))
+        if not provider.config.get("slo_url"):
+            url = None  # never python3-saml's fallback to the request's RelayState
         xml = auth.get_last_request_xml()
         name_id = OneLogin_Saml2_Logout_Request.get_nameid(xml)
         indexes = OneLogin_Saml2_Logout_Request.get_session_indexes(xml)
@@ -260,6 +274,8 @@ def saml_sls(request, provider_id):
         )
     if request.user.is_authenticated and request.user in users:
         logout(request)
+    if url is None:
+        return redirect("/login/?signed_out=1")
     return HttpResponseRedirect(url)
 
 

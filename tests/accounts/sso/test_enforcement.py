@@ -4,8 +4,13 @@ the email-first sign-in page, and the settings that turn it on."""
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
+from django.contrib.sessions.models import Session
 from django.core import mail
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.models import User
@@ -122,8 +127,15 @@ def test_an_sso_session_acts_in_its_account_and_makes_keys(web, enforced, oidc):
 def test_an_sso_session_expires_after_the_accounts_auth_expiration(web, enforced, oidc):
     acme, idp = enforced
     account_settings_update(account=acme.account, changes={"auth_expiration_seconds": 900}, actor=SYSTEM)
+    before = timezone.now()
     oidc_sign_in(web, idp, oidc, "alice")
-    assert web.session.get_expiry_age() == 900
+    session_key = web.session.session_key
+    ends = Session.objects.get(session_key=session_key).expire_date
+    assert before + timedelta(seconds=900) <= ends <= timezone.now() + timedelta(seconds=900)
+    # An absolute end: later writes to the session (here, starting another sign-in) do not push it.
+    time.sleep(1.1)
+    assert web.post(f"/sso/login/{idp.id}/", {"next": "/"}).status_code == 302
+    assert Session.objects.get(session_key=session_key).expire_date == ends
 
 
 def test_a_session_from_another_accounts_idp_does_not_count(web, enforced, oidc):
