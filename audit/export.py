@@ -1,7 +1,8 @@
 """Exports an auditor can take away: JSON Lines or CSV, by date range, actor, action and workspace,
 with a signed manifest (the file's SHA-256, the entry count and sequence range, and the chain head
 at export time). ``verify_export`` checks a file against its manifest without the database: the
-file's digest and the manifest's signature, and for JSON Lines every entry's own hash and, when
+file's digest and the manifest's Ed25519 signature (with a public key the auditor holds, or this
+deployment's), and for JSON Lines every entry's own hash and, when
 nothing was filtered out, every link between consecutive entries."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from django.core import signing
 
+from audit import signing as manifest_signing
 from audit.models import AuditChain, AuditLogEntry
 from audit.services import entry_fields, entry_hash
 
@@ -140,7 +142,9 @@ def export(account_id: uuid.UUID, filters: ExportFilters, *, fmt: str, out: Path
         },
         "created": dt.datetime.now(dt.UTC).isoformat(),
     }
-    manifest["signature"] = _sign(manifest)
+    manifest["signature_algorithm"] = manifest_signing.ALGORITHM
+    manifest["public_key"] = manifest_signing.public_key_b64()
+    manifest["signature"] = manifest_signing.sign(_canonical(manifest).encode())
     Path(f"{out}.manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
@@ -151,8 +155,25 @@ def _canonical(manifest: dict) -> str:
     )
 
 
-def _sign(manifest: dict) -> str:
+def _legacy_signature(manifest: dict) -> str:
+    """Manifests written before Ed25519: an HMAC keyed by SECRET_KEY (checked only where it is)."""
     return signing.Signer(salt=_SALT).signature(_canonical(manifest))
+
+
+def _signature_problem(manifest: dict, public_key: str | None) -> str | None:
+    signature = manifest.get("signature")
+    if not isinstance(signature, str):
+        return "the manifest carries no signature"
+    if manifest.get("signature_algorithm") != manifest_signing.ALGORITHM:
+        if signing.constant_time_compare(_legacy_signature(manifest), signature):
+            return None
+        return "the manifest's signature does not match (the manifest was changed or not ours)"
+    expected = public_key or manifest_signing.public_key_b64()
+    if manifest.get("public_key") != expected:
+        return "the manifest was signed with another key than the one it is checked against"
+    if not manifest_signing.verify(_canonical(manifest).encode(), signature, expected):
+        return "the manifest's signature does not match (the manifest was changed or not ours)"
+    return None
 
 
 @dataclass
@@ -165,14 +186,16 @@ class ExportReport:
         return not self.problems
 
 
-def verify_export(manifest_path: Path, file_path: Path | None = None) -> ExportReport:
-    """Check an export against its manifest, without the database."""
+def verify_export(
+    manifest_path: Path, file_path: Path | None = None, *, public_key: str | None = None
+) -> ExportReport:
+    """Check an export against its manifest, without the database. ``public_key``: the signer's
+    public key as the auditor holds it (base64); by default this deployment's."""
     report = ExportReport()
     manifest = json.loads(Path(manifest_path).read_text())
-    if not signing.constant_time_compare(_sign(manifest), manifest.get("signature", "")):
-        report.problems.append(
-            "the manifest's signature does not match (the manifest was changed or not ours)"
-        )
+    problem = _signature_problem(manifest, public_key)
+    if problem:
+        report.problems.append(problem)
     file_path = Path(file_path) if file_path else Path(manifest_path).with_name(manifest["file"])
     data = file_path.read_bytes()
     if hashlib.sha256(data).hexdigest() != manifest["file_sha256"]:

@@ -15,6 +15,7 @@ from accounts.api import MeApi, MyWorkspacesApi
 from accounts.sso import views as sso_views
 from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import SignInView, home
+from audit import views as audit_views
 from config.health import health
 
 handler404 = "config.errors.json_not_found"
@@ -29,6 +30,7 @@ urlpatterns = [
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
+    path("api/audit/signing_key", audit_views.signing_key, name="audit-signing-key"),
     path("api/me/", MeApi.as_view()),
     path("api/me/workspaces", MyWorkspacesApi.as_view()),
     path("api/accounts/permissions", AccountPermissionsApi.as_view()),

@@ -186,6 +186,9 @@ AUTH_CACHE_SECONDS = env.int("AUTH_CACHE_SECONDS", default=10)
 SSO_DNS_NAMESERVERS = env.list("SSO_DNS_NAMESERVERS", default=[])
 SSO_DNS_PORT = env.int("SSO_DNS_PORT", default=53)
 SSO_DNS_TIMEOUT_SECONDS = env.float("SSO_DNS_TIMEOUT_SECONDS", default=5.0)
+# The Ed25519 seed (base64, 32 bytes) that signs audit export manifests (default: derived from
+# SECRET_KEY); its public key is what auditors verify with.
+AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
 # Sessions that an identity provider started last this long unless the account sets

@@ -4,13 +4,18 @@ offline, and read through the account API with cursor paging."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
+from django.test import Client
 
 from audit import events
 from audit.actors import SYSTEM
@@ -150,3 +155,86 @@ def test_the_read_api_pages_with_a_cursor_and_filters():
     assert c.get(f"{org.api}/audit_events", {"limit": 0}).status_code == 422
     hobby = make_org(plan="hobby")
     assert client(hobby.owner_key).get(f"{hobby.api}/audit_events").status_code == 403
+
+
+def _export(org, tmp_path) -> Path:
+    for i in range(3):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account, payload={"i": i})
+    out = tmp_path / "audit.jsonl"
+    call_command("audit_export", account=str(org.account.id), out=str(out))
+    return tmp_path / "audit.jsonl.manifest.json"
+
+
+def test_manifests_are_ed25519_signed_and_verify_with_the_public_key_alone(tmp_path, settings):
+    org = make_org()
+    manifest_path = _export(org, tmp_path)
+    manifest = json.loads(manifest_path.read_text())
+    published = Client().get("/api/audit/signing_key").json()
+    assert published["algorithm"] == manifest["signature_algorithm"] == "ed25519"
+    assert manifest["public_key"] == published["public_key"]
+    out = io.StringIO()
+    call_command("audit_signing_key", stdout=out)
+    assert out.getvalue().strip() == published["public_key"]
+    # The auditor needs no server secret: another SECRET_KEY, the published key given.
+    settings.SECRET_KEY = "an auditor's machine knows no secret of the server"
+    call_command("audit_verify", manifest=str(manifest_path), public_key=published["public_key"])
+    # ... while this (now different) deployment's own key does not vouch for it.
+    with pytest.raises(CommandError, match="another key"):
+        call_command("audit_verify", manifest=str(manifest_path))
+
+
+def test_a_manifest_re_signed_with_another_key_is_refused(tmp_path):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from audit import signing
+    from audit.export import _canonical
+
+    org = make_org()
+    manifest_path = _export(org, tmp_path)
+    pinned = signing.public_key_b64()
+    manifest = json.loads(manifest_path.read_text())
+    manifest["entries"] -= 1  # hide an entry, then sign with a key of one's own
+    forger = Ed25519PrivateKey.generate()
+    manifest["public_key"] = base64.b64encode(
+        forger.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    ).decode()
+    manifest["signature"] = base64.b64encode(forger.sign(_canonical(manifest).encode())).decode()
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match="another key"):
+        call_command("audit_verify", manifest=str(manifest_path), public_key=pinned)
+    # Its own key in place of the pinned one: the signature checks, the entry count does not.
+    with pytest.raises(CommandError, match="entries"):
+        call_command("audit_verify", manifest=str(manifest_path), public_key=manifest["public_key"])
+
+
+def test_a_configured_signing_key_signs(tmp_path, settings):
+    from audit import signing
+
+    seed = io.StringIO()
+    call_command("audit_signing_key", generate=True, stdout=seed)
+    settings.AUDIT_SIGNING_KEY = seed.getvalue().strip()
+    org = make_org()
+    manifest = json.loads(_export(org, tmp_path).read_text())
+    assert manifest["public_key"] == signing.public_key_b64()
+    settings.AUDIT_SIGNING_KEY = ""
+    assert manifest["public_key"] != signing.public_key_b64()
+    settings.AUDIT_SIGNING_KEY = "not a seed"
+    with pytest.raises(CommandError, match="32 bytes"):
+        call_command("audit_signing_key")
+
+
+def test_a_manifest_from_before_ed25519_still_verifies_where_its_key_is(tmp_path):
+    from audit.export import _legacy_signature
+
+    org = make_org()
+    manifest_path = _export(org, tmp_path)
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("signature_algorithm", "public_key", "signature"):
+        manifest.pop(key)
+    manifest["signature"] = _legacy_signature(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+    call_command("audit_verify", manifest=str(manifest_path))
+    manifest["entries"] += 1
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(CommandError, match="signature"):
+        call_command("audit_verify", manifest=str(manifest_path))

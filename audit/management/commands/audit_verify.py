@@ -1,6 +1,6 @@
 """``audit_verify --account <id or handle>`` re-walks an account's hash chain and reports the first
 broken link; ``--all`` walks every chain; ``--manifest <file> [--file <export>]`` checks an export
-offline (no database)."""
+offline (no database; ``--public-key`` to check the signature with the key an auditor holds)."""
 
 from __future__ import annotations
 
@@ -19,13 +19,20 @@ class Command(BaseCommand):
         parser.add_argument("--all", action="store_true", help="every chain")
         parser.add_argument("--manifest", help="an export's manifest (checked offline)")
         parser.add_argument("--file", help="the exported file (default: named by the manifest)")
+        parser.add_argument(
+            "--public-key",
+            help="the signer's Ed25519 public key (base64), as published by GET /api/audit/signing_key "
+            "or audit_signing_key (default: this deployment's)",
+        )
 
     def handle(self, *args, **options):
         if options["manifest"]:
             from audit.export import verify_export
 
             report = verify_export(
-                Path(options["manifest"]), Path(options["file"]) if options["file"] else None
+                Path(options["manifest"]),
+                Path(options["file"]) if options["file"] else None,
+                public_key=options["public_key"],
             )
             if not report.ok:
                 raise CommandError("export NOT verified: " + "; ".join(report.problems))
