@@ -65,6 +65,28 @@ def test_events_made_through_a_key_name_it(api_client, tenant):
     assert entry.actor_user_id == owner.pk and ApiKey.objects.filter(pk=key.pk).exists()
 
 
+def test_events_made_through_a_password_session_say_so(tenant):
+    from django.test import Client
+
+    from accounts.services import membership_add
+    from audit.actors import SYSTEM
+    from tests.factories import UserFactory
+
+    owner = UserFactory()
+    owner.set_password("a long enough password")
+    owner.save()
+    membership_add(account=tenant.account, user=owner, role="owner", actor=SYSTEM)
+    browser = Client()
+    signed_in = browser.post("/login/", {"username": owner.email, "password": "a long enough password"})
+    assert signed_in.status_code == 302, signed_in.content[:300]
+    made = browser.post(
+        f"/api/users/{owner.id}/api_keys", {"name": "laptop"}, content_type="application/json"
+    )
+    assert made.status_code == 201, made.content
+    entry = AuditLogEntry.objects.get(api_name="api-key.created", target_id=made.json()["id"])
+    assert entry.payload["auth"] == {"method": "session", "api_key_id": None}
+
+
 def test_deployments_and_work_pools_are_audited_with_before_and_after(api_client, tenant):
     c = bearer(api_client, tenant.service_key)
     assert (

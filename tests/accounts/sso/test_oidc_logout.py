@@ -60,6 +60,8 @@ def test_signing_out_ends_the_session_at_the_provider_too(web, acme, oidc):
     (logout,) = audit_events(acme.account, "sso.logout")
     assert logout.target_id == str(alice.id) and logout.payload["initiator"] == "SP"
     assert logout.payload["provider_id"] == str(idp.id)
+    # What the session was: one the provider started.
+    assert logout.payload["auth"] == {"method": "sso-oidc", "api_key_id": None}
 
 
 def test_without_single_logout_the_sign_out_is_local(web, acme, oidc):
