@@ -285,10 +285,11 @@ def _purge_chain(chain: uuid.UUID, cutoff: dt.datetime) -> int:
         boundary = entries.filter(sequence=last_removed).values_list("hash", flat=True).first()
         if boundary is None:
             return 0
+        # The checkpoint first: on PostgreSQL only entries at or before it may be deleted.
+        head.checkpoint_sequence, head.checkpoint_hash = last_removed, boundary
+        head.save(update_fields=["checkpoint_sequence", "checkpoint_hash", "updated"])
         _allow_purge()
         count, _ = AuditLogEntry.objects.filter(
             chain=chain, sequence__gt=0, sequence__lte=last_removed
         ).delete()
-        head.checkpoint_sequence, head.checkpoint_hash = last_removed, boundary
-        head.save(update_fields=["checkpoint_sequence", "checkpoint_hash", "updated"])
     return count

@@ -348,15 +348,17 @@ def test_purge_then_verify_and_export(tmp_path):
         org = make_org(plan="team")  # 90 days
         for _ in range(3):
             audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
-    audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    with mock.patch("django.utils.timezone.now", return_value=now - timedelta(days=60)):
+        audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
     assert audit_purge_expired() >= 3
     assert audit_verify_chain(org.account.pk).ok
     out = tmp_path / "a.jsonl"
     call_command("audit_export", account=str(org.account.id), out=str(out))
     call_command("audit_verify", manifest=f"{out}.manifest.json")
-    # purge all (everything old): still verifies
-    with mock.patch("django.utils.timezone.now", return_value=now + timedelta(days=400)):
+    # 40 days later the last entry has expired too: the chain is empty and still verifies.
+    with mock.patch("django.utils.timezone.now", return_value=now + timedelta(days=40)):
         audit_purge_expired()
+    assert not AuditLogEntry.objects.filter(chain=org.account.pk).exists()
     assert audit_verify_chain(org.account.pk).ok
 
 

@@ -5,6 +5,7 @@ offline, and read through the account API with cursor paging."""
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -16,10 +17,11 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 from django.db.utils import DatabaseError
 from django.test import Client
+from django.utils import timezone
 
 from audit import events
 from audit.actors import SYSTEM
-from audit.models import AuditLogEntry
+from audit.models import AuditChain, AuditLogEntry
 from audit.services import audit_record, audit_verify_chain
 from tests.accounts.test_account_api import client, make_org
 
@@ -97,6 +99,75 @@ def test_the_application_cannot_update_or_delete_entries_on_postgresql():
         with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
             attempt()
     assert AuditLogEntry.objects.get(pk=entry.pk).actor_label == "system"
+
+
+def _refused(attempt, match: str) -> None:
+    with pytest.raises(DatabaseError, match=match), transaction.atomic():
+        attempt()
+
+
+def _backdate(entry_ids, days: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE audit_auditlogentry DISABLE TRIGGER audit_entry_append_only")
+        AuditLogEntry.objects.filter(pk__in=entry_ids).update(
+            occurred=timezone.now() - dt.timedelta(days=days)
+        )
+        cursor.execute("ALTER TABLE audit_auditlogentry ENABLE TRIGGER audit_entry_append_only")
+
+
+def test_the_purge_flag_alone_deletes_nothing_recent_nor_past_the_checkpoint():
+    if connection.vendor != "postgresql":
+        pytest.skip("the append-only trigger is PostgreSQL's")
+    from audit.services import _allow_purge
+
+    org = make_org()
+    old = [audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account) for _ in range(2)]
+    recent = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    _backdate([e.pk for e in old], days=30)
+
+    def purge(entry):
+        def attempt():
+            _allow_purge()
+            AuditLogEntry.objects.filter(pk=entry.pk).delete()
+
+        return attempt
+
+    # Old, but the head does not account it as purged (no checkpoint yet).
+    _refused(purge(old[0]), "append-only")
+    # At or before the checkpoint but recent.
+    AuditChain.objects.filter(pk=org.account.pk).update(
+        checkpoint_sequence=recent.sequence, checkpoint_hash=recent.hash
+    )
+    _refused(purge(recent), "append-only")
+    # Old and at or before the checkpoint: the purge's own case.
+    with transaction.atomic():
+        purge(old[0])()
+    assert not AuditLogEntry.objects.filter(pk=old[0].pk).exists()
+
+
+def test_chain_heads_only_move_forward_on_postgresql():
+    if connection.vendor != "postgresql":
+        pytest.skip("the chain head trigger is PostgreSQL's")
+    org = make_org()
+    first = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    last = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    heads = AuditChain.objects.filter(pk=org.account.pk)
+    for change in (
+        {"sequence": first.sequence, "head_hash": first.hash},  # back, to hide the last entry
+        {"head_hash": "0" * 64},  # another hash at the same place
+        {"sequence": last.sequence + 1, "head_hash": "f" * 64},  # ahead, to no entry
+        {"checkpoint_sequence": last.sequence + 1, "checkpoint_hash": "f" * 64},  # past the head
+        {"checkpoint_sequence": first.sequence, "checkpoint_hash": "0" * 64},  # to a wrong hash
+    ):
+        _refused(lambda change=change: heads.update(**change), "only move forward")
+    _refused(lambda: heads.delete(), "never deleted")
+    head = heads.get()
+    assert (head.sequence, head.head_hash, head.checkpoint_sequence) == (last.sequence, last.hash, 0)
+    # The writer's own moves still work.
+    newest = audit_record(event=events.API_KEY_CREATED, actor=SYSTEM, account=org.account)
+    heads.update(checkpoint_sequence=first.sequence, checkpoint_hash=first.hash)
+    head = heads.get()
+    assert (head.sequence, head.checkpoint_sequence) == (newest.sequence, first.sequence)
 
 
 def test_export_and_manifest_verify_offline(tmp_path):
@@ -238,3 +309,10 @@ def test_a_manifest_from_before_ed25519_still_verifies_where_its_key_is(tmp_path
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(CommandError, match="signature"):
         call_command("audit_verify", manifest=str(manifest_path))
+
+
+def test_no_plan_keeps_entries_shorter_than_the_trigger_lets_the_purge_delete():
+    # audit/migrations/0003_chain_head_guard.py lets the purge delete entries older than 7 days only.
+    from billing.plans import PLANS
+
+    assert min(plan.audit_log_retention_days for plan in PLANS.values()) >= 7
