@@ -55,7 +55,7 @@ def reset_request_context(token) -> None:
     _request_context.reset(token)
 
 
-def _valid_ip(value: str) -> str | None:
+def canonical_ip(value: str) -> str | None:
     """``value`` as an address in Python's spelling, or None. An IPv4-mapped IPv6 address
     (``::ffff:192.0.2.1``, what a dual-stack listener reports for an IPv4 client) is the IPv4
     address it carries, so it matches IPv4 allowlist entries and trusted proxies."""
@@ -86,14 +86,14 @@ def resolve_client_ip(peer: str | None, forwarded_for: str | None) -> str | None
     is not a trusted proxy is the client (a malformed entry ends the walk at the last trusted hop).
     A header sent by anyone else is ignored, so a spoofed header never changes the answer. Without
     ``TRUSTED_PROXIES``, ``TRUSTED_PROXY_COUNT`` hops are taken on trust; with neither, the peer."""
-    peer_ip = _valid_ip(peer or "")
+    peer_ip = canonical_ip(peer or "")
     networks = _trusted_networks(tuple(settings.TRUSTED_PROXIES))
     if networks:
         if peer_ip is None or not _is_trusted(peer_ip, networks):
             return peer_ip
         client = peer_ip
         for part in reversed([p for p in (forwarded_for or "").split(",") if p.strip()]):
-            hop = _valid_ip(part)
+            hop = canonical_ip(part)
             if hop is None:
                 break
             client = hop
@@ -104,7 +104,7 @@ def resolve_client_ip(peer: str | None, forwarded_for: str | None) -> str | None
     if hops > 0:
         forwarded = [part for part in (forwarded_for or "").split(",") if part.strip()]
         if len(forwarded) >= hops:
-            ip = _valid_ip(forwarded[-hops])
+            ip = canonical_ip(forwarded[-hops])
             if ip:
                 return ip
     return peer_ip

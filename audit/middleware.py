@@ -49,8 +49,9 @@ class SessionCredentialMiddleware:
 
     def __call__(self, request):
         if settings.SESSION_COOKIE_NAME in request.COOKIES and request.user.is_authenticated:
-            facts = request.session.get("sso")
-            kind = facts.get("kind") if isinstance(facts, dict) else None
+            from accounts.sso.enforcement import session_sso
+
+            kind = (session_sso(request.session) or {}).get("kind")
             set_credential(Credential(method=f"sso-{kind}" if kind else "session"))
         return self.get_response(request)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import timedelta
 
 from django.utils import timezone
@@ -10,6 +9,7 @@ from django.utils import timezone
 from accounts import authcache
 from accounts.api_keys import secrets as key_secrets
 from accounts.api_keys.models import ApiKey
+from audit.context import canonical_ip
 
 # last_used_at is written at most this often per key, so a busy worker does not write on every call.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -71,13 +71,11 @@ def _use_to_record(key: ApiKey, now, ip: str | None) -> bool:
 
 
 def _same_ip(stored: str | None, ip: str | None) -> bool:
-    """Whether two spellings name one address (the database may spell it otherwise: ::1.2.3.4)."""
+    """Whether two spellings name one address (the database may spell it otherwise: ::1.2.3.4, or an
+    IPv4-mapped form of an IPv4 address)."""
     if stored is None or ip is None:
         return stored == ip
-    try:
-        return ipaddress.ip_address(stored) == ipaddress.ip_address(ip)
-    except ValueError:
-        return stored == ip
+    return (canonical_ip(stored) or stored) == (canonical_ip(ip) or ip)
 
 
 def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str, account_ref: str | None) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
 
@@ -19,15 +18,9 @@ from audit.models import AuditLogEntry
 from audit.services import audit_record, audit_verify_chain
 from orchestration.events.auth import authorize_sync, socket_request_context
 from tests.accounts.test_account_api import add_member, client, make_org
+from tests.accounts.test_ip_allowlist import _fresh_cache  # noqa: F401 - an autouse fixture
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    cache.clear()
-    yield
-    cache.clear()
 
 
 def _put(org, entries, key=None, **extra):
