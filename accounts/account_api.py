@@ -25,6 +25,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.views import MEMBERS, AccountApiView, WorkspaceApiView
 from accounts import rbac
 from accounts.api_keys.models import ApiKey
 from accounts.api_keys.services import api_key_create, api_key_revoke
@@ -64,8 +65,7 @@ from accounts.services import (
     workspace_access_grant,
     workspace_access_revoke,
 )
-from config.errors import AppError, Forbidden, InvalidInput, NotFound, Unprocessable
-from tenants.api import MEMBERS, AccountApiView, WorkspaceApiView
+from core.errors import AppError, Forbidden, InvalidInput, NotFound, Unprocessable
 from tenants.models import Workspace
 
 DEFAULT_LIMIT = 200
@@ -826,7 +826,7 @@ class WorkspacesApi(AccountApi):
     required_permissions = {"POST": "create:workspace"}
 
     def post(self, request, **kwargs):
-        from tenants.services import workspace_create
+        from accounts.tenancy import workspace_create
 
         body = self.body()
         workspace = workspace_create(
@@ -872,7 +872,7 @@ class AccountWorkspaceApi(AccountApi):
         return Response(workspace_wire(self._visible(workspace_id)))
 
     def patch(self, request, workspace_id, **kwargs):
-        from tenants.services import workspace_update
+        from accounts.tenancy import workspace_update
 
         workspace = self._workspace(workspace_id)
         body = self.body()
@@ -886,7 +886,7 @@ class AccountWorkspaceApi(AccountApi):
         return Response(workspace_wire(workspace))
 
     def delete(self, request, workspace_id, **kwargs):
-        from tenants.services import workspace_delete
+        from accounts.tenancy import workspace_delete
 
         workspace_delete(workspace=self._workspace(workspace_id), actor=request.user)
         return Response(status=204)
@@ -1386,8 +1386,8 @@ class AccountDetailApi(AccountApi):
         return Response(account_wire(self.account))
 
     def patch(self, request, **kwargs):
+        from accounts.tenancy import account_update
         from audit.context import client_ip
-        from tenants.services import account_update
 
         body = self.body()
         settings_changes = body.get("settings")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
@@ -14,7 +15,47 @@ from accounts.models import (
     WorkspaceRoleGrant,
 )
 from accounts.views import AdminSignInForm
+from billing.plans import PLANS
 from tenants.admin import WorkspaceScopedAdmin
+from tenants.models import Account, Workspace
+
+
+class AccountAdminForm(forms.ModelForm):
+    class Meta:
+        model = Account
+        fields = ("name", "handle", "plan", "settings")
+
+    def clean_plan(self):
+        plan = self.cleaned_data["plan"]
+        if plan not in PLANS:
+            raise forms.ValidationError(f"Unknown plan; choose one of {', '.join(PLANS)}.")
+        return plan
+
+
+class WorkspaceInline(admin.TabularInline):
+    model = Workspace
+    extra = 0
+    fields = ("name", "handle", "description", "created")
+    readonly_fields = ("created",)
+
+
+@admin.register(Account)
+class AccountAdmin(admin.ModelAdmin):
+    form = AccountAdminForm
+    list_display = ("name", "handle", "plan", "id", "created")
+    list_filter = ("plan",)
+    search_fields = ("name", "handle", "id")
+    readonly_fields = ("id", "created", "updated")
+    inlines = [WorkspaceInline]
+
+
+@admin.register(Workspace)
+class WorkspaceAdmin(admin.ModelAdmin):
+    list_display = ("name", "handle", "account", "id", "created")
+    search_fields = ("name", "handle", "id", "account__name", "account__handle")
+    list_select_related = ("account",)
+    readonly_fields = ("id", "created", "updated")
+    autocomplete_fields = ("account",)
 
 
 @admin.register(User)

@@ -9,7 +9,10 @@ class AccountsConfig(AppConfig):
         from django.conf import settings
         from onelogin.saml2.constants import OneLogin_Saml2_Constants
 
-        from accounts import authcache
+        from accounts import (
+            authcache,
+            signals,  # noqa: F401  (sign-ins, sign-outs and failed sign-ins as audit events)
+        )
         from accounts.api_keys import schema  # noqa: F401  (registers the OpenAPI auth extension)
 
         authcache.connect_signals()

@@ -25,7 +25,7 @@ from accounts.models import IpAllowlistEntry
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import InvalidInput, PlanLimitExceeded
+from core.errors import InvalidInput, PlanLimitExceeded
 
 MAX_ENTRIES = 25
 LAST_SEEN_RESOLUTION = timedelta(seconds=60)

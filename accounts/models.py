@@ -40,6 +40,8 @@ class UserManager(BaseUserManager):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
+    audit_actor_kind = "user"  # the audit log's actor protocol (audit.actors)
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     email = models.EmailField(max_length=254, unique=True)
     first_name = models.CharField(max_length=150, blank=True, default="")
@@ -87,6 +89,8 @@ class AccountMembership(models.Model):
 
 class ServiceAccount(models.Model):
     """A non-human principal of one account (Prefect Cloud's "bot"). It holds ``pnb_`` keys."""
+
+    audit_actor_kind = "service_account"  # the audit log's actor protocol (audit.actors)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="service_accounts")

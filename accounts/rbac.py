@@ -42,7 +42,7 @@ from audit import events
 from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import Conflict, InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from tenants.models import Account, Workspace
 
 MAX_ROLE_NAME = 100

@@ -13,7 +13,7 @@ from audit import events
 from audit.actors import SCIM, SystemActor
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.models import Account
 
 

@@ -10,5 +10,4 @@ class AuditConfig(AppConfig):
         from audit import (
             auditlog_registry,  # noqa: F401
             events,  # noqa: F401
-            signals,  # noqa: F401
         )

@@ -6,7 +6,6 @@ from auditlog.middleware import AuditlogMiddleware as _AuditlogMiddleware
 from django.conf import settings
 
 from audit.context import (
-    Credential,
     RequestContext,
     client_ip,
     request_id_from,
@@ -36,24 +35,6 @@ class RequestContextMiddleware:
             set_credential(None)
         response["X-Request-ID"] = context.request_id
         return response
-
-
-class SessionCredentialMiddleware:
-    """For a request a browser session authenticates, what audit records carry as ``auth``: the
-    method ``session``, or ``sso-saml``/``sso-oidc`` for a session an identity provider started.
-    (API keys set theirs when DRF authenticates them, which wins.) After Django's authentication
-    middleware; only requests that carry a session cookie are looked at."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        if settings.SESSION_COOKIE_NAME in request.COOKIES and request.user.is_authenticated:
-            from accounts.sso.enforcement import session_sso
-
-            kind = (session_sso(request.session) or {}).get("kind")
-            set_credential(Credential(method=f"sso-{kind}" if kind else "session"))
-        return self.get_response(request)
 
 
 class AuditlogMiddleware(_AuditlogMiddleware):

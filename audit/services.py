@@ -13,8 +13,10 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from audit.actors import actor_kind, actor_label
 from audit.context import current_credential, current_request_context
@@ -226,19 +228,15 @@ def audit_verify_chain(chain: uuid.UUID, *, batch: int = 5000) -> ChainReport:
 
 
 def audit_purge_expired(*, now=None) -> int:
-    """Delete entries older than each account's plan retention (entries without an account are kept
-    for the longest retention of any plan). Each chain loses a prefix, and its head records the
-    last removed entry as a checkpoint, so the rest still verifies."""
-    from billing.plans import PLANS
-    from tenants.models import Account
-
+    """Delete entries older than each account's retention (entries without an account are kept
+    for the longest retention). Each chain loses a prefix, and its head records the last removed
+    entry as a checkpoint, so the rest still verifies. How long an account keeps its trail is the
+    billing plan's to say: ``settings.AUDIT_RETENTION_POLICY`` names the function that answers."""
     now = now or timezone.now()
-    cutoffs: dict[uuid.UUID, dt.datetime] = {}
-    for account_id, plan_key in Account.objects.values_list("id", "plan"):
-        plan = PLANS.get(plan_key)
-        if plan is not None:
-            cutoffs[account_id] = now - timedelta(days=plan.audit_log_retention_days)
-    longest = max(plan.audit_log_retention_days for plan in PLANS.values())
+    days_by_account, longest = import_string(settings.AUDIT_RETENTION_POLICY)()
+    cutoffs: dict[uuid.UUID, dt.datetime] = {
+        account_id: now - timedelta(days=days) for account_id, days in days_by_account.items()
+    }
     cutoffs[GLOBAL_CHAIN] = now - timedelta(days=longest)
     chains = set(
         # Any chain with an entry older than the latest cutoff may have some to lose; each chain is

@@ -33,10 +33,10 @@ def run(args) -> None:
     import accounts.rbac as rbac
     from accounts.api_keys.services import api_key_create
     from accounts.models import User
+    from accounts.tenancy import account_create
     from audit.actors import SYSTEM
     from audit.models import AuditChain, AuditLogEntry
     from audit.services import audit_verify_chain, entry_hash
-    from tenants.services import account_create
 
     owner = User.objects.create_user("owner@bench.example")
     account = account_create(name="Bench", owner=owner, actor=SYSTEM, plan="enterprise")

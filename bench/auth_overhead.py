@@ -45,8 +45,8 @@ def run(args) -> None:
     from accounts.api_keys.services import api_key_create
     from accounts.models import Team, User, WorkspaceDefaultRole, WorkspaceRoleGrant
     from accounts.services import membership_add, workspace_access_grant
+    from accounts.tenancy import account_create, workspace_create
     from audit.actors import SYSTEM
-    from tenants.services import account_create, workspace_create
 
     owner = User.objects.create_user("owner@bench.example")
     person = User.objects.create_user("person@bench.example")

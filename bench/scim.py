@@ -44,8 +44,8 @@ def run(args) -> None:
     from accounts.scim.protocol import filter_q
     from accounts.scim.resources import USER_FILTER_ATTRIBUTES
     from accounts.scim.services import scim_token_create
+    from accounts.tenancy import account_create
     from audit.actors import SYSTEM
-    from tenants.services import account_create
 
     owner = User.objects.create_user("owner@bench.example")
     account = account_create(name="Bench", owner=owner, actor=SYSTEM, plan="enterprise")

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from billing.plans import Feature, Plan, get_plan
-from config.errors import PlanLimitExceeded
+from billing.plans import PLANS, Feature, Plan, get_plan
+from core.errors import PlanLimitExceeded
+from tenants.models import Account
 
 
 @dataclass(frozen=True)
@@ -105,3 +106,14 @@ def ensure_workspace(account, *, adding: int = 1) -> None:
 
 def ensure_feature(account, feature: Feature) -> None:
     ensure(check_feature(account, feature), code="feature_unavailable")
+
+
+def audit_retention_policy() -> tuple[dict, int]:
+    """How long each account keeps its audit trail, in days, by its plan; and the longest any plan
+    keeps it (for entries of no account). ``settings.AUDIT_RETENTION_POLICY`` points here."""
+    days = {
+        account_id: PLANS[plan_key].audit_log_retention_days
+        for account_id, plan_key in Account.objects.values_list("id", "plan")
+        if plan_key in PLANS
+    }
+    return days, max(plan.audit_log_retention_days for plan in PLANS.values())

@@ -21,9 +21,9 @@ from a2wsgi import WSGIMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from config import serverloop  # noqa: E402
 from config.routing import websocket_urlpatterns  # noqa: E402
 from config.wsgi import application as django_wsgi_app  # noqa: E402
+from core import serverloop  # noqa: E402
 from orchestration.api.poll_fast_path import PollFastPath  # noqa: E402
 
 

@@ -18,6 +18,10 @@ app.conf.beat_schedule = {
         "task": "audit.tasks.purge_expired_audit_records",
         "schedule": crontab(minute=17, hour=3),
     },
+    "scim-activity-purge-expired": {
+        "task": "accounts.tasks.purge_expired_scim_activity",
+        "schedule": crontab(minute=27, hour=3),
+    },
     "sso-purge-expired": {"task": "accounts.tasks.purge_expired_sso_state", "schedule": 3600.0},
     "orchestration-scheduler": {"task": "orchestration.schedule_deployments", "schedule": 30.0},
     "orchestration-late-runs": {"task": "orchestration.mark_late_runs", "schedule": 5.0},

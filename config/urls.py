@@ -18,8 +18,8 @@ from accounts.views import SignInView, home
 from audit import views as audit_views
 from config.health import health
 
-handler404 = "config.errors.json_not_found"
-handler500 = "config.errors.json_server_error"
+handler404 = "core.errors.json_not_found"
+handler500 = "core.errors.json_server_error"
 
 ACCOUNT_PREFIX = "api/accounts/<str:account_ref>/"
 WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models.functions import Lower
 
@@ -32,12 +31,6 @@ class Account(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.handle})"
-
-    def clean(self) -> None:
-        from billing.plans import PLANS
-
-        if self.plan not in PLANS:
-            raise ValidationError({"plan": f"Unknown plan; choose one of {', '.join(PLANS)}."})
 
 
 class Workspace(models.Model):

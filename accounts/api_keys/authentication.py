@@ -7,7 +7,7 @@ from rest_framework import authentication, exceptions
 
 from accounts.api_keys.selectors import api_key_authenticate
 from audit.context import Credential, client_ip, set_credential
-from config.errors import INVALID_CREDENTIALS
+from core.errors import INVALID_CREDENTIALS
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):

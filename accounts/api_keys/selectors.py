@@ -85,7 +85,7 @@ def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str, account_ref: str |
     from accounts.models import AccountMembership
     from audit import events
     from audit.services import audit_record
-    from tenants.api import resolve_account
+    from tenants.selectors import resolve_account
 
     if key.service_account_id:
         account = key.service_account.account

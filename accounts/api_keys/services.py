@@ -14,7 +14,7 @@ from accounts.models import ServiceAccount, User
 from accounts.permissions import SCOPES_BY_NAME
 from audit import events
 from audit.services import audit_record
-from config.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 
 MAX_NAME_LENGTH = 200
 

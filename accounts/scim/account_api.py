@@ -11,7 +11,7 @@ from accounts.models import ScimActivity, ScimToken
 from accounts.scim import services
 from accounts.scim.views import base_url
 from billing import entitlements
-from config.errors import InvalidInput, NotFound, Unprocessable
+from core.errors import InvalidInput, NotFound, Unprocessable
 
 MAX_ACTIVITY_PAGE = 200
 

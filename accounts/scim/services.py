@@ -59,7 +59,7 @@ from audit import events
 from audit.actors import SCIM
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import AppError
+from core.errors import AppError
 from tenants.models import Account
 
 SCIM_ACTOR = SCIM

@@ -49,8 +49,8 @@ from accounts.scim.resources import (
 )
 from audit.context import client_ip, current_request_context
 from billing import entitlements
-from config.errors import AppError
-from config.parsers import has_nul_escape
+from core.errors import AppError
+from core.parsers import has_nul_escape
 from tenants.models import Account
 
 MAX_BODY = 1024 * 1024

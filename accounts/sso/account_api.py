@@ -7,7 +7,7 @@ from rest_framework.response import Response
 from accounts.account_api import AccountApi, _path_id
 from accounts.models import SsoDomain
 from accounts.sso import domains
-from config.errors import NotFound
+from core.errors import NotFound
 
 
 def domain_wire(domain: SsoDomain) -> dict:

@@ -24,7 +24,7 @@ from accounts.services import _lock_account
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from tenants.models import Account
 
 RECORD_PREFIX = "_cp-sso-verification"

@@ -131,7 +131,7 @@ def key_creation_refusal(request) -> str | None:
 def enforcement_check(account, *, enable: bool) -> None:
     """Turning enforcement on needs something to sign in with: an enabled identity provider and a
     verified domain (the caller has checked the plan)."""
-    from config.errors import InvalidInput
+    from core.errors import InvalidInput
 
     if not enable:
         return

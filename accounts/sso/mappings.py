@@ -22,7 +22,7 @@ from accounts.services import _lock_account, workspace_access_grant, workspace_a
 from audit import events
 from audit.actors import SystemActor
 from audit.services import audit_record
-from config.errors import Conflict, NotFound, Unprocessable
+from core.errors import Conflict, NotFound, Unprocessable
 from tenants.models import Workspace
 
 SSO = SystemActor("SSO")

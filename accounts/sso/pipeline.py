@@ -27,7 +27,7 @@ from accounts.sso.errors import SsoRefused
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import PlanLimitExceeded
+from core.errors import PlanLimitExceeded
 
 # social_django's UserSocialAuth.uid column.
 UID_MAX_LENGTH = 255

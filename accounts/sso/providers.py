@@ -25,7 +25,7 @@ from accounts.sso import secrets
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
-from config.errors import Conflict, Unprocessable
+from core.errors import Conflict, Unprocessable
 from tenants.models import Account
 
 SAML_ATTRIBUTES = {"email": "email", "first_name": "firstName", "last_name": "lastName", "groups": "groups"}

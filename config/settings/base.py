@@ -79,7 +79,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "audit.middleware.SessionCredentialMiddleware",
+    "access.middleware.SessionCredentialMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.AuditlogMiddleware",
@@ -190,6 +190,9 @@ SSO_DNS_TIMEOUT_SECONDS = env.float("SSO_DNS_TIMEOUT_SECONDS", default=5.0)
 # The Ed25519 seed (base64, 32 bytes) that signs audit export manifests (default: derived from
 # SECRET_KEY); its public key is what auditors verify with.
 AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
+# Who says how long an account keeps its audit trail: the billing plan (wired here, so audit imports no
+# app above it).
+AUDIT_RETENTION_POLICY = "billing.entitlements.audit_retention_policy"
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
 # Sessions that an identity provider started last this long unless the account sets
@@ -271,9 +274,9 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "config.errors.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
 SPECTACULAR_SETTINGS = {"TITLE": "Control plane API", "VERSION": "0.1.0", "SERVE_INCLUDE_SCHEMA": False}

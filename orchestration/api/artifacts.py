@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.db.models import OuterRef, Subquery
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.schemas import ArtifactCreate, ArtifactUpdate
 from orchestration.api.wire import artifact_to_wire, iso

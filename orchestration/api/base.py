@@ -11,8 +11,8 @@ from pydantic import BaseModel, ValidationError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
-from config.errors import AppError, NotFound
-from tenants.api import WorkspaceApiView
+from access.views import WorkspaceApiView
+from core.errors import AppError, NotFound
 
 M = TypeVar("M", bound=BaseModel)
 

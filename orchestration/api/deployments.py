@@ -16,7 +16,7 @@ from django.utils import timezone
 from pydantic import BaseModel, ValidationError
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
 from orchestration.api.schemas_deployments import (
     DeploymentCreate,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
 from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, SetState
 from orchestration.api.wire import flow_run_to_wire

@@ -8,8 +8,8 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from access.views import MEMBERS
 from orchestration.api.base import PrefectApiView
-from tenants.api import MEMBERS
 
 
 class HealthApi(PrefectApiView):

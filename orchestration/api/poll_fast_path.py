@@ -29,7 +29,7 @@ from accounts import authcache
 from accounts.api_keys.selectors import api_key_remembered
 from accounts.ip_allowlist import allowed_from_memory
 from audit.context import new_request_id, scope_client_ip
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.wire_work_pools import poll_answer_to_wire
 from orchestration.api.work_pools import DEFAULT_LIMIT, GetScheduledFlowRuns, WorkPoolGetScheduledFlowRunsApi
 from orchestration.selectors.work_pools import (

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, parse_id
 from orchestration.api.wire import task_run_to_wire
 from orchestration.models import TaskRun, TaskRunState

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.schemas import VariableCreate, VariableUpdate
 from orchestration.api.wire import variable_to_wire

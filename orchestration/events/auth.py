@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 
+from access.views import resolve_workspace_access
 from accounts.api_keys.selectors import api_key_authenticate
 from audit.context import (
     Credential,
@@ -29,7 +30,6 @@ from audit.context import (
     set_credential,
     set_request_context,
 )
-from tenants.api import resolve_workspace_access
 
 PREFECT_SUBPROTOCOL = "prefect"
 AUTH_FAILED_REASON = "Invalid API key, or no access to this workspace"

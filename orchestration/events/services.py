@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from config import serverloop
+from core import serverloop
 from orchestration.api.wire import event_to_wire
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
 from orchestration.events.schemas import EventIn

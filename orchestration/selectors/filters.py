@@ -23,7 +23,7 @@ from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
 
-from config.errors import AppError
+from core.errors import AppError
 
 
 class FilterError(AppError):

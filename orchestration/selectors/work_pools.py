@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Case, Count, F, IntegerField, Value, When, Window
 from django.db.models.functions import RowNumber
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.models import FlowRun, Worker, WorkPool, WorkQueue
 from orchestration.models.states import StateType
 from tenants.scoping import current_workspace_id

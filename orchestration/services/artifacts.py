@@ -4,7 +4,7 @@ import uuid
 
 from django.utils import timezone
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.schemas import ArtifactCreate, ArtifactUpdate
 from orchestration.models import Artifact
 from tenants.scoping import current_workspace_id

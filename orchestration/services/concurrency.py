@@ -31,7 +31,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.errors import AppError, Conflict, NotFound
+from core.errors import AppError, Conflict, NotFound
 from orchestration.models import ConcurrencyLease, ConcurrencyLimitV2, Deployment
 from tenants.scoping import current_workspace_id, workspace_scope
 

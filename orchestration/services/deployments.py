@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from audit import events
 from billing.entitlements import check_deployment
-from config.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
+from core.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
 from orchestration.api.schemas import FlowRunCreate, StateCreate
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue

@@ -6,7 +6,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, StateCreate
 from orchestration.models import Flow, FlowRun
 from orchestration.models.states import StateType

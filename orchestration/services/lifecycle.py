@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.schemas import StateCreate, StateDetails
 from orchestration.models import Event, FlowRun, Worker, WorkQueue
 from orchestration.models.states import StateType

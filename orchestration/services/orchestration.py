@@ -16,7 +16,7 @@ from django.db import connection, transaction
 from django.db.models.query import get_related_populators
 from django.utils import timezone
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.api.schemas import StateCreate
 from orchestration.api.wire import state_to_wire
 from orchestration.models import FlowRun, FlowRunState

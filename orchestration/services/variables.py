@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from config.errors import Conflict, NotFound
+from core.errors import Conflict, NotFound
 from orchestration.api.schemas import VariableCreate, VariableUpdate
 from orchestration.models import Variable
 from tenants.scoping import current_workspace_id

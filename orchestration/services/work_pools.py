@@ -19,7 +19,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import events
-from config.errors import Conflict, Forbidden, InvalidInput, NotFound
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from orchestration.models import Deployment, Worker, WorkPool, WorkQueue
 from orchestration.services import auditing
 from tenants.scoping import current_workspace_id

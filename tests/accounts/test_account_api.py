@@ -16,9 +16,9 @@ from accounts.api_keys.services import api_key_create
 from accounts.models import CustomRole, Invitation, ServiceAccount, Team, WorkspaceRoleGrant
 from accounts.permissions import builtin_account_role_id, builtin_workspace_role_id
 from accounts.services import membership_add
+from accounts.tenancy import account_create, workspace_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
-from tenants.services import account_create, workspace_create
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

@@ -14,7 +14,7 @@ from accounts.api_keys.models import ApiKey
 from accounts.api_keys.services import api_key_create, api_key_revoke
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
-from config.errors import InvalidInput
+from core.errors import InvalidInput
 from tests.conftest import bearer
 
 GENERIC_401 = {"detail": "Invalid authentication credentials"}
@@ -174,7 +174,7 @@ class TestLifecycle:
             api_key_create(owner=tenant.service_account, name="x", actor=SYSTEM, expires_at=timezone.now())
 
     def test_revoking_twice_is_a_conflict(self, tenant):
-        from config.errors import Conflict
+        from core.errors import Conflict
 
         key = ApiKey.objects.get(service_account=tenant.service_account)
         api_key_revoke(key=key, actor=SYSTEM)

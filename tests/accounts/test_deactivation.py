@@ -9,10 +9,10 @@ from django.test import Client
 
 from accounts.api_keys.models import ApiKey
 from accounts.services import user_deactivate, user_reactivate
+from accounts.tenancy import account_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
-from config.errors import Conflict
-from tenants.services import account_create
+from core.errors import Conflict
 from tests.conftest import bearer
 from tests.factories import UserFactory
 

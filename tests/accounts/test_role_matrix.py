@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
+from access.views import MEMBERS
 from accounts.api_keys.services import api_key_create
 from accounts.permissions import ACCOUNT_ROLE_PERMISSIONS, WORKSPACE_ROLE_SCOPES, AccountRole, WorkspaceRole
 from accounts.services import membership_add, workspace_access_grant
 from audit.actors import SYSTEM
-from tenants.api import MEMBERS
 from tests.conftest import bearer, make_tenant
 from tests.factories import ServiceAccountFactory, UserFactory
 from tests.routes import account_routes, workspace_routes

@@ -517,14 +517,14 @@ def test_the_journal_follows_the_audit_retention(tenant, tenant_scim):
 
     from django.utils import timezone
 
-    from audit.tasks import purge_expired_audit_records
+    from accounts.tasks import purge_expired_scim_activity
 
     tenant_scim.get("Users")
     tenant_scim.get("Groups")
     retention = plans.PLANS[tenant.account.plan].audit_log_retention_days
     old = ScimActivity.objects.filter(account=tenant.account).order_by("id").first()
     ScimActivity.objects.filter(pk=old.pk).update(occurred=timezone.now() - dt.timedelta(days=retention + 1))
-    purge_expired_audit_records()
+    purge_expired_scim_activity()
     assert list(ScimActivity.objects.filter(account=tenant.account).values_list("path", flat=True)) == [
         f"{tenant_scim.base}/Groups"
     ]

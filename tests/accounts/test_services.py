@@ -17,10 +17,10 @@ from accounts.services import (
     workspace_access_grant,
     workspace_access_revoke,
 )
+from accounts.tenancy import account_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
-from config.errors import Conflict, Forbidden, NotFound, PlanLimitExceeded
-from tenants.services import account_create
+from core.errors import Conflict, Forbidden, NotFound, PlanLimitExceeded
 from tests.factories import AccountFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from accounts.tenancy import workspace_create
 from audit import events
 from audit.actors import SYSTEM, SystemActor
 from audit.models import AuditLogEntry
 from audit.registry import AuditEventRegistry, AuditEventType, DuplicateAuditEvent, registry
 from audit.services import audit_record
 from tenants.models import Workspace
-from tenants.services import workspace_create
 from tests.conftest import bearer
 
 
@@ -140,8 +140,8 @@ def test_retention_purge_follows_the_plan(tenant):
 
     from django.utils import timezone
 
+    from accounts.tenancy import account_create
     from audit.services import audit_purge_expired, audit_verify_chain
-    from tenants.services import account_create
     from tests.factories import UserFactory
 
     now = timezone.now()

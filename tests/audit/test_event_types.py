@@ -127,7 +127,7 @@ def test_scim_changes_are_the_scim_actors(org):
 
 def test_a_plan_change(org):
     # Plans change through billing (no API route of its own yet): the service records it.
-    from tenants.services import account_change_plan
+    from accounts.tenancy import account_change_plan
 
     account_change_plan(account=org.account, plan="team", actor=org.owner)
     changed = owner_did(org, "account.plan-changed")

@@ -9,13 +9,13 @@ from django.db import connection
 
 from accounts.models import AccountMembership
 from accounts.services import membership_add
+from accounts.tenancy import account_create, workspace_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
 from billing import entitlements
 from billing.plans import FEATURES, PLANS, get_plan
-from config.errors import PlanLimitExceeded
+from core.errors import PlanLimitExceeded
 from tenants.models import Workspace
-from tenants.services import account_create, workspace_create
 from tests.factories import UserFactory
 
 

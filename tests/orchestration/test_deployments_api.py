@@ -820,7 +820,7 @@ class TestConcurrentCreation:
             assert Deployment.objects.count() == 1
 
     def test_two_creations_cannot_both_take_the_last_plan_slot(self, tenant):
-        from config.errors import PlanLimitExceeded
+        from core.errors import PlanLimitExceeded
 
         tenant.account.plan = "hobby"
         tenant.account.save(update_fields=["plan"])

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from access.views import WorkspaceApiView
 from accounts.models import WorkspaceRoleGrant
-from tenants.api import WorkspaceApiView
 from tenants.scoping import WorkspaceScopeMissing, current_workspace_id, workspace_scope
 
 

@@ -42,7 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--workspace")
 
     def handle(self, *args, **options):
-        from tenants.api import resolve_account
+        from tenants.selectors import resolve_account
 
         account = resolve_account(options["account"])
         if account is None:

@@ -43,7 +43,7 @@ class Command(BaseCommand):
 
             chains = list(AuditChain.objects.values_list("id", flat=True))
         elif options["account"]:
-            from tenants.api import resolve_account
+            from tenants.selectors import resolve_account
 
             account = resolve_account(options["account"])
             if account is None:

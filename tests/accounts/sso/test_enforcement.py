@@ -161,7 +161,7 @@ def test_a_session_from_another_accounts_idp_does_not_count(web, enforced, oidc)
 
 
 def test_enforcement_needs_an_enabled_provider_and_a_verified_domain(acme, oidc):
-    from config.errors import InvalidInput
+    from core.errors import InvalidInput
 
     with pytest.raises(InvalidInput, match="identity provider"):
         _enforce(acme.account)
@@ -178,7 +178,7 @@ def test_enforcement_needs_an_enabled_provider_and_a_verified_domain(acme, oidc)
     assert toggled.payload["enforce_sso"] is True
 
     # The last enabled provider stays while enforcement is on.
-    from config.errors import Conflict
+    from core.errors import Conflict
 
     acme.account.refresh_from_db()
     with pytest.raises(Conflict):

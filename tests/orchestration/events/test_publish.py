@@ -11,7 +11,7 @@ import uuid
 import pytest
 from channels.layers import get_channel_layer
 
-from config import serverloop
+from core import serverloop
 from orchestration.events import services
 
 pytestmark = pytest.mark.django_db  # the package's session fixture ends database connections

@@ -10,7 +10,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from config.errors import NotFound
+from core.errors import NotFound
 from orchestration.models import FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.policies import CoreFlowPolicy, MinimalFlowPolicy

@@ -6,14 +6,14 @@ from __future__ import annotations
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.dispatch import receiver
 
+from accounts.models import User
 from audit import events
 from audit.actors import SYSTEM
 from audit.services import audit_record
+from tenants.models import Account
 
 
 def _accounts_of(user):
-    from tenants.models import Account
-
     return list(Account.objects.filter(memberships__user=user)) or [None]
 
 
@@ -36,8 +36,6 @@ def _logged_out(sender, request, user, **kwargs):
 
 @receiver(user_login_failed, dispatch_uid="audit-login-failed")
 def _login_failed(sender, credentials, request=None, **kwargs):
-    from accounts.models import User
-
     email = str(credentials.get("username") or credentials.get("email") or "")[:254]
     user = User.objects.filter(email__iexact=email).first() if email else None
     for account in _accounts_of(user) if user is not None else [None]:

@@ -21,11 +21,11 @@ from accounts.api_keys.services import api_key_create
 from accounts.models import AccountMembership, ServiceAccount, User
 from accounts.permissions import AccountRole, WorkspaceRole
 from accounts.services import membership_add, service_account_create, user_create, workspace_access_grant
+from accounts.tenancy import account_change_plan, account_create, workspace_create
 from audit.actors import SystemActor
 from billing.plans import PLANS
-from config.errors import AppError
+from core.errors import AppError
 from tenants.models import Account, Workspace
-from tenants.services import account_change_plan, account_create, workspace_create
 
 ACTOR = SystemActor("bootstrap")
 SERVICE_ACCOUNT_NAME = "bootstrap"

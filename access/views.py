@@ -16,7 +16,6 @@ Overriding ``get_queryset``/``get_object`` is refused at class definition: use
 
 from __future__ import annotations
 
-import uuid
 from typing import ClassVar
 
 from rest_framework.exceptions import NotFound, PermissionDenied
@@ -27,39 +26,12 @@ from accounts.api_keys.models import ApiKey
 from accounts.selectors import account_permissions_of, workspace_access
 from tenants.models import Account, Workspace
 from tenants.scoping import _current_workspace_id
+from tenants.selectors import resolve_account, resolve_workspace
 
 MEMBERS = "__members__"
 """Marker for a method any principal with access to the tenant may call."""
 
 _NOT_FOUND = "Not Found"
-
-
-def _as_uuid(value: str) -> uuid.UUID | None:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        return None
-
-
-def resolve_account(ref: str) -> Account | None:
-    """The account named by ``ref``: its id, or else its handle."""
-    ref_id = _as_uuid(ref)
-    if ref_id is not None:
-        account = Account.objects.filter(pk=ref_id).first()
-        if account is not None:
-            return account
-    return Account.objects.filter(handle=ref).first()
-
-
-def resolve_workspace(account: Account, ref: str) -> Workspace | None:
-    """The workspace of ``account`` named by ``ref`` (id or handle); never one of another account."""
-    workspaces = Workspace.objects.filter(account=account).select_related("account")
-    ref_id = _as_uuid(ref)
-    if ref_id is not None:
-        workspace = workspaces.filter(pk=ref_id).first()
-        if workspace is not None:
-            return workspace
-    return workspaces.filter(handle=ref).first()
 
 
 def resolve_workspace_access(principal, account_ref: str, workspace_ref: str, *, api_key=None):

@@ -1,4 +1,5 @@
-"""Creating accounts and workspaces."""
+"""Creating and changing accounts and workspaces (tenants): the services that also make the first
+Owner's membership, check the plan and write the audit record."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from audit import events
 from audit.services import audit_record
 from billing import entitlements
 from billing.plans import get_plan
-from config.errors import Conflict, InvalidInput
+from core.errors import Conflict, InvalidInput
 from tenants.handles import handle_from_name, validate_handle
 from tenants.models import Account, Workspace
 

@@ -1,0 +1,27 @@
+"""Reading tenants: an account or workspace named in a URL by id or by handle."""
+
+from __future__ import annotations
+
+from core.ids import as_uuid
+from tenants.models import Account, Workspace
+
+
+def resolve_account(ref: str) -> Account | None:
+    """The account named by ``ref``: its id, or else its handle."""
+    ref_id = as_uuid(ref)
+    if ref_id is not None:
+        account = Account.objects.filter(pk=ref_id).first()
+        if account is not None:
+            return account
+    return Account.objects.filter(handle=ref).first()
+
+
+def resolve_workspace(account: Account, ref: str) -> Workspace | None:
+    """The workspace of ``account`` named by ``ref`` (id or handle); never one of another account."""
+    workspaces = Workspace.objects.filter(account=account).select_related("account")
+    ref_id = as_uuid(ref)
+    if ref_id is not None:
+        workspace = workspaces.filter(pk=ref_id).first()
+        if workspace is not None:
+            return workspace
+    return workspaces.filter(handle=ref).first()
