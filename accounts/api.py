@@ -8,8 +8,9 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from access.gate import workspaces_open_to
+from access.views import caller_of
 from accounts.models import ServiceAccount
-from accounts.views import workspaces_open_to
 
 
 class MeApi(APIView):
@@ -55,6 +56,6 @@ class MyWorkspacesApi(APIView):
                 }
                 # Not those of accounts whose IP allowlist refuses this address (nor, for a browser
                 # session, of accounts enforcing SSO it did not come from), as in the console.
-                for workspace, access in workspaces_open_to(request, surface="api")[0]
+                for workspace, access in workspaces_open_to(caller_of(request))[0]
             ]
         )

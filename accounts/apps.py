@@ -13,7 +13,6 @@ class AccountsConfig(AppConfig):
             authcache,
             signals,  # noqa: F401  (sign-ins, sign-outs and failed sign-ins as audit events)
         )
-        from accounts.api_keys import schema  # noqa: F401  (registers the OpenAPI auth extension)
 
         authcache.connect_signals()
         # python3-saml reads its clock-skew allowance for NotBefore/NotOnOrAfter from this constant.

@@ -1,4 +1,4 @@
-"""Session pages for people. The full console comes later; this is sign-in and a landing page.
+"""Sign-in pages for people (the signed-in pages are the console's, in ``console``).
 
 Sign-in is email-first: the first step asks for the address only; an address in a domain an
 account has verified for single sign-on is offered that account's identity providers (and the
@@ -10,15 +10,11 @@ the address with a password signs in with the password, subject to the accounts'
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.shortcuts import render
 
 from accounts.models import IdentityProvider
-from accounts.selectors import workspaces_of
 from accounts.sso import enforcement
 from accounts.sso.domains import account_for_email
 from audit import events
@@ -107,59 +103,3 @@ class SignInView(auth_views.LoginView):
         if decision is not None and decision.break_glass:
             enforcement.break_glass_record(user=form.get_user(), accounts=decision.break_glass)
         return response
-
-
-def workspaces_open_to(request, *, surface: str):
-    """``(open, blocked, sso_blocked)``: the person's ``(workspace, access)`` pairs in accounts this
-    request may act in, and by id the accounts whose IP allowlist refuses its address (each refusal
-    audited) or, for a browser session, that enforce SSO this session did not come from."""
-    from accounts.ip_allowlist import check_request
-    from audit.context import client_ip
-
-    ip = client_ip(request)
-    by_session = getattr(request, "auth", None) is None
-    found, blocked, sso_blocked, decided = [], {}, {}, {}
-    for workspace, access in workspaces_of(request.user):
-        account = workspace.account
-        if account.pk not in decided:
-            if by_session and not enforcement.session_may_act(request, account):
-                decided[account.pk] = "sso"
-            else:
-                decided[account.pk] = check_request(account, ip, actor=request.user, surface=surface)
-        if decided[account.pk] == "sso":
-            sso_blocked[account.pk] = account
-        elif decided[account.pk] is not None:
-            blocked[account.pk] = account
-        else:
-            found.append((workspace, access))
-    return found, blocked, sso_blocked
-
-
-@login_required
-def home(request):
-    """The person's workspaces, except in accounts whose IP allowlist refuses this address, or that
-    enforce SSO and this session did not come from their identity provider (those are named, and
-    an allowlist refusal is audited)."""
-    from audit.context import client_ip
-
-    ip = client_ip(request)
-    found, blocked, sso_blocked = workspaces_open_to(request, surface="console")
-    workspaces = [{"workspace": workspace, "roles": sorted(access.roles)} for workspace, access in found]
-    facts = enforcement.session_sso(request.session)
-    sso_provider = (
-        IdentityProvider.objects.select_related("account").filter(pk=facts.get("provider_id")).first()
-        if facts
-        else None
-    )
-    return render(
-        request,
-        "accounts/home.html",
-        {
-            "workspaces": workspaces,
-            "blocked_accounts": list(blocked.values()),
-            "sso_blocked_accounts": list(sso_blocked.values()),
-            "sso_provider": sso_provider,
-            "client_ip": ip,
-            "public_url": settings.PUBLIC_URL,
-        },
-    )

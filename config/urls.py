@@ -14,9 +14,10 @@ from accounts.account_api import (
 from accounts.api import MeApi, MyWorkspacesApi
 from accounts.sso import views as sso_views
 from accounts.sso.saml import metadata as saml_metadata
-from accounts.views import SignInView, home
+from accounts.views import SignInView
 from audit import views as audit_views
 from config.health import health
+from console.views import home
 
 handler404 = "core.errors.json_not_found"
 handler500 = "core.errors.json_server_error"

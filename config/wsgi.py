@@ -15,6 +15,8 @@ import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
+from access.credentials import bearer_token
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 django.setup(set_prefix=False)
 
@@ -44,8 +46,7 @@ class KeyApiWSGIHandler(WSGIHandler):
 def _is_key_api_request(environ) -> bool:
     if not environ.get("PATH_INFO", "").startswith("/api/"):
         return False
-    scheme, _, _ = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-    return scheme.lower() == "bearer"
+    return bearer_token(environ.get("HTTP_AUTHORIZATION")) is not None
 
 
 class Router:

@@ -1,10 +1,8 @@
-"""Reading keys: authentication and listings."""
+"""Reading keys: finding the key a credential names, and listings. Nothing here writes."""
 
 from __future__ import annotations
 
 from datetime import timedelta
-
-from django.utils import timezone
 
 from accounts import authcache
 from accounts.api_keys import secrets as key_secrets
@@ -15,94 +13,45 @@ from audit.context import canonical_ip
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-def api_key_authenticate(
-    candidate: str, *, ip: str | None = None, account_ref: str | None = None
-) -> ApiKey | None:
-    """The usable key for ``candidate``, or None for malformed, unknown, expired or revoked keys and
-    for keys whose owner can no longer act. Records the use; ``account_ref`` (the account the
-    request acts in, when the path names one) is where a user key's use from a new address is an
-    audit event."""
+def api_key_find(candidate: str) -> ApiKey | None:
+    """The key ``candidate`` names when it is well formed, known and its secret matches; None
+    otherwise. Reads only (remembered like access, see ``accounts.authcache``); whether the key may
+    act now is ``api_key_can_act``, and recording its use is ``api_key_record_use``'s."""
     parsed = key_secrets.parse(candidate)
     if parsed is None:
         return None
-    key = authcache.memo("api-key", (authcache.token_digest(parsed.raw),), lambda: _matching_key(parsed))
-    if key is None:
-        return None
-    now = timezone.now()
-    if not _can_act(key, now):
-        return None
-    if _use_to_record(key, now, ip):
-        new_ip = key.last_used_ip is not None and ip is not None and not _same_ip(key.last_used_ip, ip)
-        previous_ip = key.last_used_ip
-        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
-        key.last_used_at, key.last_used_ip = now, ip
-        if new_ip:
-            _record_new_ip(key, previous_ip=previous_ip, ip=ip, account_ref=account_ref)
-    return key
+    return authcache.memo("api-key", (authcache.token_digest(parsed.raw),), lambda: _matching_key(parsed))
 
 
-def api_key_remembered(candidate: str, *, ip: str | None) -> ApiKey | None:
-    """``api_key_authenticate`` answered from memory alone: the key when it is remembered, usable
-    and its use needs no recording now; None when the full path must decide (it may still accept)."""
+def api_key_find_remembered(candidate: str) -> ApiKey | None | object:
+    """``api_key_find`` answered from memory alone: the key or None when remembered, else
+    ``authcache.MISSING``."""
     parsed = key_secrets.parse(candidate)
     if parsed is None:
         return None
-    key = authcache.peek("api-key", (authcache.token_digest(parsed.raw),))
-    if key is authcache.MISSING or key is None:
-        return None
-    now = timezone.now()
-    if not _can_act(key, now) or _use_to_record(key, now, ip):
-        return None
-    return key
+    return authcache.peek("api-key", (authcache.token_digest(parsed.raw),))
 
 
-def _can_act(key: ApiKey, now) -> bool:
+def api_key_can_act(key: ApiKey, now) -> bool:
     """Unexpired, unrevoked, and its owner still active."""
     return key.is_usable(now) and (key.user is None or key.user.is_active)
 
 
-def _use_to_record(key: ApiKey, now, ip: str | None) -> bool:
+def api_key_use_due(key: ApiKey, now, ip: str | None) -> bool:
     """Is this use to be written down (``last_used_at`` is stale, or the address is new)?"""
     return (
         key.last_used_at is None
         or now - key.last_used_at >= LAST_USED_RESOLUTION
-        or not _same_ip(key.last_used_ip, ip)
+        or not same_ip(key.last_used_ip, ip)
     )
 
 
-def _same_ip(stored: str | None, ip: str | None) -> bool:
+def same_ip(stored: str | None, ip: str | None) -> bool:
     """Whether two spellings name one address (the database may spell it otherwise: ::1.2.3.4, or an
     IPv4-mapped form of an IPv4 address)."""
     if stored is None or ip is None:
         return stored == ip
     return (canonical_ip(stored) or stored) == (canonical_ip(ip) or ip)
-
-
-def _record_new_ip(key: ApiKey, *, previous_ip: str, ip: str, account_ref: str | None) -> None:
-    """A key used from an address it was not last used from is an audit event (a leaked key shows
-    up here): in the service account's account, or for a user key in the account the request acts
-    in when its owner belongs to it (else in the trail of no account)."""
-    from accounts.models import AccountMembership
-    from audit import events
-    from audit.services import audit_record
-    from tenants.selectors import resolve_account
-
-    if key.service_account_id:
-        account = key.service_account.account
-    else:
-        account = resolve_account(account_ref) if account_ref else None
-        if (
-            account is not None
-            and not AccountMembership.objects.filter(account=account, user=key.user).exists()
-        ):
-            account = None
-    audit_record(
-        event=events.API_KEY_NEW_IP,
-        actor=key.owner,
-        account=account,
-        target=key,
-        payload={"ip": ip, "previous_ip": previous_ip},
-    )
 
 
 def _matching_key(parsed) -> ApiKey | None:

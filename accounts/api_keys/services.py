@@ -10,11 +10,14 @@ from django.utils import timezone
 
 from accounts.api_keys import secrets as key_secrets
 from accounts.api_keys.models import ApiKey, ApiKeyPrefix
-from accounts.models import ServiceAccount, User
+from accounts.api_keys.selectors import same_ip
+from accounts.models import AccountMembership, ServiceAccount, User
 from accounts.permissions import SCOPES_BY_NAME
 from audit import events
 from audit.services import audit_record
 from core.errors import Conflict, InvalidInput
+from tenants.models import Account
+from tenants.selectors import resolve_account
 
 MAX_NAME_LENGTH = 200
 
@@ -22,8 +25,6 @@ MAX_NAME_LENGTH = 200
 def max_key_lifetime_seconds(owner: User | ServiceAccount) -> int | None:
     """The longest lifetime a new key of ``owner`` may have: its account's setting for a service
     account; for a person, the strictest setting among the accounts they belong to."""
-    from tenants.models import Account
-
     if isinstance(owner, ServiceAccount):
         accounts = [owner.account]
     else:
@@ -129,3 +130,33 @@ def api_key_revoke(*, key: ApiKey, actor) -> ApiKey:
         account = key.service_account.account if key.service_account_id else None
         audit_record(event=events.API_KEY_REVOKED, actor=actor, account=account, target=key)
     return key
+
+
+def api_key_record_use(key: ApiKey, *, now, ip: str | None, account_ref: str | None = None) -> None:
+    """Write down a use of ``key``: ``last_used_at``/``last_used_ip`` (the caller asks
+    ``api_key_use_due`` first, so a busy key writes at most once a minute per address). A use from
+    an address other than the last one is an audit event (a leaked key shows up here): in the
+    service account's account, or for a user key in the account the request acts in
+    (``account_ref``) when its owner belongs to it, else in the trail of no account."""
+    new_ip = key.last_used_ip is not None and ip is not None and not same_ip(key.last_used_ip, ip)
+    previous_ip = key.last_used_ip
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=now, last_used_ip=ip)
+    key.last_used_at, key.last_used_ip = now, ip
+    if not new_ip:
+        return
+    if key.service_account_id:
+        account = key.service_account.account
+    else:
+        account = resolve_account(account_ref) if account_ref else None
+        if (
+            account is not None
+            and not AccountMembership.objects.filter(account=account, user=key.user).exists()
+        ):
+            account = None
+    audit_record(
+        event=events.API_KEY_NEW_IP,
+        actor=key.owner,
+        account=account,
+        target=key,
+        payload={"ip": ip, "previous_ip": previous_ip},
+    )

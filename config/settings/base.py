@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "social_django",
     "tenants",
     "accounts",
+    "access",
     "billing",
     "audit",
     "orchestration",
@@ -269,7 +270,7 @@ STORAGES = {
 # --- DRF ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "accounts.api_keys.authentication.ApiKeyAuthentication",
+        "access.authentication.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -4,8 +4,9 @@ Every ``prefect worker`` polls ``work_pools/{name}/get_scheduled_flow_runs`` eve
 the same key, and many workers poll one pool. After the first poll of a process has gone through
 the full path (Django, the API key, the workspace access, the IP allowlist, the pool, the runs),
 all of that is remembered (``accounts.authcache``, the pool memo and the poll answers in
-``orchestration.selectors.work_pools``) and a poll can be answered on the event loop by the same
-checks, in memory. Whatever would need I/O -- a key, access, allowlist policy, pool or answer not
+``orchestration.selectors.work_pools``) and a poll can be answered on the event loop: the access
+gate's memory-only mode (``access.gate.authorize_workspace_from_memory``, the same steps as the full
+gate) and the pool and answer memos. Whatever would need I/O -- a key, access, allowlist policy, pool or answer not
 remembered or expired, a ``last_used``/``last_seen``/``last_polled`` stamp due, a body that does not
 parse, any refusal -- goes to the full path unchanged, which does the work, the writes and the
 audit, and answers the errors in their usual shapes. So this path only ever says yes, and says it
@@ -25,9 +26,9 @@ from django.db import close_old_connections
 from django.utils import timezone
 from pydantic import ValidationError
 
+from access.credentials import asgi_header, bearer_token
+from access.gate import Caller, Surface, authenticate_key_from_memory, authorize_workspace_from_memory
 from accounts import authcache
-from accounts.api_keys.selectors import api_key_remembered
-from accounts.ip_allowlist import allowed_from_memory
 from audit.context import new_request_id, scope_client_ip
 from core.errors import NotFound
 from orchestration.api.wire_work_pools import poll_answer_to_wire
@@ -53,13 +54,6 @@ REQUIRED_SCOPE = WorkPoolGetScheduledFlowRunsApi.required_scopes["POST"]
 ASGIApp = Callable[[dict, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
 
 
-def _header(scope: dict, name: bytes) -> str | None:
-    for key, value in scope.get("headers") or ():
-        if key.lower() == name:
-            return value.decode("latin-1")
-    return None
-
-
 # Memos this path relies on are refreshed in the background this many seconds before they
 # expire, so a busy process keeps answering from memory instead of sending a burst of polls
 # through the full path at each expiry. The refresh runs the same code the full path runs.
@@ -75,22 +69,17 @@ def answer_from_memory(scope: dict, match: re.Match, body: bytes) -> tuple[bytes
     if authcache.shared_generation_due(within=REFRESH_AHEAD_SECONDS):
         refreshes.append((("generation",), authcache.refresh_shared_generation))
     account_ref, workspace_ref, pool_name = match.groups()
-    authorization = _header(scope, b"authorization")
-    if not authorization:
-        return None, refreshes
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None, refreshes
     ip = scope_client_ip(scope)
-    key = api_key_remembered(token.strip(), ip=ip)
+    # The access gate, from memory: UNKNOWN (anything it would have to read, write or refuse)
+    # hands the poll to the full path.
+    key = authenticate_key_from_memory(bearer_token(asgi_header(scope, "authorization")), ip=ip)
     if key is None:
         return None, refreshes
-    resolved = authcache.peek("workspace-access", (key.pk, account_ref, workspace_ref))
-    if resolved is authcache.MISSING or resolved is None:
+    caller = Caller(principal=key.owner, ip=ip, surface=Surface.API, api_key=key)
+    decision = authorize_workspace_from_memory(caller, account_ref, workspace_ref, REQUIRED_SCOPE)
+    if not decision.allowed:
         return None, refreshes
-    workspace, access = resolved
-    if not access.has(REQUIRED_SCOPE) or not allowed_from_memory(workspace.account, ip):
-        return None, refreshes
+    workspace = decision.workspace
     try:
         data = GetScheduledFlowRuns.model_validate_json(body or b"{}")
     except ValidationError:
@@ -214,7 +203,7 @@ class PollFastPath:
                 _schedule(refreshes)
         if answer is None:
             return await self.app(scope, _replay(body, message, receive), send)
-        request_id = new_request_id(_header(scope, b"x-request-id"))
+        request_id = new_request_id(asgi_header(scope, "x-request-id"))
         await send(
             {
                 "type": "http.response.start",

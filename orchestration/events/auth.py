@@ -11,7 +11,8 @@ Two handshakes reach ``/events/in`` and ``/events/out``:
   (the scheme in any case). The first frame is already an event.
 
 Whatever fails (no key, a bad key, an unknown workspace, a workspace of another tenant, a missing
-scope) is refused the same way.
+scope, a refused address) is refused the same way. Who may connect is the access gate's decision
+(``access.gate.authorize_token``), the same as for the HTTP API.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 
-from access.views import resolve_workspace_access
-from accounts.api_keys.selectors import api_key_authenticate
+from access.credentials import asgi_header
+from access.credentials import bearer_token as parse_bearer
+from access.gate import Surface, authorize_token
 from audit.context import (
-    Credential,
     RequestContext,
+    new_request_id,
     reset_request_context,
+    scope_client_ip,
     set_credential,
     set_request_context,
 )
@@ -47,22 +50,12 @@ class SocketGrant:
 
 
 def header(scope: dict, name: str) -> str | None:
-    wanted = name.lower().encode("latin-1")
-    for key, value in scope.get("headers") or ():
-        if key.lower() == wanted:
-            return value.decode("latin-1")
-    return None
+    return asgi_header(scope, name)
 
 
 def bearer_token(scope: dict) -> str | None:
     """The key of an ``Authorization: bearer <key>`` upgrade header (any case of "bearer")."""
-    value = header(scope, "authorization")
-    if not value:
-        return None
-    scheme, _, token = value.strip().partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
+    return parse_bearer(asgi_header(scope, "authorization")) or None
 
 
 def wants_prefect_subprotocol(scope: dict) -> bool:
@@ -71,15 +64,11 @@ def wants_prefect_subprotocol(scope: dict) -> bool:
 
 def client_ip(scope: dict) -> str | None:
     """The client address, by the same trusted-proxy rules as HTTP requests."""
-    from audit.context import scope_client_ip
-
     return scope_client_ip(scope)
 
 
 def socket_request_context(scope: dict) -> RequestContext:
     """The request facts of a websocket connection, for what its authorization audits."""
-    from audit.context import new_request_id, scope_client_ip
-
     headers = {name.lower(): value.decode("latin-1") for name, value in scope.get("headers") or ()}
     return RequestContext(
         request_id=new_request_id(headers.get(b"x-request-id")),
@@ -111,21 +100,12 @@ def authorize_sync(
 
 
 def _authorize(token: str, account_ref: str, workspace_ref: str, scopes: tuple[str, ...], ip: str | None):
-    key = api_key_authenticate(token, ip=ip, account_ref=account_ref)
-    if key is None:
+    _key, decision = authorize_token(
+        token, account_ref, workspace_ref, scopes, ip=ip, surface=Surface.WEBSOCKET
+    )
+    if not decision.allowed:
         return None
-    set_credential(Credential(method="api_key", api_key_id=str(key.pk)))
-    resolved = resolve_workspace_access(key.owner, account_ref, workspace_ref, api_key=key)
-    if resolved is None:
-        return None
-    workspace, access = resolved
-    if not any(access.has(scope) for scope in scopes):
-        return None
-    from accounts.ip_allowlist import check_request
-
-    if check_request(workspace.account, ip, actor=key.owner, surface="websocket") is not None:
-        return None
-    return SocketGrant(workspace_id=workspace.pk, account_id=workspace.account_id, token=token)
+    return SocketGrant(workspace_id=decision.workspace.pk, account_id=decision.account.pk, token=token)
 
 
 authorize = database_sync_to_async(authorize_sync)
