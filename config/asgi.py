@@ -14,7 +14,10 @@ import os
 
 import django
 
+from config.embedded import prepare
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+prepare()
 django.setup(set_prefix=False)  # before importing the routes and their models
 
 from a2wsgi import WSGIMiddleware  # noqa: E402

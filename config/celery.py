@@ -1,4 +1,9 @@
-"""The Celery app. Tasks live in each app's ``tasks.py`` and are thin wrappers around services."""
+"""The Celery app. Tasks live in each app's ``tasks.py`` and are thin wrappers around services.
+
+A worker or beat prepares the embedded default (``config.embedded.prepare``) when the app first loads
+its configuration, which is before it reads Django's settings or connects to the broker; importing
+this module writes nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +12,18 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from config.embedded import prepare
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 app = Celery("controlplane")
+
+
+@app.on_configure.connect
+def _prepare_embedded_default(sender, **kwargs) -> None:
+    prepare()
+
+
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

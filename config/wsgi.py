@@ -16,8 +16,10 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
 from access.credentials import bearer_token
+from config.embedded import prepare
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+prepare()
 django.setup(set_prefix=False)
 
 BROWSER_ONLY_MIDDLEWARE = frozenset(

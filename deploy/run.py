@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Run the whole product on one machine: web (ASGI, HTTP + websockets), Celery worker and beat.
 
-Migrates, collects static files, provisions the demo account (reusing it on later runs), prints how
-to connect, then supervises the three processes. Ctrl-C (or SIGTERM) stops all of them; if one of
+Prepares the embedded default (``config.embedded.prepare``), migrates, collects static files,
+provisions the demo account (reusing it on later runs), prints how to connect, then supervises the
+three processes. Ctrl-C (or SIGTERM) stops all of them; if one of
 them dies, the others are stopped too.
 
 Environment: HOST (127.0.0.1), PORT (8000), DEMO_ACCOUNT, DEMO_WORKSPACE, DEMO_OWNER_EMAIL, DEMO_PLAN,
@@ -25,6 +26,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = os.environ.get("PORT", "8000")
+
+
+def prepare() -> None:
+    """Create what the embedded default keeps under VAR_DIR, before any process reads the settings."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    # Function-level import: this script runs from deploy/, and the project's packages are importable
+    # only once ROOT is on the path.
+    from config.embedded import prepare as prepare_embedded_default
+
+    prepare_embedded_default()
 
 
 def manage(*args: str, capture: bool = False) -> str:
@@ -114,6 +127,7 @@ def stop(processes: dict[str, subprocess.Popen], grace: float = 10.0) -> None:
 
 
 def main() -> int:
+    prepare()
     info = provision()
     print(banner(info), flush=True)
     beat_schedule = str(var_dir() / "celerybeat-schedule")

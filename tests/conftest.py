@@ -1,13 +1,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from rest_framework.test import APIClient
 
 from accounts.api_keys.services import api_key_create
 from accounts.permissions import AccountRole, WorkspaceRole
 from audit.actors import SYSTEM
+from config.embedded import prepare
 from tests.factories import (
     AccountFactory,
     GrantFactory,
@@ -16,6 +19,13 @@ from tests.factories import (
     UserFactory,
     WorkspaceFactory,
 )
+
+
+def pytest_configure(config):
+    """The suite starts as every process does (``VAR_DIR`` holds the SQLite test database). WhiteNoise
+    serves collected static files and the tests run without collectstatic: STATIC_ROOT exists, empty."""
+    prepare()
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
 
 
 @dataclass

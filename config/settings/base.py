@@ -7,16 +7,18 @@ Two ways to run, one settings module:
 * **Server** (``DATABASE_URL`` set): ``SECRET_KEY`` is required, and ``REDIS_URL`` (if set) becomes the
   Celery broker, the cache and the channel layer.
 
-Every variable is documented in ``.env.example``.
+Every variable is documented in ``.env.example``. Importing this module writes nothing: the files the
+embedded default keeps under ``VAR_DIR`` are created at start-up, by ``config.embedded.prepare()``.
 """
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+from config.embedded import read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -27,6 +29,9 @@ EMBEDDED = not env.str("DATABASE_URL", default="")
 
 DEBUG = env.bool("DEBUG", default=False)
 
+# Where the embedded default keeps the key that start-up generates (config.embedded.prepare).
+SECRET_KEY_FILE = VAR_DIR / "secret_key"
+
 
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
@@ -34,12 +39,8 @@ def _secret_key() -> str:
         return key
     if not EMBEDDED:
         raise ImproperlyConfigured("SECRET_KEY must be set when DATABASE_URL is set.")
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(64))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    # "" until start-up has generated the key; Django refuses an empty key when it is first used.
+    return read_secret_key(SECRET_KEY_FILE)
 
 
 SECRET_KEY = _secret_key()
@@ -109,7 +110,6 @@ TEMPLATES = [
 
 # --- Database ---------------------------------------------------------------------------------------
 if EMBEDDED:
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
@@ -163,8 +163,6 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("queue", "processed", "control"):
-        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 # Tests never need a real secret; DATABASE_URL may point them at PostgreSQL.
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use-0123456789abcdef")
@@ -26,6 +25,3 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # One file per test process, so concurrent test runs never share (or delete) each other's.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
-
-# WhiteNoise serves collected static files; tests run without collectstatic.
-Path(STATIC_ROOT).mkdir(parents=True, exist_ok=True)  # noqa: F405
