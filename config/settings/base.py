@@ -314,5 +314,7 @@ LATE_RUN_AFTER_SECONDS = env.int("LATE_RUN_AFTER_SECONDS", default=15)
 FLOW_RUN_HEARTBEAT_TIMEOUT_SECONDS = env.int("FLOW_RUN_HEARTBEAT_TIMEOUT_SECONDS", default=600)
 # A worker is OFFLINE after missing this many heartbeat intervals.
 WORKER_OFFLINE_HEARTBEAT_MULTIPLE = env.int("WORKER_OFFLINE_HEARTBEAT_MULTIPLE", default=3)
+# A work queue is READY while a worker polled it within this many seconds, else NOT_READY.
+WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS = env.int("WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", default=60)
 # A CANCELLING run that no worker or runner acknowledges is CANCELLED after this long.
 CANCELLING_TIMEOUT_SECONDS = env.int("CANCELLING_TIMEOUT_SECONDS", default=120)
