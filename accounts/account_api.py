@@ -134,8 +134,6 @@ class _ApiMixin:
     """Bodies as JSON objects, and every client error in ``{"detail": …}`` with Prefect Cloud's
     status codes (422 for a value that cannot be used)."""
 
-    schema = None
-
     def body(self) -> dict:
         data = self.request.data
         if data in (None, b"", ""):

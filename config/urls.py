@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts.account_api import (
     AccountDetailApi,
@@ -31,6 +33,12 @@ urlpatterns = [
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
     path("api/health", health, name="health"),
+    # The OpenAPI document (config.schema): JSON, or YAML with ?format=yaml.
+    path(
+        "api/schema/",
+        SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer]),
+        name="api-schema",
+    ),
     path("api/audit/signing_key", audit_views.signing_key, name="audit-signing-key"),
     path("api/me/", MeApi.as_view()),
     path("api/me/workspaces", MyWorkspacesApi.as_view()),

@@ -274,11 +274,28 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.schema.ControlPlaneAutoSchema",
     "EXCEPTION_HANDLER": "core.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Control plane API", "VERSION": "0.1.0", "SERVE_INCLUDE_SCHEMA": False}
+# The OpenAPI document of the control plane's own API (GET /api/schema/; config.schema). It names
+# routes and shapes only, no tenant's data, so it is public, as Prefect Cloud's and Sentry's are.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Control plane API",
+    "VERSION": "0.1.0",
+    "DESCRIPTION": (
+        "The API of the self-hosted control plane for Prefect: accounts and workspaces, roles, "
+        "memberships, teams, service accounts (bots) and API keys, invitations, workspace access, "
+        "audit events, IP allowlist, SSO and SCIM settings. Authenticate with a bearer key: a user "
+        "key (pnu_…) or a service-account key (pnb_…). The Prefect API a workspace serves to the "
+        "prefect client (/api/accounts/{account}/workspaces/{workspace}/…) is Prefect's own and is "
+        "described by Prefect's OpenAPI document."
+    ),
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "PREPROCESSING_HOOKS": ["config.schema.drop_trailing_slash_aliases"],
+}
 
 # --- Logging ----------------------------------------------------------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
