@@ -36,7 +36,7 @@ DEFAULT_AGENT_WORK_POOL_NAME = "default-agent-pool"
 
 
 def _work_queue_timeout() -> dt.timedelta:
-    return dt.timedelta(seconds=getattr(settings, "WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", 60))
+    return dt.timedelta(seconds=settings.WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS)
 
 
 # --- lookups ------------------------------------------------------------------------------------------
