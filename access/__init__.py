@@ -1,7 +1,7 @@
 """The one access gate: authentication and authorization for every surface.
 
-- ``credentials``: reading a credential off a request (the one bearer parser, for HTTP, ASGI scopes
-  and websockets).
+- Credentials are read off requests by the one bearer parser, ``core.credentials`` (below every
+  app, so the SCIM endpoints' token reading uses it too).
 - ``gate``: ``authenticate_key`` and ``authorize_workspace``/``authorize_account``/``authorize_token``
   (resolve the tenant from the path, the principal's access there, the account's door — IP
   allowlist, then SSO enforcement for browser sessions — and the scope or permission needed), plus

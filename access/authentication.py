@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from rest_framework import authentication, exceptions
 
-from access.credentials import bearer_token
 from access.gate import authenticate_key
 from audit.context import client_ip
+from core.credentials import bearer_token
 from core.errors import INVALID_CREDENTIALS
 
 

@@ -15,8 +15,8 @@ import django
 from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 
-from access.credentials import bearer_token
 from config.embedded import prepare
+from core.credentials import bearer_token
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 prepare()

@@ -1,11 +1,26 @@
-"""One application error hierarchy, rendered to one shape: ``{"detail": ..., "code": ...}``.
+"""One application error hierarchy, and one table that says how each error answers on each surface.
 
-Services raise these; API views let them propagate; ``api_exception_handler`` renders them (and
-DRF's own errors) with the status below. Prefect wire routes use Prefect's ``detail`` shape, which
-this is compatible with.
+Services raise ``AppError``s; views let them (and DRF's own errors) propagate; each surface renders
+them through ``error_answer`` (the table) and its own shape:
+
+- **control plane** (``/api/accounts/<a>/…`` outside the Prefect routes, ``/api/me``, ``/api/users``):
+  ``{"detail": …, "code": …}`` plus any ``extra``, rendered by ``api_exception_handler`` (DRF's
+  ``EXCEPTION_HANDLER``). A value that cannot be used is 422, as Prefect Cloud answers.
+- **Prefect** (the wire API under each workspace): Prefect's own shapes, ``{"detail": …}`` plus
+  ``extra`` (its 422 body carries ``exception_detail``), 409, and 423 with ``Retry-After``; rendered
+  by ``prefect_exception_handler``.
+- **SCIM**: RFC 7644 errors, rendered by the SCIM views from the same answer
+  (``accounts.scim.views``).
+
+The gate's refusals are the same bare ``{"detail": "Not Found"}`` / 401 on every surface, on purpose:
+a tenant one may not see must answer exactly like a path that does not exist. An ``AppError``
+carries its response headers (``Retry-After``).
 """
 
 from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
@@ -20,14 +35,24 @@ class AppError(Exception):
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
-    def __init__(self, message: str, *, code: str | None = None, extra: dict | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        extra: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.extra = extra or {}
+        self.headers = headers or {}
 
 
 class InvalidInput(AppError):
+    """Input a service cannot take: Prefect's routes answer 400, the control plane 422 (the table)."""
+
     status_code = status.HTTP_400_BAD_REQUEST
     default_code = "invalid"
 
@@ -55,8 +80,72 @@ class Conflict(AppError):
     default_code = "conflict"
 
 
+class Locked(AppError):
+    """Prefect's 423: come back later (a ``Retry-After`` header says when)."""
+
+    status_code = status.HTTP_423_LOCKED
+    default_code = "locked"
+
+
 class PlanLimitExceeded(Forbidden):
     default_code = "plan_limit"
+
+
+# --- the table -------------------------------------------------------------------------------------
+
+
+class Surface(enum.StrEnum):
+    CONTROL_PLANE = "control_plane"
+    PREFECT = "prefect"
+    SCIM = "scim"
+
+
+# Where a surface answers an error with another status than the error's own.
+_STATUS_ON = {
+    Surface.CONTROL_PLANE: {InvalidInput: 422, drf_exceptions.ParseError: 422},
+    Surface.PREFECT: {drf_exceptions.ParseError: 422},
+    Surface.SCIM: {},
+}
+
+
+@dataclass(frozen=True)
+class ErrorAnswer:
+    status: int
+    detail: str
+    code: str | None = None  # None: the bare {"detail"} answer (DRF's and the gate's own errors)
+    extra: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _status_on(surface: Surface, exc: Exception, default: int) -> int:
+    for kind, status_code in _STATUS_ON[surface].items():
+        if isinstance(exc, kind):
+            return status_code
+    return default
+
+
+def error_answer(exc: Exception, surface: Surface) -> ErrorAnswer | None:
+    """How ``exc`` answers on ``surface``; None for what is not a client error (a 500)."""
+    if isinstance(exc, AppError):
+        return ErrorAnswer(
+            _status_on(surface, exc, exc.status_code), exc.message, exc.code, exc.extra, exc.headers
+        )
+    if isinstance(exc, DjangoValidationError):
+        return ErrorAnswer(400, _validation_message(exc), "invalid")
+    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
+        # One answer for missing, malformed, unknown, expired and revoked credentials.
+        return ErrorAnswer(401, INVALID_CREDENTIALS, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+    if isinstance(exc, drf_exceptions.ParseError):
+        return ErrorAnswer(_status_on(surface, exc, 400), f"Invalid request received: {exc.detail}")
+    if isinstance(exc, Http404):
+        return ErrorAnswer(404, "Not Found")
+    if isinstance(exc, drf_exceptions.APIException):
+        headers = {}
+        if getattr(exc, "wait", None) is not None:
+            headers["Retry-After"] = str(int(exc.wait))
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        return ErrorAnswer(exc.status_code, detail, headers=headers)
+    return None
 
 
 def _validation_message(error: DjangoValidationError) -> str:
@@ -65,28 +154,37 @@ def _validation_message(error: DjangoValidationError) -> str:
     return " ".join(error.messages)
 
 
-def api_exception_handler(exc, context):
-    if isinstance(exc, AppError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
-    if isinstance(exc, DjangoValidationError):
-        return Response({"detail": _validation_message(exc), "code": "invalid"}, status=400)
-    if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
-        # One answer for missing, malformed, unknown, expired and revoked credentials.
-        response = Response({"detail": INVALID_CREDENTIALS}, status=status.HTTP_401_UNAUTHORIZED)
-        response["WWW-Authenticate"] = 'Bearer realm="api"'
-        return response
-    if isinstance(exc, Http404):
-        return Response({"detail": "Not Found"}, status=status.HTTP_404_NOT_FOUND)
-    from rest_framework.views import exception_handler as drf_exception_handler
+def _response(answer: ErrorAnswer, body: dict) -> Response:
+    response = Response(body, status=answer.status)
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
 
-    return drf_exception_handler(exc, context)
+
+def api_exception_handler(exc, context):
+    """DRF's exception handler for the control-plane API: ``{"detail", "code", **extra}``."""
+    answer = error_answer(exc, Surface.CONTROL_PLANE)
+    if answer is None:
+        return None
+    body = {"detail": answer.detail}
+    if answer.code is not None:
+        body.update(code=answer.code, **answer.extra)
+    return _response(answer, body)
+
+
+def prefect_exception_handler(exc, context):
+    """The exception handler of Prefect's routes: ``{"detail", **extra}`` in Prefect's codes."""
+    answer = error_answer(exc, Surface.PREFECT)
+    if answer is None:
+        return None
+    return _response(answer, {"detail": answer.detail, **answer.extra})
 
 
 def json_not_found(request, exception=None):
     """404 for paths no route matches; JSON under /api/, HTML elsewhere."""
     if request.path.startswith(("/api/", "/scim/")):
         return JsonResponse({"detail": "Not Found"}, status=404)
-    from django.views.defaults import page_not_found
+    from django.views.defaults import page_not_found  # Django's HTML pages, only when rendered
 
     return page_not_found(request, exception)
 
@@ -94,6 +192,6 @@ def json_not_found(request, exception=None):
 def json_server_error(request):
     if request.path.startswith(("/api/", "/scim/")):
         return JsonResponse({"detail": "Internal Server Error"}, status=500)
-    from django.views.defaults import server_error
+    from django.views.defaults import server_error  # Django's HTML pages, only when rendered
 
     return server_error(request)

@@ -49,7 +49,9 @@ from accounts.scim.resources import (
 )
 from audit.context import client_ip, current_request_context
 from billing import entitlements
-from core.errors import AppError
+from core.credentials import bearer_token
+from core.errors import AppError, Surface, error_answer
+from core.ids import as_uuid
 from core.parsers import has_nul_escape
 from tenants.models import Account
 
@@ -73,10 +75,10 @@ def base_url(account_id) -> str:
 
 
 def _uuid(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise not_found() from None
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise not_found()
+    return parsed
 
 
 @method_decorator(csrf_exempt, name="dispatch")
@@ -97,8 +99,9 @@ class ScimView(View):
         except ScimError as error:
             response = _error(error)
         except AppError as error:  # a refusal from a shared service (plan, last Owner…)
-            scim_type = "uniqueness" if error.status_code == 409 else None
-            response = _error(ScimError(error.status_code, error.message, scim_type))
+            answer = error_answer(error, Surface.SCIM)
+            scim_type = "uniqueness" if answer.status == 409 else None
+            response = _error(ScimError(answer.status, answer.detail, scim_type))
         self._journal(request, response)
         return response
 
@@ -106,13 +109,9 @@ class ScimView(View):
         raise ScimError(405, f"{request.method} is not supported here.")
 
     def _authenticate(self, request, account_ref) -> Account:
-        header = request.META.get("HTTP_AUTHORIZATION", "")
-        scheme, _, raw = header.strip().partition(" ")
-        token = services.scim_token_authenticate(raw.strip()) if scheme.lower() == "bearer" else None
-        try:
-            account_id = uuid.UUID(str(account_ref))
-        except ValueError:
-            account_id = None
+        raw = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
+        token = services.scim_token_authenticate(raw) if raw is not None else None
+        account_id = as_uuid(account_ref)
         if token is None or account_id is None or token.account_id != account_id:
             raise ScimError(401, "A valid SCIM token of this account is required.")
         self.token = token

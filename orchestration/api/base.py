@@ -8,11 +8,11 @@ from typing import Any, TypeVar
 
 from django.http import HttpResponse
 from pydantic import BaseModel, ValidationError
-from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 from access.views import WorkspaceApiView
-from core.errors import AppError, NotFound
+from core.errors import AppError, NotFound, prefect_exception_handler
+from core.ids import as_uuid
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -49,20 +49,17 @@ class PrefectApiView(WorkspaceApiView):
             raise InvalidBody("The request body must be a JSON object.")
         return data
 
-    def handle_exception(self, exc):
-        # Prefect answers malformed JSON with 422, not 400, and its errors carry only ``detail``.
-        if isinstance(exc, drf_exceptions.ParseError):
-            return Response({"detail": f"Invalid request received: {exc.detail}"}, status=422)
-        if isinstance(exc, AppError):
-            return Response({"detail": exc.message, **exc.extra}, status=exc.status_code)
-        return super().handle_exception(exc)
+    def get_exception_handler(self):
+        # Prefect's shapes and codes (core.errors: malformed JSON is 422, errors carry only
+        # ``detail`` and their ``extra``, a 423 its Retry-After).
+        return prefect_exception_handler
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise NotFound(f"{what} not found.") from None
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found.")
+    return parsed
 
 
 def created(data: Any) -> Response | HttpResponse:

@@ -23,7 +23,6 @@ from orchestration.api.wire import iso
 from orchestration.models import ConcurrencyLimitV2
 from orchestration.selectors.filters import paging
 from orchestration.services import concurrency as services
-from orchestration.services.concurrency import SlotsLocked
 
 SEE = "see_concurrency_limits"
 MANAGE = "manage_concurrency_limits"
@@ -146,12 +145,7 @@ def _null() -> HttpResponse:
 
 
 class ConcurrencyApiView(PrefectApiView):
-    def handle_exception(self, exc):
-        if isinstance(exc, SlotsLocked):
-            response = Response({"detail": exc.message}, status=423)
-            response["Retry-After"] = str(exc.retry_after)
-            return response
-        return super().handle_exception(exc)
+    """The concurrency routes (a full limit answers 423 with Retry-After: ``SlotsLocked``)."""
 
 
 # --- global limits (v2) ----------------------------------------------------------------------------

@@ -26,10 +26,10 @@ from django.db import close_old_connections
 from django.utils import timezone
 from pydantic import ValidationError
 
-from access.credentials import asgi_header, bearer_token
 from access.gate import Caller, Surface, authenticate_key_from_memory, authorize_workspace_from_memory
 from accounts import authcache
 from audit.context import new_request_id, scope_client_ip
+from core.credentials import asgi_header, bearer_token
 from core.errors import NotFound
 from orchestration.api.wire_work_pools import poll_answer_to_wire
 from orchestration.api.work_pools import DEFAULT_LIMIT, GetScheduledFlowRuns, WorkPoolGetScheduledFlowRunsApi

@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
 
-from access.credentials import asgi_header
-from access.credentials import bearer_token as parse_bearer
 from access.gate import Surface, authorize_token
 from audit.context import (
     RequestContext,
@@ -33,6 +31,8 @@ from audit.context import (
     set_credential,
     set_request_context,
 )
+from core.credentials import asgi_header
+from core.credentials import bearer_token as parse_bearer
 
 PREFECT_SUBPROTOCOL = "prefect"
 AUTH_FAILED_REASON = "Invalid API key, or no access to this workspace"

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import AppError, Conflict, NotFound
+from core.errors import AppError, Conflict, Locked, NotFound
 from orchestration.models import ConcurrencyLease, ConcurrencyLimitV2, Deployment
 from tenants.scoping import current_workspace_id, workspace_scope
 
@@ -55,14 +55,11 @@ EXPIRY_BATCH = 500
 LeaseThrough = ConcurrencyLease.limits.through
 
 
-class SlotsLocked(AppError):
+class SlotsLocked(Locked):
     """No free slot: Prefect's 423 with a ``Retry-After`` (seconds) for the client's backoff."""
 
-    status_code = 423
-    default_code = "locked"
-
     def __init__(self, message: str, *, retry_after: float):
-        super().__init__(message)
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
         self.retry_after = retry_after
 
 
