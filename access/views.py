@@ -27,7 +27,7 @@ from rest_framework.views import APIView
 from access.gate import MEMBERS, Caller, Decision, Outcome, Surface, authorize_account, authorize_workspace
 from audit.context import client_ip
 from tenants.models import Account, Workspace
-from tenants.scoping import _current_workspace_id
+from tenants.scoping import enter_workspace_scope, leave_workspace_scope
 
 __all__ = ["MEMBERS", "AccountApiView", "WorkspaceApiView", "caller_of"]
 
@@ -96,7 +96,7 @@ class WorkspaceApiView(_TenantApiView):
             return super().dispatch(request, *args, **kwargs)
         finally:
             if self._scope_token is not None:
-                _current_workspace_id.reset(self._scope_token)
+                leave_workspace_scope(self._scope_token)
 
     def initial(self, request, *args, **kwargs):
         # Authentication and the authenticated check run first: an anonymous caller learns nothing.
@@ -112,7 +112,7 @@ class WorkspaceApiView(_TenantApiView):
         self.enforce(decision, need)
         self.account, self.workspace, self.access = decision.account, decision.workspace, decision.access
         request.workspace = decision.workspace
-        self._scope_token = _current_workspace_id.set(decision.workspace.pk)
+        self._scope_token = enter_workspace_scope(decision.workspace.pk)
 
     def safely_get_queryset(self, model):
         """``model.objects`` for the current workspace (the scope is set; this reads clearer)."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 
 from django.db import models
 
@@ -30,14 +30,24 @@ def current_workspace_id() -> uuid.UUID | None:
     return _current_workspace_id.get()
 
 
+def enter_workspace_scope(workspace_id: uuid.UUID | str) -> Token:
+    """Set the scope until ``leave_workspace_scope(token)`` (for code that cannot use a ``with``
+    block, such as a view's ``initial``/``dispatch`` pair)."""
+    value = workspace_id if isinstance(workspace_id, uuid.UUID) else uuid.UUID(str(workspace_id))
+    return _current_workspace_id.set(value)
+
+
+def leave_workspace_scope(token: Token) -> None:
+    _current_workspace_id.reset(token)
+
+
 @contextmanager
 def workspace_scope(workspace_id: uuid.UUID | str) -> Iterator[uuid.UUID]:
-    value = workspace_id if isinstance(workspace_id, uuid.UUID) else uuid.UUID(str(workspace_id))
-    token = _current_workspace_id.set(value)
+    token = enter_workspace_scope(workspace_id)
     try:
-        yield value
+        yield _current_workspace_id.get()
     finally:
-        _current_workspace_id.reset(token)
+        leave_workspace_scope(token)
 
 
 class WorkspaceScopedQuerySet(models.QuerySet):
