@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from accounts.account_api import AccountApi, _path_id
+from accounts.api.base import AccountApi, path_id
 from accounts.models import SsoDomain
 from accounts.sso import domains
 from core.errors import NotFound
@@ -45,7 +45,7 @@ class SsoDomainsApi(AccountApi):
 
 class _OneDomain(AccountApi):
     def _domain(self, domain_id) -> SsoDomain:
-        found = SsoDomain.objects.filter(account=self.account, pk=_path_id(domain_id, "Domain")).first()
+        found = SsoDomain.objects.filter(account=self.account, pk=path_id(domain_id, "Domain")).first()
         if found is None:
             raise NotFound("Domain not found.")
         return found
@@ -124,7 +124,7 @@ class _OneProvider(AccountApi):
         from accounts.models import IdentityProvider
 
         found = IdentityProvider.objects.filter(
-            account=self.account, pk=_path_id(provider_id, "Identity provider")
+            account=self.account, pk=path_id(provider_id, "Identity provider")
         ).first()
         if found is None:
             raise NotFound("Identity provider not found.")

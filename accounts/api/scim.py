@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
-from accounts.account_api import AccountApi
+from accounts.api.base import AccountApi
 from accounts.models import ScimActivity, ScimToken
 from accounts.scim import services
 from accounts.scim.views import base_url
@@ -77,9 +77,9 @@ class ScimTokenApi(AccountApi):
     required_permissions = {"DELETE": "administrate:sso"}
 
     def delete(self, request, token_id: str, **kwargs):
-        from accounts.account_api import _path_id
+        from accounts.api.base import path_id
 
-        token = ScimToken.objects.filter(account=self.account, id=_path_id(token_id, "SCIM token")).first()
+        token = ScimToken.objects.filter(account=self.account, id=path_id(token_id, "SCIM token")).first()
         if token is None:
             raise NotFound("SCIM token not found.")
         services.scim_token_revoke(token=token, actor=request.user)

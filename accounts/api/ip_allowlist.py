@@ -1,0 +1,62 @@
+"""``ip_allowlist…``: the account's IP allowlist, the caller's access and a dry run."""
+
+from __future__ import annotations
+
+from rest_framework.response import Response
+
+from access.views import MEMBERS
+from accounts.api.base import AccountApi
+from core.errors import Unprocessable
+
+
+class IpAllowlistApi(AccountApi):
+    """``GET``/``PUT ip_allowlist``: the whole list, ``{"entries": [{ip_network, enabled,
+    description, last_seen}]}`` (what ``prefect cloud ip-allowlist`` reads and writes)."""
+
+    required_permissions = {"GET": "read:ip_allowlist", "PUT": "update:ip_allowlist"}
+
+    def get(self, request, **kwargs):
+        from accounts import ip_allowlist
+
+        return Response(ip_allowlist.allowlist_read(self.account))
+
+    def put(self, request, **kwargs):
+        from accounts import ip_allowlist
+        from audit.context import client_ip
+
+        body = self.body()
+        if "entries" not in body:
+            raise Unprocessable("The body must hold entries.", code="invalid_body")
+        return Response(
+            ip_allowlist.allowlist_replace(
+                account=self.account,
+                entries=body["entries"],
+                actor=request.user,
+                requester_ip=client_ip(request),
+            )
+        )
+
+
+class IpAllowlistMyAccessApi(AccountApi):
+    """``GET ip_allowlist/my_access``: would the caller's address be allowed with enforcement on."""
+
+    required_permissions = {"GET": MEMBERS}
+    ip_allowlist_exempt = True
+
+    def get(self, request, **kwargs):
+        from accounts import ip_allowlist
+        from audit.context import client_ip
+
+        return Response(ip_allowlist.my_access(self.account, client_ip(request)))
+
+
+class IpAllowlistDryRunApi(AccountApi):
+    """``POST ip_allowlist/dry_run`` with a proposed ``{"entries": […]}``: which members and keys,
+    by the addresses they were seen at in the last 30 days, it would block. Nothing is saved."""
+
+    required_permissions = {"POST": "update:ip_allowlist"}
+
+    def post(self, request, **kwargs):
+        from accounts import ip_allowlist
+
+        return Response(ip_allowlist.dry_run(self.account, self.body().get("entries")))

@@ -1,0 +1,190 @@
+"""``user_access``, ``bot_access`` and ``team_access`` under a workspace."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import Q
+from rest_framework.response import Response
+
+from access.views import WorkspaceApiView
+from accounts.api.base import ApiMixin, body_uuid, iso, paged, path_id
+from accounts.api.memberships import handle_of
+from accounts.models import (
+    ServiceAccount,
+    Team,
+    User,
+    WorkspaceRoleGrant,
+)
+from accounts.roles import (
+    role_of,
+    workspace_role_resolve,
+)
+from accounts.services import (
+    workspace_access_grant,
+    workspace_access_revoke,
+)
+from core.errors import NotFound, Unprocessable
+
+
+def grant_wire(grant: WorkspaceRoleGrant) -> dict:
+    role = role_of(grant)
+    data = {
+        "id": str(grant.id),
+        "created": iso(grant.created),
+        "updated": iso(grant.updated),
+        "workspace_id": str(grant.workspace_id),
+        "workspace_role_id": str(role.id),
+        "workspace_role_name": role.name,
+    }
+    if grant.user_id:
+        user = grant.user
+        data.update(
+            actor_id=str(user.id),
+            user_id=str(user.id),
+            first_name=user.first_name,
+            last_name=user.last_name,
+            email=user.email,
+            handle=handle_of(user),
+        )
+    elif grant.service_account_id:
+        data.update(
+            actor_id=str(grant.service_account_id),
+            bot_id=str(grant.service_account_id),
+            bot_name=grant.service_account.name,
+        )
+    else:
+        data.update(team_id=str(grant.team_id), team_name=grant.team.name)
+    return data
+
+
+class _WorkspaceAccessBase(ApiMixin, WorkspaceApiView):
+    kind: str  # "user" | "bot" | "team"
+
+    def _grants(self):
+        grants = WorkspaceRoleGrant.objects.for_workspace(self.workspace.pk).select_related(
+            "user", "service_account", "team", "custom_role"
+        )
+        field = {"user": "user", "bot": "service_account", "team": "team"}[self.kind]
+        return grants.filter(**{f"{field}__isnull": False}).order_by("created")
+
+    def _principal(self, entry: dict):
+        key = {"user": "user_id", "bot": "bot_id", "team": "team_id"}[self.kind]
+        principal_id = body_uuid(entry.get(key), key)
+        account = self.workspace.account
+        if self.kind == "user":
+            principal = User.objects.filter(pk=principal_id, memberships__account=account).first()
+        elif self.kind == "bot":
+            principal = ServiceAccount.objects.filter(pk=principal_id, account=account).first()
+        else:
+            principal = Team.objects.filter(pk=principal_id, account=account).first()
+        if principal is None:
+            raise NotFound(f"No such {self.kind} in this account.")
+        return principal
+
+    def upsert(self, request):
+        data = request.data
+        entries = data if isinstance(data, list) else [data]
+        if not entries or not all(isinstance(entry, dict) for entry in entries):
+            raise Unprocessable("The body must be an object or a list of objects.", code="invalid_body")
+        resolved = []
+        for entry in entries:
+            role = workspace_role_resolve(
+                body_uuid(entry.get("workspace_role_id"), "workspace_role_id"), account=self.workspace.account
+            )
+            if role is None:
+                raise NotFound("Workspace role not found.")
+            resolved.append((self._principal(entry), role))
+
+        with transaction.atomic():
+            grants = [
+                workspace_access_grant(
+                    workspace=self.workspace, principal=principal, role=role, actor=request.user
+                )
+                for principal, role in resolved
+            ]
+        ids = [grant.pk for grant in grants]
+        return Response([grant_wire(grant) for grant in self._grants().filter(pk__in=ids)])
+
+    def filter(self, request):
+        return Response([grant_wire(grant) for grant in paged(self.body(), self._grants())])
+
+
+class UserAccessApi(_WorkspaceAccessBase):
+    kind = "user"
+    required_scopes = {"POST": "manage_workspace_users", "PUT": "manage_workspace_users"}
+
+    def post(self, request):
+        return self.upsert(request)
+
+    put = post
+
+
+class UserAccessFilterApi(_WorkspaceAccessBase):
+    kind = "user"
+    required_scopes = {"POST": "see_workspace_users"}
+
+    def post(self, request):
+        return self.filter(request)
+
+
+class BotAccessApi(UserAccessApi):
+    kind = "bot"
+    required_scopes = {
+        "POST": "manage_workspace_service_accounts",
+        "PUT": "manage_workspace_service_accounts",
+    }
+
+
+class BotAccessFilterApi(UserAccessFilterApi):
+    kind = "bot"
+    required_scopes = {"POST": "see_workspace_service_accounts"}
+
+
+class TeamAccessApi(UserAccessApi):
+    kind = "team"
+    required_scopes = {"POST": "manage_workspace_teams", "PUT": "manage_workspace_teams"}
+
+
+class TeamAccessFilterApi(UserAccessFilterApi):
+    kind = "team"
+    required_scopes = {"POST": "see_workspace_users"}
+
+
+class _AccessItemApi(_WorkspaceAccessBase):
+    def _grant(self, access_id) -> WorkspaceRoleGrant:
+        grant = self._grants().filter(pk=path_id(access_id, "Workspace access")).first()
+        if grant is None:
+            raise NotFound("Workspace access not found.")
+        return grant
+
+    def get(self, request, access_id):
+        return Response(grant_wire(self._grant(access_id)))
+
+    def delete(self, request, access_id):
+        grant = self._grant(access_id)
+        workspace_access_revoke(workspace=self.workspace, principal=grant.principal, actor=request.user)
+        return Response(status=204)
+
+
+class UserAccessItemApi(_AccessItemApi):
+    kind = "user"
+    required_scopes = {"GET": "see_workspace_users", "DELETE": "manage_workspace_users"}
+
+
+class BotAccessItemApi(_AccessItemApi):
+    kind = "bot"
+    required_scopes = {"GET": "see_workspace_service_accounts", "DELETE": "manage_workspace_service_accounts"}
+
+
+class TeamAccessItemApi(_AccessItemApi):
+    """Team access is addressed by the team's id (as Prefect Cloud does) or by the access id."""
+
+    kind = "team"
+    required_scopes = {"GET": "see_workspace_users", "DELETE": "manage_workspace_teams"}
+
+    def _grant(self, access_id) -> WorkspaceRoleGrant:
+        access_id = path_id(access_id, "Workspace access")
+        grant = self._grants().filter(Q(pk=access_id) | Q(team_id=access_id)).first()
+        if grant is None:
+            raise NotFound("Workspace access not found.")
+        return grant
