@@ -36,8 +36,11 @@ from accounts.services import (
     _lock_account,
     _require_owner_for_owner_changes,
     membership_add,
+    service_account_create,
     workspace_access_grant,
 )
+from accounts.sso import enforcement
+from accounts.tenancy import account_update, workspace_update
 from audit import events
 from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record, audited_update
@@ -574,8 +577,6 @@ MAX_AUTH_EXPIRATION_SECONDS = 30 * 24 * 3600
 
 
 def _sso_settings_check(account: Account, changes: dict) -> None:
-    from accounts.sso import enforcement
-
     sso_changes = {"enforce_sso", "auth_expiration_seconds"} & set(changes)
     if not sso_changes:
         return
@@ -660,7 +661,72 @@ def account_settings_update(
     return after
 
 
+# --- changes that combine services (one transaction each) -----------------------------------------
+
+
+def service_account_create_with_key(
+    *,
+    account: Account,
+    name: str,
+    actor,
+    account_role: str = AccountRole.MEMBER,
+    key_expires_at: datetime | None = None,
+) -> tuple[ServiceAccount, ApiKey, str]:
+    """A new service account with its first key: ``(service_account, key, plaintext)``."""
+    with transaction.atomic():
+        service_account = service_account_create(
+            account=account, name=name, actor=actor, account_role=account_role
+        )
+        key, plaintext = api_key_create(
+            owner=service_account, name=f"{service_account.name} key", actor=actor, expires_at=key_expires_at
+        )
+    return service_account, key, plaintext
+
+
+def team_members_add(*, team: Team, principals: list[User | ServiceAccount], actor) -> Team:
+    """Add every principal to the team (those already in it stay, as do members not listed)."""
+    with transaction.atomic():
+        for principal in principals:
+            team_member_add(team=team, principal=principal, actor=actor)
+    return team
+
+
+def account_update_with_settings(
+    *,
+    account: Account,
+    actor,
+    name: str | None = None,
+    handle: str | None = None,
+    settings_changes: dict | None = None,
+    requester_ip: str | None = None,
+) -> Account:
+    """Rename the account, change its handle and its settings in one change: a refused setting
+    leaves the name and handle as they were too."""
+    with transaction.atomic():
+        account = account_update(account=account, actor=actor, name=name, handle=handle)
+        if settings_changes:
+            account_settings_update(
+                account=account, changes=settings_changes, actor=actor, requester_ip=requester_ip
+            )
+            account.refresh_from_db()
+    return account
+
+
+def workspace_update_with_default_role(
+    *, workspace: Workspace, actor, changes: dict, default_role: ResolvedRole | None | object = _UNSET
+) -> Workspace:
+    """``workspace_update`` with ``changes`` (name, handle, description), and the workspace's default
+    role set (None removes it) when ``default_role`` is given, in one transaction."""
+    with transaction.atomic():
+        if changes:
+            workspace = workspace_update(workspace=workspace, actor=actor, **changes)
+        if default_role is not _UNSET:
+            workspace_default_role_set(workspace=workspace, role=default_role, actor=actor)
+    return workspace
+
+
 __all__ = [
+    "account_update_with_settings",
     "account_settings",
     "account_settings_update",
     "custom_role_create",
@@ -671,12 +737,15 @@ __all__ = [
     "invitation_create",
     "invitation_revoke",
     "invitations_pending",
+    "service_account_create_with_key",
     "service_account_rotate_key",
     "service_account_update",
     "team_create",
     "team_delete",
     "team_member_add",
     "team_member_remove",
+    "team_members_add",
     "team_update",
     "workspace_default_role_set",
+    "workspace_update_with_default_role",
 ]

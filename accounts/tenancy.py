@@ -3,6 +3,7 @@ Owner's membership, check the plan and write the audit record."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
@@ -53,8 +54,6 @@ def _free_handle(base: str, taken) -> str:
 
 def account_create(*, name: str, owner, actor, handle: str | None = None, plan: str | None = None) -> Account:
     """A new account with ``owner`` as its first Owner."""
-    from django.conf import settings
-
     name = _clean_name(name, "account")
     plan_key = plan or settings.DEFAULT_PLAN
     try:

@@ -6,15 +6,9 @@ from rest_framework.response import Response
 
 from access.views import WorkspaceApiView
 from accounts.api.base import ApiMixin, body_uuid
-from accounts.models import (
-    ServiceAccount,
-    User,
-)
-from accounts.permissions import (
-    SCOPES_BY_NAME,
-    AccountRole,
-)
-from accounts.selectors import workspace_access_sources
+from accounts.models import User
+from accounts.permissions import SCOPES_BY_NAME, AccountRole
+from accounts.selectors import account_actor_get, workspace_access_sources
 from core.errors import NotFound, Unprocessable
 
 
@@ -29,11 +23,7 @@ class AccessExplainApi(ApiMixin, WorkspaceApiView):
         scope = request.query_params.get("scope")
         if scope is not None and scope not in SCOPES_BY_NAME:
             raise Unprocessable(f"Unknown workspace scope: {scope}.", code="unknown_scope")
-        account = self.workspace.account
-        actor = (
-            User.objects.filter(pk=actor_id, memberships__account=account).first()
-            or ServiceAccount.objects.filter(pk=actor_id, account=account).first()
-        )
+        actor = account_actor_get(account=self.workspace.account, actor_id=actor_id)
         if actor is None:
             raise NotFound("No such user or bot in this account.")
         account_role, sources = workspace_access_sources(actor, self.workspace)

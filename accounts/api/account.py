@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from typing import Annotated, Any
+
 from rest_framework.response import Response
 
 from accounts import rbac
-from accounts.api.base import AccountApi, iso
-from core.errors import Unprocessable
+from accounts.api.base import AccountApi, Body, checked, iso
+from audit.context import client_ip
+from billing.entitlements import plan_for
 
 
 def account_wire(account) -> dict:
-    from billing.entitlements import plan_for
-
     plan = plan_for(account)
     return {
         "id": str(account.id),
@@ -35,6 +35,19 @@ def account_wire(account) -> dict:
     }
 
 
+class AccountChange(Body):
+    name: Any = None
+    handle: Any = None
+    settings: Annotated[
+        Any,
+        checked(
+            lambda value: value is None or isinstance(value, dict),
+            "settings must be an object.",
+            "unprocessable",
+        ),
+    ] = None
+
+
 class AccountDetailApi(AccountApi):
     """``GET``/``PATCH /api/accounts/<id>`` (and with a trailing slash, as the Terraform provider
     sends it): the account, its plan and settings; ``name`` and ``handle`` can change."""
@@ -45,24 +58,13 @@ class AccountDetailApi(AccountApi):
         return Response(account_wire(self.account))
 
     def patch(self, request, **kwargs):
-        from accounts.tenancy import account_update
-        from audit.context import client_ip
-
-        body = self.body()
-        settings_changes = body.get("settings")
-        if settings_changes is not None and not isinstance(settings_changes, dict):
-            raise Unprocessable("settings must be an object.")
-        # One change: a refused setting leaves the name and handle as they were too.
-        with transaction.atomic():
-            account = account_update(
-                account=self.account, actor=request.user, name=body.get("name"), handle=body.get("handle")
-            )
-            if settings_changes:
-                rbac.account_settings_update(
-                    account=account,
-                    changes=settings_changes,
-                    actor=request.user,
-                    requester_ip=client_ip(request),
-                )
-                account.refresh_from_db()
+        body = self.parse(AccountChange)
+        account = rbac.account_update_with_settings(
+            account=self.account,
+            actor=request.user,
+            name=body.name,
+            handle=body.handle,
+            settings_changes=body.settings,
+            requester_ip=client_ip(request),
+        )
         return Response(account_wire(account))

@@ -6,6 +6,7 @@ from rest_framework.response import Response
 
 from accounts import rbac
 from accounts.api.base import AccountApi
+from audit.context import client_ip
 
 
 class AccountSettingsApi(AccountApi):
@@ -15,8 +16,6 @@ class AccountSettingsApi(AccountApi):
         return Response(rbac.account_settings(self.account))
 
     def patch(self, request, **kwargs):
-        from audit.context import client_ip
-
         body = self.body()
         changes = body.get("settings", body) if isinstance(body.get("settings"), dict) else body
         return Response(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.api.base import ApiMixin, body_datetime, iso, path_id
+from accounts.api.base import ApiMixin, Body, BodyDatetime, checked, iso, path_id
 from accounts.api_keys.models import ApiKey
+from accounts.api_keys.selectors import user_api_key_get, user_api_key_list
 from accounts.api_keys.services import api_key_create, api_key_revoke
 from accounts.models import User
-from core.errors import Forbidden, NotFound, Unprocessable
+from accounts.sso.enforcement import key_creation_refusal
+from core.errors import Forbidden, NotFound
 
 
 def key_wire(key: ApiKey | None, plaintext: str | None = None) -> dict | None:
@@ -42,40 +46,41 @@ class _OwnKeysMixin(ApiMixin):
         return principal
 
 
+class KeyCreate(Body):
+    name: Any = None
+    scopes: Annotated[
+        Any,
+        checked(
+            lambda value: value is None or isinstance(value, list),
+            "scopes must be a list of scope names.",
+            "invalid_scopes",
+        ),
+    ] = None
+    expiration: BodyDatetime = None
+
+
 class UserApiKeysApi(_OwnKeysMixin, APIView):
     def get(self, request, user_id):
         user = self._owner(user_id)
-        keys = ApiKey.objects.filter(user=user, revoked_at__isnull=True).order_by("-created")
-        name = request.query_params.get("name")
-        if name:
-            keys = keys.filter(name=name)
+        keys = user_api_key_list(user=user, name=request.query_params.get("name"))
         return Response([key_wire(key) for key in keys])
 
     def post(self, request, user_id):
         user = self._owner(user_id)
         if request.auth is None:  # a browser session, not a key
-            from accounts.sso.enforcement import key_creation_refusal
-
             refusal = key_creation_refusal(request._request)
             if refusal is not None:
                 raise Forbidden(refusal, code="sso_required")
-        body = self.body()
-        scopes = body.get("scopes")
-        if scopes is not None and not isinstance(scopes, list):
-            raise Unprocessable("scopes must be a list of scope names.", code="invalid_scopes")
+        body = self.parse(KeyCreate)
         key, plaintext = api_key_create(
-            owner=user,
-            name=body.get("name") or "",
-            actor=user,
-            expires_at=body_datetime(body.get("expiration"), "expiration"),
-            scopes=scopes,
+            owner=user, name=body.name or "", actor=user, expires_at=body.expiration, scopes=body.scopes
         )
         return Response(key_wire(key, plaintext), status=201)
 
 
 class UserApiKeyApi(_OwnKeysMixin, APIView):
     def _key(self, user, key_id) -> ApiKey:
-        key = ApiKey.objects.filter(user=user, pk=path_id(key_id, "API key"), revoked_at__isnull=True).first()
+        key = user_api_key_get(user=user, key_id=path_id(key_id, "API key"))
         if key is None:
             raise NotFound("API key not found.")
         return key

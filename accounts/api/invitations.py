@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
 from django.utils import timezone
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import rbac
-from accounts.api.base import AccountApi, ApiMixin, iso, paged, path_id
+from accounts.api.base import AccountApi, ApiMixin, Body, BodyUUID, checked, iso, paged, parse_body, path_id
 from accounts.api.memberships import membership_wire
-from accounts.models import (
-    Invitation,
-    User,
-)
+from accounts.models import Invitation, User
 from accounts.permissions import builtin_account_role_id
-from core.errors import NotFound, Unprocessable
+from accounts.selectors import invitation_get, invitation_list
+from core.errors import NotFound
 
 
 def invitation_wire(invitation: Invitation, *, token: str | None = None) -> dict:
@@ -39,25 +39,39 @@ def invitation_wire(invitation: Invitation, *, token: str | None = None) -> dict
     return data
 
 
+class InvitationGrant(Body):
+    workspace_id: Any = None  # a path-like id: an unknown one answers 404
+    workspace_role_id: BodyUUID = None
+
+
+class InvitationCreate(Body):
+    email: Any = None
+    account_role_id: BodyUUID = None
+    workspace_grants: Annotated[
+        Any,
+        checked(
+            lambda value: not value or (isinstance(value, list) and all(isinstance(e, dict) for e in value)),
+            "workspace_grants must be a list of objects.",
+            "invalid_grants",
+        ),
+    ] = None
+
+
 class InvitationsApi(AccountApi):
     required_permissions = {"POST": "create:invitation"}
 
     def post(self, request, **kwargs):
-        body = self.body()
+        body = self.parse(InvitationCreate)
         grants = []
-        for entry in body.get("workspace_grants") or []:
-            if not isinstance(entry, dict):
-                raise Unprocessable("workspace_grants must be a list of objects.", code="invalid_grants")
+        for entry in body.workspace_grants or []:
+            grant = parse_body(InvitationGrant, entry)
             grants.append(
-                (
-                    self._workspace(entry.get("workspace_id")),
-                    self._workspace_role(entry.get("workspace_role_id")),
-                )
+                (self._workspace(grant.workspace_id), self._workspace_role(grant.workspace_role_id))
             )
         invitation, token = rbac.invitation_create(
             account=self.account,
-            email=body.get("email") or "",
-            account_role=self._account_role(body),
+            email=body.email or "",
+            account_role=self._account_role(body.account_role_id),
             workspace_grants=grants,
             actor=request.user,
         )
@@ -69,15 +83,12 @@ class InvitationsFilterApi(AccountApi):
 
     def post(self, request, **kwargs):
         body = self.body()
-        invitations = Invitation.objects.filter(account=self.account).order_by("-created")
-        return Response([invitation_wire(i) for i in paged(body, invitations)])
+        return Response([invitation_wire(i) for i in paged(body, invitation_list(account=self.account))])
 
 
 class _InvitationLookup:
     def _invitation(self, invitation_id) -> Invitation:
-        invitation = Invitation.objects.filter(
-            account=self.account, pk=path_id(invitation_id, "Invitation")
-        ).first()
+        invitation = invitation_get(account=self.account, invitation_id=path_id(invitation_id, "Invitation"))
         if invitation is None:
             raise NotFound("Invitation not found.")
         return invitation
@@ -98,6 +109,13 @@ class InvitationRevokeApi(_InvitationLookup, AccountApi):
         return Response(invitation_wire(invitation))
 
 
+class InvitationAcceptance(Body):
+    token: Any = None
+    password: Any = None
+    first_name: Any = None
+    last_name: Any = None
+
+
 class InvitationAcceptApi(ApiMixin, APIView):
     """``POST /api/invitations/<id>/accept`` with ``{"token": …}``: by the invited person signed in
     (a key or a session of the invited email), or, for someone new, without credentials and with
@@ -106,19 +124,18 @@ class InvitationAcceptApi(ApiMixin, APIView):
     permission_classes = []
 
     def post(self, request, invitation_id):
-        body = self.body()
-        token = str(body.get("token") or "")
+        body = self.parse(InvitationAcceptance)
+        token = str(body.token or "")
         user = request.user
         if user is None or not getattr(user, "is_authenticated", False):
-            password = body.get("password")
-            if not isinstance(password, str) or not password:
+            if not isinstance(body.password, str) or not body.password:
                 raise drf_exceptions.NotAuthenticated()
             membership = rbac.invitation_accept_new_user(
                 invitation_id=invitation_id,
                 token=token,
-                password=password,
-                first_name=str(body.get("first_name") or ""),
-                last_name=str(body.get("last_name") or ""),
+                password=body.password,
+                first_name=str(body.first_name or ""),
+                last_name=str(body.last_name or ""),
             )
         elif isinstance(user, User):
             membership = rbac.invitation_accept(invitation_id=invitation_id, token=token, user=user)

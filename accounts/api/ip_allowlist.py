@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.response import Response
 
 from access.views import MEMBERS
-from accounts.api.base import AccountApi
+from accounts import ip_allowlist
+from accounts.api.base import AccountApi, Body
+from audit.context import client_ip
 from core.errors import Unprocessable
+
+
+class Entries(Body):
+    entries: Any = None  # checked entry by entry by the service
 
 
 class IpAllowlistApi(AccountApi):
@@ -16,21 +24,16 @@ class IpAllowlistApi(AccountApi):
     required_permissions = {"GET": "read:ip_allowlist", "PUT": "update:ip_allowlist"}
 
     def get(self, request, **kwargs):
-        from accounts import ip_allowlist
-
         return Response(ip_allowlist.allowlist_read(self.account))
 
     def put(self, request, **kwargs):
-        from accounts import ip_allowlist
-        from audit.context import client_ip
-
-        body = self.body()
-        if "entries" not in body:
+        body = self.parse(Entries)
+        if "entries" not in body.model_fields_set:
             raise Unprocessable("The body must hold entries.", code="invalid_body")
         return Response(
             ip_allowlist.allowlist_replace(
                 account=self.account,
-                entries=body["entries"],
+                entries=body.entries,
                 actor=request.user,
                 requester_ip=client_ip(request),
             )
@@ -44,9 +47,6 @@ class IpAllowlistMyAccessApi(AccountApi):
     ip_allowlist_exempt = True
 
     def get(self, request, **kwargs):
-        from accounts import ip_allowlist
-        from audit.context import client_ip
-
         return Response(ip_allowlist.my_access(self.account, client_ip(request)))
 
 
@@ -57,6 +57,4 @@ class IpAllowlistDryRunApi(AccountApi):
     required_permissions = {"POST": "update:ip_allowlist"}
 
     def post(self, request, **kwargs):
-        from accounts import ip_allowlist
-
-        return Response(ip_allowlist.dry_run(self.account, self.body().get("entries")))
+        return Response(ip_allowlist.dry_run(self.account, self.parse(Entries).entries))

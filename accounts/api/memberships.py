@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Q
 from rest_framework.response import Response
 
-from accounts.api.base import AccountApi, any_filter, iso, paged, path_id
-from accounts.models import (
-    AccountMembership,
-    User,
-)
-from accounts.permissions import (
-    AccountRole,
-    builtin_account_role_id,
-)
-from accounts.services import (
-    membership_change_role,
-    membership_remove,
-)
+from accounts.api.base import AccountApi, Body, BodyUUID, any_filter, iso, paged, path_id
+from accounts.models import AccountMembership, User
+from accounts.permissions import AccountRole, builtin_account_role_id
+from accounts.selectors import membership_get, membership_list, membership_scim_managed
+from accounts.services import membership_change_role, membership_remove
 from core.errors import NotFound, Unprocessable
 
 
@@ -44,28 +35,8 @@ def membership_wire(membership: AccountMembership) -> dict:
         "last_login": iso(user.last_login),
         "active": user.is_active,
         # Provisioned by the account's identity provider over SCIM (changed there, not here).
-        "managed_by": "scim" if _scim_managed(membership) else None,
+        "managed_by": "scim" if membership_scim_managed(membership) else None,
     }
-
-
-def with_scim_managed(memberships):
-    """Memberships annotated with whether the account's IdP provisions the person (one query)."""
-    from accounts.models import ScimUser
-
-    provisioned = ScimUser.objects.filter(account=OuterRef("account"), user=OuterRef("user")).exclude(
-        active=False
-    )
-    return memberships.annotate(scim_managed=Exists(provisioned))
-
-
-def _scim_managed(membership: AccountMembership) -> bool:
-    if hasattr(membership, "scim_managed"):
-        return bool(membership.scim_managed)
-    return (
-        membership.user.scim_identities.filter(account_id=membership.account_id)
-        .exclude(active=False)
-        .exists()
-    )
 
 
 class MembershipsFilterApi(AccountApi):
@@ -73,18 +44,15 @@ class MembershipsFilterApi(AccountApi):
 
     def post(self, request, **kwargs):
         body = self.body()
-        memberships = with_scim_managed(
-            AccountMembership.objects.filter(account=self.account).select_related("user").order_by("created")
-        )
         emails = any_filter(body, "account_memberships", "email")
-        if emails is not None:
-            query = Q(pk__in=[])
-            for email in emails:
-                query |= Q(user__email__iexact=str(email))
-            memberships = memberships.filter(query)
         if body.get("only_bots"):
             return Response([])
+        memberships = membership_list(account=self.account, emails=emails)
         return Response([membership_wire(m) for m in paged(body, memberships)])
+
+
+class MembershipChange(Body):
+    account_role_id: BodyUUID = None
 
 
 class MembershipApi(AccountApi):
@@ -95,11 +63,7 @@ class MembershipApi(AccountApi):
     }
 
     def _membership(self, membership_id) -> AccountMembership:
-        membership = (
-            AccountMembership.objects.filter(account=self.account, pk=path_id(membership_id, "Membership"))
-            .select_related("user", "account")
-            .first()
-        )
+        membership = membership_get(account=self.account, membership_id=path_id(membership_id, "Membership"))
         if membership is None:
             raise NotFound("Membership not found.")
         return membership
@@ -109,10 +73,12 @@ class MembershipApi(AccountApi):
 
     def patch(self, request, membership_id, **kwargs):
         membership = self._membership(membership_id)
-        body = self.body()
-        if "account_role_id" not in body:
+        body = self.parse(MembershipChange)
+        if "account_role_id" not in body.model_fields_set:
             raise Unprocessable("account_role_id is required.", code="missing_field")
-        membership_change_role(membership=membership, role=self._account_role(body), actor=request.user)
+        membership_change_role(
+            membership=membership, role=self._account_role(body.account_role_id), actor=request.user
+        )
         return Response(status=204)
 
     def delete(self, request, membership_id, **kwargs):

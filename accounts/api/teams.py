@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import Q
+from typing import Annotated, Any
+
+from pydantic import Field
 from rest_framework.response import Response
 
 from accounts import rbac
-from accounts.api.base import AccountApi, any_filter, body_uuid, iso, paged, path_id
-from accounts.api.memberships import handle_of
-from accounts.models import (
-    ServiceAccount,
-    Team,
-    TeamMember,
-    User,
-    WorkspaceRoleGrant,
+from accounts.api.base import (
+    AccountApi,
+    Body,
+    any_filter,
+    body_uuid,
+    iso,
+    list_of_objects,
+    paged,
+    path_id,
 )
+from accounts.api.memberships import handle_of
+from accounts.models import ServiceAccount, Team, User
 from accounts.roles import role_of
+from accounts.selectors import (
+    account_principal_get,
+    team_get,
+    team_list,
+    team_member_get,
+    team_member_list,
+    team_workspace_grants,
+)
 from core.errors import NotFound, Unprocessable
 
 
 def team_wire(team: Team) -> dict:
     memberships = []
-    for member in team.members.select_related("user", "service_account"):
+    for member in team_member_list(team):
         if member.user_id:
             user = member.user
             memberships.append(
@@ -40,11 +52,7 @@ def team_wire(team: Team) -> dict:
                 {"id": str(bot.id), "handle": bot.name, "name": bot.name, "email": None, "type": "bot"}
             )
     workspaces = []
-    for grant in (
-        WorkspaceRoleGrant.objects.unscoped()
-        .filter(team=team, workspace__account_id=team.account_id)
-        .select_related("workspace", "custom_role")
-    ):
+    for grant in team_workspace_grants(team):
         role = role_of(grant)
         workspaces.append(
             {
@@ -68,16 +76,18 @@ def team_wire(team: Team) -> dict:
     }
 
 
+class TeamFields(Body):
+    name: Any = None
+    description: Any = None
+
+
 class TeamsApi(AccountApi):
     required_permissions = {"POST": "create:team"}
 
     def post(self, request, **kwargs):
-        body = self.body()
+        body = self.parse(TeamFields)
         team = rbac.team_create(
-            account=self.account,
-            name=body.get("name"),
-            description=body.get("description") or "",
-            actor=request.user,
+            account=self.account, name=body.name, description=body.description or "", actor=request.user
         )
         return Response(team_wire(team), status=201)
 
@@ -87,23 +97,19 @@ class TeamsFilterApi(AccountApi):
 
     def post(self, request, **kwargs):
         body = self.body()
-        teams = Team.objects.filter(account=self.account).order_by("name")
         names = any_filter(body, "teams", "name")
-        if names is not None:
-            teams = teams.filter(name__in=[str(name) for name in names])
         ids = any_filter(body, "teams", "id")
-        if ids is not None:
-            teams = teams.filter(pk__in=[body_uuid(value, "id") for value in ids])
+        teams = team_list(
+            account=self.account,
+            names=names,
+            ids=[body_uuid(value, "id") for value in ids] if ids is not None else None,
+        )
         return Response([team_wire(team) for team in paged(body, teams)])
 
 
 class _TeamLookup:
     def _team(self, team_id) -> Team:
-        team = (
-            Team.objects.filter(account=self.account, pk=path_id(team_id, "Team"))
-            .select_related("account")
-            .first()
-        )
+        team = team_get(account=self.account, team_id=path_id(team_id, "Team"))
         if team is None:
             raise NotFound("Team not found.")
         return team
@@ -122,10 +128,8 @@ class TeamApi(_TeamLookup, AccountApi):
 
     def put(self, request, team_id, **kwargs):
         team = self._team(team_id)
-        body = self.body()
-        team = rbac.team_update(
-            team=team, actor=request.user, name=body.get("name"), description=body.get("description")
-        )
+        body = self.parse(TeamFields)
+        team = rbac.team_update(team=team, actor=request.user, name=body.name, description=body.description)
         return Response(team_wire(team))
 
     patch = put
@@ -135,36 +139,40 @@ class TeamApi(_TeamLookup, AccountApi):
         return Response(status=204)
 
 
-def _member_principal(account, member_id, member_type: str):
-    if member_type == "user":
-        principal = User.objects.filter(pk=member_id, memberships__account=account).first()
-    elif member_type in ("service_account", "bot"):
-        principal = ServiceAccount.objects.filter(pk=member_id, account=account).first()
-    else:
-        raise Unprocessable("member_type must be 'user' or 'service_account'.", code="invalid_member_type")
-    if principal is None:
-        raise NotFound("No such member or service account in this account.")
-    return principal
+class TeamMembersChange(Body):
+    members: Annotated[
+        Any,
+        list_of_objects("members must be a list of {member_id, member_type}.", "invalid_members"),
+        Field(validate_default=True),
+    ] = None
+
+
+_MEMBER_KINDS = {"user": "user", "service_account": "bot", "bot": "bot"}
 
 
 class TeamMembersApi(_TeamLookup, AccountApi):
+    """``PUT``/``POST {"members": [{member_id, member_type}]}``: add them to the team (members not
+    listed stay)."""
+
     required_permissions = {"PUT": "update:team", "POST": "update:team"}
+
+    def _principal(self, entry: dict) -> User | ServiceAccount:
+        member_id = body_uuid(entry.get("member_id"), "member_id")
+        kind = _MEMBER_KINDS.get(str(entry.get("member_type", "")))
+        if kind is None:
+            raise Unprocessable(
+                "member_type must be 'user' or 'service_account'.", code="invalid_member_type"
+            )
+        principal = account_principal_get(account=self.account, kind=kind, principal_id=member_id)
+        if principal is None:
+            raise NotFound("No such member or service account in this account.")
+        return principal
 
     def put(self, request, team_id, **kwargs):
         team = self._team(team_id)
-        members = self.body().get("members")
-        if not isinstance(members, list) or not all(isinstance(m, dict) for m in members):
-            raise Unprocessable("members must be a list of {member_id, member_type}.", code="invalid_members")
-
-        principals = [
-            _member_principal(
-                self.account, body_uuid(m.get("member_id"), "member_id"), str(m.get("member_type", ""))
-            )
-            for m in members
-        ]
-        with transaction.atomic():
-            for principal in principals:
-                rbac.team_member_add(team=team, principal=principal, actor=request.user)
+        members = self.parse(TeamMembersChange).members
+        principals = [self._principal(entry) for entry in members]
+        team = rbac.team_members_add(team=team, principals=principals, actor=request.user)
         return Response(team_wire(team))
 
     post = put
@@ -175,12 +183,7 @@ class TeamMemberApi(_TeamLookup, AccountApi):
 
     def delete(self, request, team_id, actor_id, **kwargs):
         team = self._team(team_id)
-        actor_id = path_id(actor_id, "Team member")
-        member = (
-            TeamMember.objects.filter(team=team)
-            .filter(Q(user_id=actor_id) | Q(service_account_id=actor_id))
-            .first()
-        )
+        member = team_member_get(team=team, principal_id=path_id(actor_id, "Team member"))
         if member is None:
             raise NotFound("This principal is not a member of the team.")
         rbac.team_member_remove(team=team, principal=member.principal, actor=request.user)

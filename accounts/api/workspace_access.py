@@ -1,28 +1,16 @@
-"""``user_access``, ``bot_access`` and ``team_access`` under a workspace."""
+"""``user_access``, ``bot_access`` and ``team_access`` under a workspace: who holds which role there."""
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import Q
 from rest_framework.response import Response
 
 from access.views import WorkspaceApiView
 from accounts.api.base import ApiMixin, body_uuid, iso, paged, path_id
 from accounts.api.memberships import handle_of
-from accounts.models import (
-    ServiceAccount,
-    Team,
-    User,
-    WorkspaceRoleGrant,
-)
-from accounts.roles import (
-    role_of,
-    workspace_role_resolve,
-)
-from accounts.services import (
-    workspace_access_grant,
-    workspace_access_revoke,
-)
+from accounts.models import WorkspaceRoleGrant
+from accounts.roles import role_of, workspace_role_resolve
+from accounts.selectors import account_principal_get, workspace_grant_get, workspace_grant_list
+from accounts.services import workspace_access_grant_many, workspace_access_revoke
 from core.errors import NotFound, Unprocessable
 
 
@@ -61,27 +49,20 @@ class _WorkspaceAccessBase(ApiMixin, WorkspaceApiView):
     kind: str  # "user" | "bot" | "team"
 
     def _grants(self):
-        grants = WorkspaceRoleGrant.objects.for_workspace(self.workspace.pk).select_related(
-            "user", "service_account", "team", "custom_role"
-        )
-        field = {"user": "user", "bot": "service_account", "team": "team"}[self.kind]
-        return grants.filter(**{f"{field}__isnull": False}).order_by("created")
+        return workspace_grant_list(workspace=self.workspace, kind=self.kind)
 
     def _principal(self, entry: dict):
         key = {"user": "user_id", "bot": "bot_id", "team": "team_id"}[self.kind]
-        principal_id = body_uuid(entry.get(key), key)
-        account = self.workspace.account
-        if self.kind == "user":
-            principal = User.objects.filter(pk=principal_id, memberships__account=account).first()
-        elif self.kind == "bot":
-            principal = ServiceAccount.objects.filter(pk=principal_id, account=account).first()
-        else:
-            principal = Team.objects.filter(pk=principal_id, account=account).first()
+        principal = account_principal_get(
+            account=self.workspace.account, kind=self.kind, principal_id=body_uuid(entry.get(key), key)
+        )
         if principal is None:
             raise NotFound(f"No such {self.kind} in this account.")
         return principal
 
     def upsert(self, request):
+        """One grant (an object) or several (a list), all or none; each entry names the principal
+        (``user_id``, ``bot_id`` or ``team_id``) and the ``workspace_role_id``."""
         data = request.data
         entries = data if isinstance(data, list) else [data]
         if not entries or not all(isinstance(entry, dict) for entry in entries):
@@ -94,14 +75,7 @@ class _WorkspaceAccessBase(ApiMixin, WorkspaceApiView):
             if role is None:
                 raise NotFound("Workspace role not found.")
             resolved.append((self._principal(entry), role))
-
-        with transaction.atomic():
-            grants = [
-                workspace_access_grant(
-                    workspace=self.workspace, principal=principal, role=role, actor=request.user
-                )
-                for principal, role in resolved
-            ]
+        grants = workspace_access_grant_many(workspace=self.workspace, grants=resolved, actor=request.user)
         ids = [grant.pk for grant in grants]
         return Response([grant_wire(grant) for grant in self._grants().filter(pk__in=ids)])
 
@@ -151,8 +125,15 @@ class TeamAccessFilterApi(UserAccessFilterApi):
 
 
 class _AccessItemApi(_WorkspaceAccessBase):
+    or_team_id = False
+
     def _grant(self, access_id) -> WorkspaceRoleGrant:
-        grant = self._grants().filter(pk=path_id(access_id, "Workspace access")).first()
+        grant = workspace_grant_get(
+            workspace=self.workspace,
+            kind=self.kind,
+            grant_id=path_id(access_id, "Workspace access"),
+            or_team_id=self.or_team_id,
+        )
         if grant is None:
             raise NotFound("Workspace access not found.")
         return grant
@@ -181,10 +162,4 @@ class TeamAccessItemApi(_AccessItemApi):
 
     kind = "team"
     required_scopes = {"GET": "see_workspace_users", "DELETE": "manage_workspace_teams"}
-
-    def _grant(self, access_id) -> WorkspaceRoleGrant:
-        access_id = path_id(access_id, "Workspace access")
-        grant = self._grants().filter(Q(pk=access_id) | Q(team_id=access_id)).first()
-        if grant is None:
-            raise NotFound("Workspace access not found.")
-        return grant
+    or_team_id = True

@@ -7,33 +7,42 @@ from typing import Any
 from rest_framework.response import Response
 
 from accounts import rbac
-from accounts.api.base import AccountApi, any_filter, body_uuid, paged, path_id
+from accounts.api.base import AccountApi, Body, BodyUUID, any_filter, paged, path_id
 from accounts.models import CustomRole
 from accounts.permissions import WorkspaceRole
 from accounts.roles import (
+    BUILTIN_WORKSPACE_ROLE_BY_ID,
     builtin_workspace_role_wire,
     custom_role_wire,
     workspace_role_resolve,
 )
+from accounts.selectors import custom_role_get, custom_role_list
 from core.errors import NotFound, Unprocessable
 
 
-def _role_fields(body: dict, *, partial: bool) -> dict:
+class RoleFields(Body):
+    name: Any = None
+    description: Any = None
+    scopes: Any = None
+    permissions: Any = None  # what older clients call scopes
+    inherited_role_id: BodyUUID = None
+
+
+def _role_fields(body: RoleFields, *, partial: bool) -> dict:
+    """The service's arguments: on a partial update only the keys the body holds."""
+    sent = body.model_fields_set
     fields: dict[str, Any] = {}
-    if "name" in body or not partial:
-        fields["name"] = body.get("name")
-    if "description" in body:
-        fields["description"] = body.get("description") or ""
-    if "scopes" in body or "permissions" in body:
-        fields["scopes"] = body.get("scopes", body.get("permissions"))
-    if "inherited_role_id" in body:
-        value = body.get("inherited_role_id")
-        if value is None:
+    if "name" in sent or not partial:
+        fields["name"] = body.name
+    if "description" in sent:
+        fields["description"] = body.description or ""
+    if "scopes" in sent or "permissions" in sent:
+        fields["scopes"] = body.scopes if "scopes" in sent else body.permissions
+    if "inherited_role_id" in sent:
+        if body.inherited_role_id is None:
             fields["inherited_role"] = ""
         else:
-            from accounts.roles import BUILTIN_WORKSPACE_ROLE_BY_ID
-
-            inherited = BUILTIN_WORKSPACE_ROLE_BY_ID.get(body_uuid(value, "inherited_role_id"))
+            inherited = BUILTIN_WORKSPACE_ROLE_BY_ID.get(body.inherited_role_id)
             if inherited is None:
                 raise Unprocessable(
                     "A custom role can inherit only a built-in role.", code="invalid_inherited_role"
@@ -46,9 +55,8 @@ class WorkspaceRolesApi(AccountApi):
     required_permissions = {"POST": "create:workspace_role"}
 
     def post(self, request, **kwargs):
-        role = rbac.custom_role_create(
-            account=self.account, actor=request.user, **_role_fields(self.body(), partial=False)
-        )
+        fields = _role_fields(self.parse(RoleFields), partial=False)
+        role = rbac.custom_role_create(account=self.account, actor=request.user, **fields)
         return Response(custom_role_wire(role), status=201)
 
 
@@ -60,7 +68,7 @@ class WorkspaceRolesFilterApi(AccountApi):
         names = any_filter(body, "workspace_roles", "name")
         ids = any_filter(body, "workspace_roles", "id")
         result = [builtin_workspace_role_wire(role) for role in WorkspaceRole]
-        result += [custom_role_wire(role) for role in CustomRole.objects.filter(account=self.account)]
+        result += [custom_role_wire(role) for role in custom_role_list(account=self.account)]
         if names is not None:
             result = [role for role in result if role["name"] in names]
         if ids is not None:
@@ -77,11 +85,10 @@ class WorkspaceRoleApi(AccountApi):
     }
 
     def _custom(self, role_id) -> CustomRole:
-        role = CustomRole.objects.filter(account=self.account, pk=path_id(role_id, "Workspace role")).first()
+        role_id = path_id(role_id, "Workspace role")
+        role = custom_role_get(account=self.account, role_id=role_id)
         if role is None:
-            from accounts.roles import BUILTIN_WORKSPACE_ROLE_BY_ID
-
-            if path_id(role_id, "Workspace role") in BUILTIN_WORKSPACE_ROLE_BY_ID:
+            if role_id in BUILTIN_WORKSPACE_ROLE_BY_ID:
                 raise Unprocessable("Built-in roles cannot be changed.", code="builtin_role")
             raise NotFound("Workspace role not found.")
         return role
@@ -96,7 +103,9 @@ class WorkspaceRoleApi(AccountApi):
 
     def patch(self, request, role_id, **kwargs):
         role = self._custom(role_id)
-        rbac.custom_role_update(role=role, actor=request.user, **_role_fields(self.body(), partial=True))
+        rbac.custom_role_update(
+            role=role, actor=request.user, **_role_fields(self.parse(RoleFields), partial=True)
+        )
         return Response(status=204)
 
     def delete(self, request, role_id, **kwargs):

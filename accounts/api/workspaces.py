@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.response import Response
 
 from accounts import rbac
-from accounts.api.base import AccountApi, any_filter, iso, paged
+from accounts.api.base import AccountApi, Body, BodyUUID, any_filter, iso, paged
 from accounts.roles import role_of
-from accounts.selectors import workspace_access, workspaces_of
+from accounts.selectors import workspace_access, workspace_default_role_get, workspaces_of
+from accounts.tenancy import workspace_create, workspace_delete
 from core.errors import NotFound
 from tenants.models import Workspace
 
 
 def workspace_wire(workspace: Workspace) -> dict:
-    from accounts.models import WorkspaceDefaultRole
-
-    default = WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
+    default = workspace_default_role_get(workspace)
     return {
         "id": str(workspace.id),
         "created": iso(workspace.created),
@@ -29,18 +30,22 @@ def workspace_wire(workspace: Workspace) -> dict:
     }
 
 
+class WorkspaceFields(Body):
+    name: Any = None
+    handle: Any = None
+    description: Any = None
+
+
 class WorkspacesApi(AccountApi):
     required_permissions = {"POST": "create:workspace"}
 
     def post(self, request, **kwargs):
-        from accounts.tenancy import workspace_create
-
-        body = self.body()
+        body = self.parse(WorkspaceFields)
         workspace = workspace_create(
             account=self.account,
-            name=body.get("name") or "",
-            handle=body.get("handle"),
-            description=body.get("description"),
+            name=body.name or "",
+            handle=body.handle,
+            description=body.description,
             actor=request.user,
         )
         return Response(workspace_wire(workspace), status=201)
@@ -62,6 +67,10 @@ class WorkspacesFilterApi(AccountApi):
         return Response([workspace_wire(w) for w in paged(body, workspaces)])
 
 
+class WorkspaceChange(WorkspaceFields):
+    default_workspace_role_id: BodyUUID = None
+
+
 class AccountWorkspaceApi(AccountApi):
     required_permissions = {
         "GET": "read:workspace",
@@ -79,21 +88,22 @@ class AccountWorkspaceApi(AccountApi):
         return Response(workspace_wire(self._visible(workspace_id)))
 
     def patch(self, request, workspace_id, **kwargs):
-        from accounts.tenancy import workspace_update
-
         workspace = self._workspace(workspace_id)
-        body = self.body()
-        changes = {key: body[key] for key in ("name", "handle", "description") if body.get(key) is not None}
-        if changes:
-            workspace = workspace_update(workspace=workspace, actor=request.user, **changes)
-        if "default_workspace_role_id" in body:
-            value = body["default_workspace_role_id"]
-            role = self._workspace_role(value, "default_workspace_role_id") if value is not None else None
-            rbac.workspace_default_role_set(workspace=workspace, role=role, actor=request.user)
+        body = self.parse(WorkspaceChange)
+        changes = {
+            key: getattr(body, key)
+            for key in ("name", "handle", "description")
+            if getattr(body, key) is not None
+        }
+        extra = {}
+        if "default_workspace_role_id" in body.model_fields_set:
+            role_id = body.default_workspace_role_id
+            extra["default_role"] = self._workspace_role(role_id) if role_id is not None else None
+        workspace = rbac.workspace_update_with_default_role(
+            workspace=workspace, actor=request.user, changes=changes, **extra
+        )
         return Response(workspace_wire(workspace))
 
     def delete(self, request, workspace_id, **kwargs):
-        from accounts.tenancy import workspace_delete
-
         workspace_delete(workspace=self._workspace(workspace_id), actor=request.user)
         return Response(status=204)
