@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from accounts import authcache
 from accounts.models import IpAllowlistEntry
+from accounts.services import _lock_account
 from audit import events
 from audit.services import audit_record, audited_update
 from billing import entitlements
@@ -225,8 +226,6 @@ def allowlist_replace(*, account, entries, actor, requester_ip: str | None) -> d
         )
     cleaned = _clean_entries(entries)
     with transaction.atomic():
-        from accounts.services import _lock_account
-
         account = _lock_account(account)
         if is_enforced(account) and not _policy_of(cleaned, enforced=True).allows(requester_ip):
             raise InvalidInput(
