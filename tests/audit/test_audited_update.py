@@ -56,7 +56,7 @@ def test_no_change_records_nothing_unless_always():
     ):
         pass
     (entry,) = _entries(account)
-    assert list(entry.payload) == ["first", "before", "after", "last"]
+    assert entry.payload == {"first": 1, "before": {"name": "Same"}, "after": {"name": "Same"}, "last": 2}
 
 
 def test_a_block_that_raises_records_nothing():
