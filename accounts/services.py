@@ -3,7 +3,6 @@ audit event in it. Plan limits are checked with the account row locked."""
 
 from __future__ import annotations
 
-# Sessions: the model of an installed contrib app, loaded before any service runs.
 from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 from django.utils import timezone
