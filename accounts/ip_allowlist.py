@@ -22,8 +22,9 @@ from django.utils import timezone
 
 from accounts import authcache
 from accounts.models import IpAllowlistEntry
+from accounts.services import _lock_account
 from audit import events
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import InvalidInput, PlanLimitExceeded
 
@@ -176,6 +177,10 @@ def allowlist_read(account) -> dict:
     return {"entries": [entry_wire(e) for e in IpAllowlistEntry.objects.filter(account=account)]}
 
 
+def _entries_snapshot(account) -> list[dict]:
+    return allowlist_read(account)["entries"]
+
+
 def _clean_entries(entries) -> list[dict]:
     if not isinstance(entries, list):
         raise InvalidInput("entries must be a list.", code="invalid_entries")
@@ -221,8 +226,6 @@ def allowlist_replace(*, account, entries, actor, requester_ip: str | None) -> d
         )
     cleaned = _clean_entries(entries)
     with transaction.atomic():
-        from accounts.services import _lock_account
-
         account = _lock_account(account)
         if is_enforced(account) and not _policy_of(cleaned, enforced=True).allows(requester_ip):
             raise InvalidInput(
@@ -230,30 +233,32 @@ def allowlist_replace(*, account, entries, actor, requester_ip: str | None) -> d
                 "turn enforcement off first.",
                 code="lockout",
             )
-        existing = {e.ip_network: e for e in IpAllowlistEntry.objects.filter(account=account)}
-        before = [entry_wire(e) for e in existing.values()]
-        kept = set()
-        for item in cleaned:
-            key = str(item["network"])
-            kept.add(key)
-            row = existing.get(key)
-            if row is None:
-                IpAllowlistEntry.objects.create(
-                    account=account, ip_network=key, enabled=item["enabled"], description=item["description"]
-                )
-            elif (row.enabled, row.description) != (item["enabled"], item["description"]):
-                row.enabled, row.description = item["enabled"], item["description"]
-                row.save(update_fields=["enabled", "description"])
-        IpAllowlistEntry.objects.filter(account=account).exclude(ip_network__in=kept).delete()
-        after = allowlist_read(account)["entries"]
-        audit_record(
+        with audited_update(
+            instance=account,
+            snapshot=_entries_snapshot,
             event=events.IP_ALLOWLIST_CHANGED,
             actor=actor,
             account=account,
-            target=account,
-            payload={"before": before, "after": after},
-        )
-    return {"entries": after}
+            always=True,
+        ) as change:
+            existing = {e.ip_network: e for e in IpAllowlistEntry.objects.filter(account=account)}
+            kept = set()
+            for item in cleaned:
+                key = str(item["network"])
+                kept.add(key)
+                row = existing.get(key)
+                if row is None:
+                    IpAllowlistEntry.objects.create(
+                        account=account,
+                        ip_network=key,
+                        enabled=item["enabled"],
+                        description=item["description"],
+                    )
+                elif (row.enabled, row.description) != (item["enabled"], item["description"]):
+                    row.enabled, row.description = item["enabled"], item["description"]
+                    row.save(update_fields=["enabled", "description"])
+            IpAllowlistEntry.objects.filter(account=account).exclude(ip_network__in=kept).delete()
+    return {"entries": change.after}
 
 
 def my_access(account, ip: str | None) -> dict:

@@ -36,11 +36,14 @@ from accounts.services import (
     _lock_account,
     _require_owner_for_owner_changes,
     membership_add,
+    service_account_create,
     workspace_access_grant,
 )
+from accounts.sso import enforcement
+from accounts.tenancy import account_update, workspace_update
 from audit import events
 from audit.actors import SCIM, SYSTEM
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import Conflict, InvalidInput, NotFound
 from tenants.models import Account, Workspace
@@ -119,28 +122,28 @@ def custom_role_update(
     with transaction.atomic():
         account = _lock_account(role.account)
         role = CustomRole.objects.select_for_update().get(pk=role.pk)
-        before = _role_snapshot(role)
-        if name is not _UNSET:
-            name = _clean_name(name, what="role", limit=MAX_ROLE_NAME)
-            builtin_names = {builtin.label.lower() for builtin in WorkspaceRole}
-            taken = CustomRole.objects.filter(account=account, name=name).exclude(pk=role.pk).exists()
-            if taken or name.lower() in builtin_names:
-                raise Conflict(f"A workspace role named {name!r} already exists.", code="name_taken")
-            role.name = name
-        if description is not _UNSET:
-            role.description = description or ""
-        if scopes is not _UNSET:
-            role.scopes = _clean_scopes(scopes)
-        if inherited_role is not _UNSET:
-            role.inherited_role = WorkspaceRole(inherited_role).value if inherited_role else ""
-        role.save()
-        audit_record(
+        with audited_update(
+            instance=role,
+            snapshot=_role_snapshot,
             event=events.CUSTOM_ROLE_UPDATED,
             actor=actor,
             account=account,
-            target=role,
-            payload={"before": before, "after": _role_snapshot(role)},
-        )
+            always=True,
+        ):
+            if name is not _UNSET:
+                name = _clean_name(name, what="role", limit=MAX_ROLE_NAME)
+                builtin_names = {builtin.label.lower() for builtin in WorkspaceRole}
+                taken = CustomRole.objects.filter(account=account, name=name).exclude(pk=role.pk).exists()
+                if taken or name.lower() in builtin_names:
+                    raise Conflict(f"A workspace role named {name!r} already exists.", code="name_taken")
+                role.name = name
+            if description is not _UNSET:
+                role.description = description or ""
+            if scopes is not _UNSET:
+                role.scopes = _clean_scopes(scopes)
+            if inherited_role is not _UNSET:
+                role.inherited_role = WorkspaceRole(inherited_role).value if inherited_role else ""
+            role.save()
     return role
 
 
@@ -207,6 +210,10 @@ def workspace_default_role_set(*, workspace: Workspace, role: ResolvedRole | Non
 # --- teams ----------------------------------------------------------------------------------------
 
 
+def _team_snapshot(team: Team) -> dict:
+    return {"name": team.name, "description": team.description}
+
+
 def team_create(*, account: Account, name: str, actor, description: str = "") -> Team:
     name = _clean_name(name, what="team", limit=MAX_TEAM_NAME)
     with transaction.atomic():
@@ -220,7 +227,7 @@ def team_create(*, account: Account, name: str, actor, description: str = "") ->
             actor=actor,
             account=account,
             target=team,
-            payload={"before": None, "after": {"name": team.name, "description": team.description}},
+            payload={"before": None, "after": _team_snapshot(team)},
         )
     return team
 
@@ -240,18 +247,18 @@ def team_update(*, team: Team, actor, name: str, description: str | None = None)
     with transaction.atomic():
         account = _lock_account(team.account)
         team = Team.objects.select_for_update().get(pk=team.pk)
-        before = {"name": team.name, "description": team.description}
         if Team.objects.filter(account=account, name=name).exclude(pk=team.pk).exists():
             raise Conflict(f"A team named {name!r} already exists.", code="name_taken")
-        team.name, team.description = name, description or ""
-        team.save()
-        audit_record(
+        with audited_update(
+            instance=team,
+            snapshot=_team_snapshot,
             event=events.TEAM_UPDATED,
             actor=actor,
             account=account,
-            target=team,
-            payload={"before": before, "after": {"name": team.name, "description": team.description}},
-        )
+            always=True,
+        ):
+            team.name, team.description = name, description or ""
+            team.save()
     return team
 
 
@@ -264,7 +271,7 @@ def team_delete(*, team: Team, actor) -> None:
             actor=actor,
             account=account,
             target=team,
-            payload={"before": {"name": team.name, "description": team.description}, "after": None},
+            payload={"before": _team_snapshot(team), "after": None},
         )
         team.delete()  # its memberships and grants go with it
 
@@ -308,34 +315,37 @@ def team_member_remove(*, team: Team, principal: User | ServiceAccount, actor) -
 # --- service accounts: update and key rotation -----------------------------------------------------
 
 
+def _service_account_snapshot(service_account: ServiceAccount) -> dict:
+    return {"name": service_account.name, "account_role": service_account.account_role}
+
+
 def service_account_update(
     *, service_account: ServiceAccount, actor, name: str | None = None, account_role: str | None = None
 ) -> ServiceAccount:
     with transaction.atomic():
         account = _lock_account(service_account.account)
         service_account = ServiceAccount.objects.select_for_update().get(pk=service_account.pk)
-        before = {"name": service_account.name, "account_role": service_account.account_role}
-        if name is not None:
-            name = _clean_name(name, what="service account", limit=200)
-            taken = ServiceAccount.objects.filter(account=account, name=name).exclude(pk=service_account.pk)
-            if taken.exists():
-                raise Conflict(f"A service account named {name!r} already exists.", code="name_taken")
-            service_account.name = name
-        if account_role is not None:
-            role = AccountRole(account_role)
-            if AccountRole.OWNER in (role, service_account.account_role):
-                _require_owner_for_owner_changes(actor=actor, account=account)
-            service_account.account_role = role
-        service_account.save()
-        after = {"name": service_account.name, "account_role": service_account.account_role}
-        if after != before:
-            audit_record(
-                event=events.SERVICE_ACCOUNT_UPDATED,
-                actor=actor,
-                account=account,
-                target=service_account,
-                payload={"before": before, "after": after},
-            )
+        with audited_update(
+            instance=service_account,
+            snapshot=_service_account_snapshot,
+            event=events.SERVICE_ACCOUNT_UPDATED,
+            actor=actor,
+            account=account,
+        ):
+            if name is not None:
+                name = _clean_name(name, what="service account", limit=200)
+                taken = ServiceAccount.objects.filter(account=account, name=name).exclude(
+                    pk=service_account.pk
+                )
+                if taken.exists():
+                    raise Conflict(f"A service account named {name!r} already exists.", code="name_taken")
+                service_account.name = name
+            if account_role is not None:
+                role = AccountRole(account_role)
+                if AccountRole.OWNER in (role, service_account.account_role):
+                    _require_owner_for_owner_changes(actor=actor, account=account)
+                service_account.account_role = role
+            service_account.save()
     return service_account
 
 
@@ -567,8 +577,6 @@ MAX_AUTH_EXPIRATION_SECONDS = 30 * 24 * 3600
 
 
 def _sso_settings_check(account: Account, changes: dict) -> None:
-    from accounts.sso import enforcement
-
     sso_changes = {"enforce_sso", "auth_expiration_seconds"} & set(changes)
     if not sso_changes:
         return
@@ -628,17 +636,17 @@ def account_settings_update(
                 )
             ip_allowlist.enforcement_check(account, enable=enforce, requester_ip=requester_ip)
         _sso_settings_check(account, changes)
-        before = account_settings(account)
-        account.settings = {**(account.settings or {}), **changes}
-        account.save(update_fields=["settings", "updated"])
-        after = account_settings(account)
-        audit_record(
+        with audited_update(
+            instance=account,
+            snapshot=account_settings,
             event=events.ACCOUNT_SETTINGS_CHANGED,
             actor=actor,
             account=account,
-            target=account,
-            payload={"before": before, "after": after},
-        )
+            always=True,
+        ) as change:
+            account.settings = {**(account.settings or {}), **changes}
+            account.save(update_fields=["settings", "updated"])
+        before, after = change.before, change.after
         if before.get("enforce_sso") != after.get("enforce_sso"):
             audit_record(
                 event=events.SSO_ENFORCEMENT_CHANGED,
@@ -653,7 +661,72 @@ def account_settings_update(
     return after
 
 
+# --- changes that combine services (one transaction each) -----------------------------------------
+
+
+def service_account_create_with_key(
+    *,
+    account: Account,
+    name: str,
+    actor,
+    account_role: str = AccountRole.MEMBER,
+    key_expires_at: datetime | None = None,
+) -> tuple[ServiceAccount, ApiKey, str]:
+    """A new service account with its first key: ``(service_account, key, plaintext)``."""
+    with transaction.atomic():
+        service_account = service_account_create(
+            account=account, name=name, actor=actor, account_role=account_role
+        )
+        key, plaintext = api_key_create(
+            owner=service_account, name=f"{service_account.name} key", actor=actor, expires_at=key_expires_at
+        )
+    return service_account, key, plaintext
+
+
+def team_members_add(*, team: Team, principals: list[User | ServiceAccount], actor) -> Team:
+    """Add every principal to the team (those already in it stay, as do members not listed)."""
+    with transaction.atomic():
+        for principal in principals:
+            team_member_add(team=team, principal=principal, actor=actor)
+    return team
+
+
+def account_update_with_settings(
+    *,
+    account: Account,
+    actor,
+    name: str | None = None,
+    handle: str | None = None,
+    settings_changes: dict | None = None,
+    requester_ip: str | None = None,
+) -> Account:
+    """Rename the account, change its handle and its settings in one change: a refused setting
+    leaves the name and handle as they were too."""
+    with transaction.atomic():
+        account = account_update(account=account, actor=actor, name=name, handle=handle)
+        if settings_changes:
+            account_settings_update(
+                account=account, changes=settings_changes, actor=actor, requester_ip=requester_ip
+            )
+            account.refresh_from_db()
+    return account
+
+
+def workspace_update_with_default_role(
+    *, workspace: Workspace, actor, changes: dict, default_role: ResolvedRole | None | object = _UNSET
+) -> Workspace:
+    """``workspace_update`` with ``changes`` (name, handle, description), and the workspace's default
+    role set (None removes it) when ``default_role`` is given, in one transaction."""
+    with transaction.atomic():
+        if changes:
+            workspace = workspace_update(workspace=workspace, actor=actor, **changes)
+        if default_role is not _UNSET:
+            workspace_default_role_set(workspace=workspace, role=default_role, actor=actor)
+    return workspace
+
+
 __all__ = [
+    "account_update_with_settings",
     "account_settings",
     "account_settings_update",
     "custom_role_create",
@@ -664,12 +737,15 @@ __all__ = [
     "invitation_create",
     "invitation_revoke",
     "invitations_pending",
+    "service_account_create_with_key",
     "service_account_rotate_key",
     "service_account_update",
     "team_create",
     "team_delete",
     "team_member_add",
     "team_member_remove",
+    "team_members_add",
     "team_update",
     "workspace_default_role_set",
+    "workspace_update_with_default_role",
 ]

@@ -1,12 +1,25 @@
-"""Reads about principals: their account role and their effective access to a workspace."""
+"""Reads about principals (their account role and their effective access to a workspace) and the
+account's people, service accounts, teams, roles, invitations and workspaces, as the account API
+and the console read them. Every read here is scoped to the account (or workspace) it is given."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Q
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from accounts.models import (
+    AccountMembership,
+    CustomRole,
+    Invitation,
+    ScimUser,
+    ServiceAccount,
+    Team,
+    TeamMember,
+    User,
+    WorkspaceDefaultRole,
+    WorkspaceRoleGrant,
+)
 from accounts.permissions import (
     ACCOUNT_ROLE_PERMISSIONS,
     WORKSPACE_OWNING_ACCOUNT_ROLES,
@@ -14,6 +27,8 @@ from accounts.permissions import (
     WorkspaceRole,
     expand_scopes,
 )
+from accounts.roles import ResolvedRole, role_of
+from tenants.models import Workspace
 
 
 @dataclass(frozen=True)
@@ -74,8 +89,6 @@ def account_permissions_of(principal, account) -> frozenset[str]:
 
 
 def _principal_grants(principal, workspace):
-    from accounts.models import TeamMember
-
     grants = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).select_related("custom_role", "team")
     if isinstance(principal, ServiceAccount):
         direct, member = Q(service_account_id=principal.pk), Q(service_account_id=principal.pk)
@@ -89,9 +102,6 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
     """The principal's account role and every source of its access to ``workspace``: its account
     role (Owner and Admin act as workspace Owner), direct grants, its teams' grants, and the
     workspace's default role (for people who are members of the account)."""
-    from accounts.models import WorkspaceDefaultRole
-    from accounts.roles import ResolvedRole, role_of
-
     account_role = account_role_of(principal, workspace.account)
     if account_role is None:
         return None, []
@@ -157,8 +167,6 @@ def workspace_access(principal, workspace) -> WorkspaceAccess | None:
 def workspaces_of(principal, *, account=None) -> list[tuple[object, WorkspaceAccess]]:
     """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access,
     ordered by account and name."""
-    from tenants.models import Workspace
-
     if isinstance(principal, ServiceAccount):
         account_ids = [principal.account_id]
     else:
@@ -173,3 +181,165 @@ def workspaces_of(principal, *, account=None) -> list[tuple[object, WorkspaceAcc
         if access is not None:
             result.append((workspace, access))
     return result
+
+
+# --- the account's people, service accounts and teams --------------------------------------------
+
+
+def membership_list(*, account, emails: list | None = None) -> QuerySet[AccountMembership]:
+    """The account's memberships, oldest first, each annotated ``scim_managed`` (one query); only
+    those whose email is one of ``emails`` (any case) when given."""
+    memberships = with_scim_managed(
+        AccountMembership.objects.filter(account=account).select_related("user").order_by("created")
+    )
+    if emails is not None:
+        query = Q(pk__in=[])
+        for email in emails:
+            query |= Q(user__email__iexact=str(email))
+        memberships = memberships.filter(query)
+    return memberships
+
+
+def membership_get(*, account, membership_id) -> AccountMembership | None:
+    return (
+        AccountMembership.objects.filter(account=account, pk=membership_id)
+        .select_related("user", "account")
+        .first()
+    )
+
+
+def with_scim_managed(memberships: QuerySet[AccountMembership]) -> QuerySet[AccountMembership]:
+    """Memberships annotated with whether the account's IdP provisions the person (one query)."""
+    provisioned = ScimUser.objects.filter(account=OuterRef("account"), user=OuterRef("user")).exclude(
+        active=False
+    )
+    return memberships.annotate(scim_managed=Exists(provisioned))
+
+
+def membership_scim_managed(membership: AccountMembership) -> bool:
+    """Does the account's identity provider provision this member over SCIM?"""
+    if hasattr(membership, "scim_managed"):
+        return bool(membership.scim_managed)
+    return (
+        membership.user.scim_identities.filter(account_id=membership.account_id)
+        .exclude(active=False)
+        .exists()
+    )
+
+
+def account_user_get(*, account, user_id) -> User | None:
+    """A member of the account."""
+    return User.objects.filter(pk=user_id, memberships__account=account).first()
+
+
+def service_account_get(*, account, service_account_id) -> ServiceAccount | None:
+    return (
+        ServiceAccount.objects.filter(account=account, pk=service_account_id)
+        .select_related("account")
+        .first()
+    )
+
+
+def service_account_list(*, account, names: list | None = None, ids: list | None = None):
+    """The account's service accounts by name; only those named or with the ids given."""
+    service_accounts = ServiceAccount.objects.filter(account=account).order_by("name")
+    if names is not None:
+        service_accounts = service_accounts.filter(name__in=[str(name) for name in names])
+    if ids is not None:
+        service_accounts = service_accounts.filter(pk__in=ids)
+    return service_accounts
+
+
+def account_actor_get(*, account, actor_id) -> User | ServiceAccount | None:
+    """A member or a service account of the account."""
+    return account_user_get(account=account, user_id=actor_id) or (
+        ServiceAccount.objects.filter(pk=actor_id, account=account).first()
+    )
+
+
+def team_get(*, account, team_id) -> Team | None:
+    return Team.objects.filter(account=account, pk=team_id).select_related("account").first()
+
+
+def team_list(*, account, names: list | None = None, ids: list | None = None):
+    teams = Team.objects.filter(account=account).order_by("name")
+    if names is not None:
+        teams = teams.filter(name__in=[str(name) for name in names])
+    if ids is not None:
+        teams = teams.filter(pk__in=ids)
+    return teams
+
+
+def team_member_list(team: Team):
+    return team.members.select_related("user", "service_account")
+
+
+def team_member_get(*, team: Team, principal_id) -> TeamMember | None:
+    """The team's member who is the user or the service account with this id."""
+    return (
+        TeamMember.objects.filter(team=team)
+        .filter(Q(user_id=principal_id) | Q(service_account_id=principal_id))
+        .first()
+    )
+
+
+def team_workspace_grants(team: Team):
+    """The team's grants across its account's workspaces (an account-level read)."""
+    return (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(team=team, workspace__account_id=team.account_id)
+        .select_related("workspace", "custom_role")
+    )
+
+
+def account_principal_get(*, account, kind: str, principal_id) -> User | ServiceAccount | Team | None:
+    """A member ("user"), service account ("bot") or team ("team") of the account."""
+    if kind == "user":
+        return account_user_get(account=account, user_id=principal_id)
+    if kind == "bot":
+        return ServiceAccount.objects.filter(pk=principal_id, account=account).first()
+    return Team.objects.filter(pk=principal_id, account=account).first()
+
+
+# --- roles, invitations and workspaces ---------------------------------------------------------------
+
+
+def custom_role_list(*, account):
+    return CustomRole.objects.filter(account=account)
+
+
+def custom_role_get(*, account, role_id) -> CustomRole | None:
+    return CustomRole.objects.filter(account=account, pk=role_id).first()
+
+
+def invitation_list(*, account):
+    return Invitation.objects.filter(account=account).order_by("-created")
+
+
+def invitation_get(*, account, invitation_id) -> Invitation | None:
+    return Invitation.objects.filter(account=account, pk=invitation_id).first()
+
+
+def account_workspace_get(*, account, workspace_id):
+    return Workspace.objects.filter(account=account, pk=workspace_id).first()
+
+
+def workspace_default_role_get(workspace) -> WorkspaceDefaultRole | None:
+    return WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
+
+
+_GRANT_FIELD = {"user": "user", "bot": "service_account", "team": "team"}
+
+
+def workspace_grant_list(*, workspace, kind: str):
+    """The workspace's grants to users, service accounts ("bot") or teams, oldest first."""
+    grants = WorkspaceRoleGrant.objects.for_workspace(workspace.pk).select_related(
+        "user", "service_account", "team", "custom_role"
+    )
+    return grants.filter(**{f"{_GRANT_FIELD[kind]}__isnull": False}).order_by("created")
+
+
+def workspace_grant_get(*, workspace, kind: str, grant_id, or_team_id: bool = False):
+    """One of the workspace's grants of this kind, by its id (or, for teams, by the team's id)."""
+    match = Q(pk=grant_id) | Q(team_id=grant_id) if or_team_id else Q(pk=grant_id)
+    return workspace_grant_list(workspace=workspace, kind=kind).filter(match).first()

@@ -3,8 +3,11 @@ audit event in it. Plan limits are checked with the account row locked."""
 
 from __future__ import annotations
 
+from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from accounts.api_keys.models import ApiKey
 from accounts.models import AccountMembership, ServiceAccount, Team, User, WorkspaceRoleGrant
 from accounts.permissions import AccountRole, WorkspaceRole
 from accounts.roles import ResolvedRole, role_of
@@ -247,11 +250,17 @@ def workspace_access_revoke(*, workspace, principal, actor) -> None:
         )
 
 
+def workspace_access_grant_many(*, workspace, grants: list[tuple], actor) -> list[WorkspaceRoleGrant]:
+    """``workspace_access_grant`` for each ``(principal, role)``, all or none."""
+    with transaction.atomic():
+        return [
+            workspace_access_grant(workspace=workspace, principal=principal, role=role, actor=actor)
+            for principal, role in grants
+        ]
+
+
 def user_sessions_end(user: User) -> int:
     """End every console session of ``user`` (database sessions hold the user id in their data)."""
-    from django.contrib.sessions.models import Session
-    from django.utils import timezone
-
     ended = 0
     for session in Session.objects.filter(expire_date__gt=timezone.now()).iterator():
         if str(session.get_decoded().get("_auth_user_id")) == str(user.pk):
@@ -265,10 +274,6 @@ def user_deactivate(*, user: User, actor, account: Account | None = None) -> Use
     end and their ``pnu_`` keys are revoked. Their memberships, history and audit trail stay (a
     reactivation restores the person, not the keys). The last active Owner of an account cannot be
     deactivated."""
-    from django.utils import timezone
-
-    from accounts.api_keys.models import ApiKey
-
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if not user.is_active:

@@ -3,13 +3,14 @@ Owner's membership, check the plan and write the audit record."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.permissions import AccountRole
 from accounts.services import membership_add
 from audit import events
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from billing import entitlements
 from billing.plans import get_plan
 from core.errors import Conflict, InvalidInput
@@ -53,8 +54,6 @@ def _free_handle(base: str, taken) -> str:
 
 def account_create(*, name: str, owner, actor, handle: str | None = None, plan: str | None = None) -> Account:
     """A new account with ``owner`` as its first Owner."""
-    from django.conf import settings
-
     name = _clean_name(name, "account")
     plan_key = plan or settings.DEFAULT_PLAN
     try:
@@ -137,41 +136,42 @@ def account_change_plan(*, account: Account, plan: str, actor) -> Account:
     return account
 
 
+def _workspace_snapshot(workspace: Workspace) -> dict:
+    return {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
+
+
 def workspace_update(
     *, workspace: Workspace, actor, name: str | None = None, handle: str | None = None, description=None
 ) -> Workspace:
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=workspace.account_id)
         workspace = Workspace.objects.select_for_update().get(pk=workspace.pk)
-        before = {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
         siblings = Workspace.objects.filter(account=account).exclude(pk=workspace.pk)
-        if name is not None:
-            name = _clean_name(name, "workspace")
-            if siblings.filter(name=name).exists():
-                raise Conflict(
-                    f"A workspace named {name!r} already exists in this account.", code="name_taken"
-                )
-            workspace.name = name
-        if handle is not None:
-            handle = _checked_handle(handle)
-            if siblings.filter(handle=handle).exists():
-                raise Conflict(
-                    f"The workspace handle {handle!r} is taken in this account.", code="handle_taken"
-                )
-            workspace.handle = handle
-        if description is not None:
-            workspace.description = _clean_description(description)
-        workspace.save()
-        after = {"name": workspace.name, "handle": workspace.handle, "description": workspace.description}
-        if after != before:
-            audit_record(
-                event=events.WORKSPACE_UPDATED,
-                actor=actor,
-                account=account,
-                workspace=workspace,
-                target=workspace,
-                payload={"before": before, "after": after},
-            )
+        with audited_update(
+            instance=workspace,
+            snapshot=_workspace_snapshot,
+            event=events.WORKSPACE_UPDATED,
+            actor=actor,
+            account=account,
+            workspace=workspace,
+        ):
+            if name is not None:
+                name = _clean_name(name, "workspace")
+                if siblings.filter(name=name).exists():
+                    raise Conflict(
+                        f"A workspace named {name!r} already exists in this account.", code="name_taken"
+                    )
+                workspace.name = name
+            if handle is not None:
+                handle = _checked_handle(handle)
+                if siblings.filter(handle=handle).exists():
+                    raise Conflict(
+                        f"The workspace handle {handle!r} is taken in this account.", code="handle_taken"
+                    )
+                workspace.handle = handle
+            if description is not None:
+                workspace.description = _clean_description(description)
+            workspace.save()
     return workspace
 
 
@@ -190,26 +190,27 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
         workspace.delete()
 
 
+def _account_snapshot(account: Account) -> dict:
+    return {"name": account.name, "handle": account.handle}
+
+
 def account_update(*, account: Account, actor, name: str | None = None, handle: str | None = None) -> Account:
     """Rename the account or change its handle (unique across the installation)."""
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=account.pk)
-        before = {"name": account.name, "handle": account.handle}
-        if name is not None:
-            account.name = _clean_name(name, "account")
-        if handle is not None:
-            handle = _checked_handle(handle)
-            if Account.objects.filter(handle=handle).exclude(pk=account.pk).exists():
-                raise Conflict(f"The account handle {handle!r} is taken.", code="handle_taken")
-            account.handle = handle
-        account.save()
-        after = {"name": account.name, "handle": account.handle}
-        if after != before:
-            audit_record(
-                event=events.ACCOUNT_UPDATED,
-                actor=actor,
-                account=account,
-                target=account,
-                payload={"before": before, "after": after},
-            )
+        with audited_update(
+            instance=account,
+            snapshot=_account_snapshot,
+            event=events.ACCOUNT_UPDATED,
+            actor=actor,
+            account=account,
+        ):
+            if name is not None:
+                account.name = _clean_name(name, "account")
+            if handle is not None:
+                handle = _checked_handle(handle)
+                if Account.objects.filter(handle=handle).exclude(pk=account.pk).exists():
+                    raise Conflict(f"The account handle {handle!r} is taken.", code="handle_taken")
+                account.handle = handle
+            account.save()
     return account

@@ -8,7 +8,9 @@ import ipaddress
 import json
 import math
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -96,6 +98,61 @@ def audit_record(
             sequence=entry.sequence, head_hash=entry.hash, updated=entry.occurred
         )
     return entry
+
+
+@dataclass
+class AuditedUpdate:
+    """What ``audited_update`` hands the block: the snapshot taken before it (``after`` once the
+    block is done), the payload keys to add after ``before`` and ``after`` (``extra``), and
+    ``record``, which a block sets to record the event even when the snapshots are equal."""
+
+    before: Any
+    after: Any = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    record: bool = False
+    entry: AuditLogEntry | None = None
+
+
+_TARGET_IS_INSTANCE = object()
+
+
+@contextmanager
+def audited_update(
+    *,
+    instance,
+    snapshot: Callable[[Any], Any],
+    event: AuditEventType | str | Callable[[Any, Any], AuditEventType | str],
+    actor,
+    account=None,
+    workspace=None,
+    target=_TARGET_IS_INSTANCE,
+    payload: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+    always: bool = False,
+) -> Iterator[AuditedUpdate]:
+    """Snapshot ``instance``, let the block change and save it, snapshot it again, and record
+    ``event`` with ``{**payload, "before": …, "after": …, **extra}`` when the snapshots differ (or
+    ``always``, or when the block sets ``record``). ``event`` may be a function of the two
+    snapshots; ``target`` is ``instance`` unless given. Nothing is recorded when the block raises.
+    Used inside the service's transaction, as ``audit_record`` is::
+
+        with audited_update(instance=team, snapshot=team_snapshot, event=events.TEAM_UPDATED,
+                            actor=actor, account=account):
+            team.name = name
+            team.save()
+    """
+    change = AuditedUpdate(before=snapshot(instance), extra=dict(extra or {}))
+    yield change
+    change.after = snapshot(instance)
+    if always or change.record or change.before != change.after:
+        change.entry = audit_record(
+            event=event(change.before, change.after) if callable(event) else event,
+            actor=actor,
+            account=account,
+            workspace=workspace,
+            target=instance if target is _TARGET_IS_INSTANCE else target,
+            payload={**(payload or {}), "before": change.before, "after": change.after, **change.extra},
+        )
 
 
 # --- the hash chain --------------------------------------------------------------------------------

@@ -5,15 +5,11 @@ from django.urls import include, path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 
-from accounts.account_api import (
-    AccountDetailApi,
-    AccountPermissionsApi,
-    InvitationAcceptApi,
-    UserApiKeyApi,
-    UserApiKeysApi,
-    WorkspaceScopesApi,
-)
-from accounts.api import MeApi, MyWorkspacesApi
+from accounts.api.account import AccountDetailApi
+from accounts.api.api_keys import UserApiKeyApi, UserApiKeysApi
+from accounts.api.catalogues import AccountPermissionsApi, WorkspaceScopesApi
+from accounts.api.invitations import InvitationAcceptApi
+from accounts.api.me import MeApi, MyWorkspacesApi
 from accounts.sso import views as sso_views
 from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import SignInView

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
+from django.utils import timezone
+
 from accounts import authcache
 from accounts.api_keys import secrets as key_secrets
 from accounts.api_keys.models import ApiKey
@@ -72,3 +75,29 @@ def api_key_list(*, user=None, service_account=None):
     if service_account is not None:
         qs = qs.filter(service_account=service_account)
     return qs
+
+
+def user_api_key_list(*, user, name: str | None = None):
+    """The person's keys that are not revoked, newest first (only those named ``name``, if given)."""
+    keys = ApiKey.objects.filter(user=user, revoked_at__isnull=True).order_by("-created")
+    if name:
+        keys = keys.filter(name=name)
+    return keys
+
+
+def user_api_key_get(*, user, key_id) -> ApiKey | None:
+    return ApiKey.objects.filter(user=user, pk=key_id, revoked_at__isnull=True).first()
+
+
+def service_account_newest_keys(service_accounts) -> dict:
+    """The newest usable key of each service account, by its id, in one query."""
+    now = timezone.now()
+    keys = (
+        ApiKey.objects.filter(service_account__in=list(service_accounts), revoked_at__isnull=True)
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .order_by("service_account_id", "-created")
+    )
+    newest: dict = {}
+    for key in keys:
+        newest.setdefault(key.service_account_id, key)
+    return newest

@@ -57,7 +57,7 @@ from accounts.scim.resources import (
 from accounts.services import _lock_account
 from audit import events
 from audit.actors import SCIM
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import AppError
 from tenants.models import Account
@@ -132,22 +132,19 @@ def scim_settings(account: Account) -> dict[str, Any]:
 def scim_settings_update(*, account: Account, actor, exempt_from_ip_allowlist: bool) -> dict[str, Any]:
     with transaction.atomic():
         account = _lock_account(account)
-        before = scim_settings(account)
-        account.settings = {
-            **(account.settings or {}),
-            SETTING_EXEMPT_FROM_IP_ALLOWLIST: bool(exempt_from_ip_allowlist),
-        }
-        account.save(update_fields=["settings"])
-        after = scim_settings(account)
-        if before != after:
-            audit_record(
-                event=events.SCIM_SETTINGS_CHANGED,
-                actor=actor,
-                account=account,
-                target=account,
-                payload={"before": before, "after": after},
-            )
-    return after
+        with audited_update(
+            instance=account,
+            snapshot=scim_settings,
+            event=events.SCIM_SETTINGS_CHANGED,
+            actor=actor,
+            account=account,
+        ) as change:
+            account.settings = {
+                **(account.settings or {}),
+                SETTING_EXEMPT_FROM_IP_ALLOWLIST: bool(exempt_from_ip_allowlist),
+            }
+            account.save(update_fields=["settings"])
+    return change.after
 
 
 # --- people ---------------------------------------------------------------------------------------
@@ -366,29 +363,31 @@ def scim_user_create(*, account: Account, data: Any) -> ScimUser:
     return scim_user
 
 
+def _user_replace_event(before: dict[str, Any], after: dict[str, Any]):
+    if (before["active"] is not False) != (after["active"] is not False):
+        return events.SCIM_USER_DEACTIVATED if after["active"] is False else events.SCIM_USER_REACTIVATED
+    return events.SCIM_USER_UPDATED
+
+
 def scim_user_replace(*, scim_user: ScimUser, data: Any) -> ScimUser:
     fields = user_fields(data)
     try:
         with transaction.atomic():
             account = _lock_account(scim_user.account)
             scim_user = ScimUser.objects.select_for_update().select_related("user").get(pk=scim_user.pk)
-            before = _user_snapshot(scim_user)
-            scim_user = _apply_user(account, scim_user, fields)
-            after = _user_snapshot(scim_user)
-            if (before["active"] is not False) != (after["active"] is not False):
-                event = (
-                    events.SCIM_USER_DEACTIVATED if after["active"] is False else events.SCIM_USER_REACTIVATED
-                )
-            else:
-                event = events.SCIM_USER_UPDATED
-            if before != after or event is events.SCIM_USER_UPDATED:
-                audit_record(
-                    event=event,
-                    actor=SCIM_ACTOR,
-                    account=account,
-                    target=scim_user.user,
-                    payload={"scim_id": str(scim_user.id), "before": before, "after": after},
-                )
+            # Recorded every time: an update, or a deactivation or reactivation (whose snapshots
+            # differ in "active").
+            with audited_update(
+                instance=scim_user,
+                snapshot=_user_snapshot,
+                event=_user_replace_event,
+                actor=SCIM_ACTOR,
+                account=account,
+                target=scim_user.user,
+                payload={"scim_id": str(scim_user.id)},
+                always=True,
+            ):
+                _apply_user(account, scim_user, fields)
     except IntegrityError:
         raise ScimError(
             409, f"A user with userName {fields.user_name} already exists.", "uniqueness"
@@ -530,25 +529,21 @@ def scim_group_replace(*, team: Team, data: Any) -> Team:
         with transaction.atomic():
             account = _lock_account(team.account)
             team = Team.objects.select_for_update().get(pk=team.pk)
-            before = _group_snapshot(team)
             _check_group_name(account, fields.name, team)
-            team.name, team.scim_external_id, team.scim_managed = fields.name, fields.external_id, True
-            team.save()
-            added, removed = [], []
-            if fields.member_ids is not None:
-                added, removed = _set_members(team, _members_of(account, fields.member_ids))
-            audit_record(
+            with audited_update(
+                instance=team,
+                snapshot=_group_snapshot,
                 event=events.SCIM_GROUP_UPDATED,
                 actor=SCIM_ACTOR,
                 account=account,
-                target=team,
-                payload={
-                    "before": before,
-                    "after": _group_snapshot(team),
-                    "members_added": added,
-                    "members_removed": removed,
-                },
-            )
+                always=True,
+            ) as change:
+                team.name, team.scim_external_id, team.scim_managed = fields.name, fields.external_id, True
+                team.save()
+                added, removed = [], []
+                if fields.member_ids is not None:
+                    added, removed = _set_members(team, _members_of(account, fields.member_ids))
+                change.extra.update(members_added=added, members_removed=removed)
     except IntegrityError:
         raise ScimError(409, f"A group named {fields.name!r} already exists.", "uniqueness") from None
     return team

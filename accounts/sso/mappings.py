@@ -21,7 +21,7 @@ from accounts.roles import ResolvedRole, workspace_role_resolve
 from accounts.services import _lock_account, workspace_access_grant, workspace_access_revoke
 from audit import events
 from audit.actors import SystemActor
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from core.errors import Conflict, NotFound, Unprocessable
 from tenants.models import Workspace
 
@@ -102,6 +102,10 @@ def group_mappings_list(account) -> list[SsoGroupMapping]:
     return list(SsoGroupMapping.objects.filter(account=account).select_related("custom_role"))
 
 
+def _mappings_snapshot(account) -> list[dict]:
+    return [mapping_wire(m) for m in group_mappings_list(account)]
+
+
 def group_mappings_set(*, account, mappings, actor) -> list[SsoGroupMapping]:
     if not isinstance(mappings, list):
         raise _invalid("mappings must be a list.")
@@ -110,17 +114,16 @@ def group_mappings_set(*, account, mappings, actor) -> list[SsoGroupMapping]:
     cleaned = [_clean(account, entry, index) for index, entry in enumerate(mappings)]
     with transaction.atomic():
         account = _lock_account(account)
-        before = [mapping_wire(m) for m in group_mappings_list(account)]
-        SsoGroupMapping.objects.filter(account=account).delete()
-        SsoGroupMapping.objects.bulk_create(cleaned)
-        after = [mapping_wire(m) for m in group_mappings_list(account)]
-        audit_record(
+        with audited_update(
+            instance=account,
+            snapshot=_mappings_snapshot,
             event=events.SSO_GROUP_MAPPINGS_CHANGED,
             actor=actor,
             account=account,
-            target=account,
-            payload={"before": before, "after": after},
-        )
+            always=True,
+        ):
+            SsoGroupMapping.objects.filter(account=account).delete()
+            SsoGroupMapping.objects.bulk_create(cleaned)
     return group_mappings_list(account)
 
 

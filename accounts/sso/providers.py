@@ -23,7 +23,7 @@ from accounts.models import IdentityProvider
 from accounts.services import _lock_account
 from accounts.sso import secrets
 from audit import events
-from audit.services import audit_record
+from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import Conflict, Unprocessable
 from tenants.models import Account
@@ -206,30 +206,26 @@ def provider_update(*, provider: IdentityProvider, body: dict, actor) -> Identit
     try:
         with transaction.atomic():
             provider = IdentityProvider.objects.select_for_update().get(pk=provider.pk)
-            before = snapshot(provider)
-            if "kind" in body and body["kind"] != provider.kind:
-                raise _invalid("kind cannot be changed; create another identity provider.")
-            if "name" in body:
-                provider.name = _string(body.get("name"), "name", limit=200)
-            provider.config = clean_config(provider.kind, body, provider.config)
-            _flags(body, provider)
-            _secret(body, provider, required=False)
-            if before["enabled"] and not provider.enabled:
-                _keep_one_for_enforcement(provider)
-            provider.save()
-            after = snapshot(provider)
-            if before != after or "client_secret" in body:
-                audit_record(
-                    event=events.SSO_IDP_UPDATED,
-                    actor=actor,
-                    account=provider.account,
-                    target=provider,
-                    payload={
-                        "before": before,
-                        "after": after,
-                        "client_secret_changed": "client_secret" in body,
-                    },
-                )
+            secret_changed = "client_secret" in body
+            with audited_update(
+                instance=provider,
+                snapshot=snapshot,
+                event=events.SSO_IDP_UPDATED,
+                actor=actor,
+                account=provider.account,
+                extra={"client_secret_changed": secret_changed},
+                always=secret_changed,
+            ) as change:
+                if "kind" in body and body["kind"] != provider.kind:
+                    raise _invalid("kind cannot be changed; create another identity provider.")
+                if "name" in body:
+                    provider.name = _string(body.get("name"), "name", limit=200)
+                provider.config = clean_config(provider.kind, body, provider.config)
+                _flags(body, provider)
+                _secret(body, provider, required=False)
+                if change.before["enabled"] and not provider.enabled:
+                    _keep_one_for_enforcement(provider)
+                provider.save()
     except IntegrityError:
         raise Conflict("An identity provider with that name already exists.", code="name_taken") from None
     return provider

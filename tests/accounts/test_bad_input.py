@@ -23,7 +23,7 @@ BODIES = [
 ]
 
 ACCESS_ROUTES = [
-    route for route in workspace_routes() if route.view_class.__module__ == "accounts.account_api"
+    route for route in workspace_routes() if route.view_class.__module__.startswith("accounts.api.")
 ]
 CASES = [
     (route, method)

@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework.response import Response
 
-from accounts.account_api import AccountApi, _path_id
-from accounts.models import SsoDomain
+from accounts.api.base import AccountApi, Body, path_id
+from accounts.models import IdentityProvider, SsoDomain
 from accounts.sso import domains
+from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
+from accounts.sso.mappings import group_mappings_list, group_mappings_set, mapping_wire
+from accounts.sso.providers import (
+    provider_create,
+    provider_delete,
+    provider_rotate_sp_certificate,
+    provider_update,
+    snapshot,
+)
+from accounts.sso.saml import sp_keypair, sp_urls
+from accounts.sso.selectors import (
+    identity_provider_get,
+    identity_provider_list,
+    sso_domain_get,
+    sso_domain_list,
+)
+from billing import entitlements
 from core.errors import NotFound
 
 
@@ -27,6 +46,10 @@ def domain_wire(domain: SsoDomain) -> dict:
     }
 
 
+class DomainClaim(Body):
+    domain: Any = None  # checked by the service
+
+
 class SsoDomainsApi(AccountApi):
     """``GET``: the account's domains; ``POST {"domain": "example.com"}``: claim one (201, with the
     TXT record to publish)."""
@@ -34,18 +57,18 @@ class SsoDomainsApi(AccountApi):
     required_permissions = {"GET": "read:sso", "POST": "administrate:sso"}
 
     def get(self, request, **kwargs):
-        return Response([domain_wire(d) for d in SsoDomain.objects.filter(account=self.account)])
+        return Response([domain_wire(d) for d in sso_domain_list(account=self.account)])
 
     def post(self, request, **kwargs):
         claimed = domains.domain_claim(
-            account=self.account, domain=self.body().get("domain"), actor=request.user
+            account=self.account, domain=self.parse(DomainClaim).domain, actor=request.user
         )
         return Response(domain_wire(claimed), status=201)
 
 
 class _OneDomain(AccountApi):
     def _domain(self, domain_id) -> SsoDomain:
-        found = SsoDomain.objects.filter(account=self.account, pk=_path_id(domain_id, "Domain")).first()
+        found = sso_domain_get(account=self.account, domain_id=path_id(domain_id, "Domain"))
         if found is None:
             raise NotFound("Domain not found.")
         return found
@@ -77,10 +100,6 @@ class SsoDomainVerifyApi(_OneDomain):
 
 
 def provider_wire(provider) -> dict:
-    from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
-    from accounts.sso.providers import snapshot
-    from accounts.sso.saml import sp_keypair, sp_urls
-
     wire = snapshot(provider)
     return {
         "id": str(provider.id),
@@ -106,13 +125,9 @@ class IdentityProvidersApi(AccountApi):
     required_permissions = {"GET": "read:sso", "POST": "administrate:sso"}
 
     def get(self, request, **kwargs):
-        from accounts.models import IdentityProvider
-
-        return Response([provider_wire(p) for p in IdentityProvider.objects.filter(account=self.account)])
+        return Response([provider_wire(p) for p in identity_provider_list(account=self.account)])
 
     def post(self, request, **kwargs):
-        from accounts.sso.providers import provider_create
-
         return Response(
             provider_wire(provider_create(account=self.account, body=self.body(), actor=request.user)),
             status=201,
@@ -120,12 +135,10 @@ class IdentityProvidersApi(AccountApi):
 
 
 class _OneProvider(AccountApi):
-    def _provider(self, provider_id):
-        from accounts.models import IdentityProvider
-
-        found = IdentityProvider.objects.filter(
-            account=self.account, pk=_path_id(provider_id, "Identity provider")
-        ).first()
+    def _provider(self, provider_id) -> IdentityProvider:
+        found = identity_provider_get(
+            account=self.account, provider_id=path_id(provider_id, "Identity provider")
+        )
         if found is None:
             raise NotFound("Identity provider not found.")
         return found
@@ -138,8 +151,6 @@ class IdentityProviderApi(_OneProvider):
         return Response(provider_wire(self._provider(provider_id)))
 
     def patch(self, request, provider_id: str, **kwargs):
-        from accounts.sso.providers import provider_update
-
         return Response(
             provider_wire(
                 provider_update(provider=self._provider(provider_id), body=self.body(), actor=request.user)
@@ -147,10 +158,12 @@ class IdentityProviderApi(_OneProvider):
         )
 
     def delete(self, request, provider_id: str, **kwargs):
-        from accounts.sso.providers import provider_delete
-
         provider_delete(provider=self._provider(provider_id), actor=request.user)
         return Response(status=204)
+
+
+class GroupMappings(Body):
+    mappings: Any = None  # checked by the service
 
 
 class SsoGroupMappingsApi(AccountApi):
@@ -160,17 +173,12 @@ class SsoGroupMappingsApi(AccountApi):
     required_permissions = {"GET": "read:sso", "PUT": "administrate:sso"}
 
     def get(self, request, **kwargs):
-        from accounts.sso.mappings import group_mappings_list, mapping_wire
-
         return Response({"mappings": [mapping_wire(m) for m in group_mappings_list(self.account)]})
 
     def put(self, request, **kwargs):
-        from accounts.sso.mappings import group_mappings_set, mapping_wire
-        from billing import entitlements
-
         entitlements.ensure_feature(self.account, "sso")
         saved = group_mappings_set(
-            account=self.account, mappings=self.body().get("mappings"), actor=request.user
+            account=self.account, mappings=self.parse(GroupMappings).mappings, actor=request.user
         )
         return Response({"mappings": [mapping_wire(m) for m in saved]})
 
@@ -182,7 +190,5 @@ class IdentityProviderRotateSpCertificateApi(_OneProvider):
     required_permissions = {"POST": "administrate:sso"}
 
     def post(self, request, provider_id: str, **kwargs):
-        from accounts.sso.providers import provider_rotate_sp_certificate
-
         provider = self._provider(provider_id)
         return Response(provider_wire(provider_rotate_sp_certificate(provider=provider, actor=request.user)))

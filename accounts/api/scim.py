@@ -4,14 +4,18 @@ sign-on, so the SSO permissions govern it, as in Prefect Cloud's settings."""
 
 from __future__ import annotations
 
+from typing import Annotated, Any
+
+from pydantic import Field
 from rest_framework.response import Response
 
-from accounts.account_api import AccountApi
-from accounts.models import ScimActivity, ScimToken
+from accounts.api.base import AccountApi, Body, checked, path_id
+from accounts.models import ScimToken
 from accounts.scim import services
+from accounts.scim.selectors import scim_activity_list, scim_token_get, scim_token_list
 from accounts.scim.views import base_url
 from billing import entitlements
-from core.errors import InvalidInput, NotFound, Unprocessable
+from core.errors import InvalidInput, NotFound
 
 MAX_ACTIVITY_PAGE = 200
 
@@ -28,13 +32,37 @@ def _token_wire(token: ScimToken) -> dict:
     }
 
 
+class ScimSettingsChange(Body):
+    exempt_from_ip_allowlist: Annotated[
+        Any,
+        checked(
+            lambda value: isinstance(value, bool),
+            "exempt_from_ip_allowlist must be true or false.",
+            "invalid_body",
+        ),
+        Field(validate_default=True),
+    ] = None
+
+
+class ScimTokenCreate(Body):
+    name: Annotated[
+        Any,
+        checked(
+            lambda value: isinstance(value, str) and bool(value.strip()),
+            "name is required: what the token is for (e.g. the IdP's name).",
+            "invalid_body",
+        ),
+        Field(validate_default=True),
+    ] = None
+
+
 class ScimConfigApi(AccountApi):
     """``GET``: what to give the IdP and how it stands; ``PATCH {"exempt_from_ip_allowlist": bool}``."""
 
     required_permissions = {"GET": "read:sso", "PATCH": "administrate:sso"}
 
     def get(self, request, **kwargs):
-        tokens = ScimToken.objects.filter(account=self.account).order_by("-created")
+        tokens = scim_token_list(account=self.account)
         return Response(
             {
                 "enabled": bool(entitlements.check_feature(self.account, "scim")),
@@ -45,13 +73,12 @@ class ScimConfigApi(AccountApi):
         )
 
     def patch(self, request, **kwargs):
-        body = self.body()
-        value = body.get("exempt_from_ip_allowlist")
-        if not isinstance(value, bool):
-            raise Unprocessable("exempt_from_ip_allowlist must be true or false.", code="invalid_body")
+        body = self.parse(ScimSettingsChange)
         return Response(
             services.scim_settings_update(
-                account=self.account, actor=request.user, exempt_from_ip_allowlist=value
+                account=self.account,
+                actor=request.user,
+                exempt_from_ip_allowlist=body.exempt_from_ip_allowlist,
             )
         )
 
@@ -62,11 +89,7 @@ class ScimTokensApi(AccountApi):
     required_permissions = {"POST": "administrate:sso"}
 
     def post(self, request, **kwargs):
-        name = self.body().get("name")
-        if not isinstance(name, str) or not name.strip():
-            raise Unprocessable(
-                "name is required: what the token is for (e.g. the IdP's name).", code="invalid_body"
-            )
+        name = self.parse(ScimTokenCreate).name
         token, raw = services.scim_token_create(account=self.account, actor=request.user, name=name)
         return Response({**_token_wire(token), "token": raw}, status=201)
 
@@ -77,9 +100,7 @@ class ScimTokenApi(AccountApi):
     required_permissions = {"DELETE": "administrate:sso"}
 
     def delete(self, request, token_id: str, **kwargs):
-        from accounts.account_api import _path_id
-
-        token = ScimToken.objects.filter(account=self.account, id=_path_id(token_id, "SCIM token")).first()
+        token = scim_token_get(account=self.account, token_id=path_id(token_id, "SCIM token"))
         if token is None:
             raise NotFound("SCIM token not found.")
         services.scim_token_revoke(token=token, actor=request.user)
@@ -97,9 +118,7 @@ class ScimActivityApi(AccountApi):
             offset = max(0, int(request.query_params.get("offset", 0)))
         except ValueError:
             raise InvalidInput("limit and offset must be integers.", code="invalid_paging") from None
-        rows = ScimActivity.objects.filter(account=self.account).order_by("-occurred", "-id")[
-            offset : offset + limit
-        ]
+        rows = scim_activity_list(account=self.account, limit=limit, offset=offset)
         return Response(
             [
                 {
