@@ -5,9 +5,10 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.schemas import ArtifactCreate, ArtifactUpdate
-from orchestration.api.wire import artifact_to_wire, iso
+from orchestration.api.wire import artifact_to_wire
 from orchestration.models import Artifact
+from orchestration.schemas.actions import ArtifactCreate, ArtifactUpdate
+from orchestration.schemas.base import iso
 from orchestration.selectors.filters import (
     ARTIFACT_COLLECTION,
     FilterError,

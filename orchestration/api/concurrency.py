@@ -18,9 +18,8 @@ from pydantic import Field
 from rest_framework.response import Response
 
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.schemas import WireModel
-from orchestration.api.wire import iso
 from orchestration.models import ConcurrencyLimitV2
+from orchestration.schemas.base import PrefectModel, iso
 from orchestration.selectors.filters import paging
 from orchestration.services import concurrency as services
 from orchestration.services.concurrency import SlotsLocked
@@ -36,7 +35,7 @@ LEASE_SECONDS = Field(default=300, ge=60, le=60 * 60 * 24)
 # --- bodies ----------------------------------------------------------------------------------------
 
 
-class LimitCreate(WireModel):
+class LimitCreate(PrefectModel):
     name: str = Field(min_length=1, max_length=255, pattern=NAME_PATTERN)
     limit: int = Field(ge=0)
     active: bool | None = True
@@ -45,7 +44,7 @@ class LimitCreate(WireModel):
     slot_decay_per_second: float | None = Field(default=0.0, ge=0)
 
 
-class LimitUpdate(WireModel):
+class LimitUpdate(PrefectModel):
     name: str | None = Field(default=None, min_length=1, max_length=255, pattern=NAME_PATTERN)
     limit: int | None = Field(default=None, ge=0)
     active: bool | None = None
@@ -54,12 +53,12 @@ class LimitUpdate(WireModel):
     slot_decay_per_second: float | None = Field(default=None, ge=0)
 
 
-class Holder(WireModel):
+class Holder(PrefectModel):
     type: Literal["flow_run", "task_run", "deployment"]
     id: uuid.UUID
 
 
-class SlotsIncrement(WireModel):
+class SlotsIncrement(PrefectModel):
     slots: int = Field(gt=0)
     names: list[str] = Field(min_length=1)
     mode: Literal["concurrency", "rate_limit"] = "concurrency"
@@ -70,30 +69,30 @@ class SlotsIncrementWithLease(SlotsIncrement):
     holder: Holder | None = None
 
 
-class SlotsDecrement(WireModel):
+class SlotsDecrement(PrefectModel):
     slots: int = Field(gt=0)
     names: list[str] = Field(min_length=1)
     occupancy_seconds: float | None = Field(default=None, gt=0)
 
 
-class LeaseRelease(WireModel):
+class LeaseRelease(PrefectModel):
     lease_id: uuid.UUID
 
 
-class LeaseRenew(WireModel):
+class LeaseRenew(PrefectModel):
     lease_duration: float = LEASE_SECONDS
 
 
-class TagLimitCreate(WireModel):
+class TagLimitCreate(PrefectModel):
     tag: str = Field(min_length=1, max_length=250)
     concurrency_limit: int = Field(ge=0)
 
 
-class TagReset(WireModel):
+class TagReset(PrefectModel):
     slot_override: list[uuid.UUID] | None = None
 
 
-class TagSlots(WireModel):
+class TagSlots(PrefectModel):
     names: list[str]
     task_run_id: uuid.UUID
     occupancy_seconds: float | None = None

@@ -18,7 +18,10 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.schemas_deployments import (
+from orchestration.api.wire import flow_run_to_wire
+from orchestration.api.wire_deployments import deployments_to_wire, schedule_to_wire
+from orchestration.models import Deployment, DeploymentSchedule
+from orchestration.schemas.deployments import (
     DeploymentCreate,
     DeploymentFlowRunCreate,
     DeploymentScheduleCreateList,
@@ -26,9 +29,6 @@ from orchestration.api.schemas_deployments import (
     DeploymentUpdate,
     ScheduledFlowRunsQuery,
 )
-from orchestration.api.wire import flow_run_to_wire
-from orchestration.api.wire_deployments import deployments_to_wire, schedule_to_wire
-from orchestration.models import Deployment, DeploymentSchedule
 from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
 from orchestration.services import deployments as services
 

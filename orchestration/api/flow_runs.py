@@ -4,9 +4,9 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, SetState
 from orchestration.api.wire import flow_run_to_wire
 from orchestration.models import FlowRun
+from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate, SetState
 from orchestration.selectors.filters import filter_queryset, filtered_page
 from orchestration.services.flow_runs import (
     flow_run_create,

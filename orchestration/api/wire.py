@@ -8,38 +8,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from orchestration.api.schemas import STATE_DETAIL_KEYS
-
-
-def iso(value: dt.datetime | None) -> str | None:
-    if value is None:
-        return None
-    if timezone.is_naive(value):
-        value = timezone.make_aware(value, dt.UTC)
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def state_details_to_wire(details: dict | None) -> dict[str, Any]:
-    details = details or {}
-    result = {key: details.get(key) for key in STATE_DETAIL_KEYS}
-    result["deferred"] = details.get("deferred", False)
-    result["untrackable_result"] = bool(details.get("untrackable_result", False))
-    result["pause_reschedule"] = bool(details.get("pause_reschedule", False))
-    return result
-
-
-def state_to_wire(state) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    return {
-        "id": str(state.id),
-        "type": state.type,
-        "name": state.name,
-        "timestamp": iso(state.timestamp),
-        "message": state.message,
-        "data": state.data,
-        "state_details": state_details_to_wire(state.state_details),
-    }
+from orchestration.schemas.base import iso
+from orchestration.schemas.states import state_to_wire
 
 
 def flow_to_wire(flow) -> dict[str, Any]:
@@ -210,17 +180,4 @@ def variable_to_wire(variable) -> dict[str, Any]:
         "name": variable.name,
         "value": variable.value,
         "tags": variable.tags or [],
-    }
-
-
-def event_to_wire(event) -> dict[str, Any]:
-    return {
-        "id": str(event.id),
-        "occurred": iso(event.occurred),
-        "event": event.event,
-        "resource": event.resource,
-        "related": event.related,
-        "payload": event.payload,
-        "received": iso(event.received),
-        "follows": str(event.follows) if event.follows else None,
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from orchestration.api.wire import iso
+from orchestration.schemas.base import iso
 
 
 def _id(value) -> str | None:

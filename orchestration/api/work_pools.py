@@ -20,8 +20,7 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_valid
 from rest_framework.response import Response
 
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.schemas import WireModel
-from orchestration.api.wire import flow_run_to_wire, iso
+from orchestration.api.wire import flow_run_to_wire
 from orchestration.api.wire_work_pools import (
     poll_answer_to_wire,
     work_pool_to_wire,
@@ -29,6 +28,7 @@ from orchestration.api.wire_work_pools import (
     worker_to_wire,
 )
 from orchestration.models import WorkPool, WorkQueue
+from orchestration.schemas.base import PrefectModel, iso
 from orchestration.selectors.filters import filter_queryset, filtered_page, paging
 from orchestration.selectors.work_pools import (
     polled_queues,
@@ -101,7 +101,7 @@ def _base_job_template(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return value
 
 
-class StorageConfiguration(WireModel):
+class StorageConfiguration(PrefectModel):
     model_config = ConfigDict(extra="forbid")
 
     bundle_upload_step: dict[str, Any] | None = None
@@ -109,7 +109,7 @@ class StorageConfiguration(WireModel):
     default_result_storage_block_id: uuid.UUID | None = None
 
 
-class WorkPoolCreate(WireModel):
+class WorkPoolCreate(PrefectModel):
     name: str = Field(pattern=_NAME, max_length=255)
     description: str | None = None
     type: str = Field(default="prefect-agent", max_length=255)
@@ -122,7 +122,7 @@ class WorkPoolCreate(WireModel):
     _template = field_validator("base_job_template")(_base_job_template)
 
 
-class WorkPoolUpdate(WireModel):
+class WorkPoolUpdate(PrefectModel):
     description: str | None = None
     is_paused: bool | None = None
     base_job_template: dict[str, Any] | None = None
@@ -132,7 +132,7 @@ class WorkPoolUpdate(WireModel):
     _template = field_validator("base_job_template")(_base_job_template)
 
 
-class WorkQueueCreate(WireModel):
+class WorkQueueCreate(PrefectModel):
     name: str = Field(pattern=_NAME, max_length=255)
     description: str | None = ""
     is_paused: bool = False
@@ -141,7 +141,7 @@ class WorkQueueCreate(WireModel):
     filter: dict[str, Any] | None = None
 
 
-class WorkQueueUpdate(WireModel):
+class WorkQueueUpdate(PrefectModel):
     name: str | None = Field(default=None, pattern=_NAME, max_length=255)
     description: str | None = None
     is_paused: bool = False
@@ -153,7 +153,7 @@ class WorkQueueUpdate(WireModel):
     _utc = field_validator("last_polled")(_utc)
 
 
-class WorkerHeartbeat(WireModel):
+class WorkerHeartbeat(PrefectModel):
     name: str = Field(min_length=1, max_length=255)
     heartbeat_interval_seconds: NonNegativeInt | None = None
     return_id: bool = False
@@ -162,14 +162,14 @@ class WorkerHeartbeat(WireModel):
     worker_metadata: dict[str, Any] | None = None
 
 
-class _WorkerStatusFilter(WireModel):
+class _WorkerStatusFilter(PrefectModel):
     model_config = ConfigDict(extra="forbid")
 
     any_: list[Literal["ONLINE", "OFFLINE"]] | None = None
     not_any_: list[Literal["ONLINE", "OFFLINE"]] | None = None
 
 
-class _HeartbeatTimeFilter(WireModel):
+class _HeartbeatTimeFilter(PrefectModel):
     model_config = ConfigDict(extra="forbid")
 
     before_: dt.datetime | None = None
@@ -178,7 +178,7 @@ class _HeartbeatTimeFilter(WireModel):
     _utc = field_validator("before_", "after_")(_utc)
 
 
-class WorkerFilter(WireModel):
+class WorkerFilter(PrefectModel):
     model_config = ConfigDict(extra="forbid")
 
     operator: Literal["and_", "or_"] = "and_"
@@ -186,11 +186,11 @@ class WorkerFilter(WireModel):
     status: _WorkerStatusFilter | None = None
 
 
-class WorkerFilterBody(WireModel):
+class WorkerFilterBody(PrefectModel):
     workers: WorkerFilter | None = None
 
 
-class GetScheduledFlowRuns(WireModel):
+class GetScheduledFlowRuns(PrefectModel):
     work_queue_names: list[str] | None = None
     # The client sends "YYYY-MM-DD HH:MM:SS.ffffff+00:00" (a space, not a T); pydantic takes both.
     scheduled_before: dt.datetime | None = None
@@ -200,7 +200,7 @@ class GetScheduledFlowRuns(WireModel):
     _utc = field_validator("scheduled_before", "scheduled_after")(_utc)
 
 
-class GetRuns(WireModel):
+class GetRuns(PrefectModel):
     scheduled_before: dt.datetime | None = None
     limit: int | None = Field(default=None, ge=0, le=200)
 

@@ -7,10 +7,11 @@ import uuid
 from django.db import IntegrityError, transaction
 
 from core.errors import NotFound
-from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, StateCreate
 from orchestration.models import Flow, FlowRun
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate
+from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from tenants.scoping import current_workspace_id
 

@@ -1,4 +1,5 @@
-"""Request bodies of the Prefect wire API, validated with pydantic as Prefect's own server does.
+"""Request bodies of flows, flow runs, logs, artifacts and variables (Prefect's
+``schemas/actions.py``), validated with pydantic as Prefect's own server does. Services take them.
 
 Unknown fields are ignored (newer clients send more than older servers know); wrong types are a 422.
 """
@@ -7,52 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from orchestration.models.states import StateType
-
-
-class WireModel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+from orchestration.schemas.base import PrefectModel
+from orchestration.schemas.core import FlowRunPolicy
+from orchestration.schemas.states import StateCreate
 
 
-class StateDetails(WireModel):
-    flow_run_id: uuid.UUID | None = None
-    task_run_id: uuid.UUID | None = None
-    child_flow_run_id: uuid.UUID | None = None
-    scheduled_time: dt.datetime | None = None
-    cache_key: str | None = None
-    cache_expiration: dt.datetime | None = None
-    deferred: bool | None = False
-    untrackable_result: bool = False
-    pause_timeout: dt.datetime | None = None
-    pause_reschedule: bool = False
-    pause_key: str | None = None
-    run_input_keyset: dict[str, str] | None = None
-    refresh_cache: bool | None = None
-    retriable: bool | None = None
-    transition_id: uuid.UUID | None = None
-    task_parameters_id: uuid.UUID | None = None
-    traceparent: str | None = None
-    deployment_concurrency_lease_id: uuid.UUID | None = None
-
-
-STATE_DETAIL_KEYS = tuple(StateDetails.model_fields)
-
-
-class StateCreate(WireModel):
-    type: StateType
-    name: str | None = None
-    message: str | None = None
-    data: Any = None
-    state_details: StateDetails = Field(default_factory=StateDetails)
-    # Accepted for old clients; the server stamps its own time.
-    timestamp: dt.datetime | None = None
-
-
-class FlowCreate(WireModel):
+class FlowCreate(PrefectModel):
     name: str = Field(min_length=1, max_length=255)
     tags: list[str] = Field(default_factory=list)
     labels: dict[str, Any] | None = Field(default_factory=dict)
@@ -65,21 +30,11 @@ class FlowCreate(WireModel):
         return value
 
 
-class FlowUpdate(WireModel):
+class FlowUpdate(PrefectModel):
     tags: list[str] | None = None
 
 
-class FlowRunPolicy(WireModel):
-    max_retries: int = 0
-    retry_delay_seconds: float = 0
-    retries: int | None = None
-    retry_delay: int | float | None = None
-    pause_keys: list[str] | None = Field(default_factory=list)
-    resuming: bool | None = False
-    retry_type: Literal["in_process", "reschedule"] | None = None
-
-
-class FlowRunCreate(WireModel):
+class FlowRunCreate(PrefectModel):
     flow_id: uuid.UUID
     name: str | None = Field(default=None, max_length=255)
     state: StateCreate | None = None
@@ -98,7 +53,7 @@ class FlowRunCreate(WireModel):
     deployment_id: uuid.UUID | None = None
 
 
-class FlowRunUpdate(WireModel):
+class FlowRunUpdate(PrefectModel):
     name: str | None = Field(default=None, max_length=255)
     flow_version: str | None = None
     parameters: dict[str, Any] | None = None
@@ -108,12 +63,12 @@ class FlowRunUpdate(WireModel):
     job_variables: dict[str, Any] | None = None
 
 
-class SetState(WireModel):
+class SetState(PrefectModel):
     state: StateCreate
     force: bool = False
 
 
-class LogCreate(WireModel):
+class LogCreate(PrefectModel):
     name: str = Field(max_length=255)
     level: int
     message: str
@@ -123,7 +78,7 @@ class LogCreate(WireModel):
     worker_id: uuid.UUID | None = None
 
 
-class ArtifactCreate(WireModel):
+class ArtifactCreate(PrefectModel):
     key: str | None = Field(default=None, max_length=255)
     type: str | None = Field(default=None, max_length=64)
     description: str | None = None
@@ -140,13 +95,13 @@ class ArtifactCreate(WireModel):
         return value
 
 
-class ArtifactUpdate(WireModel):
+class ArtifactUpdate(PrefectModel):
     data: Any = None
     description: str | None = None
     metadata_: dict[str, Any] | None = None
 
 
-class VariableCreate(WireModel):
+class VariableCreate(PrefectModel):
     name: str = Field(min_length=1, max_length=255)
     value: Any = None
     tags: list[str] = Field(default_factory=list)
@@ -161,7 +116,7 @@ class VariableCreate(WireModel):
         return value
 
 
-class VariableUpdate(WireModel):
+class VariableUpdate(PrefectModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     value: Any = None
     tags: list[str] | None = None

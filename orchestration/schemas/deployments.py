@@ -1,5 +1,5 @@
-"""Request bodies of the deployment routes, validated as Prefect's server validates them
-(``prefect/server/schemas/actions.py`` and ``schedules.py``).
+"""Deployment and schedule bodies, validated as Prefect's server validates them
+(``prefect/server/schemas/actions.py`` and ``schedules.py``). The deployment services take them.
 
 Unknown top-level fields are ignored (newer clients send more than older servers know); a schedule
 names exactly one of ``interval``, ``cron`` or ``rrule`` and may not carry unknown keys, as in
@@ -25,14 +25,17 @@ from pydantic import (
     model_validator,
 )
 
-from orchestration.api.schemas import FlowRunPolicy, StateCreate, WireModel
-from orchestration.services.schedules import (
+from orchestration.schemas.base import PrefectModel
+from orchestration.schemas.core import FlowRunPolicy
+from orchestration.schemas.parameters import parameter_schema_check, parameters_check
+from orchestration.schemas.schedules import (
     normalize_rrule_string,
     timezone_names,
     validate_cron_string,
     validate_rrule_string,
     validate_timezone,
 )
+from orchestration.schemas.states import StateCreate
 
 #: Prefect's ``PREFECT_SERVER_DEPLOYMENT_SCHEDULE_MAX_SCHEDULED_RUNS``.
 SCHEDULE_MAX_SCHEDULED_RUNS_LIMIT = 50
@@ -162,7 +165,7 @@ def _max_scheduled_runs(value: int | None) -> int | None:
     return value
 
 
-class DeploymentScheduleCreate(WireModel):
+class DeploymentScheduleCreate(PrefectModel):
     active: bool = True
     schedule: ScheduleIn
     max_scheduled_runs: PositiveInt | None = None
@@ -173,7 +176,7 @@ class DeploymentScheduleCreate(WireModel):
     _check_max = field_validator("max_scheduled_runs")(classmethod(lambda cls, v: _max_scheduled_runs(v)))
 
 
-class DeploymentScheduleUpdate(WireModel):
+class DeploymentScheduleUpdate(PrefectModel):
     active: bool | None = None
     schedule: ScheduleIn | None = None
     max_scheduled_runs: PositiveInt | None = None
@@ -187,7 +190,7 @@ class DeploymentScheduleUpdate(WireModel):
 # --- deployments --------------------------------------------------------------------------------------
 
 
-class ConcurrencyOptions(WireModel):
+class ConcurrencyOptions(PrefectModel):
     collision_strategy: Literal["ENQUEUE", "CANCEL_NEW"]
     grace_period_seconds: int | None = Field(default=None, ge=60, le=86400)
 
@@ -212,7 +215,7 @@ def _no_both_limits(values: Any) -> Any:
     return values
 
 
-class DeploymentCreate(WireModel):
+class DeploymentCreate(PrefectModel):
     name: str = Field(min_length=1, max_length=255)
     flow_id: uuid.UUID
     paused: bool = False
@@ -245,15 +248,13 @@ class DeploymentCreate(WireModel):
 
     @model_validator(mode="after")
     def _parameters_conform(self) -> DeploymentCreate:
-        from orchestration.services.deployments import parameter_schema_check, parameters_check
-
         if self.enforce_parameter_schema:
             parameter_schema_check(self.parameter_openapi_schema)
             parameters_check(self.parameters, self.parameter_openapi_schema, ignore_required=True)
         return self
 
 
-class DeploymentUpdate(WireModel):
+class DeploymentUpdate(PrefectModel):
     """Only the fields sent change (``exclude_unset``)."""
 
     version: str | None = None
@@ -283,7 +284,7 @@ class DeploymentUpdate(WireModel):
         return _no_both_limits(_without_old_fields(values))
 
 
-class DeploymentFlowRunCreate(WireModel):
+class DeploymentFlowRunCreate(PrefectModel):
     state: StateCreate | None = None
     name: str | None = Field(default=None, max_length=255)
     parameters: dict[str, Any] = Field(default_factory=dict)
@@ -299,7 +300,7 @@ class DeploymentFlowRunCreate(WireModel):
     job_variables: dict[str, Any] | None = Field(default_factory=dict)
 
 
-class ScheduledFlowRunsQuery(WireModel):
+class ScheduledFlowRunsQuery(PrefectModel):
     """``deployments/get_scheduled_flow_runs``. The runner sends ``scheduled_before`` as
     ``str(datetime)`` (``2026-11-25 08:32:28.706391+00:00``, a space, not a ``T``), which pydantic
     parses like ISO 8601; a naive value is UTC."""
