@@ -30,8 +30,12 @@ from accounts.api_keys.selectors import api_key_remembered
 from accounts.ip_allowlist import allowed_from_memory
 from audit.context import new_request_id, scope_client_ip
 from core.errors import NotFound
-from orchestration.api.wire_work_pools import poll_answer_to_wire
-from orchestration.api.work_pools import DEFAULT_LIMIT, GetScheduledFlowRuns, WorkPoolGetScheduledFlowRunsApi
+from orchestration.api.work_pools.views import (
+    DEFAULT_LIMIT,
+    GetScheduledFlowRuns,
+    WorkPoolGetScheduledFlowRunsApi,
+)
+from orchestration.api.work_pools.wire import poll_answer_to_wire
 from orchestration.selectors.work_pools import (
     polled_queues,
     scheduled_flow_runs_for_poll,

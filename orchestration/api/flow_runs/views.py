@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.wire import flow_run_to_wire
+from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.models import FlowRun
 from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate, SetState
 from orchestration.selectors.filters import filter_queryset, filtered_page

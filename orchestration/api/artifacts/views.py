@@ -4,8 +4,8 @@ from django.db.models import OuterRef, Subquery
 from rest_framework.response import Response
 
 from core.errors import NotFound
+from orchestration.api.artifacts.wire import artifact_to_wire
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.wire import artifact_to_wire
 from orchestration.models import Artifact
 from orchestration.schemas.actions import ArtifactCreate, ArtifactUpdate
 from orchestration.schemas.base import iso

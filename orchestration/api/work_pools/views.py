@@ -20,8 +20,8 @@ from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_valid
 from rest_framework.response import Response
 
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.wire import flow_run_to_wire
-from orchestration.api.wire_work_pools import (
+from orchestration.api.flow_runs.wire import flow_run_to_wire
+from orchestration.api.work_pools.wire import (
     poll_answer_to_wire,
     work_pool_to_wire,
     work_queue_to_wire,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework.response import Response
 
 from orchestration.api.base import InvalidBody, PrefectApiView, created
-from orchestration.api.wire import log_to_wire
+from orchestration.api.logs.wire import log_to_wire
 from orchestration.schemas.actions import LogCreate
 from orchestration.selectors.filters import filtered_page
 from orchestration.services.logs import logs_create

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
-from orchestration.api.wire import variable_to_wire
+from orchestration.api.variables.wire import variable_to_wire
 from orchestration.models import Variable
 from orchestration.schemas.actions import VariableCreate, VariableUpdate
 from orchestration.selectors.filters import filter_queryset, filtered_page

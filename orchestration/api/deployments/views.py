@@ -18,8 +18,8 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.wire import flow_run_to_wire
-from orchestration.api.wire_deployments import deployments_to_wire, schedule_to_wire
+from orchestration.api.deployments.wire import deployments_to_wire, schedule_to_wire
+from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.models import Deployment, DeploymentSchedule
 from orchestration.schemas.deployments import (
     DeploymentCreate,

@@ -79,7 +79,7 @@ def deployment_to_wire(
 
 def deployments_to_wire(deployments: list, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Many deployments with two more queries in all (their schedules, their limits)."""
-    from orchestration.api.concurrency import limit_to_wire
+    from orchestration.api.concurrency.wire import limit_to_wire
     from orchestration.models import ConcurrencyLimitV2
     from orchestration.services.concurrency import deployment_limit_name
     from orchestration.services.deployments import schedules_of

@@ -18,8 +18,9 @@ from pydantic import Field
 from rest_framework.response import Response
 
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
+from orchestration.api.concurrency.wire import limit_to_wire, minimal_to_wire, tag_limit_to_wire
 from orchestration.models import ConcurrencyLimitV2
-from orchestration.schemas.base import PrefectModel, iso
+from orchestration.schemas.base import PrefectModel
 from orchestration.selectors.filters import paging
 from orchestration.services import concurrency as services
 from orchestration.services.concurrency import SlotsLocked
@@ -99,39 +100,6 @@ class TagSlots(PrefectModel):
 
 
 # --- shapes ----------------------------------------------------------------------------------------
-
-
-def limit_to_wire(limit: ConcurrencyLimitV2, now: dt.datetime | None = None) -> dict[str, Any]:
-    """Prefect's ``ConcurrencyLimitV2`` / ``GlobalConcurrencyLimitResponse``, slots decayed to now."""
-    decayed = services.limit_decayed(limit, now)
-    return {
-        "id": str(limit.id),
-        "created": iso(limit.created),
-        "updated": iso(limit.updated),
-        "active": limit.active,
-        "name": limit.name,
-        "limit": limit.limit,
-        "active_slots": decayed.active_slots,
-        "denied_slots": decayed.denied_slots,
-        "slot_decay_per_second": limit.slot_decay_per_second,
-        "avg_slot_occupancy_seconds": limit.avg_slot_occupancy_seconds,
-    }
-
-
-def minimal_to_wire(limit: ConcurrencyLimitV2, name: str | None = None) -> dict[str, Any]:
-    return {"id": str(limit.id), "name": name if name is not None else limit.name, "limit": limit.limit}
-
-
-def tag_limit_to_wire(limit: ConcurrencyLimitV2, holders: list[str]) -> dict[str, Any]:
-    """Prefect's v1 ``ConcurrencyLimit``: ``active_slots`` lists the task runs holding a slot."""
-    return {
-        "id": str(limit.id),
-        "created": iso(limit.created),
-        "updated": iso(limit.updated),
-        "tag": limit.name.removeprefix(services.TAG_PREFIX),
-        "concurrency_limit": limit.limit,
-        "active_slots": holders,
-    }
 
 
 def _tag_limits_to_wire(limits: list[ConcurrencyLimitV2]) -> list[dict[str, Any]]:

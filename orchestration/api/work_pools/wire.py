@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from orchestration.api.wire import flow_run_to_wire
+from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.schemas.base import iso
 
 STORAGE_CONFIGURATION_DEFAULTS = {

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, no_content, parse_id
-from orchestration.api.wire import flow_to_wire
+from orchestration.api.flows.wire import flow_to_wire
 from orchestration.models import Flow
 from orchestration.schemas.actions import FlowCreate, FlowUpdate
 from orchestration.selectors.filters import filter_queryset, filtered_page

@@ -4,7 +4,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import PrefectApiView, parse_id
-from orchestration.api.wire import task_run_to_wire
+from orchestration.api.task_runs.wire import task_run_to_wire
 from orchestration.models import TaskRun, TaskRunState
 from orchestration.selectors.filters import filter_queryset, filtered_page
 
