@@ -43,7 +43,8 @@ from orchestration.selectors.work_pools import (
     work_pool_with_queues_for_poll,
     work_pool_with_queues_remembered,
 )
-from orchestration.services.work_pools import work_queues_poll_record_due, work_queues_record_poll
+from orchestration.services.polls import work_queues_record_poll
+from orchestration.services.work_pools import work_queues_poll_record_due
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)

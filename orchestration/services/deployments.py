@@ -24,7 +24,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -37,20 +37,25 @@ from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue
 from orchestration.models.states import StateType
 from orchestration.schemas.actions import FlowRunCreate
+from orchestration.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentFlowRunCreate,
+    DeploymentScheduleCreate,
+    DeploymentScheduleUpdate,
+    DeploymentUpdate,
+    stored_schedule,
+)
 from orchestration.schemas.parameters import job_variables_check, parameters_check
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
+from orchestration.services.concurrency import (
+    deployment_concurrency_limit,
+    deployment_concurrency_limit_delete,
+)
 from orchestration.services.flow_runs import _created_by, flow_run_create
-
-if TYPE_CHECKING:
-    from orchestration.schemas.deployments import (
-        DeploymentCreate,
-        DeploymentFlowRunCreate,
-        DeploymentScheduleCreate,
-        DeploymentScheduleUpdate,
-        DeploymentUpdate,
-    )
+from orchestration.services.work_pools import work_queue_create
+from tenants.models import Account
 
 #: A deployment polled (by its runner or a worker of its queue) this recently is READY.
 DEPLOYMENT_LAST_POLLED_TIMEOUT = dt.timedelta(seconds=60)
@@ -146,8 +151,6 @@ def _pool_get(name: str) -> WorkPool:
 
 def _queue_in_pool(pool: WorkPool, name: str) -> WorkQueue:
     """The pool's queue of that name, created when missing (as Prefect does for deployments)."""
-    from orchestration.services.work_pools import work_queue_create
-
     queue = WorkQueue.objects.filter(work_pool=pool, name=name).first()
     if queue is None:
         try:
@@ -310,8 +313,6 @@ def scheduled_runs_delete(
 def _schedule_rows(
     deployment: Deployment, schedules: Iterable[DeploymentScheduleCreate | DeploymentScheduleUpdate]
 ) -> list[DeploymentSchedule]:
-    from orchestration.schemas.deployments import stored_schedule
-
     rows = []
     for item in schedules:
         if item.schedule is None:
@@ -360,8 +361,6 @@ def deployment_schedule_update(
 ) -> None:
     """Change the fields sent; the deployment's future auto-scheduled runs are deleted so the
     scheduler recreates them from the new schedule."""
-    from orchestration.schemas.deployments import stored_schedule
-
     with transaction.atomic():
         deployment = _locked(deployment_id)
         if deployment is None:
@@ -404,8 +403,6 @@ def _schedules_replace_by_slug(deployment: Deployment, schedules: Sequence[Deplo
     """Prefect's targeted schedule update, used when every existing and every sent schedule has a
     slug: a schedule whose slug (or ``replaces``) names an existing one patches it, the others are
     created; existing schedules not named are kept."""
-    from orchestration.schemas.deployments import stored_schedule
-
     existing = {row.slug: row for row in DeploymentSchedule.objects.filter(deployment=deployment)}
     targets: dict[str, str] = {}
     for item in schedules:
@@ -459,8 +456,6 @@ def _locked(deployment_id: uuid.UUID) -> Deployment | None:
 def _ensure_deployment_slot(workspace) -> None:
     """Refuse a deployment beyond the account's plan. The account row is locked so concurrent
     creations in any of its workspaces queue up behind this count."""
-    from tenants.models import Account
-
     account = Account.objects.select_for_update().get(pk=workspace.account_id)
     # The plan limits the whole account: count every workspace's deployments, deliberately
     # across tenants (.unscoped()), narrowed to this account.
@@ -480,11 +475,6 @@ def _system_labels(flow: Flow, deployment_id_labels: dict[str, Any] | None) -> d
 
 
 def _sync_concurrency_limit(deployment: Deployment, *, removed: bool) -> None:
-    from orchestration.services.concurrency import (
-        deployment_concurrency_limit,
-        deployment_concurrency_limit_delete,
-    )
-
     if deployment.concurrency_limit is not None:
         deployment_concurrency_limit(deployment=deployment)
     elif removed:
@@ -704,8 +694,6 @@ def deployment_set_paused(*, deployment_id: uuid.UUID, paused: bool, actor=None)
 def deployment_delete(*, deployment_id: uuid.UUID, actor=None) -> None:
     """Delete the deployment, its schedules, every scheduled run of it that never ran (auto or
     not) and the concurrency limit behind it."""
-    from orchestration.services.concurrency import deployment_concurrency_limit_delete
-
     with transaction.atomic():
         deployment = _locked(deployment_id)
         if deployment is None:

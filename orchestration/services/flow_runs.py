@@ -6,6 +6,7 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import ServiceAccount, User
 from core.errors import NotFound
 from orchestration.models import Flow, FlowRun
 from orchestration.models.states import StateType
@@ -13,14 +14,13 @@ from orchestration.names import generate_run_name
 from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
+from orchestration.services.orchestration import set_flow_run_state
 from tenants.scoping import current_workspace_id
 
 
 def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
     """A new flow run in its initial state (Pending unless given): ``(run, created)``. With an
     idempotency key already used for this flow, the existing run comes back instead."""
-    from orchestration.services.orchestration import set_flow_run_state
-
     flow = Flow.objects.filter(id=data.flow_id).first()
     if flow is None:
         raise NotFound("Flow not found.")
@@ -64,8 +64,6 @@ def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
 
 
 def _created_by(actor) -> dict | None:
-    from accounts.models import ServiceAccount, User
-
     if isinstance(actor, User):
         return {"id": str(actor.id), "type": "USER", "display_value": actor.email}
     if isinstance(actor, ServiceAccount):

@@ -8,7 +8,11 @@ from typing import Any
 
 from django.utils import timezone
 
+from orchestration.api.concurrency.wire import limit_to_wire
+from orchestration.models import ConcurrencyLimitV2
 from orchestration.schemas.base import iso
+from orchestration.services.concurrency import deployment_limit_name
+from orchestration.services.deployments import deployment_status, schedules_of
 
 
 def _id(value) -> str | None:
@@ -39,8 +43,6 @@ def deployment_to_wire(
     """``schedules`` are the deployment's schedule rows; ``global_concurrency_limit`` the wire form
     of the limit behind ``concurrency_limit`` (Prefect reports the limit there and always answers
     ``concurrency_limit: null``)."""
-    from orchestration.services.deployments import deployment_status
-
     now = now or timezone.now()
     queue = deployment.work_queue
     return {
@@ -79,11 +81,6 @@ def deployment_to_wire(
 
 def deployments_to_wire(deployments: list, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
     """Many deployments with two more queries in all (their schedules, their limits)."""
-    from orchestration.api.concurrency.wire import limit_to_wire
-    from orchestration.models import ConcurrencyLimitV2
-    from orchestration.services.concurrency import deployment_limit_name
-    from orchestration.services.deployments import schedules_of
-
     now = now or timezone.now()
     if not deployments:
         return []

@@ -14,6 +14,7 @@ from orchestration.services.flow_runs import (
     flow_run_set_labels,
     flow_run_update,
 )
+from orchestration.services.orchestration import set_flow_run_state
 
 FLOW_RUN_RELATED = ("flows", "task_runs", "deployments", "work_pools", "work_pool_queues")
 
@@ -53,8 +54,6 @@ class FlowRunSetStateApi(PrefectApiView):
     required_scopes = {"POST": "run_flows"}
 
     def post(self, request, flow_run_id: str):
-        from orchestration.services.orchestration import set_flow_run_state
-
         data = self.parse(SetState)
         result = set_flow_run_state(
             flow_run_id=parse_id(flow_run_id, "Flow run"),

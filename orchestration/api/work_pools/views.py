@@ -46,6 +46,7 @@ from orchestration.selectors.work_pools import (
     work_queue_status,
     workers_list,
 )
+from orchestration.services.polls import work_queues_record_poll
 from orchestration.services.work_pools import (
     work_pool_create,
     work_pool_delete,
@@ -53,7 +54,6 @@ from orchestration.services.work_pools import (
     work_queue_create,
     work_queue_delete,
     work_queue_update,
-    work_queues_record_poll,
     worker_delete,
     worker_heartbeat,
 )
