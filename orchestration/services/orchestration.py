@@ -50,9 +50,12 @@ def set_flow_run_state(
     state: StateCreate,
     force: bool = False,
     actor: Any = None,
+    client_version: str | None = None,
 ) -> OrchestrationResult:
     """Propose ``state`` for the flow run. With ``force`` the minimal policy governs instead of
-    the core policy. Must be called inside a workspace scope."""
+    the core policy. ``client_version`` is the version of the Prefect client that proposed it, when
+    a request did (the rules read it as ``parameters["client_version"]``; ``None``, for a caller
+    inside the server, is a current client). Must be called inside a workspace scope."""
     policy = MinimalFlowPolicy if force else CoreFlowPolicy
     with transaction.atomic():
         run = locked_run(flow_run_id)
@@ -65,6 +68,7 @@ def set_flow_run_state(
             initial_state=run.state,
             proposed_state=normalize_proposal(state, now=timezone.now()),
             actor=actor,
+            parameters={"client_version": client_version} if client_version is not None else {},
         )
         rules = [
             *policy.compile_transition_rules(*context.intended_transition),

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import re
+
 from rest_framework.response import Response
 
 from core.errors import NotFound
@@ -15,6 +17,20 @@ from orchestration.services.flow_runs import (
     flow_run_update,
 )
 from orchestration.services.orchestration import set_flow_run_state
+
+#: Prefect's client sends ``User-Agent: prefect/<version> (API <api version>)``
+#: (``prefect/server/api/dependencies.py``, ``PREFECT_CLIENT_USER_AGENT_PATTERN``).
+PREFECT_CLIENT_USER_AGENT = re.compile(r"^prefect/(\d+\.\d+\.\d+(?:[a-z.+0-9]+)?) \(API \S+\)$")
+#: A client that does not say which version it is counts as an old one, as in Prefect's server
+#: (``core_policy.py``: ``context.client_version or Version("2.0.0")``).
+UNKNOWN_CLIENT_VERSION = "2.0.0"
+
+
+def client_version(request) -> str:
+    """The Prefect client's version from the request's ``User-Agent``."""
+    match = PREFECT_CLIENT_USER_AGENT.match(request.headers.get("User-Agent") or "")
+    return match.group(1) if match else UNKNOWN_CLIENT_VERSION
+
 
 FLOW_RUN_RELATED = ("flows", "task_runs", "deployments", "work_pools", "work_pool_queues")
 
@@ -60,6 +76,7 @@ class FlowRunSetStateApi(PrefectApiView):
             state=data.state,
             force=data.force,
             actor=request.user,
+            client_version=client_version(request),
         )
         return Response(result.to_wire(), status=201 if result.written else 200)
 
