@@ -778,17 +778,10 @@ def deployment_flow_run_create(
                 deployment_id=deployment.id,
             ),
             actor=actor,
+            work_queue_id=queue.id if queue is not None else None,
+            work_pool_id=pool.id if pool is not None else None,
+            deployment_version=deployment.version,
         )
-        if created:
-            extra = {
-                "deployment_version": deployment.version,
-                "work_queue_id": queue.id if queue is not None else None,
-                "work_pool_id": pool.id if pool is not None else None,
-            }
-            FlowRun.objects.filter(id=run.id).update(**extra)
-            poll_answers_changed()
-            for name, value in extra.items():
-                setattr(run, name, value)
     return run, created
 
 
