@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_delete, post_save
 
 
 class OrchestrationConfig(AppConfig):
@@ -6,8 +7,8 @@ class OrchestrationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_delete, post_save
-
+        # Models can only be imported once the app registry is ready (Django's app loading
+        # imports this module first), so the signal wiring imports them here.
         from orchestration.models import FlowRun, WorkPool, WorkQueue
         from orchestration.selectors.work_pools import poll_answers_changed, pool_memo_clear
 

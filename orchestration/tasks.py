@@ -5,37 +5,31 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from orchestration.services.concurrency import leases_expire
+from orchestration.services.lifecycle import cancelling_runs_finish, late_runs_mark, zombie_runs_mark_crashed
+from orchestration.services.scheduler import scheduler_tick
+
 
 @shared_task(name="orchestration.schedule_deployments")
 def schedule_deployments() -> int:
-    from orchestration.services.scheduler import scheduler_tick
-
     return scheduler_tick()
 
 
 @shared_task(name="orchestration.mark_late_runs")
 def mark_late_runs() -> int:
-    from orchestration.services.lifecycle import late_runs_mark
-
     return late_runs_mark()
 
 
 @shared_task(name="orchestration.mark_crashed_runs")
 def mark_crashed_runs() -> int:
-    from orchestration.services.lifecycle import zombie_runs_mark_crashed
-
     return zombie_runs_mark_crashed()
 
 
 @shared_task(name="orchestration.finish_abandoned_cancellations")
 def finish_abandoned_cancellations() -> int:
-    from orchestration.services.lifecycle import cancelling_runs_finish
-
     return cancelling_runs_finish()
 
 
 @shared_task(name="orchestration.expire_concurrency_leases")
 def expire_concurrency_leases() -> int:
-    from orchestration.services.concurrency import leases_expire
-
     return leases_expire()

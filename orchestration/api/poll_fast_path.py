@@ -31,8 +31,12 @@ from accounts import authcache
 from audit.context import new_request_id, scope_client_ip
 from core.credentials import asgi_header, bearer_token
 from core.errors import NotFound
-from orchestration.api.wire_work_pools import poll_answer_to_wire
-from orchestration.api.work_pools import DEFAULT_LIMIT, GetScheduledFlowRuns, WorkPoolGetScheduledFlowRunsApi
+from orchestration.api.work_pools.views import (
+    DEFAULT_LIMIT,
+    GetScheduledFlowRuns,
+    WorkPoolGetScheduledFlowRunsApi,
+)
+from orchestration.api.work_pools.wire import poll_answer_to_wire
 from orchestration.selectors.work_pools import (
     polled_queues,
     scheduled_flow_runs_for_poll,
@@ -40,7 +44,8 @@ from orchestration.selectors.work_pools import (
     work_pool_with_queues_for_poll,
     work_pool_with_queues_remembered,
 )
-from orchestration.services.work_pools import work_queues_poll_record_due, work_queues_record_poll
+from orchestration.services.polls import work_queues_record_poll
+from orchestration.services.work_pools import work_queues_poll_record_due
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)

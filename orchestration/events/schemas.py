@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestration.schemas.base import iso
+
 # Column sizes of ``orchestration.models.Event``.
 MAX_EVENT_NAME = 255
 MAX_RESOURCE_ID = 255
@@ -229,3 +231,18 @@ class CountEventsBody(_Model):
 
 Countable = Literal["day", "time", "event", "resource"]
 COUNTABLES: tuple[str, ...] = ("day", "time", "event", "resource")
+
+
+def event_to_wire(event) -> dict[str, Any]:
+    """A stored event in Prefect's ``ReceivedEvent`` shape: served by ``/events/filter`` and
+    published to ``/events/out`` subscribers."""
+    return {
+        "id": str(event.id),
+        "occurred": iso(event.occurred),
+        "event": event.event,
+        "resource": event.resource,
+        "related": event.related,
+        "payload": event.payload,
+        "received": iso(event.received),
+        "follows": str(event.follows) if event.follows else None,
+    }

@@ -21,10 +21,10 @@ from django.db.models.fields import BigIntegerField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from orchestration.api.wire import event_to_wire, iso
 from orchestration.events.filters import apply_filter, count_matching, order_events
-from orchestration.events.schemas import EventFilter
+from orchestration.events.schemas import EventFilter, event_to_wire
 from orchestration.models import Event
+from orchestration.schemas.base import iso
 
 
 class InvalidPageToken(ValueError):

@@ -32,11 +32,10 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from core import serverloop
-from orchestration.api.wire import event_to_wire
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
-from orchestration.events.schemas import EventIn
+from orchestration.events.schemas import EventIn, event_to_wire
 from orchestration.models import Event
-from orchestration.services.write_batch import insert_or_defer
+from orchestration.persistence.write_batch import insert_or_defer
 
 logger = logging.getLogger(__name__)
 

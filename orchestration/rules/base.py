@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import enum
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -32,10 +31,18 @@ from typing import Any, ClassVar
 
 from django.utils import timezone
 
-from orchestration.api.schemas import FlowRunPolicy, StateCreate, StateDetails
 from orchestration.models import FlowRun, FlowRunState
 from orchestration.models.states import TERMINAL_STATE_TYPES, StateType
-from orchestration.services.write_batch import insert_or_defer
+from orchestration.persistence.write_batch import insert_or_defer
+from orchestration.schemas.core import FlowRunPolicy
+from orchestration.schemas.responses import (
+    SetStateStatus,
+    abort_details,
+    accept_details,
+    reject_details,
+    wait_details,
+)
+from orchestration.schemas.states import StateCreate, StateDetails
 
 logger = logging.getLogger(__name__)
 
@@ -44,34 +51,8 @@ ALL_ORCHESTRATION_STATES: frozenset[StateType | None] = frozenset({*StateType, N
 TERMINAL_STATES: frozenset[StateType | None] = frozenset(TERMINAL_STATE_TYPES)
 
 
-class SetStateStatus(enum.StrEnum):
-    ACCEPT = "ACCEPT"
-    REJECT = "REJECT"
-    ABORT = "ABORT"
-    WAIT = "WAIT"
-
-
 class OrchestrationError(RuntimeError):
     """A rule asked for something the machinery cannot do (a programming error)."""
-
-
-# --- response details, exactly Prefect's discriminated union ----------------------------------
-
-
-def accept_details() -> dict[str, Any]:
-    return {"type": "accept_details"}
-
-
-def reject_details(reason: str | None) -> dict[str, Any]:
-    return {"type": "reject_details", "reason": reason}
-
-
-def abort_details(reason: str | None) -> dict[str, Any]:
-    return {"type": "abort_details", "reason": reason}
-
-
-def wait_details(delay_seconds: int, reason: str | None) -> dict[str, Any]:
-    return {"type": "wait_details", "delay_seconds": int(delay_seconds), "reason": reason}
 
 
 # --- states -----------------------------------------------------------------------------------

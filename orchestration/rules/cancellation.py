@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import (
@@ -11,6 +10,7 @@ from orchestration.rules.base import (
     OrchestrationContext,
     new_state,
 )
+from orchestration.schemas.states import StateCreate
 
 
 class EnforceCancellingToCancelledTransition(BaseOrchestrationRule):

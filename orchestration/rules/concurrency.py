@@ -27,9 +27,10 @@ import uuid
 
 from django.utils import timezone
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import Deployment, FlowRunState
 from orchestration.models.states import StateType
+from orchestration.persistence import concurrency as slots
+from orchestration.persistence.write_batch import save_fields
 from orchestration.rules.base import (
     ALL_ORCHESTRATION_STATES,
     BaseOrchestrationRule,
@@ -38,8 +39,7 @@ from orchestration.rules.base import (
     SetStateStatus,
     new_state,
 )
-from orchestration.services import concurrency as concurrency_services
-from orchestration.services.write_batch import save_fields
+from orchestration.schemas.states import StateCreate
 
 #: The first client version that renews deployment concurrency leases.
 MIN_CLIENT_VERSION_FOR_LEASING = (3, 4, 11)
@@ -97,7 +97,7 @@ class SecureFlowConcurrencySlots(BaseOrchestrationRule):
         deployment = _deployment(context)
         if deployment is None:
             return
-        limit = concurrency_services.deployment_concurrency_limit(deployment=deployment)
+        limit = slots.deployment_concurrency_limit(deployment=deployment)
         if limit is None or not limit.active:
             return
         if limit.limit == 0:
@@ -106,18 +106,18 @@ class SecureFlowConcurrencySlots(BaseOrchestrationRule):
             )
             return
 
-        ttl = dt.timedelta(seconds=concurrency_services.deployment_lease_seconds(deployment))
-        lease = concurrency_services.deployment_slot_acquire(limit=limit, flow_run_id=context.run.id, ttl=ttl)
+        ttl = dt.timedelta(seconds=slots.deployment_lease_seconds(deployment))
+        lease = slots.deployment_slot_acquire(limit=limit, flow_run_id=context.run.id, ttl=ttl)
         if lease is not None:
             proposed_state.state_details.deployment_concurrency_lease_id = lease.id
             self._acquired_lease_id = lease.id
             return
 
         reason = "Deployment concurrency limit reached."
-        if concurrency_services.deployment_collision_strategy(deployment) == "CANCEL_NEW":
+        if slots.deployment_collision_strategy(deployment) == "CANCEL_NEW":
             self.reject_transition(state=new_state(StateType.CANCELLED, message=reason), reason=reason)
         else:
-            wait = dt.timedelta(seconds=concurrency_services.DEPLOYMENT_SLOT_WAIT_SECONDS)
+            wait = dt.timedelta(seconds=slots.DEPLOYMENT_SLOT_WAIT_SECONDS)
             self.reject_transition(
                 state=new_state(
                     StateType.SCHEDULED,
@@ -137,7 +137,7 @@ class SecureFlowConcurrencySlots(BaseOrchestrationRule):
         lease_id = getattr(self, "_acquired_lease_id", None)
         if lease_id is None:
             return
-        concurrency_services.lease_release(lease_id=lease_id)
+        slots.lease_release(lease_id=lease_id)
         if validated_state is not None:
             details = dict(validated_state.state_details or {})
             if details.get("deployment_concurrency_lease_id") == str(lease_id):
@@ -170,13 +170,13 @@ class ValidateDeploymentConcurrencyAtRunning(BaseOrchestrationRule):
         deployment = _deployment(context)
         if deployment is None:
             return
-        limit = concurrency_services.deployment_concurrency_limit(deployment=deployment)
+        limit = slots.deployment_concurrency_limit(deployment=deployment)
         if limit is None:
             return
-        ttl = dt.timedelta(seconds=concurrency_services.deployment_lease_seconds(deployment))
-        if concurrency_services.lease_renew(lease_id=lease_id, ttl=ttl):
+        ttl = dt.timedelta(seconds=slots.deployment_lease_seconds(deployment))
+        if slots.lease_renew(lease_id=lease_id, ttl=ttl):
             return
-        lease = concurrency_services.deployment_slot_acquire(limit=limit, flow_run_id=context.run.id, ttl=ttl)
+        lease = slots.deployment_slot_acquire(limit=limit, flow_run_id=context.run.id, ttl=ttl)
         if lease is not None:
             proposed_state.state_details.deployment_concurrency_lease_id = lease.id
             self._acquired_lease_id = lease.id
@@ -200,7 +200,7 @@ class ValidateDeploymentConcurrencyAtRunning(BaseOrchestrationRule):
         # taken again here goes back; a renewal is harmless.
         lease_id = getattr(self, "_acquired_lease_id", None)
         if lease_id is not None:
-            concurrency_services.lease_release(lease_id=lease_id)
+            slots.lease_release(lease_id=lease_id)
 
 
 class RemoveDeploymentConcurrencyLeaseForOldClientVersions(BaseOrchestrationRule):
@@ -221,9 +221,7 @@ class RemoveDeploymentConcurrencyLeaseForOldClientVersions(BaseOrchestrationRule
             return
         lease_id = context.initial_details.deployment_concurrency_lease_id
         if lease_id is not None:
-            concurrency_services.lease_renew(
-                lease_id=lease_id, ttl=concurrency_services.UNRENEWABLE_LEASE_TTL
-            )
+            slots.lease_renew(lease_id=lease_id, ttl=slots.UNRENEWABLE_LEASE_TTL)
 
 
 class ReleaseFlowConcurrencySlots(BaseUniversalTransform):
@@ -251,4 +249,4 @@ class ReleaseFlowConcurrencySlots(BaseUniversalTransform):
         lease_id = context.initial_details.deployment_concurrency_lease_id
         if lease_id is not None:
             # A lease already gone (expired and swept) has given its slot back.
-            concurrency_services.lease_release(lease_id=lease_id)
+            slots.lease_release(lease_id=lease_id)

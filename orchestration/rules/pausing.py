@@ -6,7 +6,6 @@ import uuid
 
 from django.utils import timezone
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import (
@@ -16,6 +15,7 @@ from orchestration.rules.base import (
     is_final,
     new_state,
 )
+from orchestration.schemas.states import StateCreate
 
 
 def _verb(state: StateCreate) -> str:

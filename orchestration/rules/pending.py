@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import BaseOrchestrationRule, OrchestrationContext
+from orchestration.schemas.states import StateCreate
 
 
 class PreventPendingTransitions(BaseOrchestrationRule):

@@ -6,10 +6,10 @@ import datetime as dt
 
 from django.utils import timezone
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import BaseOrchestrationRule, OrchestrationContext, awaiting_retry
+from orchestration.schemas.states import StateCreate
 
 
 class RetryFailedFlows(BaseOrchestrationRule):

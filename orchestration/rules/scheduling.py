@@ -6,10 +6,10 @@ import math
 
 from django.utils import timezone
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import ALL_ORCHESTRATION_STATES, BaseOrchestrationRule, OrchestrationContext
+from orchestration.schemas.states import StateCreate
 
 
 class EnsureOnlyScheduledFlowsMarkedLate(BaseOrchestrationRule):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestration.api.schemas import StateCreate
 from orchestration.models import FlowRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import (
@@ -15,6 +14,7 @@ from orchestration.rules.base import (
     has_persisted_result,
     is_final,
 )
+from orchestration.schemas.states import StateCreate
 
 OVERWRITE_RESULT_REASON = (
     "Cannot overwrite a COMPLETED state that carries persisted result data with one that does not."

@@ -24,6 +24,17 @@ from django.db.models.functions import Cast
 from django.db.models.lookups import Contains
 
 from core.errors import AppError
+from orchestration.models import (
+    Artifact,
+    Deployment,
+    Flow,
+    FlowRun,
+    Log,
+    TaskRun,
+    Variable,
+    WorkPool,
+    WorkQueue,
+)
 
 
 class FilterError(AppError):
@@ -339,18 +350,6 @@ def _flow_or_deployment_name(value: Any) -> Q:
 
 
 def _models():
-    from orchestration.models import (
-        Artifact,
-        Deployment,
-        Flow,
-        FlowRun,
-        Log,
-        TaskRun,
-        Variable,
-        WorkPool,
-        WorkQueue,
-    )
-
     return {"flows": Flow, "flow_runs": FlowRun, "task_runs": TaskRun, "logs": Log, "artifacts": Artifact,
             "variables": Variable, "deployments": Deployment, "work_pools": WorkPool, "work_queues": WorkQueue,
             "work_pool_queues": WorkQueue}  # fmt: skip

@@ -5,8 +5,8 @@ import uuid
 from django.utils import timezone
 
 from core.errors import NotFound
-from orchestration.api.schemas import ArtifactCreate, ArtifactUpdate
 from orchestration.models import Artifact
+from orchestration.schemas.actions import ArtifactCreate, ArtifactUpdate
 from tenants.scoping import current_workspace_id
 
 

@@ -24,11 +24,8 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import jsonschema
-import referencing
-import referencing.exceptions
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -36,22 +33,29 @@ from django.utils import timezone
 from audit import events
 from billing.entitlements import check_deployment
 from core.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
-from orchestration.api.schemas import FlowRunCreate, StateCreate
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue
 from orchestration.models.states import StateType
+from orchestration.schemas.actions import FlowRunCreate
+from orchestration.schemas.deployments import (
+    DeploymentCreate,
+    DeploymentFlowRunCreate,
+    DeploymentScheduleCreate,
+    DeploymentScheduleUpdate,
+    DeploymentUpdate,
+    stored_schedule,
+)
+from orchestration.schemas.parameters import job_variables_check, parameters_check
+from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
+from orchestration.services.concurrency import (
+    deployment_concurrency_limit,
+    deployment_concurrency_limit_delete,
+)
 from orchestration.services.flow_runs import _created_by, flow_run_create
-
-if TYPE_CHECKING:
-    from orchestration.api.schemas_deployments import (
-        DeploymentCreate,
-        DeploymentFlowRunCreate,
-        DeploymentScheduleCreate,
-        DeploymentScheduleUpdate,
-        DeploymentUpdate,
-    )
+from orchestration.services.work_pools import work_queue_create
+from tenants.models import Account
 
 #: A deployment polled (by its runner or a worker of its queue) this recently is READY.
 DEPLOYMENT_LAST_POLLED_TIMEOUT = dt.timedelta(seconds=60)
@@ -88,125 +92,6 @@ class InvalidParameters(AppError):
 class InvalidSchedules(AppError):
     status_code = 422
     default_code = "invalid_schedules"
-
-
-# --- parameter schemas --------------------------------------------------------------------------------
-
-
-def _fix_properties(properties: dict[str, Any], required: list[str]) -> None:
-    """Pydantic v1 schemas are not valid Draft 2020-12 for optional fields and tuples (Prefect's
-    ``preprocess_schema``)."""
-    for key, schema in properties.items():
-        if not isinstance(schema, dict):
-            continue
-        if (
-            key not in required
-            and "type" in schema
-            and schema.get("type") != "null"
-            and "default" not in schema
-        ):
-            schema["anyOf"] = [{"type": schema["type"]}, {"type": "null"}]
-            del schema["type"]
-        if isinstance(schema.get("items"), list) and not schema.get("prefixItems"):
-            schema["prefixItems"] = schema.pop("items")
-        if isinstance(schema.get("properties"), dict):
-            _fix_properties(schema["properties"], schema.get("required") or [])
-
-
-def _without_required(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {
-            key: _without_required(item)
-            for key, item in value.items()
-            if not (key == "required" and isinstance(item, list))
-        }
-    if isinstance(value, list):
-        return [_without_required(item) for item in value]
-    return value
-
-
-def _prepared(schema: dict[str, Any], *, ignore_required: bool) -> dict[str, Any]:
-    schema = copy.deepcopy(schema)
-    if isinstance(schema.get("properties"), dict):
-        _fix_properties(schema["properties"], schema.get("required") or [])
-    for section in ("definitions", "$defs"):
-        for definition in (schema.get(section) or {}).values():
-            if isinstance(definition, dict) and isinstance(definition.get("properties"), dict):
-                _fix_properties(definition["properties"], definition.get("required") or [])
-    return _without_required(schema) if ignore_required else schema
-
-
-def parameter_schema_check(schema: dict[str, Any] | None) -> None:
-    """``ValueError`` unless ``schema`` is a valid JSON schema (Draft 2020-12)."""
-    if schema is None:
-        return
-    try:
-        jsonschema.Draft202012Validator.check_schema(schema)
-    except jsonschema.SchemaError as error:
-        raise ValueError(
-            f"The provided schema is not a valid json schema. Schema error: {error.message}"
-        ) from None
-
-
-def parameters_check(
-    parameters: dict[str, Any], schema: dict[str, Any] | None, *, ignore_required: bool = False
-) -> None:
-    """``ValueError`` naming the first field that does not conform to ``schema``. References are
-    resolved inside the schema only (nothing is fetched)."""
-    if schema is None:
-        return
-    validator = jsonschema.Draft202012Validator(
-        _prepared(schema, ignore_required=ignore_required), registry=referencing.Registry()
-    )
-    try:
-        error = jsonschema.exceptions.best_match(validator.iter_errors(parameters))
-    except RecursionError:
-        raise ValueError("Invalid schema: Unable to validate schema with circular references.") from None
-    except referencing.exceptions.Unresolvable as exc:
-        raise ValueError(f"Validation failed. Failure reason: {exc}") from None
-    if error is None:
-        return
-    where = (
-        "Validation failed."
-        if error.json_path == "$"
-        else (f"Validation failed for field {error.json_path.replace('$.', '')!r}.")
-    )
-    raise ValueError(f"{where} Failure reason: {error.message}")
-
-
-def job_variables_check(pool, *job_variables: dict | None, ignore_required: bool) -> None:
-    """``ValueError`` when the job variables (the pool's defaults overlaid by each of
-    ``job_variables`` in turn) do not conform to the variables schema of the pool's base job
-    template, as Prefect validates them: a default that is itself invalid is left out (and then
-    required fields are not enforced); ``None`` stands for an optional field that has a default."""
-    template = (pool.base_job_template or {}) if pool is not None else {}
-    schema = template.get("variables") if isinstance(template, dict) else None
-    if not isinstance(schema, dict) or not schema:
-        return
-    properties = schema.get("properties") or {}
-    merged: dict[str, Any] = {}
-    invalid_defaults = False
-    for name, attrs in properties.items():
-        if not isinstance(attrs, dict) or "default" not in attrs:
-            continue
-        default = attrs["default"]
-        if isinstance(default, dict) and "$ref" in default:
-            continue  # a block reference, resolved by the worker
-        try:
-            parameters_check({name: default}, {**schema, "properties": {name: attrs}}, ignore_required=True)
-        except ValueError:
-            invalid_defaults = True
-            continue
-        merged[name] = default
-    for overlay in job_variables:
-        if isinstance(overlay, dict):
-            merged.update(overlay)
-    merged = {
-        name: value
-        for name, value in merged.items()
-        if not (value is None and isinstance(properties.get(name), dict) and "default" in properties[name])
-    }
-    parameters_check(merged, schema, ignore_required=ignore_required or invalid_defaults)
 
 
 class InvalidJobVariables(AppError):
@@ -266,8 +151,6 @@ def _pool_get(name: str) -> WorkPool:
 
 def _queue_in_pool(pool: WorkPool, name: str) -> WorkQueue:
     """The pool's queue of that name, created when missing (as Prefect does for deployments)."""
-    from orchestration.services.work_pools import work_queue_create
-
     queue = WorkQueue.objects.filter(work_pool=pool, name=name).first()
     if queue is None:
         try:
@@ -430,8 +313,6 @@ def scheduled_runs_delete(
 def _schedule_rows(
     deployment: Deployment, schedules: Iterable[DeploymentScheduleCreate | DeploymentScheduleUpdate]
 ) -> list[DeploymentSchedule]:
-    from orchestration.api.schemas_deployments import stored_schedule
-
     rows = []
     for item in schedules:
         if item.schedule is None:
@@ -480,8 +361,6 @@ def deployment_schedule_update(
 ) -> None:
     """Change the fields sent; the deployment's future auto-scheduled runs are deleted so the
     scheduler recreates them from the new schedule."""
-    from orchestration.api.schemas_deployments import stored_schedule
-
     with transaction.atomic():
         deployment = _locked(deployment_id)
         if deployment is None:
@@ -524,8 +403,6 @@ def _schedules_replace_by_slug(deployment: Deployment, schedules: Sequence[Deplo
     """Prefect's targeted schedule update, used when every existing and every sent schedule has a
     slug: a schedule whose slug (or ``replaces``) names an existing one patches it, the others are
     created; existing schedules not named are kept."""
-    from orchestration.api.schemas_deployments import stored_schedule
-
     existing = {row.slug: row for row in DeploymentSchedule.objects.filter(deployment=deployment)}
     targets: dict[str, str] = {}
     for item in schedules:
@@ -579,8 +456,6 @@ def _locked(deployment_id: uuid.UUID) -> Deployment | None:
 def _ensure_deployment_slot(workspace) -> None:
     """Refuse a deployment beyond the account's plan. The account row is locked so concurrent
     creations in any of its workspaces queue up behind this count."""
-    from tenants.models import Account
-
     account = Account.objects.select_for_update().get(pk=workspace.account_id)
     # The plan limits the whole account: count every workspace's deployments, deliberately
     # across tenants (.unscoped()), narrowed to this account.
@@ -600,11 +475,6 @@ def _system_labels(flow: Flow, deployment_id_labels: dict[str, Any] | None) -> d
 
 
 def _sync_concurrency_limit(deployment: Deployment, *, removed: bool) -> None:
-    from orchestration.services.concurrency import (
-        deployment_concurrency_limit,
-        deployment_concurrency_limit_delete,
-    )
-
     if deployment.concurrency_limit is not None:
         deployment_concurrency_limit(deployment=deployment)
     elif removed:
@@ -824,8 +694,6 @@ def deployment_set_paused(*, deployment_id: uuid.UUID, paused: bool, actor=None)
 def deployment_delete(*, deployment_id: uuid.UUID, actor=None) -> None:
     """Delete the deployment, its schedules, every scheduled run of it that never ran (auto or
     not) and the concurrency limit behind it."""
-    from orchestration.services.concurrency import deployment_concurrency_limit_delete
-
     with transaction.atomic():
         deployment = _locked(deployment_id)
         if deployment is None:
@@ -910,17 +778,10 @@ def deployment_flow_run_create(
                 deployment_id=deployment.id,
             ),
             actor=actor,
+            work_queue_id=queue.id if queue is not None else None,
+            work_pool_id=pool.id if pool is not None else None,
+            deployment_version=deployment.version,
         )
-        if created:
-            extra = {
-                "deployment_version": deployment.version,
-                "work_queue_id": queue.id if queue is not None else None,
-                "work_pool_id": pool.id if pool is not None else None,
-            }
-            FlowRun.objects.filter(id=run.id).update(**extra)
-            poll_answers_changed()
-            for name, value in extra.items():
-                setattr(run, name, value)
     return run, created
 
 
@@ -985,8 +846,6 @@ __all__ = [
     "deployment_update",
     "deployment_upsert",
     "deployments_record_poll",
-    "parameter_schema_check",
-    "parameters_check",
     "scheduled_runs_delete",
     "schedules_of",
 ]

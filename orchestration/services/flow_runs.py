@@ -6,20 +6,32 @@ import uuid
 
 from django.db import IntegrityError, transaction
 
+from accounts.models import ServiceAccount, User
 from core.errors import NotFound
-from orchestration.api.schemas import FlowRunCreate, FlowRunUpdate, StateCreate
 from orchestration.models import Flow, FlowRun
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate
+from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
+from orchestration.services.orchestration import set_flow_run_state
 from tenants.scoping import current_workspace_id
 
 
-def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
+def flow_run_create(
+    *,
+    data: FlowRunCreate,
+    actor=None,
+    work_queue_id: uuid.UUID | None = None,
+    work_pool_id: uuid.UUID | None = None,
+    deployment_version: str | None = None,
+) -> tuple[FlowRun, bool]:
     """A new flow run in its initial state (Pending unless given): ``(run, created)``. With an
-    idempotency key already used for this flow, the existing run comes back instead."""
-    from orchestration.services.orchestration import set_flow_run_state
+    idempotency key already used for this flow, the existing run comes back instead.
 
+    ``work_queue_id``, ``work_pool_id`` and ``deployment_version`` are what a deployment resolved
+    for its run (no client sends them): the run carries them from its first state on, so that
+    state's event names the queue and pool."""
     flow = Flow.objects.filter(id=data.flow_id).first()
     if flow is None:
         raise NotFound("Flow not found.")
@@ -50,6 +62,9 @@ def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
                 work_queue_name=data.work_queue_name,
                 job_variables=data.job_variables or {},
                 deployment_id=data.deployment_id,
+                deployment_version=deployment_version,
+                work_queue_id=work_queue_id,
+                work_pool_id=work_pool_id,
                 created_by=_created_by(actor),
             )
             set_flow_run_state(flow_run_id=run.id, state=state, force=True, actor=actor)
@@ -63,8 +78,6 @@ def flow_run_create(*, data: FlowRunCreate, actor=None) -> tuple[FlowRun, bool]:
 
 
 def _created_by(actor) -> dict | None:
-    from accounts.models import ServiceAccount, User
-
     if isinstance(actor, User):
         return {"id": str(actor.id), "type": "USER", "display_value": actor.email}
     if isinstance(actor, ServiceAccount):

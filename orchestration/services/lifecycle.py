@@ -30,10 +30,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from core.errors import NotFound
-from orchestration.api.schemas import StateCreate, StateDetails
 from orchestration.models import Event, FlowRun, Worker, WorkQueue
 from orchestration.models.states import StateType
 from orchestration.rules.base import SetStateStatus
+from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.orchestration import set_flow_run_state
 from tenants.scoping import workspace_scope
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from orchestration.api.schemas import LogCreate
 from orchestration.models import Log
+from orchestration.schemas.actions import LogCreate
 from tenants.scoping import current_workspace_id
 
 LOG_BATCH_SIZE = 500

@@ -9,28 +9,20 @@ transaction, and answers with Prefect's ``OrchestrationResult``.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models.query import get_related_populators
+from django.db import transaction
 from django.utils import timezone
 
 from core.errors import NotFound
-from orchestration.api.schemas import StateCreate
-from orchestration.api.wire import state_to_wire
-from orchestration.models import FlowRun, FlowRunState
+from orchestration.models import FlowRun
+from orchestration.persistence.run_lock import locked_run
+from orchestration.persistence.write_batch import deferred_inserts, flush
 from orchestration.policies import CoreFlowPolicy, GlobalFlowPolicy, MinimalFlowPolicy
-from orchestration.rules.base import (
-    OrchestrationContext,
-    SetStateStatus,
-    accept_details,
-    apply_rules,
-    normalize_proposal,
-)
+from orchestration.rules.base import OrchestrationContext, apply_rules, normalize_proposal
+from orchestration.schemas.responses import OrchestrationResult
+from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
-from orchestration.services.write_batch import deferred_inserts, flush
-from tenants.scoping import current_workspace_id
 
 #: The run's columns that orchestration writes.
 ORCHESTRATED_RUN_FIELDS = (
@@ -48,96 +40,8 @@ ORCHESTRATED_RUN_FIELDS = (
 )
 
 
-@dataclass
-class OrchestrationResult:
-    """What ``POST /flow_runs/{id}/set_state`` answers. ``state`` is the new state row when one
-    was written, else the run's current state (``None`` only for a run without one). ``written``
-    tells the view to answer 201 rather than 200."""
-
-    status: SetStateStatus
-    state: FlowRunState | None
-    details: dict[str, Any] = field(default_factory=accept_details)
-    written: bool = False
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "state": state_to_wire(self.state),
-            "status": SetStateStatus(self.status).value,
-            "details": dict(self.details),
-        }
-
-
 def _orchestrated_values(run: FlowRun) -> tuple[Any, ...]:
     return tuple(getattr(run, "state_id" if name == "state" else name) for name in ORCHESTRATED_RUN_FIELDS)
-
-
-class _CompiledRunLock:
-    """``SELECT … FOR UPDATE OF`` the run, with its state and flow, compiled once per process and
-    database (the ORM's compilation was the largest Python cost of a state change), hydrated the
-    way the ORM hydrates it (its converters and related populators)."""
-
-    _WORKSPACE = uuid.UUID(int=1)
-    _RUN = uuid.UUID(int=2)
-
-    def __init__(self, alias: str):
-        query = (
-            FlowRun.objects.unscoped()
-            .select_for_update(of=("self",))
-            .select_related("state", "flow")
-            .filter(workspace_id=self._WORKSPACE, id=self._RUN)
-        )
-        compiler = query.query.get_compiler(using=alias)
-        self.sql, params = compiler.as_sql()
-        self.params = list(params)
-        self.workspace_at = self.params.index(self._WORKSPACE)
-        self.run_at = self.params.index(self._RUN)
-        select, klass_info = compiler.select, compiler.klass_info
-        fields = klass_info["select_fields"]
-        self.start, self.end = fields[0], fields[-1] + 1
-        self.init_list = [column[0].target.attname for column in select[self.start : self.end]]
-        self.populators = get_related_populators(klass_info, select, alias)
-        self.converters = list(compiler.get_converters([column[0] for column in select]).items())
-        self.alias = alias
-
-    def fetch(self, workspace_id, run_id) -> FlowRun | None:
-        params = list(self.params)
-        params[self.workspace_at] = uuid.UUID(str(workspace_id))
-        params[self.run_at] = uuid.UUID(str(run_id))
-        with connection.cursor() as cursor:
-            cursor.execute(self.sql, params)
-            row = cursor.fetchone()
-        if row is None:
-            return None
-        if self.converters:
-            row = list(row)
-            for position, (converters, expression) in self.converters:
-                value = row[position]
-                for converter in converters:
-                    value = converter(value, expression, connection)
-                row[position] = value
-        run = FlowRun.from_db(self.alias, self.init_list, row[self.start : self.end])
-        for populator in self.populators:
-            populator.populate(row, run)
-        return run
-
-
-_run_locks: dict[str, _CompiledRunLock] = {}
-
-
-def _locked_run(flow_run_id: uuid.UUID) -> FlowRun | None:
-    """The run (state and flow joined) locked for this transaction, in the current workspace."""
-    workspace_id = current_workspace_id()
-    if connection.vendor != "postgresql" or workspace_id is None:
-        return (
-            FlowRun.objects.select_for_update(of=("self",))
-            .select_related("state", "flow")
-            .filter(id=flow_run_id)
-            .first()
-        )
-    lock = _run_locks.get(connection.alias)
-    if lock is None:
-        lock = _run_locks[connection.alias] = _CompiledRunLock(connection.alias)
-    return lock.fetch(workspace_id, flow_run_id)
 
 
 def set_flow_run_state(
@@ -146,12 +50,15 @@ def set_flow_run_state(
     state: StateCreate,
     force: bool = False,
     actor: Any = None,
+    client_version: str | None = None,
 ) -> OrchestrationResult:
     """Propose ``state`` for the flow run. With ``force`` the minimal policy governs instead of
-    the core policy. Must be called inside a workspace scope."""
+    the core policy. ``client_version`` is the version of the Prefect client that proposed it, when
+    a request did (the rules read it as ``parameters["client_version"]``; ``None``, for a caller
+    inside the server, is a current client). Must be called inside a workspace scope."""
     policy = MinimalFlowPolicy if force else CoreFlowPolicy
     with transaction.atomic():
-        run = _locked_run(flow_run_id)
+        run = locked_run(flow_run_id)
         if run is None:
             raise NotFound("Flow run not found")
         before = _orchestrated_values(run)
@@ -161,6 +68,7 @@ def set_flow_run_state(
             initial_state=run.state,
             proposed_state=normalize_proposal(state, now=timezone.now()),
             actor=actor,
+            parameters={"client_version": client_version} if client_version is not None else {},
         )
         rules = [
             *policy.compile_transition_rules(*context.intended_transition),

@@ -43,12 +43,13 @@ from django.db.models import Count, Max
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
-from orchestration.api.schemas import FlowRunPolicy, StateDetails
 from orchestration.models import Deployment, DeploymentSchedule, FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.schemas.core import FlowRunPolicy
+from orchestration.schemas.schedules import schedule_class_name, schedule_dates
+from orchestration.schemas.states import StateDetails
 from orchestration.selectors.work_pools import poll_answers_changed
-from orchestration.services.schedules import schedule_class_name, schedule_dates
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)

@@ -3,8 +3,8 @@ from __future__ import annotations
 from django.db import IntegrityError, transaction
 
 from core.errors import Conflict, NotFound
-from orchestration.api.schemas import VariableCreate, VariableUpdate
 from orchestration.models import Variable
+from orchestration.schemas.actions import VariableCreate, VariableUpdate
 from tenants.scoping import current_workspace_id
 
 

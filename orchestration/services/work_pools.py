@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from audit import events
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
-from orchestration.models import Deployment, Worker, WorkPool, WorkQueue
+from orchestration.models import Worker, WorkPool, WorkQueue
 from orchestration.services import auditing
 from tenants.scoping import current_workspace_id
 
@@ -288,24 +288,21 @@ def _record_due(queues: Sequence[WorkQueue], now: dt.datetime) -> list[uuid.UUID
 
 
 def work_queues_poll_record_due(*, queues: Sequence[WorkQueue], now: dt.datetime) -> bool:
-    """Would ``work_queues_record_poll`` write anything now?"""
+    """Would ``work_queues_record_poll`` (``orchestration.services.polls``) write anything now?"""
     return bool(_record_due(queues, now))
 
 
-def work_queues_record_poll(*, queues: Sequence[WorkQueue], now: dt.datetime) -> None:
-    """Stamp ``last_polled`` on the polled queues, and record the poll on the deployments that run
-    from them (``deployments_record_poll``: their ``last_polled``, READY, and the ready event).
+def work_queues_stamp_polled(*, queues: Sequence[WorkQueue], now: dt.datetime) -> list[uuid.UUID]:
+    """Stamp ``last_polled`` on the polled queues; the ids of the queues stamped.
 
     A queue stamped within ``POLL_RECORD_INTERVAL`` is left alone (no query at all when every
     polled queue is fresh), and rows another poll is stamping right now are skipped (``SKIP
     LOCKED`` on PostgreSQL), so many workers polling one pool neither queue up on the same rows nor
     deadlock."""
-    from orchestration.services.deployments import deployments_record_poll
-
     horizon = now - POLL_RECORD_INTERVAL
     due = _record_due(queues, now)
     if not due:
-        return
+        return []
     stale = Q(last_polled__isnull=True) | Q(last_polled__lt=horizon)
     with transaction.atomic():
         locked = (
@@ -319,9 +316,4 @@ def work_queues_record_poll(*, queues: Sequence[WorkQueue], now: dt.datetime) ->
     for queue in queues:
         if queue.id in due:
             queue.last_polled = now
-    if queue_ids:
-        deployment_ids = list(
-            Deployment.objects.filter(work_queue_id__in=queue_ids).values_list("id", flat=True)
-        )
-        if deployment_ids:
-            deployments_record_poll(deployment_ids=deployment_ids, now=now)
+    return queue_ids

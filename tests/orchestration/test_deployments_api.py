@@ -800,7 +800,7 @@ def _race(*calls):
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
 class TestConcurrentCreation:
     def _create(self, tenant, name):
-        from orchestration.api.schemas_deployments import DeploymentCreate
+        from orchestration.schemas.deployments import DeploymentCreate
         from orchestration.services.deployments import deployment_upsert
 
         with workspace_scope(tenant.workspace.id):

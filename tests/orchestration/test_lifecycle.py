@@ -11,8 +11,9 @@ from django.test import override_settings
 from django.utils import timezone
 
 from orchestration import tasks
-from orchestration.api.schemas import FlowRunCreate, StateCreate, StateDetails
 from orchestration.models import Event, Flow, FlowRun, Worker
+from orchestration.schemas.actions import FlowRunCreate
+from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.flow_runs import flow_run_create
 from orchestration.services.lifecycle import cancelling_runs_finish, late_runs_mark, zombie_runs_mark_crashed
 from orchestration.services.orchestration import set_flow_run_state

@@ -12,9 +12,9 @@ from django.db import connection, connections
 from django.test import override_settings
 from prefect.client.schemas.objects import FlowRun as ClientFlowRun
 
-from orchestration.api.schemas import StateCreate, StateDetails
-from orchestration.api.wire import flow_run_to_wire
+from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.models import Deployment, DeploymentSchedule, Event, Flow, FlowRun, FlowRunState
+from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.orchestration import set_flow_run_state
 from orchestration.services.scheduler import SchedulerSettings, scheduler_tick
 from tenants.scoping import workspace_scope

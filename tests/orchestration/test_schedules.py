@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from orchestration.api.schemas_deployments import DeploymentScheduleCreate, ScheduleIn, stored_schedule
-from orchestration.services.schedules import normalize_rrule_string, schedule_dates
+from orchestration.schemas.deployments import DeploymentScheduleCreate, ScheduleIn, stored_schedule
+from orchestration.schemas.schedules import normalize_rrule_string, schedule_dates
 
 UTC = dt.UTC
 NY = ZoneInfo("America/New_York")

@@ -8,7 +8,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from orchestration.models import Event, FlowRun, FlowRunState
-from orchestration.services.orchestration import _locked_run
+from orchestration.persistence.run_lock import locked_run as _locked_run
 from tenants.scoping import workspace_scope
 from tests.orchestration.test_work_pools import make_run, rows
 

@@ -12,8 +12,9 @@ from django.utils import timezone
 from prefect.client.schemas.objects import WorkPool as PrefectWorkPool
 from prefect.client.schemas.objects import WorkQueue as PrefectWorkQueue
 
-from orchestration.api.schemas import FlowRunCreate, StateCreate, StateDetails
 from orchestration.models import Deployment, FlowRun, Worker, WorkPool, WorkQueue
+from orchestration.schemas.actions import FlowRunCreate
+from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.flow_runs import flow_run_create
 from orchestration.services.flows import flow_upsert
 from tenants.scoping import workspace_scope

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from orchestration.api.schemas import StateCreate, StateDetails
 from orchestration.events import services as event_services
 from orchestration.models import Flow, FlowRun, FlowRunState
 from orchestration.models.states import StateType
@@ -23,6 +22,7 @@ from orchestration.rules.base import (
     default_state_name,
     normalize_proposal,
 )
+from orchestration.schemas.states import StateCreate, StateDetails
 from tenants.scoping import workspace_scope
 
 #: Every (initial, proposed) pair the service can see; a proposal is never "no state".

@@ -1,0 +1,15 @@
+"""Routes for flows, mounted under the workspace prefix."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from orchestration.api.flows import views
+
+urlpatterns = [
+    path("flows/", views.FlowCreateApi.as_view()),
+    path("flows/filter", views.FlowFilterApi.as_view()),
+    path("flows/count", views.FlowCountApi.as_view()),
+    path("flows/name/<str:name>", views.FlowByNameApi.as_view()),
+    path("flows/<str:flow_id>", views.FlowDetailApi.as_view()),
+]
