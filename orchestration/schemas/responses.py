@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestration.models import FlowRunState
-from orchestration.schemas.states import state_to_wire
 
 
 class SetStateStatus(enum.StrEnum):
@@ -44,11 +43,3 @@ class OrchestrationResult:
     state: FlowRunState | None
     details: dict[str, Any] = field(default_factory=accept_details)
     written: bool = False
-
-    def to_wire(self) -> dict[str, Any]:
-        """Prefect's ``OrchestrationResult`` JSON (its state in the ``State`` shape)."""
-        return {
-            "state": state_to_wire(self.state),
-            "status": SetStateStatus(self.status).value,
-            "details": dict(self.details),
-        }

@@ -6,7 +6,7 @@ from rest_framework.response import Response
 
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.flow_runs.wire import flow_run_to_wire
+from orchestration.api.flow_runs.wire import flow_run_to_wire, orchestration_result_to_wire
 from orchestration.models import FlowRun
 from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate, SetState
 from orchestration.selectors.filters import filter_queryset, filtered_page
@@ -78,7 +78,7 @@ class FlowRunSetStateApi(PrefectApiView):
             actor=request.user,
             client_version=client_version(request),
         )
-        return Response(result.to_wire(), status=201 if result.written else 200)
+        return Response(orchestration_result_to_wire(result), status=201 if result.written else 200)
 
 
 class FlowRunLabelsApi(PrefectApiView):

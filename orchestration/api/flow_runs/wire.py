@@ -9,6 +9,7 @@ from typing import Any
 from django.utils import timezone
 
 from orchestration.schemas.base import iso
+from orchestration.schemas.responses import OrchestrationResult, SetStateStatus
 from orchestration.schemas.states import state_to_wire
 
 FLOW_RUN_POLICY_DEFAULTS = {
@@ -80,4 +81,13 @@ def flow_run_to_wire(run, state=None, now: dt.datetime | None = None) -> dict[st
         "work_pool_name": run.work_pool_name,
         "job_variables": run.job_variables or {},
         "state": state_to_wire(state),
+    }
+
+
+def orchestration_result_to_wire(result: OrchestrationResult) -> dict[str, Any]:
+    """Prefect's ``OrchestrationResult`` JSON (its state in the ``State`` shape)."""
+    return {
+        "state": state_to_wire(result.state),
+        "status": SetStateStatus(result.status).value,
+        "details": dict(result.details),
     }

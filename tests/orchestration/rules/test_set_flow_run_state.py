@@ -11,6 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.errors import NotFound
+from orchestration.api.flow_runs.wire import orchestration_result_to_wire
 from orchestration.models import FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.policies import CoreFlowPolicy, MinimalFlowPolicy
@@ -84,7 +85,7 @@ class TestLifecycle:
         failed = propose(run, StateType.FAILED, message="boom")
         assert (failed.status, failed.written) == ("REJECT", True)
         assert failed.details == {"type": "reject_details", "reason": "Retrying"}
-        wire_state = failed.to_wire()["state"]
+        wire_state = orchestration_result_to_wire(failed)["state"]
         assert (wire_state["type"], wire_state["name"], wire_state["message"]) == (
             "SCHEDULED",
             "AwaitingRetry",
@@ -276,7 +277,7 @@ class TestProposal:
 class TestResult:
     def test_wire_shapes(self, make_flow_run):
         run = make_flow_run(StateType.PENDING)
-        accepted = propose(run, StateType.RUNNING).to_wire()
+        accepted = orchestration_result_to_wire(propose(run, StateType.RUNNING))
         assert accepted["status"] == "ACCEPT"
         assert accepted["details"] == {"type": "accept_details"}
         assert set(accepted["state"]) == {
@@ -290,7 +291,7 @@ class TestResult:
         }
         assert accepted["state"]["timestamp"].endswith("Z")
 
-        aborted = propose(run, StateType.PENDING).to_wire()
+        aborted = orchestration_result_to_wire(propose(run, StateType.PENDING))
         assert aborted["status"] == "ABORT"
         assert set(aborted["details"]) == {"type", "reason"}
         assert aborted["state"]["id"] == accepted["state"]["id"]
@@ -299,7 +300,7 @@ class TestResult:
         run = make_flow_run(None)
         result = propose(run, StateType.PAUSED)
         assert (result.status, result.state) == ("ABORT", None)
-        assert result.to_wire()["state"] is None
+        assert orchestration_result_to_wire(result)["state"] is None
 
 
 class TestEvent:
