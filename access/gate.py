@@ -39,9 +39,14 @@ from accounts.api_keys.selectors import (
 )
 from accounts.api_keys.services import api_key_record_use
 from accounts.ip_allowlist import allowed_from_memory, check_request
+from accounts.models import ScimToken
+from accounts.scim.services import scim_settings, scim_token_authenticate
 from accounts.selectors import WorkspaceAccess, account_permissions_of, workspace_access, workspaces_of
 from accounts.sso import enforcement
+from audit.actors import SCIM
 from audit.context import Credential, set_credential
+from billing import entitlements
+from core.ids import as_uuid
 from tenants.models import Account, Workspace
 from tenants.selectors import resolve_account, resolve_workspace
 
@@ -55,10 +60,12 @@ class Surface(enum.StrEnum):
     API = "api"
     WEBSOCKET = "websocket"
     CONSOLE = "console"
+    SCIM = "scim"
 
 
 class Outcome(enum.StrEnum):
     ALLOW = "allow"
+    UNAUTHENTICATED = "unauthenticated"  # the SCIM surface's 401 (the APIs' is DRF's, before the gate)
     NOT_FOUND = "not_found"
     FORBIDDEN = "forbidden"
     UNKNOWN = "unknown"  # memory-only: the full gate must decide
@@ -85,8 +92,9 @@ NOT_FOUND = Decision(Outcome.NOT_FOUND, NOT_FOUND_DETAIL, "not_found")
 
 @dataclass(frozen=True)
 class Caller:
-    """Who is asking, from where, through which surface. ``api_key`` is None for a browser
-    session, whose Django request (``session_request``) the SSO step reads."""
+    """Who is asking, from where, through which surface: with an ``api_key``, a browser session
+    (its Django request, ``session_request``, which the SSO step reads), or neither (the account's
+    identity provider over SCIM, with a SCIM token)."""
 
     principal: Any
     ip: str | None
@@ -165,7 +173,9 @@ def _door(caller: Caller, account: Account, *, allowlist_exempt: bool) -> Decisi
         detail = check_request(account, caller.ip, actor=caller.principal, surface=caller.surface)
         if detail is not None:
             return Decision(Outcome.FORBIDDEN, detail, "ip_allowlist", account=account)
-    if caller.api_key is None and not enforcement.session_may_act(caller.session_request, account):
+    if caller.session_request is not None and not enforcement.session_may_act(
+        caller.session_request, account
+    ):
         # A browser session acts in an account that enforces SSO only if that account's identity
         # provider started it, or as an Owner's break-glass session.
         return Decision(Outcome.FORBIDDEN, enforcement.refusal_detail(account), "sso", account=account)
@@ -269,6 +279,28 @@ def authorize_token(
         return None, NOT_FOUND
     caller = Caller(principal=key.owner, ip=ip, surface=surface, api_key=key)
     return key, authorize_workspace(caller, account_ref, workspace_ref, need)
+
+
+def authorize_scim(
+    token: str | None, account_ref: str, *, ip: str | None
+) -> tuple[ScimToken | None, Decision]:
+    """The SCIM surface: a SCIM token of the account the path names (``UNAUTHENTICATED``
+    otherwise, never telling whether the account exists), the plan's SCIM feature, and the
+    account's door (its IP allowlist, unless the account exempts SCIM)."""
+    scim_token = scim_token_authenticate(token) if token else None
+    account_id = as_uuid(account_ref)
+    if scim_token is None or account_id is None or scim_token.account_id != account_id:
+        return None, Decision(Outcome.UNAUTHENTICATED, "A valid SCIM token of this account is required.")
+    account = scim_token.account
+    plan = entitlements.check_feature(account, "scim")
+    if not plan:
+        return scim_token, Decision(Outcome.FORBIDDEN, plan.reason, "plan", account=account)
+    caller = Caller(principal=SCIM, ip=ip, surface=Surface.SCIM)
+    exempt = scim_settings(account)["exempt_from_ip_allowlist"]
+    refused = _door(caller, account, allowlist_exempt=exempt)
+    if refused is not None:
+        return scim_token, refused
+    return scim_token, Decision(Outcome.ALLOW, account=account)
 
 
 def workspaces_open_to(caller: Caller):

@@ -47,7 +47,7 @@ urlpatterns = [
     path(WORKSPACE_PREFIX, include("orchestration.urls")),
     path(ACCOUNT_PREFIX, include("accounts.urls")),
     path("api/accounts/<str:account_ref>", AccountDetailApi.as_view()),
-    path("scim/v2/accounts/<str:account_id>/", include("accounts.scim.urls")),
+    path("scim/v2/accounts/<str:account_id>/", include("accounts.api.scim_v2.urls")),
     path("sso/saml/<uuid:provider_id>/metadata", saml_metadata, name="saml-metadata"),
     path("sso/saml/<uuid:provider_id>/acs", sso_views.saml_acs, name="saml-acs"),
     path("sso/saml/<uuid:provider_id>/sls", sso_views.saml_sls, name="saml-sls"),

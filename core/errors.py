@@ -10,7 +10,7 @@ them through ``error_answer`` (the table) and its own shape:
   ``extra`` (its 422 body carries ``exception_detail``), 409, and 423 with ``Retry-After``; rendered
   by ``prefect_exception_handler``.
 - **SCIM**: RFC 7644 errors, rendered by the SCIM views from the same answer
-  (``accounts.scim.views``).
+  (``accounts.api.scim_v2.views``).
 
 The gate's refusals are the same bare ``{"detail": "Not Found"}`` / 401 on every surface, on purpose:
 a tenant one may not see must answer exactly like a path that does not exist. An ``AppError``

@@ -10,10 +10,10 @@ from pydantic import Field
 from rest_framework.response import Response
 
 from accounts.api.base import AccountApi, Body, checked, path_id
+from accounts.api.scim_v2.views import base_url
 from accounts.models import ScimToken
 from accounts.scim import services
 from accounts.scim.selectors import scim_activity_list, scim_token_get, scim_token_list
-from accounts.scim.views import base_url
 from billing import entitlements
 from core.errors import InvalidInput, NotFound
 

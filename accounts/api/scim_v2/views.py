@@ -21,7 +21,7 @@ from django.views import View
 from django.views.decorators.csrf import csrf_exempt
 from django_scim.schemas import ALL as SCHEMA_DOCUMENTS
 
-from accounts.ip_allowlist import check_request
+from access.gate import Outcome, authorize_scim
 from accounts.models import ScimActivity, ScimUser, Team
 from accounts.scim import services
 from accounts.scim.protocol import (
@@ -48,7 +48,6 @@ from accounts.scim.resources import (
     user_to_resource,
 )
 from audit.context import client_ip, current_request_context
-from billing import entitlements
 from core.credentials import bearer_token
 from core.errors import AppError, Surface, error_answer
 from core.ids import as_uuid
@@ -109,21 +108,15 @@ class ScimView(View):
         raise ScimError(405, f"{request.method} is not supported here.")
 
     def _authenticate(self, request, account_ref) -> Account:
-        raw = bearer_token(request.META.get("HTTP_AUTHORIZATION"))
-        token = services.scim_token_authenticate(raw) if raw is not None else None
-        account_id = as_uuid(account_ref)
-        if token is None or account_id is None or token.account_id != account_id:
-            raise ScimError(401, "A valid SCIM token of this account is required.")
+        token, decision = authorize_scim(
+            bearer_token(request.META.get("HTTP_AUTHORIZATION")), account_ref, ip=client_ip(request)
+        )
         self.token = token
-        account = token.account
-        plan = entitlements.check_feature(account, "scim")
-        if not plan:
-            raise ScimError(403, plan.reason)
-        if not services.scim_settings(account)["exempt_from_ip_allowlist"]:
-            detail = check_request(account, client_ip(request), actor=services.SCIM_ACTOR, surface="scim")
-            if detail is not None:
-                raise ScimError(403, detail)
-        return account
+        if decision.outcome is Outcome.UNAUTHENTICATED:
+            raise ScimError(401, decision.detail)
+        if not decision.allowed:
+            raise ScimError(403, decision.detail)
+        return decision.account
 
     def _journal(self, request, response) -> None:
         account = getattr(self, "account", None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path, re_path
 
-from accounts.scim import views
+from accounts.api.scim_v2 import views
 
 urlpatterns = [
     path(".search", views.RootSearchView.as_view()),
