@@ -5,6 +5,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from accounts.api_keys.models import ApiKey
+from accounts.api_keys.services import api_key_revoke
 from accounts.models import (
     AccountMembership,
     IdentityProvider,
@@ -130,7 +131,6 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected keys")
     def revoke(self, request, queryset):
-        from accounts.api_keys.services import api_key_revoke
 
         for key in queryset.filter(revoked_at__isnull=True):
             api_key_revoke(key=key, actor=request.user)

@@ -204,6 +204,9 @@ def _on_change(sender, **kwargs) -> None:
 
 
 def connect_signals() -> None:
+    # Called from AccountsConfig.ready(). The models are imported here, not at the top: this module
+    # is imported while the app registry loads (by accounts.apps and the key lookup), before models
+    # may be.
     from accounts.api_keys.models import ApiKey
     from accounts.models import (
         AccountMembership,

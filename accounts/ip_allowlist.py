@@ -21,9 +21,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts import authcache
+from accounts.api_keys.models import ApiKey
 from accounts.models import IpAllowlistEntry
 from accounts.services import _lock_account
 from audit import events
+from audit.actors import SYSTEM
+from audit.models import AuditLogEntry
 from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import InvalidInput, PlanLimitExceeded
@@ -150,7 +153,6 @@ def _audit_denial(account, ip, *, actor, surface: str) -> None:
     key = f"ip-allowlist:denied:{account.pk}:{ip}"
     if not cache.add(key, 1, timeout=DENIAL_AUDIT_INTERVAL_SECONDS):
         return
-    from audit.actors import SYSTEM
 
     audit_record(
         event=events.IP_ALLOWLIST_ACCESS_DENIED,
@@ -293,8 +295,6 @@ def enforcement_check(account, *, enable: bool, requester_ip: str | None) -> Non
 def dry_run(account, entries) -> dict:
     """Who a proposed list would block, by the addresses seen in the last 30 days: people (from
     their audited requests and their keys' last use) and service-account keys."""
-    from accounts.api_keys.models import ApiKey
-    from audit.models import AuditLogEntry
 
     policy = _policy_of(_clean_entries(entries), enforced=True)
     since = timezone.now() - DRY_RUN_WINDOW

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core import signing
+from django.db.models import Q
 
 from audit import signing as manifest_signing
 from audit.models import AuditChain, AuditLogEntry
@@ -86,7 +87,6 @@ class ExportFilters:
 
 
 def filtered_entries(account_id: uuid.UUID, filters: ExportFilters):
-    from django.db.models import Q
 
     entries = AuditLogEntry.objects.filter(chain=account_id, sequence__gt=0)
     if filters.since:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
@@ -316,7 +316,6 @@ def audit_purge_expired(*, now=None) -> int:
 
 
 def _allow_purge() -> None:
-    from django.db import connection
 
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

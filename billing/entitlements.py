@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils import timezone
+
 from billing.plans import PLANS, Feature, Plan, get_plan
 from core.errors import PlanLimitExceeded
 from tenants.models import Account
@@ -32,7 +34,6 @@ def plan_for(account) -> Plan:
 def seats_used(account) -> int:
     """Seats taken: every active member, and every pending invitation that has not expired (an
     invitation holds its seat from the moment it is sent, so invitations cannot overbook)."""
-    from django.utils import timezone
 
     members = account.memberships.filter(user__is_active=True).count()
     invited = account.invitations.filter(status="PENDING", expires_at__gt=timezone.now()).count()

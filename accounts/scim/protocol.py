@@ -21,6 +21,7 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.db.models.lookups import Exact
 from django_scim.constants import SCIM_CONTENT_TYPE, SchemaURI
+from django_scim.schemas import ALL
 from scim2_filter_parser import ast as fast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser
@@ -297,7 +298,6 @@ def _merge(target: dict, value: Mapping) -> None:
 
 def schema_attributes(*schema_ids: str) -> frozenset[str]:
     """Lower-cased attribute names the schemas define (RFC 7643 §8.7), plus the common ones."""
-    from django_scim.schemas import ALL
 
     names = {"schemas", "id", "externalid", "meta"}
     for document in ALL:

@@ -33,7 +33,7 @@ from django.db.models.lookups import Exact
 from django.utils import timezone
 
 from accounts import authcache
-from accounts.models import AccountMembership, ScimToken, ScimUser, Team, TeamMember, User
+from accounts.models import AccountMembership, ScimActivity, ScimToken, ScimUser, Team, TeamMember, User
 from accounts.permissions import AccountRole
 from accounts.scim.protocol import (
     ENTERPRISE_USER_SCHEMA,
@@ -54,11 +54,20 @@ from accounts.scim.resources import (
     team_members,
     user_to_resource,
 )
-from accounts.services import _lock_account
+from accounts.services import (
+    _lock_account,
+    _owner_count,
+    membership_add,
+    membership_remove,
+    user_deactivate,
+    user_reactivate,
+    user_sessions_end,
+)
 from audit import events
 from audit.actors import SCIM
 from audit.services import audit_record, audited_update
 from billing import entitlements
+from billing.plans import PLANS
 from core.errors import AppError
 from tenants.models import Account
 
@@ -246,7 +255,6 @@ def _seat_or_refuse(account: Account) -> None:
 
 
 def _grant_membership(account: Account, user: User) -> None:
-    from accounts.services import membership_add, user_reactivate
 
     if not user.is_active:
         user_reactivate(user=user, actor=SCIM_ACTOR, account=account)
@@ -260,7 +268,6 @@ def _grant_membership(account: Account, user: User) -> None:
 def _end_membership(account: Account, user: User) -> None:
     """Remove the person from the account now: membership and grants, sessions, and (when this
     was their only account) the person everywhere, keys included."""
-    from accounts.services import _owner_count, membership_remove, user_deactivate, user_sessions_end
 
     membership = AccountMembership.objects.filter(account=account, user=user).first()
     if membership is not None:
@@ -482,8 +489,6 @@ def _set_members(team: Team, wanted: list[ScimUser]) -> tuple[list[str], list[st
         for member in TeamMember.objects.filter(team=team, user_id__in=removed):
             member.delete()  # one by one: the access memo hears of each
     if added:
-        from accounts import authcache
-
         authcache.authz_changed()
     return [str(member.user_id) for member in added], [str(user_id) for user_id in removed]
 
@@ -578,8 +583,6 @@ def scim_group_delete(*, team: Team) -> None:
 
 def scim_activity_purge_expired(*, now=None) -> int:
     """Drop journal entries older than each account's audit retention (the plan's)."""
-    from accounts.models import ScimActivity
-    from billing.plans import PLANS
 
     now = now or timezone.now()
     deleted = 0

@@ -25,6 +25,7 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from onelogin.saml2.auth import OneLogin_Saml2_Auth
 from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.backends.saml import SAMLAuth, SAMLIdentityProvider
 from social_core.exceptions import AuthResponseError
@@ -216,7 +217,6 @@ class AccountSamlAuth(_ProviderBound, SAMLAuth):
         config = self.generate_saml_config(idp)
         # Logout messages must be signed by the IdP, whatever the login setting says.
         config["security"]["wantMessagesSigned"] = True
-        from onelogin.saml2.auth import OneLogin_Saml2_Auth
 
         slo_path = urlsplit(saml_sp.sp_urls(self.provider)["slo_url"]).path
         return OneLogin_Saml2_Auth(_public_request_data(self.strategy, slo_path), config)

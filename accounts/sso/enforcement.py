@@ -25,6 +25,7 @@ from accounts.permissions import AccountRole
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
+from core.errors import InvalidInput
 
 SESSION_KEY = "sso"
 
@@ -131,7 +132,6 @@ def key_creation_refusal(request) -> str | None:
 def enforcement_check(account, *, enable: bool) -> None:
     """Turning enforcement on needs something to sign in with: an enabled identity provider and a
     verified domain (the caller has checked the plan)."""
-    from core.errors import InvalidInput
 
     if not enable:
         return

@@ -10,6 +10,7 @@ from datetime import timedelta
 from django.contrib.sessions.models import Session
 from django.db.models import F
 from django.utils import timezone
+from social_django.models import Association
 
 from accounts.models import SsoAssertion, SsoSession
 
@@ -18,7 +19,6 @@ ASSERTION_GRACE = timedelta(hours=1)
 
 
 def sso_purge_expired() -> int:
-    from social_django.models import Association
 
     now = timezone.now()
     removed, _ = SsoAssertion.objects.filter(expires_at__lt=now - ASSERTION_GRACE).delete()

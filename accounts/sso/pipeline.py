@@ -24,6 +24,7 @@ from accounts.models import AccountMembership, SsoDomain, User
 from accounts.permissions import AccountRole
 from accounts.services import membership_add
 from accounts.sso.errors import SsoRefused
+from accounts.sso.mappings import group_mappings_apply
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
@@ -125,7 +126,6 @@ def resolve_user(backend, details, sso_email, user=None, *args, **kwargs):
 
 
 def sync_groups(backend, details, user, *args, **kwargs):
-    from accounts.sso.mappings import group_mappings_apply
 
     groups = details.get("groups")
     if groups is not None:

@@ -22,6 +22,8 @@ from django.db import IntegrityError, transaction
 from accounts.models import IdentityProvider
 from accounts.services import _lock_account
 from accounts.sso import secrets
+from accounts.sso.enforcement import enforces_sso
+from accounts.sso.saml import sp_keypair_new
 from audit import events
 from audit.services import audit_record, audited_update
 from billing import entitlements
@@ -158,7 +160,6 @@ def _secret(body: dict, provider: IdentityProvider, *, required: bool) -> None:
 
 def _keep_one_for_enforcement(provider: IdentityProvider) -> None:
     """An account that enforces SSO keeps at least one enabled identity provider."""
-    from accounts.sso.enforcement import enforces_sso
 
     if not enforces_sso(provider.account):
         return
@@ -179,8 +180,6 @@ def provider_create(*, account: Account, body: dict, actor) -> IdentityProvider:
     _flags(body, provider)
     _secret(body, provider, required=True)
     if provider.kind == IdentityProvider.Kind.SAML:
-        from accounts.sso.saml import sp_keypair_new
-
         sp_keypair_new(provider)
     try:
         with transaction.atomic():
@@ -254,7 +253,6 @@ def client_secret(provider: IdentityProvider) -> str | None:
 
 
 def provider_rotate_sp_certificate(*, provider: IdentityProvider, actor) -> IdentityProvider:
-    from accounts.sso.saml import sp_keypair_new
 
     if provider.kind != IdentityProvider.Kind.SAML:
         raise _invalid("Only a SAML identity provider has a service-provider certificate.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import timedelta
+from importlib import import_module
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -213,7 +214,6 @@ def oidc_callback(request, provider_id):
 
 
 def _end_sessions(sessions) -> int:
-    from importlib import import_module
 
     store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore
     ended = 0

@@ -12,6 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
 from audit.export import ExportFilters, export
+from tenants.selectors import resolve_account
 
 
 def _when(value):
@@ -42,7 +43,6 @@ class Command(BaseCommand):
         parser.add_argument("--workspace")
 
     def handle(self, *args, **options):
-        from tenants.selectors import resolve_account
 
         account = resolve_account(options["account"])
         if account is None:

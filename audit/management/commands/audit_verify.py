@@ -8,7 +8,10 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from audit.export import verify_export
+from audit.models import AuditChain
 from audit.services import GLOBAL_CHAIN, audit_verify_chain
+from tenants.selectors import resolve_account
 
 
 class Command(BaseCommand):
@@ -27,8 +30,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         if options["manifest"]:
-            from audit.export import verify_export
-
             report = verify_export(
                 Path(options["manifest"]),
                 Path(options["file"]) if options["file"] else None,
@@ -39,12 +40,8 @@ class Command(BaseCommand):
             self.stdout.write(f"export verified: {report.entries} entries, file digest and signature match")
             return
         if options["all"]:
-            from audit.models import AuditChain
-
             chains = list(AuditChain.objects.values_list("id", flat=True))
         elif options["account"]:
-            from tenants.selectors import resolve_account
-
             account = resolve_account(options["account"])
             if account is None:
                 raise CommandError(f"no account {options['account']!r}")
