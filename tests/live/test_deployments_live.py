@@ -377,7 +377,7 @@ def test_serve_runs_cli_deployment_run_and_cancels_through_events_out(
 
 
 def test_deployment_concurrency_limit_makes_second_run_wait(asgi_server, live_tenant, spawn, monkeypatch):
-    from orchestration.services import concurrency as concurrency_services
+    from orchestration.persistence import concurrency as concurrency_services
 
     # Prefect's PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS (30 s), shortened so the
     # waiting run is retried within the test's time budget.
