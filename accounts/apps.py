@@ -6,6 +6,8 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        # Imported once the app registry is ready (Django's app loading imports this module first):
+        # the signal receivers and the key memo's wiring import models.
         from django.conf import settings
         from onelogin.saml2.constants import OneLogin_Saml2_Constants
 
