@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -46,6 +45,7 @@ from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record, audited_update
 from billing import entitlements
 from core.errors import Conflict, InvalidInput, NotFound
+from core.ids import as_uuid
 from tenants.models import Account, Workspace
 
 MAX_ROLE_NAME = 100
@@ -489,10 +489,9 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
 def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMembership:
     """Accept with the link's token, as the invited person (their email must match). Single use:
     a second attempt, a revoked or an expired invitation is refused and changes nothing."""
-    try:
-        invitation_id = uuid.UUID(str(invitation_id))
-    except ValueError:
-        raise NotFound("Invitation not found.") from None
+    invitation_id = as_uuid(invitation_id)
+    if invitation_id is None:
+        raise NotFound("Invitation not found.")
     with transaction.atomic():
         invitation = Invitation.objects.select_for_update().filter(pk=invitation_id).first()
         if invitation is None or not secrets.compare_digest(invitation.token_hash, _token_hash(token or "")):
@@ -530,10 +529,9 @@ def invitation_accept_new_user(
     """Accept as someone new: the user is created with the invitation's email and the password
     (checked by the password validators), in the same transaction as the membership. Refused
     when a user with that email exists (they sign in and accept instead)."""
-    try:
-        invitation_uuid = uuid.UUID(str(invitation_id))
-    except ValueError:
-        raise NotFound("Invitation not found.") from None
+    invitation_uuid = as_uuid(invitation_id)
+    if invitation_uuid is None:
+        raise NotFound("Invitation not found.")
     invitation = Invitation.objects.filter(pk=invitation_uuid).first()
     if invitation is None or not secrets.compare_digest(invitation.token_hash, _token_hash(token or "")):
         raise NotFound("Invitation not found.")

@@ -21,6 +21,7 @@ from accounts.permissions import (
     builtin_workspace_role_id,
     expand_scopes,
 )
+from core.ids import as_uuid
 
 BUILTIN_WORKSPACE_ROLE_BY_ID: dict[uuid.UUID, WorkspaceRole] = {
     builtin_workspace_role_id(role.value): role for role in WorkspaceRole
@@ -78,9 +79,8 @@ def role_of(row) -> ResolvedRole:
 def workspace_role_resolve(role_id, *, account) -> ResolvedRole | None:
     """The built-in role with that id, or the custom role of ``account`` with that id; None when
     there is none (a custom role of another account is none)."""
-    try:
-        role_id = uuid.UUID(str(role_id))
-    except ValueError:
+    role_id = as_uuid(role_id)
+    if role_id is None:
         return None
     builtin = BUILTIN_WORKSPACE_ROLE_BY_ID.get(role_id)
     if builtin is not None:
@@ -90,10 +90,7 @@ def workspace_role_resolve(role_id, *, account) -> ResolvedRole | None:
 
 
 def account_role_resolve(role_id) -> AccountRole | None:
-    try:
-        return BUILTIN_ACCOUNT_ROLE_BY_ID.get(uuid.UUID(str(role_id)))
-    except ValueError:
-        return None
+    return BUILTIN_ACCOUNT_ROLE_BY_ID.get(as_uuid(role_id))
 
 
 def builtin_workspace_role_wire(role: WorkspaceRole) -> dict:

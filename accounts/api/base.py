@@ -24,6 +24,7 @@ from accounts.permissions import AccountRole
 from accounts.roles import ResolvedRole, account_role_resolve, workspace_role_resolve
 from accounts.selectors import account_workspace_get
 from core.errors import NotFound, Unprocessable
+from core.ids import as_uuid
 from tenants.models import Workspace
 
 DEFAULT_LIMIT = 200
@@ -38,17 +39,17 @@ def _unprocessable(detail: str, code: str) -> Unprocessable:
 
 
 def body_uuid(value, what: str, *, error=_unprocessable) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        raise error(f"{what} must be a UUID.", "invalid_id") from None
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise error(f"{what} must be a UUID.", "invalid_id")
+    return parsed
 
 
 def path_id(value, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except (TypeError, ValueError):
-        raise NotFound(f"{what} not found.") from None
+    parsed = as_uuid(value)
+    if parsed is None:
+        raise NotFound(f"{what} not found.")
+    return parsed
 
 
 def body_datetime(value, what: str, *, error=_unprocessable) -> datetime | None:

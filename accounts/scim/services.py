@@ -69,6 +69,7 @@ from audit.services import audit_record, audited_update
 from billing import entitlements
 from billing.plans import PLANS
 from core.errors import AppError
+from core.ids import as_uuid
 from tenants.models import Account
 
 SCIM_ACTOR = SCIM
@@ -468,10 +469,10 @@ def group_fields(data: Any) -> GroupFields:
 def _members_of(account: Account, ids: list[str]) -> list[ScimUser]:
     parsed = []
     for value in dict.fromkeys(ids):
-        try:
-            parsed.append(uuid.UUID(value))
-        except ValueError:
-            raise bad_request(f"{value!r} is not the id of a user of this account.") from None
+        member_id = as_uuid(value) if isinstance(value, str) else None
+        if member_id is None:
+            raise bad_request(f"{value!r} is not the id of a user of this account.")
+        parsed.append(member_id)
     found = list(ScimUser.objects.filter(account=account, id__in=parsed).select_related("user"))
     if len(found) != len(parsed):
         missing = sorted({str(p) for p in parsed} - {str(f.id) for f in found})

@@ -12,7 +12,6 @@ a sign-in without a groups attribute changes nothing. Group names match case-ins
 from __future__ import annotations
 
 import contextlib
-import uuid
 
 from django.db import transaction
 
@@ -23,6 +22,7 @@ from audit import events
 from audit.actors import SystemActor
 from audit.services import audit_record, audited_update
 from core.errors import Conflict, NotFound, Unprocessable
+from core.ids import as_uuid
 from tenants.models import Workspace
 
 SSO = SystemActor("SSO")
@@ -92,10 +92,8 @@ def _clean(account, entry, index: int) -> SsoGroupMapping:
 
 
 def _by_id(queryset, value):
-    try:
-        return queryset.filter(pk=uuid.UUID(str(value))).first()
-    except ValueError:
-        return None
+    value = as_uuid(value)
+    return queryset.filter(pk=value).first() if value is not None else None
 
 
 def group_mappings_list(account) -> list[SsoGroupMapping]:

@@ -30,6 +30,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, NotFound
+from core.ids import as_uuid
 from orchestration.models import ConcurrencyLease, ConcurrencyLimitV2
 from orchestration.persistence.concurrency import (
     TAG_PREFIX,
@@ -63,10 +64,8 @@ EXPIRY_BATCH = 500
 
 
 def _lookup(id_or_name: str) -> dict[str, Any]:
-    try:
-        return {"id": uuid.UUID(str(id_or_name))}
-    except ValueError:
-        return {"name": id_or_name}
+    limit_id = as_uuid(id_or_name)
+    return {"id": limit_id} if limit_id is not None else {"name": id_or_name}
 
 
 def concurrency_limit_get(*, id_or_name: str) -> ConcurrencyLimitV2:
