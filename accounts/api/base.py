@@ -25,6 +25,7 @@ from accounts.roles import ResolvedRole, account_role_resolve, workspace_role_re
 from accounts.selectors import account_workspace_get
 from core.errors import NotFound, Unprocessable
 from core.ids import as_uuid
+from core.parsers import json_object
 from tenants.models import Workspace
 
 DEFAULT_LIMIT = 200
@@ -109,15 +110,6 @@ class Body(BaseModel):
 
 
 B = TypeVar("B", bound=Body)
-
-
-def json_object(data: Any) -> dict:
-    """The request body as a JSON object (an empty body is ``{}``)."""
-    if data in (None, b"", ""):
-        return {}
-    if not isinstance(data, dict):
-        raise Unprocessable("The request body must be a JSON object.", code="invalid_body")
-    return data
 
 
 def parse_body(schema: type[B], data: Any) -> B:

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 from access.views import WorkspaceApiView
 from core.errors import AppError, NotFound, prefect_exception_handler
 from core.ids import as_uuid
+from core.parsers import json_object
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,12 +43,7 @@ class PrefectApiView(WorkspaceApiView):
             ) from None
 
     def body(self) -> dict:
-        data = self.request.data
-        if data in (None, b"", ""):
-            return {}
-        if not isinstance(data, dict):
-            raise InvalidBody("The request body must be a JSON object.")
-        return data
+        return json_object(self.request.data)
 
     def get_exception_handler(self):
         # Prefect's shapes and codes (core.errors: malformed JSON is 422, errors carry only
