@@ -4,11 +4,11 @@ manifests (public, like an IdP's JWKS; an auditor records it once and checks exp
 from __future__ import annotations
 
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
 
 from audit import signing
+from core.http import json_methods
 
 
-@require_GET
+@json_methods("GET")
 def signing_key(request):
     return JsonResponse({"algorithm": signing.ALGORITHM, "public_key": signing.public_key_b64()})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.db import connection
 from django.http import JsonResponse
-from django.views.decorators.http import require_GET
+
+from core.http import json_methods
 
 
-@require_GET
+@json_methods("GET")
 def health(request):
     try:
         with connection.cursor() as cursor:

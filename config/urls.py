@@ -17,6 +17,7 @@ from audit import views as audit_views
 from config.health import health
 from console.views import home
 
+handler400 = "core.errors.json_bad_request"
 handler404 = "core.errors.json_not_found"
 handler500 = "core.errors.json_server_error"
 

@@ -189,6 +189,16 @@ def json_not_found(request, exception=None):
     return page_not_found(request, exception)
 
 
+def json_bad_request(request, exception=None):
+    """400 for requests Django refuses before any view (too many fields, a body over
+    ``DATA_UPLOAD_MAX_MEMORY_SIZE``): JSON under /api/ and /scim/, HTML elsewhere."""
+    if request.path.startswith(("/api/", "/scim/")):
+        return JsonResponse({"detail": "Bad Request: the request is too large or malformed."}, status=400)
+    from django.views.defaults import bad_request  # Django's HTML pages, only when rendered
+
+    return bad_request(request, exception)
+
+
 def json_server_error(request):
     if request.path.startswith(("/api/", "/scim/")):
         return JsonResponse({"detail": "Internal Server Error"}, status=500)

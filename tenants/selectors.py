@@ -8,6 +8,8 @@ from tenants.models import Account, Workspace
 
 def resolve_account(ref: str) -> Account | None:
     """The account named by ``ref``: its id, or else its handle."""
+    if "\x00" in ref:  # names nothing (no handle holds a NUL; PostgreSQL would refuse the query)
+        return None
     ref_id = as_uuid(ref)
     if ref_id is not None:
         account = Account.objects.filter(pk=ref_id).first()
@@ -18,6 +20,8 @@ def resolve_account(ref: str) -> Account | None:
 
 def resolve_workspace(account: Account, ref: str) -> Workspace | None:
     """The workspace of ``account`` named by ``ref`` (id or handle); never one of another account."""
+    if "\x00" in ref:
+        return None
     workspaces = Workspace.objects.filter(account=account).select_related("account")
     ref_id = as_uuid(ref)
     if ref_id is not None:

@@ -31,6 +31,7 @@ from accounts import authcache
 from audit.context import new_request_id, scope_client_ip
 from core.credentials import asgi_header, bearer_token
 from core.errors import NotFound
+from core.parsers import suspect
 from orchestration.api.work_pools.views import (
     DEFAULT_LIMIT,
     GetScheduledFlowRuns,
@@ -85,6 +86,8 @@ def answer_from_memory(scope: dict, match: re.Match, body: bytes) -> tuple[bytes
     if not decision.allowed:
         return None, refreshes
     workspace = decision.workspace
+    if suspect(body):  # what the full path's parser may refuse: it decides
+        return None, refreshes
     try:
         data = GetScheduledFlowRuns.model_validate_json(body or b"{}")
     except ValidationError:

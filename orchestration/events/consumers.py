@@ -31,6 +31,7 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.utils import timezone
 from pydantic import ValidationError
 
+from core.parsers import loads
 from orchestration.events import selectors
 from orchestration.events.auth import (
     AUTH_FAILED_REASON,
@@ -139,7 +140,7 @@ class _PrefectSocket(AsyncWebsocketConsumer):
 
     async def _auth_message(self, text: str) -> None:
         try:
-            message = json.loads(text)
+            message = loads(text)  # refuses deep nesting and the unstorable, as a ValueError
         except ValueError:
             message = None
         if not isinstance(message, dict) or message.get("type") != "auth":
@@ -319,7 +320,7 @@ class EventsOutConsumer(_PrefectSocket):
         if self.phase != "filter":
             return  # nothing else is expected from a subscriber
         try:
-            message = json.loads(text)
+            message = loads(text)  # refuses deep nesting and the unstorable, as a ValueError
         except ValueError:
             message = None
         if not isinstance(message, dict) or message.get("type") != "filter":

@@ -32,6 +32,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from core import serverloop
+from core.parsers import BadJson, loads, suspect
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
 from orchestration.events.schemas import EventIn, event_to_wire
 from orchestration.models import Event
@@ -61,10 +62,17 @@ def event_parse(raw: Any) -> EventIn | None:
     """A client's event (a dict, or its JSON text), validated; None (logged) when it is not one."""
     try:
         if isinstance(raw, str | bytes | bytearray):
+            if suspect(raw):
+                # What cannot be stored and read back (lone surrogates, non-finite numbers, huge
+                # integers, deep nesting) is refused here, as the HTTP parser refuses it.
+                return EventIn.model_validate(loads(raw))
             return EventIn.model_validate_json(raw)
         if isinstance(raw, EventIn):
             return raw
         return EventIn.model_validate(raw)
+    except BadJson as error:
+        logger.warning("Dropping an event that cannot be stored: %s", error)
+        return None
     except ValidationError as error:
         logger.warning(
             "Dropping an invalid event: %s",

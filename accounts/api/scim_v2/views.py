@@ -51,7 +51,8 @@ from audit.context import client_ip, current_request_context
 from core.credentials import bearer_token
 from core.errors import AppError, Surface, error_answer
 from core.ids import as_uuid
-from core.parsers import has_nul_escape
+from core.parsers import BadJson, NotJson, has_nul_escape
+from core.parsers import loads as json_loads
 from tenants.models import Account
 
 MAX_BODY = 1024 * 1024
@@ -148,9 +149,11 @@ class ScimView(View):
         if has_nul_escape(request.body):
             raise bad_request("Values may not contain the NUL character (\\u0000).", "invalidValue")
         try:
-            return json.loads(request.body or b"null")
-        except (ValueError, UnicodeDecodeError):
+            return json_loads(request.body or b"null")
+        except NotJson:
             raise bad_request("The body is not valid JSON.", "invalidSyntax") from None
+        except BadJson as error:
+            raise bad_request(f"The body cannot be taken: {error}.", "invalidValue") from None
 
     @property
     def base(self) -> str:
