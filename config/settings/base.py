@@ -92,6 +92,10 @@ ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 # Threads per server process that run HTTP requests (Django is served as WSGI inside the ASGI server).
 HTTP_THREADS = env.int("HTTP_THREADS", default=12)
+# A request's body is read before it takes one of those threads: within this many seconds of the
+# request's start (else 408), and at most this many bytes (else 413).
+HTTP_BODY_TIMEOUT_SECONDS = env.float("HTTP_BODY_TIMEOUT_SECONDS", default=30.0)
+HTTP_MAX_BODY_BYTES = env.int("HTTP_MAX_BODY_BYTES", default=20 * 1024 * 1024)
 ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
