@@ -14,7 +14,8 @@ them through ``error_answer`` (the table) and its own shape:
 
 The gate's refusals are the same bare ``{"detail": "Not Found"}`` / 401 on every surface, on purpose:
 a tenant one may not see must answer exactly like a path that does not exist. An ``AppError``
-carries its response headers (``Retry-After``).
+carries its response headers (``Retry-After``). A lost database connection is a retryable 503 with
+``Retry-After`` on every surface, never a 500.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import enum
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -132,6 +134,13 @@ def error_answer(exc: Exception, surface: Surface) -> ErrorAnswer | None:
         )
     if isinstance(exc, DjangoValidationError):
         return ErrorAnswer(400, _validation_message(exc), "invalid")
+    if isinstance(exc, OperationalError | InterfaceError):
+        # A lost or refused database connection, a locked SQLite file: the transaction rolled back,
+        # nothing was written; the client retries (Prefect's client does on a 503), as it would
+        # against Prefect's server under SQLite contention.
+        return ErrorAnswer(
+            503, "The database is unavailable; retry shortly.", "unavailable", headers={"Retry-After": "1"}
+        )
     if isinstance(exc, drf_exceptions.NotAuthenticated | drf_exceptions.AuthenticationFailed):
         # One answer for missing, malformed, unknown, expired and revoked credentials.
         return ErrorAnswer(401, INVALID_CREDENTIALS, headers={"WWW-Authenticate": 'Bearer realm="api"'})

@@ -146,3 +146,11 @@ def test_postgresql_connections_come_from_a_bounded_pool(tmp_path):
         )
         == "False"
     )
+
+
+def test_pooled_and_persistent_connections_are_checked_before_use(tmp_path):
+    for pool in ("true", "false"):
+        checks = _setting(
+            tmp_path, "settings.DATABASES['default']['CONN_HEALTH_CHECKS']", **PRODUCTION, DATABASE_POOL=pool
+        )
+        assert checks == "True", pool

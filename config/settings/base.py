@@ -142,7 +142,9 @@ else:
         }
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A connection is checked before use (the pool's check, or Django's for persistent ones), so one
+    # that died while idle (a restart, a failover, a terminated backend) is replaced, not handed out.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -82,3 +82,14 @@ def test_bad_credentials_answer_the_same_401_everywhere():
             status, body, response = _render(handler, exc)
             assert (status, body) == (401, {"detail": "Invalid authentication credentials"})
             assert response["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_a_lost_database_connection_is_a_retryable_503_on_every_surface():
+    from django.db import InterfaceError, OperationalError
+
+    for exc in (OperationalError("server closed the connection unexpectedly"), InterfaceError("closed")):
+        for surface in Surface:
+            answer = error_answer(exc, surface)
+            assert (answer.status, answer.headers) == (503, {"Retry-After": "1"})
+        status, body, response = _render(prefect_exception_handler, exc)
+        assert status == 503 and response["Retry-After"] == "1" and body["detail"]
