@@ -24,7 +24,7 @@ import enum
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
@@ -106,7 +106,7 @@ class Surface(enum.StrEnum):
 _STATUS_ON = {
     Surface.CONTROL_PLANE: {InvalidInput: 422, drf_exceptions.ParseError: 422},
     Surface.PREFECT: {drf_exceptions.ParseError: 422},
-    Surface.SCIM: {},
+    Surface.SCIM: {DataError: 400},
 }
 
 
@@ -134,6 +134,14 @@ def error_answer(exc: Exception, surface: Surface) -> ErrorAnswer | None:
         )
     if isinstance(exc, DjangoValidationError):
         return ErrorAnswer(400, _validation_message(exc), "invalid")
+    if isinstance(exc, DataError):
+        # A value the parsers let through but its column cannot hold (out of range, too long): the
+        # statement failed inside its transaction, so nothing was written.
+        return ErrorAnswer(
+            _status_on(surface, exc, 422),
+            "A value is out of range or too long for where it is stored.",
+            "out_of_range",
+        )
     if isinstance(exc, OperationalError | InterfaceError):
         # A lost or refused database connection, a locked SQLite file: the transaction rolled back,
         # nothing was written; the client retries (Prefect's client does on a 503), as it would

@@ -26,6 +26,8 @@ from scim2_filter_parser import ast as fast
 from scim2_filter_parser.lexer import SCIMLexer
 from scim2_filter_parser.parser import SCIMParser
 
+from core.ids import as_uuid
+
 CONTENT_TYPE = SCIM_CONTENT_TYPE
 ERROR_SCHEMA = SchemaURI.ERROR
 LIST_SCHEMA = SchemaURI.LIST_RESPONSE
@@ -35,6 +37,7 @@ GROUP_SCHEMA = SchemaURI.GROUP
 ENTERPRISE_USER_SCHEMA = SchemaURI.ENTERPRISE_USER
 
 MAX_PAGE = 200
+MAX_START_INDEX = 2**62
 
 
 class ScimError(Exception):
@@ -72,7 +75,8 @@ def paging(params: Mapping[str, str]) -> tuple[int, int]:
         count = int(params.get("count", str(MAX_PAGE)) or str(MAX_PAGE))
     except ValueError:
         raise bad_request("startIndex and count must be integers.") from None
-    return max(1, start), max(0, min(count, MAX_PAGE))
+    # A start past any table's size is an empty page, not a number the database cannot hold.
+    return max(1, min(start, MAX_START_INDEX)), max(0, min(count, MAX_PAGE))
 
 
 def list_response(resources: list[dict], *, total: int, start: int) -> dict[str, Any]:
@@ -176,6 +180,8 @@ def _coerce(value: Any, attr: Attr) -> Any:
             return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
         except ValueError:
             raise bad_request(f"{value!r} is not a date and time.", "invalidFilter") from None
+    if attr.kind == "reference":
+        return as_uuid(value) if isinstance(value, str) else None
     return value
 
 
@@ -204,6 +210,11 @@ def _compare(name: str, op: str, comp, attributes: Mapping[str, Attr]) -> Q:
     if raw is None:  # ``eq null``
         return Q(**{f"{attr.field}__isnull": True}) if op == "eq" else Q(**{f"{attr.field}__isnull": False})
     value = _coerce(raw, attr)
+    if attr.kind == "reference" and value is None and op in ("eq", "ne"):
+        # Not an id this service hands out (ids are UUIDs): no resource has it.
+        return Q(pk__in=[]) if op == "eq" else Q()
+    if attr.kind == "reference" and value is None:
+        raise bad_request(f"{raw!r} is not an id.", "invalidFilter")
     if op == "ne":
         return ~_compare(name, "eq", comp, attributes)
     if op not in _LOOKUPS:

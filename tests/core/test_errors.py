@@ -93,3 +93,12 @@ def test_a_lost_database_connection_is_a_retryable_503_on_every_surface():
             assert (answer.status, answer.headers) == (503, {"Retry-After": "1"})
         status, body, response = _render(prefect_exception_handler, exc)
         assert status == 503 and response["Retry-After"] == "1" and body["detail"]
+
+
+def test_a_value_its_column_cannot_hold_is_a_422_and_scims_400():
+    from django.db import DataError
+
+    exc = DataError("integer out of range")
+    assert error_answer(exc, Surface.CONTROL_PLANE).status == 422
+    assert error_answer(exc, Surface.PREFECT).status == 422
+    assert error_answer(exc, Surface.SCIM).status == 400

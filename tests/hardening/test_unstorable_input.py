@@ -212,3 +212,41 @@ class TestOddRequests:
         response = dev.get(f"{tenant.prefix}/access/explain?{query}")
         assert response.status_code == 400, response.content
         assert response["Content-Type"].startswith("application/json") and response.json()["detail"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("resource", "params"),
+    [
+        ("Users", {"filter": 'id eq "not-a-uuid"'}),
+        ("Groups", {"filter": 'id eq "not-a-uuid"'}),
+        ("Groups", {"filter": 'members.value eq "x"'}),
+        ("Users", {"filter": 'id ne "not-a-uuid"'}),
+        ("Users", {"startIndex": str(10**20)}),
+        ("Groups", {"startIndex": str(10**20), "count": "5"}),
+    ],
+)
+def test_scim_lists_answer_odd_filters_and_pages_without_a_500(tenant, resource, params):
+    from accounts.scim.services import scim_token_create
+    from audit.actors import SYSTEM
+    from tests.accounts.test_scim import Scim
+
+    scim = Scim(tenant.account, scim_token_create(account=tenant.account, actor=SYSTEM, name="okta")[1])
+    response = scim.get(resource, **params)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    if params.get("filter", "").startswith("id ne"):
+        assert body["totalResults"] == scim.get(resource).json()["totalResults"]
+    else:
+        assert body["totalResults"] == 0 or "startIndex" in params
+
+
+@pytest.mark.django_db
+def test_scim_refuses_an_order_on_ids_it_cannot_read(tenant):
+    from accounts.scim.services import scim_token_create
+    from audit.actors import SYSTEM
+    from tests.accounts.test_scim import Scim
+
+    scim = Scim(tenant.account, scim_token_create(account=tenant.account, actor=SYSTEM, name="okta")[1])
+    response = scim.get("Users", filter='id gt "x"')
+    assert response.status_code == 400 and response.json()["scimType"] == "invalidFilter"

@@ -49,7 +49,7 @@ from accounts.scim.resources import (
 )
 from audit.context import client_ip, current_request_context
 from core.credentials import bearer_token
-from core.errors import AppError, Surface, error_answer
+from core.errors import Surface, error_answer
 from core.ids import as_uuid
 from core.parsers import BadJson, NotJson, has_nul_escape
 from core.parsers import loads as json_loads
@@ -98,10 +98,16 @@ class ScimView(View):
             response = super().dispatch(request, *args, **kwargs)
         except ScimError as error:
             response = _error(error)
-        except AppError as error:  # a refusal from a shared service (plan, last Owner…)
+        except Exception as error:  # a refusal from a shared service (plan, last Owner…), a bad value
             answer = error_answer(error, Surface.SCIM)
-            scim_type = "uniqueness" if answer.status == 409 else None
+            if answer is None:
+                raise
+            scim_type = (
+                "uniqueness" if answer.status == 409 else ("invalidValue" if answer.status == 400 else None)
+            )
             response = _error(ScimError(answer.status, answer.detail, scim_type))
+            for name, value in answer.headers.items():
+                response[name] = value
         self._journal(request, response)
         return response
 
