@@ -102,7 +102,7 @@ class ArtifactLatestFilterApi(PrefectApiView):
         body = self.body()
         qs = _latest_per_key().filter(_latest_condition(body))
         sort = body.get("sort") or "ID_DESC"
-        if sort not in COLLECTION_SORTS:
+        if not isinstance(sort, str) or sort not in COLLECTION_SORTS:
             raise FilterError(f"sort must be one of {', '.join(COLLECTION_SORTS)}")
         limit, offset = paging(body)
         rows = qs.order_by(*COLLECTION_SORTS[sort])[offset : offset + limit]
