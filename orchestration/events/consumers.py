@@ -71,6 +71,8 @@ class _PrefectSocket(AsyncWebsocketConsumer):
     ``on_text``."""
 
     scopes: ClassVar[tuple[str, ...]] = ()
+    # A socket that opened the ``prefect`` subprotocol has this long to send its auth message.
+    AUTH_TIMEOUT: ClassVar[float] = 10.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -78,6 +80,17 @@ class _PrefectSocket(AsyncWebsocketConsumer):
         self.phase = "connecting"
         self._authorized_at = 0.0
         self._closing = False
+        self._auth_timer: asyncio.Task | None = None
+
+    async def _expire_auth(self) -> None:
+        await asyncio.sleep(self.AUTH_TIMEOUT)
+        if self.phase == "auth":
+            await self.close_once(CLOSE_POLICY_VIOLATION, "No 'auth' message in time")
+
+    async def websocket_disconnect(self, message):
+        if self._auth_timer is not None:
+            self._auth_timer.cancel()
+        await super().websocket_disconnect(message)
 
     async def dispatch(self, message):
         # Channels closes stale database connections before every handler, a thread hop per frame;
@@ -120,6 +133,7 @@ class _PrefectSocket(AsyncWebsocketConsumer):
         if wants_prefect_subprotocol(self.scope):
             await self.accept(PREFECT_SUBPROTOCOL)
             self.phase = "auth"
+            self._auth_timer = asyncio.create_task(self._expire_auth())
             return
         # Cloud mode: the key is in the upgrade request; refuse before accepting (HTTP 403).
         if await self._authorize(bearer_token(self.scope)) is None:

@@ -250,3 +250,21 @@ def test_scim_refuses_an_order_on_ids_it_cannot_read(tenant):
     scim = Scim(tenant.account, scim_token_create(account=tenant.account, actor=SYSTEM, name="okta")[1])
     response = scim.get("Users", filter='id gt "x"')
     assert response.status_code == 400 and response.json()["scimType"] == "invalidFilter"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_that_never_authenticates_is_closed(tenant, monkeypatch):
+    from orchestration.events import consumers
+    from tests.orchestration.events.conftest import communicator
+
+    monkeypatch.setattr(consumers._PrefectSocket, "AUTH_TIMEOUT", 0.2)
+
+    async def scenario():
+        ws = communicator(events_path(tenant, "out"), subprotocols=["prefect"])
+        connected, subprotocol = await ws.connect()
+        assert connected and subprotocol == "prefect"
+        output = await ws.receive_output(timeout=3)  # no auth message is ever sent
+        assert output["type"] == "websocket.close" and output.get("code") == 1008
+        await ws.disconnect()
+
+    run(scenario)
