@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -107,14 +107,20 @@ class EventOccurredFilter(_Model):
         self.since = max(self.since, _now() - max_duration)
 
 
+#: Terms one filter criterion may list: each becomes a clause of one SQL expression, and SQLite
+#: refuses expressions deeper than 1,000 (a subscriber's filter must not kill its own socket).
+MAX_TERMS = 500
+Terms = Annotated[list[str], Field(max_length=MAX_TERMS)]
+
+
 class EventNameFilter(_Model):
-    prefix: list[str] | None = None
-    exclude_prefix: list[str] | None = None
-    name: list[str] | None = None
-    exclude_name: list[str] | None = None
+    prefix: Terms | None = None
+    exclude_prefix: Terms | None = None
+    name: Terms | None = None
+    exclude_name: Terms | None = None
 
 
-LabelValues = str | list[str]
+LabelValues = str | Terms
 
 
 def _normalise_labels(labels: dict[str, LabelValues] | None) -> dict[str, list[str]] | None:
@@ -126,8 +132,8 @@ def _normalise_labels(labels: dict[str, LabelValues] | None) -> dict[str, list[s
 
 
 class EventResourceFilter(_Model):
-    id: list[str] | None = None
-    id_prefix: list[str] | None = None
+    id: Terms | None = None
+    id_prefix: Terms | None = None
     labels: dict[str, LabelValues] | None = None
     distinct: bool = False
 
@@ -138,9 +144,9 @@ class EventResourceFilter(_Model):
 
 
 class EventRelatedFilter(_Model):
-    id: list[str] | None = None
-    role: list[str] | None = None
-    resources_in_roles: list[tuple[str, str]] | None = None
+    id: Terms | None = None
+    role: Terms | None = None
+    resources_in_roles: Annotated[list[tuple[str, str]], Field(max_length=MAX_TERMS)] | None = None
     labels: dict[str, LabelValues] | None = None
 
     @field_validator("labels")
@@ -150,8 +156,8 @@ class EventRelatedFilter(_Model):
 
 
 class EventAnyResourceFilter(_Model):
-    id: list[str] | None = None
-    id_prefix: list[str] | None = None
+    id: Terms | None = None
+    id_prefix: Terms | None = None
     labels: dict[str, LabelValues] | None = None
 
     @field_validator("labels")

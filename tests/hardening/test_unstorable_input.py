@@ -268,3 +268,38 @@ def test_a_socket_that_never_authenticates_is_closed(tenant, monkeypatch):
         await ws.disconnect()
 
     run(scenario)
+
+
+@pytest.mark.django_db
+def test_an_events_filter_with_thousands_of_terms_is_a_422_and_the_most_allowed_still_answers(
+    tenant, api_client
+):
+    from orchestration.events.schemas import MAX_TERMS
+
+    dev = bearer(api_client, tenant.service_key)
+    many = {"filter": {"event": {"prefix": [f"p{i}." for i in range(5_000)]}}}
+    assert dev.post(f"{tenant.prefix}/events/filter", many, format="json").status_code == 422
+    most = {"filter": {"resource": {"id_prefix": [f"r{i}." for i in range(MAX_TERMS)]}}}
+    assert dev.post(f"{tenant.prefix}/events/filter", most, format="json").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "message",
+    [
+        json.dumps({"type": "filter", "filter": {"event": {"prefix": [f"p{i}." for i in range(5_000)]}}}),
+        '{"type": "filter", "filter": {"event": {"prefix": ' + "[" * 5_000 + "]" * 5_000 + "}}}",
+    ],
+    ids=["5000 prefixes", "nested 5000 deep"],
+)
+def test_a_subscriber_with_an_unusable_filter_is_closed_with_a_reason(tenant, message):
+    from tests.orchestration.events.conftest import open_prefect
+
+    async def scenario():
+        ws = await open_prefect(events_path(tenant, "out"), tenant.service_key)
+        await ws.send_to(text_data=message)
+        output = await ws.receive_output(timeout=3)
+        assert output["type"] == "websocket.close" and output.get("code") == 1002, output
+        await ws.disconnect()
+
+    run(scenario)
