@@ -216,6 +216,15 @@ def json_bad_request(request, exception=None):
     return bad_request(request, exception)
 
 
+def json_csrf_failure(request, reason=""):
+    """A browser session's write without its CSRF token: JSON under /api/ and /scim/."""
+    if request.path.startswith(("/api/", "/scim/")):
+        return JsonResponse({"detail": f"CSRF verification failed: {reason}"}, status=403)
+    from django.views.csrf import csrf_failure  # Django's HTML page, only when rendered
+
+    return csrf_failure(request, reason)
+
+
 def json_server_error(request):
     if request.path.startswith(("/api/", "/scim/")):
         return JsonResponse({"detail": "Internal Server Error"}, status=500)

@@ -89,6 +89,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "config.urls"
+CSRF_FAILURE_VIEW = "core.errors.json_csrf_failure"
 WSGI_APPLICATION = "config.wsgi.application"
 # Threads per server process that run HTTP requests (Django is served as WSGI inside the ASGI server).
 HTTP_THREADS = env.int("HTTP_THREADS", default=12)

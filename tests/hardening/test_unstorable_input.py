@@ -200,8 +200,10 @@ class TestOddRequests:
             run(refused, communicator(path, authorization=f"bearer {tenant.service_key}"))
 
     @pytest.mark.parametrize("path", ["/api/health", "/api/audit/signing_key"])
-    def test_other_methods_on_public_routes_are_a_json_405(self, client, path):
-        response = client.post(path)
+    def test_other_methods_on_public_routes_are_a_json_405(self, path):
+        from django.test import Client
+
+        response = Client(enforce_csrf_checks=True).post(path)
         assert response.status_code == 405 and response["Allow"] == "GET, HEAD"
         assert response.json()["detail"]
 
@@ -303,3 +305,13 @@ def test_a_subscriber_with_an_unusable_filter_is_closed_with_a_reason(tenant, me
         await ws.disconnect()
 
     run(scenario)
+
+
+@pytest.mark.django_db
+def test_a_session_write_without_its_csrf_token_is_a_json_403(tenant):
+    from django.test import Client
+
+    browser = Client(enforce_csrf_checks=True)
+    browser.force_login(tenant.member)
+    response = browser.post(f"{tenant.prefix}/flows/", {"name": "f"}, content_type="application/json")
+    assert response.status_code == 403 and "CSRF" in response.json()["detail"]
