@@ -61,6 +61,8 @@ CLOSE_NORMAL = 1000
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
+CLOSE_TRY_AGAIN_LATER = 1013
+MISSED_EVENTS_REASON = "Missed live events; reconnect to catch up"
 
 # A principal's key and access are checked again this often on a long-lived socket.
 REAUTHORIZE_EVERY = 60.0
@@ -326,6 +328,7 @@ class EventsOutConsumer(_PrefectSocket):
         self._full_match = False
         self._sent = _SentIds()
         self._tasks: list[asyncio.Task] = []
+        self._sequences: dict[str, int] = {}  # publisher → the last number it delivered here
 
     async def on_authenticated(self) -> None:
         self.phase = "filter"
@@ -402,6 +405,15 @@ class EventsOutConsumer(_PrefectSocket):
         """A batch published by ``services.events_publish`` to this workspace's group."""
         if self.phase != "streaming":
             return
+        publisher, sequence = message.get("publisher"), message.get("sequence")
+        if publisher is not None and sequence is not None:
+            last = self._sequences.get(publisher)
+            self._sequences[publisher] = sequence
+            if last is not None and sequence != last + 1:
+                # The layer dropped a publication meant for this socket (it fell behind): say so,
+                # so the client reconnects and backfills, rather than go on without those events.
+                await self.close_once(CLOSE_TRY_AGAIN_LATER, MISSED_EVENTS_REASON)
+                return
         for item in message["items"]:
             if self._wanted(item["event"], item["occurred"], item["json"]):
                 await self._deliver(item["id"], item["json"])

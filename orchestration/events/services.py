@@ -159,23 +159,58 @@ def publication_items(rows: Iterable[Event]) -> list[dict[str, str]]:
     return items
 
 
+class _Publisher:
+    """What one event loop publishes, numbered per workspace: ``(publisher, sequence)`` on every
+    group message. Channels layers may drop a message for a subscriber that falls behind (the
+    Redis layer does, over a channel's capacity); a subscriber that sees a publisher's number jump
+    knows it missed events, and says so (``EventsOutConsumer``) instead of going on without them.
+    Publishes of one loop are sent one at a time, so its numbers arrive in order."""
+
+    def __init__(self) -> None:
+        self.name = uuid.uuid4().hex
+        self.sequences: dict[str, int] = collections.defaultdict(int)
+        self.lock = asyncio.Lock()
+
+    def next(self, workspace_id) -> int:
+        self.sequences[str(workspace_id)] += 1
+        return self.sequences[str(workspace_id)]
+
+
+_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Publisher] = weakref.WeakKeyDictionary()
+
+
+def _publisher() -> _Publisher:
+    loop = asyncio.get_running_loop()
+    publisher = _publishers.get(loop)
+    if publisher is None:
+        publisher = _publishers[loop] = _Publisher()
+    return publisher
+
+
 async def events_publish(workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-    """Send ``items`` to the workspace's subscribers (never raises: live delivery is best effort,
-    storage is the truth and subscribers catch up from it)."""
+    """Send ``items`` to the workspace's subscribers (never raises: storage is the truth; a
+    subscriber that misses a publication is told by the numbering and catches up from storage)."""
     if not items:
         return
     layer = get_channel_layer()
     if layer is None:
         return
     group = events_group(workspace_id)
-    for start in range(0, len(items), PUBLISH_CHUNK):
-        try:
-            await layer.group_send(
-                group, {"type": "events.published", "items": items[start : start + PUBLISH_CHUNK]}
-            )
-        except Exception:
-            logger.exception("Could not publish events to %s", group)
-            return
+    publisher = _publisher()
+    async with publisher.lock:
+        for start in range(0, len(items), PUBLISH_CHUNK):
+            message = {
+                "type": "events.published",
+                "items": items[start : start + PUBLISH_CHUNK],
+                "publisher": publisher.name,
+                "sequence": publisher.next(workspace_id),
+            }
+            try:
+                await layer.group_send(group, message)
+            except Exception:
+                # The number is spent: subscribers see the gap and catch up.
+                logger.exception("Could not publish events to %s", group)
+                return
 
 
 class _Outbox:

@@ -352,3 +352,63 @@ def test_with_the_in_memory_layer_events_stored_elsewhere_still_arrive(tenant):
         return message
 
     assert run(scenario)["event"]["id"] == event["id"]
+
+
+def test_a_subscriber_that_misses_a_publication_is_told_to_reconnect_and_catch_up(tenant):
+    """The layer dropped a publication meant for this socket (Redis does, past a channel's
+    capacity): the next publication's number jumps, and the socket is closed with a reason the
+    client acts on (it reconnects and backfills), instead of going on without the missed events."""
+    from orchestration.events.consumers import CLOSE_TRY_AGAIN_LATER, MISSED_EVENTS_REASON
+    from orchestration.events.services import events_publish, publication_items
+    from orchestration.models import Event
+
+    first, missed, later = cancelling_event(), cancelling_event(), cancelling_event()
+    events_ingest(workspace_id=tenant.workspace.pk, events=[first, missed, later])
+
+    async def scenario():
+        ws = await subscribe(tenant, client_filter([CANCELLING]), backfill=False)
+        await ws.receive_nothing(timeout=0.2)  # subscribed
+        rows = {
+            str(row.pk): row
+            for row in await database_sync_to_async(list)(
+                Event.objects.unscoped().filter(workspace=tenant.workspace)
+            )
+        }
+        await events_publish(tenant.workspace.pk, publication_items([rows[first["id"]]]))
+        delivered = await received_events(ws, within=0.3)
+        # A publication the layer lost on its way to this socket: its number is spent, nothing arrives.
+        from orchestration.events import services
+
+        services._publisher().next(tenant.workspace.pk)
+        await events_publish(tenant.workspace.pk, publication_items([rows[later["id"]]]))
+        closed = await ws.receive_output(timeout=2)
+        await ws.disconnect()
+        return delivered, closed
+
+    delivered, closed = run(scenario)
+    assert [e["id"] for e in delivered] == [first["id"]]
+    assert closed["type"] == "websocket.close" and closed["code"] == CLOSE_TRY_AGAIN_LATER
+    assert closed.get("reason", MISSED_EVENTS_REASON) == MISSED_EVENTS_REASON
+
+
+def test_a_subscriber_that_keeps_up_gets_every_publication_in_order(tenant):
+    from orchestration.events.services import events_publish, publication_items
+    from orchestration.models import Event
+
+    events = [cancelling_event() for _ in range(30)]
+    events_ingest(workspace_id=tenant.workspace.pk, events=events)
+
+    async def scenario():
+        ws = await subscribe(tenant, client_filter([CANCELLING]), backfill=False)
+        await ws.receive_nothing(timeout=0.2)
+        rows = await database_sync_to_async(list)(
+            Event.objects.unscoped().filter(workspace=tenant.workspace).order_by("occurred", "id")
+        )
+        for row in rows:
+            await events_publish(tenant.workspace.pk, publication_items([row]))
+        got = await received_events(ws, within=0.5)
+        await ws.disconnect()
+        return [str(r.pk) for r in rows], got
+
+    ids, got = run(scenario)
+    assert [e["id"] for e in got] == ids
