@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from django.db import OperationalError
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
@@ -15,13 +14,6 @@ from orchestration.events.schemas import COUNTABLES, CountEventsBody, EventFilte
 from orchestration.events.services import events_ingest
 
 MAX_EVENTS_PER_REQUEST = 5_000
-
-
-def _unavailable() -> Response:
-    # The client retries a 503 (honouring Retry-After).
-    response = Response({"detail": "The database is busy; retry shortly."}, status=503)
-    response["Retry-After"] = "1"
-    return response
 
 
 class EventsCreateApi(PrefectApiView):
@@ -37,10 +29,8 @@ class EventsCreateApi(PrefectApiView):
         if len(items) > MAX_EVENTS_PER_REQUEST:
             raise InvalidBody(f"At most {MAX_EVENTS_PER_REQUEST} events per request.")
         events = [self.parse(EventIn, item) for item in items]
-        try:
-            events_ingest(workspace_id=self.workspace.pk, events=events)
-        except OperationalError:
-            return _unavailable()
+        # A busy or lost database is core.errors' retryable 503 with Retry-After, like every route's.
+        events_ingest(workspace_id=self.workspace.pk, events=events)
         return no_content()
 
 
