@@ -145,6 +145,8 @@ def main() -> int:
                 PORT,
                 "--lifespan",
                 "off",
+                "--http",
+                "core.serving:HttpProtocol",
             ],
         ),
         "worker": start(

@@ -97,6 +97,9 @@ HTTP_THREADS = env.int("HTTP_THREADS", default=12)
 # request's start (else 408), and at most this many bytes (else 413).
 HTTP_BODY_TIMEOUT_SECONDS = env.float("HTTP_BODY_TIMEOUT_SECONDS", default=30.0)
 HTTP_MAX_BODY_BYTES = env.int("HTTP_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# A request's headers must arrive within this many seconds of its first byte (else 408 and the
+# connection closes): a client trickling header lines cannot hold connections open (core.serving).
+HTTP_HEADER_TIMEOUT_SECONDS = env.float("HTTP_HEADER_TIMEOUT_SECONDS", default=10.0)
 ASGI_APPLICATION = "config.asgi.application"
 
 TEMPLATES = [
@@ -159,8 +162,7 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # A subscriber may fall this many publications behind before the layer drops one for
-            # it (and it is told, by the publications' numbering, to reconnect and catch up).
+            # Live events do not go through the channel layer (see orchestration/events/hub.py).
             "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
         }
     }

@@ -7,11 +7,12 @@ transaction in a worker thread, so the event loop keeps answering pings. A batch
 written after retries closes the socket (1011): the client reconnects and re-sends what it has not
 seen confirmed, and the id de-duplication absorbs the overlap.
 
-``/events/out`` takes one ``filter`` message, joins the workspace's channel-layer group, sends the
-stored events matching the filter (the backfill, oldest first, bounded like Prefect's to the last
-``MAX_BACKFILL``), then every new matching event as it is published. With the in-memory channel layer
-(the embedded default, one process) it also polls storage every ``POLL_INTERVAL`` seconds, so events
-stored by another process (a Celery worker) still arrive.
+``/events/out`` takes one ``filter`` message, subscribes to the workspace in the live-event hub
+(``events.hub``), sends the stored events matching the filter (the backfill, oldest first, bounded
+like Prefect's to the last ``MAX_BACKFILL``), then every new matching event as it is published, in
+order. When the hub cannot vouch that the socket got every publication (it fell behind, the
+transport dropped, a publication was lost) the socket is closed with 1013 and the reason: the client
+reconnects and backfills.
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import InMemoryChannelLayer
 from django.db import DatabaseError, InterfaceError, OperationalError
-from django.utils import timezone
 from pydantic import ValidationError
 
 from core.parsers import loads
-from orchestration.events import selectors
+from orchestration.events import hub, selectors
 from orchestration.events.auth import (
     AUTH_FAILED_REASON,
     EVENTS_IN_SCOPES,
@@ -47,13 +46,7 @@ from orchestration.events.auth import (
 )
 from orchestration.events.filters import matches, name_matches, occurred_matches
 from orchestration.events.schemas import EventFilter, EventIn
-from orchestration.events.services import (
-    event_parse,
-    events_group,
-    events_publish,
-    events_store,
-    publication_items,
-)
+from orchestration.events.services import event_parse, events_publish, events_store, publication_items
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +55,7 @@ CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_INTERNAL_ERROR = 1011
 CLOSE_TRY_AGAIN_LATER = 1013
-MISSED_EVENTS_REASON = "Missed live events; reconnect to catch up"
+MISSED_EVENTS_REASON = hub.MISSED
 
 # A principal's key and access are checked again this often on a long-lived socket.
 REAUTHORIZE_EVERY = 60.0
@@ -303,24 +296,15 @@ def _backfill_page(workspace_id, flt: EventFilter, after, limit: int):
     return publication_items(rows), cursor, len(rows)
 
 
-def _received_since(workspace_id, flt: EventFilter, received_after: dt.datetime, limit: int):
-    rows = selectors.events_received_since(
-        workspace_id=workspace_id, flt=flt, received_after=received_after, limit=limit
-    )
-    newest = max((row.received for row in rows), default=None)
-    return publication_items(rows), newest
-
-
 class EventsOutConsumer(_PrefectSocket):
     """``/events/out``: requires ``see_events``."""
 
     scopes = EVENTS_OUT_SCOPES
+    # Live publications come through the hub, not the channel layer.
+    channel_layer_alias = "__events_out_reads_the_hub__"
 
     MAX_BACKFILL = dt.timedelta(minutes=15)
     BACKFILL_PAGE_SIZE = 250
-    POLL_INTERVAL = 1.0
-    POLL_LOOKBACK = dt.timedelta(seconds=5)
-    POLL_LIMIT = 500
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -328,7 +312,7 @@ class EventsOutConsumer(_PrefectSocket):
         self._full_match = False
         self._sent = _SentIds()
         self._tasks: list[asyncio.Task] = []
-        self._sequences: dict[str, int] = {}  # publisher → the last number it delivered here
+        self._subscription: hub.Subscription | None = None
 
     async def on_authenticated(self) -> None:
         self.phase = "filter"
@@ -357,15 +341,28 @@ class EventsOutConsumer(_PrefectSocket):
         self.phase = "streaming"
 
         # Subscribe first, then backfill, so nothing falls between the two (duplicates are dropped).
-        subscribed_at = timezone.now()
-        group = events_group(self.grant.workspace_id)
-        await self.channel_layer.group_add(group, self.channel_name)
-        self.groups.append(group)
+        try:
+            self._subscription = await hub.subscribe(self.grant.workspace_id)
+        except hub.Lost as lost:
+            await self.close_once(CLOSE_TRY_AGAIN_LATER, str(lost))
+            return
         if message.get("backfill", True):
             await self._backfill()
-        if isinstance(self.channel_layer, InMemoryChannelLayer):
-            self._tasks.append(asyncio.create_task(self._poll(subscribed_at - self.POLL_LOOKBACK)))
+        self._tasks.append(asyncio.create_task(self._stream(self._subscription)))
         self._tasks.append(asyncio.create_task(self._reauthorize_periodically()))
+
+    async def _stream(self, subscription: hub.Subscription) -> None:
+        """Send what the hub delivers, in order; when it cannot vouch for completeness, say so."""
+        try:
+            while not self._closing:
+                publication = await subscription.get()
+                for item in publication["items"]:
+                    if self._wanted(item["event"], item["occurred"], item["json"]):
+                        await self._deliver(item["id"], item["json"])
+        except hub.Lost as lost:
+            await self.close_once(CLOSE_TRY_AGAIN_LATER, str(lost))
+        except asyncio.CancelledError:
+            pass
 
     async def _backfill(self) -> None:
         after = None
@@ -401,48 +398,6 @@ class EventsOutConsumer(_PrefectSocket):
         event["occurred"] = occurred_at
         return matches(flt, event)
 
-    async def events_published(self, message) -> None:
-        """A batch published by ``services.events_publish`` to this workspace's group."""
-        if self.phase != "streaming":
-            return
-        publisher, sequence = message.get("publisher"), message.get("sequence")
-        if publisher is not None and sequence is not None:
-            last = self._sequences.get(publisher)
-            self._sequences[publisher] = sequence
-            if last is not None and sequence != last + 1:
-                # The layer dropped a publication meant for this socket (it fell behind): say so,
-                # so the client reconnects and backfills, rather than go on without those events.
-                await self.close_once(CLOSE_TRY_AGAIN_LATER, MISSED_EVENTS_REASON)
-                return
-        for item in message["items"]:
-            if self._wanted(item["event"], item["occurred"], item["json"]):
-                await self._deliver(item["id"], item["json"])
-
-    async def _poll(self, received_after: dt.datetime) -> None:
-        """Catch up from storage: events another process stored never reach this process's
-        in-memory channel layer."""
-        try:
-            while not self._closing:
-                await asyncio.sleep(self.POLL_INTERVAL)
-                if self._closing or self.grant is None:
-                    return
-                try:
-                    items, newest = await database_sync_to_async(_received_since)(
-                        self.grant.workspace_id, self.filter, received_after, self.POLL_LIMIT
-                    )
-                except DatabaseError:
-                    logger.warning("Polling events failed", exc_info=True)
-                    continue
-                for item in items:
-                    await self._deliver(item["id"], item["json"])
-                if newest is not None:
-                    # Keep a margin (a transaction commits a little after stamping "received"),
-                    # unless the page was full: then move past it.
-                    margin = dt.timedelta(0) if len(items) >= self.POLL_LIMIT else self.POLL_LOOKBACK
-                    received_after = max(received_after, newest - margin)
-        except asyncio.CancelledError:
-            pass
-
     async def _reauthorize_periodically(self) -> None:
         try:
             while not self._closing:
@@ -456,3 +411,6 @@ class EventsOutConsumer(_PrefectSocket):
         self._closing = True
         for task in self._tasks:
             task.cancel()
+        if self._subscription is not None:
+            await hub.unsubscribe(self._subscription)
+            self._subscription = None

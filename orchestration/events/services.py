@@ -9,32 +9,32 @@ Storage rules: an event id is stored once (the client re-sends unconfirmed event
 reconnect); an id already stored in *another* workspace is skipped, never touched. Task-run events
 from the client also build task runs (``recorder``), in the same transaction.
 
-Publishing goes through the channel layer (Redis when ``REDIS_URL`` is set, in-memory otherwise), one
-group per workspace. A published item carries the event's JSON text plus the few fields a
-subscriber filters on first, so fanning out to many subscribers copies no event structures.
+Publishing goes through the live-event hub (``events.hub``: Redis pub/sub when ``REDIS_URL`` is set,
+in memory otherwise), one channel per workspace. A published item carries the event's JSON text plus
+the few fields a subscriber filters on first, so fanning out to many subscribers copies no event
+structures.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import json
 import logging
 import uuid
 import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
 from core import serverloop
 from core.parsers import BadJson, loads, suspect
+from orchestration.events import hub
+from orchestration.events.hub import publication_items
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
-from orchestration.events.schemas import EventIn, event_to_wire
+from orchestration.events.schemas import EventIn
 from orchestration.models import Event
 from orchestration.persistence.write_batch import insert_or_defer
 
@@ -42,17 +42,12 @@ logger = logging.getLogger(__name__)
 
 # Ids per query stay far below SQLite's parameter limit.
 STORE_CHUNK = 500
-# Events per channel-layer message.
+# Events per publication.
 PUBLISH_CHUNK = 100
 
 
 def _uuid(value: uuid.UUID | str) -> uuid.UUID:
     return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-
-
-def events_group(workspace_id: uuid.UUID | str) -> str:
-    """The channel-layer group of a workspace's event stream."""
-    return f"events.{_uuid(workspace_id).hex}"
 
 
 # --- Parsing ----------------------------------------------------------------------------------------
@@ -142,75 +137,17 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
 # --- Publishing -------------------------------------------------------------------------------------
 
 
-def publication_items(rows: Iterable[Event]) -> list[dict[str, str]]:
-    """What a channel-layer message carries per event: id, name and occurred (to filter on before
-    parsing) and the event's wire JSON."""
-    items = []
-    for row in rows:
-        wire = event_to_wire(row)
-        items.append(
-            {
-                "id": wire["id"],
-                "event": wire["event"],
-                "occurred": wire["occurred"],
-                "json": json.dumps(wire, separators=(",", ":"), default=str),
-            }
-        )
-    return items
-
-
-class _Publisher:
-    """What one event loop publishes, numbered per workspace: ``(publisher, sequence)`` on every
-    group message. Channels layers may drop a message for a subscriber that falls behind (the
-    Redis layer does, over a channel's capacity); a subscriber that sees a publisher's number jump
-    knows it missed events, and says so (``EventsOutConsumer``) instead of going on without them.
-    Publishes of one loop are sent one at a time, so its numbers arrive in order."""
-
-    def __init__(self) -> None:
-        self.name = uuid.uuid4().hex
-        self.sequences: dict[str, int] = collections.defaultdict(int)
-        self.lock = asyncio.Lock()
-
-    def next(self, workspace_id) -> int:
-        self.sequences[str(workspace_id)] += 1
-        return self.sequences[str(workspace_id)]
-
-
-_publishers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Publisher] = weakref.WeakKeyDictionary()
-
-
-def _publisher() -> _Publisher:
-    loop = asyncio.get_running_loop()
-    publisher = _publishers.get(loop)
-    if publisher is None:
-        publisher = _publishers[loop] = _Publisher()
-    return publisher
-
-
 async def events_publish(workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-    """Send ``items`` to the workspace's subscribers (never raises: storage is the truth; a
-    subscriber that misses a publication is told by the numbering and catches up from storage)."""
-    if not items:
-        return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    group = events_group(workspace_id)
-    publisher = _publisher()
-    async with publisher.lock:
-        for start in range(0, len(items), PUBLISH_CHUNK):
-            message = {
-                "type": "events.published",
-                "items": items[start : start + PUBLISH_CHUNK],
-                "publisher": publisher.name,
-                "sequence": publisher.next(workspace_id),
-            }
-            try:
-                await layer.group_send(group, message)
-            except Exception:
-                # The number is spent: subscribers see the gap and catch up.
-                logger.exception("Could not publish events to %s", group)
-                return
+    """Send ``items`` to the workspace's live subscribers in every process (never raises: storage is
+    the truth; a subscriber that misses a publication is told by the numbering and catches up from
+    storage)."""
+    for start in range(0, len(items), PUBLISH_CHUNK):
+        try:
+            await hub.publish(workspace_id, items[start : start + PUBLISH_CHUNK])
+        except Exception:
+            # The number is spent: subscribers see the gap and catch up.
+            logger.exception("Could not publish events of workspace %s", workspace_id)
+            return
 
 
 class _Outbox:
@@ -262,10 +199,12 @@ def _publish_sync(workspace_id: uuid.UUID, items: list[dict[str, str]]) -> None:
             return
         except RuntimeError:  # the loop closed in between
             pass
-    try:
-        async_to_sync(events_publish)(workspace_id, items)
-    except Exception:
-        logger.exception("Could not publish events of workspace %s", workspace_id)
+    for start in range(0, len(items), PUBLISH_CHUNK):
+        try:
+            hub.publish_sync(workspace_id, items[start : start + PUBLISH_CHUNK])
+        except Exception:
+            logger.exception("Could not publish events of workspace %s", workspace_id)
+            return
 
 
 # --- Public surface ---------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ class LiveServer:
             self.recorder,
             lifespan="off",
             ws="auto",  # as `make run` (uvicorn picks its websockets implementation)
+            http="core.serving:HttpProtocol",  # as `make run`
             log_config=None,  # leave logging alone: uvicorn's errors reach pytest's log capture
             log_level="warning",
             access_log=False,

@@ -9,10 +9,9 @@ import time
 import uuid
 
 import pytest
-from channels.layers import get_channel_layer
 
 from core import serverloop
-from orchestration.events import services
+from orchestration.events import hub, services
 
 pytestmark = pytest.mark.django_db  # the package's session fixture ends database connections
 
@@ -35,26 +34,20 @@ def _items(n: int) -> list[dict[str, str]]:
 
 
 def _subscribe(loop, workspace_id):
-    layer = get_channel_layer()
-
-    async def join():
-        channel = await layer.new_channel()
-        await layer.group_add(services.events_group(workspace_id), channel)
-        return channel
-
-    return layer, asyncio.run_coroutine_threadsafe(join(), loop).result(5)
+    return asyncio.run_coroutine_threadsafe(hub.subscribe(workspace_id), loop).result(5)
 
 
-def _receive_all(loop, layer, channel, count: int) -> tuple[list[str], int]:
-    """The ids received until ``count`` arrived, and in how many messages."""
+def _receive_all(loop, subscription, count: int) -> tuple[list[str], int]:
+    """The ids received until ``count`` arrived, and in how many publications."""
 
     async def drain():
-        seen, messages = [], 0
+        seen, publications = [], 0
         while len(seen) < count:
-            message = await asyncio.wait_for(layer.receive(channel), 5)
-            messages += 1
-            seen.extend(item["id"] for item in message["items"])
-        return seen, messages
+            publication = await asyncio.wait_for(subscription.get(), 5)
+            publications += 1
+            seen.extend(item["id"] for item in publication["items"])
+        await hub.unsubscribe(subscription)
+        return seen, publications
 
     return asyncio.run_coroutine_threadsafe(drain(), loop).result(30)
 
@@ -63,12 +56,12 @@ def test_a_request_thread_does_not_wait_and_subscribers_get_batches_in_order(ser
     """Thirty commits publish while each send takes 10 ms: the threads do not wait, the subscriber
     gets every event in commit order, and what piled up during a send went out together."""
     workspace_id = uuid.uuid4()
-    layer, channel = _subscribe(server_loop, workspace_id)
+    subscription = _subscribe(server_loop, workspace_id)
     sent = []
 
     async def slow_publish(ws_id, items):
         await asyncio.sleep(0.01)
-        await layer.group_send(services.events_group(ws_id), {"type": "events.published", "items": items})
+        await hub.publish(ws_id, items)
 
     monkeypatch.setattr(services, "events_publish", slow_publish)
     started = time.perf_counter()
@@ -77,7 +70,7 @@ def test_a_request_thread_does_not_wait_and_subscribers_get_batches_in_order(ser
         sent.extend(item["id"] for item in items)
         services._publish_sync(workspace_id, items)
     assert time.perf_counter() - started < 0.25  # 30 x 10 ms were not waited for
-    received, messages = _receive_all(server_loop, layer, channel, len(sent))
+    received, messages = _receive_all(server_loop, subscription, len(sent))
     assert received == sent
     assert messages < 30
 
@@ -87,10 +80,10 @@ def test_without_a_server_loop_it_publishes_in_place(monkeypatch):
     calls = []
     assert serverloop.running_server_loop() is None
 
-    async def record(ws_id, items):
+    def record(ws_id, items):
         calls.append((ws_id, len(items)))
 
-    monkeypatch.setattr(services, "events_publish", record)
+    monkeypatch.setattr(hub, "publish_sync", record)
     workspace_id = uuid.uuid4()
     services._publish_sync(workspace_id, _items(2))
     assert calls == [(workspace_id, 2)]
