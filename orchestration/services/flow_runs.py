@@ -68,13 +68,16 @@ def flow_run_create(
                 created_by=_created_by(actor),
             )
             set_flow_run_state(flow_run_id=run.id, state=state, force=True, actor=actor)
+            # Read back before the commit: once it is durable, the answer must not need the
+            # database (a connection lost then would answer 503 for a run that exists).
+            run = FlowRun.objects.select_related("state").get(id=run.id)
     except IntegrityError:
         # A concurrent request with the same idempotency key won.
         existing = FlowRun.objects.filter(flow=flow, idempotency_key=data.idempotency_key).first()
         if existing is None:
             raise
         return existing, False
-    return FlowRun.objects.select_related("state").get(id=run.id), True
+    return run, True
 
 
 def _created_by(actor) -> dict | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from pydantic import BaseModel, ValidationError
@@ -77,10 +78,12 @@ class DeploymentCreateApi(DeploymentApiView):
 
     def post(self, request):
         data = self.parse(DeploymentCreate)
-        deployment, created = services.deployment_upsert(
-            workspace=self.workspace, data=data, actor=request.user
-        )
-        return self.deployment_response(_reload(deployment.id), status=201 if created else 200)
+        # The answer is read before the commit: once the deployment is durable, it needs no database.
+        with transaction.atomic():
+            deployment, created = services.deployment_upsert(
+                workspace=self.workspace, data=data, actor=request.user
+            )
+            return self.deployment_response(_reload(deployment.id), status=201 if created else 200)
 
 
 class DeploymentDetailApi(DeploymentApiView):

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
@@ -253,17 +254,20 @@ class WorkPoolCreateApi(PrefectApiView):
 
     def post(self, request):
         data = self.parse(WorkPoolCreate, self.body())
-        pool = work_pool_create(
-            name=data.name,
-            type=data.type,
-            description=data.description,
-            base_job_template=data.base_job_template,
-            is_paused=data.is_paused,
-            concurrency_limit=data.concurrency_limit,
-            storage_configuration=data.storage_configuration.model_dump(mode="json", exclude_none=True),
-            actor=request.user,
-        )
-        return created(_pools_wire([pool], timezone.now())[0])
+        # The answer is read before the commit: once the pool is durable, it needs no database.
+        with transaction.atomic():
+            pool = work_pool_create(
+                name=data.name,
+                type=data.type,
+                description=data.description,
+                base_job_template=data.base_job_template,
+                is_paused=data.is_paused,
+                concurrency_limit=data.concurrency_limit,
+                storage_configuration=data.storage_configuration.model_dump(mode="json", exclude_none=True),
+                actor=request.user,
+            )
+            answer = _pools_wire([pool], timezone.now())[0]
+        return created(answer)
 
 
 class WorkPoolDetailApi(PrefectApiView):
