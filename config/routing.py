@@ -6,6 +6,7 @@ from __future__ import annotations
 from channels.generic.websocket import WebsocketConsumer
 from django.urls import path, re_path
 
+from orchestration.api.task_runs.subscriptions import ScheduledTaskSubscriptionConsumer
 from orchestration.events.consumers import EventsInConsumer, EventsOutConsumer
 
 WORKSPACE_PREFIX = "api/accounts/<str:account_ref>/workspaces/<str:workspace_ref>/"
@@ -19,5 +20,6 @@ class RefuseConsumer(WebsocketConsumer):
 websocket_urlpatterns: list = [
     path(WORKSPACE_PREFIX + "events/in", EventsInConsumer.as_asgi()),
     path(WORKSPACE_PREFIX + "events/out", EventsOutConsumer.as_asgi()),
+    path(WORKSPACE_PREFIX + "task_runs/subscriptions/scheduled", ScheduledTaskSubscriptionConsumer.as_asgi()),
     re_path(r"", RefuseConsumer.as_asgi()),
 ]

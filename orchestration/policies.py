@@ -9,8 +9,12 @@ transition makes the later ones for that transition invalid, and rules exit in r
 
 Deployment concurrency (``orchestration/rules/concurrency.py``) sits where Prefect puts it: the
 slot is validated or secured right after ``PreventPendingTransitions`` and released by the last
-transform of the core and minimal policies. ``UpdateSubflowParentTask`` belongs here once
-server-side task-run states exist.
+transform of the core and minimal policies. ``UpdateSubflowParentTask`` mirrors a subflow's
+states on its parent task run.
+
+Task runs (``set_task_run_state``): :class:`CoreTaskPolicy` for proposals, :class:`BackgroundTaskPolicy`
+for deferred (background) task runs, :class:`MinimalTaskPolicy` for ``force=True``, and
+:class:`GlobalTaskPolicy` after either.
 """
 
 from __future__ import annotations
@@ -34,6 +38,20 @@ from orchestration.rules.scheduling import (
     CopyScheduledTime,
     EnsureOnlyScheduledFlowsMarkedLate,
     WaitForScheduledTime,
+)
+from orchestration.rules.task_runs import (
+    CacheInsertion,
+    CacheRetrieval,
+    CopyTaskParametersID,
+    EnqueueScheduledTasks,
+    HandleTaskTerminalStateTransitions,
+    IncrementTaskRunCount,
+    PreventRunningTasksFromStoppedFlows,
+    RenameReruns,
+    RetryFailedTasks,
+    UpdateFlowRunTrackerOnTasks,
+    UpdateSubflowParentTask,
+    UpdateTaskStateDetails,
 )
 from orchestration.rules.terminal import (
     HandleFlowTerminalStateTransitions,
@@ -108,7 +126,68 @@ class GlobalFlowPolicy(BaseOrchestrationPolicy):
             SetExpectedStartTime,
             SetNextScheduledStartTime,
             UpdateStateDetails,
+            UpdateSubflowParentTask,
             UpdateSubflowStateDetails,
             IncrementFlowRunCount,
             RemoveResumingIndicator,
+        ]
+
+
+class CoreTaskPolicy(BaseOrchestrationPolicy):
+    @classmethod
+    def priority(cls) -> list[RuleType]:
+        return [
+            CacheRetrieval,
+            HandleTaskTerminalStateTransitions,
+            PreventRunningTasksFromStoppedFlows,
+            CopyScheduledTime,
+            WaitForScheduledTime,
+            RetryFailedTasks,
+            RenameReruns,
+            UpdateFlowRunTrackerOnTasks,
+            CacheInsertion,
+        ]
+
+
+class BackgroundTaskPolicy(BaseOrchestrationPolicy):
+    """Deferred task runs: the core rules, no RUNNING without a worker's claim (PENDING), and
+    SCHEDULED runs join their task key's queue."""
+
+    @classmethod
+    def priority(cls) -> list[RuleType]:
+        return [
+            PreventPendingTransitions,
+            CacheRetrieval,
+            HandleTaskTerminalStateTransitions,
+            CopyScheduledTime,
+            CopyTaskParametersID,
+            WaitForScheduledTime,
+            RetryFailedTasks,
+            RenameReruns,
+            UpdateFlowRunTrackerOnTasks,
+            CacheInsertion,
+            EnqueueScheduledTasks,
+        ]
+
+
+class MinimalTaskPolicy(BaseOrchestrationPolicy):
+    @classmethod
+    def priority(cls) -> list[RuleType]:
+        return []
+
+
+class GlobalTaskPolicy(BaseOrchestrationPolicy):
+    @classmethod
+    def priority(cls) -> list[RuleType]:
+        return [
+            SetRunStateType,
+            SetRunStateName,
+            SetRunStateTimestamp,
+            SetStartTime,
+            SetEndTime,
+            IncrementRunTime,
+            SetExpectedStartTime,
+            SetNextScheduledStartTime,
+            UpdateTaskStateDetails,
+            IncrementTaskRunCount,
         ]

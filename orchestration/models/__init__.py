@@ -7,7 +7,7 @@ from orchestration.models.events import Event
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
 from orchestration.models.logs import Log
-from orchestration.models.task_runs import TaskRun, TaskRunState
+from orchestration.models.task_runs import TaskRun, TaskRunState, TaskWorker
 from orchestration.models.variables import Variable
 from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 
@@ -25,6 +25,7 @@ __all__ = [
     "TaskRun",
     "TaskRunConcurrencyLimit",
     "TaskRunState",
+    "TaskWorker",
     "Variable",
     "WorkPool",
     "WorkQueue",

@@ -15,11 +15,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import NotFound
-from orchestration.models import FlowRun
+from orchestration.models import FlowRun, TaskRun, TaskRunState
 from orchestration.persistence.run_lock import locked_run
 from orchestration.persistence.write_batch import deferred_inserts, flush
-from orchestration.policies import CoreFlowPolicy, GlobalFlowPolicy, MinimalFlowPolicy
+from orchestration.policies import (
+    BackgroundTaskPolicy,
+    CoreFlowPolicy,
+    CoreTaskPolicy,
+    GlobalFlowPolicy,
+    GlobalTaskPolicy,
+    MinimalFlowPolicy,
+    MinimalTaskPolicy,
+)
 from orchestration.rules.base import OrchestrationContext, apply_rules, normalize_proposal
+from orchestration.rules.task_context import TaskOrchestrationContext
+from orchestration.rules.task_runs import SUBFLOW_PARENT_TASK_STATE
 from orchestration.schemas.responses import OrchestrationResult
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
@@ -88,6 +98,87 @@ def set_flow_run_state(
                 flush(pending, update=run if changed else None, update_fields=fields)
                 if changed:
                     poll_answers_changed()
+
+        # A subflow's new state is mirrored on its parent task run (UpdateSubflowParentTask).
+        parent = context.parameters.get(SUBFLOW_PARENT_TASK_STATE)
+        if parent is not None:
+            parent_task_run_id, parent_state = parent
+            if TaskRun.objects.filter(id=parent_task_run_id).exists():
+                set_task_run_state(
+                    task_run_id=parent_task_run_id, state=parent_state, force=True, actor=actor
+                )
+
+    return OrchestrationResult(
+        status=context.response_status,
+        state=context.validated_state,
+        details=context.response_details,
+        written=context.written,
+    )
+
+
+#: The task run's columns that orchestration writes.
+ORCHESTRATED_TASK_RUN_FIELDS = (
+    "state_id",
+    "state_type",
+    "state_name",
+    "state_timestamp",
+    "run_count",
+    "flow_run_run_count",
+    "expected_start_time",
+    "next_scheduled_start_time",
+    "start_time",
+    "end_time",
+    "total_run_time",
+    "empirical_policy",
+    "delivery_queued_at",
+    "delivery_client_id",
+    "delivery_claimed_at",
+)
+
+
+def set_task_run_state(
+    *,
+    task_run_id: uuid.UUID,
+    state: StateCreate,
+    force: bool = False,
+    actor: Any = None,
+    client_version: str | None = None,
+) -> OrchestrationResult:
+    """Propose ``state`` for the task run: the one way a task run changes state over HTTP (the
+    event recorder stores the states the client orchestrated itself). A deferred proposal is
+    governed by the background-task policy, ``force`` by the minimal policy, any other by the
+    core task policy (Prefect's ``models.task_runs.set_task_run_state``). Must be called inside a
+    workspace scope."""
+    if state.state_details.deferred:
+        policy = BackgroundTaskPolicy
+    elif force:
+        policy = MinimalTaskPolicy
+    else:
+        policy = CoreTaskPolicy
+    with transaction.atomic():
+        run = TaskRun.objects.select_for_update().filter(id=task_run_id).first()
+        if run is None:
+            raise NotFound("Task run not found")
+        initial_state = (
+            TaskRunState.objects.filter(id=run.state_id, task_run=run).first() if run.state_id else None
+        )
+        before = tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS)
+        context = TaskOrchestrationContext(
+            run=run,
+            initial_state=initial_state,
+            proposed_state=normalize_proposal(state, now=timezone.now()),
+            actor=actor,
+            parameters={"client_version": client_version} if client_version is not None else {},
+        )
+        rules = [
+            *policy.compile_transition_rules(*context.intended_transition),
+            *GlobalTaskPolicy.compile_transition_rules(*context.intended_transition),
+        ]
+        apply_rules(context, rules)
+        if context.orchestration_error is not None:
+            raise context.orchestration_error
+        if tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS) != before:
+            run.save(update_fields=[*ORCHESTRATED_TASK_RUN_FIELDS, "updated"])
 
     return OrchestrationResult(
         status=context.response_status,

@@ -56,3 +56,24 @@ def task_run_to_wire(run, state=None, now: dt.datetime | None = None) -> dict[st
         "estimated_start_time_delta": estimated_delta,
         "state": state_to_wire(state),
     }
+
+
+def history_to_wire(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefect's ``HistoryResponse`` list."""
+    return [
+        {
+            "interval_start": iso(item["interval_start"]),
+            "interval_end": iso(item["interval_end"]),
+            "states": item["states"],
+        }
+        for item in history
+    ]
+
+
+def task_worker_to_wire(worker) -> dict[str, Any]:
+    """Prefect's ``TaskWorkerResponse``."""
+    return {
+        "identifier": worker.identifier,
+        "task_keys": list(worker.task_keys or []),
+        "timestamp": iso(worker.last_seen),
+    }

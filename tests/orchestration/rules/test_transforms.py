@@ -276,6 +276,7 @@ def test_global_transforms_run_in_prefects_order():
         "SetExpectedStartTime",
         "SetNextScheduledStartTime",
         "UpdateStateDetails",
+        "UpdateSubflowParentTask",
         "UpdateSubflowStateDetails",
         "IncrementFlowRunCount",
         "RemoveResumingIndicator",
