@@ -28,10 +28,8 @@ class BlockType(WorkspaceScopedModel):
     updated = models.DateTimeField(auto_now=True)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["workspace", "name"], name="block_type_unique_name"),
-            models.UniqueConstraint(fields=["workspace", "slug"], name="block_type_unique_slug"),
-        ]
+        # As Prefect's server: the slug is unique, the name is not.
+        constraints = [models.UniqueConstraint(fields=["workspace", "slug"], name="block_type_unique_slug")]
 
     def __str__(self) -> str:
         return self.slug

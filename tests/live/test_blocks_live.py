@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.models import BlockDocument, BlockSchema, BlockType
+from orchestration.models import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from tests.live.conftest import FLOWS_DIR, make_live_tenant
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -34,7 +34,13 @@ def test_secret_json_and_custom_blocks_save_and_load_in_a_flow(run_prefect, live
     assert result["json"] == {"host": "db", "port": 5432, "tags": ["a"]}
     assert result["custom"] == {"user": "svc", "password": SECRET, "options": {"ssl": True}}
     workspace = live_tenant.workspace
-    assert set(_documents(workspace).values_list("name", flat=True)) == {"db-pass", "db-json", "svc"}
+    assert result["nested"] == {"endpoint": "https://svc.example", "password": SECRET}
+    names = {"db-pass", "db-json", "svc", "svc-with-creds"}
+    assert set(_documents(workspace).values_list("name", flat=True)) == names
+    # The nested block was saved as a reference to the saved one, not a copy.
+    service = _documents(workspace, name="svc-with-creds").get()
+    refs = BlockDocumentReference.objects.for_workspace(workspace.id).filter(parent_block_document=service)
+    assert [(r.name, r.reference_block_document.name) for r in refs] == [("creds", "svc")]
     custom = BlockType.objects.for_workspace(workspace.id).get(slug="blocks-live-creds")
     assert custom.is_protected is False
     schema = BlockSchema.objects.for_workspace(workspace.id).get(block_type=custom)

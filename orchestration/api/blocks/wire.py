@@ -29,7 +29,10 @@ def block_schema_to_wire(block_schema) -> dict[str, Any]:
         "created": iso(block_schema.created),
         "updated": iso(block_schema.updated),
         "checksum": block_schema.checksum,
-        "fields": block_schema.fields,
+        # Prefect's server always answers the references of nested block schemas, {} when none.
+        "fields": {"block_schema_references": {}, **(block_schema.fields or {})}
+        if "block_schema_references" not in (block_schema.fields or {})
+        else block_schema.fields,
         "block_type_id": str(block_schema.block_type_id),
         "block_type": block_type_to_wire(block_schema.block_type),
         "capabilities": block_schema.capabilities or [],

@@ -19,6 +19,14 @@ class BlocksLiveCreds(Block):
     options: dict = {}
 
 
+class BlocksLiveService(Block):
+    """A block that nests a saved block: saved as a reference to it."""
+
+    _block_type_name = "Blocks Live Service"
+    endpoint: str
+    creds: BlocksLiveCreds
+
+
 @flow(name="live-blocks")
 def roundtrip() -> None:
     note_run()
@@ -33,6 +41,9 @@ def roundtrip() -> None:
         "password": loaded.password.get_secret_value(),
         "options": loaded.options,
     }
+    BlocksLiveService(endpoint="https://svc.example", creds=loaded).save("svc-with-creds")
+    service = BlocksLiveService.load("svc-with-creds")
+    SEEN["nested"] = {"endpoint": service.endpoint, "password": service.creds.password.get_secret_value()}
 
 
 if __name__ == "__main__":

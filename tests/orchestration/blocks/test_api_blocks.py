@@ -97,9 +97,14 @@ class TestBlockTypes:
         p = tenant.prefix
         created = _type(dev, p)
         assert created["description"] == "a &lt;b&gt;"  # escaped at rest, as Prefect's server stores it
+        # As Prefect's server: the slug is unique, the name is not.
         assert (
-            dev.post(f"{p}/block_types/", {"name": "Creds", "slug": "other"}, format="json").status_code
+            dev.post(f"{p}/block_types/", {"name": "Other", "slug": "creds"}, format="json").status_code
             == 409
+        )
+        assert (
+            dev.post(f"{p}/block_types/", {"name": "Creds", "slug": "creds-2"}, format="json").status_code
+            == 201
         )
         assert dev.get(f"{p}/block_types/{created['id']}").json()["slug"] == "creds"
         assert (
@@ -112,7 +117,7 @@ class TestBlockTypes:
         names = lambda body: [
             t["name"] for t in dev.post(f"{p}/block_types/filter", body, format="json").json()
         ]  # noqa: E731
-        assert names({"block_types": {"name": {"like_": "creds"}}}) == ["Creds"]
+        assert names({"block_types": {"name": {"like_": "creds"}}}) == ["Creds", "Creds"]
         assert names({"block_types": {"slug": {"any_": ["creds", "secret"]}}}) == ["Creds", "Secret"]
         assert dev.delete(f"{p}/block_types/{created['id']}").status_code == 204
         assert dev.get(f"{p}/block_types/{created['id']}").status_code == 404
@@ -143,7 +148,10 @@ class TestBlockSchemas:
         assert dev.get(f"{p}/block_schemas/checksum/{checksum}?version=1").json()["id"] == first.json()["id"]
         assert dev.get(f"{p}/block_schemas/checksum/{checksum}").json()["id"] == other_version.json()["id"]
         assert dev.get(f"{p}/block_schemas/checksum/{checksum}?version=9").status_code == 404
-        assert dev.get(f"{p}/block_schemas/{first.json()['id']}").json()["fields"] == SECRET_FIELDS
+        assert dev.get(f"{p}/block_schemas/{first.json()['id']}").json()["fields"] == {
+            **SECRET_FIELDS,
+            "block_schema_references": {},
+        }
         assert dev.delete(f"{p}/block_schemas/{first.json()['id']}").status_code == 204
         assert dev.get(f"{p}/block_schemas/{first.json()['id']}").status_code == 404
 
