@@ -7,7 +7,6 @@ secret field obfuscated unless the caller asked for secrets AND may see them (th
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,7 +98,7 @@ def block_documents_query(body: dict) -> QuerySet:
 def block_documents_list(body: dict, *, include_secrets: bool) -> list[ResolvedDocument]:
     qs = _documents(block_documents_query(body)).order_by(*ordering("block_documents", body.get("sort")))
     limit, offset = paging(body)
-    return [resolve_document(doc, include_secrets=include_secrets) for doc in qs[offset : offset + limit]]
+    return resolve_documents(list(qs[offset : offset + limit]), include_secrets=include_secrets)
 
 
 def block_documents_count(body: dict) -> int:
@@ -118,35 +117,42 @@ def block_documents_of_type(slug: str, *, include_secrets: bool) -> list[Resolve
     qs = _documents(BlockDocument.objects.filter(block_type=block_type, is_anonymous=False)).order_by(
         "name", "id"
     )
-    return [resolve_document(doc, include_secrets=include_secrets) for doc in qs]
+    return resolve_documents(list(qs), include_secrets=include_secrets)
 
 
-def block_document_id_of(document_id: uuid.UUID) -> BlockDocument | None:
-    return BlockDocument.objects.filter(id=document_id).first()
+def resolve_document(document: BlockDocument, *, include_secrets: bool) -> ResolvedDocument:
+    return resolve_documents([document], include_secrets=include_secrets)[0]
 
 
-def resolve_document(document: BlockDocument, *, include_secrets: bool, depth: int = 0) -> ResolvedDocument:
+def resolve_documents(
+    documents: list[BlockDocument], *, include_secrets: bool, depth: int = 0
+) -> list[ResolvedDocument]:
+    """Each document with its references' data in place, one query per level of nesting."""
     if depth > MAX_REFERENCE_DEPTH:
         raise FilterError(f"Block document reference graph exceeds max depth {MAX_REFERENCE_DEPTH}.")
-    data = decrypt_data(document.data)
-    if not include_secrets:
-        data = obfuscate_secrets(data, (document.block_schema.fields or {}).get("secret_fields") or [])
-    resolved = ResolvedDocument(document=document, data=data)
-    references = _documents(
-        BlockDocument.objects.filter(
-            id__in=BlockDocumentReference.objects.filter(parent_block_document=document).values(
-                "reference_block_document_id"
-            )
+    resolved = []
+    for document in documents:
+        data = decrypt_data(document.data)
+        if not include_secrets:
+            data = obfuscate_secrets(data, (document.block_schema.fields or {}).get("secret_fields") or [])
+        resolved.append(ResolvedDocument(document=document, data=data))
+    if not documents:
+        return resolved
+    references = list(
+        BlockDocumentReference.objects.filter(parent_block_document__in=[d.id for d in documents])
+        .select_related(
+            "reference_block_document__block_schema__block_type", "reference_block_document__block_type"
         )
+        .order_by("name")
     )
-    by_id = {child.id: child for child in references}
-    for name, child_id in BlockDocumentReference.objects.filter(parent_block_document=document).values_list(
-        "name", "reference_block_document_id"
-    ):
-        child = by_id.get(child_id)
-        if child is None:
-            continue
-        child_resolved = resolve_document(child, include_secrets=include_secrets, depth=depth + 1)
-        resolved.data[name] = child_resolved.data
-        resolved.references[name] = child_resolved
+    if not references:
+        return resolved
+    children = resolve_documents(
+        [r.reference_block_document for r in references], include_secrets=include_secrets, depth=depth + 1
+    )
+    by_parent = {r.document.id: r for r in resolved}
+    for reference, child in zip(references, children, strict=True):
+        parent = by_parent[reference.parent_block_document_id]
+        parent.data[reference.name] = child.data
+        parent.references[reference.name] = child
     return resolved

@@ -378,3 +378,23 @@ class TestIsolation:
             ]["password"]
             == "hunter2"
         )
+
+
+class TestListQueries:
+    def test_listing_documents_with_references_does_not_grow_with_the_page(
+        self, tenant, dev, django_assert_max_num_queries
+    ):
+        p = tenant.prefix
+        block_type, block_schema = _setup(dev, p)
+        for i in range(12):
+            child = _document(dev, p, block_type["id"], block_schema["id"], name=f"child-{i}").json()
+            ref = {"inner": {"$ref": {"block_document_id": child["id"]}}, "user": "p"}
+            _document(dev, p, block_type["id"], block_schema["id"], name=f"parent-{i}", data=ref)
+        body = {"block_documents": {"name": {"like_": "parent"}}, "include_secrets": True}
+        with django_assert_max_num_queries(15):
+            listed = dev.post(f"{p}/block_documents/filter", body, format="json").json()
+        assert len(listed) == 12
+        assert all(d["data"]["inner"] == {"user": "u", "password": "hunter2"} for d in listed)
+        assert {d["block_document_references"]["inner"]["block_document"]["name"] for d in listed} == {
+            f"child-{i}" for i in range(12)
+        }
