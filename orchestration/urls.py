@@ -14,6 +14,7 @@ urlpatterns = [
     path("", include("orchestration.api.logs.urls")),
     path("", include("orchestration.api.artifacts.urls")),
     path("", include("orchestration.api.variables.urls")),
+    path("", include("orchestration.api.blocks.urls")),
     path("", include("orchestration.events.urls")),
     path("", include("orchestration.api.work_pools.urls")),
     path("", include("orchestration.api.deployments.urls")),

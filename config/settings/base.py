@@ -206,6 +206,9 @@ AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
 AUDIT_RETENTION_POLICY = "billing.entitlements.audit_retention_policy"
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
+# Key material for block document data at rest (comma-separated, newest first, for rotation;
+# default: derived from SECRET_KEY).
+BLOCKS_SECRET_KEY = env.str("BLOCKS_SECRET_KEY", default="")
 # Sessions that an identity provider started last this long unless the account sets
 # auth_expiration_seconds; SAML validity windows are checked with this much clock skew.
 SSO_SESSION_SECONDS = env.int("SSO_SESSION_SECONDS", default=60 * 60 * 12)

@@ -1,6 +1,7 @@
 """Orchestration models, one module per concept. Every model here is workspace-scoped."""
 
 from orchestration.models.artifacts import Artifact
+from orchestration.models.blocks import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
 from orchestration.models.events import Event
@@ -13,6 +14,10 @@ from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 
 __all__ = [
     "Artifact",
+    "BlockDocument",
+    "BlockDocumentReference",
+    "BlockSchema",
+    "BlockType",
     "ConcurrencyLease",
     "ConcurrencyLimitV2",
     "Deployment",

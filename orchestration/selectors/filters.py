@@ -26,6 +26,9 @@ from django.db.models.lookups import Contains
 from core.errors import AppError
 from orchestration.models import (
     Artifact,
+    BlockDocument,
+    BlockSchema,
+    BlockType,
     Deployment,
     Flow,
     FlowRun,
@@ -303,6 +306,23 @@ VARIABLE = Kind(
         "tags": F("tags", "tags", "all_", "is_null_"),
     },
 )
+BLOCK_TYPE = Kind({"name": F("name", "str", "like_"), "slug": F("slug", "str", "any_")})
+BLOCK_SCHEMA = Kind(
+    {
+        "id": F("id", "uuid", "any_"),
+        "block_type_id": F("block_type_id", "uuid", "any_"),
+        "block_capabilities": F("capabilities", "tags", "all_"),
+        "version": F("version", "str", "any_"),
+    },
+)
+BLOCK_DOCUMENT = Kind(
+    {
+        "id": F("id", "uuid", "any_"),
+        "is_anonymous": F("is_anonymous", "bool", "eq_"),
+        "block_type_id": F("block_type_id", "uuid", "any_"),
+        "name": F("name", "str", "any_", "like_"),
+    },
+)
 
 
 def _log_text(value: Any) -> Q:
@@ -352,12 +372,14 @@ def _flow_or_deployment_name(value: Any) -> Q:
 def _models():
     return {"flows": Flow, "flow_runs": FlowRun, "task_runs": TaskRun, "logs": Log, "artifacts": Artifact,
             "variables": Variable, "deployments": Deployment, "work_pools": WorkPool, "work_queues": WorkQueue,
-            "work_pool_queues": WorkQueue}  # fmt: skip
+            "work_pool_queues": WorkQueue, "block_types": BlockType, "block_schemas": BlockSchema,
+            "block_documents": BlockDocument}  # fmt: skip
 
 
 KINDS = {"flows": FLOW, "flow_runs": FLOW_RUN, "task_runs": TASK_RUN, "logs": LOG, "artifacts": ARTIFACT,
          "variables": VARIABLE, "deployments": DEPLOYMENT, "work_pools": WORK_POOL, "work_queues": WORK_QUEUE,
-         "work_pool_queues": WORK_QUEUE}  # fmt: skip
+         "work_pool_queues": WORK_QUEUE, "block_types": BLOCK_TYPE, "block_schemas": BLOCK_SCHEMA,
+         "block_documents": BLOCK_DOCUMENT}  # fmt: skip
 
 
 def _flow_q(body) -> Q:
@@ -420,6 +442,9 @@ _JOINS: dict[tuple[str, str], Callable[[QuerySet], Q]] = {
     ("artifacts", "task_runs"): lambda sub: Q(task_run_id__in=sub.values("id")),
     ("artifacts", "flows"): lambda sub: Q(flow_run_id__in=_runs(flow_id__in=sub.values("id")).values("id")),
     ("artifacts", "deployments"): lambda sub: Q(flow_run_id__in=_runs(deployment_id__in=sub.values("id")).values("id")),
+    ("block_types", "block_schemas"): lambda sub: Q(id__in=sub.values("block_type_id")),
+    ("block_documents", "block_types"): lambda sub: Q(block_type_id__in=sub.values("id")),
+    ("block_documents", "block_schemas"): lambda sub: Q(block_schema_id__in=sub.values("id")),
 }  # fmt: skip
 
 
@@ -465,10 +490,15 @@ SORTS: dict[str, dict[str, list[str]]] = {
                     "NAME_ASC": ["name", "-id"], "NAME_DESC": ["-name", "-id"]},
     "work_pools": {"NAME_ASC": ["name"], "NAME_DESC": ["-name"], "CREATED_DESC": ["-created", "-id"]},
     "work_queues": {"NAME_ASC": ["name"], "PRIORITY_ASC": ["priority", "name"]},
+    "block_types": {"NAME_ASC": ["name"]},
+    "block_schemas": {"CREATED_DESC": ["-created", "-id"]},
+    "block_documents": {"NAME_ASC": ["name", "id"], "NAME_DESC": ["-name", "-id"],
+                        "BLOCK_TYPE_AND_NAME_ASC": ["block_type_name", "name", "id"]},
 }  # fmt: skip
 DEFAULT_SORT = {"flows": "NAME_ASC", "flow_runs": "ID_DESC", "task_runs": "ID_DESC", "logs": "TIMESTAMP_ASC",
                 "artifacts": "ID_DESC", "variables": "NAME_ASC", "deployments": "NAME_ASC",
-                "work_pools": "NAME_ASC", "work_queues": "PRIORITY_ASC"}  # fmt: skip
+                "work_pools": "NAME_ASC", "work_queues": "PRIORITY_ASC", "block_types": "NAME_ASC",
+                "block_schemas": "CREATED_DESC", "block_documents": "NAME_ASC"}  # fmt: skip
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 200
 

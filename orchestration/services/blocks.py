@@ -1,0 +1,326 @@
+"""Writes of block types, schemas and documents (Prefect's ``models/block_*.py`` and the
+``api/block_*.py`` routes' checks), and the system block types every workspace has.
+
+System block types: Prefect's server registers them at startup (``block_registration``); here each
+workspace gets them lazily on its first block read (``system_blocks_ensure``), idempotently: the
+check is one indexed query (is the catalogue's Secret schema there?), the install is two bulk
+inserts that ignore rows another request inserted first (unique constraints decide), so concurrent
+first uses are safe. The protected types (Secret, Webhook, LocalFileSystem, as in Prefect) are
+written with ``is_protected`` and cannot be changed or deleted through the API.
+"""
+
+from __future__ import annotations
+
+import html
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from orchestration.models import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
+from orchestration.persistence.block_data import decrypt_data, encrypt_data
+from orchestration.schemas.blocks import (
+    BlockDocumentCreate,
+    BlockDocumentUpdate,
+    BlockSchemaCreate,
+    BlockTypeCreate,
+    BlockTypeUpdate,
+    keep_unchanged_secrets,
+    schema_checksum,
+    system_catalog,
+)
+from orchestration.selectors.blocks import ResolvedDocument, block_schema_by_checksum, resolve_document
+from tenants.scoping import current_workspace_id
+
+_TYPE_FIELDS = ("logo_url", "documentation_url", "description", "code_example")
+
+
+# --- system block types ------------------------------------------------------------------------------
+
+
+def _installed() -> bool:
+    secret = next(e for e in system_catalog() if e["block_type"]["slug"] == "secret")
+    return BlockSchema.objects.filter(
+        checksum=secret["block_schema"]["checksum"], block_type__slug="secret", block_type__is_protected=True
+    ).exists()
+
+
+def system_blocks_ensure(*, force: bool = False) -> None:
+    """Give the current workspace the system block types and schemas (Prefect's
+    ``run_block_auto_registration``); ``force`` rewrites the protected types from the catalogue."""
+    if not force and _installed():
+        return
+    workspace_id = current_workspace_id()
+    catalog = system_catalog()
+    with transaction.atomic():
+        BlockType.objects.bulk_create(
+            [BlockType(workspace_id=workspace_id, **entry["block_type"]) for entry in catalog],
+            ignore_conflicts=True,
+        )
+        for entry in catalog:
+            if entry["block_type"]["is_protected"]:
+                # Prefect's override=True: the protected types are always the catalogue's.
+                BlockType.objects.filter(slug=entry["block_type"]["slug"]).update(**entry["block_type"])
+        type_ids = dict(BlockType.objects.values_list("slug", "id"))
+        BlockSchema.objects.bulk_create(
+            [
+                BlockSchema(
+                    workspace_id=workspace_id,
+                    block_type_id=type_ids[entry["block_type"]["slug"]],
+                    checksum=entry["block_schema"]["checksum"],
+                    fields=entry["block_schema"]["fields"],
+                    capabilities=entry["block_schema"]["capabilities"],
+                    version=entry["block_schema"]["version"],
+                )
+                for entry in catalog
+                if entry["block_type"]["slug"] in type_ids
+            ],
+            ignore_conflicts=True,
+        )
+
+
+# --- block types -------------------------------------------------------------------------------------
+
+
+def _escaped(value: str | None) -> str | None:
+    return html.escape(value, quote=False) if value is not None else None
+
+
+def block_type_create(*, data: BlockTypeCreate) -> BlockType:
+    if data.name.lower().startswith("prefect"):
+        raise Forbidden("Block type names beginning with 'Prefect' are reserved.")
+    system_blocks_ensure()
+    try:
+        with transaction.atomic():
+            return BlockType.objects.create(
+                workspace_id=current_workspace_id(),
+                name=data.name,
+                slug=data.slug,
+                logo_url=data.logo_url,
+                documentation_url=data.documentation_url,
+                description=_escaped(data.description),
+                code_example=_escaped(data.code_example),
+            )
+    except IntegrityError:
+        raise Conflict(f'Block type with name "{data.name}" already exists') from None
+
+
+def _changes(block_type: BlockType, data: BlockTypeUpdate) -> dict[str, Any]:
+    """The fields the update would really change (Prefect's ``_should_update_block_type``)."""
+
+    def plain(value):
+        return html.unescape(value) if isinstance(value, str) else value
+
+    changes = {}
+    for name, value in data.model_dump(exclude_unset=True).items():
+        if name in _TYPE_FIELDS and plain(value) != plain(getattr(block_type, name)):
+            changes[name] = value
+    return changes
+
+
+def block_type_update(*, block_type_id: uuid.UUID, data: BlockTypeUpdate) -> None:
+    with transaction.atomic():
+        block_type = BlockType.objects.select_for_update().filter(id=block_type_id).first()
+        if block_type is None:
+            raise NotFound("Block type not found")
+        changes = _changes(block_type, data)
+        if not changes:
+            return
+        if block_type.is_protected:
+            raise Forbidden("protected block types cannot be changed.")
+        for name, value in changes.items():
+            setattr(block_type, name, value)
+        block_type.save()
+
+
+def block_type_delete(*, block_type_id: uuid.UUID) -> None:
+    with transaction.atomic():
+        block_type = BlockType.objects.select_for_update().filter(id=block_type_id).first()
+        if block_type is None:
+            raise NotFound("Block type not found")
+        if block_type.is_protected:
+            raise Forbidden("protected block types cannot be deleted.")
+        block_type.delete()
+
+
+# --- block schemas -----------------------------------------------------------------------------------
+
+
+def block_schema_create(*, data: BlockSchemaCreate) -> tuple[BlockSchema, bool]:
+    """The schema and whether it is new: the same fields and version answer the stored one."""
+    if not BlockType.objects.filter(id=data.block_type_id).exists():
+        raise NotFound(f"Block type {data.block_type_id} not found.")
+    try:
+        checksum = schema_checksum(data.fields)
+    except (ValueError, TypeError) as error:
+        raise Unprocessable(str(error)) from None
+    existing = block_schema_by_checksum(checksum, data.version)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            created = BlockSchema.objects.create(
+                workspace_id=current_workspace_id(),
+                checksum=checksum,
+                fields=data.fields,
+                block_type_id=data.block_type_id,
+                capabilities=data.capabilities,
+                version=data.version,
+            )
+    except IntegrityError:
+        # Another request stored the same schema first.
+        existing = block_schema_by_checksum(checksum, data.version)
+        if existing is None:
+            raise
+        return existing, False
+    return BlockSchema.objects.select_related("block_type").get(id=created.id), True
+
+
+def block_schema_delete(*, block_schema_id: uuid.UUID) -> None:
+    with transaction.atomic():
+        block_schema = BlockSchema.objects.select_related("block_type").filter(id=block_schema_id).first()
+        if block_schema is None:
+            raise NotFound("Block schema not found")
+        if block_schema.block_type.is_protected:
+            raise Forbidden("Block schemas for protected block types cannot be deleted.")
+        block_schema.delete()
+
+
+# --- block documents ---------------------------------------------------------------------------------
+
+
+def _split_references(data: dict[str, Any]) -> tuple[dict[str, Any], list[tuple[str, uuid.UUID]]]:
+    """Top-level ``{"$ref": {"block_document_id": …}}`` values are references, kept apart."""
+    plain: dict[str, Any] = {}
+    references: list[tuple[str, uuid.UUID]] = []
+    for key, value in data.items():
+        if isinstance(value, dict) and "$ref" in value:
+            ref = value["$ref"]
+            target = ref.get("block_document_id") if isinstance(ref, dict) else None
+            if target is None:
+                raise InvalidInput(f"Received block reference without a block_document_id in key {key}")
+            try:
+                references.append((key, uuid.UUID(str(target))))
+            except ValueError:
+                raise InvalidInput(f"Invalid block_document_id in key {key}") from None
+        else:
+            plain[key] = value
+    return plain, references
+
+
+def _would_cycle(parent_id: uuid.UUID, reference_id: uuid.UUID) -> bool:
+    if parent_id == reference_id:
+        return True
+    seen: set[uuid.UUID] = set()
+    stack = [reference_id]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current == parent_id:
+            return True
+        stack.extend(
+            BlockDocumentReference.objects.filter(parent_block_document_id=current).values_list(
+                "reference_block_document_id", flat=True
+            )
+        )
+    return False
+
+
+def _set_references(document: BlockDocument, references: list[tuple[str, uuid.UUID]]) -> None:
+    wanted = dict(references)
+    existing = {r.name: r for r in BlockDocumentReference.objects.filter(parent_block_document=document)}
+    for name, current in existing.items():
+        if wanted.get(name) != current.reference_block_document_id:
+            current.delete()
+    for name, target in wanted.items():
+        if name in existing and existing[name].reference_block_document_id == target:
+            continue
+        if not BlockDocument.objects.filter(id=target).exists():
+            raise InvalidInput(f"Block document {target} referenced in key {name} not found.")
+        if _would_cycle(document.id, target):
+            raise InvalidInput(
+                "Cannot create block document reference: it would introduce a cycle into the "
+                f"block_document_reference graph (parent={document.id}, reference={target})."
+            )
+        BlockDocumentReference.objects.create(
+            workspace_id=document.workspace_id,
+            parent_block_document=document,
+            reference_block_document_id=target,
+            name=name,
+        )
+
+
+def block_document_create(*, data: BlockDocumentCreate) -> ResolvedDocument:
+    block_type = BlockType.objects.filter(id=data.block_type_id).first()
+    if block_type is None:
+        raise NotFound(f"Block type {data.block_type_id} not found.")
+    block_schema = BlockSchema.objects.filter(id=data.block_schema_id).first()
+    if block_schema is None:
+        raise NotFound(f"Block schema {data.block_schema_id} not found.")
+    if block_schema.block_type_id != block_type.id:
+        raise InvalidInput("The block schema is not a schema of the block type.")
+    name = data.name if not (data.is_anonymous and not data.name) else f"anonymous-{uuid.uuid4()}"
+    plain, references = _split_references(data.data)
+    try:
+        with transaction.atomic():
+            if BlockDocument.objects.filter(block_type=block_type, name=name).exists():
+                raise Conflict("Block already exists")
+            document = BlockDocument.objects.create(
+                workspace_id=current_workspace_id(),
+                name=name,
+                data=encrypt_data(plain),
+                block_schema=block_schema,
+                block_type=block_type,
+                block_type_name=block_type.name,
+                is_anonymous=data.is_anonymous,
+            )
+            _set_references(document, references)
+    except IntegrityError:
+        raise Conflict("Block already exists") from None
+    document = BlockDocument.objects.select_related("block_schema__block_type", "block_type").get(
+        id=document.id
+    )
+    return resolve_document(document, include_secrets=False)
+
+
+def block_document_update(*, block_document_id: uuid.UUID, data: BlockDocumentUpdate) -> None:
+    merge = data.merge_existing_data
+    with transaction.atomic():
+        document = (
+            BlockDocument.objects.select_for_update()
+            .select_related("block_schema")
+            .filter(id=block_document_id)
+            .first()
+        )
+        if document is None:
+            raise NotFound("Block document not found")
+        if merge and "data" not in data.model_fields_set:
+            pass
+        else:
+            current = decrypt_data(document.data)
+            secret_fields = (document.block_schema.fields or {}).get("secret_fields") or []
+            update = keep_unchanged_secrets(data.data, current, secret_fields)
+            if merge:
+                current.update(update)
+                update = current
+            plain, references = _split_references(update)
+            document.data = encrypt_data(plain)
+            _set_references(document, references)
+        schema_id = data.block_schema_id
+        if schema_id is not None and schema_id != document.block_schema_id:
+            proposed = BlockSchema.objects.filter(id=schema_id).first()
+            if proposed is None:
+                raise NotFound(f"Block schema {schema_id} not found.")
+            if proposed.block_type_id != document.block_type_id:
+                raise InvalidInput("Must migrate block document to a block schema of the same block type.")
+            document.block_schema = proposed
+        document.save()
+
+
+def block_document_delete(*, block_document_id: uuid.UUID) -> None:
+    deleted, _ = BlockDocument.objects.filter(id=block_document_id).delete()
+    if not deleted:
+        raise NotFound("Block document not found")
