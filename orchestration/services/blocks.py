@@ -6,7 +6,8 @@ workspace gets them lazily on its first block read (``system_blocks_ensure``), i
 check is one indexed query (is the catalogue's Secret schema there?), the install is two bulk
 inserts that ignore rows another request inserted first (unique constraints decide), so concurrent
 first uses are safe. The protected types (Secret, Webhook, LocalFileSystem, as in Prefect) are
-written with ``is_protected`` and cannot be changed or deleted through the API.
+written with ``is_protected`` and cannot be deleted through the API (their descriptive fields may
+be updated, as Prefect's server allows).
 """
 
 from __future__ import annotations
@@ -127,8 +128,8 @@ def block_type_update(*, block_type_id: uuid.UUID, data: BlockTypeUpdate) -> Non
         changes = _changes(block_type, data)
         if not changes:
             return
-        if block_type.is_protected:
-            raise Forbidden("protected block types cannot be changed.")
+        # As Prefect's server: a protected type's description and links may change (its copy in
+        # this workspace); it cannot be deleted, and `install_system_block_types` restores it.
         for name, value in changes.items():
             setattr(block_type, name, value)
         block_type.save()

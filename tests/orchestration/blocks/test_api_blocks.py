@@ -69,12 +69,10 @@ class TestSystemBlockTypes:
         assert dev.get(f"{p}/block_types/slug/secret").json()["description"] != "x"
         assert BlockSchema.objects.for_workspace(tenant.workspace.id).count() == len(system_catalog())
 
-    def test_protected_types_cannot_be_changed_or_deleted(self, tenant, dev):
+    def test_protected_types_cannot_be_deleted_but_may_be_described_as_prefect_allows(self, tenant, dev):
         p = tenant.prefix
         secret = dev.get(f"{p}/block_types/slug/secret").json()
         assert dev.delete(f"{p}/block_types/{secret['id']}").status_code == 403
-        changed = dev.patch(f"{p}/block_types/{secret['id']}", {"description": "mine"}, format="json")
-        assert changed.status_code == 403
         # The same values (what the client sends when nothing changed) are no change: 204.
         same = dev.patch(
             f"{p}/block_types/{secret['id']}", {"description": secret["description"]}, format="json"
@@ -83,6 +81,12 @@ class TestSystemBlockTypes:
         schema = dev.post(f"{p}/block_schemas/filter", {"block_schemas": {"block_type_id": {"any_": [secret["id"]]}}},
                           format="json").json()[0]  # fmt: skip
         assert dev.delete(f"{p}/block_schemas/{schema['id']}").status_code == 403
+        # Prefect's server lets a protected type's description change (a client whose copy of the
+        # type differs must still save its blocks); installing the system types restores it.
+        changed = dev.patch(f"{p}/block_types/{secret['id']}", {"description": "mine"}, format="json")
+        assert changed.status_code == 204
+        assert dev.get(f"{p}/block_types/slug/secret").json()["description"] == "mine"
+        dev.post(f"{p}/block_types/install_system_block_types", {}, format="json")
         assert dev.get(f"{p}/block_types/slug/secret").json()["description"] == secret["description"]
 
     def test_names_beginning_with_prefect_are_reserved(self, tenant, dev):
