@@ -63,12 +63,15 @@ class Lost(Exception):
     """A subscriber can no longer be sure it has every publication; ``str()`` says why."""
 
 
-_PREFIX = "events:"
+#: The topic of the live events (``/events/out``).
+EVENTS = "events"
+#: Wake-ups for task workers: a background task run was queued in the workspace.
+TASK_RUNS = "task-runs"
 
 
-def channel_name(workspace_id: uuid.UUID | str) -> str:
-    """The Redis channel of a workspace's live events."""
-    return _PREFIX + uuid.UUID(str(workspace_id)).hex
+def channel_name(workspace_id: uuid.UUID | str, topic: str = EVENTS) -> str:
+    """A workspace's channel of a topic (the Redis channel, and the hubs' key)."""
+    return f"{topic}:{uuid.UUID(str(workspace_id)).hex}"
 
 
 def publication_items(rows: Iterable[Event]) -> list[dict[str, str]]:
@@ -123,6 +126,10 @@ class Subscription:
             self.lost = reason
             self._wakeup.set()
 
+    def clear(self) -> None:
+        """Drop what is waiting (a wake-up subscriber acts once for many)."""
+        self._queue.clear()
+
     async def get(self) -> dict[str, Any]:
         while not self._queue:
             if self.lost:
@@ -176,13 +183,13 @@ class LocalHub:
         self._numbering = _Numbering()
         self._publish_lock = threading.Lock()
 
-    async def subscribe(self, workspace_id: uuid.UUID | str) -> Subscription:
-        key = uuid.UUID(str(workspace_id)).hex
+    async def subscribe(self, workspace_id: uuid.UUID | str, topic: str = EVENTS) -> Subscription:
+        key = channel_name(workspace_id, topic)
         loop = asyncio.get_running_loop()
         subscription = Subscription(workspace_key=key, loop=loop, capacity=SUBSCRIBER_CAPACITY)
         with self._lock:
             self._subscribers[key].add(subscription)
-            if (loop, key) not in self._pollers:
+            if topic == EVENTS and (loop, key) not in self._pollers:
                 started = timezone.now() - POLL_LOOKBACK
                 self._pollers[(loop, key)] = loop.create_task(self._poll(loop, key, started))
         return subscription
@@ -212,16 +219,20 @@ class LocalHub:
             except RuntimeError:  # the subscriber's loop closed
                 pass
 
-    async def publish(self, workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-        self.publish_sync(workspace_id, items)
+    async def publish(
+        self, workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS
+    ) -> None:
+        self.publish_sync(workspace_id, items, topic)
 
-    def publish_sync(self, workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-        key = uuid.UUID(str(workspace_id)).hex
+    def publish_sync(
+        self, workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS
+    ) -> None:
+        key = channel_name(workspace_id, topic)
         with self._publish_lock:
             self._deliver(key, _envelope(self._numbering, key, items))
 
     async def _poll(self, loop: asyncio.AbstractEventLoop, key: str, received_after: dt.datetime) -> None:
-        workspace_id = uuid.UUID(key)
+        workspace_id = uuid.UUID(key.partition(":")[2])
         fetch = sync_to_async(_received_since, thread_sensitive=False)
         try:
             while True:
@@ -273,8 +284,8 @@ class RedisHub:
         self._publish_lock = asyncio.Lock()
         self._publisher: aioredis.Redis | None = None
 
-    async def subscribe(self, workspace_id: uuid.UUID | str) -> Subscription:
-        key = uuid.UUID(str(workspace_id)).hex
+    async def subscribe(self, workspace_id: uuid.UUID | str, topic: str = EVENTS) -> Subscription:
+        key = channel_name(workspace_id, topic)
         subscription = Subscription(
             workspace_key=key, loop=asyncio.get_running_loop(), capacity=SUBSCRIBER_CAPACITY
         )
@@ -304,8 +315,8 @@ class RedisHub:
             self._client = aioredis.Redis.from_url(self._url, socket_keepalive=True)
             self._pubsub = self._client.pubsub()
         confirmed = asyncio.get_running_loop().create_future()
-        self._confirmations[channel_name(key)].append(confirmed)
-        await self._pubsub.subscribe(channel_name(key))
+        self._confirmations[key].append(confirmed)
+        await self._pubsub.subscribe(key)
         if self._reader is None:
             self._reader = asyncio.create_task(self._read(self._pubsub))
         return confirmed
@@ -330,7 +341,7 @@ class RedisHub:
                 await self._disconnect()
             elif self._pubsub is not None:
                 try:
-                    await self._pubsub.unsubscribe(channel_name(key))
+                    await self._pubsub.unsubscribe(key)
                 except (redis.RedisError, OSError):
                     await self._transport_lost()
 
@@ -349,7 +360,7 @@ class RedisHub:
                             future.set_result(None)
                 elif kind == "message":
                     publication = json.loads(message["data"])
-                    for subscription in list(self._subscribers.get(channel.removeprefix(_PREFIX), ())):
+                    for subscription in list(self._subscribers.get(channel, ())):
                         subscription.offer(publication)
         except asyncio.CancelledError:
             raise
@@ -384,13 +395,15 @@ class RedisHub:
                 with contextlib.suppress(redis.RedisError, OSError):
                     await closing.aclose()
 
-    async def publish(self, workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-        key = uuid.UUID(str(workspace_id)).hex
+    async def publish(
+        self, workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS
+    ) -> None:
+        key = channel_name(workspace_id, topic)
         async with self._publish_lock:  # one at a time, so a publisher's numbers arrive in order
             envelope = _envelope(self._numbering, key, items)
             if self._publisher is None:
                 self._publisher = aioredis.Redis.from_url(self._url, socket_timeout=10)
-            await self._publisher.publish(channel_name(key), json.dumps(envelope, separators=(",", ":")))
+            await self._publisher.publish(key, json.dumps(envelope, separators=(",", ":")))
 
 
 class _SyncRedisPublisher:
@@ -401,11 +414,13 @@ class _SyncRedisPublisher:
         self._numbering = _Numbering()
         self._lock = threading.Lock()
 
-    def publish_sync(self, workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
-        key = uuid.UUID(str(workspace_id)).hex
+    def publish_sync(
+        self, workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS
+    ) -> None:
+        key = channel_name(workspace_id, topic)
         with self._lock:
             envelope = _envelope(self._numbering, key, items)
-            self._client.publish(channel_name(key), json.dumps(envelope, separators=(",", ":")))
+            self._client.publish(key, json.dumps(envelope, separators=(",", ":")))
 
 
 # --- Access -----------------------------------------------------------------------------------------
@@ -432,9 +447,10 @@ def hub() -> LocalHub | RedisHub:
     return found
 
 
-async def subscribe(workspace_id: uuid.UUID | str) -> Subscription:
-    """Start receiving the workspace's publications (raises ``Lost`` when the transport is down)."""
-    return await hub().subscribe(workspace_id)
+async def subscribe(workspace_id: uuid.UUID | str, topic: str = EVENTS) -> Subscription:
+    """Start receiving the workspace's publications of ``topic`` (raises ``Lost`` when the transport
+    is down)."""
+    return await hub().subscribe(workspace_id, topic)
 
 
 async def unsubscribe(subscription: Subscription) -> None:
@@ -442,19 +458,28 @@ async def unsubscribe(subscription: Subscription) -> None:
     await current.unsubscribe(subscription)
 
 
-async def publish(workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
+async def publish(workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS) -> None:
     """Publish from a running loop (raises the transport's error; the caller decides)."""
-    await hub().publish(workspace_id, items)
+    await hub().publish(workspace_id, items, topic)
 
 
-def publish_sync(workspace_id: uuid.UUID | str, items: list[dict[str, str]]) -> None:
+def wake(workspace_id: uuid.UUID | str, topic: str) -> None:
+    """Tell the workspace's subscribers of ``topic`` to look again (never raises: a subscriber that
+    misses a wake-up looks again on its own clock)."""
+    try:
+        publish_sync(workspace_id, [], topic)
+    except Exception:
+        logger.warning("Could not wake the %s subscribers of %s", topic, workspace_id, exc_info=True)
+
+
+def publish_sync(workspace_id: uuid.UUID | str, items: list[dict[str, str]], topic: str = EVENTS) -> None:
     """Publish from code without a running loop (raises the transport's error)."""
     global _sync_publisher
     url = _redis_url()
     if not url:
-        _local.publish_sync(workspace_id, items)
+        _local.publish_sync(workspace_id, items, topic)
         return
     with _sync_publisher_lock:
         if _sync_publisher is None:
             _sync_publisher = _SyncRedisPublisher(url)
-    _sync_publisher.publish_sync(workspace_id, items)
+    _sync_publisher.publish_sync(workspace_id, items, topic)

@@ -13,8 +13,10 @@ import datetime as dt
 import random
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
+from orchestration.events import hub
 from orchestration.models import TaskRunState
 from orchestration.models.states import StateType
 from orchestration.rules.base import (
@@ -251,6 +253,9 @@ class EnqueueScheduledTasks(BaseOrchestrationRule):
         context.run.delivery_queued_at = validated_state.timestamp
         context.run.delivery_client_id = None
         context.run.delivery_claimed_at = None
+        # Subscribed task workers of any process look at once, after the commit makes it claimable.
+        workspace_id = context.run.workspace_id
+        transaction.on_commit(lambda: hub.wake(workspace_id, hub.TASK_RUNS), robust=True)
 
 
 # --- transforms -------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from channels.db import database_sync_to_async
 
 from core.parsers import loads
 from orchestration.api.task_runs.wire import task_run_to_wire
+from orchestration.events import hub
 from orchestration.events.consumers import _PrefectSocket
 from orchestration.models import TaskRunState
 from orchestration.services.task_runs import (
@@ -72,7 +73,9 @@ class ScheduledTaskSubscriptionConsumer(_PrefectSocket):
     scopes = TASK_WORKER_SCOPES
     channel_layer_alias = "__task_subscriptions_have_no_channel__"
 
-    POLL_INTERVAL: ClassVar[float] = 0.25
+    # Queued runs are announced through the hub (``hub.TASK_RUNS``); a worker also looks this often
+    # on its own, for claims that expired and announcements it missed.
+    LOOK_AGAIN_EVERY: ClassVar[float] = 2.0
     OBSERVE_EVERY: ClassVar[float] = 5.0
 
     def __init__(self, *args, **kwargs):
@@ -135,8 +138,13 @@ class ScheduledTaskSubscriptionConsumer(_PrefectSocket):
         assert self.grant is not None and self.client_id is not None
         workspace_id = self.grant.workspace_id
         observed_at = 0.0
+        wakeups: hub.Subscription | None = None
         try:
             while not self._closing:
+                if wakeups is None:
+                    # Subscribe before looking, so a run queued in between still wakes this worker.
+                    with contextlib.suppress(hub.Lost):
+                        wakeups = await hub.subscribe(workspace_id, hub.TASK_RUNS)
                 if not await self.reauthorize_if_due():
                     return
                 if time.monotonic() - observed_at >= self.OBSERVE_EVERY:
@@ -146,7 +154,7 @@ class ScheduledTaskSubscriptionConsumer(_PrefectSocket):
                     observed_at = time.monotonic()
                 claimed = await _claim_async(workspace_id, self.task_keys, self.client_id)
                 if claimed is None:
-                    await asyncio.sleep(self.POLL_INTERVAL)
+                    wakeups = await self._wait_for_work(wakeups)
                     continue
                 run_id, payload = claimed
                 self._in_flight = run_id
@@ -164,6 +172,25 @@ class ScheduledTaskSubscriptionConsumer(_PrefectSocket):
         except Exception:
             logger.exception("Delivering task runs to %r failed", self.client_id)
             await self.close_once(1011)
+        finally:
+            if wakeups is not None:
+                await hub.unsubscribe(wakeups)
+
+    async def _wait_for_work(self, wakeups: hub.Subscription | None) -> hub.Subscription | None:
+        """Until a run is announced or it is time to look again; the subscription, or None when it
+        was lost (the next round subscribes again)."""
+        if wakeups is None:
+            await asyncio.sleep(self.LOOK_AGAIN_EVERY)
+            return None
+        try:
+            await asyncio.wait_for(wakeups.get(), self.LOOK_AGAIN_EVERY)
+            wakeups.clear()  # one look serves every announcement so far
+        except TimeoutError:
+            pass
+        except hub.Lost:
+            await hub.unsubscribe(wakeups)
+            return None
+        return wakeups
 
     async def disconnect(self, code):
         if self._ack is not None and not self._ack.done():

@@ -379,7 +379,7 @@ def test_a_subscriber_that_misses_a_publication_is_told_to_reconnect_and_catch_u
         # A publication lost on its way to this socket: its number is spent, nothing arrives.
         from orchestration.events import hub
 
-        hub.hub()._numbering.next(tenant.workspace.pk.hex)
+        hub.hub()._numbering.next(hub.channel_name(tenant.workspace.pk))
         await events_publish(tenant.workspace.pk, publication_items([rows[later["id"]]]))
         closed = await ws.receive_output(timeout=2)
         await ws.disconnect()

@@ -159,9 +159,11 @@ def test_without_redis_a_hundred_subscribers_poll_storage_once(tenant, settings)
     async def scenario():
         sockets = await asyncio.gather(*(_subscribe(tenant) for _ in range(100)))
         await asyncio.gather(*(_settled(ws) for ws in sockets))
-        pollers = [key for key in hub._local._pollers if key[1] == tenant.workspace.pk.hex]
+        pollers = [key for key in hub._local._pollers if key[1] == hub.channel_name(tenant.workspace.pk)]
         await asyncio.gather(*(ws.disconnect() for ws in sockets))
-        return pollers, [key for key in hub._local._pollers if key[1] == tenant.workspace.pk.hex]
+        return pollers, [
+            key for key in hub._local._pollers if key[1] == hub.channel_name(tenant.workspace.pk)
+        ]
 
     pollers, after = run(scenario)
     assert len(pollers) == 1
