@@ -4,6 +4,7 @@ from orchestration.models.artifacts import Artifact
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
 from orchestration.models.events import Event
+from orchestration.models.flow_run_inputs import FlowRunInput
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
 from orchestration.models.logs import Log
@@ -20,6 +21,7 @@ __all__ = [
     "Event",
     "Flow",
     "FlowRun",
+    "FlowRunInput",
     "FlowRunState",
     "Log",
     "TaskRun",
