@@ -198,7 +198,13 @@ class FlowRunLatenessApi(PrefectApiView):
 
     def post(self, request):
         runs = filter_queryset("flow_runs", self.body(), related=FLOW_RUN_RELATED)
-        return Response(flow_run_lateness(runs=runs))
+        lateness = flow_run_lateness(runs=runs)
+        # DRF renders None as an empty body; Prefect answers a JSON null.
+        return (
+            Response(lateness)
+            if lateness is not None
+            else HttpResponse(b"null", content_type="application/json")
+        )
 
 
 class FlowRunBulkDeleteApi(PrefectApiView):
