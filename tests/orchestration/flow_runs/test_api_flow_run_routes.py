@@ -307,3 +307,10 @@ class TestLogsDownload:
             [str(second.timestamp), "20", run["id"], str(task_id), 'second, with "quotes"'],
         ]
         assert api.get(f"flow_runs/{uuid.uuid4()}/logs/download").status_code == 404
+
+    def test_logs_filter_takes_the_operator_the_cli_sends(self, api, tenant):
+        run_id = api.run()["id"]
+        _log(tenant, run_id, "hello")
+        body = {"logs": {"operator": "and_", "flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
+        response = api.post("logs/filter", body)
+        assert response.status_code == 200 and [r["message"] for r in response.json()] == ["hello"]
