@@ -13,9 +13,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, NotFound
-from orchestration.models import FlowRun, FlowRunInput
+from orchestration.models import FlowRun, FlowRunInput, Variable
 from orchestration.models.states import StateType
 from orchestration.persistence.run_lock import locked_run
+from orchestration.schemas.hydration import HydrationError, hydrate, needs_variables
 from orchestration.schemas.parameters import parameters_check
 from orchestration.schemas.responses import OrchestrationResult, SetStateStatus, abort_details
 from orchestration.schemas.states import StateCreate, StateDetails
@@ -64,6 +65,14 @@ def _refused(state, reason: str) -> OrchestrationResult:
     return OrchestrationResult(status=SetStateStatus.REJECT, state=state, details=abort_details(reason))
 
 
+def _hydrated(run_input: dict[str, Any]) -> dict[str, Any]:
+    """``run_input`` hydrated as Prefect's resume route does (workspace variables rendered)."""
+    variables: dict[str, Any] = {}
+    if needs_variables(run_input):
+        variables = dict(Variable.objects.values_list("name", "value"))
+    return hydrate(run_input, workspace_variables=variables) or {}
+
+
 def _input_refusal(run: FlowRun, keyset: dict[str, str], run_input: dict[str, Any]) -> str | None:
     """Why ``run_input`` cannot resume ``run``, or ``None`` when it conforms to the stored schema."""
     stored = FlowRunInput.objects.filter(flow_run_id=run.id, key=keyset.get("schema")).first()
@@ -110,7 +119,10 @@ def flow_run_resume(
         details = StateDetails.model_validate(state.state_details or {})
         keyset = details.run_input_keyset
         if keyset:
-            run_input = run_input or {}
+            try:
+                run_input = _hydrated(run_input or {})
+            except HydrationError as error:
+                return ResumeResult(_refused(state, f"Error hydrating run input: {error}"), started)
             refusal = _input_refusal(run, keyset, run_input)
             if refusal is not None:
                 return ResumeResult(_refused(state, refusal), started)

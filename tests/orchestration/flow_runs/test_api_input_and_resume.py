@@ -241,3 +241,41 @@ class TestResume:
         assert api.post(f"flow_runs/{uuid.uuid4()}/resume", {}).status_code == 404
         assert FlowRun.objects.for_workspace(tenant.workspace.id).get(id=run_id).state_type == "PAUSED"
         assert FlowRunState.objects.for_workspace(tenant.workspace.id).filter(flow_run_id=run_id).count() == 3
+
+
+class TestResumeHydration:
+    """The UI sends run input with ``__prefect_kind`` values; Prefect hydrates them first."""
+
+    def test_json_and_workspace_variables_are_hydrated_before_validation(self, api, tenant):
+        api.post("variables/", {"name": "greeting", "value": "from a variable"})
+        run_id = _paused_waiting_for_input(api)
+        run_input = {
+            "approved": {"__prefect_kind": "json", "value": "true"},
+            "note": {"__prefect_kind": "workspace_variable", "variable_name": "greeting"},
+            "dropped": {"__prefect_kind": "json"},
+        }
+        body = api.post(f"flow_runs/{run_id}/resume", {"run_input": run_input}).json()
+        assert body["status"] == "ACCEPT", body
+        stored = json.loads(_inputs(tenant, run_id)[keyset("k1")["response"]])
+        assert stored == {"approved": True, "note": "from a variable"}
+
+    @pytest.mark.parametrize(
+        "value, reason",
+        [
+            ({"__prefect_kind": "workspace_variable", "variable_name": "nope"},
+             "Error hydrating run input: Variable 'nope' not found in workspace."),
+            ({"__prefect_kind": "json", "value": "{oops"},
+             "Error hydrating run input: Invalid JSON: Expecting property name enclosed in double quotes: "
+             "line 1 column 2 (char 1)"),
+            ({"__prefect_kind": "none"}, "Error hydrating run input: Missing 'value' key in __prefect object"),
+        ],
+    )  # fmt: skip
+    def test_what_cannot_be_hydrated_is_refused(self, api, tenant, value, reason):
+        run_id = _paused_waiting_for_input(api)
+        body = api.post(f"flow_runs/{run_id}/resume", {"run_input": {"approved": value}}).json()
+        assert (body["status"], body["details"]["reason"], body["state"]["type"]) == (
+            "REJECT",
+            reason,
+            "PAUSED",
+        )
+        assert keyset("k1")["response"] not in _inputs(tenant, run_id)
