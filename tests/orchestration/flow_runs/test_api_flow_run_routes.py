@@ -314,3 +314,19 @@ class TestLogsDownload:
         body = {"logs": {"operator": "and_", "flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"}
         response = api.post("logs/filter", body)
         assert response.status_code == 200 and [r["message"] for r in response.json()] == ["hello"]
+
+
+class TestQueryCounts:
+    def test_list_routes_do_not_grow_with_rows(self, api, tenant, django_assert_max_num_queries):
+        flow_id = api.flow()
+        runs = [api.run(flow_id)["id"] for _ in range(6)]
+        for key in range(6):
+            api.post(f"flow_runs/{runs[0]}/input", {"key": f"k-{key}", "value": "1"})
+        for path, body in (
+            ("flow_runs/paginate", {}),
+            (f"flow_runs/{runs[0]}/input/filter", {"prefix": "k", "limit": 10}),
+        ):
+            with django_assert_max_num_queries(12):
+                assert api.post(path, body).status_code == 200
+        with django_assert_max_num_queries(12):
+            assert len(api.get("flow_run_states/", flow_run_id=runs[0]).json()) == 1
