@@ -34,6 +34,7 @@ from orchestration.rules.instrumentation import InstrumentFlowRunStateTransition
 from orchestration.rules.pausing import HandlePausingFlows, HandleResumingPausedFlows
 from orchestration.rules.pending import PreventPendingTransitions
 from orchestration.rules.retries import RetryFailedFlows
+from orchestration.rules.run_input import ClearStaleRunInput
 from orchestration.rules.scheduling import (
     CopyScheduledTime,
     EnsureOnlyScheduledFlowsMarkedLate,
@@ -91,6 +92,7 @@ class CoreFlowPolicy(BaseOrchestrationPolicy):
             RemoveDeploymentConcurrencyLeaseForOldClientVersions,
             EnsureOnlyScheduledFlowsMarkedLate,
             HandlePausingFlows,
+            ClearStaleRunInput,
             HandleResumingPausedFlows,
             CopyScheduledTime,
             WaitForScheduledTime,

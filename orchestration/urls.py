@@ -10,6 +10,7 @@ urlpatterns = [
     path("", include("orchestration.api.meta.urls")),
     path("", include("orchestration.api.flows.urls")),
     path("", include("orchestration.api.flow_runs.urls")),
+    path("", include("orchestration.api.flow_run_states.urls")),
     path("", include("orchestration.api.task_runs.urls")),
     path("", include("orchestration.api.logs.urls")),
     path("", include("orchestration.api.artifacts.urls")),

@@ -5,6 +5,7 @@ from orchestration.models.blocks import BlockDocument, BlockDocumentReference, B
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
 from orchestration.models.events import Event
+from orchestration.models.flow_run_inputs import FlowRunInput
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
 from orchestration.models.logs import Log
@@ -25,6 +26,7 @@ __all__ = [
     "Event",
     "Flow",
     "FlowRun",
+    "FlowRunInput",
     "FlowRunState",
     "Log",
     "TaskRun",

@@ -285,7 +285,7 @@ LOG = Kind(
         "flow_run_id": F("flow_run_id", "uuid", "any_"),
         "task_run_id": F("task_run_id", "uuid", "any_", "is_null_"),
     },
-    operator=False,
+    # Every 3.9 ``read_logs`` sends ``"operator": "and_"`` (``prefect flow-run logs``).
     special={"text": lambda value: _log_text(value)},
 )
 ARTIFACT = Kind(

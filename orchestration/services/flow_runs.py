@@ -5,17 +5,23 @@ from __future__ import annotations
 import uuid
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import ServiceAccount, User
 from core.errors import NotFound
-from orchestration.models import Flow, FlowRun
+from orchestration.models import Flow, FlowRun, Log, TaskRun, TaskRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
+from orchestration.persistence import concurrency as slots
 from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services.orchestration import set_flow_run_state
 from tenants.scoping import current_workspace_id
+
+#: The states in which a deployment's run holds a concurrency slot (Prefect's
+#: ``cleanup_flow_run_concurrency_slots``).
+RUN_SLOT_HOLDING_STATES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
 
 
 def flow_run_create(
@@ -112,7 +118,39 @@ def flow_run_set_labels(*, flow_run_id: uuid.UUID, labels: dict) -> None:
 
 
 def flow_run_delete(*, flow_run_id: uuid.UUID) -> None:
-    deleted, _ = FlowRun.objects.filter(id=flow_run_id).delete()
-    poll_answers_changed()
-    if not deleted:
+    if not flow_runs_delete(flow_run_ids=[flow_run_id]):
         raise NotFound("Flow run not found")
+
+
+def flow_runs_delete(*, flow_run_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+    """Delete runs and what belongs to them, as Prefect's server does: their states and inputs
+    (cascades), their task runs with their states, their logs, and the deployment concurrency slot
+    a run in PENDING, RUNNING or CANCELLING holds; subflow runs lose their parent task run. Returns
+    the ids that existed."""
+    with transaction.atomic():
+        runs = list(
+            FlowRun.objects.select_for_update(of=("self",))
+            .select_related("state")
+            .filter(id__in=flow_run_ids)
+        )
+        if not runs:
+            return []
+        ids = [run.id for run in runs]
+        leases = [
+            lease_id
+            for run in runs
+            if run.deployment_id and run.state_type in RUN_SLOT_HOLDING_STATES and run.state is not None
+            for lease_id in [(run.state.state_details or {}).get("deployment_concurrency_lease_id")]
+            if lease_id
+        ]
+        if leases:
+            slots.leases_release([uuid.UUID(str(lease)) for lease in leases], timezone.now())
+        task_run_ids = list(TaskRun.objects.filter(flow_run_id__in=ids).values_list("id", flat=True))
+        if task_run_ids:
+            FlowRun.objects.filter(parent_task_run_id__in=task_run_ids).update(parent_task_run_id=None)
+            TaskRunState.objects.filter(task_run_id__in=task_run_ids).delete()
+            TaskRun.objects.filter(id__in=task_run_ids).delete()
+        Log.objects.filter(flow_run_id__in=ids).delete()
+        FlowRun.objects.filter(id__in=ids).delete()
+    poll_answers_changed()
+    return ids

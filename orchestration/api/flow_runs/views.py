@@ -1,15 +1,60 @@
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
 import re
+from urllib.parse import quote
 
+from django.http import HttpResponse
 from rest_framework.response import Response
 
 from core.errors import NotFound
-from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
-from orchestration.api.flow_runs.wire import flow_run_to_wire, orchestration_result_to_wire
+from orchestration.api.base import InvalidBody, PrefectApiView, created, no_content, parse_id
+from orchestration.api.flow_runs.wire import (
+    bulk_state_result_to_wire,
+    dependency_to_wire,
+    flow_run_input_to_wire,
+    flow_run_to_wire,
+    graph_to_wire,
+    history_to_wire,
+    orchestration_result_to_wire,
+)
 from orchestration.models import FlowRun
 from orchestration.schemas.actions import FlowRunCreate, FlowRunUpdate, SetState
-from orchestration.selectors.filters import filter_queryset, filtered_page
+from orchestration.schemas.flow_runs import (
+    FlowRunBulkDelete,
+    FlowRunBulkSetState,
+    FlowRunHistory,
+    FlowRunInputCreate,
+    FlowRunInputFilter,
+    FlowRunPaginate,
+    FlowRunResume,
+)
+from orchestration.selectors.filters import (
+    FilterError,
+    filter_queryset,
+    filtered_page,
+    ordering,
+    paging,
+    parse_datetime,
+)
+from orchestration.selectors.flow_runs import (
+    flow_run_dependencies,
+    flow_run_get,
+    flow_run_graph,
+    flow_run_history,
+    flow_run_input_get,
+    flow_run_input_list,
+    flow_run_lateness,
+    flow_run_log_pages,
+)
+from orchestration.services.flow_run_bulk import flow_runs_bulk_delete, flow_runs_bulk_set_state
+from orchestration.services.flow_run_inputs import (
+    flow_run_input_create,
+    flow_run_input_delete,
+    flow_run_resume,
+)
 from orchestration.services.flow_runs import (
     flow_run_create,
     flow_run_delete,
@@ -105,3 +150,190 @@ class FlowRunCountApi(PrefectApiView):
 
     def post(self, request):
         return Response(filter_queryset("flow_runs", self.body(), related=FLOW_RUN_RELATED).count())
+
+
+class FlowRunPaginateApi(PrefectApiView):
+    required_scopes = {"POST": "see_flows"}
+
+    def post(self, request):
+        body = self.body()
+        page = self.parse(FlowRunPaginate, body).page
+        limit, _ = paging({"limit": body.get("limit")})
+        qs = filter_queryset("flow_runs", body, related=FLOW_RUN_RELATED)
+        count = qs.count()
+        offset = (page - 1) * limit
+        runs = qs.select_related("state").order_by(*ordering("flow_runs", body.get("sort")))[
+            offset : offset + limit
+        ]
+        return Response(
+            {
+                "results": [flow_run_to_wire(run) for run in runs],
+                "count": count,
+                "limit": limit,
+                "pages": (count + limit - 1) // limit if limit > 0 else 0,
+                "page": page,
+            }
+        )
+
+
+class FlowRunHistoryApi(PrefectApiView):
+    required_scopes = {"POST": "see_flows"}
+
+    def post(self, request):
+        body = self.body()
+        data = self.parse(FlowRunHistory, body)
+        if data.history_interval_seconds < 1:
+            raise InvalidBody("History interval must not be less than 1 second.")
+        filters = {**body, "work_pool_queues": body.get("work_queues")}
+        runs = filter_queryset("flow_runs", filters, related=FLOW_RUN_RELATED)
+        start, end = parse_datetime(data.history_start), parse_datetime(data.history_end)
+        intervals = flow_run_history(
+            runs=runs, start=start, end=end, interval=dt.timedelta(seconds=data.history_interval_seconds)
+        )
+        return Response(history_to_wire(intervals))
+
+
+class FlowRunLatenessApi(PrefectApiView):
+    required_scopes = {"POST": "see_flows"}
+
+    def post(self, request):
+        runs = filter_queryset("flow_runs", self.body(), related=FLOW_RUN_RELATED)
+        lateness = flow_run_lateness(runs=runs)
+        # DRF renders None as an empty body; Prefect answers a JSON null.
+        return (
+            Response(lateness)
+            if lateness is not None
+            else HttpResponse(b"null", content_type="application/json")
+        )
+
+
+class FlowRunBulkDeleteApi(PrefectApiView):
+    required_scopes = {"POST": "manage_flows"}
+
+    def post(self, request):
+        data = self.parse(FlowRunBulkDelete)
+        deleted = flow_runs_bulk_delete(flow_runs=data.flow_runs, limit=data.limit)
+        return Response({"deleted": [str(i) for i in deleted]})
+
+
+class FlowRunBulkSetStateApi(PrefectApiView):
+    required_scopes = {"POST": "run_flows"}
+
+    def post(self, request):
+        data = self.parse(FlowRunBulkSetState)
+        results = flow_runs_bulk_set_state(
+            flow_runs=data.flow_runs,
+            state=data.state,
+            force=data.force,
+            limit=data.limit,
+            actor=request.user,
+            client_version=client_version(request),
+        )
+        return Response({"results": [bulk_state_result_to_wire(item) for item in results]})
+
+
+class FlowRunResumeApi(PrefectApiView):
+    required_scopes = {"POST": "run_flows"}
+
+    def post(self, request, flow_run_id: str):
+        data = self.parse(FlowRunResume, self.body())
+        outcome = flow_run_resume(
+            flow_run_id=parse_id(flow_run_id, "Flow run"),
+            run_input=data.run_input,
+            actor=request.user,
+            client_version=client_version(request),
+        )
+        result = outcome.result
+        return Response(orchestration_result_to_wire(result), status=201 if result.written else 200)
+
+
+class FlowRunGraphApi(PrefectApiView):
+    required_scopes = {"GET": "see_flows"}
+
+    def get(self, request, flow_run_id: str):
+        items = flow_run_dependencies(flow_run_id=parse_id(flow_run_id, "Flow run"))
+        return Response([dependency_to_wire(item) for item in items])
+
+
+class FlowRunGraphV2Api(PrefectApiView):
+    required_scopes = {"GET": "see_flows"}
+
+    def get(self, request, flow_run_id: str):
+        since_raw = request.query_params.get("since")
+        try:
+            since = parse_datetime(since_raw) if since_raw else dt.datetime.min.replace(tzinfo=dt.UTC)
+        except FilterError:
+            raise InvalidBody("Invalid request received.", extra={"exception_detail": [
+                {"type": "datetime_from_date_parsing", "loc": ["query", "since"], "msg": "Input should be a valid datetime"}
+            ]}) from None  # fmt: skip
+        graph = flow_run_graph(flow_run_id=parse_id(flow_run_id, "Flow run"), since=since)
+        return Response(graph_to_wire(graph))
+
+
+class FlowRunLogsDownloadApi(PrefectApiView):
+    required_scopes = {"GET": "see_flows"}
+
+    def get(self, request, flow_run_id: str):
+        run = flow_run_get(flow_run_id=parse_id(flow_run_id, "Flow run"))
+        data = io.StringIO()
+        writer = csv.writer(data)
+        writer.writerow(["timestamp", "level", "flow_run_id", "task_run_id", "message"])
+        for page in flow_run_log_pages(flow_run_id=run.id):
+            for log in page:
+                writer.writerow(
+                    [
+                        log.timestamp.astimezone(dt.UTC),
+                        log.level,
+                        log.flow_run_id,
+                        log.task_run_id if log.task_run_id else "",
+                        log.message,
+                    ]
+                )
+        filename = quote(f"{run.name}-logs.csv", safe="")
+        response = HttpResponse(data.getvalue().encode(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = (
+            f"attachment; filename=\"flow-run-logs.csv\"; filename*=UTF-8''{filename}"
+        )
+        return response
+
+
+class FlowRunInputCreateApi(PrefectApiView):
+    required_scopes = {"POST": "run_flows"}
+
+    def post(self, request, flow_run_id: str):
+        data = self.parse(FlowRunInputCreate, self.body())
+        flow_run_input_create(
+            flow_run_id=parse_id(flow_run_id, "Flow run"), key=data.key, value=data.value, sender=data.sender
+        )
+        return created(None)
+
+
+class FlowRunInputKeyApi(PrefectApiView):
+    required_scopes = {"GET": "see_flows", "DELETE": "run_flows"}
+
+    def get(self, request, flow_run_id: str, key: str = "filter"):
+        item = flow_run_input_get(flow_run_id=parse_id(flow_run_id, "Flow run input"), key=key)
+        if item is None:
+            raise NotFound("Flow run input not found")
+        return HttpResponse(item.value.encode(), content_type="text/plain; charset=utf-8")
+
+    def delete(self, request, flow_run_id: str, key: str = "filter"):
+        flow_run_input_delete(flow_run_id=parse_id(flow_run_id, "Flow run input"), key=key)
+        return no_content()
+
+
+class FlowRunInputFilterApi(FlowRunInputKeyApi):
+    """``POST input/filter``; a GET or DELETE of ``input/filter`` is the input keyed ``filter``, as
+    in Prefect's router."""
+
+    required_scopes = {"POST": "see_flows", "GET": "see_flows", "DELETE": "run_flows"}
+
+    def post(self, request, flow_run_id: str):
+        data = self.parse(FlowRunInputFilter, self.body())
+        items = flow_run_input_list(
+            flow_run_id=parse_id(flow_run_id, "Flow run"),
+            prefix=data.prefix,
+            limit=data.limit,
+            exclude_keys=data.exclude_keys,
+        )
+        return Response([flow_run_input_to_wire(item) for item in items])

@@ -91,3 +91,89 @@ def orchestration_result_to_wire(result: OrchestrationResult) -> dict[str, Any]:
         "status": SetStateStatus(result.status).value,
         "details": dict(result.details),
     }
+
+
+def flow_run_input_to_wire(item) -> dict[str, Any]:
+    """Prefect's ``FlowRunInput``."""
+    return {
+        "id": str(item.id),
+        "created": iso(item.created),
+        "updated": iso(item.updated),
+        "flow_run_id": str(item.flow_run_id),
+        "key": item.key,
+        "value": item.value,
+        "sender": item.sender,
+    }
+
+
+def bulk_state_result_to_wire(item) -> dict[str, Any]:
+    """Prefect's ``FlowRunOrchestrationResult``."""
+    return {"flow_run_id": str(item.flow_run_id), **orchestration_result_to_wire(item.result)}
+
+
+def history_to_wire(intervals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefect's ``HistoryResponse`` list (time deltas as seconds)."""
+    return [
+        {
+            "interval_start": iso(interval["interval_start"]),
+            "interval_end": iso(interval["interval_end"]),
+            "states": interval["states"],
+        }
+        for interval in intervals
+    ]
+
+
+def dependency_to_wire(item: dict[str, Any]) -> dict[str, Any]:
+    """Prefect's ``DependencyResult`` (graph v1)."""
+    task_run = item["task_run"]
+    return {
+        "id": str(task_run.id),
+        "name": task_run.name,
+        "upstream_dependencies": item["upstream_dependencies"],
+        "state": state_to_wire(item["state"]),
+        "expected_start_time": iso(task_run.expected_start_time),
+        "start_time": iso(task_run.start_time),
+        "end_time": iso(task_run.end_time),
+        "total_run_time": task_run.total_run_time or 0.0,
+        "estimated_run_time": item["estimated_run_time"],
+        "untrackable_result": item["untrackable_result"],
+    }
+
+
+def _graph_artifact(artifact: dict[str, Any]) -> dict[str, Any]:
+    return {**artifact, "id": str(artifact["id"]), "created": iso(artifact["created"])}
+
+
+def graph_to_wire(graph: dict[str, Any]) -> dict[str, Any]:
+    """Prefect's ``Graph`` (graph v2): nodes are ``[id, node]`` pairs."""
+    nodes = []
+    for node in graph["nodes"]:
+        node_id = str(node["id"])
+        nodes.append(
+            [
+                node_id,
+                {
+                    "kind": node["kind"],
+                    "id": node_id,
+                    "label": node["label"],
+                    "state_type": node["state_type"],
+                    "start_time": iso(node["start_time"]),
+                    "end_time": iso(node["end_time"]),
+                    "parents": [{"id": str(i)} for i in node["parents"]],
+                    "children": [{"id": str(i)} for i in node["children"]],
+                    "encapsulating": [{"id": str(i)} for i in node["encapsulating"]],
+                    "artifacts": [_graph_artifact(a) for a in node["artifacts"]],
+                },
+            ]
+        )
+    return {
+        "start_time": iso(graph["start_time"]),
+        "end_time": iso(graph["end_time"]),
+        "root_node_ids": [str(i) for i in graph["root_node_ids"]],
+        "nodes": nodes,
+        "artifacts": [_graph_artifact(a) for a in graph["artifacts"]],
+        "states": [
+            {"id": str(s.id), "timestamp": iso(s.timestamp), "type": s.type, "name": s.name}
+            for s in graph["states"]
+        ],
+    }

@@ -403,6 +403,8 @@ def test_policies_mirror_prefects_order():
         "RemoveDeploymentConcurrencyLeaseForOldClientVersions",
         "EnsureOnlyScheduledFlowsMarkedLate",
         "HandlePausingFlows",
+        # The second half of Prefect's HandlePausingFlows.after_transition (stale run input).
+        "ClearStaleRunInput",
         "HandleResumingPausedFlows",
         "CopyScheduledTime",
         "WaitForScheduledTime",
