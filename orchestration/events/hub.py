@@ -26,6 +26,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import os
 import threading
 import uuid
 import weakref
@@ -67,6 +68,11 @@ class Lost(Exception):
 EVENTS = "events"
 #: Wake-ups for task workers: a background task run was queued in the workspace.
 TASK_RUNS = "task-runs"
+
+
+def client_name() -> str:
+    """How this process's hub connections name themselves to Redis (``CLIENT LIST``)."""
+    return f"live-hub-{os.getpid()}"
 
 
 def channel_name(workspace_id: uuid.UUID | str, topic: str = EVENTS) -> str:
@@ -312,7 +318,9 @@ class RedisHub:
 
     async def _send_subscribe(self, key: str) -> asyncio.Future:
         if self._pubsub is None:
-            self._client = aioredis.Redis.from_url(self._url, socket_keepalive=True)
+            self._client = aioredis.Redis.from_url(
+                self._url, socket_keepalive=True, client_name=client_name()
+            )
             self._pubsub = self._client.pubsub()
         confirmed = asyncio.get_running_loop().create_future()
         self._confirmations[key].append(confirmed)
@@ -402,7 +410,9 @@ class RedisHub:
         async with self._publish_lock:  # one at a time, so a publisher's numbers arrive in order
             envelope = _envelope(self._numbering, key, items)
             if self._publisher is None:
-                self._publisher = aioredis.Redis.from_url(self._url, socket_timeout=10)
+                self._publisher = aioredis.Redis.from_url(
+                    self._url, socket_timeout=10, client_name=client_name()
+                )
             await self._publisher.publish(key, json.dumps(envelope, separators=(",", ":")))
 
 
@@ -410,7 +420,7 @@ class _SyncRedisPublisher:
     """Publishing from code with no server loop (a Celery worker, a management command)."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=10)
+        self._client = redis.Redis.from_url(url, socket_timeout=10, client_name=client_name())
         self._numbering = _Numbering()
         self._lock = threading.Lock()
 
