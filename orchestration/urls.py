@@ -21,4 +21,5 @@ urlpatterns = [
     path("", include("orchestration.api.automations.urls")),
     path("", include("orchestration.api.deployments.urls")),
     path("", include("orchestration.api.concurrency.urls")),
+    path("", include("orchestration.api.saved_searches.urls")),
 ]

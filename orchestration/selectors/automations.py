@@ -1,5 +1,5 @@
-"""Reads of automations and saved searches (Prefect's ``read_automations_for_workspace``,
-``read_automations_related_to_resource``, ``read_saved_searches``)."""
+"""Reads of automations (Prefect's ``read_automations_for_workspace`` and
+``read_automations_related_to_resource``)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.errors import NotFound
-from orchestration.models import Automation, SavedSearch
+from orchestration.models import Automation
 from orchestration.schemas.automations import SORTS
 from orchestration.selectors.filters import F, FilterError, Kind, kind_condition, paging
 
@@ -51,15 +51,3 @@ def automations_related_to(resource_id: str, *, owned: bool | None = None) -> Qu
     if owned is not None:
         lookup["related_resources__automation_owned_by_resource"] = owned
     return Automation.objects.filter(**lookup).order_by("name", "id")
-
-
-def saved_search_get(saved_search_id: uuid.UUID) -> SavedSearch:
-    search = SavedSearch.objects.filter(id=saved_search_id).first()
-    if search is None:
-        raise NotFound("Saved search not found")
-    return search
-
-
-def saved_search_list(body: dict) -> QuerySet:
-    limit, offset = paging(body)
-    return SavedSearch.objects.order_by("name", "id")[offset : offset + limit]
