@@ -22,4 +22,5 @@ urlpatterns = [
     path("", include("orchestration.api.deployments.urls")),
     path("", include("orchestration.api.concurrency.urls")),
     path("", include("orchestration.api.saved_searches.urls")),
+    path("", include("orchestration.api.ui.urls")),
 ]
