@@ -1,6 +1,7 @@
 """Orchestration models, one module per concept. Every model here is workspace-scoped."""
 
 from orchestration.models.artifacts import Artifact
+from orchestration.models.automations import Automation, AutomationRelatedResource
 from orchestration.models.blocks import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
@@ -9,12 +10,15 @@ from orchestration.models.flow_run_inputs import FlowRunInput
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
 from orchestration.models.logs import Log
+from orchestration.models.saved_searches import ResultStorageDefault, SavedSearch
 from orchestration.models.task_runs import TaskRun, TaskRunState, TaskWorker
 from orchestration.models.variables import Variable
 from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 
 __all__ = [
     "Artifact",
+    "Automation",
+    "AutomationRelatedResource",
     "BlockDocument",
     "BlockDocumentReference",
     "BlockSchema",
@@ -29,6 +33,8 @@ __all__ = [
     "FlowRunInput",
     "FlowRunState",
     "Log",
+    "ResultStorageDefault",
+    "SavedSearch",
     "TaskRun",
     "TaskRunConcurrencyLimit",
     "TaskRunState",

@@ -1,85 +1,187 @@
-"""Hydrating values the UI sends (Prefect's ``utilities/schema_tools/hydration.py``): an object
-``{"__prefect_kind": …}`` stands for a value to compute. ``json`` parses its ``value`` string,
-``workspace_variable`` is the named variable's value, ``none`` passes its ``value`` through, an
-unknown kind is its ``value``; a ``json`` or ``workspace_variable`` object without its key is
-dropped from its parent. ``jinja`` templates are not rendered here (that needs Jinja, which this
-server does not carry): they are an error, as a template Prefect cannot render is."""
+"""Prefect's ``__prefect_kind`` values (``prefect.utilities.schema_tools.hydration``): the UI and
+automation actions send parameters as ``{"__prefect_kind": "json" | "jinja" | "workspace_variable"
+| "none", ...}``. ``hydrate`` replaces each with its value, an error placeholder, or a placeholder
+for what is filled in later (a template rendered when an action runs, a variable not read here)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
-KIND = "__prefect_kind"
+from orchestration.schemas.templates import TemplateRenderError, template_error, template_render
 
 
-class HydrationError(ValueError):
-    """Prefect's ``HydrationError``; its text is Prefect's message."""
+class Placeholder:
+    is_error = False
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
 
 
-class _Remove:
+class RemoveValue(Placeholder):
     pass
 
 
-_REMOVE = _Remove()
+class HydrationError(Placeholder):
+    is_error = True
+
+    def __init__(self, detail: str | None = None) -> None:
+        self.detail = detail
+
+    @property
+    def message(self) -> str:
+        raise NotImplementedError
 
 
-def hydrate(value: Any, *, workspace_variables: dict[str, Any]) -> Any:
-    """``value`` with every ``__prefect_kind`` object replaced; raises :class:`HydrationError`."""
-    result = _hydrate(value, workspace_variables)
-    return {} if result is _REMOVE else result
+class _Missing(HydrationError):
+    key = ""
+
+    @property
+    def message(self) -> str:
+        return f"Missing '{self.key}' key in __prefect object"
 
 
-def _hydrate(value: Any, variables: dict[str, Any]) -> Any:
-    if isinstance(value, dict) and KIND in value:
-        return _kind(value, variables)
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            hydrated = _hydrate(item, variables)
-            if hydrated is not _REMOVE:
-                out[key] = hydrated
-        return out
-    if isinstance(value, list):
-        return [h for h in (_hydrate(item, variables) for item in value) if h is not _REMOVE]
-    return value
+class ValueNotFound(_Missing):
+    key = "value"
 
 
-def _kind(obj: dict[str, Any], variables: dict[str, Any]) -> Any:  # noqa: C901 - one branch per kind
-    kind = obj[KIND]
+class TemplateNotFound(_Missing):
+    key = "template"
+
+
+class InvalidJSON(HydrationError):
+    @property
+    def message(self) -> str:
+        return "Invalid JSON" + (f": {self.detail}" if self.detail else "")
+
+
+class InvalidJinja(HydrationError):
+    @property
+    def message(self) -> str:
+        return "Invalid jinja" + (f": {self.detail}" if self.detail else "")
+
+
+class WorkspaceVariableNotFound(HydrationError):
+    @property
+    def message(self) -> str:
+        return f"Variable '{self.detail}' not found in workspace."
+
+
+class WorkspaceVariable(Placeholder):
+    def __init__(self, variable_name: Any) -> None:
+        self.variable_name = variable_name
+
+
+class ValidJinja(Placeholder):
+    def __init__(self, template: str) -> None:
+        self.template = template
+
+
+@dataclass
+class HydrationContext:
+    workspace_variables: dict[str, Any] = field(default_factory=dict)
+    render_workspace_variables: bool = False
+    render_jinja: bool = False
+    jinja_context: dict[str, Any] = field(default_factory=dict)
+
+
+def _nested(value: Any, ctx: HydrationContext) -> Any:
+    return _hydrate(value, ctx) if isinstance(value, dict) else value
+
+
+def _kind(kind: Any, obj: dict, ctx: HydrationContext) -> Any:  # noqa: C901 - one branch per kind
     if kind == "none":
-        if "value" not in obj:
-            raise HydrationError("Missing 'value' key in __prefect object")
-        return _hydrate(obj["value"], variables)
+        return _hydrate(obj["value"], ctx) if "value" in obj else ValueNotFound()
     if kind == "json":
         if "value" not in obj:
-            return _REMOVE
-        raw = _hydrate(obj["value"], variables) if isinstance(obj["value"], dict) else obj["value"]
-        if not isinstance(raw, str):
-            return raw
+            return RemoveValue()
+        value = _nested(obj["value"], ctx)
+        if isinstance(value, Placeholder) or not isinstance(value, str):
+            return value
         try:
-            return json.loads(raw)
-        except ValueError as error:
-            raise HydrationError(f"Invalid JSON: {error}") from None
-    if kind == "workspace_variable":
-        if "variable_name" not in obj:
-            return _REMOVE
-        name = obj["variable_name"]
-        name = _hydrate(name, variables) if isinstance(name, dict) else name
-        if isinstance(name, str) and name in variables:
-            return variables[name]
-        raise HydrationError(f"Variable '{name}' not found in workspace.")
+            return json.loads(value)
+        except (json.JSONDecodeError, TypeError) as exc:
+            return InvalidJSON(detail=str(exc))
     if kind == "jinja":
         if "template" not in obj:
-            raise HydrationError("Missing 'template' key in __prefect object")
-        raise HydrationError("Invalid jinja: templates are not rendered by this server")
+            return TemplateNotFound()
+        template = _nested(obj["template"], ctx)
+        if isinstance(template, Placeholder):
+            return template
+        if not isinstance(template, str):
+            return InvalidJinja(detail="the template must be a string")
+        error = template_error(template)
+        if error:
+            return InvalidJinja(detail=error)
+        if ctx.render_jinja:
+            try:
+                return template_render(template, ctx.jinja_context)
+            except TemplateRenderError as exc:
+                return InvalidJinja(detail=str(exc))
+        return ValidJinja(template)
+    if kind == "workspace_variable":
+        if "variable_name" not in obj:
+            return RemoveValue()
+        name = _nested(obj["variable_name"], ctx)
+        if isinstance(name, Placeholder):
+            return name
+        if not ctx.render_workspace_variables:
+            return WorkspaceVariable(name)
+        if isinstance(name, str) and name in ctx.workspace_variables:
+            return ctx.workspace_variables[name]
+        return WorkspaceVariableNotFound(detail=str(name))
     return obj.get("value")
+
+
+def _hydrate(obj: Any, ctx: HydrationContext) -> Any:
+    if isinstance(obj, dict) and "__prefect_kind" in obj:
+        return _kind(obj["__prefect_kind"], obj, ctx)
+    if isinstance(obj, dict):
+        out = {}
+        for key, value in obj.items():
+            hydrated = _hydrate(value, ctx)
+            if not isinstance(hydrated, RemoveValue):
+                out[key] = hydrated
+        return out
+    if isinstance(obj, list):
+        return [h for h in (_hydrate(item, ctx) for item in obj) if not isinstance(h, RemoveValue)]
+    return obj
+
+
+def hydrate(obj: dict[str, Any], ctx: HydrationContext | None = None) -> Any:
+    result = _hydrate(obj, ctx or HydrationContext())
+    return {} if isinstance(result, RemoveValue) else result
 
 
 def needs_variables(value: Any) -> bool:
     """Does ``value`` name a workspace variable (so the caller must load them)?"""
     if isinstance(value, dict):
-        return value.get(KIND) == "workspace_variable" or any(needs_variables(v) for v in value.values())
+        return value.get("__prefect_kind") == "workspace_variable" or any(
+            needs_variables(v) for v in value.values()
+        )
     if isinstance(value, list):
         return any(needs_variables(v) for v in value)
     return False
+
+
+def hydration_errors(hydrated: Any, prefix: str = "") -> dict[str, HydrationError]:
+    """Every error placeholder in ``hydrated`` by its dotted path (Prefect's ``_collect_errors``)."""
+    problems: dict[str, HydrationError] = {}
+    if isinstance(hydrated, HydrationError):
+        problems[prefix] = hydrated
+    if isinstance(hydrated, Placeholder) or not isinstance(hydrated, dict):
+        return problems
+    for key, value in hydrated.items():
+        if isinstance(value, dict):
+            problems.update(hydration_errors(value, f"{prefix}{key}."))
+        elif isinstance(value, list):
+            # Prefect's loop unpacks ``enumerate`` the wrong way round, so it never finds an error
+            # inside a list; the same parameters are accepted here as there.
+            continue
+        elif isinstance(value, HydrationError):
+            problems[f"{prefix}{key}"] = value
+    return problems

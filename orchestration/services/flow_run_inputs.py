@@ -16,7 +16,7 @@ from core.errors import Conflict, NotFound
 from orchestration.models import FlowRun, FlowRunInput, Variable
 from orchestration.models.states import StateType
 from orchestration.persistence.run_lock import locked_run
-from orchestration.schemas.hydration import HydrationError, hydrate, needs_variables
+from orchestration.schemas.hydration import HydrationContext, HydrationError, hydrate, needs_variables
 from orchestration.schemas.parameters import parameters_check
 from orchestration.schemas.responses import OrchestrationResult, SetStateStatus, abort_details
 from orchestration.schemas.states import StateCreate, StateDetails
@@ -65,12 +65,35 @@ def _refused(state, reason: str) -> OrchestrationResult:
     return OrchestrationResult(status=SetStateStatus.REJECT, state=state, details=abort_details(reason))
 
 
+class _NotHydrated(ValueError):
+    pass
+
+
 def _hydrated(run_input: dict[str, Any]) -> dict[str, Any]:
-    """``run_input`` hydrated as Prefect's resume route does (workspace variables rendered)."""
+    """``run_input`` hydrated as Prefect's resume route does (workspace variables and templates
+    rendered); raises ``_NotHydrated`` with Prefect's message."""
     variables: dict[str, Any] = {}
     if needs_variables(run_input):
         variables = dict(Variable.objects.values_list("name", "value"))
-    return hydrate(run_input, workspace_variables=variables) or {}
+    context = HydrationContext(
+        workspace_variables=variables, render_workspace_variables=True, render_jinja=True
+    )
+    hydrated = hydrate(run_input, context)
+    error = _first_error(hydrated)
+    if error is not None:
+        raise _NotHydrated(error.message)
+    return hydrated or {}
+
+
+def _first_error(value: Any) -> HydrationError | None:
+    """The first error placeholder, depth first (Prefect raises at the first one it makes)."""
+    if isinstance(value, HydrationError):
+        return value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        if (found := _first_error(child)) is not None:
+            return found
+    return None
 
 
 def _input_refusal(run: FlowRun, keyset: dict[str, str], run_input: dict[str, Any]) -> str | None:
@@ -121,7 +144,7 @@ def flow_run_resume(
         if keyset:
             try:
                 run_input = _hydrated(run_input or {})
-            except HydrationError as error:
+            except _NotHydrated as error:
                 return ResumeResult(_refused(state, f"Error hydrating run input: {error}"), started)
             refusal = _input_refusal(run, keyset, run_input)
             if refusal is not None:

@@ -259,6 +259,17 @@ class TestResumeHydration:
         stored = json.loads(_inputs(tenant, run_id)[keyset("k1")["response"]])
         assert stored == {"approved": True, "note": "from a variable"}
 
+    def test_templates_are_rendered_as_prefect_renders_them(self, api, tenant):
+        run_id = _paused_waiting_for_input(api)
+        run_input = {
+            "approved": {"__prefect_kind": "json", "value": "true"},
+            "note": {"__prefect_kind": "jinja", "template": "{{ 6 * 7 }} {{ 'ok' | upper }}"},
+        }
+        body = api.post(f"flow_runs/{run_id}/resume", {"run_input": run_input}).json()
+        assert body["status"] == "ACCEPT", body
+        stored = json.loads(_inputs(tenant, run_id)[keyset("k1")["response"]])
+        assert stored == {"approved": True, "note": "42 OK"}
+
     @pytest.mark.parametrize(
         "value, reason",
         [
@@ -268,6 +279,8 @@ class TestResumeHydration:
              "Error hydrating run input: Invalid JSON: Expecting property name enclosed in double quotes: "
              "line 1 column 2 (char 1)"),
             ({"__prefect_kind": "none"}, "Error hydrating run input: Missing 'value' key in __prefect object"),
+            ({"__prefect_kind": "jinja", "template": "{{ 1 + }}"},
+             "Error hydrating run input: Invalid jinja: unexpected 'end of print statement'"),
         ],
     )  # fmt: skip
     def test_what_cannot_be_hydrated_is_refused(self, api, tenant, value, reason):

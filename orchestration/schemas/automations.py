@@ -1,0 +1,433 @@
+"""Automations as Prefect's server validates them (``prefect.server.events.schemas.automations``
+and the action models of ``prefect.server.events.actions``): event, compound and sequence
+triggers, every action type with its checks, and the create, update and partial-update bodies.
+
+Stored with ``model_dump(mode="json")`` (durations as seconds, as Prefect's JSON has them) and read
+back with the same models, so what an engine evaluates later is exactly what was validated here.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from orchestration.schemas.hydration import HydrationContext, hydrate, hydration_errors
+from orchestration.schemas.templates import maybe_template, template_error
+
+_CONFIG = ConfigDict(ser_json_timedelta="float", extra="ignore")
+
+
+class _Model(BaseModel):
+    model_config = _CONFIG
+
+
+class _Body(BaseModel):
+    """Prefect's ``ActionBaseModel``: request bodies refuse unknown fields."""
+
+    model_config = ConfigDict(ser_json_timedelta="float", extra="forbid")
+
+
+def _non_negative(value: dt.timedelta) -> dt.timedelta:
+    if value < dt.timedelta(0):
+        raise ValueError("timedelta must be non-negative")
+    return value
+
+
+NonNegativeTimeDelta = Annotated[dt.timedelta, AfterValidator(_non_negative)]
+StateTypeName = Literal[
+    "SCHEDULED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "CANCELLED", "CRASHED", "PAUSED", "CANCELLING"
+]
+
+
+# --- resource specifications --------------------------------------------------------------------
+
+
+class ResourceSpecification(RootModel[dict[str, str | list[str]]]):
+    def matches_every_resource_of_kind(self, prefix: str) -> bool:
+        if not self.root:
+            return True
+        if len(self.root) == 1:
+            resource_id = self.root.get("prefect.resource.id")
+            if resource_id:
+                values = [resource_id] if isinstance(resource_id, str) else resource_id
+                return any(value == f"{prefix}.*" for value in values)
+        return False
+
+
+# --- actions ------------------------------------------------------------------------------------
+
+
+def _template(value: str, name: str) -> str:
+    error = template_error(value)
+    if error:
+        raise ValueError(f"{name!r} is not a valid template: {error}")
+    return value
+
+
+class _Selected(_Model):
+    """Actions that act on a selected object (its id given) or one inferred from the event."""
+
+    _id_field = ""
+    source: Literal["selected", "inferred"] = "selected"
+
+    @model_validator(mode="after")
+    def _selected_requires_id(self):
+        wants = self.source == "selected"
+        has = bool(getattr(self, self._id_field))
+        if wants != has:
+            raise ValueError(f"{self._id_field} is " + ("not allowed" if has else "required"))
+        return self
+
+
+class DoNothing(_Model):
+    type: Literal["do-nothing"] = "do-nothing"
+
+
+class _DeploymentAction(_Selected):
+    _id_field = "deployment_id"
+    deployment_id: uuid.UUID | None = None
+
+
+def _wrap_v1_template(template: str) -> dict[str, Any]:
+    stripped = template.strip()
+    if stripped.startswith("{{") and stripped.endswith("}}") and stripped.count("{{") == 1:
+        inner = stripped[2:-2].strip()
+        return {"__prefect_kind": "json",
+                "value": {"__prefect_kind": "jinja", "template": "{{ " + inner + " | tojson }}"}}  # fmt: skip
+    return {"__prefect_kind": "jinja", "template": template}
+
+
+def _upgrade_v1_templates(parameters: dict[str, Any]) -> None:
+    for key, value in parameters.items():
+        if isinstance(value, dict):
+            if "__prefect_kind" not in value:
+                _upgrade_v1_templates(value)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    _upgrade_v1_templates(item)
+                elif isinstance(item, str) and maybe_template(item):
+                    value[index] = _wrap_v1_template(item)
+        elif isinstance(value, str) and maybe_template(value):
+            parameters[key] = _wrap_v1_template(value)
+
+
+class RunDeployment(_DeploymentAction):
+    type: Literal["run-deployment"] = "run-deployment"
+    parameters: dict[str, Any] | None = None
+    job_variables: dict[str, Any] | None = None
+    schedule_after: NonNegativeTimeDelta = Field(default_factory=lambda: dt.timedelta(0))
+
+    @field_validator("parameters")
+    @classmethod
+    def _valid_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if not value:
+            return value
+        testing = copy.deepcopy(value)
+        _upgrade_v1_templates(testing)
+        problems = hydration_errors(hydrate(testing, HydrationContext()))
+        if not problems:
+            return value
+        raise ValueError(
+            "Invalid parameters: \n"
+            + "\n  ".join(f"{k + ':' if k else ''} {e.message}" for k, e in problems.items())
+        )
+
+
+class PauseDeployment(_DeploymentAction):
+    type: Literal["pause-deployment"] = "pause-deployment"
+
+
+class ResumeDeployment(_DeploymentAction):
+    type: Literal["resume-deployment"] = "resume-deployment"
+
+
+class ChangeFlowRunState(_Model):
+    type: Literal["change-flow-run-state"] = "change-flow-run-state"
+    name: str | None = None
+    state: StateTypeName
+    message: str | None = None
+    force: bool = False
+
+
+class CancelFlowRun(_Model):
+    type: Literal["cancel-flow-run"] = "cancel-flow-run"
+
+
+class DeleteFlowRun(_Model):
+    type: Literal["delete-flow-run"] = "delete-flow-run"
+
+
+class SuspendFlowRun(_Model):
+    type: Literal["suspend-flow-run"] = "suspend-flow-run"
+
+
+class ResumeFlowRun(_Model):
+    type: Literal["resume-flow-run"] = "resume-flow-run"
+
+
+class CallWebhook(_Model):
+    type: Literal["call-webhook"] = "call-webhook"
+    block_document_id: uuid.UUID
+    payload: str = ""
+
+    @field_validator("payload", mode="before")
+    @classmethod
+    def _payload_is_a_string(cls, value: Any) -> Any:
+        # Older UIs send a JSON object; Prefect stores it as its indented JSON text.
+        if value is None or isinstance(value, str):
+            return value
+        import json  # noqa: PLC0415 - only this rare path needs it
+
+        return json.dumps(value, indent=2)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_template(cls, value: str) -> str:
+        return _template(value, "payload") if value else value
+
+
+class SendNotification(_Model):
+    type: Literal["send-notification"] = "send-notification"
+    block_document_id: uuid.UUID
+    subject: str = "Prefect automated notification"
+    body: str
+
+    @field_validator("subject", "body")
+    @classmethod
+    def _templates(cls, value: str, info: ValidationInfo) -> str:
+        return _template(value, str(info.field_name))
+
+
+class _WorkPoolAction(_Selected):
+    _id_field = "work_pool_id"
+    work_pool_id: uuid.UUID | None = None
+
+
+class PauseWorkPool(_WorkPoolAction):
+    type: Literal["pause-work-pool"] = "pause-work-pool"
+
+
+class ResumeWorkPool(_WorkPoolAction):
+    type: Literal["resume-work-pool"] = "resume-work-pool"
+
+
+class _WorkQueueAction(_Selected):
+    _id_field = "work_queue_id"
+    work_queue_id: uuid.UUID | None = None
+
+
+class PauseWorkQueue(_WorkQueueAction):
+    type: Literal["pause-work-queue"] = "pause-work-queue"
+
+
+class ResumeWorkQueue(_WorkQueueAction):
+    type: Literal["resume-work-queue"] = "resume-work-queue"
+
+
+class _AutomationAction(_Selected):
+    _id_field = "automation_id"
+    automation_id: uuid.UUID | None = None
+
+
+class PauseAutomation(_AutomationAction):
+    type: Literal["pause-automation"] = "pause-automation"
+
+
+class ResumeAutomation(_AutomationAction):
+    type: Literal["resume-automation"] = "resume-automation"
+
+
+# Not discriminated, as Prefect's union is not: pydantic picks the model a body fits.
+Action = (
+    DoNothing | RunDeployment | PauseDeployment | ResumeDeployment | CancelFlowRun | DeleteFlowRun
+    | ChangeFlowRunState | PauseWorkQueue | ResumeWorkQueue | SendNotification | CallWebhook | PauseAutomation
+    | ResumeAutomation | SuspendFlowRun | ResumeFlowRun | PauseWorkPool | ResumeWorkPool
+)  # fmt: skip
+
+
+# --- triggers -----------------------------------------------------------------------------------
+
+
+def _spec(value: Any) -> Any:
+    if isinstance(value, dict):
+        return ResourceSpecification.model_validate(value)
+    if isinstance(value, list):
+        return [ResourceSpecification.model_validate(v) if isinstance(v, dict) else v for v in value]
+    return value
+
+
+class EventTrigger(_Model):
+    type: Literal["event"] = "event"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    match: ResourceSpecification = Field(default_factory=lambda: ResourceSpecification({}))
+    match_related: ResourceSpecification | list[ResourceSpecification] = Field(
+        default_factory=lambda: ResourceSpecification({})
+    )
+    after: set[str] = Field(default_factory=set)
+    expect: set[str] = Field(default_factory=set)
+    for_each: set[str] = Field(default_factory=set)
+    posture: Literal["Reactive", "Proactive"]
+    threshold: int = 1
+    within: dt.timedelta = Field(dt.timedelta(seconds=0), ge=dt.timedelta(seconds=0))
+
+    _coerce_match = field_validator("match", "match_related", mode="before")(lambda cls, v: _spec(v))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _minimum_within_for_proactive(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if "within" in data and data["within"] is None:
+            raise ValueError("`within` should be a valid timedelta")
+        within = data.get("within")
+        if within is not None and not isinstance(within, dt.timedelta):
+            try:
+                within = _TIMEDELTA.validate_python(within)
+            except ValueError:
+                return data  # the field reports the value it cannot read
+            data = {**data, "within": within}
+        if data.get("posture") == "Proactive":
+            if not within or within == dt.timedelta(0):
+                data = {**data, "within": dt.timedelta(seconds=10.0)}
+            elif within < dt.timedelta(seconds=10.0):
+                raise ValueError(
+                    "`within` for Proactive triggers must be greater than or equal to 10 seconds"
+                )
+        return data
+
+
+class CompoundTrigger(_Model):
+    type: Literal["compound"] = "compound"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    triggers: list[Trigger]
+    within: dt.timedelta | None
+    require: int | Literal["any", "all"]
+
+    @model_validator(mode="after")
+    def _valid_require(self):
+        if isinstance(self.require, int):
+            if self.require < 1:
+                raise ValueError("require must be at least 1")
+            if self.require > len(self.triggers):
+                raise ValueError("require must be less than or equal to the number of triggers")
+        return self
+
+
+class SequenceTrigger(_Model):
+    type: Literal["sequence"] = "sequence"
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    triggers: list[Trigger]
+    within: dt.timedelta | None
+
+
+Trigger = EventTrigger | CompoundTrigger | SequenceTrigger
+CompoundTrigger.model_rebuild()
+SequenceTrigger.model_rebuild()
+
+_TIMEDELTA = TypeAdapter(dt.timedelta)
+
+
+def _all_triggers(trigger) -> list:
+    if isinstance(trigger, CompoundTrigger | SequenceTrigger):
+        return [trigger] + [t for child in trigger.triggers for t in _all_triggers(child)]
+    return [trigger]
+
+
+def reset_trigger_ids(trigger) -> None:
+    """Prefect gives every trigger a fresh id on create and update."""
+    for each in _all_triggers(trigger):
+        each.id = uuid.uuid4()
+
+
+# --- automations --------------------------------------------------------------------------------
+
+_LOOP_EVENTS = {"prefect.flow-run.Scheduled", "prefect.flow-run.Pending", "prefect.flow-run.Running",
+                "prefect.flow-run.*"}  # fmt: skip
+
+
+class AutomationCore(_Model):
+    name: str
+    description: str = ""
+    enabled: bool = True
+    tags: list[str] = Field(default_factory=list)
+    trigger: Trigger
+    actions: list[Action]
+    actions_on_trigger: list[Action] = Field(default_factory=list)
+    actions_on_resolve: list[Action] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _prevent_run_deployment_loops(self):
+        trigger = self.trigger
+        if not self.enabled or not isinstance(trigger, EventTrigger) or trigger.posture != "Reactive":
+            return self
+        if not any(e.startswith("prefect.flow-run.") for e in trigger.expect):
+            return self
+        if not _LOOP_EVENTS.intersection(trigger.expect):
+            return self
+        for action in self.actions:
+            if not isinstance(action, RunDeployment):
+                continue
+            if action.source == "inferred":
+                raise ValueError(
+                    "Running an inferred deployment from a flow run state change event will lead to an "
+                    "infinite loop of flow runs.  Please choose a specific deployment and add additional "
+                    "filtering labels to the match or match_related for this automation's trigger."
+                )
+            if trigger.match.matches_every_resource_of_kind("prefect.flow-run"):
+                relateds = (
+                    trigger.match_related
+                    if isinstance(trigger.match_related, list)
+                    else [trigger.match_related]
+                )
+                if any(r.matches_every_resource_of_kind("prefect.flow-run") for r in relateds):
+                    raise ValueError(
+                        "Running a selected deployment from a flow run state change event may lead to an "
+                        "infinite loop of flow runs.  Please include additional filtering labels on either "
+                        "match or match_related to narrow down which flow runs will trigger this automation "
+                        "to exclude flow runs from the deployment you've selected."
+                    )
+        return self
+
+    def all_actions(self) -> list:
+        return [*self.actions, *self.actions_on_trigger, *self.actions_on_resolve]
+
+    def stored(self) -> dict[str, Any]:
+        """The columns of the stored automation."""
+        data = self.model_dump(mode="json", include=set(AutomationCore.model_fields))
+        return data
+
+
+class AutomationCreate(AutomationCore):
+    model_config = ConfigDict(ser_json_timedelta="float", extra="forbid")
+    owner_resource: str | None = None
+
+
+class AutomationUpdate(AutomationCore):
+    model_config = ConfigDict(ser_json_timedelta="float", extra="forbid")
+
+
+class AutomationPartialUpdate(_Body):
+    enabled: bool = True
+
+
+class Automation(AutomationCore):
+    """A stored automation, read back (its id and times come from the row)."""
+
+
+SORTS = {"CREATED_DESC": ["-created", "-id"], "UPDATED_DESC": ["-updated", "-id"],
+         "NAME_ASC": ["name", "id"], "NAME_DESC": ["-name", "-id"]}  # fmt: skip

@@ -1,0 +1,90 @@
+"""Automations end to end: the unmodified ``prefect`` client and CLI against the live server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestration.models import Automation, AutomationRelatedResource, Deployment, Flow
+from tests.live.conftest import make_live_tenant
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+def _rows(workspace, **lookup):
+    return Automation.objects.for_workspace(workspace.id).filter(**lookup)
+
+
+def _create(run_prefect, name, deployment_id=None, **kwargs):
+    env = {"AUTOMATION_NAME": name}
+    if deployment_id:
+        env["AUTOMATION_DEPLOYMENT_ID"] = str(deployment_id)
+    run = run_prefect("automations_client.py", env, **kwargs)
+    assert run.result is not None, run.describe()
+    return run
+
+
+def test_the_client_creates_reads_and_relates_an_automation(run_prefect, live_tenant):
+    workspace = live_tenant.workspace
+    flow = Flow.objects.for_workspace(workspace.id).create(workspace_id=workspace.id, name="wf")
+    deployment = Deployment.objects.for_workspace(workspace.id).create(
+        workspace_id=workspace.id, flow=flow, name="d"
+    )
+    run = _create(run_prefect, "on-failures", deployment.id)
+    result = run.result
+    assert "error" not in result, run.describe()
+    assert result["read_by_name"] == result["id"] and result["read_by_id"] == "on-failures"
+    assert result["within"] == 120.0 and result["hello"] == "👋"
+    assert result["related"] == [result["id"]]
+    # The meta routes the client reads: the worker metadata Prefect ships, served offline.
+    assert {"process", "kubernetes", "docker"} <= set(result["worker_types"])
+    assert result["api_version"].startswith("3.9") and result["storage"] == "None"
+    stored = _rows(workspace).get()
+    assert str(stored.id) == result["id"] and stored.description == "from the live test"
+    assert stored.trigger["posture"] == "Proactive" and stored.trigger["threshold"] == 2
+    assert [a["type"] for a in stored.actions] == ["do-nothing", "run-deployment"]
+    related = AutomationRelatedResource.objects.for_workspace(workspace.id).get()
+    assert related.resource_id == f"prefect.deployment.{deployment.id}"
+
+
+def test_cli_ls_inspect_pause_resume_delete(run_prefect, live_tenant):
+    workspace = live_tenant.workspace
+    assert "error" not in _create(run_prefect, "nightly-watch").result
+    listed = run_prefect(["prefect", "automation", "ls"])
+    assert listed.returncode == 0 and "nightly-watch" in listed.stdout, listed.describe()
+    inspected = run_prefect(["prefect", "automation", "inspect", "nightly-watch", "--json"])
+    assert inspected.returncode == 0, inspected.describe()
+    [shown] = json.loads(inspected.stdout)  # by name: every automation of that name
+    assert shown["name"] == "nightly-watch" and shown["trigger"]["threshold"] == 2
+    paused = run_prefect(["prefect", "automation", "pause", "nightly-watch"])
+    assert paused.returncode == 0, paused.describe()
+    assert _rows(workspace, name="nightly-watch").get().enabled is False
+    resumed = run_prefect(["prefect", "automation", "resume", "nightly-watch"])
+    assert resumed.returncode == 0, resumed.describe()
+    assert _rows(workspace, name="nightly-watch").get().enabled is True
+    deleted = run_prefect(["prefect", "automation", "delete", "nightly-watch"])
+    assert deleted.returncode == 0, deleted.describe()
+    assert not _rows(workspace).exists()
+
+
+def test_cli_create_from_json_is_validated_by_the_server(run_prefect, live_tenant):
+    body = {"name": "from-json", "trigger": {"type": "event", "posture": "Reactive", "expect": ["x.y"]},
+            "actions": [{"type": "do-nothing"}]}  # fmt: skip
+    created = run_prefect(["prefect", "automation", "create", "--from-json", json.dumps(body)])
+    assert created.returncode == 0, created.describe()
+    assert _rows(live_tenant.workspace, name="from-json").exists()
+
+
+def test_a_viewer_cannot_create_and_another_workspace_sees_nothing(run_prefect, live_tenant, asgi_server):
+    refused = _create(run_prefect, "from-viewer", key=live_tenant.viewer_key)
+    assert "403" in refused.result.get("error", ""), refused.describe()
+    assert not _rows(live_tenant.workspace).exists()
+    assert "error" not in _create(run_prefect, "mine").result
+    other = make_live_tenant(asgi_server.url)
+    listed = run_prefect(["prefect", "automation", "ls"], key=other.developer_key, api_url=other.api_url)
+    assert listed.returncode == 0 and "mine" not in listed.stdout, listed.describe()
+    inspected = run_prefect(
+        ["prefect", "automation", "inspect", "mine"], key=other.developer_key, api_url=other.api_url
+    )
+    assert inspected.returncode != 0, inspected.describe()
