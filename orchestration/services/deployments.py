@@ -45,8 +45,8 @@ from orchestration.schemas.deployments import (
     DeploymentUpdate,
     stored_schedule,
 )
-from orchestration.schemas.hydration import HydrationError, has_placeholders, hydrate
 from orchestration.schemas.parameters import job_variables_check, parameters_check
+from orchestration.schemas.run_hydration import HydrationError, has_placeholders, hydrate
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
@@ -845,7 +845,7 @@ def deployment_flow_run_create(
     *, deployment_id: uuid.UUID, data: DeploymentFlowRunCreate, actor=None
 ) -> tuple[FlowRun, bool]:
     """A run of the deployment: its parameters merged over the deployment's, placeholders expanded
-    (``orchestration.schemas.hydration``; a bad one is a 400 ``Error hydrating flow run
+    (``orchestration.schemas.run_hydration``; a bad one is a 400 ``Error hydrating flow run
     parameters: …``) and checked against its schema when enforced (a 409 ``Error creating flow
     run: …``, as Prefect answers), its tags added to the deployment's, in the deployment's work
     queue (or the one named, created in the deployment's pool), SCHEDULED for now unless a state is

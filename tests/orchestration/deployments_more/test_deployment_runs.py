@@ -17,7 +17,7 @@ from prefect.utilities.schema_tools.hydration import hydrate as prefect_hydrate
 from rest_framework.test import APIClient
 
 from orchestration.models import FlowRun
-from orchestration.schemas.hydration import HydrationError, hydrate
+from orchestration.schemas.run_hydration import HydrationError, hydrate
 from tests.conftest import bearer
 from tests.orchestration.deployments_more.helpers import deploy, hourly, in_workspace, make_flow
 

@@ -17,6 +17,9 @@ Placeholders nest (a ``json`` value may itself be a placeholder). Problems raise
 :class:`HydrationError` with Prefect's message (``Invalid JSON: …``, ``Variable 'x' not found in
 workspace.``, ``Missing 'template' key in __prefect object``). A raw ``{{ prefect.variables.x }}``
 string is not a server-side placeholder: the client resolves those when it deploys.
+
+This module renders (Jinja in a sandbox, variables from the workspace) and raises on the first
+problem, as Prefect's server does when it creates a run; it needs ``jinja2`` at run time.
 """
 
 from __future__ import annotations
