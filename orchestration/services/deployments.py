@@ -588,7 +588,9 @@ _UPDATE_FIELDS = _CREATE_FIELDS
 
 
 def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor=None) -> None:
-    """Change the fields sent (PATCH). The deployment's future auto-scheduled runs are deleted."""
+    """Change the fields sent (PATCH). The deployment's future auto-scheduled runs are deleted.
+    Parameters sent are stored with their placeholders expanded (a bad one is a 400 ``Error
+    hydrating deployment parameters: …``), as Prefect's server stores them."""
     sent = data.model_fields_set
     with transaction.atomic():
         deployment = _locked(deployment_id)
@@ -607,7 +609,15 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
             )
 
         if "parameters" in sent and data.parameters is not None:
-            parameters = data.parameters
+            # Prefect's update stores the parameters sent with their placeholders expanded.
+            try:
+                parameters = (
+                    hydrate(data.parameters, variables=_workspace_variables())
+                    if has_placeholders(data.parameters)
+                    else data.parameters
+                )
+            except HydrationError as error:
+                raise InvalidInput(f"Error hydrating deployment parameters: {error}") from None
         else:
             parameters = deployment.parameters
         enforce = (
@@ -631,8 +641,8 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
         for name in _UPDATE_FIELDS:
             if name not in sent:
                 continue
-            value = getattr(data, name)
-            if name in ("parameters", "job_variables", "tags", "paused") and value is None:
+            value = parameters if name == "parameters" else getattr(data, name)
+            if name in ("parameters", "job_variables", "tags", "paused") and getattr(data, name) is None:
                 continue
             setattr(deployment, name, value)
         if "concurrency_options" in sent:

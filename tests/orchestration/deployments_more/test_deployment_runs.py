@@ -344,3 +344,30 @@ class TestWorkQueueCheck:
         a_client = bearer(APIClient(), a.service_key)
         assert a_client.get(f"{a.prefix}/deployments/{theirs['id']}/work_queue_check").status_code == 404
         assert b_client.get(f"{b.prefix}/deployments/{theirs['id']}/work_queue_check").status_code == 200
+
+
+class TestPlaceholdersWhenADeploymentIsUpdated:
+    def test_a_patch_stores_the_expanded_parameters(self, tenant, dev):
+        dev.post(f"{tenant.prefix}/variables/", {"name": "who", "value": "ops"}, format="json")
+        deployment = deploy(dev, tenant, make_flow(dev, tenant))
+        url = f"{tenant.prefix}/deployments/{deployment['id']}"
+        body = {"parameters": {"name": {"__prefect_kind": "workspace_variable", "variable_name": "who"}}}
+        assert dev.patch(url, body, format="json").status_code == 204
+        assert dev.get(url).json()["parameters"] == {"name": "ops"}
+
+    def test_a_bad_placeholder_is_400_and_changes_nothing(self, tenant, dev):
+        deployment = deploy(dev, tenant, make_flow(dev, tenant))
+        url = f"{tenant.prefix}/deployments/{deployment['id']}"
+        body = {"parameters": {"name": {"__prefect_kind": "json", "value": "{"}}, "description": "changed"}
+        response = dev.patch(url, body, format="json")
+        assert response.status_code == 400
+        assert response.json()["detail"].startswith("Error hydrating deployment parameters: Invalid JSON")
+        after = dev.get(url).json()
+        assert after["parameters"] == {"name": "world"} and after["description"] != "changed"
+
+    def test_expanded_values_are_checked_against_the_schema_409(self, tenant, dev):
+        deployment = deploy(dev, tenant, make_flow(dev, tenant))
+        url = f"{tenant.prefix}/deployments/{deployment['id']}"
+        body = {"parameters": {"n": {"__prefect_kind": "json", "value": '"x"'}}}
+        response = dev.patch(url, body, format="json")
+        assert response.status_code == 409 and "Validation failed for field 'n'" in response.json()["detail"]
