@@ -298,3 +298,50 @@ class TestFlowsPaginate:
             role_client("viewer").post(f"{tenant.prefix}/flows/paginate", {}, format="json").status_code
             == 200
         )
+
+
+class TestQueryCounts:
+    """The list-like answers take the same number of queries however many rows they hold."""
+
+    def _count(self, call) -> int:
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        call()  # warm: the key's access memo is filled on the first request
+        with CaptureQueriesContext(connection) as captured:
+            response = call()
+        assert response.status_code == 200, response.content
+        return len(captured.captured_queries)
+
+    def test_pool_and_queue_concurrency_status(self, tenant, dev, pool):
+        deployment = deploy(dev, tenant, make_flow(dev, tenant), work_pool_name="k8s", work_queue_name="high")
+        _running_run(dev, tenant, deployment["id"])
+        queue_id = dev.get(f"{tenant.prefix}/work_pools/k8s/queues/high").json()["id"]
+
+        def pool_status():
+            return dev.post(f"{tenant.prefix}/work_pools/k8s/concurrency_status", {}, format="json")
+
+        def queue_status():
+            return dev.post(f"{tenant.prefix}/work_queues/{queue_id}/concurrency_status", {}, format="json")
+
+        few = (self._count(pool_status), self._count(queue_status))
+        for name in ("q3", "q4", "q5"):
+            dev.post(f"{tenant.prefix}/work_pools/k8s/queues", {"name": name}, format="json")
+        for _ in range(4):
+            _running_run(dev, tenant, deployment["id"])
+        assert (self._count(pool_status), self._count(queue_status)) == few
+
+    def test_flows_paginate_and_observed_states(self, tenant, dev):
+        make_flow(dev, tenant, "first")
+
+        def page():
+            return dev.post(f"{tenant.prefix}/flows/paginate", {}, format="json")
+
+        def states():
+            return dev.get(f"{tenant.prefix}/observed-states")
+
+        few = (self._count(page), self._count(states))
+        deployment = deploy(dev, tenant, make_flow(dev, tenant, "second"))
+        for state in ("RUNNING", "PENDING", "COMPLETED"):
+            _running_run(dev, tenant, deployment["id"], state=state)
+        assert (self._count(page), self._count(states)) == few
