@@ -18,7 +18,6 @@ urlpatterns = [
     path("", include("orchestration.api.blocks.urls")),
     path("", include("orchestration.events.urls")),
     path("", include("orchestration.api.work_pools.urls")),
-    # Before deployments: it serves automations/owned-by, which deployments/urls.py still stubs.
     path("", include("orchestration.api.automations.urls")),
     path("", include("orchestration.api.deployments.urls")),
     path("", include("orchestration.api.concurrency.urls")),

@@ -319,3 +319,44 @@ class ScheduledFlowRunsQuery(PrefectModel):
 
 class DeploymentScheduleCreateList(RootModel[list[DeploymentScheduleCreate]]):
     """``POST deployments/{id}/schedules``: a JSON list."""
+
+
+class BulkDelete(PrefectModel):
+    """``deployments/bulk_delete`` and ``flows/bulk_delete``: the filter of the objects (under
+    ``deployments`` or ``flows``, read by the filter grammar) and how many at most (1 to 50)."""
+
+    limit: int = Field(default=50, ge=1, le=50)
+
+
+#: A run-scheduling request creates at most this many runs per schedule (``schedule_dates`` walks
+#: no further).
+SCHEDULE_REQUEST_MAX_RUNS = 1000
+
+
+class DeploymentScheduleRuns(PrefectModel):
+    """``POST deployments/{id}/schedule``. ``min_time`` is seconds (Prefect's workaround for
+    timedeltas in a body); naive datetimes are UTC."""
+
+    start_time: dt.datetime | None = None
+    end_time: dt.datetime | None = None
+    min_time: float | None = Field(default=None, allow_inf_nan=False, ge=-1e9, le=1e9)
+    min_runs: int | None = None
+    max_runs: int | None = None
+
+    @field_validator("start_time", "end_time")
+    @classmethod
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
+        if value is not None and not 1900 <= value.year <= 9000:
+            raise ValueError("must be between the years 1900 and 9000")
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value
+
+    @field_validator("max_runs")
+    @classmethod
+    def _bounded(cls, value: int | None) -> int | None:
+        return None if value is None else max(0, min(value, SCHEDULE_REQUEST_MAX_RUNS))
+
+
+class DeploymentFlowRunCreateList(RootModel[list[DeploymentFlowRunCreate]]):
+    """``POST deployments/{id}/create_flow_run/bulk``: a JSON list."""

@@ -113,7 +113,7 @@ def _kind(kind: Any, obj: dict, ctx: HydrationContext) -> Any:  # noqa: C901 - o
         if isinstance(template, Placeholder):
             return template
         if not isinstance(template, str):
-            return InvalidJinja(detail="the template must be a string")
+            return InvalidJinja(detail=f"Can't compile non template nodes: {template!r}")
         error = template_error(template)
         if error:
             return InvalidJinja(detail=error)
@@ -155,6 +155,18 @@ def _hydrate(obj: Any, ctx: HydrationContext) -> Any:
 def hydrate(obj: dict[str, Any], ctx: HydrationContext | None = None) -> Any:
     result = _hydrate(obj, ctx or HydrationContext())
     return {} if isinstance(result, RemoveValue) else result
+
+
+def first_error(value: Any) -> HydrationError | None:
+    """The first error placeholder, depth first, lists included (where Prefect, hydrating with
+    ``raise_on_error``, raises)."""
+    if isinstance(value, HydrationError):
+        return value
+    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
+    for child in children:
+        if (found := first_error(child)) is not None:
+            return found
+    return None
 
 
 def needs_variables(value: Any) -> bool:

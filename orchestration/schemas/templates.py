@@ -11,8 +11,20 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 MAX_LOOP_COUNT = 10
 MAX_NESTED_LOOP_DEPTH = 2
+MAX_TEMPLATE_RANGE = 100
+
+
+def _bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    if len(numbers) > MAX_TEMPLATE_RANGE:
+        raise OverflowError(
+            f"Range too big. The sandbox blocks ranges larger than MAX_TEMPLATE_RANGE={MAX_TEMPLATE_RANGE}."
+        )
+    return numbers
+
 
 _environment = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+_environment.globals["range"] = _bounded_range
 
 
 class TemplateSecurityError(Exception):
@@ -67,10 +79,12 @@ class TemplateRenderError(Exception):
 
 def template_render(template: str, context: dict) -> str:
     """Render an accepted template in the sandbox (Prefect's ``render_user_template_sync``)."""
+    if not maybe_template(template):
+        return template
     try:
         return _environment.from_string(template).render(context)
-    except Exception as exc:  # the sandbox's security errors, undefined calls, type errors
-        raise TemplateRenderError(f"Error rendering template: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - the sandbox's refusals, undefined calls, type errors
+        raise TemplateRenderError(f"Failed to render template due to the following error: {exc!r}") from None
 
 
 def maybe_template(value: str) -> bool:

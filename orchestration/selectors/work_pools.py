@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, F, IntegerField, Value, When, Window
+from django.db.models import Case, Count, F, IntegerField, Q, Value, When, Window
 from django.db.models.functions import RowNumber
 
 from core.errors import NotFound
@@ -126,6 +126,25 @@ def work_queue_by_name_get(*, name: str) -> WorkQueue:
     return queue
 
 
+def work_queues_for_deployment(*, deployment) -> list[WorkQueue]:
+    """Prefect's ``check_work_queues_for_deployment``: the queues whose (deprecated) ``filter``
+    would pick up the deployment: its ``tags`` are missing, empty or all among the deployment's, and
+    its ``deployment_ids`` are missing, empty or include the deployment. Queues without a filter
+    match. In creation order."""
+    tags = set(deployment.tags or [])
+    matching = []
+    for queue in WorkQueue.objects.order_by("created", "id"):
+        criteria = queue.filter if isinstance(queue.filter, dict) else {}
+        wanted_tags = criteria.get("tags")
+        wanted_ids = criteria.get("deployment_ids")
+        if wanted_tags and not (isinstance(wanted_tags, list) and set(map(str, wanted_tags)) <= tags):
+            continue
+        if wanted_ids and not (isinstance(wanted_ids, list) and str(deployment.id) in map(str, wanted_ids)):
+            continue
+        matching.append(queue)
+    return matching
+
+
 # --- statuses -----------------------------------------------------------------------------------------
 
 
@@ -215,6 +234,64 @@ def pool_active_slots(pool_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
     for queue_id, count in queue_active_slots(pool_of_queue).items():
         totals[pool_of_queue[queue_id]] += count
     return totals
+
+
+#: Prefect's states that hold a slot, for a pool (its scheduler counts PENDING and RUNNING) and for
+#: a queue (its scheduler counts CANCELLING too): ``concurrency_status`` reports these.
+POOL_SLOT_STATE_TYPES = (StateType.PENDING, StateType.RUNNING)
+QUEUE_SLOT_STATE_TYPES = (StateType.PENDING, StateType.RUNNING, StateType.CANCELLING)
+_SLOT_FIELDS = ("id", "name", "state_type", "state_name", "start_time", "state_timestamp", "work_queue_id")
+
+
+def work_queue_slot_holders(
+    *, queue_id: uuid.UUID, offset: int, limit: int
+) -> tuple[WorkQueue, int, list[dict]]:
+    """Prefect's ``count_work_queue_slot_holders`` / ``get_work_queue_slot_holders``: the runs of
+    the queue (by id, or by its name for runs that have no queue id) in a slot-holding state, by
+    id. ``(queue, total, the page)``; each run is a dict of its summary fields."""
+    queue = WorkQueue.objects.filter(id=queue_id).first()
+    if queue is None:
+        raise NotFound("Work queue not found.")
+    runs = FlowRun.objects.filter(
+        Q(work_queue_id=queue.id) | Q(work_queue_id__isnull=True, work_queue_name=queue.name),
+        state_type__in=QUEUE_SLOT_STATE_TYPES,
+    )
+    page = list(runs.order_by("id").values(*_SLOT_FIELDS)[offset : offset + limit])
+    return queue, runs.count(), page
+
+
+def work_pool_slot_holders(
+    *, name: str, offset: int, limit: int, flow_run_limit: int
+) -> tuple[WorkPool, list[WorkQueue], int, int, dict[uuid.UUID, int], dict[uuid.UUID, list[dict]]]:
+    """Prefect's pool ``concurrency_status`` reads: the pool, a page of its queues (by priority),
+    how many queues there are, the runs holding a slot in the pool, per queue, and up to
+    ``flow_run_limit`` of them (by id) per queue of the page."""
+    pool = WorkPool.objects.filter(name=name).first()
+    if pool is None:
+        raise NotFound(f"Work pool {name!r} not found.")
+    queues = WorkQueue.objects.filter(work_pool=pool)
+    page = list(queues.order_by("priority", "id")[offset : offset + limit])
+    holders = FlowRun.objects.filter(
+        work_queue_id__in=queues.values("id"), state_type__in=POOL_SLOT_STATE_TYPES
+    )
+    by_queue = {
+        row["work_queue_id"]: row["n"]
+        for row in holders.order_by().values("work_queue_id").annotate(n=Count("id"))
+    }
+    runs: dict[uuid.UUID, list[dict]] = {}
+    if page and flow_run_limit:
+        rows = (
+            holders.filter(work_queue_id__in=[queue.id for queue in page])
+            .annotate(
+                position=Window(RowNumber(), partition_by=[F("work_queue_id")], order_by=[F("id").asc()])
+            )
+            .order_by("id")
+            .values(*_SLOT_FIELDS, "position")
+        )
+        for row in rows:
+            if row["position"] <= flow_run_limit:
+                runs.setdefault(row["work_queue_id"], []).append(row)
+    return pool, page, queues.count(), sum(by_queue.values()), by_queue, runs
 
 
 # --- lists --------------------------------------------------------------------------------------------

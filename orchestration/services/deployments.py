@@ -34,7 +34,7 @@ from audit import events
 from billing.entitlements import check_deployment
 from core.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
 from orchestration.events.services import event_record_on_commit
-from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, WorkPool, WorkQueue
+from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, Variable, WorkPool, WorkQueue
 from orchestration.models.states import StateType
 from orchestration.schemas.actions import FlowRunCreate
 from orchestration.schemas.deployments import (
@@ -46,6 +46,7 @@ from orchestration.schemas.deployments import (
     stored_schedule,
 )
 from orchestration.schemas.parameters import job_variables_check, parameters_check
+from orchestration.schemas.run_hydration import HydrationError, has_placeholders, hydrate
 from orchestration.schemas.states import StateCreate
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
@@ -587,7 +588,9 @@ _UPDATE_FIELDS = _CREATE_FIELDS
 
 
 def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor=None) -> None:
-    """Change the fields sent (PATCH). The deployment's future auto-scheduled runs are deleted."""
+    """Change the fields sent (PATCH). The deployment's future auto-scheduled runs are deleted.
+    Parameters sent are stored with their placeholders expanded (a bad one is a 400 ``Error
+    hydrating deployment parameters: …``), as Prefect's server stores them."""
     sent = data.model_fields_set
     with transaction.atomic():
         deployment = _locked(deployment_id)
@@ -606,7 +609,15 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
             )
 
         if "parameters" in sent and data.parameters is not None:
-            parameters = data.parameters
+            # Prefect's update stores the parameters sent with their placeholders expanded.
+            try:
+                parameters = (
+                    hydrate(data.parameters, variables=_workspace_variables())
+                    if has_placeholders(data.parameters)
+                    else data.parameters
+                )
+            except HydrationError as error:
+                raise InvalidInput(f"Error hydrating deployment parameters: {error}") from None
         else:
             parameters = deployment.parameters
         enforce = (
@@ -630,8 +641,8 @@ def deployment_update(*, deployment_id: uuid.UUID, data: DeploymentUpdate, actor
         for name in _UPDATE_FIELDS:
             if name not in sent:
                 continue
-            value = getattr(data, name)
-            if name in ("parameters", "job_variables", "tags", "paused") and value is None:
+            value = parameters if name == "parameters" else getattr(data, name)
+            if name in ("parameters", "job_variables", "tags", "paused") and getattr(data, name) is None:
                 continue
             setattr(deployment, name, value)
         if "concurrency_options" in sent:
@@ -698,91 +709,208 @@ def deployment_delete(*, deployment_id: uuid.UUID, actor=None) -> None:
         deployment = _locked(deployment_id)
         if deployment is None:
             raise NotFound("Deployment not found")
-        _emit(deployment, "deleted")
-        auditing.record(
-            events.DEPLOYMENT_DELETED, target=deployment, actor=actor, before=_snapshot(deployment)
-        )
-        scheduled_runs_delete(deployment_id=deployment.id)
-        deployment_concurrency_limit_delete(deployment_id=deployment.id)
-        deployment.delete()
+        _delete_locked(deployment, actor=actor)
+
+
+def _delete_locked(deployment: Deployment, *, actor) -> None:
+    _emit(deployment, "deleted")
+    auditing.record(events.DEPLOYMENT_DELETED, target=deployment, actor=actor, before=_snapshot(deployment))
+    scheduled_runs_delete(deployment_id=deployment.id)
+    deployment_concurrency_limit_delete(deployment_id=deployment.id)
+    deployment.delete()
+
+
+#: Prefect's ``BULK_OPERATION_LIMIT``: at most this many deployments (or flows) per bulk delete.
+BULK_DELETE_LIMIT = 50
+
+
+def deployments_bulk_delete(*, deployment_ids: Sequence[uuid.UUID], actor=None) -> list[uuid.UUID]:
+    """Prefect's ``delete_deployments``: each deployment goes as ``deployment_delete`` takes one (its
+    scheduled runs, its concurrency limit, a ``prefect.deployment.deleted`` event and an audit
+    record each), all in one transaction. The ids deleted, in the order given; ids that are not (or
+    no longer) there are skipped."""
+    with transaction.atomic():
+        rows = {
+            row.id: row
+            for row in Deployment.objects.select_for_update(of=("self",))
+            .select_related("work_queue__work_pool", "flow")
+            .filter(id__in=list(deployment_ids))
+            .order_by("id")
+        }
+        deleted = [deployment_id for deployment_id in dict.fromkeys(deployment_ids) if deployment_id in rows]
+        for deployment_id in deleted:
+            _delete_locked(rows[deployment_id], actor=actor)
+    return deleted
 
 
 # --- runs ---------------------------------------------------------------------------------------------
 
 
+class _RunRefused(Exception):
+    """Why one run of a bulk creation was refused: its ``error`` in Prefect's words."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _workspace_variables() -> dict[str, Any]:
+    """Prefect's ``HydrationContext.build(render_workspace_variables=True)``: every variable."""
+    return dict(Variable.objects.values_list("name", "value"))
+
+
+def _hydrated(deployment: Deployment, data: DeploymentFlowRunCreate, variables) -> dict[str, Any]:
+    """The deployment's parameters overlaid by the run's, placeholders expanded (``variables`` is a
+    callable so the workspace's variables are read only when a placeholder is there)."""
+    parameters = {**(deployment.parameters or {}), **data.parameters}
+    if not has_placeholders(parameters):
+        return parameters
+    return hydrate(parameters, variables=variables())
+
+
+def _checked_parameters(deployment: Deployment, data: DeploymentFlowRunCreate, parameters, *, bulk: bool):
+    enforce = (
+        data.enforce_parameter_schema
+        if data.enforce_parameter_schema is not None
+        else deployment.enforce_parameter_schema
+    )
+    if not enforce:
+        return
+    schema = deployment.parameter_openapi_schema
+    if not isinstance(schema, dict):
+        if bulk:
+            raise _RunRefused("Parameter schema enforcement is enabled but deployment has no valid schema.")
+        raise Conflict(
+            "Error updating deployment: Cannot update parameters because parameter schema "
+            "enforcement is enabled and the deployment does not have a valid parameter schema."
+        )
+    try:
+        parameters_check(parameters, schema)
+    except ValueError as error:
+        if bulk:
+            raise _RunRefused(f"Parameter validation failed: {error}") from None
+        raise Conflict(f"Error creating flow run: {error}") from None
+
+
+def _run_from_deployment(
+    deployment: Deployment, data: DeploymentFlowRunCreate, *, actor, parameters, bulk: bool
+) -> tuple[FlowRun, bool]:
+    _checked_parameters(deployment, data, parameters, bulk=bulk)
+    deployment_pool = deployment.work_queue.work_pool if deployment.work_queue is not None else None
+    if deployment_pool is not None:
+        try:
+            job_variables_check(
+                deployment_pool, deployment.job_variables, data.job_variables, ignore_required=False
+            )
+        except ValueError as error:
+            if bulk:
+                raise _RunRefused(f"Error creating flow run: {error}") from None
+            raise InvalidJobVariables(f"Error creating flow run: {error}") from None
+
+    queue, queue_name = deployment.work_queue, deployment.work_queue_name
+    if data.work_queue_name:
+        if queue is None:
+            if bulk:
+                raise _RunRefused(
+                    f"Cannot create flow run in work queue {data.work_queue_name} because deployment is not "
+                    "associated with a work pool."
+                )
+            raise InvalidInput(
+                f"Cannot create flow run in work queue {data.work_queue_name} because deployment "
+                f"{deployment.id} is not associated with a work pool. Please remove work_pool_name and "
+                "try again."
+            )
+        queue, queue_name = _queue_in_pool(queue.work_pool, data.work_queue_name), data.work_queue_name
+    pool = queue.work_pool if queue is not None else None
+
+    tags = list(dict.fromkeys([*(deployment.tags or []), *data.tags]))
+    state = data.state or StateCreate(type=StateType.SCHEDULED, name="Scheduled")
+    return flow_run_create(
+        data=FlowRunCreate(
+            flow_id=deployment.flow_id,
+            name=data.name,
+            state=state,
+            parameters=parameters,
+            context=data.context,
+            parent_task_run_id=data.parent_task_run_id,
+            infrastructure_document_id=data.infrastructure_document_id
+            or deployment.infrastructure_document_id,
+            empirical_policy=data.empirical_policy,
+            tags=tags,
+            labels={**(deployment.labels or {}), **(data.labels or {})},
+            idempotency_key=data.idempotency_key,
+            work_pool_name=pool.name if pool is not None else None,
+            work_queue_name=queue_name,
+            job_variables=data.job_variables or {},
+            deployment_id=deployment.id,
+        ),
+        actor=actor,
+        work_queue_id=queue.id if queue is not None else None,
+        work_pool_id=pool.id if pool is not None else None,
+        deployment_version=deployment.version,
+    )
+
+
 def deployment_flow_run_create(
     *, deployment_id: uuid.UUID, data: DeploymentFlowRunCreate, actor=None
 ) -> tuple[FlowRun, bool]:
-    """A run of the deployment: its parameters merged over the deployment's and checked against
-    its schema (when enforced), its tags added to the deployment's, in the deployment's work queue
-    (or the one named, created in the deployment's pool), SCHEDULED for now unless a state is given.
-    ``(run, created)``; an idempotency key already used for this flow gives the existing run."""
+    """A run of the deployment: its parameters merged over the deployment's, placeholders expanded
+    (``orchestration.schemas.run_hydration``; a bad one is a 400 ``Error hydrating flow run
+    parameters: …``) and checked against its schema when enforced (a 409 ``Error creating flow
+    run: …``, as Prefect answers), its tags added to the deployment's, in the deployment's work
+    queue (or the one named, created in the deployment's pool), SCHEDULED for now unless a state is
+    given. ``(run, created)``; an idempotency key already used for this flow gives the existing
+    run."""
     with transaction.atomic():
         deployment = deployment_get(deployment_id=deployment_id)
-        parameters = {**(deployment.parameters or {}), **data.parameters}
-        enforce = (
-            data.enforce_parameter_schema
-            if data.enforce_parameter_schema is not None
-            else deployment.enforce_parameter_schema
-        )
-        if enforce:
-            schema = deployment.parameter_openapi_schema
-            if not isinstance(schema, dict):
-                raise Conflict(
-                    "Error updating deployment: Cannot update parameters because parameter schema "
-                    "enforcement is enabled and the deployment does not have a valid parameter schema."
-                )
-            try:
-                parameters_check(parameters, schema)
-            except ValueError as error:
-                raise InvalidParameters(f"Error creating flow run: {error}") from None
+        try:
+            parameters = _hydrated(deployment, data, _workspace_variables)
+        except HydrationError as error:
+            raise InvalidInput(f"Error hydrating flow run parameters: {error}") from None
+        return _run_from_deployment(deployment, data, actor=actor, parameters=parameters, bulk=False)
 
-        queue, queue_name = deployment.work_queue, deployment.work_queue_name
-        if data.work_queue_name:
-            if queue is None:
-                raise InvalidInput(
-                    f"Cannot create flow run in work queue {data.work_queue_name} because deployment "
-                    f"{deployment.id} is not associated with a work pool. Please remove work_pool_name and "
-                    "try again."
-                )
-            queue, queue_name = _queue_in_pool(queue.work_pool, data.work_queue_name), data.work_queue_name
-        pool = queue.work_pool if queue is not None else None
-        deployment_pool = deployment.work_queue.work_pool if deployment.work_queue is not None else None
-        if deployment_pool is not None:
-            try:
-                job_variables_check(
-                    deployment_pool, deployment.job_variables, data.job_variables, ignore_required=False
-                )
-            except ValueError as error:
-                raise InvalidJobVariables(f"Error creating flow run: {error}") from None
 
-        tags = list(dict.fromkeys([*(deployment.tags or []), *data.tags]))
-        state = data.state or StateCreate(type=StateType.SCHEDULED, name="Scheduled")
-        run, created = flow_run_create(
-            data=FlowRunCreate(
-                flow_id=deployment.flow_id,
-                name=data.name,
-                state=state,
-                parameters=parameters,
-                context=data.context,
-                parent_task_run_id=data.parent_task_run_id,
-                infrastructure_document_id=data.infrastructure_document_id
-                or deployment.infrastructure_document_id,
-                empirical_policy=data.empirical_policy,
-                tags=tags,
-                labels={**(deployment.labels or {}), **(data.labels or {})},
-                idempotency_key=data.idempotency_key,
-                work_pool_name=pool.name if pool is not None else None,
-                work_queue_name=queue_name,
-                job_variables=data.job_variables or {},
-                deployment_id=deployment.id,
-            ),
-            actor=actor,
-            work_queue_id=queue.id if queue is not None else None,
-            work_pool_id=pool.id if pool is not None else None,
-            deployment_version=deployment.version,
-        )
-    return run, created
+#: Prefect's ``BULK_CREATE_LIMIT``: at most this many runs per ``create_flow_run/bulk``.
+BULK_CREATE_LIMIT = 100
+
+
+def deployment_flow_runs_bulk_create(
+    *, deployment_id: uuid.UUID, items: Sequence[DeploymentFlowRunCreate], actor=None
+) -> list[dict[str, Any]]:
+    """Prefect's ``create_flow_run/bulk``: each item as ``deployment_flow_run_create`` makes one,
+    in one transaction; an item that cannot be made is reported (``status: FAILED`` and Prefect's
+    ``error``) and writes nothing, the others go on. One result per item, in order:
+    ``{"flow_run_id", "status", "error"}``."""
+    if len(items) > BULK_CREATE_LIMIT:
+        raise InvalidInput(f"Cannot create more than {BULK_CREATE_LIMIT} flow runs at once.")
+    results: list[dict[str, Any]] = []
+    with transaction.atomic():
+        deployment = deployment_get(deployment_id=deployment_id)
+        if not items:
+            return results
+        memo: dict[str, dict[str, Any]] = {}
+
+        def variables() -> dict[str, Any]:
+            if "all" not in memo:
+                memo["all"] = _workspace_variables()
+            return memo["all"]
+
+        for item in items:
+            try:
+                with transaction.atomic():
+                    parameters = _hydrated(deployment, item, variables)
+                    run, _ = _run_from_deployment(
+                        deployment, item, actor=actor, parameters=parameters, bulk=True
+                    )
+            except (_RunRefused, HydrationError, AppError) as error:
+                if isinstance(error, _RunRefused):
+                    message = error.error
+                else:
+                    message = error.message if isinstance(error, AppError) else str(error)
+                results.append({"flow_run_id": None, "status": "FAILED", "error": message})
+                continue
+            results.append({"flow_run_id": str(run.id), "status": "CREATED", "error": None})
+    return results
 
 
 def deployment_scheduled_runs(
@@ -836,6 +964,8 @@ __all__ = [
     "deployment_by_name_get",
     "deployment_delete",
     "deployment_flow_run_create",
+    "deployment_flow_runs_bulk_create",
+    "deployments_bulk_delete",
     "deployment_get",
     "deployment_schedule_delete",
     "deployment_schedule_update",

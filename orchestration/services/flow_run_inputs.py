@@ -16,9 +16,10 @@ from core.errors import Conflict, NotFound
 from orchestration.models import FlowRun, FlowRunInput, Variable
 from orchestration.models.states import StateType
 from orchestration.persistence.run_lock import locked_run
-from orchestration.schemas.hydration import HydrationContext, HydrationError, hydrate, needs_variables
+from orchestration.schemas.hydration import needs_variables
 from orchestration.schemas.parameters import parameters_check
 from orchestration.schemas.responses import OrchestrationResult, SetStateStatus, abort_details
+from orchestration.schemas.run_hydration import HydrationError, hydrate
 from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.orchestration import set_flow_run_state
 from tenants.scoping import current_workspace_id
@@ -65,35 +66,13 @@ def _refused(state, reason: str) -> OrchestrationResult:
     return OrchestrationResult(status=SetStateStatus.REJECT, state=state, details=abort_details(reason))
 
 
-class _NotHydrated(ValueError):
-    pass
-
-
 def _hydrated(run_input: dict[str, Any]) -> dict[str, Any]:
     """``run_input`` hydrated as Prefect's resume route does (workspace variables and templates
-    rendered); raises ``_NotHydrated`` with Prefect's message."""
+    rendered); raises ``HydrationError`` with Prefect's message."""
     variables: dict[str, Any] = {}
     if needs_variables(run_input):
         variables = dict(Variable.objects.values_list("name", "value"))
-    context = HydrationContext(
-        workspace_variables=variables, render_workspace_variables=True, render_jinja=True
-    )
-    hydrated = hydrate(run_input, context)
-    error = _first_error(hydrated)
-    if error is not None:
-        raise _NotHydrated(error.message)
-    return hydrated or {}
-
-
-def _first_error(value: Any) -> HydrationError | None:
-    """The first error placeholder, depth first (Prefect raises at the first one it makes)."""
-    if isinstance(value, HydrationError):
-        return value
-    children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else ()
-    for child in children:
-        if (found := _first_error(child)) is not None:
-            return found
-    return None
+    return hydrate(run_input, variables=variables) or {}
 
 
 def _input_refusal(run: FlowRun, keyset: dict[str, str], run_input: dict[str, Any]) -> str | None:
@@ -144,7 +123,7 @@ def flow_run_resume(
         if keyset:
             try:
                 run_input = _hydrated(run_input or {})
-            except _NotHydrated as error:
+            except HydrationError as error:
                 return ResumeResult(_refused(state, f"Error hydrating run input: {error}"), started)
             refusal = _input_refusal(run, keyset, run_input)
             if refusal is not None:

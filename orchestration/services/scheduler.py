@@ -157,6 +157,47 @@ def scheduler_tick(*, now: dt.datetime | None = None, config: SchedulerSettings 
     return created
 
 
+def deployment_runs_schedule(
+    *,
+    deployment_id: uuid.UUID,
+    start_time: dt.datetime | None = None,
+    end_time: dt.datetime | None = None,
+    min_time: dt.timedelta | None = None,
+    min_runs: int | None = None,
+    max_runs: int | None = None,
+    config: SchedulerSettings | None = None,
+) -> int:
+    """Prefect's ``models.deployments.schedule_runs`` (``POST deployments/{id}/schedule``): runs for
+    each active schedule of one deployment, paused or not, from ``start_time`` (now by default; in
+    the past for a backfill) to ``end_time`` (default ``start_time`` plus the scheduler's horizon),
+    at most ``max_runs`` per schedule, stopping once there are ``min_runs`` and the last is at least
+    ``min_time`` after ``start_time`` (the scheduler's settings fill what is not given; a schedule's
+    ``max_scheduled_runs`` does not apply, as in Prefect). The runs are the scheduler's own, with
+    its idempotency keys, so scheduling twice creates nothing new. The caller is in the
+    deployment's workspace scope; returns how many runs were created."""
+    config = config or SchedulerSettings.from_settings()
+    now = timezone.now()
+    start = start_time or now
+    end = end_time or start + config.max_time
+    min_runs = config.min_runs if min_runs is None else min_runs
+    max_runs = config.max_runs if max_runs is None else max_runs
+    min_time = config.min_time if min_time is None else min_time
+    runs: list[_Run] = []
+    schedules = (
+        DeploymentSchedule.objects.filter(deployment_id=deployment_id, active=True)
+        .order_by("id")
+        .values(*_SCHEDULE_FIELDS)
+    )
+    for schedule in schedules:
+        dates: list[dt.datetime] = []
+        for date in schedule_dates(schedule["schedule"], start=start, end=end, n=max_runs):
+            dates.append(date)
+            if len(dates) >= min_runs and date >= start + min_time:
+                break
+        runs.extend(_build(schedule, dates, now=now))
+    return _insert(runs)
+
+
 # --- what to create -----------------------------------------------------------------------------------
 
 
@@ -452,4 +493,4 @@ def _write_postgres(chunk: Sequence[_Run]) -> int:
     return len(inserted)
 
 
-__all__ = ["SchedulerSettings", "scheduler_tick"]
+__all__ = ["SchedulerSettings", "deployment_runs_schedule", "scheduler_tick"]

@@ -206,6 +206,51 @@ def work_queue_create(
     return queue
 
 
+DEFAULT_AGENT_WORK_POOL_NAME = "default-agent-pool"
+AGENT_POOL_TYPE = "prefect-agent"
+
+
+def work_queue_create_without_pool(
+    *,
+    name: str,
+    description: str | None = "",
+    is_paused: bool = False,
+    concurrency_limit: int | None = None,
+    priority: int | None = None,
+    filter: dict | None = None,  # noqa: A002 - Prefect's (deprecated) field name
+    actor=None,
+) -> WorkQueue:
+    """Prefect's ``POST work_queues/`` (``models.work_queues.create_work_queue`` without a pool):
+    the queue goes to the workspace's ``default-agent-pool``, which is created (with its
+    ``default`` queue) when missing; asking for ``default`` then is that queue. A name the pool
+    already has is a Conflict (409)."""
+    with transaction.atomic():
+        pool = WorkPool.objects.filter(name=DEFAULT_AGENT_WORK_POOL_NAME).first()
+        if pool is None:
+            try:
+                pool = work_pool_create(name=DEFAULT_AGENT_WORK_POOL_NAME, type=AGENT_POOL_TYPE, actor=actor)
+            except Conflict:
+                # Another request created it first.
+                pool = WorkPool.objects.get(name=DEFAULT_AGENT_WORK_POOL_NAME)
+            else:
+                if name == DEFAULT_QUEUE_NAME:
+                    queue = WorkQueue.objects.get(id=pool.default_queue_id)
+                    queue.work_pool = pool
+                    return queue
+        try:
+            return work_queue_create(
+                pool=pool,
+                name=name,
+                description=description,
+                is_paused=is_paused,
+                concurrency_limit=concurrency_limit,
+                priority=priority,
+                filter=filter,
+            )
+        except Conflict:
+            raise Conflict("A work queue with this name already exists.") from None
+
+
 def work_queue_update(*, queue_id: uuid.UUID, changes: dict[str, Any]) -> None:
     try:
         with transaction.atomic():

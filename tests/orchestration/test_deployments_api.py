@@ -476,26 +476,28 @@ class TestCreateFlowRun:
             ({"name": None}, "Validation failed for field 'name'"),
         ],
     )
-    def test_bad_parameters_are_422_and_create_no_run(self, tenant, dev, flow_id, parameters, problem):
+    def test_bad_parameters_are_409_as_prefect_and_create_no_run(
+        self, tenant, dev, flow_id, parameters, problem
+    ):
         deployment = _deploy(dev, tenant, flow_id).json()
         response = dev.post(
             f"{tenant.prefix}/deployments/{deployment['id']}/create_flow_run",
             {"parameters": parameters},
             format="json",
         )
-        assert response.status_code == 422
+        assert response.status_code == 409
         assert (
             response.json()["detail"].startswith("Error creating flow run: ")
             and problem in response.json()["detail"]
         )
         assert not _runs(tenant)
 
-    def test_a_missing_required_parameter_is_422(self, tenant, dev, flow_id):
+    def test_a_missing_required_parameter_is_409(self, tenant, dev, flow_id):
         deployment = _deploy(dev, tenant, flow_id, parameters={}).json()
         response = dev.post(
             f"{tenant.prefix}/deployments/{deployment['id']}/create_flow_run", {}, format="json"
         )
-        assert response.status_code == 422 and "'name' is a required property" in response.json()["detail"]
+        assert response.status_code == 409 and "'name' is a required property" in response.json()["detail"]
 
     def test_enforcement_can_be_switched_off_per_run(self, tenant, dev, flow_id):
         deployment = _deploy(dev, tenant, flow_id).json()

@@ -1,6 +1,6 @@
 """Deployments over the wire (Prefect's ``/deployments`` routes), what a runner polls
-(``deployments/get_scheduled_flow_runs``), and ``automations/owned-by/{resource_id}``, which
-``flow.serve()`` and ``.deploy()`` call after saving a deployment.
+(``deployments/get_scheduled_flow_runs``). ``automations/owned-by/{resource_id}``, which
+``flow.serve()`` and ``.deploy()`` call after saving a deployment, is the automations' route.
 
 Scopes: reads need ``see_deployments``; creating, updating, pausing and editing schedules
 ``write_deployments``; deleting ``manage_deployments``; starting a run ``run_deployments`` (a
@@ -9,6 +9,7 @@ Runner may run a deployment but not change it).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, TypeVar
 
 from django.db import transaction
@@ -21,17 +22,23 @@ from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content, parse_id
 from orchestration.api.deployments.wire import deployments_to_wire, schedule_to_wire
 from orchestration.api.flow_runs.wire import flow_run_to_wire
+from orchestration.api.work_pools.wire import work_queue_core_to_wire
 from orchestration.models import Deployment, DeploymentSchedule
 from orchestration.schemas.deployments import (
+    BulkDelete,
     DeploymentCreate,
     DeploymentFlowRunCreate,
+    DeploymentFlowRunCreateList,
     DeploymentScheduleCreateList,
+    DeploymentScheduleRuns,
     DeploymentScheduleUpdate,
     DeploymentUpdate,
     ScheduledFlowRunsQuery,
 )
 from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
+from orchestration.selectors.work_pools import work_queues_for_deployment
 from orchestration.services import deployments as services
+from orchestration.services.scheduler import deployment_runs_schedule
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -180,6 +187,68 @@ class DeploymentCreateFlowRunApi(DeploymentApiView):
         return Response(flow_run_to_wire(run), status=201 if created else 200)
 
 
+class DeploymentBulkCreateFlowRunApi(DeploymentApiView):
+    """Prefect's ``create_flow_run/bulk``: up to 100 runs, each CREATED or FAILED with its reason
+    (200 in both cases); more than 100 is a 400, an unknown deployment a 404."""
+
+    required_scopes = {"POST": "run_deployments"}
+
+    def post(self, request, deployment_id: str):
+        items = self.parse(DeploymentFlowRunCreateList).root
+        results = services.deployment_flow_runs_bulk_create(
+            deployment_id=parse_id(deployment_id, "Deployment"), items=items, actor=request.user
+        )
+        return Response({"results": results})
+
+
+class DeploymentBulkDeleteApi(DeploymentApiView):
+    """Prefect's ``deployments/bulk_delete``: the deployments the ``deployments`` filter matches (at
+    most ``limit``, 50 by default, by name), each deleted as a single delete deletes one."""
+
+    required_scopes = {"POST": "manage_deployments"}
+
+    def post(self, request):
+        body = self.body()
+        data = self.parse(BulkDelete, body)
+        rows = filter_queryset("deployments", {"deployments": body.get("deployments")})
+        ids = list(rows.order_by(*ordering("deployments", None)).values_list("id", flat=True)[: data.limit])
+        deleted = services.deployments_bulk_delete(deployment_ids=ids, actor=request.user)
+        return Response({"deleted": [str(deployment_id) for deployment_id in deleted]})
+
+
+class DeploymentScheduleRunsApi(DeploymentApiView):
+    """Prefect's ``deployments/{id}/schedule``: runs from the deployment's active schedules now (a
+    backfill with a past ``start_time``); answers ``null``."""
+
+    required_scopes = {"POST": "write_deployments"}
+
+    def post(self, request, deployment_id: str):
+        data = self.parse(DeploymentScheduleRuns)
+        deployment = services.deployment_get(deployment_id=parse_id(deployment_id, "Deployment"))
+        deployment_runs_schedule(
+            deployment_id=deployment.id,
+            start_time=data.start_time,
+            end_time=data.end_time,
+            min_time=dt.timedelta(seconds=data.min_time) if data.min_time is not None else None,
+            min_runs=data.min_runs,
+            max_runs=data.max_runs,
+        )
+        return _json_null(200)
+
+
+class DeploymentWorkQueueCheckApi(DeploymentApiView):
+    """Prefect's (deprecated) ``deployments/{id}/work_queue_check``: the work queues whose
+    (deprecated) filter would pick up the deployment's runs."""
+
+    required_scopes = {"GET": "see_deployments"}
+
+    def get(self, request, deployment_id: str):
+        deployment = services.deployment_get(deployment_id=parse_id(deployment_id, "Deployment"))
+        return Response(
+            [work_queue_core_to_wire(q) for q in work_queues_for_deployment(deployment=deployment)]
+        )
+
+
 class DeploymentPauseApi(DeploymentApiView):
     required_scopes = {"POST": "write_deployments"}
 
@@ -234,17 +303,6 @@ class DeploymentScheduleDetailApi(DeploymentApiView):
             deployment_id=parse_id(deployment_id, "Deployment"), schedule_id=parse_id(schedule_id, "Schedule")
         )
         return no_content()
-
-
-class AutomationsOwnedByDeleteApi(DeploymentApiView):
-    """Prefect deletes the automations a resource owns (a deployment's triggers) and answers 202
-    whether or not there were any. This product has no automations yet, so there is nothing to
-    delete. Deploying calls it, hence the deployment scope."""
-
-    required_scopes = {"DELETE": "write_deployments"}
-
-    def delete(self, request, resource_id: str):
-        return _json_null(202)
 
 
 def _json_null(status: int) -> HttpResponse:

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from typing import Literal
+
+from pydantic import Field
 from rest_framework.response import Response
 
 from core.errors import NotFound
@@ -7,8 +10,11 @@ from orchestration.api.base import PrefectApiView, no_content, parse_id
 from orchestration.api.flows.wire import flow_to_wire
 from orchestration.models import Flow
 from orchestration.schemas.actions import FlowCreate, FlowUpdate
-from orchestration.selectors.filters import filter_queryset, filtered_page
-from orchestration.services.flows import flow_delete, flow_update, flow_upsert
+from orchestration.schemas.base import PrefectModel, iso
+from orchestration.schemas.deployments import BulkDelete
+from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
+from orchestration.selectors.observed_states import observed_states
+from orchestration.services.flows import flow_delete, flow_update, flow_upsert, flows_bulk_delete
 
 FLOW_RELATED = ("flow_runs", "task_runs", "deployments", "work_pools")
 
@@ -40,7 +46,7 @@ class FlowDetailApi(PrefectApiView):
         return no_content()
 
     def delete(self, request, flow_id: str):
-        if not flow_delete(flow_id=parse_id(flow_id, "Flow")):
+        if not flow_delete(flow_id=parse_id(flow_id, "Flow"), actor=request.user):
             raise NotFound("Flow not found")
         return no_content()
 
@@ -69,3 +75,68 @@ class FlowCountApi(PrefectApiView):
 
     def post(self, request):
         return Response(filter_queryset("flows", self.body(), related=FLOW_RELATED).count())
+
+
+class FlowPaginateApi(PrefectApiView):
+    """Prefect's ``flows/paginate``: a page of the flows the filters match (by name unless
+    ``sort`` says otherwise), with the total ``count`` and number of ``pages``."""
+
+    required_scopes = {"POST": "see_flows"}
+
+    def post(self, request):
+        body = self.body()
+        page = body.get("page", 1)
+        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+            raise FilterError("page must be an integer of at least 1")
+        limit, _ = paging({"limit": body.get("limit")})
+        rows = filter_queryset("flows", body, related=FLOW_RELATED)
+        count = rows.count()
+        offset = (page - 1) * limit
+        page_rows = rows.order_by(*ordering("flows", body.get("sort")))[offset : offset + limit]
+        return Response(
+            {
+                "results": [flow_to_wire(flow) for flow in page_rows],
+                "count": count,
+                "limit": limit,
+                "pages": (count + limit - 1) // limit if limit > 0 else 0,
+                "page": page,
+            }
+        )
+
+
+class FlowBulkDeleteApi(PrefectApiView):
+    """Prefect's ``flows/bulk_delete``: the flows the ``flows`` filter matches (at most ``limit``,
+    50 by default, by name), each with its deployments and runs."""
+
+    required_scopes = {"POST": "manage_flows"}
+
+    def post(self, request):
+        body = self.body()
+        data = self.parse(BulkDelete, body)
+        rows = filter_queryset("flows", {"flows": body.get("flows")})
+        ids = list(rows.order_by(*ordering("flows", None)).values_list("id", flat=True)[: data.limit])
+        deleted = flows_bulk_delete(flow_ids=ids, actor=request.user)
+        return Response({"deleted": [str(flow_id) for flow_id in deleted]})
+
+
+class ObservedStatesQuery(PrefectModel):
+    query: str | None = Field(default=None, max_length=100)
+    order_by: Literal["NAME_ASC", "LAST_SEEN_DESC"] = "LAST_SEEN_DESC"
+    limit: int = Field(default=200, ge=1, le=200)
+
+
+class ObservedStatesApi(PrefectApiView):
+    """Prefect's ``GET observed-states``: the exact state types and names the workspace's flow and
+    task runs have been in (query parameters ``query``, ``order_by``, ``limit``)."""
+
+    required_scopes = {"GET": "see_flows"}
+
+    def get(self, request):
+        data = self.parse(ObservedStatesQuery, request.query_params.dict())
+        rows = observed_states(query=data.query, order_by=data.order_by, limit=data.limit)
+        return Response(
+            [
+                {**row, "first_seen": iso(row["first_seen"]), "last_seen": iso(row["last_seen"])}
+                for row in rows
+            ]
+        )

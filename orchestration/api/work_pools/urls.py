@@ -14,6 +14,7 @@ urlpatterns: list = [
     path("work_pools/filter", views.WorkPoolFilterApi.as_view()),
     path("work_pools/count", views.WorkPoolCountApi.as_view()),
     path("work_pools/<str:name>", views.WorkPoolDetailApi.as_view()),
+    path("work_pools/<str:name>/concurrency_status", views.WorkPoolConcurrencyStatusApi.as_view()),
     path("work_pools/<str:name>/get_scheduled_flow_runs", views.WorkPoolGetScheduledFlowRunsApi.as_view()),
     # Queues of a pool
     path("work_pools/<str:name>/queues", views.WorkPoolQueueCreateApi.as_view()),
@@ -24,9 +25,11 @@ urlpatterns: list = [
     path("work_pools/<str:name>/workers/filter", views.WorkerFilterApi.as_view()),
     path("work_pools/<str:name>/workers/<str:worker_name>", views.WorkerDetailApi.as_view()),
     # Work queues by id or name
+    path("work_queues/", views.WorkQueueCreateApi.as_view()),
     path("work_queues/filter", views.WorkQueueFilterApi.as_view()),
     path("work_queues/name/<str:name>", views.WorkQueueByNameApi.as_view()),
     path("work_queues/<str:queue_id>/get_runs", views.WorkQueueGetRunsApi.as_view()),
     path("work_queues/<str:queue_id>/status", views.WorkQueueStatusApi.as_view()),
+    path("work_queues/<str:queue_id>/concurrency_status", views.WorkQueueConcurrencyStatusApi.as_view()),
     path("work_queues/<str:queue_id>", views.WorkQueueDetailApi.as_view()),
 ]

@@ -24,6 +24,7 @@ from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.api.work_pools.wire import (
     poll_answer_to_wire,
+    slot_holder_to_wire,
     work_pool_to_wire,
     work_queue_to_wire,
     worker_to_wire,
@@ -38,12 +39,14 @@ from orchestration.selectors.work_pools import (
     scheduled_flow_runs,
     scheduled_flow_runs_for_poll,
     work_pool_get,
+    work_pool_slot_holders,
     work_pool_statuses,
     work_pool_with_queues_for_poll,
     work_queue_by_name_get,
     work_queue_get,
     work_queue_health,
     work_queue_in_pool_get,
+    work_queue_slot_holders,
     work_queue_status,
     workers_list,
 )
@@ -53,6 +56,7 @@ from orchestration.services.work_pools import (
     work_pool_delete,
     work_pool_update,
     work_queue_create,
+    work_queue_create_without_pool,
     work_queue_delete,
     work_queue_update,
     worker_delete,
@@ -199,6 +203,16 @@ class GetScheduledFlowRuns(PrefectModel):
     limit: int | None = Field(default=None, ge=0, le=200)
 
     _utc = field_validator("scheduled_before", "scheduled_after")(_utc)
+
+
+class ConcurrencyStatusQuery(PrefectModel):
+    """``work_queues/{id}/concurrency_status`` and ``work_pools/{name}/concurrency_status``: a page
+    (from 1) of ``limit`` (0 to 200) slot holders, or queues; ``flow_run_limit`` (0 to 200) runs per
+    queue for a pool."""
+
+    page: int = Field(default=1, ge=1, le=1_000_000)
+    limit: int = Field(default=200, ge=0, le=200)
+    flow_run_limit: int = Field(default=10, ge=0, le=200)
 
 
 class GetRuns(PrefectModel):
@@ -427,7 +441,88 @@ class WorkerDetailApi(PrefectApiView):
         return no_content()
 
 
+class WorkPoolConcurrencyStatusApi(PrefectApiView):
+    """Prefect's ``work_pools/{name}/concurrency_status``: the runs holding the pool's slots (PENDING
+    and RUNNING), per queue for a page of its queues (by priority), up to ``flow_run_limit`` runs
+    each."""
+
+    required_scopes = {"POST": "see_work_pools"}
+
+    def post(self, request, name: str):
+        data = self.parse(ConcurrencyStatusQuery, self.body())
+        pool, queues, count, active, by_queue, runs = work_pool_slot_holders(
+            name=name,
+            offset=(data.page - 1) * data.limit,
+            limit=data.limit,
+            flow_run_limit=data.flow_run_limit,
+        )
+        now = timezone.now()
+        return Response(
+            {
+                "active_slots": active,
+                "concurrency_limit": pool.concurrency_limit,
+                "queues": [
+                    {
+                        "queue_id": str(queue.id),
+                        "queue_name": queue.name,
+                        "active_slots": by_queue.get(queue.id, 0),
+                        "concurrency_limit": queue.concurrency_limit,
+                        "flow_runs": [slot_holder_to_wire(run, now=now) for run in runs.get(queue.id, [])],
+                        "flow_run_count": by_queue.get(queue.id, 0),
+                    }
+                    for queue in queues
+                ],
+                **_pages(count, data),
+            }
+        )
+
+
+def _pages(count: int, data: ConcurrencyStatusQuery) -> dict[str, int]:
+    return {
+        "count": count,
+        "limit": data.limit,
+        "pages": (count + data.limit - 1) // data.limit if data.limit > 0 else 0,
+        "page": data.page,
+    }
+
+
 # --- work queues by id --------------------------------------------------------------------------------
+
+
+class WorkQueueCreateApi(PrefectApiView):
+    """Prefect's ``POST work_queues/`` (``prefect work-queue create NAME`` without ``--pool``): the
+    queue goes to the workspace's default agent pool, created when missing."""
+
+    required_scopes = {"POST": "write_work_queues"}
+
+    def post(self, request):
+        data = self.parse(WorkQueueCreate, self.body())
+        with transaction.atomic():
+            queue = work_queue_create_without_pool(**data.model_dump(), actor=request.user)
+            answer = _queues_wire([queue], timezone.now())[0]
+        return created(answer)
+
+
+class WorkQueueConcurrencyStatusApi(PrefectApiView):
+    """Prefect's ``work_queues/{id}/concurrency_status``: the runs holding the queue's slots
+    (PENDING, RUNNING, CANCELLING), a page at a time, by id."""
+
+    required_scopes = {"POST": "see_work_queues"}
+
+    def post(self, request, queue_id: str):
+        data = self.parse(ConcurrencyStatusQuery, self.body())
+        queue, count, page = work_queue_slot_holders(
+            queue_id=parse_id(queue_id, "Work queue"), offset=(data.page - 1) * data.limit, limit=data.limit
+        )
+        now = timezone.now()
+        return Response(
+            {
+                "active_slots": count,
+                "concurrency_limit": queue.concurrency_limit,
+                "flow_runs": [slot_holder_to_wire(run, now=now) for run in page],
+                **_pages(count, data),
+            }
+        )
 
 
 class WorkQueueFilterApi(PrefectApiView):

@@ -60,6 +60,33 @@ def work_queue_to_wire(
     }
 
 
+def work_queue_core_to_wire(queue) -> dict[str, Any]:
+    """Prefect's ``schemas.core.WorkQueue`` (what ``work_queue_check`` answers): the queue without
+    its pool's name, status or active slots."""
+    return {
+        key: value
+        for key, value in work_queue_to_wire(
+            queue, work_pool_name=None, status=None, active_slots=None
+        ).items()
+        if key not in ("work_pool_name", "status", "active_slots")
+    }
+
+
+def slot_holder_to_wire(run: dict[str, Any], *, now: dt.datetime) -> dict[str, Any]:
+    """Prefect's ``FlowRunSlotSummary`` of a run's summary fields (``time_in_current_state`` in
+    seconds, as Prefect serialises a timedelta)."""
+    since = run["state_timestamp"]
+    return {
+        "id": str(run["id"]),
+        "name": run["name"],
+        "state_type": run["state_type"] or None,
+        "state_name": run["state_name"] or None,
+        "start_time": iso(run["start_time"]),
+        "state_timestamp": iso(since),
+        "time_in_current_state": (now - since).total_seconds() if since is not None else None,
+    }
+
+
 def worker_to_wire(worker, *, status: str) -> dict[str, Any]:
     return {
         "id": str(worker.id),
