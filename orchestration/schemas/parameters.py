@@ -11,7 +11,7 @@ import referencing
 import referencing.exceptions
 
 
-def _fix_properties(properties: dict[str, Any], required: list[str]) -> None:
+def fix_properties(properties: dict[str, Any], required: list[str]) -> None:
     """Pydantic v1 schemas are not valid Draft 2020-12 for optional fields and tuples (Prefect's
     ``preprocess_schema``)."""
     for key, schema in properties.items():
@@ -28,7 +28,7 @@ def _fix_properties(properties: dict[str, Any], required: list[str]) -> None:
         if isinstance(schema.get("items"), list) and not schema.get("prefixItems"):
             schema["prefixItems"] = schema.pop("items")
         if isinstance(schema.get("properties"), dict):
-            _fix_properties(schema["properties"], schema.get("required") or [])
+            fix_properties(schema["properties"], schema.get("required") or [])
 
 
 def _without_required(value: Any) -> Any:
@@ -46,11 +46,11 @@ def _without_required(value: Any) -> Any:
 def _prepared(schema: dict[str, Any], *, ignore_required: bool) -> dict[str, Any]:
     schema = copy.deepcopy(schema)
     if isinstance(schema.get("properties"), dict):
-        _fix_properties(schema["properties"], schema.get("required") or [])
+        fix_properties(schema["properties"], schema.get("required") or [])
     for section in ("definitions", "$defs"):
         for definition in (schema.get(section) or {}).values():
             if isinstance(definition, dict) and isinstance(definition.get("properties"), dict):
-                _fix_properties(definition["properties"], definition.get("required") or [])
+                fix_properties(definition["properties"], definition.get("required") or [])
     return _without_required(schema) if ignore_required else schema
 
 

@@ -16,6 +16,7 @@ from jsonschema.exceptions import ValidationError as SchemaValidationError
 from jsonschema.validators import Draft202012Validator, create
 
 from orchestration.schemas.hydration import HydrationError, Placeholder
+from orchestration.schemas.parameters import fix_properties
 
 PLACEHOLDERS = "_placeholders"
 
@@ -48,24 +49,6 @@ _VALIDATOR = create(
 )
 
 
-def _fix_properties(properties: dict[str, Any], required: list[str]) -> None:
-    for key, schema in properties.items():
-        if not isinstance(schema, dict):
-            continue
-        if (
-            key not in required
-            and "type" in schema
-            and schema.get("type") != "null"
-            and "default" not in schema
-        ):
-            schema["anyOf"] = [{"type": schema["type"]}, {"type": "null"}]
-            del schema["type"]
-        if isinstance(schema.get("items"), list) and schema["items"] and not schema.get("prefixItems"):
-            schema["prefixItems"] = copy.deepcopy(schema.pop("items"))
-        if isinstance(schema.get("properties"), dict):
-            _fix_properties(schema["properties"], schema.get("required", []) or [])
-
-
 _BLOCK_REFERENCE = {
     "type": "object",
     "properties": {
@@ -83,14 +66,14 @@ _BLOCK_REFERENCE = {
 def preprocess_schema(schema: dict[str, Any]) -> dict[str, Any]:
     schema = copy.deepcopy(schema)
     if isinstance(schema.get("properties"), dict):
-        _fix_properties(schema["properties"], schema.get("required", []) or [])
+        fix_properties(schema["properties"], schema.get("required", []) or [])
     definitions = schema.get("definitions")
     if isinstance(definitions, dict):
         for definition in list(definitions.values()):
             if not isinstance(definition, dict):
                 continue
             if isinstance(definition.get("properties"), dict):
-                _fix_properties(definition["properties"], definition.get("required", []) or [])
+                fix_properties(definition["properties"], definition.get("required", []) or [])
             if "block_type_slug" in definition and "title" in definition:
                 definitions[definition["title"]] = {"oneOf": [definition, _BLOCK_REFERENCE]}
     return schema

@@ -523,6 +523,47 @@ def ordering(key: str, sort: Any) -> list[str]:
         raise FilterError(f"sort must be one of {', '.join(SORTS[key])}") from None
 
 
+@dataclass(frozen=True)
+class Page:
+    """One page of Prefect's ``…/paginate`` routes: ``rows`` (a sliced, ordered queryset) and the
+    numbers its answer carries."""
+
+    rows: QuerySet
+    count: int
+    limit: int
+    page: int
+
+    def answer(self, results: list) -> dict[str, Any]:
+        pages = (self.count + self.limit - 1) // self.limit if self.limit > 0 else 0
+        return {
+            "results": results,
+            "count": self.count,
+            "limit": self.limit,
+            "pages": pages,
+            "page": self.page,
+        }
+
+
+def paginated(key: str, body: Any, *, related: tuple[str, ...] = (), select: tuple[str, ...] = ()) -> Page:
+    """The ``page`` (from 1) of what ``body`` filters, ordered by its ``sort``, ``limit`` per page."""
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise FilterError("the request body must be an object")
+    page = body.get("page", 1)
+    page = 1 if page is None else page
+    if isinstance(page, bool) or not isinstance(page, int) or page < 1:
+        raise FilterError("page must be an integer of at least 1")
+    limit, _ = paging({"limit": body.get("limit")})
+    rows = filter_queryset(key, body, related=related)
+    count = rows.count()
+    offset = (page - 1) * limit
+    ordered = rows.order_by(*ordering(key, body.get("sort")))
+    if select:
+        ordered = ordered.select_related(*select)
+    return Page(rows=ordered[offset : offset + limit], count=count, limit=limit, page=page)
+
+
 def filter_queryset(key: str, body: Any, *, related: tuple[str, ...] = ()) -> QuerySet:
     """Rows of kind ``key`` matching the body's own filter and the filters it names on ``related``
     kinds (for example ``flow_runs/filter`` with ``flows`` and ``task_runs``)."""

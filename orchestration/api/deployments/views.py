@@ -35,7 +35,12 @@ from orchestration.schemas.deployments import (
     DeploymentUpdate,
     ScheduledFlowRunsQuery,
 )
-from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
+from orchestration.selectors.filters import (
+    filter_queryset,
+    filtered_page,
+    ordering,
+    paginated,
+)
 from orchestration.selectors.work_pools import work_queues_for_deployment
 from orchestration.services import deployments as services
 from orchestration.services.scheduler import deployment_runs_schedule
@@ -138,26 +143,10 @@ class DeploymentPaginateApi(DeploymentApiView):
     required_scopes = {"POST": "see_deployments"}
 
     def post(self, request):
-        body = self.body()
-        page = body.get("page", 1)
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise FilterError("page must be an integer of at least 1")
-        limit, _ = paging({"limit": body.get("limit")})
-        rows = filter_queryset("deployments", body, related=DEPLOYMENT_RELATED)
-        count = rows.count()
-        offset = (page - 1) * limit
-        page_rows = rows.order_by(*ordering("deployments", body.get("sort"))).select_related(
-            "work_queue__work_pool"
-        )[offset : offset + limit]
-        return Response(
-            {
-                "results": deployments_to_wire(list(page_rows)),
-                "count": count,
-                "limit": limit,
-                "pages": (count + limit - 1) // limit if limit > 0 else 0,
-                "page": page,
-            }
+        page = paginated(
+            "deployments", self.body(), related=DEPLOYMENT_RELATED, select=("work_queue__work_pool",)
         )
+        return Response(page.answer(deployments_to_wire(list(page.rows))))
 
 
 class DeploymentScheduledFlowRunsApi(DeploymentApiView):

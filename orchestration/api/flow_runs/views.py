@@ -35,8 +35,7 @@ from orchestration.selectors.filters import (
     FilterError,
     filter_queryset,
     filtered_page,
-    ordering,
-    paging,
+    paginated,
     parse_datetime,
 )
 from orchestration.selectors.flow_runs import (
@@ -157,23 +156,9 @@ class FlowRunPaginateApi(PrefectApiView):
 
     def post(self, request):
         body = self.body()
-        page = self.parse(FlowRunPaginate, body).page
-        limit, _ = paging({"limit": body.get("limit")})
-        qs = filter_queryset("flow_runs", body, related=FLOW_RUN_RELATED)
-        count = qs.count()
-        offset = (page - 1) * limit
-        runs = qs.select_related("state").order_by(*ordering("flow_runs", body.get("sort")))[
-            offset : offset + limit
-        ]
-        return Response(
-            {
-                "results": [flow_run_to_wire(run) for run in runs],
-                "count": count,
-                "limit": limit,
-                "pages": (count + limit - 1) // limit if limit > 0 else 0,
-                "page": page,
-            }
-        )
+        self.parse(FlowRunPaginate, body)  # Prefect's 422 for a bad page
+        page = paginated("flow_runs", body, related=FLOW_RUN_RELATED, select=("state",))
+        return Response(page.answer([flow_run_to_wire(run) for run in page.rows]))
 
 
 class FlowRunHistoryApi(PrefectApiView):

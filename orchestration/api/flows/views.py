@@ -12,7 +12,12 @@ from orchestration.models import Flow
 from orchestration.schemas.actions import FlowCreate, FlowUpdate
 from orchestration.schemas.base import PrefectModel, iso
 from orchestration.schemas.deployments import BulkDelete
-from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
+from orchestration.selectors.filters import (
+    filter_queryset,
+    filtered_page,
+    ordering,
+    paginated,
+)
 from orchestration.selectors.observed_states import observed_states
 from orchestration.services.flows import flow_delete, flow_update, flow_upsert, flows_bulk_delete
 
@@ -84,24 +89,8 @@ class FlowPaginateApi(PrefectApiView):
     required_scopes = {"POST": "see_flows"}
 
     def post(self, request):
-        body = self.body()
-        page = body.get("page", 1)
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise FilterError("page must be an integer of at least 1")
-        limit, _ = paging({"limit": body.get("limit")})
-        rows = filter_queryset("flows", body, related=FLOW_RELATED)
-        count = rows.count()
-        offset = (page - 1) * limit
-        page_rows = rows.order_by(*ordering("flows", body.get("sort")))[offset : offset + limit]
-        return Response(
-            {
-                "results": [flow_to_wire(flow) for flow in page_rows],
-                "count": count,
-                "limit": limit,
-                "pages": (count + limit - 1) // limit if limit > 0 else 0,
-                "page": page,
-            }
-        )
+        page = paginated("flows", self.body(), related=FLOW_RELATED)
+        return Response(page.answer([flow_to_wire(flow) for flow in page.rows]))
 
 
 class FlowBulkDeleteApi(PrefectApiView):

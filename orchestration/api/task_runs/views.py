@@ -19,7 +19,11 @@ from orchestration.schemas.task_runs import (
     TaskRunUpdate,
     TaskWorkersRequest,
 )
-from orchestration.selectors.filters import FilterError, filter_queryset, filtered_page, ordering, paging
+from orchestration.selectors.filters import (
+    filter_queryset,
+    filtered_page,
+    paginated,
+)
 from orchestration.selectors.task_runs import (
     task_run_history,
     task_run_state_get,
@@ -98,25 +102,8 @@ class TaskRunPaginateApi(PrefectApiView):
     required_scopes = {"POST": "see_flows"}
 
     def post(self, request):
-        body = self.body()
-        limit, _ = paging({"limit": body.get("limit")})
-        page = body.get("page", 1)
-        page = 1 if page is None else page
-        if isinstance(page, bool) or not isinstance(page, int) or page < 1:
-            raise FilterError("page must be an integer of at least 1")
-        runs = filter_queryset("task_runs", body, related=TASK_RUN_RELATED)
-        count = runs.count()
-        offset = (page - 1) * limit
-        results = runs.order_by(*ordering("task_runs", body.get("sort")))[offset : offset + limit]
-        return Response(
-            {
-                "results": _with_states(results),
-                "count": count,
-                "limit": limit,
-                "pages": (count + limit - 1) // limit if limit > 0 else 0,
-                "page": page,
-            }
-        )
+        page = paginated("task_runs", self.body(), related=TASK_RUN_RELATED)
+        return Response(page.answer(_with_states(page.rows)))
 
 
 class TaskRunHistoryApi(PrefectApiView):
