@@ -359,3 +359,9 @@ SSO_GROUP_MAPPINGS_CHANGED = register(
     api_name="sso.group-mappings-changed",
     template="{actor} changed the identity provider group mappings",
 )
+BLOCK_SECRETS_READ = register(
+    id=180,
+    name="BLOCK_SECRETS_READ",
+    api_name="block.secrets-read",
+    template="{actor} read the secrets of {blocks}",
+)

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit import events
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
 from orchestration.models import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.persistence.block_data import decrypt_data, encrypt_data
@@ -32,6 +33,7 @@ from orchestration.schemas.blocks import (
     system_catalog,
 )
 from orchestration.selectors.blocks import ResolvedDocument, block_schema_by_checksum, resolve_document
+from orchestration.services import auditing
 from tenants.scoping import current_workspace_id
 
 _TYPE_FIELDS = ("logo_url", "documentation_url", "description", "code_example")
@@ -325,3 +327,44 @@ def block_document_delete(*, block_document_id: uuid.UUID) -> None:
     deleted, _ = BlockDocument.objects.filter(id=block_document_id).delete()
     if not deleted:
         raise NotFound("Block document not found")
+
+
+#: Block names an audit message lists before "and N more" (the payload lists every one).
+AUDIT_NAMES_SHOWN = 10
+
+
+def _with_secrets(documents: list[ResolvedDocument]) -> list[BlockDocument]:
+    found: dict[uuid.UUID, BlockDocument] = {}
+    stack = list(documents)
+    while stack:
+        resolved = stack.pop()
+        if (resolved.document.block_schema.fields or {}).get("secret_fields"):
+            found.setdefault(resolved.document.id, resolved.document)
+        stack.extend(resolved.references.values())
+    return list(found.values())
+
+
+def block_secrets_read(*, documents: list[ResolvedDocument], actor) -> None:
+    """Record who read secret values: one audit record per answer that carried block documents'
+    secret fields in clear (nested references included), naming each of them; its target is the
+    document when there is one."""
+    read = _with_secrets(documents)
+    if not read:
+        return
+    named = [f"{document.block_type.slug}/{document.name}" for document in read]
+    shown = ", ".join(named[:AUDIT_NAMES_SHOWN]) + (
+        f" and {len(named) - AUDIT_NAMES_SHOWN} more" if len(named) > AUDIT_NAMES_SHOWN else ""
+    )
+    with transaction.atomic():
+        auditing.record(
+            events.BLOCK_SECRETS_READ,
+            target=read[0] if len(read) == 1 else None,
+            actor=actor,
+            extra={
+                "blocks": shown,
+                "block_documents": [
+                    {"id": str(document.id), "block_type": document.block_type.slug, "name": document.name}
+                    for document in read
+                ],
+            },
+        )

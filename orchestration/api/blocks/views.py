@@ -45,6 +45,7 @@ from orchestration.services.blocks import (
     block_document_update,
     block_schema_create,
     block_schema_delete,
+    block_secrets_read,
     block_type_create,
     block_type_delete,
     block_type_update,
@@ -75,6 +76,12 @@ class BlocksApiView(PrefectApiView):
         else:
             asked = self.parse(_SecretsQuery, self.request.query_params.dict()).include_secrets
         return asked and self.access.has("see_secret_blocks")
+
+    def answer(self, documents: list, *, include_secrets: bool) -> list[dict]:
+        """The documents' wire shapes; reading secrets in clear is recorded in the audit log."""
+        if include_secrets:
+            block_secrets_read(documents=documents, actor=self.request.user)
+        return [block_document_to_wire(d) for d in documents]
 
 
 # --- block types -------------------------------------------------------------------------------------
@@ -135,7 +142,7 @@ class BlockDocumentsOfTypeApi(BlocksApiView):
         include = self.include_secrets()
         system_blocks_ensure()
         documents = block_documents_of_type(slug, include_secrets=include)
-        return Response([block_document_to_wire(d) for d in documents])
+        return Response(self.answer(documents, include_secrets=include))
 
 
 class BlockDocumentByTypeAndNameApi(BlocksApiView):
@@ -144,7 +151,7 @@ class BlockDocumentByTypeAndNameApi(BlocksApiView):
     def get(self, request, slug: str, name: str):
         include = self.include_secrets()
         document = block_document_get(include_secrets=include, block_type__slug=slug, name=name)
-        return Response(block_document_to_wire(document))
+        return Response(self.answer([document], include_secrets=include)[0])
 
 
 # --- block schemas -----------------------------------------------------------------------------------
@@ -206,7 +213,7 @@ class BlockDocumentFilterApi(BlocksApiView):
     def post(self, request):
         include = self.include_secrets(from_body=True)
         documents = block_documents_list(self.body(), include_secrets=include)
-        return Response([block_document_to_wire(d) for d in documents])
+        return Response(self.answer(documents, include_secrets=include))
 
 
 class BlockDocumentCountApi(BlocksApiView):
@@ -222,7 +229,8 @@ class BlockDocumentDetailApi(BlocksApiView):
     def get(self, request, block_document_id: str):
         include = self.include_secrets()
         document_id = parse_id(block_document_id, "Block document")
-        return Response(block_document_to_wire(block_document_get(include_secrets=include, id=document_id)))
+        document = block_document_get(include_secrets=include, id=document_id)
+        return Response(self.answer([document], include_secrets=include)[0])
 
     def patch(self, request, block_document_id: str):
         data = self.parse(BlockDocumentUpdate)

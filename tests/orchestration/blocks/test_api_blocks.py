@@ -7,6 +7,8 @@ import json
 import pytest
 from django.db import connection
 
+from audit import events as audit_events
+from audit.models import AuditLogEntry
 from orchestration.models import BlockDocument, BlockSchema, BlockType
 from orchestration.schemas.blocks import schema_checksum, system_catalog
 
@@ -206,6 +208,25 @@ class TestBlockDocuments:
         of_type = dev.get(f"{p}/block_types/slug/creds/block_documents").json()
         assert [d["data"]["password"] for d in of_type] == ["********"]
 
+    def test_who_read_a_secret_is_in_the_audit_log(self, tenant, dev, role_client):
+        p = tenant.prefix
+        block_type, block_schema = _setup(dev, p)
+        doc = _document(dev, p, block_type["id"], block_schema["id"]).json()
+        reads = AuditLogEntry.objects.filter(event_id=audit_events.BLOCK_SECRETS_READ.id)
+        dev.get(f"{p}/block_documents/{doc['id']}")  # obfuscated: not a read of the secret
+        assert reads.count() == 0
+        dev.get(f"{p}/block_documents/{doc['id']}?include_secrets=true")
+        dev.post(f"{p}/block_documents/filter", {"include_secrets": True}, format="json")
+        assert reads.count() == 2
+        entry = reads.latest("occurred")
+        assert (entry.target_id, entry.workspace_id) == (doc["id"], tenant.workspace.id)
+        assert entry.message.endswith("read the secrets of creds/prod")
+        assert entry.actor_kind == "service_account"
+        assert "hunter2" not in json.dumps(entry.payload)
+        # A Viewer asking gets the secret obfuscated: nothing was read.
+        role_client("viewer").get(f"{p}/block_documents/{doc['id']}?include_secrets=true")
+        assert reads.count() == 2
+
     def test_viewer_sees_blocks_but_never_secrets_and_cannot_write(self, tenant, dev, role_client):
         p = tenant.prefix
         block_type, block_schema = _setup(dev, p)
@@ -395,7 +416,7 @@ class TestListQueries:
             ref = {"inner": {"$ref": {"block_document_id": child["id"]}}, "user": "p"}
             _document(dev, p, block_type["id"], block_schema["id"], name=f"parent-{i}", data=ref)
         body = {"block_documents": {"name": {"like_": "parent"}}, "include_secrets": True}
-        with django_assert_max_num_queries(15):
+        with django_assert_max_num_queries(20):  # the reads, and one audit record of the secrets read
             listed = dev.post(f"{p}/block_documents/filter", body, format="json").json()
         assert len(listed) == 12
         assert all(d["data"]["inner"] == {"user": "u", "password": "hunter2"} for d in listed)
