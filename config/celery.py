@@ -44,5 +44,7 @@ app.conf.beat_schedule = {
         "task": "orchestration.finish_abandoned_cancellations",
         "schedule": 15.0,
     },
+    # Prefect's CancellationCleanup loop (20 s by default).
+    "orchestration-cancellation-cleanup": {"task": "orchestration.cancellation_cleanup", "schedule": 20.0},
     "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
 }
