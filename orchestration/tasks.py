@@ -9,6 +9,7 @@ from orchestration.services.concurrency import leases_expire
 from orchestration.services.lifecycle import (
     cancellation_cleanup,
     cancelling_runs_finish,
+    expired_pauses_fail,
     late_runs_mark,
     zombie_runs_mark_crashed,
 )
@@ -38,6 +39,11 @@ def finish_abandoned_cancellations() -> int:
 @shared_task(name="orchestration.cancellation_cleanup")
 def cancel_children_of_cancelled_runs() -> int:
     return cancellation_cleanup()
+
+
+@shared_task(name="orchestration.fail_expired_pauses")
+def fail_expired_pauses() -> int:
+    return expired_pauses_fail()
 
 
 @shared_task(name="orchestration.expire_concurrency_leases")

@@ -21,6 +21,9 @@ state changes), after re-checking the run under its row lock, so a run that move
   policy (``cancel_subflow_run``): CANCELLING when it has a deployment (its worker or runner tears
   it down), CANCELLED otherwise. Like Prefect's it is periodic, not part of the transition: a
   process killed mid-subflow leaves the subflow RUNNING with nobody left to move it.
+* :func:`expired_pauses_fail`: a PAUSED run whose pause is past its ``pause_timeout`` is FAILED
+  ("The flow was paused and never resumed.", forced), Prefect's ``FailExpiredPauses``: a suspended
+  run's process has exited, so nothing else would ever end it.
 """
 
 from __future__ import annotations
@@ -390,4 +393,50 @@ def cancellation_cleanup(*, now: dt.datetime | None = None) -> int:
     return total
 
 
-__all__ = ["cancellation_cleanup", "cancelling_runs_finish", "late_runs_mark", "zombie_runs_mark_crashed"]
+PAUSE_EXPIRED_MESSAGE = "The flow was paused and never resumed."
+
+
+def _pause_timeout(run: FlowRun) -> dt.datetime | None:
+    details = run.state.state_details if run.state is not None else None
+    return StateDetails.model_validate(details or {}).pause_timeout
+
+
+def expired_pauses_fail(*, now: dt.datetime | None = None) -> int:
+    """Fail PAUSED runs whose pause timed out; returns how many were failed."""
+    now = now or timezone.now()
+    failed = 0
+    last_id: uuid.UUID | None = None
+    while True:
+        # Every tenant's paused runs: a deliberate cross-workspace read (.unscoped()).
+        candidates = FlowRun.objects.unscoped().filter(state_type=StateType.PAUSED).select_related("state")
+        if last_id is not None:
+            candidates = candidates.filter(id__gt=last_id)
+        runs = list(candidates.order_by("id")[:BATCH_SIZE])
+        if not runs:
+            return failed
+        last_id = runs[-1].id
+        for candidate in runs:
+            timeout = _pause_timeout(candidate)
+            if timeout is None or timeout >= now:
+                continue
+
+            def still_due(run: FlowRun) -> bool:
+                timeout = _pause_timeout(run) if run.state_type == StateType.PAUSED else None
+                return timeout is not None and timeout < now
+
+            failed += _change(
+                workspace_id=candidate.workspace_id,
+                run_id=candidate.id,
+                still_due=still_due,
+                state=StateCreate(type=StateType.FAILED, message=PAUSE_EXPIRED_MESSAGE),
+                force=True,
+            )
+
+
+__all__ = [
+    "cancellation_cleanup",
+    "cancelling_runs_finish",
+    "expired_pauses_fail",
+    "late_runs_mark",
+    "zombie_runs_mark_crashed",
+]
