@@ -44,5 +44,9 @@ app.conf.beat_schedule = {
         "task": "orchestration.finish_abandoned_cancellations",
         "schedule": 15.0,
     },
+    # Prefect's CancellationCleanup loop (20 s by default).
+    "orchestration-cancellation-cleanup": {"task": "orchestration.cancellation_cleanup", "schedule": 20.0},
+    # Prefect's FailExpiredPauses loop (5 s by default).
+    "orchestration-expired-pauses": {"task": "orchestration.fail_expired_pauses", "schedule": 5.0},
     "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
 }

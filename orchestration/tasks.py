@@ -6,7 +6,13 @@ from __future__ import annotations
 from celery import shared_task
 
 from orchestration.services.concurrency import leases_expire
-from orchestration.services.lifecycle import cancelling_runs_finish, late_runs_mark, zombie_runs_mark_crashed
+from orchestration.services.lifecycle import (
+    cancellation_cleanup,
+    cancelling_runs_finish,
+    expired_pauses_fail,
+    late_runs_mark,
+    zombie_runs_mark_crashed,
+)
 from orchestration.services.scheduler import scheduler_tick
 
 
@@ -28,6 +34,16 @@ def mark_crashed_runs() -> int:
 @shared_task(name="orchestration.finish_abandoned_cancellations")
 def finish_abandoned_cancellations() -> int:
     return cancelling_runs_finish()
+
+
+@shared_task(name="orchestration.cancellation_cleanup")
+def cancel_children_of_cancelled_runs() -> int:
+    return cancellation_cleanup()
+
+
+@shared_task(name="orchestration.fail_expired_pauses")
+def fail_expired_pauses() -> int:
+    return expired_pauses_fail()
 
 
 @shared_task(name="orchestration.expire_concurrency_leases")

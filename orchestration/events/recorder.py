@@ -11,7 +11,12 @@ carries the run (``payload.task_run``) and its new state (``payload.validated_st
 * the run row is inserted, or updated only when the event is newer than the run's current state, so
   events arriving late or twice never roll a run back; an update writes only the fields the event
   carries (the client leaves out what is unset, e.g. ``start_time`` before the run starts);
-* a task run id that belongs to another workspace is left alone, and so are its events' states.
+* a task run id that belongs to another workspace is left alone, and so are its events' states;
+* a run is also known by Prefect's idempotency key (flow run, task key, dynamic key): an event with
+  an unknown task run id whose key names a run of the workspace (one created over HTTP by
+  ``POST task_runs/``) is that run's, its state recorded under the run's id, as Prefect does;
+* whichever arrives first, the newest state wins: ``set_task_run_state`` likewise leaves a run
+  whose current state is newer than its proposal where it is (the proposal only joins the history).
 
 Runs inside the caller's transaction (``services.store_events``).
 """
@@ -209,12 +214,56 @@ def _new_task_run(workspace_id: uuid.UUID, record: _Record) -> TaskRun:
     return TaskRun(id=record.task_run_id, workspace_id=workspace_id, **{**defaults, **record.fields})
 
 
+def _natural_key(record: _Record) -> tuple[uuid.UUID, str, str] | None:
+    fields = record.fields
+    if fields.get("flow_run_id") is None or "task_key" not in fields or "dynamic_key" not in fields:
+        return None
+    return (fields["flow_run_id"], fields["task_key"], fields["dynamic_key"])
+
+
+def _rewrite(record: _Record, task_run_id: uuid.UUID) -> None:
+    record.task_run_id = task_run_id
+    record.state["state_details"]["task_run_id"] = str(task_run_id)
+
+
+def _to_canonical_ids(workspace_id: uuid.UUID, records: list[_Record]) -> None:
+    """Prefect's idempotency key of a task run is (flow run, task key, dynamic key), as well as its
+    id: an event whose task run id is unknown but whose key names a run of this workspace (created
+    over HTTP, or by an earlier event under another id) is that run's, and so is a second unknown id
+    with the same key in one batch (the first one seen keeps its id), as Prefect's recorder
+    rewrites them to the canonical id."""
+    ids = {record.task_run_id for record in records}
+    known = set(TaskRun.objects.unscoped().filter(id__in=ids).values_list("id", flat=True))
+    keyed = [
+        (record, key)
+        for record in records
+        if record.task_run_id not in known and (key := _natural_key(record)) is not None
+    ]
+    if not keyed:
+        return
+    canonical: dict[tuple[uuid.UUID, str, str], uuid.UUID] = {}
+    condition = Q(pk__in=[])
+    for _, (flow_run_id, task_key, dynamic_key) in keyed:
+        condition |= Q(flow_run_id=flow_run_id, task_key=task_key, dynamic_key=dynamic_key)
+    for run_id, flow_run_id, task_key, dynamic_key in (
+        TaskRun.objects.for_workspace(workspace_id)
+        .filter(condition)
+        .values_list("id", "flow_run_id", "task_key", "dynamic_key")
+    ):
+        canonical[(flow_run_id, task_key, dynamic_key)] = run_id
+    for record, key in keyed:
+        canonical.setdefault(key, record.task_run_id)
+        if canonical[key] != record.task_run_id:
+            _rewrite(record, canonical[key])
+
+
 def record_task_run_events(workspace_id: uuid.UUID, events: Iterable[EventIn]) -> int:
     """Apply task-run events (already filtered by ``is_task_run_event``) to the workspace's task
     runs. Returns how many task runs were written to. Call inside a transaction."""
     records = [record for event in events if (record := _read(event)) is not None]
     if not records:
         return 0
+    _to_canonical_ids(workspace_id, records)
     # Newest state per run; on equal timestamps the later arrival wins (the sort is stable).
     records.sort(key=lambda record: record.occurred)
     newest: dict[uuid.UUID, _Record] = {}

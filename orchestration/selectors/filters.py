@@ -276,6 +276,8 @@ TASK_RUN = Kind(
         "expected_start_time": F("expected_start_time", "datetime", *_TIMES),
         "flow_run_id": F("flow_run_id", "uuid", "any_", "is_null_"),
     },
+    # Prefect's ``TaskRunFilterSubFlowRuns``: the task run is (not) a subflow run's parent.
+    special={"subflow_runs": lambda value: _subflow_runs(value)},
 )
 LOG = Kind(
     {
@@ -367,6 +369,16 @@ def _flow_or_deployment_name(value: Any) -> Q:
     if like is None:
         return Q()
     return Q(name__icontains=_str(like)) | Q(flow__name__icontains=_str(like))
+
+
+def _subflow_runs(value: Any) -> Q:
+    if not isinstance(value, dict) or set(value) - {"exists_", "operator"}:
+        raise FilterError("task_runs.subflow_runs accepts only exists_")
+    exists = value.get("exists_")
+    if exists is None:
+        return Q()
+    parents = Q(id__in=_runs(parent_task_run_id__isnull=False).values("parent_task_run_id"))
+    return parents if _bool(exists) else ~parents
 
 
 def _models():

@@ -136,6 +136,21 @@ ORCHESTRATED_TASK_RUN_FIELDS = (
 )
 
 
+_STATE_TIMESTAMP = ORCHESTRATED_TASK_RUN_FIELDS.index("state_timestamp")
+
+
+def _older_than_current(context: TaskOrchestrationContext, current_timestamp: Any) -> bool:
+    """Was a state row written whose timestamp is older than the run's current state's? (The
+    event recorder stamps states with the client's ``occurred``, which can be later than now.)"""
+    written = context.validated_state if context.written else None
+    return (
+        written is not None
+        and current_timestamp is not None
+        and written.timestamp is not None
+        and written.timestamp < current_timestamp
+    )
+
+
 def set_task_run_state(
     *,
     task_run_id: uuid.UUID,
@@ -147,8 +162,10 @@ def set_task_run_state(
     """Propose ``state`` for the task run: the one way a task run changes state over HTTP (the
     event recorder stores the states the client orchestrated itself). A deferred proposal is
     governed by the background-task policy, ``force`` by the minimal policy, any other by the
-    core task policy (Prefect's ``models.task_runs.set_task_run_state``). Must be called inside a
-    workspace scope."""
+    core task policy (Prefect's ``models.task_runs.set_task_run_state``). Whichever arrives first,
+    the newest state wins: when the run's current state (from an event) is newer than the
+    proposal, the proposal is kept in the history and the run stays in its state, as the event
+    recorder never lets an older event move a run. Must be called inside a workspace scope."""
     if state.state_details.deferred:
         policy = BackgroundTaskPolicy
     elif force:
@@ -177,6 +194,11 @@ def set_task_run_state(
         apply_rules(context, rules)
         if context.orchestration_error is not None:
             raise context.orchestration_error
+        if _older_than_current(context, before[_STATE_TIMESTAMP]):
+            # The run's current state (reported by an event stamped later than this proposal) is
+            # newer: the proposal joins the history, the run stays where it is.
+            for name, value in zip(ORCHESTRATED_TASK_RUN_FIELDS, before, strict=True):
+                setattr(run, name, value)
         if tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS) != before:
             run.save(update_fields=[*ORCHESTRATED_TASK_RUN_FIELDS, "updated"])
 
