@@ -1,0 +1,235 @@
+"""API parity, proved with the unmodified ``prefect`` client and CLI against the live server, and
+where it is cheap against Prefect's own server (``prefect server start`` on a port of its own, a
+temporary ``PREFECT_HOME``) with the same scripts:
+
+1. subflows two levels deep, with ``.submit`` and ``.map`` in every level and results (and futures)
+   handed up and down: the run tree on the server (parent task runs, ``parent_task_run_id``, task
+   runs' ``flow_run_id``, task inputs, final states) is the one Prefect's server records;
+2. ``prefect deploy`` from a ``prefect.yaml`` whose values use ``{{ prefect.blocks.secret.… }}`` and
+   ``{{ prefect.variables.… }}``: the client reads the block document with its secrets and the
+   variable, and the deployment stored on the server carries the resolved values;
+3. two workspaces' keys: B can neither read, list, count nor load A's blocks, block schemas,
+   secrets, flow-run inputs, saved searches or automations, by id or by filter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestration.models import FlowRun, TaskRun
+from tests.live.conftest import FLOWS_DIR, SUBPROCESS_TIMEOUT, PrefectRun, _argv, _client_env, wait_for
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _ok(run: PrefectRun) -> dict:
+    result = run.result
+    assert run.returncode == 0 and result is not None and "error" not in result, run.describe()
+    return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Prefect's own server, for the comparisons
+# --------------------------------------------------------------------------------------------------
+
+
+class PrefectServer:
+    """``prefect server start`` in a subprocess of its own session; stopped by its pid only."""
+
+    def __init__(self, home: Path):
+        sock = socket.socket()
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        sock.close()
+        self.home = home
+        self.api_url = f"http://127.0.0.1:{self.port}/api"
+        self.log_path = home / "server.log"
+        env = _client_env(home=home, api_url=None, cloud_api_url="http://127.0.0.1:9/api", key=None, extra={})
+        env.pop("PREFECT_CLOUD_API_URL", None)
+        env["PREFECT_SERVER_UI_ENABLED"] = "false"
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{home / 'prefect.db'}"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                [*_argv(["prefect"]), "server", "start", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log_path.read_text()[-3000:]
+            try:
+                if httpx.get(f"{self.api_url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        pytest.fail(f"prefect server did not start in {timeout}s:\n{self.log_path.read_text()[-3000:]}")
+
+    def run(self, script_or_args, *, cwd: Path | None = None, env: dict | None = None) -> PrefectRun:
+        argv = _argv(script_or_args)
+        client_env = _client_env(
+            home=self.home / "client", api_url=self.api_url, cloud_api_url="", key=None, extra=env
+        )
+        client_env.pop("PREFECT_CLOUD_API_URL", None)
+        (self.home / "client").mkdir(exist_ok=True)
+        started = time.monotonic()
+        done = subprocess.run(
+            argv,
+            env=client_env,
+            cwd=cwd or self.home,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return PrefectRun(
+            argv=argv,
+            returncode=done.returncode,
+            stdout=done.stdout,
+            stderr=done.stderr,
+            duration=time.monotonic() - started,
+            trail=f"(Prefect's server on {self.api_url})",
+        )
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, 15)  # the session this fixture started, by its id
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def prefect_server(tmp_path_factory) -> Iterator[PrefectServer]:
+    server = PrefectServer(tmp_path_factory.mktemp("prefect-server"))
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        server.stop()
+
+
+# --------------------------------------------------------------------------------------------------
+# 1. Subflows two levels deep, with .submit and .map in each level
+# --------------------------------------------------------------------------------------------------
+
+#: Task runs per flow run of ``parity_subflows.py``: tasks submitted and mapped, plus the parent
+#: task run of the subflow each level calls.
+TASK_RUNS = {"parity-top": 6, "parity-mid": 4, "parity-leaf": 3}
+
+
+def _flow_run(workspace, flow_name: str) -> FlowRun:
+    [run] = FlowRun.objects.for_workspace(workspace.id).filter(flow__name=flow_name)
+    return run
+
+
+def test_subflows_two_levels_deep_with_submit_and_map(asgi_server, live_tenant, run_prefect):
+    run = run_prefect("parity_subflows.py")
+    result = _ok(run)
+    assert result["type"] == "COMPLETED" and result["value"] == 1697, run.describe()
+    workspace = live_tenant.workspace
+    top, mid, leaf = (_flow_run(workspace, f"parity-{n}") for n in ("top", "mid", "leaf"))
+    assert str(top.id) == result["flow_run_id"] and top.parent_task_run_id is None
+
+    def settled():
+        rows = list(TaskRun.objects.for_workspace(workspace.id).values_list("flow_run_id", "state_type"))
+        return rows
+
+    rows = wait_for(
+        settled,
+        lambda rows: len(rows) == sum(TASK_RUNS.values()) and all(s in TERMINAL for _, s in rows),
+        timeout=20,
+    )
+    # Every task run belongs to the flow run that ran it, and all completed.
+    counts = {run.flow.name: sum(1 for f, _ in rows if f == run.id) for run in (top, mid, leaf)}
+    assert counts == TASK_RUNS, (rows, run.trail)
+    assert {s for _, s in rows} == {"COMPLETED"}, rows
+
+    # Each subflow hangs under a task run of its parent flow run, which mirrors the child's state.
+    for child, parent in ((mid, top), (leaf, mid)):
+        assert child.state_type == "COMPLETED" and child.parent_task_run_id is not None
+        task_run = TaskRun.objects.for_workspace(workspace.id).get(id=child.parent_task_run_id)
+        assert task_run.flow_run_id == parent.id and task_run.name.startswith(child.flow.name)
+        assert task_run.state_type == "COMPLETED"
+    assert top.state_type == "COMPLETED"
+
+    # Read back through the client, ids left out: the tree Prefect's server records (see below).
+    tree = _ok(run_prefect([str(FLOWS_DIR / "parity_tree.py"), str(top.id)]))
+    assert tree == EXPECTED_TREE, json.dumps(tree, indent=1, sort_keys=True)
+
+
+def _task(name: str, **inputs) -> dict:
+    return {"name": name, "state": "COMPLETED", "inputs": inputs}
+
+
+#: What ``parity_tree.py`` reads back from Prefect's own server after ``parity_subflows.py``
+#: (checked by ``test_subflow_tree_matches_prefects_server``).
+EXPECTED_TREE = {
+    "parity-top": {
+        "state": "COMPLETED",
+        "parent_flow": None,
+        "parent_task": None,
+        "task_runs": [
+            _task("add", a=["flow_run:parity-mid"], b=[]),
+            _task("parity-mid", x=["task_run:square"]),
+            *[_task("square", x=[])] * 4,
+        ],
+    },
+    "parity-mid": {
+        "state": "COMPLETED",
+        "parent_flow": "parity-top",
+        "parent_task": {
+            "child": True,
+            "flow": "parity-top",
+            "inputs": {"x": ["task_run:square"]},
+            "name": "parity-mid",
+            "state": "COMPLETED",
+        },
+        "task_runs": [
+            _task("add", a=["flow_run:parity-leaf"], b=[]),
+            _task("parity-leaf", y=[]),
+            *[_task("square", x=[])] * 2,
+        ],
+    },
+    "parity-leaf": {
+        "state": "COMPLETED",
+        "parent_flow": "parity-mid",
+        "parent_task": {
+            "child": True,
+            "flow": "parity-mid",
+            "inputs": {"y": []},
+            "name": "parity-leaf",
+            "state": "COMPLETED",
+        },
+        "task_runs": [
+            _task("add", a=["task_run:square"], b=["task_run:square"]),
+            *[_task("square", x=[])] * 2,
+        ],
+    },
+}
+
+
+def test_subflow_tree_matches_prefects_server(prefect_server):
+    run = prefect_server.run("parity_subflows.py")
+    result = _ok(run)
+    assert result["type"] == "COMPLETED" and result["value"] == 1697, run.describe()
+    tree = _ok(prefect_server.run([str(FLOWS_DIR / "parity_tree.py"), result["flow_run_id"]]))
+    assert tree == EXPECTED_TREE, json.dumps(tree, indent=1, sort_keys=True)
