@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import time
@@ -25,8 +26,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestration.models import FlowRun, TaskRun
-from tests.live.conftest import FLOWS_DIR, SUBPROCESS_TIMEOUT, PrefectRun, _argv, _client_env, wait_for
+from orchestration.models import Deployment, FlowRun, TaskRun
+from tests.live.conftest import (
+    FLOWS_DIR,
+    SUBPROCESS_TIMEOUT,
+    PrefectRun,
+    _argv,
+    _client_env,
+    make_live_tenant,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -233,3 +242,129 @@ def test_subflow_tree_matches_prefects_server(prefect_server):
     assert result["type"] == "COMPLETED" and result["value"] == 1697, run.describe()
     tree = _ok(prefect_server.run([str(FLOWS_DIR / "parity_tree.py"), result["flow_run_id"]]))
     assert tree == EXPECTED_TREE, json.dumps(tree, indent=1, sort_keys=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# 2. prefect deploy from a prefect.yaml with block and variable placeholders
+# --------------------------------------------------------------------------------------------------
+
+SECRET = "hunter2-parity-0123"
+DEPLOYED_FIELDS = ("name", "description", "tags", "parameters", "job_variables", "pull_steps",
+                   "work_pool_name", "work_queue_name", "entrypoint", "enforce_parameter_schema")  # fmt: skip
+
+#: The deployment ``parity_prefect.yaml`` gives, placeholders resolved by the client (what Prefect's
+#: server stores, checked by ``test_deploy_with_placeholders_matches_prefects_server``).
+EXPECTED_DEPLOYMENT = {
+    "name": "parity-deploy",
+    "description": "owned by data-eng",
+    "tags": ["parity", "data-eng"],
+    "parameters": {
+        "region": "eu-west-1",
+        "limits": {"cpu": 2, "memory": "4Gi"},
+        "label": "data-eng-eu-west-1",
+        "config": {"token": SECRET, "retries": 3},
+    },
+    "job_variables": {"env": {"DB_PASSWORD": SECRET, "DSN": f"postgres://svc:{SECRET}@db/app"}},
+    "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": "/opt/parity"}}],
+    "work_pool_name": "parity-pool",
+    "work_queue_name": "default",
+    "entrypoint": "parity_job.py:parity_job",
+    "enforce_parameter_schema": True,
+}
+BAD_ENV = "Validation failed for field 'env.API_CONFIG'"
+
+
+def _project(tmp_path: Path) -> Path:
+    project = tmp_path / "parity-project"
+    project.mkdir(exist_ok=True)
+    (project / "parity_job.py").write_text((FLOWS_DIR / "parity_job.py").read_text())
+    (project / "prefect.yaml").write_text((FLOWS_DIR / "parity_prefect.yaml").read_text())
+    return project
+
+
+def _deploy_steps(run, project: Path) -> tuple[PrefectRun, PrefectRun]:
+    """Blocks and variables saved, a process pool, then ``prefect deploy`` of the good deployment
+    and of the one the pool's job template refuses. No worker runs."""
+    setup = run("parity_deploy_setup.py", env={"PARITY_SECRET": SECRET})
+    assert setup.returncode == 0 and setup.result == {"saved": True}, setup.describe()
+    pool = run(["prefect", "work-pool", "create", "parity-pool", "--type", "process"])
+    assert pool.returncode == 0, pool.describe()
+    cli_in = str(FLOWS_DIR / "parity_cli_in.py")
+    good = run([cli_in, str(project), "deploy", "-n", "parity-deploy"])
+    bad = run([cli_in, str(project), "deploy", "-n", "parity-bad-env"])
+    return good, bad
+
+
+def _stored(answer: dict) -> dict:
+    return {name: answer[name] for name in DEPLOYED_FIELDS}
+
+
+def test_prefect_deploy_resolves_block_and_variable_placeholders(live_tenant, run_prefect, tmp_path):
+    good, bad = _deploy_steps(run_prefect, _project(tmp_path))
+    assert good.returncode == 0 and "parity-job/parity-deploy" in good.stdout, good.describe()
+    # The client read each secret block with its secrets and each variable by name, once.
+    for read in (
+        "GET W/block_types/slug/secret/block_documents/name/db-pass?include_secrets=true -> 200",
+        "GET W/block_types/slug/secret/block_documents/name/api-config?include_secrets=true -> 200",
+        "GET W/variables/name/region -> 200",
+        "GET W/variables/name/team -> 200",
+        "GET W/variables/name/limits -> 200",
+        "POST W/deployments/ -> 201",
+    ):
+        assert read in good.trail, (read, good.describe())
+
+    headers = {"Authorization": f"Bearer {live_tenant.developer_key}"}
+    answer = httpx.get(f"{live_tenant.api_url}/deployments/name/parity-job/parity-deploy", headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert _stored(answer.json()) == EXPECTED_DEPLOYMENT
+    deployment = Deployment.objects.for_workspace(live_tenant.workspace.id).get()
+    assert deployment.parameters == EXPECTED_DEPLOYMENT["parameters"]
+    assert deployment.job_variables == EXPECTED_DEPLOYMENT["job_variables"]
+    assert deployment.work_queue.work_pool.name == "parity-pool"
+    assert not FlowRun.objects.for_workspace(live_tenant.workspace.id).exists()
+
+    # An object where the pool's job template wants a string: 422, as Prefect's server, nothing stored.
+    assert bad.returncode != 0 and BAD_ENV in bad.output, bad.describe()
+    assert "POST W/deployments/ -> 422" in bad.trail, bad.describe()
+    assert Deployment.objects.for_workspace(live_tenant.workspace.id).count() == 1
+
+
+def test_a_viewer_key_cannot_deploy_or_read_the_secret_and_b_cannot_resolve_as_blocks(
+    asgi_server, live_tenant, run_prefect, tmp_path
+):
+    """The placeholders name A's blocks and variables. A's Viewer key (``see_blocks`` without
+    ``see_secret_blocks``) is answered the secrets obfuscated and cannot create the deployment;
+    from workspace B the blocks are not found. Either way nothing is stored."""
+    project = _project(tmp_path)
+    setup = run_prefect("parity_deploy_setup.py", env={"PARITY_SECRET": SECRET})
+    assert setup.returncode == 0, setup.describe()
+    pool = run_prefect(["prefect", "work-pool", "create", "parity-pool", "--type", "process"])
+    assert pool.returncode == 0, pool.describe()
+    cli_in = str(FLOWS_DIR / "parity_cli_in.py")
+    mark = asgi_server.mark()
+    viewer = run_prefect([cli_in, str(project), "deploy", "-n", "parity-deploy"], key=live_tenant.viewer_key)
+    assert viewer.returncode != 0, viewer.describe()
+    assert "db-pass?include_secrets=true -> 200" in viewer.trail, viewer.describe()
+    assert "-> 403" in viewer.trail, viewer.describe()
+    assert not [ex.path for ex in asgi_server.since(mark) if SECRET.encode() in ex.response_body]
+
+    other = make_live_tenant(asgi_server.url)
+    as_b = {"key": other.developer_key, "api_url": other.api_url}
+    b_pool = run_prefect(["prefect", "work-pool", "create", "parity-pool", "--type", "process"], **as_b)
+    assert b_pool.returncode == 0, b_pool.describe()
+    from_b = run_prefect([cli_in, str(project), "deploy", "-n", "parity-deploy"], **as_b)
+    # The client resolves the placeholders in no fixed order: the first block it asks for is missing.
+    assert from_b.returncode != 0 and re.search(r"Block not found: '(db-pass|api-config)'", from_b.output), (
+        from_b.describe()
+    )
+    assert re.search(r"(db-pass|api-config)\?include_secrets=true -> 404", from_b.trail), from_b.describe()
+    for workspace in (live_tenant.workspace, other.workspace):
+        assert not Deployment.objects.for_workspace(workspace.id).exists()
+
+
+def test_deploy_with_placeholders_matches_prefects_server(prefect_server, tmp_path):
+    good, bad = _deploy_steps(prefect_server.run, _project(tmp_path))
+    assert good.returncode == 0, good.describe()
+    answer = httpx.get(f"{prefect_server.api_url}/deployments/name/parity-job/parity-deploy")
+    assert answer.status_code == 200 and _stored(answer.json()) == EXPECTED_DEPLOYMENT, answer.text
+    assert bad.returncode != 0 and BAD_ENV in bad.output, bad.describe()
