@@ -368,3 +368,136 @@ def test_deploy_with_placeholders_matches_prefects_server(prefect_server, tmp_pa
     answer = httpx.get(f"{prefect_server.api_url}/deployments/name/parity-job/parity-deploy")
     assert answer.status_code == 200 and _stored(answer.json()) == EXPECTED_DEPLOYMENT, answer.text
     assert bad.returncode != 0 and BAD_ENV in bad.output, bad.describe()
+
+
+# --------------------------------------------------------------------------------------------------
+# 3. Two workspaces' keys: B reaches none of A's blocks, schemas, secrets, inputs, searches, automations
+# --------------------------------------------------------------------------------------------------
+
+ISO_SECRET = "iso-secret-value-4821"
+
+
+#: What ``parity_isolation_probe.py`` answers for A's own key (checked against Prefect's server too):
+#: every probe can find A's objects, so the same probe with B's key proves something.
+def _found_by_a(ids: dict) -> dict:
+    documents, types, schemas = ids["block_documents"], ids["block_types"], ids["block_schemas"]
+    return {
+        "secret_load": "found",
+        "block_document_by_id": "found",
+        "custom_document_by_id": "found",
+        "block_document_by_name": "found",
+        "block_documents_list": sorted(documents),
+        "block_documents_of_type": [documents[0]],
+        "block_documents_count_by_id": 2,
+        "block_documents_filter_by_id": sorted(documents),
+        "custom_block_type_by_slug": "found",
+        "custom_block_type_by_id": "found",
+        "block_types_filter": sorted(types),
+        "custom_schema_by_checksum": "found",
+        "custom_schema_by_id": "found",
+        "secret_schema_by_id": "found",
+        "block_schemas_list": sorted(schemas),
+        "block_schemas_filter_by_type": sorted(schemas),
+        "flow_run_input": "found",
+        "flow_run_input_filter": {"keys": ["approval"]},
+        "automation_by_id": "found",
+        "automation_find": "found",
+        "automations_by_name": [ids["automation"]],
+        "automations_list": [ids["automation"]],
+        "automations_count": 1,
+        "saved_search_by_id": "found",
+        "saved_searches_filter": [ids["saved_search"]],
+    }
+
+
+#: The same probes from workspace B: nothing of A's, by id, name, filter or count.
+MISSING_FOR_B = {
+    "secret_load": "missing",
+    "block_document_by_id": "missing",
+    "custom_document_by_id": "missing",
+    "block_document_by_name": "missing",
+    "block_documents_list": [],
+    "block_documents_of_type": [],
+    "block_documents_count": 0,
+    "block_documents_count_by_id": 0,
+    "block_documents_filter_by_id": [],
+    "custom_block_type_by_slug": "missing",
+    "custom_block_type_by_id": "missing",
+    "block_types_filter": [],
+    "custom_schema_by_checksum": "missing",
+    "custom_schema_by_id": "missing",
+    "secret_schema_by_id": "missing",
+    "block_schemas_list": [],
+    "block_schemas_filter_by_type": [],
+    "flow_run_input": "missing",
+    # Prefect's server answers this filter 200 with a list for any flow run id, known or not.
+    "flow_run_input_filter": {"keys": []},
+    "automation_by_id": "missing",
+    "automation_find": "missing",
+    "automations_by_name": [],
+    "automations_list": [],
+    "automations_count": 0,
+    "saved_search_by_id": "missing",
+    "saved_searches_filter": [],
+}
+
+
+def _create_a(run) -> dict:
+    created = run("parity_isolation_a.py", env={"PARITY_SECRET": ISO_SECRET})
+    ids = created.result
+    assert created.returncode == 0 and ids and "automation" in ids, created.describe()
+    return ids
+
+
+def _probe(run, ids: dict, **kwargs) -> dict:
+    probed = run("parity_isolation_probe.py", env={"PARITY_IDS": json.dumps(ids)}, **kwargs)
+    assert probed.returncode == 0 and probed.result is not None, probed.describe()
+    return probed.result
+
+
+def test_workspace_b_reaches_none_of_as_objects(asgi_server, live_tenant, run_prefect):
+    ids = _create_a(run_prefect)
+    found = _probe(run_prefect, ids)
+    assert found.pop("block_documents_count") >= 2
+    assert found == _found_by_a(ids)
+
+    other = make_live_tenant(asgi_server.url)
+    mark = asgi_server.mark()
+    from_b = _probe(run_prefect, ids, key=other.developer_key, api_url=other.api_url)
+    assert from_b == MISSING_FOR_B
+    # B's key on A's workspace path is refused at the gate, for every probe.
+    b_key_on_a = _probe(run_prefect, ids, key=other.developer_key)
+    assert set(map(str, b_key_on_a.values())) <= {"missing", "http 403", "http 401"}, b_key_on_a
+
+    # Writes from B by A's ids change nothing of A's.
+    headers = {"Authorization": f"Bearer {other.developer_key}"}
+    base = other.api_url
+    run_id, document = ids["flow_run"], ids["block_documents"][0]
+    attempts = [
+        httpx.delete(f"{base}/automations/{ids['automation']}", headers=headers),
+        httpx.patch(f"{base}/automations/{ids['automation']}", headers=headers, json={"enabled": False}),
+        httpx.delete(f"{base}/saved_searches/{ids['saved_search']}", headers=headers),
+        httpx.delete(f"{base}/block_documents/{document}", headers=headers),
+        httpx.patch(f"{base}/block_documents/{document}", headers=headers, json={"data": {"value": "x"}}),
+        httpx.delete(f"{base}/block_types/{ids['block_types'][1]}", headers=headers),
+        httpx.delete(f"{base}/block_schemas/{ids['block_schemas'][1]}", headers=headers),
+        httpx.post(f"{base}/flow_runs/{run_id}/input", headers=headers, json={"key": "k2", "value": "1"}),
+        httpx.delete(f"{base}/flow_runs/{run_id}/input/approval", headers=headers),
+    ]
+    assert [a.status_code for a in attempts] == [404] * len(attempts), [(a.url, a.text) for a in attempts]
+    # Not one answer to B carried A's secret.
+    leaked = [ex.path for ex in asgi_server.since(mark) if ISO_SECRET.encode() in ex.response_body]
+    assert leaked == []
+    again = _probe(run_prefect, ids)
+    assert again.pop("block_documents_count") >= 2 and again == _found_by_a(ids)
+
+
+def test_the_isolation_probe_finds_as_objects_on_prefects_server(prefect_server):
+    """The probe is the client's own calls: on Prefect's server (one workspace) they find it all."""
+    created = prefect_server.run("parity_isolation_a.py", env={"PARITY_SECRET": ISO_SECRET})
+    ids = created.result
+    assert created.returncode == 0 and ids, created.describe()
+    probed = prefect_server.run("parity_isolation_probe.py", env={"PARITY_IDS": json.dumps(ids)})
+    assert probed.returncode == 0 and probed.result, probed.describe()
+    found = probed.result
+    assert found.pop("block_documents_count") >= 2 and found == _found_by_a(ids)
