@@ -175,7 +175,11 @@ def _unflatten(flat: dict[tuple, Any]) -> dict:
 
 
 def _secret_paths(secret_fields: list[str], flat: dict[tuple, Any]) -> list[tuple]:
-    """The keys of ``flat`` that the schema's ``secret_fields`` name (``a.b``, or ``a.*``)."""
+    """The keys of ``flat`` that the schema's ``secret_fields`` name (``a.b``, or ``a.*``), and every
+    key under a secret field that holds an object. Prefect's server stops at the first two, so a
+    ``Secret`` whose value is a JSON object is answered in the clear without ``include_secrets``;
+    here a key without ``see_secret_blocks`` must not read it, so its leaves are hidden too (the
+    shape stays: ``{"value": {"token": "********"}}``)."""
     paths: list[tuple] = []
     for secret_field in secret_fields:
         if not isinstance(secret_field, str):
@@ -186,6 +190,8 @@ def _secret_paths(secret_fields: list[str], flat: dict[tuple, Any]) -> list[tupl
         elif "*" in key:
             index = key.index("*")
             paths.extend(k for k in flat if k[:index] == key[:index])
+        else:
+            paths.extend(k for k in flat if len(k) > len(key) and k[: len(key)] == key)
     return paths
 
 

@@ -264,6 +264,8 @@ FLOW_RUN = Kind(
         "parent_task_run_id": F("parent_task_run_id", "uuid", "any_", "is_null_"),
         "idempotency_key": F("idempotency_key", "str", "any_", "not_any_"),
     },
+    # Subflows of the given flow runs: the client's ``FlowRunFilterParentFlowRunId``.
+    special={"parent_flow_run_id": lambda value: _parent_flow_run(value)},
 )
 TASK_RUN = Kind(
     {
@@ -325,6 +327,17 @@ BLOCK_DOCUMENT = Kind(
         "name": F("name", "str", "any_", "like_"),
     },
 )
+
+
+def _parent_flow_run(value: Any) -> Q:
+    """Flow runs whose parent task run belongs to one of the given flow runs (Prefect joins
+    ``flow_run.parent_task_run_id`` to ``task_run.id`` and filters on ``task_run.flow_run_id``)."""
+    if not isinstance(value, dict) or set(value) - {"any_", "operator"}:
+        raise FilterError("flow_runs.parent_flow_run_id accepts only any_")
+    if value.get("any_") is None:
+        return Q()
+    parents = _models()["task_runs"].objects.filter(flow_run_id__in=_list(value["any_"], _uuid))
+    return Q(parent_task_run_id__in=parents.values("id"))
 
 
 def _log_text(value: Any) -> Q:

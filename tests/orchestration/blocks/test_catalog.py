@@ -9,7 +9,12 @@ from prefect.blocks.core import Block
 from prefect.blocks.notifications import SlackWebhook
 from prefect.blocks.system import Secret
 
-from orchestration.schemas.blocks import obfuscate_secrets, schema_checksum, system_catalog
+from orchestration.schemas.blocks import (
+    keep_unchanged_secrets,
+    obfuscate_secrets,
+    schema_checksum,
+    system_catalog,
+)
 from tests.orchestration.blocks.make_catalog import CATALOG_PATH, build, render
 
 
@@ -38,3 +43,17 @@ def test_obfuscation_follows_secret_fields_with_wildcards():
         "nested": {"a": {"x": "********"}, "b": "********"},
         "plain": "ok",
     }
+
+
+def test_a_secret_field_holding_an_object_is_hidden_leaf_by_leaf():
+    """A ``Secret`` with a JSON value: Prefect's server answers it in the clear without
+    ``include_secrets``; here every leaf under the secret field is obfuscated, the shape kept."""
+    data = {"value": {"token": "s3cr3t", "nested": {"retries": 3}, "list": [1]}, "plain": {"a": 1}}
+    assert obfuscate_secrets(data, ["value"]) == {
+        "value": {"token": "********", "nested": {"retries": "********"}, "list": "********"},
+        "plain": {"a": 1},
+    }
+    # Posting the obfuscated answer back keeps the stored leaves.
+    assert keep_unchanged_secrets(
+        {"value": {"token": "********", "nested": {"retries": 4}}}, data, ["value"]
+    ) == {"value": {"token": "s3cr3t", "nested": {"retries": 4}}}

@@ -287,6 +287,46 @@ class TestGraphs:
             assert Api(client, b.prefix).get(f"flow_runs/{run_id}/{path}").status_code == 404
 
 
+class TestParentFlowRunFilter:
+    """``flow_runs.parent_flow_run_id``: the subflows of given flow runs, as the client's
+    ``FlowRunFilterParentFlowRunId`` asks (Prefect joins the parent task run to its flow run)."""
+
+    def _tree(self, api, tenant):
+        top = api.run(api.flow("top"))["id"]
+        top_task = make_task_run(tenant.workspace, top, name="mid-0")
+        mid = api.run(api.flow("mid"), parent_task_run_id=str(top_task.id))["id"]
+        mid_task = make_task_run(tenant.workspace, mid, name="leaf-0")
+        leaf = api.run(api.flow("leaf"), parent_task_run_id=str(mid_task.id))["id"]
+        return top, mid, leaf
+
+    def _ids(self, api, body) -> set[str]:
+        response = api.post("flow_runs/filter", {"flow_runs": body})
+        assert response.status_code == 200, response.content
+        return {run["id"] for run in response.json()}
+
+    def test_subflows_of_the_given_runs(self, api, tenant):
+        top, mid, leaf = self._tree(api, tenant)
+        assert self._ids(api, {"parent_flow_run_id": {"any_": [top]}}) == {mid}
+        assert self._ids(api, {"parent_flow_run_id": {"any_": [top, mid], "operator": "and_"}}) == {mid, leaf}
+        assert self._ids(api, {"parent_flow_run_id": {"any_": [leaf]}}) == set()
+        assert self._ids(api, {"parent_flow_run_id": {"any_": None}}) == {top, mid, leaf}
+        count = api.post("flow_runs/count", {"flow_runs": {"parent_flow_run_id": {"any_": [mid]}}})
+        assert count.json() == 1
+
+    @pytest.mark.parametrize("value", [{"any_": "x"}, {"any_": ["not-a-uuid"]}, {"eq_": 1}, []])
+    def test_bad_values_are_422(self, api, value):
+        response = api.post("flow_runs/filter", {"flow_runs": {"parent_flow_run_id": value}})
+        assert response.status_code == 422, response.content
+
+    def test_another_workspace_finds_no_subflows(self, api, tenant, other):
+        top, _, _ = self._tree(api, tenant)
+        client, b = other
+        response = Api(client, b.prefix).post(
+            "flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [top]}}}
+        )
+        assert response.status_code == 200 and response.json() == []
+
+
 class TestLogsDownload:
     def test_csv_of_the_runs_logs_oldest_first(self, api, tenant, as_role):
         run = api.run(name="nightly etl")
