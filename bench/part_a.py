@@ -15,11 +15,21 @@ FLOW = Path(__file__).resolve().parent / "flow.py"
 TIMEOUT = 180.0
 
 
-def run_flow_once(target: Target, home: Path, n_tasks: int, log_path: Path) -> dict:
+def run_flow_once(
+    target: Target,
+    home: Path,
+    n_tasks: int,
+    log_path: Path,
+    *,
+    script: Path = FLOW,
+    args: tuple[str, ...] | None = None,
+    timeout: float = TIMEOUT,
+) -> dict:
+    """Run ``script`` (default: the 40-task flow) in a fresh client process; its BENCH_RESULT line."""
     env = clean_env(PREFECT_HOME=str(home), **target.client_env)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        [PY, str(FLOW), str(n_tasks)],
+        [PY, str(script), *(args if args is not None else (str(n_tasks),))],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -28,7 +38,7 @@ def run_flow_once(target: Target, home: Path, n_tasks: int, log_path: Path) -> d
     )
     REGISTRY.processes.append(proc)
     try:
-        out, err = proc.communicate(timeout=TIMEOUT)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, err = proc.communicate()

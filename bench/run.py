@@ -9,7 +9,10 @@ database, migrate, bootstrap, uvicorn), then measures:
       every event and task run is in the database, and losses;
   (c) ``set_state`` round trips from concurrent async clients: throughput and p50/p95/p99;
   (d) the scheduler over N deployments: time to create the runs ahead, idle-tick cost, peak RSS;
-  (e) ``work_pools/{name}/get_scheduled_flow_runs`` under many concurrent pollers.
+  (e) ``work_pools/{name}/get_scheduled_flow_runs`` under many concurrent pollers;
+  (f) a flow calling 100 subflows of 10 tasks each with the real client (``--only f``);
+  (g) task-run ``set_state`` round trips from concurrent clients, as (c) (``--only g``);
+  (h) ``Secret.load`` round trips with the real client (``--only h``).
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -36,6 +39,9 @@ import part_b  # noqa: E402
 import part_c  # noqa: E402
 import part_d  # noqa: E402
 import part_e  # noqa: E402
+import part_f  # noqa: E402
+import part_g  # noqa: E402
+import part_h  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -43,7 +49,9 @@ from servers import log  # noqa: E402
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
-    p.add_argument("--only", default="a,b,c,d,e", help="parts to run, comma-separated (default a,b,c,d,e)")
+    p.add_argument(
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-h (default a,b,c,d,e)"
+    )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
     p.add_argument("--tasks", type=int, default=40, help="(a) tasks per flow (default 40)")
@@ -76,6 +84,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="(d) run Prefect's scheduler function in its own process, timed per tick (default), or "
         "measure the one inside `prefect server start` (loop 5 s) by polling PostgreSQL",
     )
+    p.add_argument("--subflows", type=int, default=100, help="(f) subflows per parent flow (default 100)")
+    p.add_argument("--subflow-tasks", type=int, default=10, help="(f) tasks per subflow (default 10)")
+    p.add_argument("--f-runs", type=int, help="(f) timed parent-flow runs per server (default 3; quick 1)")
+    p.add_argument(
+        "--f-warmup",
+        type=int,
+        default=0,
+        help="(f) untimed parent-flow runs per server first (default 0: one run is 1,100 flow runs)",
+    )
+    p.add_argument(
+        "--task-runs",
+        type=int,
+        help="(g) task runs driven PENDING->RUNNING->COMPLETED (default 800; quick 64)",
+    )
+    p.add_argument(
+        "--loads", type=int, help="(h) Secret.load calls per client process (default 200; quick 50)"
+    )
+    p.add_argument("--h-runs", type=int, help="(h) client processes per server (default 3; quick 1)")
+    p.add_argument(
+        "--db-prefix",
+        help="name the databases <prefix>_prefect / <prefix>_ours (dropped first if left over) "
+        "instead of fresh bench_<stamp>_* names",
+    )
+    p.add_argument("--ports", help="port range LOW-HIGH for the servers (default: any free port)")
     p.add_argument("--pollers", type=int, help="(e) concurrent pollers (default 200; quick 50)")
     p.add_argument("--poll-seconds", type=float, help="(e) polling duration (default 20 s; quick 10)")
     p.add_argument(
@@ -123,7 +155,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - {"a", "b", "c", "d", "e"}:
+    if bad := args.only - set("abcdefgh"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -133,6 +165,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.settle = args.settle if args.settle is not None else (20.0 if q else 60.0)
     args.flow_runs = args.flow_runs if args.flow_runs is not None else (64 if q else 800)
     args.deployments = args.deployments if args.deployments is not None else (1000 if q else 10000)
+    args.f_runs = args.f_runs if args.f_runs is not None else (1 if q else 3)
+    args.task_runs = args.task_runs if args.task_runs is not None else (64 if q else 800)
+    args.loads = args.loads if args.loads is not None else (50 if q else 200)
+    args.h_runs = args.h_runs if args.h_runs is not None else (1 if q else 3)
+    if args.ports:
+        try:
+            low, high = (int(x) for x in args.ports.split("-", 1))
+        except ValueError:
+            p.error("--ports takes LOW-HIGH")
+        args.ports = (low, high)
     args.pollers = args.pollers if args.pollers is not None else (50 if q else 200)
     args.poll_seconds = args.poll_seconds if args.poll_seconds is not None else (10.0 if q else 20.0)
     try:
@@ -278,7 +320,51 @@ def table(results: dict, names: list[str]) -> str:
             {n: s.get(n, {}).get("client_cpu_pct") for n in names},
             ratio=False,
         )
-    for key in ("a", "b", "c", "d", "e"):
+    if "f" in parts:
+        s = parts["f"].get("servers", {})
+        add(
+            "(f) 100x10 subflows: call median s",
+            {n: s.get(n, {}).get("call_median_s") for n in names},
+            "{:.2f}",
+        )
+        add(
+            "(f) call min-max s",
+            {n: _range(s.get(n, {}).get("call_min_s"), s.get(n, {}).get("call_max_s")) for n in names},
+            ratio=False,
+        )
+        add("(f) process median s", {n: s.get(n, {}).get("proc_median_s") for n in names}, "{:.2f}")
+        add("(f) runs ok / failed", {n: _okfail(s.get(n, {})) for n in names})
+        add(
+            "(f) flow runs / task runs in DB (expected)",
+            {
+                n: f"{s.get(n, {}).get('flow_runs_in_db')}/{s.get(n, {}).get('task_runs_in_db')} "
+                f"({s.get(n, {}).get('flow_runs_expected')}/{s.get(n, {}).get('task_runs_expected')})"
+                for n in names
+            },
+        )
+    if "g" in parts:
+        s = parts["g"].get("servers", {})
+        add("(g) task set_state req/s", {n: s.get(n, {}).get("throughput_rps") for n in names}, "{:.0f}")
+        add("(g) task set_state p50 ms", {n: s.get(n, {}).get("p50_ms") for n in names}, "{:.1f}")
+        add("(g) task set_state p95 ms", {n: s.get(n, {}).get("p95_ms") for n in names}, "{:.1f}")
+        add("(g) task set_state p99 ms", {n: s.get(n, {}).get("p99_ms") for n in names}, "{:.1f}")
+        add("(g) task set_state ACCEPT / requests", {n: _acc(s.get(n, {})) for n in names})
+        add(
+            "(g) create task_run req/s",
+            {n: s.get(n, {}).get("create", {}).get("throughput_rps") for n in names},
+            "{:.0f}",
+        )
+    if "h" in parts:
+        s = parts["h"].get("servers", {})
+        for what, label in (("load", "Secret.load"), ("read", "read alone")):
+            for q in ("p50", "p95", "p99"):
+                add(
+                    f"(h) {label} {q} ms",
+                    {n: s.get(n, {}).get(what, {}).get(f"{q}_ms") for n in names},
+                    "{:.1f}",
+                )
+        add("(h) runs ok / failed", {n: _okfail(s.get(n, {})) for n in names})
+    for key in "abcdefgh":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -304,6 +390,10 @@ def table(results: dict, names: list[str]) -> str:
 
 def _okfail(s: dict):
     return None if not s else f"{s.get('ok')}/{s.get('failed')}"
+
+
+def _range(low, high):
+    return None if low is None else f"{low:.2f}-{high:.2f}"
 
 
 def _lost(s: dict):
@@ -370,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     log(f"machine: {results['machine'].get('nproc')} CPUs, {results['machine'].get('mem_total_gb')} GB RAM")
     servers.install_signal_handlers()
+    servers.DB_PREFIX = args.db_prefix
+    servers.PORT_RANGE = args.ports
     targets = []
     interrupted = False
     try:
@@ -469,6 +561,20 @@ def main(argv: list[str] | None = None) -> int:
             over_http=args.deployments_over_http,
             prefect_scheduler=args.prefect_scheduler,
         )
+        part(
+            "f",
+            part_f.run,
+            targets,
+            workdir,
+            runs=args.f_runs,
+            subflows=args.subflows,
+            tasks=args.subflow_tasks,
+            warmup=args.f_warmup,
+        )
+        part(
+            "g", part_g.run, targets, clients=args.clients, task_runs=args.task_runs, client=args.http_client
+        )
+        part("h", part_h.run, targets, workdir, runs=args.h_runs, loads=args.loads)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; cleaning up")

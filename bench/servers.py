@@ -16,6 +16,7 @@ import secrets
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,17 +25,30 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
+# The project's venv; a git worktree without its own .venv uses the interpreter running the bench.
+VENV_BIN = ROOT / ".venv" / "bin" if (ROOT / ".venv" / "bin").is_dir() else Path(sys.executable).parent
 PY = str(VENV_BIN / "python")
 PG_HOST = "127.0.0.1"
 PG_PORT = 5432
 PG_USER = "postgres"
 
 
+#: Optional fixed names and ports, for a machine shared with other people's servers and databases:
+#: ``DB_PREFIX`` names the databases ``<prefix>_prefect`` / ``<prefix>_ours`` (run.py ``--db-prefix``),
+#: ``PORT_RANGE`` is where servers listen (``--ports 4500-4599``). Unset: fresh names, any free port.
+DB_PREFIX: str | None = None
+PORT_RANGE: tuple[int, int] | None = None
+
+
+def db_name(tag: str, server: str) -> str:
+    return f"{DB_PREFIX}_{server}" if DB_PREFIX else f"bench_{tag}_{server}"
+
+
 @dataclass
 class Registry:
     processes: list[subprocess.Popen] = field(default_factory=list)
     databases: list[str] = field(default_factory=list)
+    ports: set[int] = field(default_factory=set)
     cleaned: bool = False
 
 
@@ -51,9 +65,18 @@ def log(msg: str) -> None:
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    if PORT_RANGE is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+    for port in range(PORT_RANGE[0], PORT_RANGE[1] + 1):
+        if port in REGISTRY.ports:
+            continue
+        with socket.socket() as s, contextlib.suppress(OSError):
+            s.bind(("127.0.0.1", port))
+            REGISTRY.ports.add(port)
+            return port
+    raise RuntimeError(f"no free port in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
 
 
 def spawn(argv: list[str], *, env: dict[str, str], log_path: Path, cwd: Path = ROOT) -> subprocess.Popen:
@@ -116,6 +139,8 @@ def psql(sql: str, db: str = "postgres") -> str:
 
 
 def create_database(name: str) -> None:
+    if DB_PREFIX:  # a fixed name of our own: a run that was killed may have left it behind
+        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     psql(f'CREATE DATABASE "{name}"')
     REGISTRY.databases.append(name)
 
@@ -309,7 +334,7 @@ class Target:
 def start_prefect(
     tag: str, workdir: Path, *, workers: int = 1, extra_env: dict[str, str] | None = None
 ) -> Target:
-    db = f"bench_{tag}_prefect"
+    db = db_name(tag, "prefect")
     create_database(db)
     port = free_port()
     home = workdir / "prefect-server-home"
@@ -370,7 +395,7 @@ def start_ours(
     celery: bool = False,
     celery_broker_url: str | None = None,
 ) -> Target:
-    db = f"bench_{tag}_ours"
+    db = db_name(tag, "ours")
     create_database(db)
     port = free_port()
     public = f"http://127.0.0.1:{port}"

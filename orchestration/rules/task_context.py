@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from orchestration.models import FlowRun, TaskRun, TaskRunState
 from orchestration.models.states import StateType
+from orchestration.persistence.run_lock import flow_run_with_state
+from orchestration.persistence.write_batch import insert_or_defer
 from orchestration.rules.base import OrchestrationContext, default_state_name
 from orchestration.schemas.task_runs import TaskRunPolicy
 
@@ -39,12 +41,7 @@ class TaskOrchestrationContext(OrchestrationContext):
         """The task run's flow run (in the same workspace), with its current state."""
         if self.run.flow_run_id is None:
             return None
-        return (
-            FlowRun.objects.for_workspace(self.run.workspace_id)
-            .select_related("state")
-            .filter(id=self.run.flow_run_id)
-            .first()
-        )
+        return flow_run_with_state(self.run.workspace_id, self.run.flow_run_id)
 
     def validate_proposed_state(self) -> None:
         """Write the governed proposal as the task run's new state row; with no proposal left,
@@ -64,7 +61,8 @@ class TaskOrchestrationContext(OrchestrationContext):
             data=proposal.data,
             state_details=proposal.state_details.model_dump(mode="json"),
         )
-        row.save(force_insert=True)
+        # Sent with the run's update in one statement inside the service's ``deferred_inserts``.
+        insert_or_defer(row, lambda: row.save(force_insert=True))
         self.run.state_id = row.id
         self.validated_state = row
         self.written = True

@@ -15,8 +15,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import NotFound
-from orchestration.models import FlowRun, TaskRun, TaskRunState
-from orchestration.persistence.run_lock import locked_run
+from orchestration.models import FlowRun, TaskRun
+from orchestration.persistence.run_lock import locked_run, locked_task_run, task_run_current_state
 from orchestration.persistence.write_batch import deferred_inserts, flush
 from orchestration.policies import (
     BackgroundTaskPolicy,
@@ -173,12 +173,10 @@ def set_task_run_state(
     else:
         policy = CoreTaskPolicy
     with transaction.atomic():
-        run = TaskRun.objects.select_for_update().filter(id=task_run_id).first()
+        run = locked_task_run(task_run_id)
         if run is None:
             raise NotFound("Task run not found")
-        initial_state = (
-            TaskRunState.objects.filter(id=run.state_id, task_run=run).first() if run.state_id else None
-        )
+        initial_state = task_run_current_state(run)
         before = tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS)
         context = TaskOrchestrationContext(
             run=run,
@@ -191,16 +189,23 @@ def set_task_run_state(
             *policy.compile_transition_rules(*context.intended_transition),
             *GlobalTaskPolicy.compile_transition_rules(*context.intended_transition),
         ]
-        apply_rules(context, rules)
-        if context.orchestration_error is not None:
-            raise context.orchestration_error
-        if _older_than_current(context, before[_STATE_TIMESTAMP]):
-            # The run's current state (reported by an event stamped later than this proposal) is
-            # newer: the proposal joins the history, the run stays where it is.
-            for name, value in zip(ORCHESTRATED_TASK_RUN_FIELDS, before, strict=True):
-                setattr(run, name, value)
-        if tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS) != before:
-            run.save(update_fields=[*ORCHESTRATED_TASK_RUN_FIELDS, "updated"])
+        # The new state row is written with the run's update, in one statement (as for flow runs).
+        with deferred_inserts() as pending:
+            apply_rules(context, rules)
+            if context.orchestration_error is not None:
+                raise context.orchestration_error
+            if _older_than_current(context, before[_STATE_TIMESTAMP]):
+                # The run's current state (reported by an event stamped later than this proposal)
+                # is newer: the proposal joins the history, the run stays where it is.
+                for name, value in zip(ORCHESTRATED_TASK_RUN_FIELDS, before, strict=True):
+                    setattr(run, name, value)
+            changed = tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS) != before
+            if pending is None:
+                if changed:
+                    run.save(update_fields=[*ORCHESTRATED_TASK_RUN_FIELDS, "updated"])
+            else:
+                fields = [*ORCHESTRATED_TASK_RUN_FIELDS, "updated"] if changed else ()
+                flush(pending, update=run if changed else None, update_fields=fields)
 
     return OrchestrationResult(
         status=context.response_status,
