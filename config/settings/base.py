@@ -118,21 +118,26 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------------
+# SQLite, whether the embedded default or named by a ``sqlite:///`` DATABASE_URL, is opened the same
+# way, so concurrent writers wait their turn instead of failing with "database is locked": WAL (the
+# web server, the worker and beat share the file, readers never block the writer), every transaction
+# takes the write lock when it begins (IMMEDIATE: a transaction that read first cannot fail to
+# upgrade, which the busy timeout does not cover), and a writer waits up to SQLITE_BUSY_TIMEOUT
+# seconds for the lock. What still cannot get the lock answers 503 with Retry-After (core.errors).
+SQLITE_BUSY_TIMEOUT = env.float("SQLITE_BUSY_TIMEOUT", default=20.0)
+SQLITE_OPTIONS = {
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    "transaction_mode": "IMMEDIATE",
+    "timeout": SQLITE_BUSY_TIMEOUT,
+}
 if EMBEDDED:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": str(VAR_DIR / "db.sqlite3"),
-            "OPTIONS": {
-                # WAL lets the web server, the worker and beat share the file.
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
-    }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(VAR_DIR / "db.sqlite3")}}
 else:
     DATABASES = {"default": env.db_url("DATABASE_URL")}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Options given in the URL (``?timeout=5``) win over these.
+    DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
+if not EMBEDDED:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
         "DATABASE_POOL", default=True
     ):

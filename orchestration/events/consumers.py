@@ -3,9 +3,13 @@ subscribe to them, e.g. runners and workers waiting for ``prefect.flow-run.Cance
 
 ``/events/in`` buffers what arrives and writes it in batches (every ``FLUSH_INTERVAL`` seconds, or at
 once when ``MAX_BATCH`` events are waiting, or when the socket closes), each batch in one short
-transaction in a worker thread, so the event loop keeps answering pings. A batch that cannot be
-written after retries closes the socket (1011): the client reconnects and re-sends what it has not
-seen confirmed, and the id de-duplication absorbs the overlap.
+transaction in a worker thread, so the event loop keeps answering pings. The client forgets every
+event that a pong confirms (``prefect.events.clients``: it checkpoints with a ping), and the server
+answers pings for frames it has read but not yet stored, so a received event is never abandoned: a
+batch the store refuses (locked, disconnected, unavailable) is retried until it is stored, while the
+socket reads nothing more once ``MAX_BATCH`` events wait behind it (at most two batches per socket),
+even after the client has gone. Only an event that fails alone, for a reason of its own (a value its
+column cannot hold), is dropped; the id de-duplication absorbs what a reconnecting client re-sends.
 
 ``/events/out`` takes one ``filter`` message, subscribes to the workspace in the live-event hub
 (``events.hub``), sends the stored events matching the filter (the backfill, oldest first, bounded
@@ -27,7 +31,7 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError, DataError, IntegrityError
 from pydantic import ValidationError
 
 from core.parsers import loads
@@ -185,8 +189,11 @@ class EventsInConsumer(_PrefectSocket):
     channel_layer_alias = "__events_in_has_no_channel__"
 
     FLUSH_INTERVAL = 0.05
+    # A batch is written once this many events wait; while one is being written (or retried), the
+    # socket reads on until the next batch is full, then waits for the store.
     MAX_BATCH = 500
-    STORE_ATTEMPTS = 5
+    # Retries of a refused batch back off up to this many seconds apart.
+    RETRY_DELAY_MAX = 2.0
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -203,6 +210,7 @@ class EventsInConsumer(_PrefectSocket):
             return
         self._buffer.append(event)
         if len(self._buffer) >= self.MAX_BATCH:
+            # Awaited here, so no further frame is read until the store has taken a batch.
             await self.flush()
         elif self._timer is None:
             self._timer = asyncio.create_task(self._flush_soon())
@@ -226,37 +234,45 @@ class EventsInConsumer(_PrefectSocket):
                 return
             workspace_id = self.grant.workspace_id
             items = await self._store(workspace_id, batch)
-            if items is None:
-                await self.close_once(CLOSE_INTERNAL_ERROR, "Could not store events; reconnect and re-send")
-                return
             await events_publish(workspace_id, items)
 
-    async def _store(self, workspace_id, batch: list[EventIn]) -> list[dict[str, str]] | None:
-        delay = 0.1
-        for attempt in range(1, self.STORE_ATTEMPTS + 1):
+    async def _store(self, workspace_id, batch: list[EventIn]) -> list[dict[str, str]]:
+        """Store ``batch``, retrying for as long as the store refuses it; only an event that fails
+        alone, for a reason of its own, is dropped."""
+        try:
+            return await self._store_retrying(workspace_id, batch)
+        except _RefusedData:
+            logger.warning(
+                "Storing a batch of %d events failed; storing one by one", len(batch), exc_info=True
+            )
+        items: list[dict[str, str]] = []
+        for event in batch:
+            try:
+                items.extend(await self._store_retrying(workspace_id, [event]))
+            except _RefusedData:
+                logger.exception("Dropping the event %s, which cannot be stored", event.id)
+        return items
+
+    async def _store_retrying(self, workspace_id, batch: list[EventIn]) -> list[dict[str, str]]:
+        delay, attempt = 0.05, 0
+        while True:
+            attempt += 1
             try:
                 return await _store_in_thread(workspace_id, batch)
-            except (OperationalError, InterfaceError):
-                # Locked (SQLite under load) or a dropped connection: retry, then give up.
-                logger.warning("Storing %d events failed (attempt %d)", len(batch), attempt, exc_info=True)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            except (DataError, IntegrityError) as error:
+                raise _RefusedData from error
             except DatabaseError:
-                # Something in the data (e.g. a NUL character PostgreSQL refuses): store one by one
-                # and drop only what cannot be stored.
-                logger.warning(
-                    "Storing a batch of %d events failed; storing one by one", len(batch), exc_info=True
-                )
-                items: list[dict[str, str]] = []
-                for event in batch:
-                    try:
-                        items.extend(await _store_in_thread(workspace_id, [event]))
-                    except (OperationalError, InterfaceError):
-                        return None
-                    except DatabaseError:
-                        logger.exception("Dropping the event %s, which cannot be stored", event.id)
-                return items
-        return None
+                # Locked (SQLite under load), a dropped connection, a database going away: the events
+                # were received (and perhaps confirmed to the client), so try again, whatever it takes.
+                if attempt == 1 or attempt % 20 == 0:
+                    logger.warning(
+                        "Storing %d events failed (attempt %d); retrying", len(batch), attempt, exc_info=True
+                    )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.RETRY_DELAY_MAX)
+            except Exception as error:
+                # Not the database: something about these events; find which by storing one by one.
+                raise _RefusedData from error
 
     async def disconnect(self, code):
         if self._timer is not None:
@@ -266,6 +282,10 @@ class EventsInConsumer(_PrefectSocket):
             await self.flush()
         except Exception:
             logger.exception("Flushing events on disconnect failed")
+
+
+class _RefusedData(Exception):
+    """The store works but refused what it was given (a value its column cannot hold)."""
 
 
 class _SentIds:

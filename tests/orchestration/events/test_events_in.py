@@ -316,21 +316,3 @@ def test_concurrent_sockets_all_get_stored(two_workspaces):
     run(scenario)
     assert Event.objects.for_workspace(a.workspace.pk).count() == 3 * per_socket
     assert Event.objects.for_workspace(b.workspace.pk).count() == 3 * per_socket
-
-
-def test_a_batch_that_cannot_be_stored_closes_the_socket_for_a_resend(tenant, monkeypatch):
-    from django.db import OperationalError
-
-    async def locked(workspace_id, batch):
-        raise OperationalError("database is locked")
-
-    monkeypatch.setattr(consumers, "_store_in_thread", locked)
-    monkeypatch.setattr(consumers.EventsInConsumer, "STORE_ATTEMPTS", 2)
-
-    async def scenario():
-        ws = await open_cloud(events_path(tenant, "in"), tenant.service_key)
-        await ws.send_json_to(make_event())
-        output = await ws.receive_output(timeout=3)
-        assert output["type"] == "websocket.close" and output["code"] == 1011
-
-    run(scenario)
