@@ -19,6 +19,44 @@ from wire import create_flow, create_flow_run, http_client, set_state_body, time
 TRANSITIONS = (("RUNNING", "Running"), ("COMPLETED", "Completed"))
 
 
+async def drive_all(
+    target: Target, client_kind: str, limits: dict, queue: asyncio.Queue, drive, *, clients: int
+) -> float:
+    """``clients`` connections drain ``queue`` concurrently, each item through ``drive(client,
+    item, record=True)``; returns the wall time in seconds."""
+
+    async def worker() -> None:
+        async with timed_client(target, client_kind, **limits) as client:
+            while True:
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await drive(client, item, record=True)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return time.perf_counter() - started
+
+
+def figures(latencies: list[float], statuses: Counter, wall: float) -> dict:
+    """Throughput and latency percentiles of a timed phase (``latencies`` in seconds)."""
+    latencies.sort()
+    ok = statuses.get("ACCEPT", 0)
+    return {
+        "requests": sum(statuses.values()),
+        "accepted": ok,
+        "statuses": dict(statuses),
+        "wall_s": round(wall, 3),
+        "throughput_rps": round(len(latencies) / wall, 1) if wall else None,
+        "accepted_rps": round(ok / wall, 1) if wall else None,
+        "p50_ms": _pct(latencies, 0.50),
+        "p95_ms": _pct(latencies, 0.95),
+        "p99_ms": _pct(latencies, 0.99),
+        "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
+    }
+
+
 def _pct(sorted_values: list[float], q: float) -> float | None:
     if not sorted_values:
         return None
@@ -121,36 +159,9 @@ async def run_target(
 
     n_timed = queue.qsize()
 
-    async def worker() -> None:
-        async with timed_client(target, client_kind, **limits) as client:
-            while True:
-                try:
-                    run_id = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await drive(client, run_id, record=True)
-
     log(f"(c) {target.name}: {clients} clients driving {n_timed} flow runs")
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    wall = time.perf_counter() - t0
-    latencies.sort()
-    ok = statuses.get("ACCEPT", 0)
-    result.update(
-        {
-            "timed_flow_runs": n_timed,
-            "requests": sum(statuses.values()),
-            "accepted": ok,
-            "statuses": dict(statuses),
-            "wall_s": round(wall, 3),
-            "throughput_rps": round(len(latencies) / wall, 1) if wall else None,
-            "accepted_rps": round(ok / wall, 1) if wall else None,
-            "p50_ms": _pct(latencies, 0.50),
-            "p95_ms": _pct(latencies, 0.95),
-            "p99_ms": _pct(latencies, 0.99),
-            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
-        }
-    )
+    wall = await drive_all(target, client_kind, limits, queue, drive, clients=clients)
+    result.update({"timed_flow_runs": n_timed, **figures(latencies, statuses, wall)})
     if errors:
         result["errors"] = len(errors)
         result["first_errors"] = errors[:3]

@@ -12,12 +12,11 @@ the body ``PrefectClient.set_task_run_state`` sends (``StateCreate`` dumped in J
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 import uuid
 from collections import Counter
 
-from part_c import _pct
+from part_c import _pct, drive_all, figures
 from servers import Target, log
 from wire import WireError, create_flow, create_flow_run, http_client, set_state_body, timed_client
 
@@ -177,36 +176,9 @@ async def run_target(
 
     n_timed = queue.qsize()
 
-    async def worker() -> None:
-        async with timed_client(target, client_kind, **limits) as client:
-            while True:
-                try:
-                    run_id = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                await drive(client, run_id, record=True)
-
     log(f"(g) {target.name}: {clients} clients driving {n_timed} task runs")
-    t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(clients)))
-    wall = time.perf_counter() - t0
-    latencies.sort()
-    ok = statuses.get("ACCEPT", 0)
-    result.update(
-        {
-            "timed_task_runs": n_timed,
-            "requests": sum(statuses.values()),
-            "accepted": ok,
-            "statuses": dict(statuses),
-            "wall_s": round(wall, 3),
-            "throughput_rps": round(len(latencies) / wall, 1) if wall else None,
-            "accepted_rps": round(ok / wall, 1) if wall else None,
-            "p50_ms": _pct(latencies, 0.50),
-            "p95_ms": _pct(latencies, 0.95),
-            "p99_ms": _pct(latencies, 0.99),
-            "mean_ms": round(statistics.fmean(latencies) * 1000, 2) if latencies else None,
-        }
-    )
+    wall = await drive_all(target, client_kind, limits, queue, drive, clients=clients)
+    result.update({"timed_task_runs": n_timed, **figures(latencies, statuses, wall)})
     if errors:
         result["errors"] = len(errors)
         result["first_errors"] = errors[:3]
