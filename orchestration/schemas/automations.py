@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import json
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -191,8 +192,6 @@ class CallWebhook(_Model):
         # Older UIs send a JSON object; Prefect stores it as its indented JSON text.
         if value is None or isinstance(value, str):
             return value
-        import json  # noqa: PLC0415 - only this rare path needs it
-
         return json.dumps(value, indent=2)
 
     @field_validator("payload")
