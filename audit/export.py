@@ -21,7 +21,7 @@ from django.db.models import Q
 
 from audit import signing as manifest_signing
 from audit.models import AuditChain, AuditLogEntry
-from audit.services import entry_fields, entry_hash
+from audit.services import audit_chain_pending, entry_fields, entry_hash
 
 FIELDS = (
     "id", "chain", "sequence", "occurred", "event_id", "api_name", "account_ref", "workspace_ref",
@@ -111,6 +111,7 @@ def export(account_id: uuid.UUID, filters: ExportFilters, *, fmt: str, out: Path
     """Write the export to ``out`` and its manifest beside it (``<out>.manifest.json``)."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError("format must be jsonl or csv")
+    audit_chain_pending(chain=account_id)
     records = [entry_record(e) for e in filtered_entries(account_id, filters).iterator(chunk_size=5000)]
     if fmt == "jsonl":
         body = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in records)

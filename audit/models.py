@@ -107,3 +107,22 @@ class AuditChain(models.Model):
 
     def __str__(self) -> str:
         return f"audit chain {self.id} at {self.sequence}"
+
+
+class AuditPendingEntry(models.Model):
+    """An audit record written where the request cannot wait on its chain (reading secrets): the
+    entry's fields as ``services.entry_fields`` gives them, durable before the answer, waiting to
+    join its chain (``services.audit_chain_pending``), in the order they were written. On
+    PostgreSQL a row is never changed and is deleted only once its chain holds the entry."""
+
+    position = models.BigAutoField(primary_key=True)
+    chain = models.UUIDField()
+    entry_id = models.UUIDField(unique=True)
+    fields = models.JSONField()
+
+    class Meta:
+        indexes = [models.Index(fields=["chain", "position"], name="audit_pending_chain")]
+        verbose_name_plural = "audit pending entries"
+
+    def __str__(self) -> str:
+        return f"pending audit entry {self.entry_id} of chain {self.chain}"

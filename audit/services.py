@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 
 from audit.actors import actor_kind, actor_label
 from audit.context import current_credential, current_request_context
-from audit.models import AuditChain, AuditLogEntry
+from audit.models import AuditChain, AuditLogEntry, AuditPendingEntry
 from audit.registry import AuditEventType, registry
 
 
@@ -34,7 +34,7 @@ def _target_fields(target) -> tuple[str, str, str]:
     return target_type, str(getattr(target, "pk", "")), str(target)[:254]
 
 
-def audit_record(
+def _new_entry(
     *,
     event: AuditEventType | str,
     actor,
@@ -43,9 +43,7 @@ def audit_record(
     target=None,
     payload: dict[str, Any] | None = None,
 ) -> AuditLogEntry:
-    """Record ``event``. Call it inside the service's transaction so the record and the change
-    commit or roll back together. Request facts (IP, user agent, request id) come from the request
-    context the middleware sets."""
+    """The entry ``audit_record`` writes, not yet in its chain (no sequence, no hashes)."""
     if isinstance(event, str):
         event = registry.get(event)
     if workspace is not None and account is None:
@@ -64,7 +62,8 @@ def audit_record(
         workspace=str(workspace) if workspace is not None else "",
         **{key: value for key, value in payload.items() if key not in {"actor", "target", "workspace"}},
     )
-    entry = AuditLogEntry(
+    return AuditLogEntry(
+        id=uuid.uuid4(),
         occurred=timezone.now(),
         event_id=event.id,
         api_name=event.api_name,
@@ -87,6 +86,23 @@ def audit_record(
         payload=json.loads(json.dumps(payload, default=str)),
         chain=account.pk if account is not None else GLOBAL_CHAIN,
     )
+
+
+def audit_record(
+    *,
+    event: AuditEventType | str,
+    actor,
+    account=None,
+    workspace=None,
+    target=None,
+    payload: dict[str, Any] | None = None,
+) -> AuditLogEntry:
+    """Record ``event``. Call it inside the service's transaction so the record and the change
+    commit or roll back together. Request facts (IP, user agent, request id) come from the request
+    context the middleware sets."""
+    entry = _new_entry(
+        event=event, actor=actor, account=account, workspace=workspace, target=target, payload=payload
+    )
     # No savepoint of its own: inside the change's transaction, a failure here fails the change.
     with transaction.atomic(savepoint=False):
         head = _locked_head(entry.chain)
@@ -98,6 +114,92 @@ def audit_record(
             sequence=entry.sequence, head_hash=entry.hash, updated=entry.occurred
         )
     return entry
+
+
+def audit_record_pending(
+    *,
+    event: AuditEventType | str,
+    actor,
+    account=None,
+    workspace=None,
+    target=None,
+    payload: dict[str, Any] | None = None,
+) -> AuditPendingEntry:
+    """Record ``event`` with one INSERT and no lock: for records on a hot path that must not wait on
+    (nor serialize behind) the account's chain, such as reads of secrets. The row is durable when
+    the caller's transaction commits (with no transaction open, when this returns); it joins the
+    chain, in the order written, when ``audit_chain_pending`` runs (Celery beat, every few seconds,
+    and before the log is read, exported or verified). Its ``occurred`` is when it happened; its
+    sequence is when it joined."""
+    entry = _new_entry(
+        event=event, actor=actor, account=account, workspace=workspace, target=target, payload=payload
+    )
+    fields = entry_fields(entry)
+    for chained in ("sequence", "prev_hash"):
+        del fields[chained]
+    return AuditPendingEntry.objects.create(chain=entry.chain, entry_id=entry.id, fields=fields)
+
+
+def _entry_from_fields(fields: dict[str, Any]) -> AuditLogEntry:
+    return AuditLogEntry(
+        id=uuid.UUID(fields["id"]),
+        occurred=dt.datetime.fromisoformat(fields["occurred"]),
+        event_id=fields["event_id"],
+        api_name=fields["api_name"],
+        account_id=fields["account_ref"],
+        workspace_id=fields["workspace_ref"],
+        account_ref=fields["account_ref"],
+        workspace_ref=fields["workspace_ref"],
+        actor_kind=fields["actor_kind"],
+        actor_user_id=fields["actor_user"],
+        actor_service_account_id=fields["actor_service_account"],
+        actor_label=fields["actor_label"],
+        target_type=fields["target_type"],
+        target_id=fields["target_id"],
+        target_label=fields["target_label"],
+        ip=fields["ip"],
+        user_agent=fields["user_agent"],
+        request_id=fields["request_id"],
+        message=fields["message"],
+        payload=fields["payload"],
+        chain=uuid.UUID(fields["chain"]),
+    )
+
+
+def audit_chain_pending(*, chain: uuid.UUID | None = None, batch: int = 1000) -> int:
+    """Move pending records (``audit_record_pending``) into their chains, oldest first: under the
+    chain's lock, each becomes the next entry (same id and fields) and its pending row is deleted,
+    in one transaction, so a record is in the chain or still pending, never lost nor twice there.
+    ``chain`` limits it to one chain. Returns how many joined."""
+    chains = (
+        [chain]
+        if chain is not None
+        else list(AuditPendingEntry.objects.values_list("chain", flat=True).distinct())
+    )
+    joined = 0
+    for each in chains:
+        while True:
+            with transaction.atomic():
+                head = _locked_head(each)
+                pending = list(AuditPendingEntry.objects.filter(chain=each).order_by("position")[:batch])
+                if not pending:
+                    break
+                sequence, prev_hash, entries = head.sequence, head.head_hash, []
+                for row in pending:
+                    entry = _entry_from_fields(row.fields)
+                    sequence += 1
+                    entry.sequence, entry.prev_hash = sequence, prev_hash
+                    entry.hash = prev_hash = entry_hash(entry)
+                    entries.append(entry)
+                AuditLogEntry.objects.bulk_create(entries)
+                AuditChain.objects.filter(pk=head.pk).update(
+                    sequence=sequence, head_hash=prev_hash, updated=timezone.now()
+                )
+                AuditPendingEntry.objects.filter(position__in=[row.position for row in pending]).delete()
+            joined += len(pending)
+            if len(pending) < batch:
+                break
+    return joined
 
 
 @dataclass

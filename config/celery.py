@@ -32,6 +32,8 @@ app.conf.beat_schedule = {
         "task": "audit.tasks.purge_expired_audit_records",
         "schedule": crontab(minute=17, hour=3),
     },
+    # Records written without waiting on their chain (reads of secrets) join it within seconds.
+    "audit-chain-pending": {"task": "audit.tasks.chain_pending_audit_records", "schedule": 5.0},
     "scim-activity-purge-expired": {
         "task": "accounts.tasks.purge_expired_scim_activity",
         "schedule": crontab(minute=27, hour=3),

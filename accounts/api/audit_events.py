@@ -7,6 +7,7 @@ from rest_framework.response import Response
 from accounts.api.base import AccountApi, body_datetime, body_uuid
 from audit.export import entry_record
 from audit.selectors import audit_event_page
+from audit.services import audit_chain_pending
 from billing.entitlements import ensure_feature
 from core.errors import Unprocessable
 
@@ -37,6 +38,9 @@ class AuditEventsApi(AccountApi):
             raise Unprocessable("limit must be an integer.", code="invalid_paging") from None
         if not 1 <= limit <= 200:
             raise Unprocessable("limit must be between 1 and 200.", code="invalid_paging")
+        if before is None:
+            # The newest page shows records still waiting to join the chain (reads of secrets) too.
+            audit_chain_pending(chain=self.account.pk)
         page, more = audit_event_page(
             chain=self.account.pk,
             limit=limit,

@@ -344,10 +344,12 @@ def _with_secrets(documents: list[ResolvedDocument]) -> list[BlockDocument]:
     return list(found.values())
 
 
-def block_secrets_read(*, documents: list[ResolvedDocument], actor) -> None:
+def block_secrets_read(*, workspace, documents: list[ResolvedDocument], actor) -> None:
     """Record who read secret values: one audit record per answer that carried block documents'
     secret fields in clear (nested references included), naming each of them; its target is the
-    document when there is one."""
+    document when there is one. The record is written (durably, before the answer) without waiting
+    on the account's audit chain, so concurrent reads do not queue behind one another; it joins
+    the chain moments later (``auditing.record_read``)."""
     read = _with_secrets(documents)
     if not read:
         return
@@ -355,16 +357,16 @@ def block_secrets_read(*, documents: list[ResolvedDocument], actor) -> None:
     shown = ", ".join(named[:AUDIT_NAMES_SHOWN]) + (
         f" and {len(named) - AUDIT_NAMES_SHOWN} more" if len(named) > AUDIT_NAMES_SHOWN else ""
     )
-    with transaction.atomic():
-        auditing.record(
-            events.BLOCK_SECRETS_READ,
-            target=read[0] if len(read) == 1 else None,
-            actor=actor,
-            extra={
-                "blocks": shown,
-                "block_documents": [
-                    {"id": str(document.id), "block_type": document.block_type.slug, "name": document.name}
-                    for document in read
-                ],
-            },
-        )
+    auditing.record_read(
+        events.BLOCK_SECRETS_READ,
+        workspace=workspace,
+        target=read[0] if len(read) == 1 else None,
+        actor=actor,
+        extra={
+            "blocks": shown,
+            "block_documents": [
+                {"id": str(document.id), "block_type": document.block_type.slug, "name": document.name}
+                for document in read
+            ],
+        },
+    )

@@ -80,7 +80,7 @@ class BlocksApiView(PrefectApiView):
     def answer(self, documents: list, *, include_secrets: bool) -> list[dict]:
         """The documents' wire shapes; reading secrets in clear is recorded in the audit log."""
         if include_secrets:
-            block_secrets_read(documents=documents, actor=self.request.user)
+            block_secrets_read(workspace=self.workspace, documents=documents, actor=self.request.user)
         return [block_document_to_wire(d) for d in documents]
 
 

@@ -6,9 +6,12 @@ import json
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from audit import events as audit_events
-from audit.models import AuditLogEntry
+from audit.models import AuditLogEntry, AuditPendingEntry
+from audit.services import audit_verify_chain
+from audit.tasks import chain_pending_audit_records
 from orchestration.models import BlockDocument, BlockSchema, BlockType
 from orchestration.schemas.blocks import schema_checksum, system_catalog
 
@@ -213,19 +216,38 @@ class TestBlockDocuments:
         block_type, block_schema = _setup(dev, p)
         doc = _document(dev, p, block_type["id"], block_schema["id"]).json()
         reads = AuditLogEntry.objects.filter(event_id=audit_events.BLOCK_SECRETS_READ.id)
+        pending = AuditPendingEntry.objects.filter(chain=tenant.account.pk)
         dev.get(f"{p}/block_documents/{doc['id']}")  # obfuscated: not a read of the secret
-        assert reads.count() == 0
+        assert pending.count() == 0
         dev.get(f"{p}/block_documents/{doc['id']}?include_secrets=true")
         dev.post(f"{p}/block_documents/filter", {"include_secrets": True}, format="json")
-        assert reads.count() == 2
-        entry = reads.latest("occurred")
+        # Written before the answer, and joining the account's chain (the beat task) later.
+        assert pending.count() == 2 and reads.count() == 0
+        assert chain_pending_audit_records() == 2
+        assert pending.count() == 0 and reads.count() == 2
+        assert audit_verify_chain(tenant.account.pk).ok
+        entry = reads.latest("sequence")
         assert (entry.target_id, entry.workspace_id) == (doc["id"], tenant.workspace.id)
         assert entry.message.endswith("read the secrets of creds/prod")
         assert entry.actor_kind == "service_account"
         assert "hunter2" not in json.dumps(entry.payload)
         # A Viewer asking gets the secret obfuscated: nothing was read.
         role_client("viewer").get(f"{p}/block_documents/{doc['id']}?include_secrets=true")
-        assert reads.count() == 2
+        assert pending.count() == 0
+
+    def test_a_secret_read_writes_one_row_and_takes_no_chain_lock(self, tenant, dev):
+        p = tenant.prefix
+        block_type, block_schema = _setup(dev, p)
+        doc = _document(dev, p, block_type["id"], block_schema["id"]).json()
+        url = f"{p}/block_documents/{doc['id']}"
+        with CaptureQueriesContext(connection) as plain:
+            dev.get(url)
+        with CaptureQueriesContext(connection) as secret:
+            dev.get(f"{url}?include_secrets=true")
+        added = [q["sql"] for q in secret.captured_queries[len(plain.captured_queries) :]]
+        assert len(secret.captured_queries) == len(plain.captured_queries) + 1, added
+        assert "audit_auditpendingentry" in added[0] and added[0].startswith("INSERT")
+        assert not any("audit_auditchain" in q["sql"] for q in secret.captured_queries)
 
     def test_viewer_sees_blocks_but_never_secrets_and_cannot_write(self, tenant, dev, role_client):
         p = tenant.prefix
