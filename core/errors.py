@@ -7,8 +7,9 @@ them through ``error_answer`` (the table) and its own shape:
   ``{"detail": …, "code": …}`` plus any ``extra``, rendered by ``api_exception_handler`` (DRF's
   ``EXCEPTION_HANDLER``). A value that cannot be used is 422, as Prefect Cloud answers.
 - **Prefect** (the wire API under each workspace): Prefect's own shapes, ``{"detail": …}`` plus
-  ``extra`` (its 422 body carries ``exception_detail``), 409, and 423 with ``Retry-After``; rendered
-  by ``prefect_exception_handler``.
+  ``extra`` (its 422 body carries ``exception_detail``), 409, 423 with ``Retry-After``, and
+  ``{"exception_message": …}`` for what its models report missing (``ObjectNotFound``); rendered by
+  ``prefect_exception_handler``.
 - **SCIM**: RFC 7644 errors, rendered by the SCIM views from the same answer
   (``accounts.api.scim_v2.views``).
 
@@ -69,6 +70,13 @@ class Unprocessable(AppError):
 
 class NotFound(AppError):
     status_code = status.HTTP_404_NOT_FOUND
+    default_code = "not_found"
+
+
+class ObjectNotFound(NotFound):
+    """What Prefect's models raise (``ObjectNotFoundError``) rather than its routes: its server
+    answers these 404s ``{"exception_message": …}``, without ``detail``. Elsewhere a plain 404."""
+
     default_code = "not_found"
 
 
@@ -190,10 +198,13 @@ def api_exception_handler(exc, context):
 
 
 def prefect_exception_handler(exc, context):
-    """The exception handler of Prefect's routes: ``{"detail", **extra}`` in Prefect's codes."""
+    """The exception handler of Prefect's routes: ``{"detail", **extra}`` in Prefect's codes
+    (``{"exception_message"}`` for an ``ObjectNotFound``, as Prefect's server answers it)."""
     answer = error_answer(exc, Surface.PREFECT)
     if answer is None:
         return None
+    if isinstance(exc, ObjectNotFound):
+        return _response(answer, {"exception_message": answer.detail})
     return _response(answer, {"detail": answer.detail, **answer.extra})
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from core.errors import AppError, NotFound
+from core.errors import AppError, NotFound, ObjectNotFound
 from orchestration.models import Artifact, FlowRun, FlowRunInput, FlowRunState, Log, TaskRun, TaskRunState
 from orchestration.models.states import TERMINAL_STATE_TYPES, StateType
 
@@ -167,7 +167,7 @@ def flow_run_dependencies(*, flow_run_id: uuid.UUID) -> list[dict[str, Any]]:
     """Prefect's ``read_task_run_dependencies`` (graph v1): each task run of the flow run with the
     task runs and parameters it was given, its state and times."""
     if not FlowRun.objects.filter(id=flow_run_id).exists():
-        raise NotFound(f"Flow run with id {flow_run_id} not found")
+        raise ObjectNotFound(f"Flow run with id {flow_run_id} not found")
     task_runs = list(TaskRun.objects.filter(flow_run_id=flow_run_id).order_by("-expected_start_time", "id"))
     states = {
         s.id: s for s in TaskRunState.objects.filter(id__in=[t.state_id for t in task_runs if t.state_id])
@@ -237,7 +237,7 @@ def flow_run_graph(*, flow_run_id: uuid.UUID, since: dt.datetime) -> dict[str, A
         FlowRun.objects.filter(id=flow_run_id).values("start_time", "expected_start_time", "end_time").first()
     )
     if run is None:
-        raise NotFound(f"Flow run {flow_run_id} not found")
+        raise ObjectNotFound(f"Flow run {flow_run_id} not found")
     task_runs = list(
         TaskRun.objects.filter(flow_run_id=flow_run_id).filter(
             Q(start_time__isnull=False) | Q(expected_start_time__isnull=False) | Q(id__in=_subflow_parents())
@@ -345,19 +345,33 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
 # --- logs -----------------------------------------------------------------------------------------
 
 
-def flow_run_log_pages(*, flow_run_id: uuid.UUID) -> Iterator[list[Log]]:
-    """The run's logs oldest first, a page at a time (Prefect's ``download_logs`` reads them so)."""
-    offset = 0
+#: A log row as the download writes it: timestamp, level, flow run id, task run id, message.
+LogRow = tuple[dt.datetime, str, uuid.UUID | None, uuid.UUID | None, str]
+
+
+def flow_run_log_pages(
+    *, workspace_id: uuid.UUID, flow_run_id: uuid.UUID, page_size: int | None = None
+) -> Iterator[list[LogRow]]:
+    """The run's logs oldest first (by timestamp, then id), ``page_size`` rows per read
+    (``LOGS_DOWNLOAD_PAGE``, Prefect's page of its ``download_logs``). Consumed by a streamed answer
+    after the request's scope is left, so it names its workspace; each read continues after the
+    last row of the one before (no OFFSET: every page costs the same)."""
+    size = page_size or LOGS_DOWNLOAD_PAGE
+    logs = Log.objects.for_workspace(workspace_id).filter(flow_run_id=flow_run_id).order_by("timestamp", "id")
+    after: tuple[dt.datetime, uuid.UUID] | None = None
     while True:
-        page = list(
-            Log.objects.filter(flow_run_id=flow_run_id).order_by("timestamp", "id")[
-                offset : offset + LOGS_DOWNLOAD_PAGE
-            ]
+        page = logs
+        if after is not None:
+            page = logs.filter(Q(timestamp__gt=after[0]) | Q(timestamp=after[0], id__gt=after[1]))
+        rows = list(
+            page.values_list("timestamp", "id", "level", "flow_run_id", "task_run_id", "message")[:size]
         )
-        if not page:
+        if not rows:
             return
-        yield page
-        offset += LOGS_DOWNLOAD_PAGE
+        yield [(timestamp, level, run, task, message) for timestamp, _, level, run, task, message in rows]
+        if len(rows) < size:
+            return
+        after = rows[-1][0], rows[-1][1]
 
 
 __all__ = [

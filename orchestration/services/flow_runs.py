@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import ServiceAccount, User
-from core.errors import NotFound
+from core.errors import NotFound, ObjectNotFound
 from orchestration.models import Flow, FlowRun, Log, TaskRun, TaskRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
@@ -112,7 +112,7 @@ def flow_run_set_labels(*, flow_run_id: uuid.UUID, labels: dict) -> None:
     with transaction.atomic():
         run = FlowRun.objects.select_for_update(of=("self",)).filter(id=flow_run_id).first()
         if run is None:
-            raise NotFound("Flow run not found")
+            raise ObjectNotFound(f"Flow run with id {flow_run_id} not found")
         run.labels = {**(run.labels or {}), **labels}
         run.save(update_fields=["labels", "updated"])
 

@@ -14,7 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from core.errors import NotFound
+from core.errors import ObjectNotFound
 from orchestration.models import FlowRun, TaskRun
 from orchestration.persistence.run_lock import locked_run, locked_task_run, task_run_current_state
 from orchestration.persistence.write_batch import deferred_inserts, flush
@@ -70,7 +70,7 @@ def set_flow_run_state(
     with transaction.atomic():
         run = locked_run(flow_run_id)
         if run is None:
-            raise NotFound("Flow run not found")
+            raise ObjectNotFound(f"Flow run with id {flow_run_id} not found")
         before = _orchestrated_values(run)
 
         context = OrchestrationContext(
@@ -175,7 +175,7 @@ def set_task_run_state(
     with transaction.atomic():
         run = locked_task_run(task_run_id)
         if run is None:
-            raise NotFound("Task run not found")
+            raise ObjectNotFound(f"Task run with id {task_run_id} not found")
         initial_state = task_run_current_state(run)
         before = tuple(getattr(run, name) for name in ORCHESTRATED_TASK_RUN_FIELDS)
         context = TaskOrchestrationContext(

@@ -207,15 +207,15 @@ class DeploymentBulkDeleteApi(DeploymentApiView):
 
 class DeploymentScheduleRunsApi(DeploymentApiView):
     """Prefect's ``deployments/{id}/schedule``: runs from the deployment's active schedules now (a
-    backfill with a past ``start_time``); answers ``null``."""
+    backfill with a past ``start_time``); answers ``null``, also for a deployment that does not
+    exist (Prefect's ``schedule_runs`` finds no deployment and schedules nothing)."""
 
     required_scopes = {"POST": "write_deployments"}
 
     def post(self, request, deployment_id: str):
         data = self.parse(DeploymentScheduleRuns)
-        deployment = services.deployment_get(deployment_id=parse_id(deployment_id, "Deployment"))
         deployment_runs_schedule(
-            deployment_id=deployment.id,
+            deployment_id=parse_id(deployment_id, "Deployment"),
             start_time=data.start_time,
             end_time=data.end_time,
             min_time=dt.timedelta(seconds=data.min_time) if data.min_time is not None else None,

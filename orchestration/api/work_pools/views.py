@@ -20,6 +20,7 @@ from django.utils import timezone
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 from rest_framework.response import Response
 
+from core.errors import NotFound, ObjectNotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.api.work_pools.wire import (
@@ -562,11 +563,21 @@ class WorkQueueDetailApi(PrefectApiView):
         return no_content()
 
 
+def _queue_found_by_model(queue_id: str, missing: str):
+    """The queue, or the 404 Prefect's models raise for these routes (``{"exception_message"}``,
+    ``missing`` formatted with the id)."""
+    queue_uuid = parse_id(queue_id, "work queue")
+    try:
+        return work_queue_get(queue_id=queue_uuid)
+    except NotFound:
+        raise ObjectNotFound(missing.format(queue_uuid)) from None
+
+
 class WorkQueueStatusApi(PrefectApiView):
     required_scopes = {"GET": "see_work_queues"}
 
     def get(self, request, queue_id: str):
-        queue = work_queue_get(queue_id=parse_id(queue_id, "work queue"))
+        queue = _queue_found_by_model(queue_id, "Work queue with id {} not found")
         health = work_queue_health(queue, now=timezone.now())
         return Response({**health, "last_polled": iso(health["last_polled"])})
 
@@ -579,7 +590,7 @@ class WorkQueueGetRunsApi(PrefectApiView):
 
     def post(self, request, queue_id: str):
         data = self.parse(GetRuns, self.body())
-        queue = work_queue_get(queue_id=parse_id(queue_id, "work queue"))
+        queue = _queue_found_by_model(queue_id, "Work queue with id {} not found.")
         now = timezone.now()
         runs = scheduled_flow_runs(
             pool=queue.work_pool,

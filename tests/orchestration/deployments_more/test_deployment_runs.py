@@ -294,13 +294,19 @@ class TestScheduleRuns:
         assert response.status_code == (200 if allowed else 403), response.content
         assert in_workspace(tenant, lambda: FlowRun.objects.count()) == (1 if allowed else 0)
 
-    def test_another_workspaces_deployment_is_404(self, two_workspaces, api_client):
+    def test_a_missing_deployment_answers_null_as_prefect_does(self, tenant, dev):
+        # Prefect's schedule_runs finds no deployment and schedules nothing: 200 null.
+        response = _schedule(dev, tenant, str(uuid.uuid4()), {"max_runs": 1})
+        assert (response.status_code, response.content) == (200, b"null")
+        assert _schedule(dev, tenant, "not-a-uuid").status_code == 404  # no route matches in Prefect
+
+    def test_another_workspaces_deployment_is_as_missing(self, two_workspaces, api_client):
         a, b = two_workspaces
         b_client = bearer(api_client, b.service_key)
         theirs = deploy(b_client, b, make_flow(b_client, b), schedules=[hourly()])
         a_client = bearer(api_client, a.service_key)
-        assert _schedule(a_client, a, theirs["id"]).status_code == 404
-        assert _schedule(a_client, a, "not-a-uuid").status_code == 404
+        response = _schedule(a_client, a, theirs["id"])
+        assert (response.status_code, response.content) == (200, b"null")
         assert in_workspace(b, lambda: FlowRun.objects.count()) == 0
 
 

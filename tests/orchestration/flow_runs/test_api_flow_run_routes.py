@@ -10,6 +10,8 @@ import io
 import uuid
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from orchestration.models import Artifact, FlowRun, FlowRunInput, FlowRunState, Log, TaskRun, TaskRunState
@@ -340,13 +342,31 @@ class TestLogsDownload:
         assert response["Content-Disposition"] == (
             "attachment; filename=\"flow-run-logs.csv\"; filename*=UTF-8''nightly%20etl-logs.csv"
         )
-        rows = list(csv.reader(io.StringIO(response.content.decode())))
+        rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
         assert rows[0] == ["timestamp", "level", "flow_run_id", "task_run_id", "message"]
         assert rows[1:] == [
             [str(first.timestamp), "40", run["id"], "", "first"],
             [str(second.timestamp), "20", run["id"], str(task_id), 'second, with "quotes"'],
         ]
         assert api.get(f"flow_runs/{uuid.uuid4()}/logs/download").status_code == 404
+
+    def test_streamed_a_page_at_a_time_after_the_view_returns(self, api, tenant, monkeypatch):
+        monkeypatch.setattr("orchestration.selectors.flow_runs.LOGS_DOWNLOAD_PAGE", 3)
+        run = api.run()
+        # Seven logs, four sharing a timestamp: the pages continue after (timestamp, id).
+        logs = [_log(tenant, run["id"], f"m{i}", seconds=0 if i < 4 else i) for i in range(7)]
+        expected = sorted(logs, key=lambda log: (log.timestamp, log.id))
+        with CaptureQueriesContext(connection) as queries:
+            response = api.get(f"flow_runs/{run['id']}/logs/download")
+            assert response.status_code == 200 and response.streaming
+            assert not [q for q in queries.captured_queries if "orchestration_log" in q["sql"]]
+            chunks = [chunk.decode() for chunk in response.streaming_content]
+        reads = [q["sql"] for q in queries.captured_queries if "orchestration_log" in q["sql"]]
+        assert len(reads) == 3 and all("LIMIT 3" in sql for sql in reads)
+        assert all("OFFSET" not in sql for sql in reads)
+        assert len(chunks) == 3
+        rows = list(csv.reader(io.StringIO("".join(chunks))))
+        assert [row[4] for row in rows[1:]] == [log.message for log in expected]
 
     def test_logs_filter_takes_the_operator_the_cli_sends(self, api, tenant):
         run_id = api.run()["id"]
