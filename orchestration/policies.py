@@ -14,7 +14,9 @@ states on its parent task run.
 
 Task runs (``set_task_run_state``): :class:`CoreTaskPolicy` for proposals, :class:`BackgroundTaskPolicy`
 for deferred (background) task runs, :class:`MinimalTaskPolicy` for ``force=True``, and
-:class:`GlobalTaskPolicy` after either.
+:class:`GlobalTaskPolicy` after either. Tag concurrency (``orchestration/rules/task_concurrency.py``)
+sits where Prefect puts it: slots are secured after ``PreventRunningTasksFromStoppedFlows`` (cached
+states are retrieved first) and given back by the last transform of every task policy.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from orchestration.rules.scheduling import (
     EnsureOnlyScheduledFlowsMarkedLate,
     WaitForScheduledTime,
 )
+from orchestration.rules.task_concurrency import ReleaseTaskConcurrencySlots, SecureTaskConcurrencySlots
 from orchestration.rules.task_runs import (
     CacheInsertion,
     CacheRetrieval,
@@ -142,12 +145,14 @@ class CoreTaskPolicy(BaseOrchestrationPolicy):
             CacheRetrieval,
             HandleTaskTerminalStateTransitions,
             PreventRunningTasksFromStoppedFlows,
+            SecureTaskConcurrencySlots,  # cached states are retrieved even when slots are full
             CopyScheduledTime,
             WaitForScheduledTime,
             RetryFailedTasks,
             RenameReruns,
             UpdateFlowRunTrackerOnTasks,
             CacheInsertion,
+            ReleaseTaskConcurrencySlots,
         ]
 
 
@@ -168,6 +173,7 @@ class BackgroundTaskPolicy(BaseOrchestrationPolicy):
             RenameReruns,
             UpdateFlowRunTrackerOnTasks,
             CacheInsertion,
+            ReleaseTaskConcurrencySlots,  # slots are not taken here (as in Prefect), but given back
             EnqueueScheduledTasks,
         ]
 
@@ -175,7 +181,7 @@ class BackgroundTaskPolicy(BaseOrchestrationPolicy):
 class MinimalTaskPolicy(BaseOrchestrationPolicy):
     @classmethod
     def priority(cls) -> list[RuleType]:
-        return []
+        return [ReleaseTaskConcurrencySlots]  # a forced state still gives back tag slots
 
 
 class GlobalTaskPolicy(BaseOrchestrationPolicy):

@@ -248,6 +248,23 @@ def leases_release(lease_ids: Iterable[uuid.UUID], now: dt.datetime) -> int:
     return len(leases)
 
 
+def tag_limit_name(tag: str) -> str:
+    """The limit behind a tag's (v1) task-run concurrency limit."""
+    return f"{TAG_PREFIX}{tag}"
+
+
+def task_run_tag_leases_release(*, tags: Sequence[str], task_run_id: uuid.UUID, now: dt.datetime) -> int:
+    """Give back the slots a task run holds on its tags' limits (its leases on them)."""
+    lease_ids = (
+        ConcurrencyLease.objects.filter(
+            limits__name__in=[tag_limit_name(tag) for tag in tags], metadata__holder__id=str(task_run_id)
+        )
+        .values_list("id", flat=True)
+        .distinct()
+    )
+    return leases_release(list(lease_ids), now)
+
+
 def lease_release(*, lease_id: uuid.UUID) -> bool:
     """Give back the slots of a lease; False when it is already gone (released or expired)."""
     with transaction.atomic():

@@ -3,8 +3,8 @@
 runs (``PreventPendingTransitions``, ``CopyScheduledTime``, ``WaitForScheduledTime``) live in
 their own modules.
 
-Tag-based task concurrency (``SecureTaskConcurrencySlots`` / ``ReleaseTaskConcurrencySlots``) is not
-governed here yet.
+Tag-based task concurrency (``SecureTaskConcurrencySlots`` / ``ReleaseTaskConcurrencySlots``) is in
+``task_concurrency.py``.
 """
 
 from __future__ import annotations

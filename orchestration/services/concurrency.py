@@ -54,6 +54,8 @@ from orchestration.persistence.concurrency import (
     slots_deny,
     slots_give_back,
     slots_take,
+    tag_limit_name,
+    task_run_tag_leases_release,
 )
 from tenants.scoping import current_workspace_id, workspace_scope
 
@@ -233,10 +235,6 @@ def lease_holders(
 # --- tag limits of task runs (v1 wire, v2 storage) -----------------------------------------------
 
 
-def tag_limit_name(tag: str) -> str:
-    return f"{TAG_PREFIX}{tag}"
-
-
 def tag_limit_get(*, tag: str | None = None, limit_id: uuid.UUID | None = None) -> ConcurrencyLimitV2:
     qs = ConcurrencyLimitV2.objects.filter(name__startswith=TAG_PREFIX)
     limit = (qs.filter(name=tag_limit_name(tag)) if tag is not None else qs.filter(id=limit_id)).first()
@@ -336,14 +334,7 @@ def tag_slots_decrement(*, tags: Sequence[str], task_run_id: uuid.UUID) -> list[
     names = [tag_limit_name(tag) for tag in tags]
     with transaction.atomic():
         limits = list(ConcurrencyLimitV2.objects.filter(name__in=names).order_by("name"))
-        lease_ids = (
-            ConcurrencyLease.objects.filter(
-                limits__in=[limit.id for limit in limits], metadata__holder__id=str(task_run_id)
-            )
-            .values_list("id", flat=True)
-            .distinct()
-        )
-        leases_release(list(lease_ids), timezone.now())
+        task_run_tag_leases_release(tags=tags, task_run_id=task_run_id, now=timezone.now())
     return limits
 
 
