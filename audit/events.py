@@ -365,3 +365,39 @@ BLOCK_SECRETS_READ = register(
     api_name="block.secrets-read",
     template="{actor} read the secrets of {blocks}",
 )
+AUTOMATION_CREATED = register(
+    id=181,
+    name="AUTOMATION_CREATED",
+    api_name="automation.created",
+    template="{actor} created automation {target}",
+)
+AUTOMATION_UPDATED = register(
+    id=182,
+    name="AUTOMATION_UPDATED",
+    api_name="automation.updated",
+    template="{actor} updated automation {target}",
+)
+AUTOMATION_DELETED = register(
+    id=183,
+    name="AUTOMATION_DELETED",
+    api_name="automation.deleted",
+    template="{actor} deleted automation {target}",
+)
+BLOCK_DOCUMENT_CREATED = register(
+    id=184,
+    name="BLOCK_DOCUMENT_CREATED",
+    api_name="block-document.created",
+    template="{actor} created block document {target}",
+)
+BLOCK_DOCUMENT_UPDATED = register(
+    id=185,
+    name="BLOCK_DOCUMENT_UPDATED",
+    api_name="block-document.updated",
+    template="{actor} updated block document {target}",
+)
+BLOCK_DOCUMENT_DELETED = register(
+    id=186,
+    name="BLOCK_DOCUMENT_DELETED",
+    api_name="block-document.deleted",
+    template="{actor} deleted block document {target}",
+)

@@ -227,6 +227,34 @@ def _publish_on_commit(workspace_id: uuid.UUID, stored: list[Event]) -> None:
         transaction.on_commit(lambda: _publish_sync(workspace_id, items), robust=True)
 
 
+def object_event_record_on_commit(
+    *,
+    workspace_id: uuid.UUID,
+    event: str,
+    resource_id: str,
+    resource_name: str | None,
+    payload: dict[str, Any],
+    related: list[dict[str, str]] | None = None,
+) -> None:
+    """An event the server emits about one of its objects (Prefect's ``_lifecycle_event``:
+    ``prefect.<kind>.<action>`` on ``prefect.<kind>.<id>``), recorded as ``event_record_on_commit``
+    records it."""
+    resource = {"prefect.resource.id": resource_id}
+    if resource_name is not None:
+        resource["prefect.resource.name"] = resource_name
+    event_record_on_commit(
+        workspace_id=workspace_id,
+        event={
+            "id": str(uuid.uuid4()),
+            "occurred": timezone.now().isoformat(),
+            "event": event,
+            "resource": resource,
+            "related": related or [],
+            "payload": payload,
+        },
+    )
+
+
 def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) -> None:
     """Record ``event`` (a Prefect event dict: id, occurred, event, resource, related, payload) in
     the workspace and publish it to ``/events/out`` subscribers once the current transaction

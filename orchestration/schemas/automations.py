@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from orchestration.schemas.base import iso
 from orchestration.schemas.hydration import HydrationContext, hydrate, hydration_errors
 from orchestration.schemas.templates import maybe_template, template_error
 
@@ -426,6 +427,24 @@ class AutomationPartialUpdate(_Body):
 
 class Automation(AutomationCore):
     """A stored automation, read back (its id and times come from the row)."""
+
+
+def automation_document(automation) -> dict[str, Any]:
+    """A stored automation as Prefect's ``Automation`` dumps it: its API answer, and the payload
+    of its ``prefect.automation.created|updated|deleted`` events."""
+    return {
+        "id": str(automation.id),
+        "created": iso(automation.created),
+        "updated": iso(automation.updated),
+        "name": automation.name,
+        "description": automation.description,
+        "enabled": automation.enabled,
+        "tags": automation.tags or [],
+        "trigger": automation.trigger,
+        "actions": automation.actions,
+        "actions_on_trigger": automation.actions_on_trigger or [],
+        "actions_on_resolve": automation.actions_on_resolve or [],
+    }
 
 
 SORTS = {"CREATED_DESC": ["-created", "-id"], "UPDATED_DESC": ["-updated", "-id"],

@@ -40,6 +40,20 @@ def record(
     )
 
 
+def record_changes(event, *, target, actor, before: dict, after: dict) -> None:
+    """``event`` with the keys of two snapshots that differ, before and after; nothing when none
+    does."""
+    changed = [name for name in after if before.get(name) != after[name]]
+    if changed:
+        record(
+            event,
+            target=target,
+            actor=actor,
+            before={name: before.get(name) for name in changed},
+            after={name: after[name] for name in changed},
+        )
+
+
 def record_read(event, *, workspace: Workspace, target, actor, extra: dict | None = None) -> None:
     """A read worth recording (of secrets): one durable INSERT, no lock; it joins the account's
     hash chain moments later (``audit.services.audit_record_pending``)."""

@@ -5,17 +5,25 @@ document or automation it selects must exist here (404 otherwise, as Prefect ans
 run-deployment action's unknown deployment), so an automation can never reach into another
 workspace. The related resources (deployments run by ``actions``, the owner) are kept in step with
 every write, as Prefect's ``_sync_automation_related_resources`` keeps them.
+
+Every create, update and delete is an audit record (``automation.created|updated|deleted``, in the
+change's transaction) and, as Prefect's server emits them, a ``prefect.automation.created|updated|
+deleted`` event carrying the automation (on commit); the automations a resource owns, deleted with
+it, are audit records but not events (Prefect emits none for them).
 """
 
 from __future__ import annotations
 
+import copy
 import uuid
 
 from django.db import transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
+from audit import events
 from core.errors import NotFound, Unprocessable
+from orchestration.events.services import object_event_record_on_commit
 from orchestration.models import (
     Automation,
     AutomationRelatedResource,
@@ -33,9 +41,11 @@ from orchestration.schemas.automations import (
     AutomationPartialUpdate,
     AutomationUpdate,
     RunDeployment,
+    automation_document,
     reset_trigger_ids,
 )
 from orchestration.schemas.parameters import job_variables_check
+from orchestration.services import auditing
 from tenants.scoping import current_workspace_id
 
 _REFERENCES = (
@@ -110,7 +120,34 @@ def _relate(automation: Automation, resource_id: str, *, owned: bool) -> None:
         related.save(update_fields=["automation_owned_by_resource", "updated"])
 
 
-def automation_create(*, data: AutomationCreate) -> Automation:
+#: What an automation's audit records show of it, before and after a change.
+_AUDITED = tuple(AutomationCore.model_fields)
+
+
+def _snapshot(automation: Automation) -> dict:
+    return {name: copy.deepcopy(getattr(automation, name)) for name in _AUDITED}
+
+
+def _emit(automation: Automation, action: str) -> None:
+    """Prefect's lifecycle event of an automation (``events/schemas/lifecycle.py``)."""
+    object_event_record_on_commit(
+        workspace_id=automation.workspace_id,
+        event=f"prefect.automation.{action}",
+        resource_id=f"prefect.automation.{automation.id}",
+        resource_name=automation.name,
+        payload=automation_document(automation),
+    )
+
+
+def _saved(automation: Automation, before: dict, actor) -> None:
+    """After an update: the audit record of what changed, and Prefect's ``updated`` event."""
+    auditing.record_changes(
+        events.AUTOMATION_UPDATED, target=automation, actor=actor, before=before, after=_snapshot(automation)
+    )
+    _emit(automation, "updated")
+
+
+def automation_create(*, data: AutomationCreate, actor=None) -> Automation:
     reset_trigger_ids(data.trigger)
     _check_references(data)
     _check_job_variables(data, allow_empty=False)
@@ -119,10 +156,14 @@ def automation_create(*, data: AutomationCreate) -> Automation:
         _sync_related(automation, data)
         if data.owner_resource:
             _relate(automation, data.owner_resource, owned=True)
+        auditing.record(
+            events.AUTOMATION_CREATED, target=automation, actor=actor, after=_snapshot(automation)
+        )
+        _emit(automation, "created")
     return automation
 
 
-def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate) -> None:
+def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate, actor=None) -> None:
     """PUT: the fields the body sets replace the stored ones (Prefect's ``exclude_unset``)."""
     reset_trigger_ids(data.trigger)
     with transaction.atomic():
@@ -131,15 +172,17 @@ def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate) -> No
             raise NotFound("Automation not found")
         _check_references(data)
         _check_job_variables(data, allow_empty=True)
+        before = _snapshot(automation)
         stored = data.stored()
         for name in data.model_fields_set | {"trigger"}:
             if name in stored:
                 setattr(automation, name, stored[name])
         automation.save()
         _sync_related(automation, data)
+        _saved(automation, before, actor)
 
 
-def automation_patch(*, automation_id: uuid.UUID, data: AutomationPartialUpdate) -> None:
+def automation_patch(*, automation_id: uuid.UUID, data: AutomationPartialUpdate, actor=None) -> None:
     """PATCH (``enabled``): the automation it leaves must still be valid (a re-enabled automation
     meets the loop checks again)."""
     with transaction.atomic():
@@ -161,26 +204,44 @@ def automation_patch(*, automation_id: uuid.UUID, data: AutomationPartialUpdate)
                     )
                 },  # fmt: skip
             ) from None
+        before = _snapshot(automation)
         for name, value in changes.items():
             setattr(automation, name, value)
         automation.save()
+        _saved(automation, before, actor)
 
 
-def automation_delete(*, automation_id: uuid.UUID) -> None:
-    deleted, _ = Automation.objects.filter(id=automation_id).delete()
-    if not deleted:
-        raise NotFound("Automation not found")
+def automation_delete(*, automation_id: uuid.UUID, actor=None) -> None:
+    with transaction.atomic():
+        automation = Automation.objects.select_for_update().filter(id=automation_id).first()
+        if automation is None:
+            raise NotFound("Automation not found")
+        automation.delete()
+        automation.id = automation_id  # Django clears the pk of a deleted instance
+        auditing.record(
+            events.AUTOMATION_DELETED, target=automation, actor=actor, before=_snapshot(automation)
+        )
+        _emit(automation, "deleted")
 
 
-def automations_delete_owned_by(*, resource_id: str) -> list[uuid.UUID]:
+def automations_delete_owned_by(*, resource_id: str, actor=None) -> list[uuid.UUID]:
     """Automations the resource owns, created before now (Prefect's ``owned-by`` route)."""
     with transaction.atomic():
-        ids = list(
-            Automation.objects.filter(
+        owned = list(
+            Automation.objects.select_for_update(of=("self",)).filter(
                 related_resources__resource_id=resource_id,
                 related_resources__automation_owned_by_resource=True,
                 created__lte=timezone.now(),
-            ).values_list("id", flat=True)
+            )
         )
+        ids = [automation.id for automation in owned]
         Automation.objects.filter(id__in=ids).delete()
+        for automation in owned:
+            auditing.record(
+                events.AUTOMATION_DELETED,
+                target=automation,
+                actor=actor,
+                before=_snapshot(automation),
+                extra={"owner_resource": resource_id},
+            )
     return ids

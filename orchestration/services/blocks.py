@@ -8,6 +8,11 @@ inserts that ignore rows another request inserted first (unique constraints deci
 first uses are safe. The protected types (Secret, Webhook, LocalFileSystem, as in Prefect) are
 written with ``is_protected`` and cannot be deleted through the API (their descriptive fields may
 be updated, as Prefect's server allows).
+
+Block documents: every create, update and delete is an audit record
+(``block-document.created|updated|deleted``, naming the document, never its data) in the change's
+transaction, and, for a named (not anonymous) document, Prefect's ``prefect.block-document.*``
+event on commit, whose data carries only string values that are not secret fields.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from django.db import IntegrityError, transaction
 
 from audit import events
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound, Unprocessable
+from orchestration.events.services import object_event_record_on_commit
 from orchestration.models import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.persistence.block_data import decrypt_data, encrypt_data
 from orchestration.schemas.blocks import (
@@ -29,6 +35,7 @@ from orchestration.schemas.blocks import (
     BlockTypeCreate,
     BlockTypeUpdate,
     keep_unchanged_secrets,
+    obfuscate_secrets,
     schema_checksum,
     system_catalog,
 )
@@ -256,7 +263,71 @@ def _set_references(document: BlockDocument, references: list[tuple[str, uuid.UU
         )
 
 
-def block_document_create(*, data: BlockDocumentCreate) -> ResolvedDocument:
+# --- block documents: audit records and Prefect's lifecycle events -------------------------------------
+
+
+def _document_snapshot(document: BlockDocument) -> dict[str, Any]:
+    """What an audit record shows of a document: never its data (it may hold secrets)."""
+    return {
+        "name": document.name,
+        "block_type": document.block_type.slug,
+        "block_schema_id": str(document.block_schema_id),
+        "is_anonymous": document.is_anonymous,
+    }
+
+
+def _emit_document(document: BlockDocument, action: str) -> None:
+    """Prefect's ``prefect.block-document.<action>`` event (``events/schemas/lifecycle.py``): the
+    name, the string values of the data that are not secret fields, the schema's capabilities and
+    block type. None for an anonymous document, as in Prefect."""
+    if document.is_anonymous:
+        return
+    schema = document.block_schema
+    secret_fields = (schema.fields or {}).get("secret_fields") or []
+    data = obfuscate_secrets(decrypt_data(document.data), secret_fields)
+    related = [
+        {
+            "prefect.resource.id": f"prefect.block-type.{document.block_type_id}",
+            "prefect.resource.role": "block-type",
+        },
+        {
+            "prefect.resource.id": f"prefect.block-schema.{document.block_schema_id}",
+            "prefect.resource.role": "block-schema",
+        },
+    ]
+    if document.block_type_name:
+        related[0]["prefect.resource.name"] = document.block_type_name
+    object_event_record_on_commit(
+        workspace_id=document.workspace_id,
+        event=f"prefect.block-document.{action}",
+        resource_id=f"prefect.block-document.{document.id}",
+        resource_name=document.name,
+        related=related,
+        payload={
+            "name": document.name,
+            "data": {
+                key: value
+                for key, value in data.items()
+                if key not in set(secret_fields) and isinstance(value, str)
+            },
+            "block_schema": {
+                "capabilities": list(schema.capabilities or []),
+                "block_type": {"id": str(document.block_type_id), "name": document.block_type_name or ""},
+            },
+        },
+    )
+
+
+def _document_for_change(block_document_id: uuid.UUID) -> BlockDocument | None:
+    return (
+        BlockDocument.objects.select_for_update(of=("self",))
+        .select_related("block_schema", "block_type")
+        .filter(id=block_document_id)
+        .first()
+    )
+
+
+def block_document_create(*, data: BlockDocumentCreate, actor=None) -> ResolvedDocument:
     block_type = BlockType.objects.filter(id=data.block_type_id).first()
     if block_type is None:
         raise NotFound(f"Block type {data.block_type_id} not found.")
@@ -281,6 +352,13 @@ def block_document_create(*, data: BlockDocumentCreate) -> ResolvedDocument:
                 is_anonymous=data.is_anonymous,
             )
             _set_references(document, references)
+            auditing.record(
+                events.BLOCK_DOCUMENT_CREATED,
+                target=document,
+                actor=actor,
+                after=_document_snapshot(document),
+            )
+            _emit_document(document, "created")
     except IntegrityError:
         raise Conflict("Block already exists") from None
     document = BlockDocument.objects.select_related("block_schema__block_type", "block_type").get(
@@ -289,17 +367,14 @@ def block_document_create(*, data: BlockDocumentCreate) -> ResolvedDocument:
     return resolve_document(document, include_secrets=False)
 
 
-def block_document_update(*, block_document_id: uuid.UUID, data: BlockDocumentUpdate) -> None:
+def block_document_update(*, block_document_id: uuid.UUID, data: BlockDocumentUpdate, actor=None) -> None:
     merge = data.merge_existing_data
     with transaction.atomic():
-        document = (
-            BlockDocument.objects.select_for_update()
-            .select_related("block_schema")
-            .filter(id=block_document_id)
-            .first()
-        )
+        document = _document_for_change(block_document_id)
         if document is None:
             raise NotFound("Block document not found")
+        before = _document_snapshot(document)
+        updated_fields = []
         if merge and "data" not in data.model_fields_set:
             pass
         else:
@@ -310,6 +385,7 @@ def block_document_update(*, block_document_id: uuid.UUID, data: BlockDocumentUp
                 current.update(update)
                 update = current
             plain, references = _split_references(update)
+            updated_fields.append("data")  # not which values: they may be secrets
             document.data = encrypt_data(plain)
             _set_references(document, references)
         schema_id = data.block_schema_id
@@ -321,12 +397,28 @@ def block_document_update(*, block_document_id: uuid.UUID, data: BlockDocumentUp
                 raise InvalidInput("Must migrate block document to a block schema of the same block type.")
             document.block_schema = proposed
         document.save()
+        after = _document_snapshot(document)
+        auditing.record(
+            events.BLOCK_DOCUMENT_UPDATED,
+            target=document,
+            actor=actor,
+            before=before,
+            after=after,
+            extra={"updated_fields": updated_fields + [k for k in after if before[k] != after[k]]},
+        )
+        _emit_document(document, "updated")
 
 
-def block_document_delete(*, block_document_id: uuid.UUID) -> None:
-    deleted, _ = BlockDocument.objects.filter(id=block_document_id).delete()
-    if not deleted:
-        raise NotFound("Block document not found")
+def block_document_delete(*, block_document_id: uuid.UUID, actor=None) -> None:
+    with transaction.atomic():
+        document = _document_for_change(block_document_id)
+        if document is None:
+            raise NotFound("Block document not found")
+        BlockDocument.objects.filter(id=document.id).delete()
+        auditing.record(
+            events.BLOCK_DOCUMENT_DELETED, target=document, actor=actor, before=_document_snapshot(document)
+        )
+        _emit_document(document, "deleted")
 
 
 #: Block names an audit message lists before "and N more" (the payload lists every one).

@@ -263,16 +263,9 @@ def _snapshot(deployment: Deployment) -> dict[str, Any]:
 
 
 def _audit_changes(deployment: Deployment, before: dict[str, Any], actor) -> None:
-    after = _snapshot(deployment)
-    changed = [name for name in EVENT_FIELDS if before[name] != after[name]]
-    if changed:
-        auditing.record(
-            events.DEPLOYMENT_UPDATED,
-            target=deployment,
-            actor=actor,
-            before={name: before[name] for name in changed},
-            after={name: after[name] for name in changed},
-        )
+    auditing.record_changes(
+        events.DEPLOYMENT_UPDATED, target=deployment, actor=actor, before=before, after=_snapshot(deployment)
+    )
 
 
 def _emit_changes(deployment: Deployment, before: dict[str, Any]) -> None:

@@ -33,7 +33,9 @@ class AutomationCreateApi(PrefectApiView):
     required_scopes = {"POST": MANAGE}
 
     def post(self, request):
-        return created(automation_to_wire(automation_create(data=self.parse(AutomationCreate))))
+        return created(
+            automation_to_wire(automation_create(data=self.parse(AutomationCreate), actor=request.user))
+        )
 
 
 class AutomationDetailApi(PrefectApiView):
@@ -44,16 +46,18 @@ class AutomationDetailApi(PrefectApiView):
 
     def put(self, request, automation_id: str):
         automation_id = parse_id(automation_id, "Automation")
-        automation_update(automation_id=automation_id, data=self.parse(AutomationUpdate))
+        automation_update(automation_id=automation_id, data=self.parse(AutomationUpdate), actor=request.user)
         return no_content()
 
     def patch(self, request, automation_id: str):
         automation_id = parse_id(automation_id, "Automation")
-        automation_patch(automation_id=automation_id, data=self.parse(AutomationPartialUpdate))
+        automation_patch(
+            automation_id=automation_id, data=self.parse(AutomationPartialUpdate), actor=request.user
+        )
         return no_content()
 
     def delete(self, request, automation_id: str):
-        automation_delete(automation_id=parse_id(automation_id, "Automation"))
+        automation_delete(automation_id=parse_id(automation_id, "Automation"), actor=request.user)
         return no_content()
 
 
@@ -82,7 +86,7 @@ class AutomationOwnedByApi(PrefectApiView):
     required_scopes = {"DELETE": MANAGE}
 
     def delete(self, request, resource_id: str):
-        automations_delete_owned_by(resource_id=resource_id)
+        automations_delete_owned_by(resource_id=resource_id, actor=request.user)
         return HttpResponse(b"null", status=202, content_type="application/json")
 
 

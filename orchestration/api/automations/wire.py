@@ -2,22 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
+from orchestration.schemas.automations import automation_document as automation_to_wire
 
-from orchestration.schemas.base import iso
-
-
-def automation_to_wire(automation) -> dict[str, Any]:
-    return {
-        "id": str(automation.id),
-        "created": iso(automation.created),
-        "updated": iso(automation.updated),
-        "name": automation.name,
-        "description": automation.description,
-        "enabled": automation.enabled,
-        "tags": automation.tags or [],
-        "trigger": automation.trigger,
-        "actions": automation.actions,
-        "actions_on_trigger": automation.actions_on_trigger or [],
-        "actions_on_resolve": automation.actions_on_resolve or [],
-    }
+__all__ = ["automation_to_wire"]

@@ -204,7 +204,11 @@ class BlockDocumentCreateApi(BlocksApiView):
     required_scopes = {"POST": MANAGE}
 
     def post(self, request):
-        return created(block_document_to_wire(block_document_create(data=self.parse(BlockDocumentCreate))))
+        return created(
+            block_document_to_wire(
+                block_document_create(data=self.parse(BlockDocumentCreate), actor=request.user)
+            )
+        )
 
 
 class BlockDocumentFilterApi(BlocksApiView):
@@ -234,11 +238,15 @@ class BlockDocumentDetailApi(BlocksApiView):
 
     def patch(self, request, block_document_id: str):
         data = self.parse(BlockDocumentUpdate)
-        block_document_update(block_document_id=parse_id(block_document_id, "Block document"), data=data)
+        block_document_update(
+            block_document_id=parse_id(block_document_id, "Block document"), data=data, actor=request.user
+        )
         return no_content()
 
     def delete(self, request, block_document_id: str):
-        block_document_delete(block_document_id=parse_id(block_document_id, "Block document"))
+        block_document_delete(
+            block_document_id=parse_id(block_document_id, "Block document"), actor=request.user
+        )
         return no_content()
 
 
