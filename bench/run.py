@@ -12,7 +12,8 @@ database, migrate, bootstrap, uvicorn), then measures:
   (e) ``work_pools/{name}/get_scheduled_flow_runs`` under many concurrent pollers;
   (f) a flow calling 100 subflows of 10 tasks each with the real client (``--only f``);
   (g) task-run ``set_state`` round trips from concurrent clients, as (c) (``--only g``);
-  (h) ``Secret.load`` round trips with the real client (``--only h``).
+  (h) ``Secret.load`` round trips with the real client (``--only h``);
+  (i) the requests Prefect's UI makes, on a big generated workspace (``--only i``, ``--i-scale``).
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -42,6 +43,7 @@ import part_e  # noqa: E402
 import part_f  # noqa: E402
 import part_g  # noqa: E402
 import part_h  # noqa: E402
+import part_i  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -50,7 +52,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
     p.add_argument(
-        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-h (default a,b,c,d,e)"
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-i (default a,b,c,d,e)"
     )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
@@ -102,6 +104,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--loads", type=int, help="(h) Secret.load calls per client process (default 200; quick 50)"
     )
     p.add_argument("--h-runs", type=int, help="(h) client processes per server (default 3; quick 1)")
+    p.add_argument(
+        "--i-scale",
+        type=float,
+        default=1.0,
+        help="(i) size of the big workspace, 1.0 = 1,000,000 flow runs, 10,000,000 task runs and events "
+        "(default 1.0; 0.1 generates in about 3 min per server on 2 CPUs)",
+    )
+    p.add_argument("--i-requests", type=int, default=30, help="(i) timed requests of each kind (default 30)")
     p.add_argument(
         "--db-prefix",
         help="name the databases <prefix>_prefect / <prefix>_ours (dropped first if left over) "
@@ -155,7 +165,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - set("abcdefgh"):
+    if bad := args.only - set("abcdefghi"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -364,7 +374,36 @@ def table(results: dict, names: list[str]) -> str:
                     "{:.1f}",
                 )
         add("(h) runs ok / failed", {n: _okfail(s.get(n, {})) for n in names})
-    for key in "abcdefgh":
+    if "i" in parts:
+        s = parts["i"].get("servers", {})
+        add(
+            f"(i) scale {parts['i'].get('scale')}: flow runs / task runs / events",
+            {
+                n: "/".join(
+                    str(s.get(n, {}).get("generation", {}).get("rows", {}).get(k))
+                    for k in ("flow_runs", "task_runs", "events")
+                )
+                for n in names
+            },
+            ratio=False,
+        )
+        add(
+            "(i) generation s",
+            {n: s.get(n, {}).get("generation", {}).get("total_s") for n in names},
+            "{:.0f}",
+            ratio=False,
+        )
+        labels = []
+        for n in names:
+            labels += [label for label in s.get(n, {}).get("requests", {}) if label not in labels]
+        for label in labels:
+            for q in ("p50", "p95"):
+                add(
+                    f"(i) {label} {q} ms",
+                    {n: s.get(n, {}).get("requests", {}).get(label, {}).get(f"{q}_ms") for n in names},
+                    "{:.1f}",
+                )
+    for key in "abcdefghi":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -575,6 +614,7 @@ def main(argv: list[str] | None = None) -> int:
             "g", part_g.run, targets, clients=args.clients, task_runs=args.task_runs, client=args.http_client
         )
         part("h", part_h.run, targets, workdir, runs=args.h_runs, loads=args.loads)
+        part("i", part_i.run, targets, scale=args.i_scale, repeat=args.i_requests)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; cleaning up")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from tenants.scoping import WorkspaceScopedModel
@@ -24,4 +25,8 @@ class Event(WorkspaceScopedModel):
             models.Index(fields=["workspace", "occurred"], name="event_ws_occurred"),
             models.Index(fields=["workspace", "event", "occurred"], name="event_ws_event_occurred"),
             models.Index(fields=["workspace", "resource_id", "occurred"], name="event_ws_resource_occurred"),
+            # The event feed of a flow, deployment or work pool (``any_resource``/``related`` by
+            # id): ``related @> [{"prefect.resource.id": …}]``. PostgreSQL only (the migration
+            # builds nothing elsewhere).
+            GinIndex(fields=["related"], opclasses=["jsonb_path_ops"], name="event_related"),
         ]

@@ -45,6 +45,12 @@ class FlowRun(RunFields, WorkspaceScopedModel):
             models.Index(fields=["workspace", "expected_start_time"], name="flow_run_ws_expected_start"),
             models.Index(fields=["workspace", "-created"], name="flow_run_ws_created"),
             models.Index(fields=["workspace", "flow"], name="flow_run_ws_flow"),
+            # The UI's runs lists sorted by start time (a work pool's, a deployment's): walked in
+            # order, filtered, stopped at the page's end.
+            models.Index(fields=["workspace", "-start_time", "-id"], name="flow_run_ws_start"),
+            # A work pool's runs: by the pool, or by one of its queues.
+            models.Index(fields=["workspace", "work_pool_id"], name="flow_run_ws_pool"),
+            models.Index(fields=["workspace", "work_queue_id"], name="flow_run_ws_queue"),
             # The worker poll: due runs of a queue.
             models.Index(
                 fields=["work_queue_id", "next_scheduled_start_time"],

@@ -8,12 +8,13 @@ stopping once there are at least ``SCHEDULER_MIN_RUNS`` and the last is at least
 its date, ``auto_scheduled``, tagged ``auto-scheduled`` plus the deployment's tags, with the
 deployment's parameters overlaid by the schedule's, its labels, version and work queue, and the
 idempotency key ``scheduled <deployment id> <schedule id> <ISO date>``. A schedule is only looked at
-when it has fewer than the minimum of future runs or its last one is too close (Prefect's query).
+when it has fewer than the minimum of future runs or its last one is too close: Prefect's query,
+decided in SQL, so the tick that runs forever costs little when nothing is due.
 
 How it writes, so that it is fast and safe to run twice at once:
 
-* one cross-tenant read per batch of deployments (``.unscoped()``, deliberately), then the writes of
-  each workspace inside that workspace's scope;
+* one cross-tenant read per batch of schedules that need runs (``.unscoped()``, deliberately), then
+  the writes of each workspace inside that workspace's scope;
 * runs are bulk-inserted with ``ON CONFLICT DO NOTHING`` on the idempotency key, so a run another
   scheduler (or an earlier tick) already made is skipped by the database, and rows are inserted in
   one global order so concurrent schedulers cannot deadlock each other;
@@ -39,11 +40,23 @@ from typing import Any
 
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Count, Max
+from django.db.models import (
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    Max,
+    OuterRef,
+    Q,
+    Subquery,
+    TextField,
+    Value,
+)
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce, Replace
 from django.utils import timezone
 
-from orchestration.models import Deployment, DeploymentSchedule, FlowRun, FlowRunState
+from orchestration.models import DeploymentSchedule, FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
 from orchestration.schemas.core import FlowRunPolicy
@@ -54,8 +67,8 @@ from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
 
-#: Deployments read per batch.
-DEPLOYMENT_BATCH_SIZE = 1000
+#: Schedules read per batch.
+SCHEDULE_BATCH_SIZE = 1000
 #: Runs per INSERT statement (any database) and per COPY (PostgreSQL).
 INSERT_BATCH_SIZE = 1000
 POSTGRES_CHUNK_SIZE = 20_000
@@ -131,27 +144,21 @@ _SCHEDULE_FIELDS = (
 
 
 def scheduler_tick(*, now: dt.datetime | None = None, config: SchedulerSettings | None = None) -> int:
-    """Create the runs every active schedule needs now; returns how many were created."""
+    """Create the runs every active schedule needs now; returns how many were created. Which
+    schedules need runs is decided in SQL (``_schedules_needing_runs``), so an idle tick reads
+    nothing but the schedules' index and each one's few future runs."""
     config = config or SchedulerSettings.from_settings()
     created = 0
     last_id: uuid.UUID | None = None
     while True:
         now_ = now or timezone.now()
-        # The scheduler serves every tenant: this read deliberately crosses workspaces
-        # (.unscoped()); all writes below happen inside each workspace's own scope.
-        batch = Deployment.objects.unscoped().filter(paused=False, schedules__active=True)
-        if last_id is not None:
-            batch = batch.filter(id__gt=last_id)
-        deployment_ids = list(
-            batch.order_by("id").values_list("id", flat=True).distinct()[:DEPLOYMENT_BATCH_SIZE]
-        )
-        if not deployment_ids:
+        schedules = _schedules_needing_runs(now=now_, config=config, after=last_id)
+        if not schedules:
             break
-        runs = _runs_for(deployment_ids, now=now_, config=config)
-        created += _insert(runs)
-        if len(deployment_ids) < DEPLOYMENT_BATCH_SIZE:
+        created += _insert(_runs_for(schedules, now=now_, config=config))
+        if len(schedules) < SCHEDULE_BATCH_SIZE:
             break
-        last_id = deployment_ids[-1]
+        last_id = schedules[-1]["id"]
     if created:
         logger.info("Scheduled %d runs.", created)
     return created
@@ -210,40 +217,75 @@ def _id_chunk_size() -> int:
     return min(connection.features.max_query_params or 10_000, 10_000) - 10
 
 
-def _future_runs(
-    deployment_ids: Sequence[uuid.UUID], now: dt.datetime
-) -> dict[tuple[str, str], tuple[int, Any]]:
-    """Per (deployment, schedule): how many future auto-scheduled runs exist, and the last one's
-    time. Cross-tenant like the batch it serves (``.unscoped()``)."""
-    stats: dict[tuple[str, str], tuple[int, Any]] = {}
-    for chunk in _chunks(deployment_ids, _id_chunk_size()):
-        rows = (
-            FlowRun.objects.unscoped()
-            .filter(
-                deployment_id__in=list(chunk),
-                auto_scheduled=True,
-                state_type=StateType.SCHEDULED,
-                next_scheduled_start_time__gte=now,
+def _schedule_key(expression) -> Replace:
+    """A schedule id as text without dashes: SQLite stores a UUID as 32 hex digits, a run's
+    ``created_by`` names its schedule in the dashed form."""
+    return Replace(expression, Value("-"), Value(""), output_field=TextField())
+
+
+def _schedules_needing_runs(
+    *, now: dt.datetime, config: SchedulerSettings, after: uuid.UUID | None
+) -> list[dict[str, Any]]:
+    """The next batch (by id, after ``after``) of active schedules of unpaused deployments that
+    have fewer future auto-scheduled runs than they want (``SCHEDULER_MIN_RUNS``, or the
+    schedule's ``max_scheduled_runs`` if lower) or none at least ``SCHEDULER_MIN_SCHEDULED_HOURS``
+    ahead: Prefect's scheduler query, per schedule (a run belongs to the schedule its
+    ``created_by`` names).
+
+    The schedules that are fine are found in one pass: the future auto-scheduled runs (the partial
+    index ``flow_run_deployment_scheduled``) grouped by schedule, kept when there are enough and
+    the last is far enough ahead; the database hashes that set once and a schedule needs runs when
+    it is not in it (``NOT IN``), so an idle tick costs one scan of the future runs, not a lookup
+    per schedule. Only a schedule capped below the minimum (``max_scheduled_runs``) is counted
+    on its own.
+
+    The scheduler serves every tenant: this read deliberately crosses workspaces
+    (``.unscoped()``); the writes happen inside each workspace's own scope."""
+    horizon = now + config.min_time
+    future = (
+        FlowRun.objects.unscoped()
+        .filter(auto_scheduled=True, state_type=StateType.SCHEDULED, next_scheduled_start_time__gte=now)
+        .annotate(schedule_key=_schedule_key(KeyTextTransform("id", "created_by")))
+        .filter(schedule_key__isnull=False)
+    )
+    satisfied = (
+        future.order_by()
+        .values("schedule_key")
+        .annotate(n=Count("id"), last=Max("next_scheduled_start_time"))
+        .filter(n__gte=config.min_runs, last__gte=horizon)
+        .values("schedule_key")
+    )
+    own = future.filter(
+        deployment_id=OuterRef("deployment_id"),
+        schedule_key=_schedule_key(Cast(OuterRef("id"), TextField())),
+    )
+    counted = own.values("schedule_key").annotate(n=Count("id")).values("n")
+    # IS NOT NULL first: on a NULL cap the test is false, not unknown, so the database stops there
+    # instead of counting that schedule's runs.
+    low_cap = Q(max_scheduled_runs__isnull=False) & Q(
+        max_scheduled_runs__gt=0, max_scheduled_runs__lt=config.min_runs
+    )
+    schedules = (
+        DeploymentSchedule.objects.unscoped()
+        .filter(active=True, deployment__paused=False)
+        .annotate(
+            schedule_key=_schedule_key(Cast("id", TextField())),
+            future_runs=Coalesce(Subquery(counted, output_field=IntegerField()), Value(0)),
+        )
+        .filter(
+            (~low_cap & ~Q(schedule_key__in=Subquery(satisfied)))
+            | (
+                low_cap
+                & (
+                    Q(future_runs__lt=F("max_scheduled_runs"))
+                    | ~Exists(own.filter(next_scheduled_start_time__gte=horizon))
+                )
             )
-            .annotate(schedule_id=KeyTextTransform("id", "created_by"))
-            .values("deployment_id", "schedule_id")
-            .annotate(count=Count("id"), last=Max("next_scheduled_start_time"))
         )
-        for row in rows:
-            stats[(str(row["deployment_id"]), str(row["schedule_id"]))] = (row["count"], row["last"])
-    return stats
-
-
-def _schedules(deployment_ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = []
-    for chunk in _chunks(deployment_ids, _id_chunk_size()):
-        result.extend(
-            DeploymentSchedule.objects.unscoped()
-            .filter(deployment_id__in=list(chunk), active=True, deployment__paused=False)
-            .order_by("deployment_id", "id")
-            .values(*_SCHEDULE_FIELDS)
-        )
-    return result
+    )
+    if after is not None:
+        schedules = schedules.filter(id__gt=after)
+    return list(schedules.order_by("id").values(*_SCHEDULE_FIELDS)[:SCHEDULE_BATCH_SIZE])
 
 
 def _dates(
@@ -283,19 +325,11 @@ class _Run:
 
 
 def _runs_for(
-    deployment_ids: Sequence[uuid.UUID], *, now: dt.datetime, config: SchedulerSettings
+    schedules: Sequence[dict[str, Any]], *, now: dt.datetime, config: SchedulerSettings
 ) -> list[_Run]:
-    stats = _future_runs(deployment_ids, now)
-    horizon = now + config.min_time
     runs: list[_Run] = []
     memo: dict[str, list[dt.datetime]] = {}
-    for schedule in _schedules(deployment_ids):
-        count, last = stats.get((str(schedule["deployment_id"]), str(schedule["id"])), (0, None))
-        wanted = config.min_runs
-        if schedule["max_scheduled_runs"]:
-            wanted = min(wanted, schedule["max_scheduled_runs"])
-        if count >= wanted and last is not None and last >= horizon:
-            continue
+    for schedule in schedules:
         try:
             dates = _dates(schedule, now=now, config=config, memo=memo)
         except Exception:

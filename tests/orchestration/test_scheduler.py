@@ -10,13 +10,17 @@ import threading
 import pytest
 from django.db import connection, connections
 from django.test import override_settings
+from django.utils import timezone
 from prefect.client.schemas.objects import FlowRun as ClientFlowRun
 
 from orchestration.api.flow_runs.wire import flow_run_to_wire
 from orchestration.models import Deployment, DeploymentSchedule, Event, Flow, FlowRun, FlowRunState
+from orchestration.schemas.deployments import DeploymentScheduleUpdate
 from orchestration.schemas.states import StateCreate, StateDetails
+from orchestration.services import scheduler
+from orchestration.services.deployments import deployment_schedule_update
 from orchestration.services.orchestration import set_flow_run_state
-from orchestration.services.scheduler import SchedulerSettings, scheduler_tick
+from orchestration.services.scheduler import SchedulerSettings, _schedules_needing_runs, scheduler_tick
 from tenants.scoping import workspace_scope
 from tests.conftest import make_tenant
 
@@ -247,6 +251,98 @@ class TestWhatRunsLookLike:
             assert {s.flow_run.workspace_id for s in FlowRunState.objects.select_related("flow_run")} == {
                 other.workspace.id
             }
+
+
+def _needing(now=NOW, config=DEFAULTS):
+    return {row["id"] for row in _schedules_needing_runs(now=now, config=config, after=None)}
+
+
+def _schedule_ids(deployment):
+    return list(
+        DeploymentSchedule.objects.unscoped().filter(deployment=deployment).values_list("id", flat=True)
+    )
+
+
+@pytest.mark.django_db
+class TestWhichSchedulesAreLookedAt:
+    """The tick runs forever, so SQL picks the schedules that need runs; these prove it picks
+    every one that does and none that does not."""
+
+    def test_an_idle_tick_looks_at_nothing_and_costs_one_query(self, tenant, django_assert_num_queries):
+        for index in range(5):
+            _deployment(tenant.workspace.id, _every(3600), _cron("*/10 * * * *"), name=f"d{index}")
+        assert scheduler_tick(now=NOW, config=DEFAULTS) > 0
+        assert _needing() == set()
+        with django_assert_num_queries(1):
+            assert scheduler_tick(now=NOW, config=DEFAULTS) == 0
+
+    def test_a_schedule_short_of_runs_gets_them(self, tenant):
+        deployment = _deployment(tenant.workspace.id, _every(3600))
+        scheduler_tick(now=NOW, config=DEFAULTS)
+        with workspace_scope(tenant.workspace.id):
+            FlowRun.objects.filter(deployment_id=deployment.id, expected_start_time__hour=13).delete()
+        assert _needing() == set(_schedule_ids(deployment))
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 1
+        assert len(_runs(tenant.workspace.id, deployment_id=deployment.id)) == 3
+
+    def test_enough_runs_but_none_far_enough_ahead(self, tenant):
+        deployment = _deployment(tenant.workspace.id, _every(300))
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 13  # 10:20 … 11:20
+        later = NOW + dt.timedelta(minutes=30)  # seven runs left, the last 35 min ahead
+        assert _needing(now=later) == set(_schedule_ids(deployment))
+        assert scheduler_tick(now=later, config=DEFAULTS) == 6  # … 11:50
+        assert _needing(now=later) == set()
+
+    def test_each_schedule_of_a_deployment_counts_its_own_runs(self, tenant):
+        deployment = _deployment(tenant.workspace.id, _every(3600, slug="hourly"), _every(600, slug="often"))
+        scheduler_tick(now=NOW, config=DEFAULTS)
+        hourly = DeploymentSchedule.objects.unscoped().get(deployment=deployment, slug="hourly")
+        with workspace_scope(tenant.workspace.id):
+            FlowRun.objects.filter(deployment_id=deployment.id, created_by__id=str(hourly.id)).delete()
+        # The other schedule's ten runs do not make up for the hourly one's none.
+        assert _needing() == {hourly.id}
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 3
+
+    def test_a_lower_max_scheduled_runs_is_enough(self, tenant):
+        deployment = _deployment(tenant.workspace.id, _every(86400, max_scheduled_runs=2))
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 2
+        assert _needing() == set()
+        with workspace_scope(tenant.workspace.id):
+            FlowRun.objects.filter(deployment_id=deployment.id, expected_start_time__day=7).delete()
+        assert _needing() == set(_schedule_ids(deployment))
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 1
+
+    def test_paused_and_inactive_are_not_looked_at_until_resumed(self, tenant):
+        paused = _deployment(tenant.workspace.id, _every(3600), paused=True, name="paused")
+        inactive = _deployment(tenant.workspace.id, _every(3600, active=False), name="inactive")
+        assert _needing() == set()
+        Deployment.objects.unscoped().filter(id=paused.id).update(paused=False)
+        DeploymentSchedule.objects.unscoped().filter(deployment=inactive).update(active=True)
+        assert _needing() == set(_schedule_ids(paused)) | set(_schedule_ids(inactive))
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 6
+
+    def test_a_schedule_change_replans(self, tenant):
+        now = timezone.now().replace(microsecond=0)
+        deployment = _deployment(tenant.workspace.id, _every(3600))
+        assert scheduler_tick(now=now, config=DEFAULTS) == 3
+        (schedule_id,) = _schedule_ids(deployment)
+        new = DeploymentScheduleUpdate(schedule={"interval": 7200, "anchor_date": "2026-01-01T00:30:00Z"})
+        with workspace_scope(tenant.workspace.id):
+            deployment_schedule_update(deployment_id=deployment.id, schedule_id=schedule_id, data=new)
+        assert _needing(now=now) == {schedule_id}
+        assert scheduler_tick(now=now, config=DEFAULTS) == 3
+        runs = _runs(tenant.workspace.id, deployment_id=deployment.id, expected_start_time__gte=now)
+        assert len(runs) == 3
+        assert all(
+            run.expected_start_time.minute == 30 and run.expected_start_time.hour % 2 == 0 for run in runs
+        )
+
+    def test_batches_cover_every_schedule(self, tenant, monkeypatch):
+        monkeypatch.setattr(scheduler, "SCHEDULE_BATCH_SIZE", 2)
+        for index in range(5):
+            _deployment(tenant.workspace.id, _every(3600), name=f"d{index}")
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 15
+        assert scheduler_tick(now=NOW, config=DEFAULTS) == 0
 
 
 @pytest.mark.django_db(transaction=True)
