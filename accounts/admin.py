@@ -15,7 +15,10 @@ from accounts.models import (
     User,
     WorkspaceRoleGrant,
 )
+from accounts.services import membership_add, membership_change_role, membership_remove
 from accounts.views import AdminSignInForm
+from billing import entitlements
+from billing.models import Door
 from billing.plans import PLANS
 from tenants.admin import WorkspaceScopedAdmin
 from tenants.models import Account, Workspace
@@ -78,13 +81,48 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+class AccountMembershipAdminForm(forms.ModelForm):
+    class Meta:
+        model = AccountMembership
+        fields = ("user", "account", "role")
+
+    def clean(self):
+        cleaned = super().clean()
+        account, user = cleaned.get("account"), cleaned.get("user")
+        if self.instance._state.adding and account is not None and user is not None and user.is_active:
+            decision = entitlements.check_seat(account)
+            if not decision:
+                raise forms.ValidationError(decision.reason)
+        return cleaned
+
+
 @admin.register(AccountMembership)
 class AccountMembershipAdmin(admin.ModelAdmin):
+    """An operator's door: adding and removing members goes through the services, so the seat is
+    checked and recorded in the seat ledger (door "operator")."""
+
+    form = AccountMembershipAdminForm
     list_display = ("user", "account", "role", "created")
     list_filter = ("role",)
     search_fields = ("user__email", "account__name", "account__handle")
     list_select_related = ("user", "account")
     autocomplete_fields = ("user", "account")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            membership_change_role(membership=obj, role=obj.role, actor=request.user)
+            return
+        created = membership_add(
+            account=obj.account, user=obj.user, role=obj.role, actor=request.user, door=Door.OPERATOR
+        )
+        obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        membership_remove(membership=obj, actor=request.user, door=Door.OPERATOR)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
 
 
 @admin.register(ServiceAccount)

@@ -43,6 +43,7 @@ from django.db.models import Count, Max
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
+from billing.selectors import new_work_blocked
 from orchestration.models import Deployment, DeploymentSchedule, FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
@@ -140,6 +141,9 @@ def scheduler_tick(*, now: dt.datetime | None = None, config: SchedulerSettings 
         # The scheduler serves every tenant: this read deliberately crosses workspaces
         # (.unscoped()); all writes below happen inside each workspace's own scope.
         batch = Deployment.objects.unscoped().filter(paused=False, schedules__active=True)
+        # Accounts whose payment is overdue past its grace start no new work: their schedules wait
+        # (the runs already scheduled still execute) until they pay.
+        batch = batch.exclude(new_work_blocked(prefix="workspace__account__", now=now_))
         if last_id is not None:
             batch = batch.filter(id__gt=last_id)
         deployment_ids = list(
