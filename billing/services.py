@@ -40,7 +40,7 @@ from billing.models import BillingStatus, Door, SeatLedgerEntry, StripeEvent, Su
 from billing.plans import get_plan
 from billing.prices import plan_of_price, prices_for, seat_price_ids
 from billing.selectors import account_by_customer, grace_until, plan_change_problems
-from core.errors import Conflict, InvalidInput, Unprocessable
+from core.errors import AppError, Conflict, InvalidInput, Unprocessable
 from core.ids import as_uuid
 from tenants.models import Account
 
@@ -199,26 +199,15 @@ def _subscription_for(account: Account) -> Subscription:
     return subscription
 
 
-def _customer_for(account: Account, subscription: Subscription, *, email: str) -> str:
-    if subscription.stripe_customer_id:
-        return subscription.stripe_customer_id
-    customer = stripe_client.customer_create(
-        name=account.name,
-        email=email,
-        metadata={"account_id": str(account.pk), "account_handle": account.handle},
-        idempotency_key=f"customer:{account.pk}",
-    )
-    subscription.stripe_customer_id = customer["id"]
-    subscription.save(update_fields=["stripe_customer_id", "updated"])
-    return customer["id"]
-
-
 def checkout_start(
     *, account: Account, plan: str, actor, success_url: str, cancel_url: str, email: str = ""
 ) -> dict[str, Any]:
     """Start buying ``plan``: ``{"url": …}`` of Stripe Checkout with the current seat count, or, for
     an account that already pays, the subscription's prices changed in place (prorated). Either way
-    the account stays on its plan, marked pending, until the signed webhook confirms."""
+    the account stays on its plan, marked pending, until the signed webhook confirms.
+
+    Three steps, so no row stays locked while Stripe answers: check (the plan must fit what the
+    account uses, before Stripe is called), call Stripe (idempotent writes), record."""
     if not stripe_client.enabled():
         raise Conflict(
             "Billing through Stripe is not configured here; an operator sets plans.", code="billing_off"
@@ -237,7 +226,6 @@ def checkout_start(
         account = _lock(account)
         if account.plan == target.key and account.billing_status == BillingStatus.ACTIVE:
             raise Conflict(f"This account is already on the {target.name} plan.", code="same_plan")
-        # Before Stripe is called: the plan must fit what the account uses.
         problems = plan_change_problems(account, target.key)
         if problems:
             raise Conflict(
@@ -247,29 +235,42 @@ def checkout_start(
             )
         subscription = _subscription_for(account)
         seats = max(seats_used(account), 1)
-        customer_id = _customer_for(account, subscription, email=email)
-        nonce = f"{account.pk}:{target.key}:{seats}:{subscription.stripe_subscription_id or 'new'}"
-        url = None
-        if subscription.stripe_subscription_id and subscription.stripe_status in (
-            "active",
-            "trialing",
-            "past_due",
-        ):
-            _change_prices(subscription, prices, seats=seats, idempotency_key=f"plan:{nonce}")
-        else:
-            session = stripe_client.checkout_session_create(
-                customer_id=customer_id,
-                line_items=prices.line_items(seats=seats),
-                success_url=success_url,
-                cancel_url=cancel_url,
-                client_reference_id=str(account.pk),
-                metadata={"account_id": str(account.pk), "plan": target.key},
-                idempotency_key=f"checkout:{nonce}:{int(timezone.now().timestamp()) // 600}",
-            )
-            url = session.get("url")
+
+    customer_id = subscription.stripe_customer_id
+    if not customer_id:
+        customer_id = stripe_client.customer_create(
+            name=account.name,
+            email=email,
+            metadata={"account_id": str(account.pk), "account_handle": account.handle},
+            idempotency_key=f"customer:{account.pk}",
+        )["id"]
+    nonce = f"{account.pk}:{target.key}:{seats}:{subscription.stripe_subscription_id or 'new'}"
+    url = None
+    if subscription.stripe_subscription_id and subscription.stripe_status in (
+        "active",
+        "trialing",
+        "past_due",
+    ):
+        _change_prices(subscription, prices, seats=seats, idempotency_key=f"plan:{nonce}")
+    else:
+        session = stripe_client.checkout_session_create(
+            customer_id=customer_id,
+            line_items=prices.line_items(seats=seats),
+            success_url=success_url,
+            cancel_url=cancel_url,
+            client_reference_id=str(account.pk),
+            metadata={"account_id": str(account.pk), "plan": target.key},
+            idempotency_key=f"checkout:{nonce}:{int(timezone.now().timestamp()) // 600}",
+        )
+        url = session.get("url")
+
+    with transaction.atomic():
+        account = _lock(account)
+        subscription = _subscription_for(account)
+        subscription.stripe_customer_id = subscription.stripe_customer_id or customer_id
         subscription.pending_plan = target.key
         subscription.pending_since = timezone.now()
-        subscription.save(update_fields=["pending_plan", "pending_since", "updated"])
+        subscription.save(update_fields=["stripe_customer_id", "pending_plan", "pending_since", "updated"])
         audit_record(
             event=events.BILLING_CHECKOUT_STARTED,
             actor=actor,
@@ -349,6 +350,29 @@ def stripe_event_receive(*, event: dict[str, Any]) -> tuple[StripeEvent, bool]:
     except IntegrityError:  # a concurrent delivery of the same event won
         return StripeEvent.objects.get(pk=event["id"]), False
     return stored, True
+
+
+#: An event still unprocessed this long after it arrived is tried again by the sweep.
+PENDING_RETRY_AFTER = dt.timedelta(minutes=5)
+
+
+def stripe_events_pending_process(*, now: dt.datetime | None = None, limit: int = 100) -> int:
+    """Process the handled events still waiting (a lost task, a Stripe outage that outlasted the
+    task's retries), oldest first; each records its error and waits for the next sweep if it fails
+    again. How many were processed."""
+    cutoff = (now or timezone.now()) - PENDING_RETRY_AFTER
+    pending = StripeEvent.objects.filter(
+        processed__isnull=True, received__lte=cutoff, type__in=HANDLED_EVENTS
+    )
+    done = 0
+    for event_id in pending.order_by("received").values_list("pk", flat=True)[:limit]:
+        try:
+            stripe_event_process(event_id=event_id)
+        except AppError as error:
+            StripeEvent.objects.filter(pk=event_id).update(error=error.message[:2000])
+            continue
+        done += 1
+    return done
 
 
 def _object(event: dict[str, Any]) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing.services import stripe_event_process, subscription_quantity_push
+from billing.services import stripe_event_process, stripe_events_pending_process, subscription_quantity_push
 from core.errors import UpstreamUnavailable
 
 
@@ -26,3 +26,8 @@ def push_seat_quantity(account_id: str, entry_id: str = "") -> bool:
 )
 def process_stripe_event(event_id: str) -> None:
     stripe_event_process(event_id=event_id)
+
+
+@shared_task(name="billing.process_pending_stripe_events")
+def process_pending_stripe_events() -> int:
+    return stripe_events_pending_process()

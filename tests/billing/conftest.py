@@ -267,3 +267,30 @@ def event(kind: str, obj: dict, *, event_id: str | None = None) -> dict:
         "created": int(time.time()),
         "data": {"object": obj},
     }
+
+
+URL = "/billing/stripe/webhook"
+
+
+def deliver(client, payload: dict, **sign):
+    body, header = signed(payload, **sign)
+    return client.post(URL, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
+
+
+def start_checkout(client, account, owner, plan):
+    client.force_login(owner)
+    return client.post(
+        f"/api/accounts/{account.id}/billing/checkout", data={"plan": plan}, content_type="application/json"
+    )
+
+
+def checkout_paid(client, stripe_fake, account, owner, *, plan="team", capture):
+    """Start a checkout as the owner, pay it in "Stripe", deliver the completion webhook."""
+    response = start_checkout(client, account, owner, plan)
+    assert response.status_code == 201, response.content
+    session = stripe_fake.checkout_sessions[-1]
+    subscription = stripe_fake.complete_checkout(session)
+    completed = {**session, "status": "complete", "subscription": subscription["id"]}
+    with capture(execute=True):
+        assert deliver(client, event("checkout.session.completed", completed)).status_code == 200
+    return subscription

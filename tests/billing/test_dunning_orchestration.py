@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 
 from billing.models import BillingStatus
+from billing.selectors import ensure_new_work_allowed
 from orchestration.models import FlowRun
 from orchestration.services.scheduler import scheduler_tick
 from tenants.models import Account
@@ -134,8 +135,6 @@ def test_the_scheduler_skips_accounts_that_may_not_start_new_work(db):
 
 
 def test_the_check_reads_no_database(setup, django_assert_max_num_queries):
-    from billing.selectors import ensure_new_work_allowed
-
     tenant, _, _ = setup
     account = Account.objects.get(pk=tenant.account.pk)
     with django_assert_max_num_queries(0):

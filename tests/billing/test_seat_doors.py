@@ -30,6 +30,7 @@ from audit.models import AuditLogEntry
 from billing.models import SeatLedgerEntry, Subscription
 from billing.plans import get_plan
 from core.errors import PlanLimitExceeded
+from tests.billing.conftest import checkout_paid, deliver, event
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -200,12 +201,10 @@ class TestQuantityInStripe:
     within the period; a new period starts from the seats used."""
 
     def _subscribed(self, client, stripe_fake, capture):
-        from tests.billing.test_webhooks import _checkout
-
         account = AccountFactory(plan="hobby")
         owner = UserFactory(email="owner@corp.example")
         MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
-        subscription = _checkout(client, stripe_fake, account, owner, capture=capture)
+        subscription = checkout_paid(client, stripe_fake, account, owner, capture=capture)
         account.refresh_from_db()
         return account, owner, subscription
 
@@ -260,9 +259,6 @@ class TestQuantityInStripe:
         Subscription.objects.filter(account=account).update(
             current_period_start=state.current_period_start - dt.timedelta(days=31)
         )
-        from tests.billing.conftest import event
-        from tests.billing.test_webhooks import deliver
-
         with capture(execute=True):
             deliver(
                 client,

@@ -19,17 +19,10 @@ from audit.models import AuditLogEntry
 from billing import selectors, services
 from billing.models import SeatLedgerEntry, StripeEvent, Subscription
 from tenants.models import Account
-from tests.billing.conftest import event, signed
+from tests.billing.conftest import URL, checkout_paid, deliver, event, signed, start_checkout
 from tests.factories import AccountFactory, MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
-
-URL = "/billing/stripe/webhook"
-
-
-def deliver(client, payload: dict, **sign):
-    body, header = signed(payload, **sign)
-    return client.post(URL, data=body, content_type="application/json", HTTP_STRIPE_SIGNATURE=header)
 
 
 @pytest.fixture
@@ -38,25 +31,6 @@ def owner_account(db):
     owner = UserFactory()
     MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
     return account, owner
-
-
-def start_checkout(client, account, owner, plan):
-    client.force_login(owner)
-    return client.post(
-        f"/api/accounts/{account.id}/billing/checkout", data={"plan": plan}, content_type="application/json"
-    )
-
-
-def _checkout(client, stripe_fake, account, owner, *, plan="team", capture):
-    """Start a checkout as the owner, pay it in "Stripe", deliver the completion webhook."""
-    response = start_checkout(client, account, owner, plan)
-    assert response.status_code == 201, response.content
-    session = stripe_fake.checkout_sessions[-1]
-    subscription = stripe_fake.complete_checkout(session)
-    completed = {**session, "status": "complete", "subscription": subscription["id"]}
-    with capture(execute=True):
-        assert deliver(client, event("checkout.session.completed", completed)).status_code == 200
-    return subscription
 
 
 class TestSignature:
@@ -160,7 +134,7 @@ class TestCheckout:
 
     def test_the_portal_link(self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks):
         account, owner = owner_account
-        _checkout(client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks)
+        checkout_paid(client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks)
         response = client.post(f"/api/accounts/{account.id}/billing/portal")
         assert response.status_code == 201
         assert response.json()["url"].startswith("https://billing.stripe.test/")
@@ -175,7 +149,7 @@ class TestDelivery:
         self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
     ):
         account, owner = owner_account
-        subscription = _checkout(
+        subscription = checkout_paid(
             client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
         )
         payload = event(
@@ -221,7 +195,7 @@ class TestDelivery:
         self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
     ):
         account, owner = owner_account
-        subscription = _checkout(
+        subscription = checkout_paid(
             client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
         )
         invoice = {"id": "in_1", "customer": subscription["customer"], "subscription": subscription["id"]}
@@ -256,7 +230,7 @@ class TestDunning:
         self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
     ):
         account, owner = owner_account
-        subscription = _checkout(
+        subscription = checkout_paid(
             client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
         )
         invoice = {"id": "in_2", "customer": subscription["customer"], "subscription": subscription["id"]}
@@ -309,7 +283,9 @@ def test_payment_action_required_is_recorded_and_changes_nothing_else(
     client, stripe_fake, owner_account, django_capture_on_commit_callbacks
 ):
     account, owner = owner_account
-    subscription = _checkout(client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks)
+    subscription = checkout_paid(
+        client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
+    )
     invoice = {"id": "in_3", "customer": subscription["customer"], "subscription": subscription["id"]}
     with django_capture_on_commit_callbacks(execute=True):
         deliver(client, event("invoice.payment_action_required", invoice))
@@ -332,7 +308,7 @@ class TestCancellation:
         self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
     ):
         account, owner = owner_account
-        subscription = _checkout(
+        subscription = checkout_paid(
             client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
         )
         _end(client, stripe_fake, subscription, capture=django_capture_on_commit_callbacks)
@@ -343,7 +319,7 @@ class TestCancellation:
         self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
     ):
         account, owner = owner_account
-        subscription = _checkout(
+        subscription = checkout_paid(
             client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
         )
         for _ in range(3):
@@ -362,3 +338,30 @@ class TestCancellation:
         account.refresh_from_db()
         assert (account.plan, account.billing_status) == ("hobby", "active")
         assert SeatLedgerEntry.objects.filter(account=account).exists()
+
+
+def test_an_event_whose_task_was_lost_is_processed_by_the_sweep(
+    client, stripe_fake, owner_account, django_capture_on_commit_callbacks
+):
+    account, owner = owner_account
+    subscription = checkout_paid(
+        client, stripe_fake, account, owner, capture=django_capture_on_commit_callbacks
+    )
+    stripe_fake.status_override[subscription["id"]] = "past_due"
+    payload = event(
+        "invoice.payment_failed",
+        {"id": "in_4", "customer": subscription["customer"], "subscription": subscription["id"]},
+    )
+    deliver(client, payload)  # stored; its after-commit task never ran
+    later = timezone.now() + dt.timedelta(minutes=6)
+    with override_settings(STRIPE_API_BASE="http://127.0.0.1:9"):  # Stripe unreachable
+        assert services.stripe_events_pending_process(now=later) == 0
+    stored = StripeEvent.objects.get(pk=payload["id"])
+    assert stored.processed is None and "unavailable" in stored.error
+    account.refresh_from_db()
+    assert account.billing_status == "active"
+    assert services.stripe_events_pending_process(now=timezone.now()) == 0  # not yet due
+    assert services.stripe_events_pending_process(now=later) == 1
+    account.refresh_from_db()
+    assert account.billing_status == "past_due"
+    assert StripeEvent.objects.get(pk=payload["id"]).processed is not None
