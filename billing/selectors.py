@@ -214,7 +214,6 @@ def features_in_use(account: Account) -> set[str]:
         "service_accounts": "service_accounts",
         "custom_roles": "custom_roles",
         "teams": "teams",
-        "ip_allowlist": "ip_allowlist",
     }
     for feature, relation in relations.items():
         rows = getattr(account, relation).all()
@@ -222,6 +221,8 @@ def features_in_use(account: Account) -> set[str]:
             rows = rows.filter(revoked_at__isnull=True)
         if rows.exists():
             used.add(feature)
+    if (account.settings or {}).get("enforce_ip_allowlist"):
+        used.add("ip_allowlist")
     return used
 
 

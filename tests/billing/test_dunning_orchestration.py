@@ -56,8 +56,11 @@ def test_grace_then_restricted_then_paid(setup):
     existing = _run(client, tenant, flow).json()
     deployment = _deploy(client, tenant, flow, "nightly").json()
 
-    _past_due(tenant.account, days=1)  # grace: everything works
-    assert _run(client, tenant, flow).status_code == 201
+    assert "Warning" not in _run(client, tenant, flow)
+    _past_due(tenant.account, days=1)  # grace: everything works, with a warning
+    during_grace = _run(client, tenant, flow)
+    assert during_grace.status_code == 201
+    assert during_grace["Warning"].startswith('299 - "A payment failed. Everything works until')
     assert _deploy(client, tenant, flow, "grace").status_code == 201
 
     _past_due(tenant.account, days=8)  # restricted

@@ -12,6 +12,7 @@ import pytest
 from django.test import override_settings
 from django.utils import timezone
 
+from accounts.models import Team
 from accounts.permissions import AccountRole
 from accounts.services import membership_add
 from audit.actors import SYSTEM
@@ -125,6 +126,18 @@ class TestCheckout:
         assert "remove 1" in body["detail"]
         assert stripe_fake.idempotency_keys == [] and stripe_fake.checkout_sessions == []
         assert not Subscription.objects.filter(account=account).exists()
+
+    def test_features_in_use_that_the_plan_lacks_are_named(self, client, stripe_fake, owner_account):
+        account, owner = owner_account
+        Team.objects.create(account=account, name="Data")
+        account.settings = {"enforce_ip_allowlist": True}
+        account.save(update_fields=["settings"])
+        response = start_checkout(client, account, owner, "team")
+        assert response.status_code == 409
+        problems = response.json()["problems"]
+        assert len(problems) == 2
+        assert "include teams" in problems[1] and "ip allowlist" in problems[0]
+        assert stripe_fake.idempotency_keys == []
 
     def test_enterprise_is_not_sold_here(self, client, stripe_fake, owner_account):
         account, owner = owner_account
