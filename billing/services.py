@@ -98,6 +98,8 @@ def seat_change(*, account: Account, actor, door: str, reason: str, adding: int 
             _seat_ledger_record(
                 account=locked, actor=actor, door=door, reason=reason, before=before, after=after
             )
+        if after < before and locked.billing_status == BillingStatus.READ_ONLY:
+            read_only_recheck(account=locked, actor=actor)  # it may fit the free plan now
 
 
 def _seat_ledger_record(*, account: Account, actor, door: Door, reason: str, before: int, after: int) -> None:
@@ -145,10 +147,14 @@ def _seat_ledger_record(*, account: Account, actor, door: Door, reason: str, bef
         _push_quantity_on_commit(account_id=account.pk, entry_id=entry.pk)
 
 
-def _push_quantity_on_commit(*, account_id, entry_id=None) -> None:
+def _push_quantity_on_commit(*, account_id, entry_id=None, cause: str = "") -> None:
+    """After commit, send the billed quantity to Stripe. ``entry_id`` (a ledger row) or ``cause``
+    (a Stripe event's id) makes the write's idempotency key: a retry of the same push never applies
+    twice, and a later push of the same quantity is not mistaken for it."""
     from billing.tasks import push_seat_quantity  # the tasks module imports this one
 
-    transaction.on_commit(lambda: push_seat_quantity.delay(str(account_id), str(entry_id or "")))
+    cause = cause or f"t{int(timezone.now().timestamp() * 1000)}"
+    transaction.on_commit(lambda: push_seat_quantity.delay(str(account_id), str(entry_id or ""), cause))
 
 
 def _seat_item(stripe_subscription: dict[str, Any]) -> dict[str, Any] | None:
@@ -164,7 +170,7 @@ def _price_id(item: dict[str, Any]) -> str:
     return ((item.get("price") or {}).get("id")) or ((item.get("plan") or {}).get("id")) or ""
 
 
-def subscription_quantity_push(*, account_id, entry_id: str = "") -> bool:
+def subscription_quantity_push(*, account_id, entry_id: str = "", cause: str = "") -> bool:
     """Send the billed quantity to Stripe (prorated), if it differs from Stripe's. Runs after
     commit (``billing.tasks.push_seat_quantity``); the newest quantity wins whatever the order the
     tasks run in. True when Stripe was changed."""
@@ -181,7 +187,7 @@ def subscription_quantity_push(*, account_id, entry_id: str = "") -> bool:
         stripe_client.subscription_items_update(
             subscription_id=subscription.stripe_subscription_id,
             items=[{"id": item["id"], "quantity": quantity}],
-            idempotency_key=f"seats:{subscription.stripe_subscription_id}:{entry_id or 'sync'}:{quantity}",
+            idempotency_key=f"seats:{subscription.stripe_subscription_id}:{entry_id or cause}:{quantity}",
         )
         changed = True
     if entry_id:
@@ -489,7 +495,7 @@ def subscription_sync(*, account: Account, remote: dict[str, Any], event: dict |
         if seat_item is not None and status in ("active", "trialing", "past_due"):
             subscription.seats_billed = max(subscription.seats_high_water, seats, 1)
             if seat_item.get("quantity") != subscription.seats_billed:
-                _push_quantity_on_commit(account_id=account.pk)
+                _push_quantity_on_commit(account_id=account.pk, cause=(event or {}).get("id", ""))
         subscription.save()
 
 

@@ -14,8 +14,8 @@ from core.errors import UpstreamUnavailable
     retry_backoff=True,
     max_retries=8,
 )
-def push_seat_quantity(account_id: str, entry_id: str = "") -> bool:
-    return subscription_quantity_push(account_id=account_id, entry_id=entry_id)
+def push_seat_quantity(account_id: str, entry_id: str = "", cause: str = "") -> bool:
+    return subscription_quantity_push(account_id=account_id, entry_id=entry_id, cause=cause)
 
 
 @shared_task(

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Team
 from accounts.permissions import AccountRole
-from accounts.services import membership_add
+from accounts.services import membership_add, membership_remove
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
 from billing import selectors, services
@@ -344,12 +344,15 @@ class TestCancellation:
         reason = Subscription.objects.get(account=account).read_only_reason
         assert "Hobby plan allows 2 seats" in reason and "remove 2" in reason
         assert selectors.new_work_refusal(account) is not None
-        # Freeing what it must brings it to Hobby.
-        for entry in account.memberships.filter(role=AccountRole.MEMBER)[:2]:
-            entry.delete()
-        assert services.read_only_recheck(account=account, actor=owner)
+        # Freeing what it must brings it to Hobby, at the seat change that makes it fit.
+        first, second = account.memberships.filter(role=AccountRole.MEMBER)[:2]
+        membership_remove(membership=first, actor=owner)
+        account.refresh_from_db()
+        assert account.billing_status == "read_only"
+        membership_remove(membership=second, actor=owner)
         account.refresh_from_db()
         assert (account.plan, account.billing_status) == ("hobby", "active")
+        assert not services.read_only_recheck(account=account, actor=owner)  # nothing left to do
         assert SeatLedgerEntry.objects.filter(account=account).exists()
 
 
