@@ -18,6 +18,7 @@ from accounts.models import (
 from accounts.services import membership_add, membership_change_role, membership_remove
 from accounts.views import AdminSignInForm
 from billing import entitlements
+from billing import selectors as billing_selectors
 from billing.models import Door
 from billing.plans import PLANS
 from tenants.admin import WorkspaceScopedAdmin
@@ -33,6 +34,12 @@ class AccountAdminForm(forms.ModelForm):
         plan = self.cleaned_data["plan"]
         if plan not in PLANS:
             raise forms.ValidationError(f"Unknown plan; choose one of {', '.join(PLANS)}.")
+        account = self.instance
+        if not account._state.adding and plan != Account.objects.get(pk=account.pk).plan:
+            # An operator's plan change is refused like a customer's when the account does not fit.
+            problems = billing_selectors.plan_change_problems(account, plan)
+            if problems:
+                raise forms.ValidationError(" ".join(problems))
         return plan
 
 
@@ -46,10 +53,10 @@ class WorkspaceInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
-    list_display = ("name", "handle", "plan", "id", "created")
-    list_filter = ("plan",)
+    list_display = ("name", "handle", "plan", "billing_status", "id", "created")
+    list_filter = ("plan", "billing_status")
     search_fields = ("name", "handle", "id")
-    readonly_fields = ("id", "created", "updated")
+    readonly_fields = ("id", "billing_status", "billing_status_since", "created", "updated")
     inlines = [WorkspaceInline]
 
 
