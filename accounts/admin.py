@@ -15,7 +15,11 @@ from accounts.models import (
     User,
     WorkspaceRoleGrant,
 )
+from accounts.services import membership_add, membership_change_role, membership_remove
 from accounts.views import AdminSignInForm
+from billing import entitlements
+from billing import selectors as billing_selectors
+from billing.models import Door
 from billing.plans import PLANS
 from tenants.admin import WorkspaceScopedAdmin
 from tenants.models import Account, Workspace
@@ -30,6 +34,12 @@ class AccountAdminForm(forms.ModelForm):
         plan = self.cleaned_data["plan"]
         if plan not in PLANS:
             raise forms.ValidationError(f"Unknown plan; choose one of {', '.join(PLANS)}.")
+        account = self.instance
+        if not account._state.adding and plan != Account.objects.get(pk=account.pk).plan:
+            # An operator's plan change is refused like a customer's when the account does not fit.
+            problems = billing_selectors.plan_change_problems(account, plan)
+            if problems:
+                raise forms.ValidationError(" ".join(problems))
         return plan
 
 
@@ -43,10 +53,10 @@ class WorkspaceInline(admin.TabularInline):
 @admin.register(Account)
 class AccountAdmin(admin.ModelAdmin):
     form = AccountAdminForm
-    list_display = ("name", "handle", "plan", "id", "created")
-    list_filter = ("plan",)
+    list_display = ("name", "handle", "plan", "billing_status", "id", "created")
+    list_filter = ("plan", "billing_status")
     search_fields = ("name", "handle", "id")
-    readonly_fields = ("id", "created", "updated")
+    readonly_fields = ("id", "billing_status", "billing_status_since", "created", "updated")
     inlines = [WorkspaceInline]
 
 
@@ -78,13 +88,48 @@ class UserAdmin(DjangoUserAdmin):
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
 
 
+class AccountMembershipAdminForm(forms.ModelForm):
+    class Meta:
+        model = AccountMembership
+        fields = ("user", "account", "role")
+
+    def clean(self):
+        cleaned = super().clean()
+        account, user = cleaned.get("account"), cleaned.get("user")
+        if self.instance._state.adding and account is not None and user is not None and user.is_active:
+            decision = entitlements.check_seat(account)
+            if not decision:
+                raise forms.ValidationError(decision.reason)
+        return cleaned
+
+
 @admin.register(AccountMembership)
 class AccountMembershipAdmin(admin.ModelAdmin):
+    """An operator's door: adding and removing members goes through the services, so the seat is
+    checked and recorded in the seat ledger (door "operator")."""
+
+    form = AccountMembershipAdminForm
     list_display = ("user", "account", "role", "created")
     list_filter = ("role",)
     search_fields = ("user__email", "account__name", "account__handle")
     list_select_related = ("user", "account")
     autocomplete_fields = ("user", "account")
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            membership_change_role(membership=obj, role=obj.role, actor=request.user)
+            return
+        created = membership_add(
+            account=obj.account, user=obj.user, role=obj.role, actor=request.user, door=Door.OPERATOR
+        )
+        obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        membership_remove(membership=obj, actor=request.user, door=Door.OPERATOR)
+
+    def delete_queryset(self, request, queryset):
+        for membership in queryset:
+            self.delete_model(request, membership)
 
 
 @admin.register(ServiceAccount)

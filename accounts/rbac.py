@@ -44,6 +44,8 @@ from audit import events
 from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record, audited_update
 from billing import entitlements
+from billing.models import Door
+from billing.services import seat_change
 from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import as_uuid
 from tenants.models import Account, Workspace
@@ -434,24 +436,26 @@ def invitation_create(
             raise Conflict(f"{email} is already a member of this account.", code="already_member")
         if invitations_pending(account).filter(email__iexact=email).exists():
             raise Conflict(f"{email} already has a pending invitation.", code="already_invited")
-        entitlements.ensure_seat(account)
         # An expired invitation for the same address is no longer pending: retire it.
         Invitation.objects.filter(
             account=account, email__iexact=email, status=Invitation.Status.PENDING
         ).update(status=Invitation.Status.REVOKED)
         token = secrets.token_urlsafe(32)
-        invitation = Invitation.objects.create(
-            account=account,
-            email=email,
-            account_role=role,
-            workspace_grants=[
-                {"workspace_id": str(workspace.id), "workspace_role_id": str(workspace_role.id)}
-                for workspace, workspace_role in workspace_grants
-            ],
-            token_hash=_token_hash(token),
-            expires_at=timezone.now() + lifetime,
-            invited_by=actor if isinstance(actor, User) else None,
-        )
+        with seat_change(
+            account=account, actor=actor, door=Door.INVITATION, reason=f"invitation sent to {email}", adding=1
+        ):
+            invitation = Invitation.objects.create(
+                account=account,
+                email=email,
+                account_role=role,
+                workspace_grants=[
+                    {"workspace_id": str(workspace.id), "workspace_role_id": str(workspace_role.id)}
+                    for workspace, workspace_role in workspace_grants
+                ],
+                token_hash=_token_hash(token),
+                expires_at=timezone.now() + lifetime,
+                invited_by=actor if isinstance(actor, User) else None,
+            )
         audit_record(
             event=events.INVITATION_SENT,
             actor=actor,
@@ -474,8 +478,14 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
         invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
         if invitation.status != Invitation.Status.PENDING:
             raise Conflict("Only a pending invitation can be revoked.", code="not_pending")
-        invitation.status = Invitation.Status.REVOKED
-        invitation.save(update_fields=["status", "updated"])
+        with seat_change(
+            account=account,
+            actor=actor,
+            door=Door.INVITATION,
+            reason=f"invitation to {invitation.email} revoked",
+        ):
+            invitation.status = Invitation.Status.REVOKED
+            invitation.save(update_fields=["status", "updated"])
         audit_record(
             event=events.INVITATION_REVOKED,
             actor=actor,
@@ -503,11 +513,20 @@ def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMember
         if user.email.lower() != invitation.email.lower():
             raise NotFound("Invitation not found.")
         account = _lock_account(invitation.account)
-        # The invitation held the seat; release it before the membership takes it.
-        invitation.status = Invitation.Status.ACCEPTED
-        invitation.accepted_by, invitation.accepted_at = user, timezone.now()
-        invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
-        membership = membership_add(account=account, user=user, role=invitation.account_role, actor=SYSTEM)
+        with seat_change(
+            account=account, actor=user, door=Door.INVITATION_ACCEPTED, reason=f"{user.email} accepted"
+        ):
+            # The invitation held the seat; release it before the membership takes it.
+            invitation.status = Invitation.Status.ACCEPTED
+            invitation.accepted_by, invitation.accepted_at = user, timezone.now()
+            invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
+            membership = membership_add(
+                account=account,
+                user=user,
+                role=invitation.account_role,
+                actor=SYSTEM,
+                door=Door.INVITATION_ACCEPTED,
+            )
         for grant in invitation.workspace_grants:
             workspace = Workspace.objects.filter(account=account, pk=grant["workspace_id"]).first()
             role = workspace_role_resolve(grant["workspace_role_id"], account=account)

@@ -3,6 +3,8 @@ audit event in it. Plan limits are checked with the account row locked."""
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
 from django.contrib.sessions.models import Session
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,6 +18,8 @@ from audit import events
 from audit.actors import SCIM, SystemActor
 from audit.services import audit_record
 from billing import entitlements
+from billing.models import Door
+from billing.services import seat_change
 from core.errors import Conflict, Forbidden, InvalidInput, NotFound
 from tenants.models import Account
 
@@ -30,6 +34,11 @@ def _require_owner_for_owner_changes(*, actor, account: Account) -> None:
         return
     if account_role_of(actor, account) != AccountRole.OWNER:
         raise Forbidden("Only an account Owner can make or remove an Owner.", code="owner_required")
+
+
+def _accounts_of(user: User) -> list[Account]:
+    """The accounts ``user`` is a member of, in a stable order (locks are taken in it)."""
+    return list(Account.objects.filter(memberships__user=user).order_by("pk"))
 
 
 def _owner_count(account: Account) -> int:
@@ -51,7 +60,12 @@ def user_create(
         raise Conflict(f"A user with the email {email} already exists.", code="user_exists") from None
 
 
-def membership_add(*, account: Account, user: User, role: str, actor) -> AccountMembership:
+def membership_add(
+    *, account: Account, user: User, role: str, actor, door: str = Door.API
+) -> AccountMembership:
+    """Add ``user`` to the account. ``door`` names where the seat came from (the seat ledger's
+    column): the seat is checked and recorded by ``billing.services.seat_change``, in this
+    transaction."""
     role = AccountRole(role)
     with transaction.atomic():
         account = _lock_account(account)
@@ -59,8 +73,8 @@ def membership_add(*, account: Account, user: User, role: str, actor) -> Account
             raise Conflict(f"{user.email} is already a member of this account.", code="already_member")
         if role == AccountRole.OWNER:
             _require_owner_for_owner_changes(actor=actor, account=account)
-        entitlements.ensure_seat(account)
-        membership = AccountMembership.objects.create(account=account, user=user, role=role)
+        with seat_change(account=account, actor=actor, door=door, reason=f"{user.email} joined", adding=1):
+            membership = AccountMembership.objects.create(account=account, user=user, role=role)
         audit_record(
             event=events.MEMBER_ADDED, actor=actor, account=account, target=user, payload={"role": role.value}
         )
@@ -91,7 +105,7 @@ def membership_change_role(*, membership: AccountMembership, role: str, actor) -
     return membership
 
 
-def membership_remove(*, membership: AccountMembership, actor) -> None:
+def membership_remove(*, membership: AccountMembership, actor, door: str = Door.API) -> None:
     with transaction.atomic():
         account = _lock_account(membership.account)
         membership = (
@@ -117,7 +131,8 @@ def membership_remove(*, membership: AccountMembership, actor) -> None:
             workspace__account=account, user=membership.user
         ).delete()
         user = membership.user
-        membership.delete()
+        with seat_change(account=account, actor=actor, door=door, reason=f"{user.email} left"):
+            membership.delete()
         audit_record(event=events.MEMBER_REMOVED, actor=actor, account=account, target=user)
 
 
@@ -269,7 +284,7 @@ def user_sessions_end(user: User) -> int:
     return ended
 
 
-def user_deactivate(*, user: User, actor, account: Account | None = None) -> User:
+def user_deactivate(*, user: User, actor, account: Account | None = None, door: str = Door.OPERATOR) -> User:
     """Deactivate a person everywhere at once: they can no longer log in, their console sessions
     end and their ``pnu_`` keys are revoked. Their memberships, history and audit trail stay (a
     reactivation restores the person, not the keys). The last active Owner of an account cannot be
@@ -286,8 +301,13 @@ def user_deactivate(*, user: User, actor, account: Account | None = None) -> Use
                     f"{user.email} is the last Owner of {membership.account}; make someone else an Owner first.",
                     code="last_owner",
                 )
-        user.is_active = False
-        user.save(update_fields=["is_active"])
+        with ExitStack() as seats:  # each account the person was a member of frees a seat
+            for member_of in _accounts_of(user):
+                seats.enter_context(
+                    seat_change(account=member_of, actor=actor, door=door, reason=f"{user.email} deactivated")
+                )
+            user.is_active = False
+            user.save(update_fields=["is_active"])
         revoked = ApiKey.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
         sessions = user_sessions_end(user)
         audit_record(
@@ -305,13 +325,26 @@ def user_deactivate(*, user: User, actor, account: Account | None = None) -> Use
     return user
 
 
-def user_reactivate(*, user: User, actor, account: Account | None = None) -> User:
+def user_reactivate(*, user: User, actor, account: Account | None = None, door: str = Door.OPERATOR) -> User:
+    """Reactivate a person; they take a seat again in each account they are a member of (refused,
+    with nothing changed, where the plan has none free)."""
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         if user.is_active:
             return user
-        user.is_active = True
-        user.save(update_fields=["is_active"])
+        with ExitStack() as seats:
+            for member_of in _accounts_of(user):
+                seats.enter_context(
+                    seat_change(
+                        account=member_of,
+                        actor=actor,
+                        door=door,
+                        reason=f"{user.email} reactivated",
+                        adding=1,
+                    )
+                )
+            user.is_active = True
+            user.save(update_fields=["is_active"])
         audit_record(
             event=events.USER_REACTIVATED,
             actor=actor,

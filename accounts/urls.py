@@ -9,6 +9,7 @@ from accounts.api import (
     account_roles,
     account_settings,
     audit_events,
+    billing,
     bots,
     invitations,
     ip_allowlist,
@@ -22,6 +23,10 @@ from accounts.api import sso as sso_api
 
 urlpatterns = [
     path("", account.AccountDetailApi.as_view()),
+    path("billing", billing.AccountBillingApi.as_view()),
+    path("billing/seat_ledger", billing.SeatLedgerApi.as_view()),
+    path("billing/checkout", billing.CheckoutStartApi.as_view()),
+    path("billing/portal", billing.PortalStartApi.as_view()),
     path("account_roles/filter", account_roles.AccountRolesFilterApi.as_view()),
     path("account_roles/<str:role_id>", account_roles.AccountRoleApi.as_view()),
     path("workspace_roles/", workspace_roles.WorkspaceRolesApi.as_view()),

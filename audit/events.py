@@ -401,3 +401,47 @@ BLOCK_DOCUMENT_DELETED = register(
     api_name="block-document.deleted",
     template="{actor} deleted block document {target}",
 )
+
+# --- billing (ids 300–349) ---------------------------------------------------------------------------
+BILLING_PLAN_CHANGED = register(
+    id=300,
+    name="BILLING_PLAN_CHANGED",
+    api_name="billing.plan-changed",
+    template="{actor} moved {target} from the {old_plan} plan to {plan}",
+)
+BILLING_SEATS_CHANGED = register(
+    id=301,
+    name="BILLING_SEATS_CHANGED",
+    api_name="billing.seats-changed",
+    template="{actor} changed the seats of {target} from {seats_before} to {seats_after} ({door})",
+)
+BILLING_PAYMENT_FAILED = register(
+    id=302,
+    name="BILLING_PAYMENT_FAILED",
+    api_name="billing.payment-failed",
+    template="A payment of {target} failed; grace until {grace_until}",
+)
+BILLING_PAYMENT_SUCCEEDED = register(
+    id=303,
+    name="BILLING_PAYMENT_SUCCEEDED",
+    api_name="billing.payment-succeeded",
+    template="{target} paid invoice {invoice}",
+)
+BILLING_CHECKOUT_STARTED = register(
+    id=304,
+    name="BILLING_CHECKOUT_STARTED",
+    api_name="billing.checkout-started",
+    template="{actor} started a checkout of {target} for the {plan} plan",
+)
+BILLING_STATUS_CHANGED = register(
+    id=305,
+    name="BILLING_STATUS_CHANGED",
+    api_name="billing.status-changed",
+    template="The billing status of {target} changed from {old_status} to {status}",
+)
+BILLING_PAYMENT_ACTION_REQUIRED = register(
+    id=306,
+    name="BILLING_PAYMENT_ACTION_REQUIRED",
+    api_name="billing.payment-action-required",
+    template="A payment of {target} needs the customer's action",
+)

@@ -51,4 +51,6 @@ app.conf.beat_schedule = {
     # Prefect's FailExpiredPauses loop (5 s by default).
     "orchestration-expired-pauses": {"task": "orchestration.fail_expired_pauses", "schedule": 5.0},
     "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
+    # Stripe events whose processing task was lost or failed for good are tried again.
+    "billing-pending-stripe-events": {"task": "billing.process_pending_stripe_events", "schedule": 300.0},
 }

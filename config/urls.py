@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from accounts.api.account import AccountDetailApi
 from accounts.api.api_keys import UserApiKeyApi, UserApiKeysApi
+from accounts.api.billing import CheckoutReturnPage
 from accounts.api.catalogues import AccountPermissionsApi, WorkspaceScopesApi
 from accounts.api.invitations import InvitationAcceptApi
 from accounts.api.me import MeApi, MyWorkspacesApi
@@ -14,6 +15,7 @@ from accounts.sso import views as sso_views
 from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import SignInView
 from audit import views as audit_views
+from billing.views import stripe_webhook
 from config.health import health
 from console.views import home
 
@@ -55,4 +57,6 @@ urlpatterns = [
     path("sso/oidc/<uuid:provider_id>/callback", sso_views.oidc_callback, name="oidc-callback"),
     path("sso/oidc/<uuid:provider_id>/signed-out", sso_views.oidc_signed_out, name="oidc-signed-out"),
     path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
+    path("billing/stripe/webhook", stripe_webhook, name="stripe-webhook"),
+    path("billing/accounts/<str:account_ref>/return", CheckoutReturnPage.as_view(), name="billing-return"),
 ]

@@ -101,6 +101,26 @@ class PlanLimitExceeded(Forbidden):
     default_code = "plan_limit"
 
 
+class PaymentRequired(AppError):
+    """The account's payment is overdue past its grace period: work that would start something new
+    is refused (402) until it pays; what already runs, reads and governance go on."""
+
+    status_code = status.HTTP_402_PAYMENT_REQUIRED
+    default_code = "payment_required"
+
+
+class UpstreamUnavailable(AppError):
+    """A service outside the machine (the payment provider) did not answer or refused for a
+    reason the client cannot fix: 503, retry later. Nothing was changed here."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "upstream_unavailable"
+
+    def __init__(self, message: str, **kwargs):
+        kwargs.setdefault("headers", {"Retry-After": "30"})
+        super().__init__(message, **kwargs)
+
+
 # --- the table -------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,11 @@ class Account(models.Model):
     # Account-wide preferences (e.g. SSO enforcement, session lifetime); their schema lives with
     # the features that read them.
     settings = models.JSONField(default=dict, blank=True)
+    # The account's standing with billing, kept with the account (like its plan) so the hot path
+    # that starts new work reads it from the row it already has. Written only by billing's services;
+    # billing.selectors says what it allows (a grace period, then new work refused, then suspension).
+    billing_status = models.CharField(max_length=16, default="active")
+    billing_status_since = models.DateTimeField(null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
 

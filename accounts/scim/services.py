@@ -67,6 +67,7 @@ from audit import events
 from audit.actors import SCIM
 from audit.services import audit_record, audited_update
 from billing import entitlements
+from billing.models import Door
 from billing.plans import PLANS
 from core.errors import AppError
 from core.ids import as_uuid
@@ -258,10 +259,12 @@ def _seat_or_refuse(account: Account) -> None:
 def _grant_membership(account: Account, user: User) -> None:
 
     if not user.is_active:
-        user_reactivate(user=user, actor=SCIM_ACTOR, account=account)
+        user_reactivate(user=user, actor=SCIM_ACTOR, account=account, door=Door.SCIM)
     if not AccountMembership.objects.filter(account=account, user=user).exists():
         try:  # it checks the seat; a refusal rolls the whole request back
-            membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=SCIM_ACTOR)
+            membership_add(
+                account=account, user=user, role=AccountRole.MEMBER, actor=SCIM_ACTOR, door=Door.SCIM
+            )
         except AppError as error:
             raise ScimError(403, f"{error.message} Nothing was provisioned.") from None
 
@@ -279,9 +282,9 @@ def _end_membership(account: Account, user: User) -> None:
                 "someone else an Owner first.",
                 "mutability",
             )
-        membership_remove(membership=membership, actor=SCIM_ACTOR)
+        membership_remove(membership=membership, actor=SCIM_ACTOR, door=Door.SCIM)
     if not AccountMembership.objects.filter(user=user).exists() and user.is_active:
-        user_deactivate(user=user, actor=SCIM_ACTOR, account=account)
+        user_deactivate(user=user, actor=SCIM_ACTOR, account=account, door=Door.SCIM)
     else:
         user_sessions_end(user)
 

@@ -28,6 +28,7 @@ from accounts.sso.mappings import group_mappings_apply
 from audit import events
 from audit.services import audit_record
 from billing import entitlements
+from billing.models import Door
 from core.errors import PlanLimitExceeded
 
 # social_django's UserSocialAuth.uid column.
@@ -106,7 +107,7 @@ def resolve_user(backend, details, sso_email, user=None, *args, **kwargs):
                     )
                     created = True
                 # Locks the account and takes a seat, or refuses (and the new user rolls back).
-                membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=user)
+                membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=user, door=Door.SSO)
                 audit_record(
                     event=events.SSO_USER_PROVISIONED,
                     actor=user,

@@ -209,6 +209,9 @@ AUDIT_SIGNING_KEY = env.str("AUDIT_SIGNING_KEY", default="")
 # Who says how long an account keeps its audit trail: the billing plan (wired here, so audit imports no
 # app above it).
 AUDIT_RETENTION_POLICY = "billing.entitlements.audit_retention_policy"
+# Who counts an account's deployments for its plan's limits (wired here, so billing imports no app
+# above it).
+BILLING_DEPLOYMENT_COUNTER = "orchestration.selectors.usage.deployments_count_for_account"
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
 # Key material for block document data at rest (comma-separated, newest first, for rotation;
@@ -355,3 +358,26 @@ WORKER_OFFLINE_HEARTBEAT_MULTIPLE = env.int("WORKER_OFFLINE_HEARTBEAT_MULTIPLE",
 WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS = env.int("WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", default=60)
 # A CANCELLING run that no worker or runner acknowledges is CANCELLED after this long.
 CANCELLING_TIMEOUT_SECONDS = env.int("CANCELLING_TIMEOUT_SECONDS", default=120)
+
+# --- Billing through Stripe ---------------------------------------------------------------------------
+# Stripe is on when STRIPE_SECRET_KEY is set; without it plans are assigned by operators and nothing
+# calls Stripe. billing.checks validates these at start.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+# The webhook endpoint's signing secret (whsec_…), and how old a signed delivery may be.
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
+# Another Stripe-compatible API server (default: Stripe's own).
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="").rstrip("/")
+# Each Stripe request's timeout, and how many times a failed one is retried (same idempotency key).
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
+# Prices per self-serve plan, by Stripe id: a flat base price and a per-seat price (either may be
+# left out, not both, for a plan offered through Checkout).
+STRIPE_PRICE_STARTER = env.str("STRIPE_PRICE_STARTER", default="")
+STRIPE_SEAT_PRICE_STARTER = env.str("STRIPE_SEAT_PRICE_STARTER", default="")
+STRIPE_PRICE_TEAM = env.str("STRIPE_PRICE_TEAM", default="")
+STRIPE_SEAT_PRICE_TEAM = env.str("STRIPE_SEAT_PRICE_TEAM", default="")
+# Dunning: days of grace after a failed payment before new work is refused, then days until the
+# account is suspended.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+BILLING_SUSPEND_AFTER_DAYS = env.int("BILLING_SUSPEND_AFTER_DAYS", default=14)

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from audit import events
 from billing.entitlements import check_deployment
+from billing.selectors import ensure_new_work_allowed
 from core.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, Variable, WorkPool, WorkQueue
@@ -48,6 +49,7 @@ from orchestration.schemas.deployments import (
 from orchestration.schemas.parameters import job_variables_check, parameters_check
 from orchestration.schemas.run_hydration import HydrationError, has_placeholders, hydrate
 from orchestration.schemas.states import StateCreate
+from orchestration.selectors.usage import deployments_count_for_account
 from orchestration.selectors.work_pools import poll_answers_changed
 from orchestration.services import auditing
 from orchestration.services.concurrency import (
@@ -451,10 +453,9 @@ def _ensure_deployment_slot(workspace) -> None:
     """Refuse a deployment beyond the account's plan. The account row is locked so concurrent
     creations in any of its workspaces queue up behind this count."""
     account = Account.objects.select_for_update().get(pk=workspace.account_id)
-    # The plan limits the whole account: count every workspace's deployments, deliberately
-    # across tenants (.unscoped()), narrowed to this account.
-    used = Deployment.objects.unscoped().filter(workspace__account_id=account.pk).count()
-    decision = check_deployment(account, deployments_used=used)
+    # A new deployment is new work: refused (402) while a payment is overdue past its grace.
+    ensure_new_work_allowed(account)
+    decision = check_deployment(account, deployments_used=deployments_count_for_account(account))
     if not decision:
         raise PlanLimitExceeded(
             f"{decision.reason} The maximum number of deployments for this plan is {decision.limit}.",

@@ -56,6 +56,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce, Replace
 from django.utils import timezone
 
+from billing.selectors import new_work_blocked
 from orchestration.models import DeploymentSchedule, FlowRun, FlowRunState
 from orchestration.models.states import StateType
 from orchestration.names import generate_run_name
@@ -283,6 +284,9 @@ def _schedules_needing_runs(
             )
         )
     )
+    # Accounts whose payment is overdue past its grace start no new work: their schedules wait (the
+    # runs already scheduled still execute) until they pay.
+    schedules = schedules.exclude(new_work_blocked(prefix="workspace__account__", now=now))
     if after is not None:
         schedules = schedules.filter(id__gt=after)
     return list(schedules.order_by("id").values(*_SCHEDULE_FIELDS)[:SCHEDULE_BATCH_SIZE])

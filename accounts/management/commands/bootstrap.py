@@ -23,6 +23,7 @@ from accounts.permissions import AccountRole, WorkspaceRole
 from accounts.services import membership_add, service_account_create, user_create, workspace_access_grant
 from accounts.tenancy import account_change_plan, account_create, workspace_create
 from audit.actors import SystemActor
+from billing.models import Door
 from billing.plans import PLANS
 from core.errors import AppError
 from tenants.models import Account, Workspace
@@ -79,7 +80,9 @@ class Command(BaseCommand):
                 if options["plan"]:
                     account = account_change_plan(account=account, plan=options["plan"], actor=ACTOR)
                 if not AccountMembership.objects.filter(account=account, user=owner).exists():
-                    membership_add(account=account, user=owner, role=AccountRole.OWNER, actor=ACTOR)
+                    membership_add(
+                        account=account, user=owner, role=AccountRole.OWNER, actor=ACTOR, door=Door.OPERATOR
+                    )
             workspace = Workspace.objects.filter(account=account, name=options["workspace"].strip()).first()
             if workspace is None:
                 workspace = workspace_create(account=account, name=options["workspace"], actor=ACTOR)

@@ -167,6 +167,7 @@ class DeploymentScheduledFlowRunsApi(DeploymentApiView):
 
 class DeploymentCreateFlowRunApi(DeploymentApiView):
     required_scopes = {"POST": "run_deployments"}
+    starts_new_work = frozenset({"POST"})
 
     def post(self, request, deployment_id: str):
         data = self.parse(DeploymentFlowRunCreate)
@@ -181,6 +182,7 @@ class DeploymentBulkCreateFlowRunApi(DeploymentApiView):
     (200 in both cases); more than 100 is a 400, an unknown deployment a 404."""
 
     required_scopes = {"POST": "run_deployments"}
+    starts_new_work = frozenset({"POST"})
 
     def post(self, request, deployment_id: str):
         items = self.parse(DeploymentFlowRunCreateList).root
@@ -211,6 +213,7 @@ class DeploymentScheduleRunsApi(DeploymentApiView):
     exist (Prefect's ``schedule_runs`` finds no deployment and schedules nothing)."""
 
     required_scopes = {"POST": "write_deployments"}
+    starts_new_work = frozenset({"POST"})
 
     def post(self, request, deployment_id: str):
         data = self.parse(DeploymentScheduleRuns)

@@ -10,6 +10,7 @@ from urllib.parse import quote
 from django.http import HttpResponse, StreamingHttpResponse
 from rest_framework.response import Response
 
+from billing.selectors import ensure_new_work_allowed
 from core.errors import NotFound
 from orchestration.api.base import InvalidBody, PrefectApiView, created, no_content, parse_id
 from orchestration.api.flow_runs.wire import (
@@ -92,6 +93,9 @@ class FlowRunCreateApi(PrefectApiView):
 
     def post(self, request):
         data = self.parse(FlowRunCreate)
+        if data.parent_task_run_id is None:
+            # A new flow run is new work; a subflow belongs to a run already executing.
+            ensure_new_work_allowed(self.account)
         run, was_created = flow_run_create(data=data, actor=request.user)
         return Response(flow_run_to_wire(run), status=201 if was_created else 200)
 

@@ -1,0 +1,33 @@
+"""Celery tasks: thin wrappers around billing's services (the Stripe calls that follow a commit)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from billing.services import stripe_event_process, stripe_events_pending_process, subscription_quantity_push
+from core.errors import UpstreamUnavailable
+
+
+@shared_task(
+    name="billing.push_seat_quantity",
+    autoretry_for=(UpstreamUnavailable,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def push_seat_quantity(account_id: str, entry_id: str = "", cause: str = "") -> bool:
+    return subscription_quantity_push(account_id=account_id, entry_id=entry_id, cause=cause)
+
+
+@shared_task(
+    name="billing.process_stripe_event",
+    autoretry_for=(UpstreamUnavailable,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def process_stripe_event(event_id: str) -> None:
+    stripe_event_process(event_id=event_id)
+
+
+@shared_task(name="billing.process_pending_stripe_events")
+def process_pending_stripe_events() -> int:
+    return stripe_events_pending_process()
