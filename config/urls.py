@@ -15,6 +15,7 @@ from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import SignInView
 from audit import views as audit_views
 from config.health import health
+from console.ui import WorkspaceUiPage, WorkspaceUiSettings, WorkspaceUiV2Page
 from console.views import home
 
 handler400 = "core.errors.json_bad_request"
@@ -23,6 +24,8 @@ handler500 = "core.errors.json_server_error"
 
 ACCOUNT_PREFIX = "api/accounts/<str:account_ref>/"
 WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"
+# Prefect's UI of a workspace, at the base Prefect Cloud's UI uses (console.ui).
+UI_PREFIX = "account/<str:account_ref>/workspace/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
@@ -55,4 +58,10 @@ urlpatterns = [
     path("sso/oidc/<uuid:provider_id>/callback", sso_views.oidc_callback, name="oidc-callback"),
     path("sso/oidc/<uuid:provider_id>/signed-out", sso_views.oidc_signed_out, name="oidc-signed-out"),
     path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
+    path(f"{UI_PREFIX}ui-settings", WorkspaceUiSettings.as_view(), name="workspace-ui-settings"),
+    path(f"{UI_PREFIX}v2", WorkspaceUiV2Page.as_view()),
+    path(f"{UI_PREFIX}v2/", WorkspaceUiV2Page.as_view()),
+    path(f"{UI_PREFIX}v2/<path:route>", WorkspaceUiV2Page.as_view()),
+    path(UI_PREFIX, WorkspaceUiPage.as_view(), name="workspace-ui"),
+    path(f"{UI_PREFIX}<path:route>", WorkspaceUiPage.as_view()),
 ]
