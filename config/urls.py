@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 
@@ -15,7 +15,7 @@ from accounts.sso.saml import metadata as saml_metadata
 from accounts.views import SignInView
 from audit import views as audit_views
 from config.health import health
-from console.ui import WorkspaceUiPage, WorkspaceUiSettings, WorkspaceUiV2Page
+from console.ui import WorkspaceUiPage, WorkspaceUiSettings, WorkspaceUiV2Page, bundle_root_file
 from console.views import home
 
 handler400 = "core.errors.json_bad_request"
@@ -29,6 +29,8 @@ UI_PREFIX = "account/<str:account_ref>/workspace/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
+    # Files Prefect's UIs name from the root, not from their base (console.ui).
+    re_path(r"^(?:ico/)?(?P<name>favicon(?:-dark)?\.ico|[a-z]+\.svg)$", bundle_root_file),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),

@@ -123,3 +123,16 @@ class WorkspaceUiSettings(_WorkspaceUiView):
         )
         response["Cache-Control"] = "no-cache, private"
         return response
+
+
+def bundle_root_file(request, name: str):
+    """Files the UIs name from the server's root rather than their base: ``/favicon.ico`` (which
+    browsers ask for on every page, the console's too) and the run-state favicons (V2's
+    ``/completed.svg``, V1's ``/ico/completed.svg``), redirected to the shared copies. A name the
+    bundles lack (V1 asks ``/ico/undefined.svg`` before a run's state is known) is an empty answer,
+    where Prefect's server answers its SPA fallback: no broken request in the browser."""
+    for bundle in sorted(bundles().values(), key=lambda b: b.version != DEFAULT_UI):
+        for folder in ("", "ico/"):
+            if (bundle.root / folder / name).is_file():
+                return HttpResponseRedirect(f"{bundle.assets_url}/{folder}{name}")
+    return HttpResponse(status=204)

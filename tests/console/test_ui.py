@@ -156,6 +156,13 @@ class TestSharedAssets:
         response = Client().get(f"{ASSETS_URL}{key}/ico/favicon.ico")
         assert response.status_code == 200 and "immutable" not in response["Cache-Control"]
 
+    def test_files_the_uis_name_from_the_root_go_to_the_shared_copies(self):
+        for path in ("/favicon.ico", "/completed.svg", "/ico/completed.svg"):
+            response = Client().get(path)
+            assert response.status_code == 302 and response["Location"].startswith(ASSETS_URL), path
+            assert Client().get(response["Location"]).status_code == 200
+        assert Client().get("/ico/undefined.svg").status_code == 204
+
 
 class TestSessionAndCsrf:
     def test_the_session_reads_the_workspace_api(self, tenant):

@@ -82,9 +82,11 @@ class AdminVersionApi(PrefectApiView):
 class AdminSettingsApi(PrefectApiView):
     """Prefect answers its server's settings with secrets obfuscated. A workspace has no server of
     its own: it sees the settings that shape its API's answers, and no secret, key or URL of the
-    machinery behind it."""
+    machinery behind it. Anyone with access reads it: Prefect's UI asks for it on its pages
+    whatever the person's role (a Viewer's deployment page too), and it holds nothing a Viewer may
+    not see."""
 
-    required_scopes = {"GET": "see_workspace_settings"}
+    required_scopes = {"GET": MEMBERS}
 
     def get(self, request):
         return Response(
@@ -92,7 +94,11 @@ class AdminSettingsApi(PrefectApiView):
                 "api": {"default_limit": DEFAULT_LIMIT},
                 "server": {
                     "api": {"default_limit": DEFAULT_LIMIT},
-                    "ui": {"enabled": False},
+                    # Prefect's UI is served under each workspace; it sends no analytics from a
+                    # self-hosted control plane (it reads analytics_enabled here, default on) and
+                    # shows no promotion of Prefect Cloud.
+                    "ui": {"enabled": True, "show_promotional_content": False},
+                    "analytics_enabled": False,
                     "csrf_protection_enabled": False,
                 },
                 "client": {"server_version": settings.PREFECT_API_COMPAT_VERSION},
