@@ -45,6 +45,9 @@ class Recorder:
     api_prefix: str
     requests: list[dict] = field(default_factory=list)
     console_errors: list[str] = field(default_factory=list)
+    stray_links: list[str] = field(default_factory=list)
+    links_in_base: int = 0
+    all_links: list[str] = field(default_factory=list)
     page_name: str = ""
 
     def attach(self, page) -> None:
@@ -145,6 +148,13 @@ def visit(page, recorder: Recorder, url: str, name: str, shots: Path) -> None:
     with contextlib.suppress(PlaywrightTimeout):
         page.wait_for_load_state("networkidle", timeout=2000)
     page.screenshot(path=str(shots / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"))
+    # The UI's own links stay inside the workspace's base (links as the browser resolves them).
+    origin, base_path = re.match(r"(https?://[^/]+)(/account/[^/]+/workspace/[^/]+/)", url).groups()
+    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    recorder.all_links += hrefs
+    inside = [h for h in hrefs if h.startswith(origin + "/")]
+    recorder.stray_links += [f"{name}: {h}" for h in inside if not h.startswith(origin + base_path)]
+    recorder.links_in_base += sum(1 for h in inside if h.startswith(origin + base_path))
 
 
 def prefect_refuses_too(entry: dict) -> bool:
@@ -388,6 +398,8 @@ def test_prefects_ui_over_a_real_workspace(asgi_server, live_tenant, run_prefect
         if not e.startswith(EXPECTED_REFUSALS) and not _prefect_refuses_too_logged(e)
     ]
     assert errors == [], errors
+    (tmp_path / "links.json").write_text(json.dumps(sorted(set(recorder.all_links))))
+    assert recorder.stray_links == [] and recorder.links_in_base > 100
 
 
 def _prefect_refuses_too_logged(error: str) -> bool:
