@@ -7,8 +7,9 @@
   allowlist, then SSO enforcement for browser sessions — and the scope or permission needed), plus
   a memory-only mode that answers ALLOW or UNKNOWN, never a refusal of its own, for paths that
   answer before Django (the worker poll). ``workspaces_open_to`` is the same door for listings.
-- ``authentication``: the DRF authentication class for bearer keys (browser sessions are DRF's
-  CSRF-checking ``SessionAuthentication``).
+- ``authentication``: the DRF authentication classes: bearer keys, and browser sessions whose
+  writes pass a CSRF check first (Prefect's UI protocol, ``csrf``, or Django's).
+- ``csrf``: the tokens of Prefect's CSRF protocol for the UI, bound to the browser session.
 - ``views``: the API view bases (``WorkspaceApiView``, ``AccountApiView``) that turn the gate's
   decision into 404/403 and enter the workspace scope; ``middleware``: what a browser session's
   requests carry into the audit context.

@@ -1,7 +1,8 @@
-"""OpenAPI description of API-key authentication (drf-spectacular)."""
+"""OpenAPI description of API-key and browser-session authentication (drf-spectacular)."""
 
 from __future__ import annotations
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 
@@ -15,3 +16,9 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "description": "A user key (pnu_…) or a service-account key (pnb_…).",
         }
+
+
+class SessionCsrfAuthenticationScheme(SessionScheme):
+    """A browser session, described as DRF's session authentication is (``cookieAuth``)."""
+
+    target_class = "access.authentication.SessionCsrfAuthentication"

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView
 
@@ -17,6 +17,7 @@ from accounts.views import SignInView
 from audit import views as audit_views
 from billing.views import stripe_webhook
 from config.health import health
+from console.ui import WorkspaceUiPage, WorkspaceUiSettings, WorkspaceUiV2Page, bundle_root_file
 from console.views import home
 
 handler400 = "core.errors.json_bad_request"
@@ -25,9 +26,13 @@ handler500 = "core.errors.json_server_error"
 
 ACCOUNT_PREFIX = "api/accounts/<str:account_ref>/"
 WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"
+# Prefect's UI of a workspace, at the base Prefect Cloud's UI uses (console.ui).
+UI_PREFIX = "account/<str:account_ref>/workspace/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
+    # Files Prefect's UIs name from the root, not from their base (console.ui).
+    re_path(r"^(?:ico/)?(?P<name>favicon(?:-dark)?\.ico|[a-z]+\.svg)$", bundle_root_file),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),
@@ -59,4 +64,10 @@ urlpatterns = [
     path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
     path("billing/stripe/webhook", stripe_webhook, name="stripe-webhook"),
     path("billing/accounts/<str:account_ref>/return", CheckoutReturnPage.as_view(), name="billing-return"),
+    path(f"{UI_PREFIX}ui-settings", WorkspaceUiSettings.as_view(), name="workspace-ui-settings"),
+    path(f"{UI_PREFIX}v2", WorkspaceUiV2Page.as_view()),
+    path(f"{UI_PREFIX}v2/", WorkspaceUiV2Page.as_view()),
+    path(f"{UI_PREFIX}v2/<path:route>", WorkspaceUiV2Page.as_view()),
+    path(UI_PREFIX, WorkspaceUiPage.as_view(), name="workspace-ui"),
+    path(f"{UI_PREFIX}<path:route>", WorkspaceUiPage.as_view()),
 ]

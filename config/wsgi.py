@@ -24,7 +24,7 @@ django.setup(set_prefix=False)
 
 BROWSER_ONLY_MIDDLEWARE = frozenset(
     {
-        "whitenoise.middleware.WhiteNoiseMiddleware",
+        "console.ui_bundle.UiStaticFilesMiddleware",
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",

@@ -5,7 +5,6 @@ provider's session too (RP-initiated logout), so the next sign-in asks for the p
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,19 +12,8 @@ import pytest
 from accounts.models import AccountMembership, User
 from tests.accounts.sso.conftest import OIDC_PEOPLE, oidc_idp, verified_domain
 from tests.conftest import make_tenant
+from tests.live.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.peers.oidc_provider import OidcProvider
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 
 pytestmark = [
     pytest.mark.live,

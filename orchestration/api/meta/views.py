@@ -4,19 +4,22 @@ health, hello, ready, version, settings, default result storage, integrations (c
 from __future__ import annotations
 
 import json
+import uuid
 from functools import cache
 from pathlib import Path
 
 from django.conf import settings
 from django.http import HttpResponse
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from access.csrf import MAX_CLIENT_LENGTH, csrf_token_issue
 from access.views import MEMBERS
 from core.errors import NotFound
-from orchestration.api.base import PrefectApiView, no_content
+from orchestration.api.base import InvalidBody, PrefectApiView, no_content
 from orchestration.schemas.saved_searches import ResultStorageUpdate
 from orchestration.selectors.filters import DEFAULT_LIMIT
 from orchestration.selectors.meta import database_ready, result_storage_default
@@ -79,9 +82,11 @@ class AdminVersionApi(PrefectApiView):
 class AdminSettingsApi(PrefectApiView):
     """Prefect answers its server's settings with secrets obfuscated. A workspace has no server of
     its own: it sees the settings that shape its API's answers, and no secret, key or URL of the
-    machinery behind it."""
+    machinery behind it. Anyone with access reads it: Prefect's UI asks for it on its pages
+    whatever the person's role (a Viewer's deployment page too), and it holds nothing a Viewer may
+    not see."""
 
-    required_scopes = {"GET": "see_workspace_settings"}
+    required_scopes = {"GET": MEMBERS}
 
     def get(self, request):
         return Response(
@@ -89,7 +94,11 @@ class AdminSettingsApi(PrefectApiView):
                 "api": {"default_limit": DEFAULT_LIMIT},
                 "server": {
                     "api": {"default_limit": DEFAULT_LIMIT},
-                    "ui": {"enabled": False},
+                    # Prefect's UI is served under each workspace; it sends no analytics from a
+                    # self-hosted control plane (it reads analytics_enabled here, default on) and
+                    # shows no promotion of Prefect Cloud.
+                    "ui": {"enabled": True, "show_promotional_content": False},
+                    "analytics_enabled": False,
                     "csrf_protection_enabled": False,
                 },
                 "client": {"server_version": settings.PREFECT_API_COMPAT_VERSION},
@@ -99,14 +108,45 @@ class AdminSettingsApi(PrefectApiView):
 
 
 class CsrfTokenApi(PrefectApiView):
-    """API keys make CSRF moot: answer as a Prefect server with CSRF protection off, which the
-    client reads as "send no CSRF headers"."""
+    """``csrf-token?client=<id>``: a browser session (Prefect's UI) gets a token for its writes, in
+    Prefect's shape (``access.csrf``). API keys make CSRF moot: to a key this answers as a Prefect
+    server with CSRF protection off, which the client reads as "send no CSRF headers"."""
 
     required_scopes = {"GET": MEMBERS}
 
     @extend_schema(responses={422: OpenApiTypes.OBJECT})
     def get(self, request):
-        return Response({"detail": "CSRF protection is disabled."}, status=422)
+        session = getattr(request._request, "session", None)
+        if request.auth is not None or session is None or not session.session_key:
+            return Response({"detail": "CSRF protection is disabled."}, status=422)
+        client = request.query_params.get("client")
+        if not client or len(client) > MAX_CLIENT_LENGTH:
+            raise InvalidBody(
+                "Invalid request received.",
+                extra={
+                    "exception_detail": [
+                        {
+                            "type": "missing" if not client else "string_too_long",
+                            "loc": ["query", "client"],
+                            "msg": "Field required"
+                            if not client
+                            else f"String should have at most {MAX_CLIENT_LENGTH} characters",
+                        }
+                    ]
+                },
+            )
+        token, expiration = csrf_token_issue(session_key=session.session_key, client=client)
+        now = timezone.now()
+        return Response(
+            {
+                "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"csrf:{client}:{token}")),
+                "created": now.isoformat(),
+                "updated": now.isoformat(),
+                "token": token,
+                "client": client,
+                "expiration": expiration.isoformat(),
+            }
+        )
 
 
 class AdminStorageApi(PrefectApiView):

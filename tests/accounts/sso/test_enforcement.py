@@ -105,6 +105,10 @@ def test_a_person_with_another_open_account_signs_in_but_not_into_the_enforcing_
     api.cookies = web.cookies
     assert api.post(f"{acme.prefix}/flows/filter", {}, format="json").status_code == 403
     assert api.post(f"{other.prefix}/flows/filter", {}, format="json").status_code == 200
+    # So is Prefect's UI of the enforcing account's workspace, and not the other's.
+    acme_ui = web.get(f"/account/{acme.account.id}/workspace/{acme.workspace.id}/runs")
+    assert acme_ui.status_code == 403 and "single sign-on" in acme_ui.json()["detail"]
+    assert web.get(f"/account/{other.account.id}/workspace/{other.workspace.id}/runs").status_code == 200
     # And a new key from this session would reach the enforcing account: refused.
     made = api.post(f"/api/users/{dave.id}/api_keys", {"name": "laptop"}, format="json")
     assert made.status_code == 403 and "single sign-on" in made.json()["detail"]
