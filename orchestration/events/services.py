@@ -22,7 +22,7 @@ import collections
 import logging
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -221,10 +221,31 @@ def events_ingest(*, workspace_id: uuid.UUID, events: list[dict[str, Any]]) -> i
     return len(stored)
 
 
+#: Called with ``(workspace_id, rows)`` once the transaction that stored the rows commits, after
+#: they are published: the automations' trigger engine listens here (wired in ``orchestration.apps``,
+#: since the engine sits above this layer).
+_stored_listeners: list[Callable[[uuid.UUID, list[Event]], None]] = []
+
+
+def events_stored_listen(listener: Callable[[uuid.UUID, list[Event]], None]) -> None:
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
+
+
+def _stored(workspace_id: uuid.UUID, stored: list[Event], items: list[dict[str, str]]) -> None:
+    _publish_sync(workspace_id, items)
+    for listener in _stored_listeners:
+        try:
+            listener(workspace_id, stored)
+        except Exception:
+            # Storage is the truth and the write has committed: a listener's failure is logged.
+            logger.exception("Workspace %s: a listener of stored events failed", workspace_id)
+
+
 def _publish_on_commit(workspace_id: uuid.UUID, stored: list[Event]) -> None:
     if stored:
         items = publication_items(stored)
-        transaction.on_commit(lambda: _publish_sync(workspace_id, items), robust=True)
+        transaction.on_commit(lambda: _stored(workspace_id, stored, items), robust=True)
 
 
 def object_event_record_on_commit(
