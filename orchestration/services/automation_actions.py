@@ -54,7 +54,7 @@ class _Run:
         self.details: dict[str, Any] = {}
 
     def id_of_kind(self, kind: str, field: str) -> uuid.UUID:
-        if self.action.get("source", "selected") == "selected":
+        if self.action.get("source") == "selected":  # flow-run actions have no source: inferred
             return uuid.UUID(str(self.action[field]))
         if not self.event:
             raise ActionFailed(f"No event to infer the {kind.removeprefix('prefect.').replace('-', ' ')}")
@@ -205,6 +205,9 @@ def _act(run: _Run) -> str | None:
         return str(error)
     except AppError as error:
         return error.message
+    except Exception as error:  # noqa: BLE001 - one action's bug must not stop the others
+        logger.exception("Automation %s action %d raised", run.firing.automation_id, run.index)
+        return f"Unexpected error: {error!r}"
     return None
 
 
