@@ -14,6 +14,7 @@ one Jinja sandbox), ``pause-deployment``/``resume-deployment``, ``cancel-flow-ru
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import uuid
@@ -27,7 +28,7 @@ from orchestration.events.services import event_record_on_commit
 from orchestration.models import AutomationActionRun, AutomationFiring, Variable
 from orchestration.models.states import StateType
 from orchestration.schemas import hydration
-from orchestration.schemas.automations import AutomationPartialUpdate
+from orchestration.schemas.automations import AutomationPartialUpdate, upgrade_v1_templates
 from orchestration.schemas.deployments import DeploymentFlowRunCreate
 from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.services.automations import automation_patch
@@ -77,7 +78,8 @@ class _Run:
 
 
 def _render_parameters(run: _Run) -> dict[str, Any]:
-    parameters = run.action.get("parameters") or {}
+    parameters = copy.deepcopy(run.action.get("parameters") or {})
+    upgrade_v1_templates(parameters)
     context = hydration.HydrationContext(
         workspace_variables=dict(Variable.objects.values_list("name", "value")),
         render_workspace_variables=True,

@@ -6,18 +6,10 @@ from __future__ import annotations
 import pytest
 
 from orchestration.models import Automation, Deployment, FlowRun
-from orchestration.services import triggers
 from orchestration.services.automation_actions import automation_firing_act
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event, firings
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memo():
-    triggers.automations_memo_clear()
-    yield
-    triggers.automations_memo_clear()
 
 
 @pytest.fixture

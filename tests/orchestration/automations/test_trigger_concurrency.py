@@ -27,9 +27,7 @@ PER_KEY = 12
 def _postgres_only():
     if connection.vendor != "postgresql":
         pytest.skip("row locks between connections: PostgreSQL")
-    triggers.automations_memo_clear()
     yield
-    triggers.automations_memo_clear()
 
 
 def _in_threads(*work):

@@ -15,13 +15,6 @@ pytestmark = pytest.mark.django_db
 FAILED = "prefect.flow-run.Failed"
 
 
-@pytest.fixture(autouse=True)
-def _fresh_memo():
-    triggers.automations_memo_clear()
-    yield
-    triggers.automations_memo_clear()
-
-
 def test_an_immediate_trigger_fires_for_every_matching_event(tenant, dev, django_capture_on_commit_callbacks):
     auto = automation(dev, tenant, expect=[FAILED])
     emit(django_capture_on_commit_callbacks, tenant, event(FAILED), event("prefect.flow-run.Completed"))
