@@ -17,5 +17,16 @@ class OrchestrationConfig(AppConfig):
             post_delete.connect(
                 pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-delete-{model.__name__}"
             )
+        # The trigger engine listens to the events store, and hands firings to the Celery task:
+        # both sit above the store, so the store is wired to them here.
+        from orchestration import tasks
+        from orchestration.events.services import events_stored_listen
+        from orchestration.models import Automation
+        from orchestration.services.triggers import automations_memo_clear, events_stored, firing_dispatch_set
+
+        events_stored_listen(events_stored)
+        firing_dispatch_set(tasks.automation_firing_dispatch)
+        post_save.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-save")
+        post_delete.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-delete")
         # Runs written with save()/create(); bulk writes and deletes call poll_answers_changed().
         post_save.connect(poll_answers_changed, sender=FlowRun, dispatch_uid="poll-answers-flow-run")

@@ -3,8 +3,11 @@ purpose and says so in its service (``.unscoped()``), then acts inside each work
 
 from __future__ import annotations
 
+import uuid
+
 from celery import shared_task
 
+from orchestration.services.automation_actions import automation_firing_act
 from orchestration.services.concurrency import leases_expire
 from orchestration.services.lifecycle import (
     cancellation_cleanup,
@@ -49,3 +52,13 @@ def fail_expired_pauses() -> int:
 @shared_task(name="orchestration.expire_concurrency_leases")
 def expire_concurrency_leases() -> int:
     return leases_expire()
+
+
+@shared_task(name="orchestration.run_automation_actions")
+def run_automation_actions(firing_id: str) -> int:
+    """The actions of one committed firing (each runs once, however often this is delivered)."""
+    return automation_firing_act(firing_id=uuid.UUID(str(firing_id)))
+
+
+def automation_firing_dispatch(firing_id: uuid.UUID) -> None:
+    run_automation_actions.delay(str(firing_id))

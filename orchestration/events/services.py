@@ -3,7 +3,9 @@
 * ``events_ingest`` stores a batch of Prefect events in a workspace and publishes the new ones to
   the workspace's ``/events/out`` subscribers after the transaction commits;
 * ``event_record_on_commit`` is how the orchestration engine emits an event (``prefect.flow-run.*``)
-  alongside a state change.
+  alongside a state change;
+* ``events_stored_listen`` registers a listener called with every batch of new rows once their
+  transaction commits, however they were stored (the automations' trigger engine).
 
 Storage rules: an event id is stored once (the client re-sends unconfirmed events after a
 reconnect); an id already stored in *another* workspace is skipped, never touched. Task-run events
@@ -22,7 +24,7 @@ import collections
 import logging
 import uuid
 import weakref
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.db import DatabaseError, transaction
@@ -131,7 +133,36 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
                 )
             stored.extend(row for row in rows if row.id in mine)
             record_task_run_events(workspace_id, [e for e in fresh if e.id in mine and is_task_run_event(e)])
+        _notify_on_commit(workspace_id, stored)
     return stored
+
+
+# --- Listeners --------------------------------------------------------------------------------------
+
+#: Called with ``(workspace_id, rows)`` once the transaction that stored the rows commits, whichever
+#: way they came (a client's batch over HTTP or the events socket, an event the server emits): the
+#: automations' trigger engine listens here (wired in ``orchestration.apps``, since the engine sits
+#: above this layer).
+_stored_listeners: list[Callable[[uuid.UUID, list[Event]], None]] = []
+
+
+def events_stored_listen(listener: Callable[[uuid.UUID, list[Event]], None]) -> None:
+    if listener not in _stored_listeners:
+        _stored_listeners.append(listener)
+
+
+def _notify(workspace_id: uuid.UUID, stored: list[Event]) -> None:
+    for listener in _stored_listeners:
+        try:
+            listener(workspace_id, stored)
+        except Exception:
+            # Storage is the truth and the write has committed: a listener's failure is logged.
+            logger.exception("Workspace %s: a listener of stored events failed", workspace_id)
+
+
+def _notify_on_commit(workspace_id: uuid.UUID, stored: list[Event]) -> None:
+    if stored and _stored_listeners:
+        transaction.on_commit(lambda: _notify(workspace_id, stored), robust=True)
 
 
 # --- Publishing -------------------------------------------------------------------------------------
@@ -275,6 +306,7 @@ def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) ->
         row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
         insert_or_defer(row, lambda: Event.objects.unscoped().bulk_create([row]))
         _publish_on_commit(workspace_id, [row])
+        _notify_on_commit(workspace_id, [row])
         return
     try:
         with transaction.atomic():

@@ -1,7 +1,13 @@
 """Orchestration models, one module per concept. Every model here is workspace-scoped."""
 
 from orchestration.models.artifacts import Artifact
-from orchestration.models.automations import Automation, AutomationRelatedResource
+from orchestration.models.automations import (
+    Automation,
+    AutomationActionRun,
+    AutomationBucket,
+    AutomationFiring,
+    AutomationRelatedResource,
+)
 from orchestration.models.blocks import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
@@ -18,6 +24,9 @@ from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 __all__ = [
     "Artifact",
     "Automation",
+    "AutomationActionRun",
+    "AutomationBucket",
+    "AutomationFiring",
     "AutomationRelatedResource",
     "BlockDocument",
     "BlockDocumentReference",

@@ -57,3 +57,73 @@ class AutomationRelatedResource(WorkspaceScopedModel):
             )
         ]
         indexes = [models.Index(fields=["workspace", "resource_id"], name="automation_related_ws_res")]
+
+
+class AutomationBucket(WorkspaceScopedModel):
+    """One open window of an event trigger for one bucketing key (Prefect's ``automation_bucket``):
+    shared by every process, so one event stream counted from two processes is counted once. The
+    row is locked (``select_for_update``) while an event is evaluated against it."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="buckets")
+    trigger_id = models.UUIDField()
+    bucketing_key = models.TextField()  # the JSON list of the for_each labels' values
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    count = models.IntegerField(default=0)
+    last_event = models.JSONField(null=True, blank=True)
+    last_operation = models.CharField(max_length=64, default="", blank=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "trigger_id", "bucketing_key"], name="automation_bucket_unique"
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "end"], name="automation_bucket_ws_end")]
+
+
+class AutomationFiring(WorkspaceScopedModel):
+    """A trigger that fired, once: the event that made it fire is part of its unique key, so one
+    event evaluated twice (by two processes) fires a trigger's bucket once. It keeps the actions to
+    run as they were when it fired."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="firings")
+    trigger_id = models.UUIDField()
+    bucketing_key = models.TextField()
+    bucket_start = models.DateTimeField()
+    triggered = models.DateTimeField()
+    triggering_labels = models.JSONField(default=dict)
+    triggering_event = models.JSONField(null=True, blank=True)
+    triggering_event_id = models.UUIDField(null=True, blank=True)
+    triggered_event_id = models.UUIDField()
+    actions = models.JSONField(default=list)  # [{"action": …, "source": "actions"|"actions_on_trigger"}]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "trigger_id", "bucketing_key", "triggering_event_id"],
+                name="automation_firing_unique",
+            )
+        ]
+        indexes = [models.Index(fields=["workspace", "triggered"], name="automation_firing_ws_time")]
+
+
+class AutomationActionRun(WorkspaceScopedModel):
+    """One action of one firing, run once: ``(firing, action_index)`` is unique, and the row is
+    written in the transaction that runs the action."""
+
+    id = models.BigAutoField(primary_key=True)
+    firing = models.ForeignKey(AutomationFiring, on_delete=models.CASCADE, related_name="action_runs")
+    action_index = models.IntegerField()
+    action_type = models.CharField(max_length=64)
+    state = models.CharField(max_length=16)  # executed | failed
+    reason = models.TextField(default="", blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["firing", "action_index"], name="automation_action_run_unique")
+        ]

@@ -113,15 +113,17 @@ def _wrap_v1_template(template: str) -> dict[str, Any]:
     return {"__prefect_kind": "jinja", "template": template}
 
 
-def _upgrade_v1_templates(parameters: dict[str, Any]) -> None:
+def upgrade_v1_templates(parameters: dict[str, Any]) -> None:
+    """Prefect's ``_upgrade_v1_templates``: plain strings holding a template become jinja placeholders
+    (in place)."""
     for key, value in parameters.items():
         if isinstance(value, dict):
             if "__prefect_kind" not in value:
-                _upgrade_v1_templates(value)
+                upgrade_v1_templates(value)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, dict):
-                    _upgrade_v1_templates(item)
+                    upgrade_v1_templates(item)
                 elif isinstance(item, str) and maybe_template(item):
                     value[index] = _wrap_v1_template(item)
         elif isinstance(value, str) and maybe_template(value):
@@ -140,7 +142,7 @@ class RunDeployment(_DeploymentAction):
         if not value:
             return value
         testing = copy.deepcopy(value)
-        _upgrade_v1_templates(testing)
+        upgrade_v1_templates(testing)
         problems = hydration_errors(hydrate(testing, HydrationContext()))
         if not problems:
             return value

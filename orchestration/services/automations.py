@@ -26,6 +26,7 @@ from core.errors import NotFound, Unprocessable
 from orchestration.events.services import object_event_record_on_commit
 from orchestration.models import (
     Automation,
+    AutomationBucket,
     AutomationRelatedResource,
     BlockDocument,
     Deployment,
@@ -178,6 +179,8 @@ def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate, actor
             if name in stored:
                 setattr(automation, name, stored[name])
         automation.save()
+        # Its trigger ids are new: the windows of the old ones are gone.
+        AutomationBucket.objects.filter(automation=automation).delete()
         _sync_related(automation, data)
         _saved(automation, before, actor)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
-from orchestration.models import Automation, AutomationRelatedResource, Deployment, Flow
+from orchestration.models import Automation, AutomationRelatedResource, Deployment, Event, Flow, FlowRun
 from tests.live.conftest import make_live_tenant
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -88,3 +89,46 @@ def test_a_viewer_cannot_create_and_another_workspace_sees_nothing(run_prefect, 
         ["prefect", "automation", "inspect", "mine"], key=other.developer_key, api_url=other.api_url
     )
     assert inspected.returncode != 0, inspected.describe()
+
+
+def _wait_for(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return predicate()
+
+
+def test_an_emitted_event_runs_the_deployment_once_and_a_paused_automation_does_not(run_prefect, live_tenant):
+    workspace = live_tenant.workspace
+    flow = Flow.objects.for_workspace(workspace.id).create(workspace_id=workspace.id, name="wf")
+    deployment = Deployment.objects.for_workspace(workspace.id).create(
+        workspace_id=workspace.id, flow=flow, name="d", enforce_parameter_schema=False
+    )
+    runs = FlowRun.objects.for_workspace(workspace.id).filter(deployment_id=deployment.id)
+
+    fired = run_prefect("automation_fire.py", {"AUTOMATION_DEPLOYMENT_ID": str(deployment.id)})
+    assert fired.result is not None and "error" not in fired.result, fired.describe()
+    assert _wait_for(lambda: runs.exists()), fired.describe()
+    (run,) = runs
+    assert run.parameters == {"who": "order 42"} and run.state_type == "SCHEDULED"
+    assert _wait_for(
+        lambda: (
+            Event.objects.for_workspace(workspace.id)
+            .filter(event="prefect.automation.action.executed")
+            .exists()
+        )
+    )
+    time.sleep(1.0)
+    assert runs.count() == 1  # once
+
+    paused = run_prefect(["prefect", "automation", "pause", "on-order"])
+    assert paused.returncode == 0, paused.describe()
+    again = run_prefect("automation_fire.py", {"EMIT_ONLY": "1"})
+    assert again.result is not None and "error" not in again.result, again.describe()
+    assert _wait_for(
+        lambda: Event.objects.for_workspace(workspace.id).filter(event="shop.order.placed").count() == 2
+    )
+    time.sleep(1.5)
+    assert runs.count() == 1

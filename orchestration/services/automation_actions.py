@@ -1,0 +1,242 @@
+"""Running a firing's actions (Prefect's ``server/events/actions.py``), each through the service the
+API uses, inside the automation's workspace.
+
+An action runs once per firing: its ``AutomationActionRun`` row, unique per (firing, action index),
+is written in the transaction that runs it, so a second runner of the same firing waits for the
+first and then skips it. Each action emits ``prefect.automation.action.triggered`` and then
+``…action.executed`` or ``…action.failed`` with the reason, as Prefect's actions do.
+
+Runs here: ``do-nothing``, ``run-deployment`` (parameters rendered from the triggering event in the
+one Jinja sandbox), ``pause-deployment``/``resume-deployment``, ``cancel-flow-run`` and
+``change-flow-run-state`` (through ``set_flow_run_state``), ``pause-automation``/
+``resume-automation``. Any other action type fails with the reason that it is not supported yet.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import logging
+import uuid
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core.errors import AppError
+from orchestration.events.services import event_record_on_commit
+from orchestration.models import AutomationActionRun, AutomationFiring, Variable
+from orchestration.models.states import StateType
+from orchestration.schemas import hydration
+from orchestration.schemas.automations import AutomationPartialUpdate, upgrade_v1_templates
+from orchestration.schemas.deployments import DeploymentFlowRunCreate
+from orchestration.schemas.states import StateCreate, StateDetails
+from orchestration.services.automations import automation_patch
+from orchestration.services.deployments import deployment_flow_run_create, deployment_set_paused
+from orchestration.services.orchestration import set_flow_run_state
+from tenants.scoping import workspace_scope
+
+logger = logging.getLogger(__name__)
+
+
+class ActionFailed(Exception):
+    """Prefect's ``ActionFailed``: the reason goes into ``prefect.automation.action.failed``."""
+
+
+class _Run:
+    """One action of one firing (Prefect's ``TriggeredAction``)."""
+
+    def __init__(self, firing: AutomationFiring, index: int, action: dict[str, Any]) -> None:
+        self.firing = firing
+        self.index = index
+        self.action = action
+        self.event = firing.triggering_event or None
+        self.related: list[dict[str, str]] = []
+        self.details: dict[str, Any] = {}
+
+    def id_of_kind(self, kind: str, field: str) -> uuid.UUID:
+        if self.action.get("source") == "selected":  # flow-run actions have no source: inferred
+            return uuid.UUID(str(self.action[field]))
+        if not self.event:
+            raise ActionFailed(f"No event to infer the {kind.removeprefix('prefect.').replace('-', ' ')}")
+        for resource in [self.event.get("resource") or {}, *(self.event.get("related") or [])]:
+            resource_id = resource.get("prefect.resource.id") or ""
+            if resource_id.startswith(f"{kind}."):
+                try:
+                    return uuid.UUID(resource_id[len(kind) + 1 :])
+                except ValueError:
+                    continue
+        raise ActionFailed(f"No {kind.removeprefix('prefect.').replace('-', ' ')} could be inferred")
+
+    def template_context(self) -> dict[str, Any]:
+        return {
+            "automation": {"id": str(self.firing.automation_id)},
+            "event": self.event,
+            "labels": self.firing.triggering_labels,
+            "firing": {"id": str(self.firing.id), "triggered": self.firing.triggered.isoformat()},
+        }
+
+
+def _render_parameters(run: _Run) -> dict[str, Any]:
+    parameters = copy.deepcopy(run.action.get("parameters") or {})
+    upgrade_v1_templates(parameters)
+    context = hydration.HydrationContext(
+        workspace_variables=dict(Variable.objects.values_list("name", "value")),
+        render_workspace_variables=True,
+        render_jinja=True,
+        jinja_context=run.template_context(),
+    )
+    rendered = hydration.hydrate(parameters, context)
+    error = hydration.first_error(rendered)
+    if error is not None:
+        raise ActionFailed(f"Unable to create flow run from deployment: {error.message}")
+    return rendered
+
+
+def _run_deployment(run: _Run) -> None:
+    deployment_id = run.id_of_kind("prefect.deployment", "deployment_id")
+    after = dt.timedelta(seconds=float(run.action.get("schedule_after") or 0))
+    data = DeploymentFlowRunCreate(
+        state=StateCreate(
+            type=StateType.SCHEDULED,
+            name="Scheduled",
+            state_details=StateDetails(scheduled_time=timezone.now() + after),
+        ),
+        parameters=_render_parameters(run),
+        idempotency_key=f"automation {run.firing.automation_id}, action {run.index}, invocation {run.firing.id}",
+        job_variables=run.action.get("job_variables"),
+    )
+    flow_run, _ = deployment_flow_run_create(deployment_id=deployment_id, data=data)
+    run.related.append(
+        {"prefect.resource.id": f"prefect.flow-run.{flow_run.id}", "prefect.resource.role": "flow-run",
+         "prefect.resource.name": flow_run.name}
+    )  # fmt: skip
+
+
+def _pause_deployment(run: _Run, *, paused: bool) -> None:
+    deployment_id = run.id_of_kind("prefect.deployment", "deployment_id")
+    deployment_set_paused(deployment_id=deployment_id, paused=paused)
+    run.related.append({"prefect.resource.id": f"prefect.deployment.{deployment_id}",
+                        "prefect.resource.role": "target"})  # fmt: skip
+
+
+def _flow_run_state(run: _Run, state: StateCreate, *, force: bool) -> None:
+    flow_run_id = run.id_of_kind("prefect.flow-run", "flow_run_id")
+    run.related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                        "prefect.resource.role": "target"})  # fmt: skip
+    result = set_flow_run_state(flow_run_id=flow_run_id, state=state, force=force)
+    status = getattr(result.status, "value", result.status)
+    if str(status).upper() != "ACCEPT":
+        reason = (result.details or {}).get("reason") or ""
+        raise ActionFailed(f"Failed to set state: {reason}".rstrip(": "))
+
+
+def _change_flow_run_state(run: _Run) -> None:
+    action = run.action
+    message = action.get("message") or f"State changed by Automation {run.firing.automation_id}"
+    state = StateCreate(type=action["state"], name=action.get("name"), message=message)
+    _flow_run_state(run, state, force=bool(action.get("force")))
+
+
+def _cancel_flow_run(run: _Run) -> None:
+    state = StateCreate(
+        type=StateType.CANCELLING, name="Cancelling",
+        message=f"Cancelled by Automation {run.firing.automation_id}",
+    )  # fmt: skip
+    _flow_run_state(run, state, force=False)
+
+
+def _pause_automation(run: _Run, *, enabled: bool) -> None:
+    automation_id = run.id_of_kind("prefect.automation", "automation_id")
+    automation_patch(automation_id=automation_id, data=AutomationPartialUpdate(enabled=enabled))
+    run.related.append({"prefect.resource.id": f"prefect.automation.{automation_id}",
+                        "prefect.resource.role": "target"})  # fmt: skip
+
+
+_ACTIONS = {
+    "do-nothing": lambda run: None,
+    "run-deployment": _run_deployment,
+    "pause-deployment": lambda run: _pause_deployment(run, paused=True),
+    "resume-deployment": lambda run: _pause_deployment(run, paused=False),
+    "change-flow-run-state": _change_flow_run_state,
+    "cancel-flow-run": _cancel_flow_run,
+    "pause-automation": lambda run: _pause_automation(run, enabled=False),
+    "resume-automation": lambda run: _pause_automation(run, enabled=True),
+}
+
+
+def _emit(run: _Run, *, failed_reason: str | None) -> None:
+    firing = run.firing
+    resource = {
+        "prefect.resource.id": f"prefect.automation.{firing.automation_id}",
+        "prefect.trigger-type": "event",
+        "prefect.posture": "Reactive",
+    }
+    details = {"action_index": run.index, "action_type": run.action.get("type"), "invocation": str(firing.id)}
+    related = [*run.related, {"prefect.resource.id": f"prefect.event.{firing.triggered_event_id}",
+                              "prefect.resource.role": "automation-triggered-event"}]  # fmt: skip
+    if run.event:
+        related.append({"prefect.resource.id": f"prefect.event.{run.event['id']}",
+                        "prefect.resource.role": "triggering-event"})  # fmt: skip
+    triggered_id = uuid.uuid4()
+    event_record_on_commit(
+        workspace_id=firing.workspace_id,
+        event={"id": str(triggered_id), "occurred": firing.triggered.isoformat(),
+               "event": "prefect.automation.action.triggered", "resource": resource, "related": related,
+               "payload": details},
+    )  # fmt: skip
+    outcome = "failed" if failed_reason is not None else "executed"
+    payload = {**details, **({"reason": failed_reason} if failed_reason is not None else {}), **run.details}
+    event_record_on_commit(
+        workspace_id=firing.workspace_id,
+        event={"id": str(uuid.uuid4()), "occurred": timezone.now().isoformat(),
+               "event": f"prefect.automation.action.{outcome}", "resource": resource, "related": related,
+               "payload": payload, "follows": str(triggered_id)},
+    )  # fmt: skip
+
+
+def _act(run: _Run) -> str | None:
+    """Run the action; the reason it failed, or None."""
+    handler = _ACTIONS.get(run.action.get("type"))
+    if handler is None:
+        return f"The action {run.action.get('type')!r} is not supported yet"
+    try:
+        with transaction.atomic():
+            handler(run)
+    except ActionFailed as error:
+        return str(error)
+    except AppError as error:
+        return error.message
+    except Exception as error:  # noqa: BLE001 - one action's bug must not stop the others
+        logger.exception("Automation %s action %d raised", run.firing.automation_id, run.index)
+        return f"Unexpected error: {error!r}"
+    return None
+
+
+def automation_firing_act(*, firing_id: uuid.UUID) -> int:
+    """Run every action of the firing not run yet; returns how many ran now."""
+    firing = AutomationFiring.objects.unscoped().filter(id=firing_id).first()
+    if firing is None:
+        return 0
+    ran = 0
+    with workspace_scope(firing.workspace_id):
+        for index, entry in enumerate(firing.actions):
+            run = _Run(firing, index, entry["action"])
+            with transaction.atomic():
+                try:
+                    with transaction.atomic():
+                        record = AutomationActionRun.objects.create(
+                            workspace_id=firing.workspace_id, firing=firing, action_index=index,
+                            action_type=run.action.get("type", ""), state="running",
+                        )  # fmt: skip
+                except IntegrityError:
+                    continue  # another runner ran it
+                reason = _act(run)
+                record.state = "failed" if reason is not None else "executed"
+                record.reason = reason or ""
+                record.save(update_fields=["state", "reason"])
+                if reason is not None:
+                    logger.warning("Automation %s action %d failed: %s", firing.automation_id, index, reason)
+                _emit(run, failed_reason=reason)
+                ran += 1
+    return ran

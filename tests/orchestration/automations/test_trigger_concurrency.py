@@ -1,0 +1,113 @@
+"""Two processes evaluating one event stream never fire a bucket twice: buckets are rows locked
+while an event is counted, firings are unique per trigger, key and event, and an action runs once
+per firing. Proven with real connections from two threads (PostgreSQL; on SQLite writers take the
+database lock in turn)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from orchestration.events.services import event_parse, events_store
+from orchestration.models import AutomationActionRun, AutomationFiring
+from orchestration.services import triggers
+from orchestration.services.automation_actions import automation_firing_act
+from tests.conftest import bearer, make_tenant
+from tests.orchestration.automations.engine import automation, event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEYS = 8
+PER_KEY = 12
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks between connections: PostgreSQL")
+    yield
+
+
+def _in_threads(*work):
+    barrier = threading.Barrier(len(work))
+    errors = []
+
+    def run(job):
+        try:
+            barrier.wait()
+            job()
+        except Exception as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in work]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+
+
+def _stored_burst(tenant):
+    raw = [
+        event("prefect.flow-run.Failed", seconds=i * 0.01, resource=f"prefect.flow-run.{key}")
+        for i in range(PER_KEY)
+        for key in range(KEYS)
+    ]
+    return events_store(workspace_id=tenant.workspace.id, events=[event_parse(e) for e in raw])
+
+
+@pytest.mark.parametrize("split", ["interleaved halves", "the same stream twice"])
+def test_two_evaluators_fire_each_bucket_once(api_client, split):
+    tenant = make_tenant()
+    auto = automation(
+        bearer(api_client, tenant.service_key),
+        tenant,
+        expect=["prefect.flow-run.Failed"],
+        threshold=PER_KEY,
+        within=3600,
+        for_each=["prefect.resource.id"],
+    )
+    stored = _stored_burst(tenant)
+    if split == "interleaved halves":
+        parts = [stored[0::2], stored[1::2]]
+    else:
+        parts = [stored, list(reversed(stored))]
+    ws = tenant.workspace.id
+    _in_threads(*(lambda part=part: triggers.events_stored(ws, part) for part in parts))
+
+    fired = list(AutomationFiring.objects.unscoped().filter(automation_id=auto))
+    # One window of an hour per flow run, which fires only when every one of its events is counted
+    # (a lost update leaves it short), and then once.
+    assert sorted(f.triggering_labels["prefect.resource.id"] for f in fired) == sorted(
+        f"prefect.flow-run.{key}" for key in range(KEYS)
+    )
+    runs = AutomationActionRun.objects.unscoped().filter(firing__automation_id=auto)
+    assert runs.count() == KEYS and set(runs.values_list("state", flat=True)) == {"executed"}
+
+
+def test_two_runners_of_one_firing_run_its_actions_once(api_client):
+    tenant = make_tenant()
+    auto = automation(bearer(api_client, tenant.service_key), tenant, expect=["x"], threshold=2,
+                      actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])  # fmt: skip
+    stored = events_store(workspace_id=tenant.workspace.id, events=[event_parse(event("x"))])
+    triggers.firing_dispatch_set(lambda firing_id: None)  # the runners below run it
+    try:
+        triggers.events_stored(tenant.workspace.id, stored)
+        triggers.events_stored(
+            tenant.workspace.id,
+            events_store(workspace_id=tenant.workspace.id, events=[event_parse(event("x", seconds=1))]),
+        )
+    finally:
+        from orchestration import tasks
+
+        triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+    (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
+    counts = []
+    _in_threads(*(lambda: counts.append(automation_firing_act(firing_id=firing.id)) for _ in range(3)))
+    assert sum(counts) == 2
+    assert AutomationActionRun.objects.unscoped().filter(firing=firing).count() == 2
+    assert automation_firing_act(firing_id=firing.id) == 0
