@@ -51,4 +51,6 @@ app.conf.beat_schedule = {
     # Prefect's FailExpiredPauses loop (5 s by default).
     "orchestration-expired-pauses": {"task": "orchestration.fail_expired_pauses", "schedule": 5.0},
     "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
+    # Prefect's triggers service sweeps closed buckets on its periodic evaluation.
+    "orchestration-automation-buckets": {"task": "orchestration.sweep_automation_buckets", "schedule": 60.0},
 }
