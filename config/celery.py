@@ -53,4 +53,6 @@ app.conf.beat_schedule = {
     "orchestration-concurrency-leases": {"task": "orchestration.expire_concurrency_leases", "schedule": 5.0},
     # Stripe events whose processing task was lost or failed for good are tried again.
     "billing-pending-stripe-events": {"task": "billing.process_pending_stripe_events", "schedule": 300.0},
+    # Prefect's triggers service sweeps closed buckets on its periodic evaluation.
+    "orchestration-automation-buckets": {"task": "orchestration.sweep_automation_buckets", "schedule": 60.0},
 }

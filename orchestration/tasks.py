@@ -17,6 +17,7 @@ from orchestration.services.lifecycle import (
     zombie_runs_mark_crashed,
 )
 from orchestration.services.scheduler import scheduler_tick
+from orchestration.services.triggers import automation_buckets_sweep
 
 
 @shared_task(name="orchestration.schedule_deployments")
@@ -58,6 +59,11 @@ def expire_concurrency_leases() -> int:
 def run_automation_actions(firing_id: str) -> int:
     """The actions of one committed firing (each runs once, however often this is delivered)."""
     return automation_firing_act(firing_id=uuid.UUID(str(firing_id)))
+
+
+@shared_task(name="orchestration.sweep_automation_buckets")
+def sweep_automation_buckets() -> int:
+    return automation_buckets_sweep()
 
 
 def automation_firing_dispatch(firing_id: uuid.UUID) -> None:

@@ -46,11 +46,12 @@ class ActionFailed(Exception):
 class _Run:
     """One action of one firing (Prefect's ``TriggeredAction``)."""
 
-    def __init__(self, firing: AutomationFiring, index: int, action: dict[str, Any]) -> None:
+    def __init__(self, firing: AutomationFiring, index: int, entry: dict[str, Any]) -> None:
         self.firing = firing
         self.index = index
-        self.action = action
-        self.event = firing.triggering_event or None
+        self.action = entry["action"]
+        # `actions_on_trigger` carry the triggered event as theirs; `actions` the firing's.
+        self.event = entry.get("event") or firing.triggering_event or None
         self.related: list[dict[str, str]] = []
         self.details: dict[str, Any] = {}
 
@@ -221,7 +222,7 @@ def automation_firing_act(*, firing_id: uuid.UUID) -> int:
     ran = 0
     with workspace_scope(firing.workspace_id):
         for index, entry in enumerate(firing.actions):
-            run = _Run(firing, index, entry["action"])
+            run = _Run(firing, index, entry)
             with transaction.atomic():
                 try:
                     with transaction.atomic():

@@ -304,6 +304,24 @@ def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None)
     triggering_event = event_to_wire(event) if event is not None else bucket.last_event
     labels = dict(zip(sorted(trigger.trigger.for_each), json.loads(bucket.bucketing_key), strict=False))
     now = timezone.now()
+    related: list[dict[str, str]] = []
+    if triggering_event:
+        related.append(
+            {"prefect.resource.id": f"prefect.event.{triggering_event['id']}",
+             "prefect.resource.role": "triggering-event"}
+        )  # fmt: skip
+    triggered = {
+        "id": str(uuid.uuid4()),
+        "occurred": now.isoformat(),
+        "event": "prefect.automation.triggered",
+        "resource": {
+            "prefect.resource.id": f"prefect.automation.{trigger.automation_id}",
+            "prefect.resource.name": trigger.automation_name,
+            "prefect.posture": trigger.trigger.posture,
+        },
+        "related": related,
+        "payload": {"triggering_labels": labels, "triggering_event": triggering_event},
+    }
     firing = AutomationFiring(
         workspace_id=bucket.workspace_id,
         automation_id=trigger.automation_id,
@@ -314,8 +332,12 @@ def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None)
         triggering_labels=labels,
         triggering_event=triggering_event,
         triggering_event_id=triggering_event["id"] if triggering_event else None,
-        triggered_event_id=uuid.uuid4(),
-        actions=trigger.actions,
+        triggered_event_id=triggered["id"],
+        # As Prefect's ``act``: `actions_on_trigger` see the triggered event as their triggering one.
+        actions=[
+            {**entry, "event": triggered} if entry["source"] == "actions_on_trigger" else entry
+            for entry in trigger.actions
+        ],
     )
     try:
         with transaction.atomic():
@@ -323,30 +345,22 @@ def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None)
     except IntegrityError:
         logger.info("Automation %s: already fired for this event", trigger.automation_id)
         return 0
-    related = []
-    if triggering_event:
-        related.append(
-            {"prefect.resource.id": f"prefect.event.{triggering_event['id']}",
-             "prefect.resource.role": "triggering-event"}
-        )  # fmt: skip
-    event_record_on_commit(
-        workspace_id=bucket.workspace_id,
-        event={
-            "id": str(firing.triggered_event_id),
-            "occurred": now.isoformat(),
-            "event": "prefect.automation.triggered",
-            "resource": {
-                "prefect.resource.id": f"prefect.automation.{trigger.automation_id}",
-                "prefect.resource.name": trigger.automation_name,
-                "prefect.posture": trigger.trigger.posture,
-            },
-            "related": related,
-            "payload": {"triggering_labels": labels, "triggering_event": triggering_event},
-        },
-    )
+    event_record_on_commit(workspace_id=bucket.workspace_id, event=triggered)
     firing_id = firing.id
     transaction.on_commit(lambda: _dispatch_firing(firing_id), robust=True)
     return 1
+
+
+#: Prefect's ``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``: how long a window that ended is kept.
+EXPIRED_BUCKET_BUFFER = dt.timedelta(seconds=60)
+
+
+def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
+    """Prefect's ``sweep_closed_buckets``: windows that ended more than the buffer ago, in every
+    workspace (a sweep across tenants, on purpose). Returns how many were deleted."""
+    older_than = (now or timezone.now()) - EXPIRED_BUCKET_BUFFER
+    deleted, _ = AutomationBucket.objects.unscoped().filter(end__lte=older_than).delete()
+    return deleted
 
 
 def automation_buckets_clear(*, automation_id: uuid.UUID) -> None:

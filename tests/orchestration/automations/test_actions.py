@@ -178,3 +178,17 @@ def test_an_action_not_supported_yet_fails_with_the_reason(tenant, dev, django_c
     assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "failed"), (1, "executed")]
     (failed,) = emitted(tenant, "prefect.automation.action.failed")
     assert failed.payload["reason"] == "The action 'delete-flow-run' is not supported yet"
+
+
+def test_actions_on_trigger_see_the_triggered_event(tenant, dev, django_capture_on_commit_callbacks):
+    body = {
+        "name": "on-trigger",
+        "trigger": {"type": "event", "posture": "Reactive", "expect": ["go"], "threshold": 1},
+        "actions": [{"type": "do-nothing"}],
+        "actions_on_trigger": [{"type": "pause-automation", "source": "inferred"}],
+    }
+    auto = dev.post(f"{tenant.prefix}/automations/", body, format="json").json()["id"]
+    emit(django_capture_on_commit_callbacks, tenant, event("go", resource="thing.1"))
+    # Inferred from the automation.triggered event, whose resource is the automation itself.
+    assert Automation.objects.for_workspace(tenant.workspace.id).get(id=auto).enabled is False
+    assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed"), (1, "executed")]

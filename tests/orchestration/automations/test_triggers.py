@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from orchestration.models import Event
+from orchestration.models import AutomationBucket, Event
 from orchestration.services import triggers
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event, firings
 
@@ -190,3 +190,13 @@ def test_a_workspace_without_automations_costs_no_query(tenant, django_assert_nu
     stored = [Event(event=FAILED, resource={}, related=[])]
     with django_assert_num_queries(0):
         assert triggers.events_stored(tenant.workspace.id, stored) == 0
+
+
+def test_the_sweep_deletes_windows_that_ended(tenant, dev, django_capture_on_commit_callbacks):
+    auto = automation(dev, tenant, expect=[FAILED], threshold=5, within=60)
+    emit(django_capture_on_commit_callbacks, tenant, event(FAILED))
+    buckets = AutomationBucket.objects.for_workspace(tenant.workspace.id).filter(automation_id=auto)
+    (bucket,) = buckets
+    assert triggers.automation_buckets_sweep(now=bucket.end) == 0  # within the buffer
+    assert triggers.automation_buckets_sweep(now=bucket.end + triggers.EXPIRED_BUCKET_BUFFER) == 1
+    assert not buckets.all().exists()
