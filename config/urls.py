@@ -28,6 +28,7 @@ WORKSPACE_PREFIX = f"{ACCOUNT_PREFIX}workspaces/<str:workspace_ref>/"
 
 urlpatterns = [
     path("", home, name="home"),
+    path("console/", include("console.urls")),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),

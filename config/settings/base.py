@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "billing",
     "audit",
     "orchestration",
+    "console",
+    "django_htmx",
 ]
 
 MIDDLEWARE = [
@@ -84,6 +86,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "access.middleware.SessionCredentialMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "audit.middleware.AuditlogMiddleware",
 ]
