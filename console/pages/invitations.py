@@ -2,7 +2,7 @@
 
 The token is the credential (as for ``POST /api/invitations/<id>/accept``): a signed-in person of
 the invited email accepts with one click; someone new sets a password (checked by the password
-validators), which creates their user, and then signs in. Both go through the same services as the
+validators), which creates their user, and is then asked to sign in. Both go through the same services as the
 API (``rbac.invitation_accept``, ``rbac.invitation_accept_new_user``) with their audit events."""
 
 from __future__ import annotations
@@ -70,10 +70,13 @@ class InvitationAcceptPage(View):
             except AppError as error:
                 form.add_error("password" if error.code == "invalid_password" else None, error_message(error))
             else:
-                messages.success(
-                    request, f"You joined {membership.account.name}. Sign in as {membership.user.email}."
-                )
-                return redirect(
-                    f"{reverse('login')}?next={reverse('console-members', args=[membership.account.handle])}"
+                members = reverse("console-members", args=[membership.account.handle])
+                return render(
+                    request,
+                    "console/invitation_accepted.html",
+                    {
+                        "membership": membership,
+                        "sign_in_url": f"{reverse('login')}?next={members}",
+                    },
                 )
         return self._show(request, invitation_id, token, form=form, status=422)
