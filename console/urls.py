@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 
+from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
@@ -23,6 +24,8 @@ urlpatterns = [
         InvitationAcceptPage.as_view(),
         name="console-invitation-accept",
     ),
+    path("me/api-keys/", ApiKeysPage.as_view(), name="console-api-keys"),
+    path("me/api-keys/<uuid:key_id>/revoke", ApiKeyRevokePage.as_view(), name="console-api-key-revoke"),
     path(ACCOUNT, AccountHomePage.as_view(), name="console-account"),
     path(f"{ACCOUNT}members/", MembersPage.as_view(), name="console-members"),
     path(f"{ACCOUNT}members/<uuid:membership_id>/role", MemberRolePage.as_view(), name="console-member-role"),

@@ -22,7 +22,13 @@ pytestmark = pytest.mark.django_db
 CONSOLE_ROUTES = [route for route in iter_routes() if route.template.startswith("console/")]
 ACCOUNT_PAGES = [route for route in CONSOLE_ROUTES if "account" in route.params]
 # Pages that answer about the signed-in person only (the index) or take a token as the credential.
-NOT_ACCOUNT_PAGES = {"console/", "console/invitations/<uuid:invitation_id>/accept"}
+# One's own API keys are the signed-in person's alone (another's key is 404).
+NOT_ACCOUNT_PAGES = {
+    "console/",
+    "console/invitations/<uuid:invitation_id>/accept",
+    "console/me/api-keys/",
+    "console/me/api-keys/<uuid:key_id>/revoke",
+}
 
 
 def _changes() -> list[str]:

@@ -28,7 +28,10 @@ class TestCreate:
         response = browser.post(org.url("service-accounts/"), {"name": "deployer", "role": "member"})
         assert response.status_code == 201
         key = shown_key(response)
-        assert 'data-copy="new-key"' in response.content.decode()
+        assert (
+            'data-copy="new-key"' in response.content.decode()
+            and "Key of deployer" in response.content.decode()
+        )
         bot = ServiceAccount.objects.get(account=org.account, name="deployer")
         assert authenticate_key(key, ip="127.0.0.1").service_account_id == bot.pk
         assert len(audited(org.account, "service-account.created")) == 1
@@ -75,6 +78,7 @@ class TestRotateAndDelete:
         )
         assert response.status_code == 201
         new_plaintext = shown_key(response)
+        assert "New key of worker" in response.content.decode()
         old.refresh_from_db()
         assert old.revoked_at is None
         assert timedelta(minutes=59) < old.expires_at - timezone.now() <= timedelta(hours=1)
