@@ -466,7 +466,8 @@ def invitation_create(
             target=invitation,
             payload={"email": email, "role": role.value, "workspace_grants": invitation.workspace_grants},
         )
-        transaction.on_commit(lambda: invitation_email_send(invitation=invitation, token=token))
+        # robust: a mail server that refuses is logged and the invitation stands (revoke it and invite again).
+        transaction.on_commit(lambda: invitation_email_send(invitation=invitation, token=token), robust=True)
     return invitation, token
 
 

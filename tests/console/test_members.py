@@ -108,6 +108,22 @@ class TestInvite:
         page = session(org.admin).get(org.url("members/")).content.decode()
         assert "Invitation sent to New@example.test." in page or "New@example.test" in page
 
+    def test_a_mail_server_that_refuses_does_not_lose_the_invitation(
+        self, org, settings, django_capture_on_commit_callbacks
+    ):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = (
+            "127.0.0.1",
+            1,
+            2,
+        )  # nothing listens
+        with django_capture_on_commit_callbacks(execute=True):
+            response = session(org.admin).post(
+                org.url("members/"), {"email": "x@example.test", "role": "member"}
+            )
+        assert response.status_code == 302
+        assert Invitation.objects.filter(account=org.account, email="x@example.test").exists()
+
     def test_the_services_refusal_is_shown_inline(self, org):
         response = session(org.admin).post(org.url("members/"), {"email": org.member.email, "role": "member"})
         assert response.status_code == 422
