@@ -11,7 +11,10 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import ip_allowlist
@@ -463,7 +466,32 @@ def invitation_create(
             target=invitation,
             payload={"email": email, "role": role.value, "workspace_grants": invitation.workspace_grants},
         )
+        # robust: a mail server that refuses is logged and the invitation stands (revoke it and invite again).
+        transaction.on_commit(lambda: invitation_email_send(invitation=invitation, token=token), robust=True)
     return invitation, token
+
+
+def invitation_accept_url(*, invitation: Invitation, token: str) -> str:
+    """The link an invitation's email carries: the console's accept page with the token."""
+    path = reverse("console-invitation-accept", args=[invitation.pk])
+    return f"{settings.PUBLIC_URL}{path}?token={token}"
+
+
+def invitation_email_send(*, invitation: Invitation, token: str) -> None:
+    """Email the invitation through Django's mail backend (after the invitation is committed)."""
+    context = {
+        "account_name": invitation.account.name,
+        "inviter": invitation.invited_by.email if invitation.invited_by else None,
+        "role": AccountRole(invitation.account_role).label,
+        "accept_url": invitation_accept_url(invitation=invitation, token=token),
+        "expires_at": invitation.expires_at,
+    }
+    send_mail(
+        subject=f"You are invited to {invitation.account.name}",
+        message=render_to_string("accounts/invitation_email.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
 
 
 def invitations_pending(account: Account):

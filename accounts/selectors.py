@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+from social_django.models import UserSocialAuth
 
 from accounts.models import (
     AccountMembership,
@@ -198,6 +200,26 @@ def membership_list(*, account, emails: list | None = None) -> QuerySet[AccountM
             query |= Q(user__email__iexact=str(email))
         memberships = memberships.filter(query)
     return memberships
+
+
+def membership_list_with_sign_in(*, account) -> QuerySet[AccountMembership]:
+    """``membership_list`` with how each person signs in, for the console (one query):
+    ``scim_managed`` and ``sso_linked`` (an identity from single sign-on is linked to the user);
+    a usable password is read off the user row."""
+    linked = UserSocialAuth.objects.filter(user=OuterRef("user"))
+    return membership_list(account=account).annotate(sso_linked=Exists(linked))
+
+
+def account_memberships_of(user) -> QuerySet[AccountMembership]:
+    """The accounts a person belongs to, with their role in each, by account name (one query)."""
+    return AccountMembership.objects.filter(user=user).select_related("account").order_by("account__name")
+
+
+def invitation_pending_list(*, account) -> QuerySet[Invitation]:
+    """The account's pending invitations that have not expired, newest first (each holds a seat)."""
+    return Invitation.objects.filter(
+        account=account, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    ).order_by("-created")
 
 
 def membership_get(*, account, membership_id) -> AccountMembership | None:

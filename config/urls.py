@@ -33,6 +33,7 @@ urlpatterns = [
     path("", home, name="home"),
     # Files Prefect's UIs name from the root, not from their base (console.ui).
     re_path(r"^(?:ico/)?(?P<name>favicon(?:-dark)?\.ico|[a-z]+\.svg)$", bundle_root_file),
+    path("console/", include("console.urls")),
     path("login/", SignInView.as_view(), name="login"),
     path("logout/", sso_views.logout_view, name="logout"),
     path("admin/", admin.site.urls),

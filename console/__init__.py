@@ -2,5 +2,7 @@
 
 It stands on the access gate like the APIs (``access.gate``: the IP allowlist and SSO steps decide
 which accounts a session may act in) and reads through selectors and writes through the same
-services as the API. Today it is the signed-in landing page; the admin console grows here.
+services as the API: the signed-in landing page (``views``) and the admin console (``pages/``, one
+module per area, each account page a ``pages.base.ConsolePage`` that declares the account
+permission of every method; routes in ``urls``, mounted under ``/console/``).
 """

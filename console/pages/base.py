@@ -1,0 +1,194 @@
+"""What every account page of the console stands on: the gate, the layout's context, the answers.
+
+``ConsolePage`` serves ``/console/<account>/…`` to a browser session. Before a handler runs it sends
+an anonymous visitor to the sign-in page, then asks the one gate (``access.gate.authorize_account``
+on the console surface: membership, the account's IP allowlist and SSO enforcement, the permission)
+for the permission the method declares in ``required_permissions`` (a map from HTTP method to an
+account permission of ``accounts.permissions``). A person without access to the account gets 404,
+as for an account that does not exist; one without the permission gets 403 (a forged POST
+included). A method the page does not declare answers 405.
+
+Pages read through selectors and write through the services the account API calls, so the audit
+events are the API's; a service's refusal (``core.errors.AppError``) is shown inline with its own
+message (422).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views import View
+
+from access.gate import Outcome, Surface, authorize_account
+from access.views import caller_of
+from accounts.permissions import AccountRole
+from accounts.selectors import account_memberships_of
+from billing.entitlements import plan_for
+from billing.plans import Feature
+from core.errors import AppError
+from tenants.models import Account
+
+
+@dataclass(frozen=True)
+class NavItem:
+    """A page of the account's console: shown when the person holds ``permission`` and the plan
+    has ``feature`` (when it names one)."""
+
+    label: str
+    url_name: str
+    permission: str
+    feature: Feature | None = None
+
+
+NAVIGATION: tuple[NavItem, ...] = (
+    NavItem("Members", "console-members", "read:account_membership"),
+    NavItem("Service accounts", "console-service-accounts", "read:bot", "service_accounts"),
+)
+
+
+def navigation_for(account: Account, permissions: frozenset[str]) -> list[NavItem]:
+    plan = plan_for(account)
+    return [
+        item
+        for item in NAVIGATION
+        if item.permission in permissions and (item.feature is None or plan.has(item.feature))
+    ]
+
+
+def error_message(error: AppError) -> str:
+    """A service's refusal, as the page shows it."""
+    return error.message
+
+
+def parse_account_role(value) -> AccountRole | None:
+    try:
+        return AccountRole(str(value or ""))
+    except ValueError:
+        return None
+
+
+def layout_context(
+    request, account: Account | None = None, permissions: frozenset[str] = frozenset()
+) -> dict:
+    """What the base layout needs: the account switcher and the navigation for this person."""
+    memberships = list(account_memberships_of(request.user))
+    return {
+        "account": account,
+        "permissions": permissions,
+        "switcher": [
+            {
+                "account": m.account,
+                "role": AccountRole(m.role).label,
+                "current": account is not None and m.account_id == account.pk,
+            }
+            for m in memberships
+        ],
+        "navigation": navigation_for(account, permissions) if account is not None else [],
+        "plan": plan_for(account) if account is not None else None,
+    }
+
+
+class ConsolePage(View):
+    required_permissions: ClassVar[dict[str, str]] = {}
+    template_name: ClassVar[str] = ""
+    nav_url_name: ClassVar[str] = ""
+
+    account: Account
+    permissions: frozenset[str]
+
+    @classmethod
+    def declared_requirement(cls, method: str) -> str | None:
+        return cls.required_permissions.get(method.upper())
+
+    def dispatch(self, request, *args, **kwargs):
+        account_ref = kwargs.pop("account")
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        need = self.declared_requirement("GET" if request.method == "HEAD" else request.method)
+        if need is None:
+            return HttpResponseNotAllowed(sorted(self.required_permissions))
+        decision = authorize_account(caller_of(request, Surface.CONSOLE), account_ref, need)
+        if decision.outcome is Outcome.NOT_FOUND:
+            raise Http404("Not Found")
+        if not decision.allowed:
+            context = {
+                **layout_context(request, decision.account, decision.permissions),
+                "detail": decision.detail,
+            }
+            if decision.reason != "permission":  # the door refused: no navigation into the account
+                context["navigation"] = []
+            return render(request, "console/forbidden.html", context, status=403)
+        self.account, self.permissions = decision.account, decision.permissions
+        request.account = decision.account
+        return super().dispatch(request, *args, **kwargs)
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
+
+    def url(self, name: str, *args) -> str:
+        return reverse(name, args=[self.account.handle, *args])
+
+    def page(self, context: dict, *, status: int = 200, template: str | None = None):
+        full = {
+            **layout_context(self.request, self.account, self.permissions),
+            "nav_current": self.nav_url_name,
+            **context,
+        }
+        return render(self.request, template or self.template_name, full, status=status)
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    title: str
+    explanation: str
+    action_label: str
+    done: str  # the message once done
+
+
+class ConfirmedActionPage(ConsolePage):
+    """A destructive action asks first: GET shows what will happen, POST does it through the
+    service and goes back to ``back_url_name`` (or shows the service's refusal on the same page).
+    Subclasses give ``target`` (the object the path names, or 404), ``confirmation`` and ``act``."""
+
+    back_url_name: ClassVar[str]
+
+    def target(self, object_id):
+        raise NotImplementedError
+
+    def confirmation(self, target) -> Confirmation:
+        raise NotImplementedError
+
+    def act(self, target) -> None:
+        raise NotImplementedError
+
+    def _confirm(self, target, *, error: str | None = None, status: int = 200):
+        said = self.confirmation(target)
+        return self.page(
+            {
+                "title": said.title,
+                "explanation": said.explanation,
+                "action_label": said.action_label,
+                "cancel_url": self.url(self.back_url_name),
+                "error": error,
+            },
+            status=status,
+            template="console/confirm.html",
+        )
+
+    def get(self, request, object_id):
+        return self._confirm(self.target(object_id))
+
+    def post(self, request, object_id):
+        target = self.target(object_id)
+        try:
+            self.act(target)
+        except AppError as error:
+            return self._confirm(target, error=error_message(error), status=422)
+        messages.success(request, self.confirmation(target).done)
+        return redirect(self.url(self.back_url_name))

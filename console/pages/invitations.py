@@ -1,0 +1,82 @@
+"""Accepting an invitation from its emailed link: ``/console/invitations/<id>/accept?token=…``.
+
+The token is the credential (as for ``POST /api/invitations/<id>/accept``): a signed-in person of
+the invited email accepts with one click; someone new sets a password (checked by the password
+validators), which creates their user, and is then asked to sign in. Both go through the same services as the
+API (``rbac.invitation_accept``, ``rbac.invitation_accept_new_user``) with their audit events."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views import View
+
+from accounts import rbac
+from console.pages.base import error_message, layout_context
+from core.errors import AppError
+
+
+class NewUserForm(forms.Form):
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+    password = forms.CharField(label="Password", widget=forms.PasswordInput, max_length=4096)
+
+
+class InvitationAcceptPage(View):
+    template_name = "console/invitation_accept.html"
+
+    def _show(self, request, invitation_id, token: str, *, form=None, error=None, status=200):
+        context = layout_context(request) if request.user.is_authenticated else {}
+        sign_in = f"{reverse('login')}?next={request.path}%3Ftoken%3D{token}"
+        return render(
+            request,
+            self.template_name,
+            {
+                **context,
+                "token": token,
+                "form": form or NewUserForm(),
+                "error": error,
+                "sign_in_url": sign_in,
+            },
+            status=status,
+        )
+
+    def get(self, request, invitation_id):
+        return self._show(request, invitation_id, request.GET.get("token", ""))
+
+    def post(self, request, invitation_id):
+        token = request.POST.get("token", "")
+        if request.user.is_authenticated:
+            try:
+                membership = rbac.invitation_accept(
+                    invitation_id=invitation_id, token=token, user=request.user
+                )
+            except AppError as error:
+                return self._show(request, invitation_id, token, error=error_message(error), status=422)
+            messages.success(request, f"You joined {membership.account.name}.")
+            return redirect(reverse("console-members", args=[membership.account.handle]))
+        form = NewUserForm(request.POST)
+        if form.is_valid():
+            try:
+                membership = rbac.invitation_accept_new_user(
+                    invitation_id=invitation_id,
+                    token=token,
+                    password=form.cleaned_data["password"],
+                    first_name=form.cleaned_data["first_name"],
+                    last_name=form.cleaned_data["last_name"],
+                )
+            except AppError as error:
+                form.add_error("password" if error.code == "invalid_password" else None, error_message(error))
+            else:
+                members = reverse("console-members", args=[membership.account.handle])
+                return render(
+                    request,
+                    "console/invitation_accepted.html",
+                    {
+                        "membership": membership,
+                        "sign_in_url": f"{reverse('login')}?next={members}",
+                    },
+                )
+        return self._show(request, invitation_id, token, form=form, status=422)

@@ -1,0 +1,173 @@
+"""Members and invitations: the account's people with their role, how they sign in and when they
+were last seen; invite by email with a role; change a role; remove; revoke an invitation; the seats
+used of the plan's. The same services (and so the same audit events) as ``account_memberships/``
+and ``invitations/`` of the account API, under the same permissions."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect
+
+from accounts import rbac
+from accounts.models import AccountMembership, Invitation
+from accounts.permissions import AccountRole
+from accounts.selectors import (
+    invitation_get,
+    invitation_pending_list,
+    membership_get,
+    membership_list_with_sign_in,
+)
+from accounts.services import membership_change_role, membership_remove
+from billing.entitlements import plan_for, seats_used
+from console.pages.base import (
+    Confirmation,
+    ConfirmedActionPage,
+    ConsolePage,
+    error_message,
+    parse_account_role,
+)
+from core.errors import AppError
+
+# A refusal of these codes is about the address typed in: shown under the email field.
+_EMAIL_CODES = frozenset({"invalid_email", "already_member", "already_invited"})
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(label="Email address", max_length=254)
+    role = forms.ChoiceField(label="Account role", choices=AccountRole.choices, initial=AccountRole.MEMBER)
+
+
+def membership_or_404(account, membership_id) -> AccountMembership:
+    membership = membership_get(account=account, membership_id=membership_id)
+    if membership is None:
+        raise Http404("Not Found")
+    return membership
+
+
+def sign_in_method(membership: AccountMembership) -> str:
+    """How the person signs in: provisioned over SCIM, through single sign-on, or a password."""
+    if getattr(membership, "scim_managed", False):
+        return "SCIM-managed"
+    if getattr(membership, "sso_linked", False):
+        return "SSO"
+    return "Password" if membership.user.has_usable_password() else "No password"
+
+
+class _MembersView(ConsolePage):
+    template_name = "console/members.html"
+    nav_url_name = "console-members"
+
+    def show(self, *, form: InviteForm | None = None, row_errors: dict | None = None, status: int = 200):
+        memberships = list(membership_list_with_sign_in(account=self.account))
+        rows = [
+            {
+                "membership": m,
+                "role": AccountRole(m.role),
+                "sign_in": sign_in_method(m),
+                "error": (row_errors or {}).get(m.pk),
+            }
+            for m in memberships
+        ]
+        invitations = (
+            list(invitation_pending_list(account=self.account)) if self.can("read:invitation") else []
+        )
+        return self.page(
+            {
+                "rows": rows,
+                "invitations": invitations,
+                "form": form or InviteForm(),
+                "roles": AccountRole.choices,
+                "seats_used": seats_used(self.account),
+                "seats_limit": plan_for(self.account).max_seats,
+                "me": self.request.user,
+            },
+            status=status,
+        )
+
+
+class MembersPage(_MembersView):
+    required_permissions = {"GET": "read:account_membership", "POST": "create:invitation"}
+
+    def get(self, request):
+        return self.show()
+
+    def post(self, request):
+        """Invite by email with an account role; the invitation is emailed with its accept link."""
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                rbac.invitation_create(
+                    account=self.account,
+                    email=form.cleaned_data["email"],
+                    account_role=form.cleaned_data["role"],
+                    actor=request.user,
+                )
+            except AppError as error:
+                form.add_error("email" if error.code in _EMAIL_CODES else None, error_message(error))
+            else:
+                messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
+                return redirect(self.url("console-members"))
+        return self.show(form=form, status=422)
+
+
+class MemberRolePage(_MembersView):
+    required_permissions = {"POST": "update:account_membership"}
+
+    def post(self, request, membership_id):
+        membership = membership_or_404(self.account, membership_id)
+        role = parse_account_role(request.POST.get("role"))
+        if role is None:
+            return self.show(row_errors={membership.pk: "Choose one of the account roles."}, status=422)
+        try:
+            membership_change_role(membership=membership, role=role, actor=request.user)
+        except AppError as error:
+            return self.show(row_errors={membership.pk: error_message(error)}, status=422)
+        messages.success(request, f"{membership.user.email} is now {role.label}.")
+        return redirect(self.url("console-members"))
+
+
+class MemberRemovePage(ConfirmedActionPage):
+    required_permissions = {"GET": "delete:account_membership", "POST": "delete:account_membership"}
+    nav_url_name = back_url_name = "console-members"
+
+    def target(self, object_id) -> AccountMembership:
+        return membership_or_404(self.account, object_id)
+
+    def confirmation(self, target: AccountMembership) -> Confirmation:
+        email = target.user.email
+        return Confirmation(
+            title=f"Remove {email}?",
+            explanation=(
+                f"{email} loses access to {self.account.name} and every grant in its workspaces, "
+                "and their seat is freed."
+            ),
+            action_label="Remove member",
+            done=f"{email} was removed.",
+        )
+
+    def act(self, target: AccountMembership) -> None:
+        membership_remove(membership=target, actor=self.request.user)
+
+
+class InvitationRevokePage(ConfirmedActionPage):
+    required_permissions = {"GET": "update:invitation", "POST": "update:invitation"}
+    nav_url_name = back_url_name = "console-members"
+
+    def target(self, object_id) -> Invitation:
+        invitation = invitation_get(account=self.account, invitation_id=object_id)
+        if invitation is None:
+            raise Http404("Not Found")
+        return invitation
+
+    def confirmation(self, target: Invitation) -> Confirmation:
+        return Confirmation(
+            title=f"Revoke the invitation to {target.email}?",
+            explanation="Its link stops working and the seat it holds is freed.",
+            action_label="Revoke invitation",
+            done=f"The invitation to {target.email} was revoked.",
+        )
+
+    def act(self, target: Invitation) -> None:
+        rbac.invitation_revoke(invitation=target, actor=self.request.user)

@@ -1,0 +1,53 @@
+"""The console's routes, mounted under ``/console/``. Account pages name the account by handle or
+id (``<account>``), as the APIs do (a different parameter name from the APIs' ``account_ref``: these are pages, not API routes); each page declares the permission every method needs."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
+from console.pages.index import AccountHomePage, console_index
+from console.pages.invitations import InvitationAcceptPage
+from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
+from console.pages.service_accounts import (
+    ServiceAccountDeletePage,
+    ServiceAccountRotatePage,
+    ServiceAccountsPage,
+)
+
+ACCOUNT = "accounts/<str:account>/"
+
+urlpatterns = [
+    path("", console_index, name="console-index"),
+    path(
+        "invitations/<uuid:invitation_id>/accept",
+        InvitationAcceptPage.as_view(),
+        name="console-invitation-accept",
+    ),
+    path("me/api-keys/", ApiKeysPage.as_view(), name="console-api-keys"),
+    path("me/api-keys/<uuid:key_id>/revoke", ApiKeyRevokePage.as_view(), name="console-api-key-revoke"),
+    path(ACCOUNT, AccountHomePage.as_view(), name="console-account"),
+    path(f"{ACCOUNT}members/", MembersPage.as_view(), name="console-members"),
+    path(f"{ACCOUNT}members/<uuid:membership_id>/role", MemberRolePage.as_view(), name="console-member-role"),
+    path(
+        f"{ACCOUNT}members/<uuid:object_id>/remove",
+        MemberRemovePage.as_view(),
+        name="console-member-remove",
+    ),
+    path(
+        f"{ACCOUNT}invitations/<uuid:object_id>/revoke",
+        InvitationRevokePage.as_view(),
+        name="console-invitation-revoke",
+    ),
+    path(f"{ACCOUNT}service-accounts/", ServiceAccountsPage.as_view(), name="console-service-accounts"),
+    path(
+        f"{ACCOUNT}service-accounts/<uuid:bot_id>/rotate",
+        ServiceAccountRotatePage.as_view(),
+        name="console-service-account-rotate",
+    ),
+    path(
+        f"{ACCOUNT}service-accounts/<uuid:object_id>/delete",
+        ServiceAccountDeletePage.as_view(),
+        name="console-service-account-delete",
+    ),
+]

@@ -1,0 +1,251 @@
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.core import mail
+
+from accounts.models import AccountMembership, Invitation, User
+from accounts.permissions import AccountRole
+from accounts.services import membership_add
+from audit.actors import SYSTEM
+from tests.console.conftest import audited, make_org, session, steady_query_count
+from tests.factories import MembershipFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def membership_of(org, user) -> AccountMembership:
+    return AccountMembership.objects.get(account=org.account, user=user)
+
+
+class TestMembersList:
+    def test_admin_sees_people_roles_sign_in_and_seats_with_edit_controls(self, org):
+        page = session(org.admin).get(org.url("members/"))
+        assert page.status_code == 200
+        html = page.content.decode()
+        for person in (org.owner, org.admin, org.member):
+            assert person.email in html
+        assert "Password" in html  # how they sign in
+        assert "Seats: <strong>3</strong> used of unlimited" in html
+        assert "Send invitation" in html and "Change role" in html and "Remove" in html
+
+    def test_seats_of_a_plan_with_a_limit(self, db):
+        org = make_org(plan="team")
+        html = session(org.admin).get(org.url("members/")).content.decode()
+        assert "Seats: <strong>3</strong> used of <strong>8</strong>" in html
+
+    def test_a_member_sees_no_edit_controls(self, org):
+        html = session(org.member).get(org.url("members/")).content.decode()
+        assert org.owner.email in html
+        assert "Send invitation" not in html and "Change role" not in html and "Remove" not in html
+        assert 'name="csrfmiddlewaretoken"' in html  # the sign-out form only
+        assert html.count("<form") == 1
+
+    def test_navigation_follows_role_and_plan(self, db):
+        org = make_org(plan="hobby")  # no service accounts on this plan
+        html = session(org.admin).get(org.url("members/")).content.decode()
+        assert "Members" in html and "Service accounts" not in html
+        org = make_org(plan="enterprise")
+        html = session(org.admin).get(org.url("members/")).content.decode()
+        assert f'href="/console/accounts/{org.account.handle}/service-accounts/"' in html
+
+    def test_account_switcher_lists_only_the_persons_accounts(self, org):
+        other = make_org()
+        MembershipFactory(account=other.account, user=org.admin, role=AccountRole.MEMBER)
+        stranger = make_org()
+        html = session(org.admin).get(org.url("members/")).content.decode()
+        assert other.account.name in html and stranger.account.name not in html
+
+    def test_anonymous_is_sent_to_sign_in(self, org, client):
+        response = client.get(org.url("members/"))
+        assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
+
+    def test_no_per_row_queries(self, org):
+        browser = session(org.admin)
+        few = steady_query_count(browser, org.url("members/"))
+        for _ in range(12):
+            membership_add(account=org.account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
+        for n in range(6):
+            browser.post(org.url("members/"), {"email": f"new{n}@example.test", "role": "member"})
+        assert steady_query_count(browser, org.url("members/")) == few
+
+
+class TestCrossAccount:
+    def test_another_accounts_pages_are_404(self, org):
+        other = make_org()
+        browser = session(org.admin)
+        assert browser.get(other.url("members/")).status_code == 404
+        assert browser.get("/console/accounts/no-such-account/members/").status_code == 404
+        response = browser.post(other.url("members/"), {"email": "x@example.test", "role": "member"})
+        assert response.status_code == 404 and not Invitation.objects.filter(account=other.account).exists()
+
+    def test_another_accounts_member_cannot_be_reached_through_this_account(self, org):
+        other = make_org()
+        theirs = membership_of(other, other.member)
+        browser = session(org.admin)
+        response = browser.post(org.url(f"members/{theirs.pk}/role"), {"role": "admin"})
+        assert response.status_code == 404
+        assert browser.post(org.url(f"members/{theirs.pk}/remove")).status_code == 404
+        theirs.refresh_from_db()
+        assert theirs.role == AccountRole.MEMBER
+
+
+class TestInvite:
+    def test_admin_invites_and_the_email_carries_the_accept_link(
+        self, org, django_capture_on_commit_callbacks
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = session(org.admin).post(
+                org.url("members/"), {"email": "New@Example.test", "role": "admin"}
+            )
+        assert response.status_code == 302 and response["Location"] == org.url("members/")
+        invitation = Invitation.objects.get(account=org.account)
+        assert invitation.email == "New@example.test" and invitation.account_role == AccountRole.ADMIN
+        assert [e.payload["email"] for e in audited(org.account, "invitation.sent")] == ["New@example.test"]
+        assert len(mail.outbox) == 1 and mail.outbox[0].to == ["New@example.test"]
+        assert re.search(rf"/console/invitations/{invitation.pk}/accept\?token=[\w-]+", mail.outbox[0].body)
+        page = session(org.admin).get(org.url("members/")).content.decode()
+        assert "Invitation sent to New@example.test." in page or "New@example.test" in page
+
+    def test_a_mail_server_that_refuses_does_not_lose_the_invitation(
+        self, org, settings, django_capture_on_commit_callbacks
+    ):
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = (
+            "127.0.0.1",
+            1,
+            2,
+        )  # nothing listens
+        with django_capture_on_commit_callbacks(execute=True):
+            response = session(org.admin).post(
+                org.url("members/"), {"email": "x@example.test", "role": "member"}
+            )
+        assert response.status_code == 302
+        assert Invitation.objects.filter(account=org.account, email="x@example.test").exists()
+
+    def test_the_services_refusal_is_shown_inline(self, org):
+        response = session(org.admin).post(org.url("members/"), {"email": org.member.email, "role": "member"})
+        assert response.status_code == 422
+        assert f"{org.member.email} is already a member of this account." in response.content.decode()
+        assert not Invitation.objects.exists()
+
+    def test_an_admin_cannot_invite_an_owner(self, org):
+        response = session(org.admin).post(
+            org.url("members/"), {"email": "boss@example.test", "role": "owner"}
+        )
+        assert response.status_code == 422 and "Owner" in response.content.decode()
+        assert not Invitation.objects.exists()
+
+    def test_a_bad_address_is_a_form_error(self, org):
+        response = session(org.admin).post(org.url("members/"), {"email": "not-an-address", "role": "member"})
+        assert response.status_code == 422 and "Enter a valid email address." in response.content.decode()
+
+    def test_a_member_forging_the_form_gets_403(self, org):
+        response = session(org.member).post(
+            org.url("members/"), {"email": "x@example.test", "role": "member"}
+        )
+        assert response.status_code == 403
+        assert "create:invitation" in response.content.decode()
+        assert not Invitation.objects.exists()
+
+    def test_revoke_asks_first_then_revokes(self, org):
+        browser = session(org.admin)
+        browser.post(org.url("members/"), {"email": "gone@example.test", "role": "member"})
+        invitation = Invitation.objects.get()
+        confirm = browser.get(org.url(f"invitations/{invitation.pk}/revoke"))
+        assert (
+            confirm.status_code == 200
+            and "Revoke the invitation to gone@example.test?" in confirm.content.decode()
+        )
+        assert browser.post(org.url(f"invitations/{invitation.pk}/revoke")).status_code == 302
+        invitation.refresh_from_db()
+        assert invitation.status == Invitation.Status.REVOKED
+        assert len(audited(org.account, "invitation.revoked")) == 1
+
+
+class TestChangeRoleAndRemove:
+    def test_admin_changes_a_role(self, org):
+        membership = membership_of(org, org.member)
+        response = session(org.admin).post(org.url(f"members/{membership.pk}/role"), {"role": "admin"})
+        assert response.status_code == 302
+        membership.refresh_from_db()
+        assert membership.role == AccountRole.ADMIN
+        [event] = audited(org.account, "member.role-changed")
+        assert event.payload["role"] == "admin" and event.payload["old_role"] == "member"
+        assert event.payload["auth"]["method"] == "session" and event.actor_user_id == org.admin.pk
+
+    def test_the_last_owner_cannot_be_demoted_and_the_page_says_why(self, org):
+        membership = membership_of(org, org.owner)
+        response = session(org.owner).post(org.url(f"members/{membership.pk}/role"), {"role": "member"})
+        assert response.status_code == 422
+        assert "The last Owner of an account cannot be demoted." in response.content.decode()
+        membership.refresh_from_db()
+        assert membership.role == AccountRole.OWNER
+
+    def test_an_unknown_role_is_refused_inline(self, org):
+        membership = membership_of(org, org.member)
+        response = session(org.admin).post(org.url(f"members/{membership.pk}/role"), {"role": "emperor"})
+        assert response.status_code == 422 and "Choose one of the account roles." in response.content.decode()
+
+    def test_remove_asks_first_then_removes(self, org):
+        membership = membership_of(org, org.member)
+        browser = session(org.admin)
+        confirm = browser.get(org.url(f"members/{membership.pk}/remove"))
+        assert confirm.status_code == 200 and f"Remove {org.member.email}?" in confirm.content.decode()
+        assert AccountMembership.objects.filter(pk=membership.pk).exists()
+        assert browser.post(org.url(f"members/{membership.pk}/remove")).status_code == 302
+        assert not AccountMembership.objects.filter(pk=membership.pk).exists()
+        assert len(audited(org.account, "member.removed")) == 1
+
+    def test_a_member_forging_role_change_or_removal_gets_403(self, org):
+        target = membership_of(org, org.admin)
+        browser = session(org.member)
+        assert browser.post(org.url(f"members/{target.pk}/role"), {"role": "member"}).status_code == 403
+        assert browser.get(org.url(f"members/{target.pk}/remove")).status_code == 403
+        assert browser.post(org.url(f"members/{target.pk}/remove")).status_code == 403
+        target.refresh_from_db()
+        assert target.role == AccountRole.ADMIN
+
+
+class TestAcceptInvitation:
+    def _invite(self, org, email: str, django_capture_on_commit_callbacks) -> str:
+        with django_capture_on_commit_callbacks(execute=True):
+            session(org.admin).post(org.url("members/"), {"email": email, "role": "member"})
+        link = re.search(r"https?://[^/\s]+(/console/invitations/\S+)", mail.outbox[-1].body).group(1)
+        return link
+
+    def test_someone_new_sets_a_password_and_joins(self, org, client, django_capture_on_commit_callbacks):
+        link = self._invite(org, "fresh@example.test", django_capture_on_commit_callbacks)
+        page = client.get(link)
+        assert page.status_code == 200 and "Create my user and join" in page.content.decode()
+        token = link.split("token=")[1]
+        weak = client.post(link, {"token": token, "password": "short"})
+        assert weak.status_code == 422 and not User.objects.filter(email="fresh@example.test").exists()
+        response = client.post(
+            link, {"token": token, "password": "a long enough passphrase", "first_name": "Fre"}
+        )
+        assert response.status_code == 200
+        assert f"You joined {org.account.name}" in response.content.decode()
+        assert f"/login/?next=/console/accounts/{org.account.handle}/members/" in response.content.decode()
+        user = User.objects.get(email="fresh@example.test")
+        assert membership_of(org, user).role == AccountRole.MEMBER
+        assert len(audited(org.account, "invitation.accepted")) == 1
+        again = client.post(link, {"token": token, "password": "a long enough passphrase"})
+        assert again.status_code == 422  # single use: the user now exists
+
+    def test_a_signed_in_person_accepts_with_one_click(self, org, django_capture_on_commit_callbacks):
+        person = UserFactory(email="known@example.test")
+        link = self._invite(org, person.email, django_capture_on_commit_callbacks)
+        browser = session(person)
+        response = browser.post(link, {"token": link.split("token=")[1]})
+        assert response.status_code == 302 and response["Location"] == org.url("members/")
+        assert membership_of(org, person)
+
+    def test_a_wrong_token_changes_nothing(self, org, client, django_capture_on_commit_callbacks):
+        link = self._invite(org, "fresh@example.test", django_capture_on_commit_callbacks)
+        response = client.post(
+            link.split("?")[0], {"token": "forged", "password": "a long enough passphrase"}
+        )
+        assert response.status_code == 422 and "Invitation not found." in response.content.decode()
+        assert not User.objects.filter(email="fresh@example.test").exists()

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from access.gate import authenticate_key
+from accounts.api_keys.models import ApiKey
+from accounts.models import ServiceAccount
+from accounts.rbac import service_account_create_with_key
+from audit.actors import SYSTEM
+from tests.console.conftest import audited, make_org, session, steady_query_count
+
+pytestmark = pytest.mark.django_db
+
+
+def shown_key(response) -> str:
+    match = re.search(r'<code id="new-key">(pnb_[^<]+)</code>', response.content.decode())
+    assert match, response.content.decode()[:2000]
+    return match.group(1)
+
+
+class TestCreate:
+    def test_the_key_is_shown_once_and_works(self, org):
+        browser = session(org.admin)
+        response = browser.post(org.url("service-accounts/"), {"name": "deployer", "role": "member"})
+        assert response.status_code == 201
+        key = shown_key(response)
+        assert (
+            'data-copy="new-key"' in response.content.decode()
+            and "Key of deployer" in response.content.decode()
+        )
+        bot = ServiceAccount.objects.get(account=org.account, name="deployer")
+        assert authenticate_key(key, ip="127.0.0.1").service_account_id == bot.pk
+        assert len(audited(org.account, "service-account.created")) == 1
+        assert len(audited(org.account, "api-key.created")) >= 1
+        listing = browser.get(org.url("service-accounts/")).content.decode()
+        assert "deployer" in listing and key not in listing and key[:16] in listing  # prefix + lookup id only
+
+    def test_an_expiry_in_days(self, org):
+        session(org.admin).post(
+            org.url("service-accounts/"), {"name": "short", "role": "member", "expires_in_days": "2"}
+        )
+        key = ApiKey.objects.get(service_account__name="short")
+        assert timedelta(days=1, hours=23) < key.expires_at - timezone.now() <= timedelta(days=2)
+
+    def test_a_taken_name_is_shown_inline(self, org):
+        response = session(org.admin).post(
+            org.url("service-accounts/"), {"name": org.tenant.service_account.name, "role": "member"}
+        )
+        assert response.status_code == 422
+        assert "already exists" in response.content.decode()
+
+    def test_a_plan_without_service_accounts_refuses_with_the_plans_words(self, db):
+        org = make_org(plan="hobby")
+        response = session(org.admin).post(org.url("service-accounts/"), {"name": "bot", "role": "member"})
+        assert response.status_code == 422 and "plan" in response.content.decode().lower()
+        assert not ServiceAccount.objects.filter(account=org.account, name="bot").exists()
+
+    def test_a_member_reads_but_sees_no_controls_and_a_forged_post_is_403(self, org):
+        browser = session(org.member)
+        html = browser.get(org.url("service-accounts/")).content.decode()
+        assert org.tenant.service_account.name in html
+        assert "Create a service account" not in html and "Rotate key" not in html and "Delete" not in html
+        response = browser.post(org.url("service-accounts/"), {"name": "sneaky", "role": "owner"})
+        assert response.status_code == 403 and not ServiceAccount.objects.filter(name="sneaky").exists()
+
+
+class TestRotateAndDelete:
+    def test_rotate_with_a_grace_period(self, org):
+        bot, old, old_plaintext = service_account_create_with_key(
+            account=org.account, name="worker", actor=SYSTEM
+        )
+        response = session(org.admin).post(
+            org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "3600"}
+        )
+        assert response.status_code == 201
+        new_plaintext = shown_key(response)
+        assert "New key of worker" in response.content.decode()
+        old.refresh_from_db()
+        assert old.revoked_at is None
+        assert timedelta(minutes=59) < old.expires_at - timezone.now() <= timedelta(hours=1)
+        assert authenticate_key(old_plaintext, ip=None) is not None  # still valid in the grace period
+        assert authenticate_key(new_plaintext, ip=None).service_account_id == bot.pk
+        [event] = audited(org.account, "api-key.rotated")
+        assert event.payload["before"]["key_ids"] == [str(old.pk)]
+
+    def test_rotate_now_ends_the_old_key(self, org):
+        bot, old, old_plaintext = service_account_create_with_key(
+            account=org.account, name="worker", actor=SYSTEM
+        )
+        session(org.admin).post(org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "0"})
+        assert authenticate_key(old_plaintext, ip=None) is None
+
+    def test_a_grace_beyond_two_days_is_refused_inline(self, org):
+        bot, _, _ = service_account_create_with_key(account=org.account, name="worker", actor=SYSTEM)
+        response = session(org.admin).post(
+            org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "999999"}
+        )
+        assert response.status_code == 422
+        assert "old_key_expires_in_seconds must be between 0 and" in response.content.decode()
+
+    def test_delete_asks_first_and_the_keys_stop_working(self, org):
+        bot, _, plaintext = service_account_create_with_key(account=org.account, name="worker", actor=SYSTEM)
+        browser = session(org.admin)
+        confirm = browser.get(org.url(f"service-accounts/{bot.pk}/delete"))
+        assert confirm.status_code == 200 and "Delete the service account worker?" in confirm.content.decode()
+        assert browser.post(org.url(f"service-accounts/{bot.pk}/delete")).status_code == 302
+        assert not ServiceAccount.objects.filter(pk=bot.pk).exists()
+        assert authenticate_key(plaintext, ip=None) is None
+        assert len(audited(org.account, "service-account.deleted")) == 1
+
+    def test_another_accounts_service_account_is_404(self, org):
+        other = make_org()
+        theirs = other.tenant.service_account
+        browser = session(org.admin)
+        assert (
+            browser.post(org.url(f"service-accounts/{theirs.pk}/rotate"), {"grace_seconds": "0"}).status_code
+            == 404
+        )
+        assert browser.post(org.url(f"service-accounts/{theirs.pk}/delete")).status_code == 404
+        assert browser.get(other.url("service-accounts/")).status_code == 404
+        assert ServiceAccount.objects.filter(pk=theirs.pk).exists()
+
+    def test_no_per_row_queries(self, org):
+        browser = session(org.admin)
+        few = steady_query_count(browser, org.url("service-accounts/"))
+        for n in range(10):
+            service_account_create_with_key(account=org.account, name=f"bot-{n}", actor=SYSTEM)
+        assert steady_query_count(browser, org.url("service-accounts/")) == few
