@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from accounts.permissions import AccountRole, WorkspaceRole
 from config.logging import ContextFilter, JsonFormatter
 from tests.factories import GrantFactory, MembershipFactory, UserFactory
+from tests.test_embedded_startup import run_python
 
 PASSWORD = "correct horse battery staple 42"
 BLOCK_SECRET = "s3cr3t-database-password-9f8e7d"
@@ -121,3 +122,25 @@ def test_the_formatter_scrubs_key_shaped_values():
     record.header = "scim_0123456789abcdef"
     line = json.loads(JsonFormatter().format(record))
     assert line["message"] == "got [redacted] and [redacted]" and line["header"] == "[redacted]"
+
+
+SETUP_AND_LOG = (
+    "from config.embedded import prepare; prepare(); import django; django.setup(); import logging; "
+    "logging.getLogger('controlplane.test').warning('issued %s', 'pnb_abcdefghijklmnop')"
+)
+
+
+def test_the_configured_handler_writes_json_lines(tmp_path):
+    result = run_python(tmp_path / "var", SETUP_AND_LOG, LOG_FORMAT="json")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert line["logger"] == "controlplane.test" and line["level"] == "WARNING"
+    assert line["message"] == "issued [redacted]"
+
+
+def test_plain_lines_are_scrubbed_too_and_a_bad_format_is_refused(tmp_path):
+    plain = run_python(tmp_path / "var", SETUP_AND_LOG, LOG_FORMAT="plain")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stderr.strip().splitlines()[-1].endswith("WARNING controlplane.test issued [redacted]")
+    refused = run_python(tmp_path / "var", SETUP_AND_LOG, LOG_FORMAT="xml")
+    assert refused.returncode != 0 and "LOG_FORMAT must be json or plain" in refused.stderr
