@@ -7,7 +7,8 @@ validation, the HTTPS redirect and sessions (a kubelet probes a pod by its IP, o
 * ``GET /readyz``: the database, Redis and the Celery broker each answer within
   ``READINESS_TIMEOUT_SECONDS`` (checked at once, in threads); else 503 naming which failed.
 * ``GET /metrics``: the Prometheus exposition (``core.metrics``), only to a client address in
-  ``METRICS_ALLOWED_ADDRESSES`` (CIDRs, by the trusted-proxy rules); anyone else gets 404.
+  ``METRICS_ALLOWED_ADDRESSES`` (CIDRs, by the trusted-proxy rules); anyone else gets 404. The
+  Celery queues' depth is read from the broker when scraped.
 
 Every other request is timed and counted by its route template (the resolver's route, never the
 path, so no tenant id becomes a label), and logged once when it ends (method, route, path without
@@ -27,6 +28,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
+from prometheus_client.core import GaugeMetricFamily
 
 from audit.context import client_ip
 from config import logging as log_context
@@ -120,7 +122,37 @@ def _probe(request):
         return JsonResponse(body, status=200 if ready else 503)
     if not metrics_allowed(request):
         return JsonResponse({"detail": "Not Found"}, status=404)
-    return HttpResponse(metrics.exposition(), content_type="text/plain; version=0.0.4; charset=utf-8")
+    return HttpResponse(
+        metrics.exposition(collect_at_scrape=_queue_depth),
+        content_type="text/plain; version=0.0.4; charset=utf-8",
+    )
+
+
+def _queue_depth():
+    """``controlplane_celery_queue_depth{queue}``: messages waiting in each Celery queue, read from
+    the broker when scraped (absent when the broker does not answer in time)."""
+    # Function-level import: the Celery app is the composition root's, loaded only when scraped.
+    from config.celery import app
+
+    family = GaugeMetricFamily(
+        "controlplane_celery_queue_depth", "Messages waiting in a Celery queue.", labels=["queue"]
+    )
+    names = sorted({app.conf.task_default_queue, *(q.name for q in app.conf.task_queues or ())})
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1, timeout=settings.READINESS_TIMEOUT_SECONDS)
+            channel = conn.default_channel
+            for name in names:
+                try:
+                    depth = channel.queue_declare(queue=name, passive=True).message_count
+                except conn.channel_errors:  # never declared: nothing waits in it
+                    depth = 0
+                    channel = conn.channel()
+                family.add_metric([name], depth)
+    except Exception as exc:  # noqa: BLE001 - a broker that does not answer leaves the gauge out
+        logger.warning("Celery queue depth unavailable: %s", type(exc).__name__)
+        return []
+    return [family]
 
 
 class ObservabilityMiddleware:

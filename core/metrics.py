@@ -84,12 +84,28 @@ def record_request(method: str, route: str, status: int, seconds: float) -> None
     responses.inc()
 
 
-def exposition() -> bytes:
+class _Collected:
+    """A collector of metric families computed when scraped (a queue's depth, say)."""
+
+    def __init__(self, collect):
+        self._collect = collect
+
+    def collect(self):
+        return self._collect()
+
+
+def exposition(collect_at_scrape=None) -> bytes:
     """The text exposition of every metric: summed over every process's files in multiprocess mode,
-    else this process's registry."""
+    else this process's registry; plus the families ``collect_at_scrape()`` yields, if given."""
     directory = os.environ.get(MULTIPROC_DIR_ENV)
     if directory:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, path=directory)
-        return generate_latest(registry)
-    return generate_latest()
+        text = generate_latest(registry)
+    else:
+        text = generate_latest()
+    if collect_at_scrape is not None:
+        extra = CollectorRegistry()
+        extra.register(_Collected(collect_at_scrape))
+        text += generate_latest(extra)
+    return text

@@ -137,3 +137,27 @@ def test_several_processes_add_up(tmp_path, client, monkeypatch, db):
     assert value(found, "controlplane_set_state_outcomes_total", kind="task_run", status="WAIT") == 2
     labels = {"method": "GET", "route": "api/health"}
     assert value(found, "controlplane_http_request_duration_seconds_count", **labels) == 2
+
+
+@pytest.mark.django_db
+def test_celery_queue_depth_is_read_from_the_broker(client):
+    from kombu import Queue
+
+    from config.celery import app
+
+    name = "controlplane-test-depth"  # a queue of its own: purging it touches no real work
+    previous, app.conf.task_default_queue = app.conf.task_default_queue, name
+    queue = Queue(name, routing_key=name)
+    with app.connection_for_write() as conn:
+        queue(conn.default_channel).declare()
+        conn.default_channel.queue_purge(name)
+        try:
+            assert value(samples(client), "controlplane_celery_queue_depth", queue=name) == 0
+            producer = conn.Producer()
+            for _ in range(3):
+                producer.publish({"probe": True}, routing_key=name, declare=[queue])
+            assert value(samples(client), "controlplane_celery_queue_depth", queue=name) == 3
+        finally:
+            conn.default_channel.queue_purge(name)
+            queue(conn.default_channel).delete()
+            app.conf.task_default_queue = previous
