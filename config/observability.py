@@ -38,8 +38,8 @@ logger = logging.getLogger("controlplane.access")
 
 PROBE_PATHS = ("/healthz", "/readyz", "/metrics")
 
-# Readiness checks run here, so a hung dependency costs a bounded number of threads, never a
-# request thread per probe.
+# Readiness checks run here: a request thread waits at most READINESS_TIMEOUT_SECONDS, and a hung
+# dependency holds at most these three threads (later probes queue behind them and time out).
 _checks = ThreadPoolExecutor(max_workers=3, thread_name_prefix="readyz")
 
 
