@@ -31,7 +31,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
-from core import serverloop
+from core import metrics, serverloop
 from core.parsers import BadJson, loads, suspect
 from orchestration.events import hub
 from orchestration.events.hub import publication_items
@@ -134,6 +134,7 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
             stored.extend(row for row in rows if row.id in mine)
             record_task_run_events(workspace_id, [e for e in fresh if e.id in mine and is_task_run_event(e)])
         _notify_on_commit(workspace_id, stored)
+    metrics.record_events_ingested(len(stored))
     return stored
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from core import metrics
 from core.errors import ObjectNotFound
 from orchestration.models import FlowRun, TaskRun
 from orchestration.persistence.run_lock import locked_run, locked_task_run, task_run_current_state
@@ -108,6 +109,7 @@ def set_flow_run_state(
                     task_run_id=parent_task_run_id, state=parent_state, force=True, actor=actor
                 )
 
+    metrics.record_set_state("flow_run", context.response_status)
     return OrchestrationResult(
         status=context.response_status,
         state=context.validated_state,
@@ -207,6 +209,7 @@ def set_task_run_state(
                 fields = [*ORCHESTRATED_TASK_RUN_FIELDS, "updated"] if changed else ()
                 flush(pending, update=run if changed else None, update_fields=fields)
 
+    metrics.record_set_state("task_run", context.response_status)
     return OrchestrationResult(
         status=context.response_status,
         state=context.validated_state,

@@ -1,0 +1,32 @@
+#!/bin/sh
+# One image, four roles: web (ASGI server), worker (Celery), beat (Celery beat), migrate.
+# Anything else is run as given (e.g. `python manage.py createsuperuser`).
+set -eu
+
+if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
+    # prometheus-client's multiprocess files must start empty with the processes that write them.
+    rm -rf "${PROMETHEUS_MULTIPROC_DIR:?}"
+    mkdir -p "${PROMETHEUS_MULTIPROC_DIR}"
+fi
+
+case "${1:-web}" in
+    web)
+        exec uvicorn config.asgi:application \
+            --host 0.0.0.0 --port "${PORT:-8000}" \
+            --workers "${WEB_CONCURRENCY:-2}" \
+            --lifespan off --no-access-log \
+            --http core.serving:HttpProtocol
+        ;;
+    worker)
+        exec celery -A config worker -l INFO --concurrency "${WORKER_CONCURRENCY:-2}"
+        ;;
+    beat)
+        exec celery -A config beat -l INFO -s /tmp/celerybeat-schedule
+        ;;
+    migrate)
+        exec python manage.py migrate --noinput
+        ;;
+    *)
+        exec "$@"
+        ;;
+esac
