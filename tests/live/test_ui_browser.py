@@ -150,7 +150,10 @@ def visit(page, recorder: Recorder, url: str, name: str, shots: Path) -> None:
     page.screenshot(path=str(shots / f"{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"))
     # The UI's own links stay inside the workspace's base (links as the browser resolves them).
     origin, base_path = re.match(r"(https?://[^/]+)(/account/[^/]+/workspace/[^/]+/)", url).groups()
-    hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+    # getAttribute, not a.href: an SVG <a> (the run graph draws some) has an SVGAnimatedString there.
+    hrefs = page.eval_on_selector_all(
+        "a[href]", "links => links.map(a => new URL(a.getAttribute('href'), document.baseURI).href)"
+    )
     recorder.all_links += hrefs
     inside = [h for h in hrefs if h.startswith(origin + "/")]
     recorder.stray_links += [f"{name}: {h}" for h in inside if not h.startswith(origin + base_path)]
