@@ -56,9 +56,11 @@ def expire_concurrency_leases() -> int:
 
 
 @shared_task(name="orchestration.run_automation_actions")
-def run_automation_actions(firing_id: str) -> int:
+def run_automation_actions(workspace_id: str, firing_id: str) -> int:
     """The actions of one committed firing (each runs once, however often this is delivered)."""
-    return automation_firing_act(firing_id=uuid.UUID(str(firing_id)))
+    return automation_firing_act(
+        workspace_id=uuid.UUID(str(workspace_id)), firing_id=uuid.UUID(str(firing_id))
+    )
 
 
 @shared_task(name="orchestration.sweep_automation_buckets")
@@ -66,5 +68,5 @@ def sweep_automation_buckets() -> int:
     return automation_buckets_sweep()
 
 
-def automation_firing_dispatch(firing_id: uuid.UUID) -> None:
-    run_automation_actions.delay(str(firing_id))
+def automation_firing_dispatch(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:
+    run_automation_actions.delay(str(workspace_id), str(firing_id))

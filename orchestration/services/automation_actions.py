@@ -214,13 +214,13 @@ def _act(run: _Run) -> str | None:
     return None
 
 
-def automation_firing_act(*, firing_id: uuid.UUID) -> int:
-    """Run every action of the firing not run yet; returns how many ran now."""
-    firing = AutomationFiring.objects.unscoped().filter(id=firing_id).first()
-    if firing is None:
-        return 0
+def automation_firing_act(*, workspace_id: uuid.UUID, firing_id: uuid.UUID) -> int:
+    """Run every action of the workspace's firing not run yet; returns how many ran now."""
     ran = 0
-    with workspace_scope(firing.workspace_id):
+    with workspace_scope(workspace_id):
+        firing = AutomationFiring.objects.filter(id=firing_id).first()
+        if firing is None:
+            return 0
         for index, entry in enumerate(firing.actions):
             run = _Run(firing, index, entry)
             with transaction.atomic():

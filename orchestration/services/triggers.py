@@ -180,14 +180,14 @@ def workspace_triggers(workspace_id: uuid.UUID) -> list[LoadedTrigger]:
 _dispatch: list[Callable[[uuid.UUID], None]] = []
 
 
-def firing_dispatch_set(dispatch: Callable[[uuid.UUID], None]) -> None:
+def firing_dispatch_set(dispatch: Callable[[uuid.UUID, uuid.UUID], None]) -> None:
     """How a committed firing's actions are run (the Celery task, set in ``orchestration.apps``)."""
     _dispatch[:] = [dispatch]
 
 
-def _dispatch_firing(firing_id: uuid.UUID) -> None:
+def _dispatch_firing(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:
     for dispatch in _dispatch:
-        dispatch(firing_id)
+        dispatch(workspace_id, firing_id)
 
 
 # --- evaluation -------------------------------------------------------------------------------------
@@ -346,8 +346,8 @@ def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None)
         logger.info("Automation %s: already fired for this event", trigger.automation_id)
         return 0
     event_record_on_commit(workspace_id=bucket.workspace_id, event=triggered)
-    firing_id = firing.id
-    transaction.on_commit(lambda: _dispatch_firing(firing_id), robust=True)
+    workspace_id, firing_id = bucket.workspace_id, firing.id
+    transaction.on_commit(lambda: _dispatch_firing(workspace_id, firing_id), robust=True)
     return 1
 
 

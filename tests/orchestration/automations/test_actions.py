@@ -63,7 +63,7 @@ def test_run_deployment_with_parameters_templated_from_the_event(
             "prefect.resource.name": run.name} in executed.related  # fmt: skip
     # Delivered again (a retried task): nothing runs twice.
     (firing,) = firings(tenant, auto)
-    assert automation_firing_act(firing_id=firing.id) == 0
+    assert automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id) == 0
     assert len(_runs(tenant, deployment_id)) == 1
 
 

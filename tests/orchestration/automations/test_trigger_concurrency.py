@@ -114,7 +114,7 @@ def test_two_runners_of_one_firing_run_its_actions_once(api_client):
     tenant = make_tenant()
     auto = automation(bearer(api_client, tenant.service_key), tenant, expect=["x"], threshold=2,
                       actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])  # fmt: skip
-    triggers.firing_dispatch_set(lambda firing_id: None)  # the runners below run it
+    triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)  # the runners below run it
     try:
         triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x")))
         triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x", seconds=1)))
@@ -124,7 +124,14 @@ def test_two_runners_of_one_firing_run_its_actions_once(api_client):
         triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
     (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
     counts = []
-    _in_threads(*(lambda: counts.append(automation_firing_act(firing_id=firing.id)) for _ in range(3)))
+    _in_threads(
+        *(
+            lambda: counts.append(
+                automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id)
+            )
+            for _ in range(3)
+        )
+    )
     assert sum(counts) == 2
     assert AutomationActionRun.objects.unscoped().filter(firing=firing).count() == 2
-    assert automation_firing_act(firing_id=firing.id) == 0
+    assert automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id) == 0
