@@ -20,7 +20,7 @@ from accounts.views import AdminSignInForm
 from billing import entitlements
 from billing import selectors as billing_selectors
 from billing.models import Door
-from billing.plans import PLANS
+from billing.plans import CONTRACT_LIMITS, PLANS, contract_limits_problems
 from tenants.admin import WorkspaceScopedAdmin
 from tenants.models import Account, Workspace
 
@@ -28,19 +28,49 @@ from tenants.models import Account, Workspace
 class AccountAdminForm(forms.ModelForm):
     class Meta:
         model = Account
-        fields = ("name", "handle", "plan", "settings")
+        fields = ("name", "handle", "plan", "plan_limits", "settings")
+        help_texts = {
+            "plan_limits": (
+                "Contract limits of a plan that is not self-serve (Enterprise), e.g. "
+                '{"max_seats": 250, "max_workspaces": 10}. Keys: ' + ", ".join(CONTRACT_LIMITS) + "; "
+                "a key left out keeps the plan's figure; null is unlimited."
+            )
+        }
 
     def clean_plan(self):
         plan = self.cleaned_data["plan"]
         if plan not in PLANS:
             raise forms.ValidationError(f"Unknown plan; choose one of {', '.join(PLANS)}.")
-        account = self.instance
-        if not account._state.adding and plan != Account.objects.get(pk=account.pk).plan:
-            # An operator's plan change is refused like a customer's when the account does not fit.
-            problems = billing_selectors.plan_change_problems(account, plan)
-            if problems:
-                raise forms.ValidationError(" ".join(problems))
         return plan
+
+    def clean_plan_limits(self):
+        limits = self.cleaned_data.get("plan_limits")
+        if limits in (None, ""):
+            return {}
+        problems = contract_limits_problems(limits)
+        if problems:
+            raise forms.ValidationError(" ".join(problems))
+        return limits
+
+    def clean(self):
+        cleaned = super().clean()
+        plan, limits = cleaned.get("plan"), cleaned.get("plan_limits")
+        if plan is None or limits is None:
+            return cleaned
+        if limits and PLANS[plan].self_serve:
+            self.add_error(
+                "plan_limits", f"The {PLANS[plan].name} plan is self-serve: its limits are the plan's own."
+            )
+            return cleaned
+        account = self.instance
+        if not account._state.adding:
+            stored = Account.objects.get(pk=account.pk)
+            if plan != stored.plan or limits != stored.plan_limits:
+                # An operator's change is refused like a customer's when the account does not fit.
+                problems = billing_selectors.plan_change_problems(account, plan, limits=limits)
+                if problems:
+                    self.add_error("plan_limits" if plan == stored.plan else "plan", " ".join(problems))
+        return cleaned
 
 
 class WorkspaceInline(admin.TabularInline):

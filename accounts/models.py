@@ -298,6 +298,9 @@ class Invitation(models.Model):
         PENDING = "PENDING", "Pending"
         ACCEPTED = "ACCEPTED", "Accepted"
         REVOKED = "REVOKED", "Revoked"
+        # Past ``expires_at`` it stopped holding its seat; ``invitations_expire`` records the seat's
+        # release in the ledger and marks it so.
+        EXPIRED = "EXPIRED", "Expired"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     account = models.ForeignKey("tenants.Account", on_delete=models.CASCADE, related_name="invitations")

@@ -48,7 +48,7 @@ from audit.actors import SCIM, SYSTEM
 from audit.services import audit_record, audited_update
 from billing import entitlements
 from billing.models import Door
-from billing.services import seat_change
+from billing.services import seat_change, seats_released
 from core.errors import Conflict, InvalidInput, NotFound
 from core.ids import as_uuid
 from tenants.models import Account, Workspace
@@ -439,10 +439,8 @@ def invitation_create(
             raise Conflict(f"{email} is already a member of this account.", code="already_member")
         if invitations_pending(account).filter(email__iexact=email).exists():
             raise Conflict(f"{email} already has a pending invitation.", code="already_invited")
-        # An expired invitation for the same address is no longer pending: retire it.
-        Invitation.objects.filter(
-            account=account, email__iexact=email, status=Invitation.Status.PENDING
-        ).update(status=Invitation.Status.REVOKED)
+        # An expired invitation (this address's among them) releases its seat in the ledger first.
+        _invitations_expire_locked(account)
         token = secrets.token_urlsafe(32)
         with seat_change(
             account=account, actor=actor, door=Door.INVITATION, reason=f"invitation sent to {email}", adding=1
@@ -492,6 +490,57 @@ def invitation_email_send(*, invitation: Invitation, token: str) -> None:
         from_email=None,
         recipient_list=[invitation.email],
     )
+
+
+def _invitations_expire_locked(account: Account, *, now: datetime | None = None) -> int:
+    """Mark the account's pending invitations past their time EXPIRED, each with its audit record,
+    and the seats they held released in one ledger row. The account row is locked by the caller."""
+    now = now or timezone.now()
+    expired = list(
+        Invitation.objects.select_for_update()
+        .filter(account=account, status=Invitation.Status.PENDING, expires_at__lte=now)
+        .order_by("expires_at")
+    )
+    if not expired:
+        return 0
+    Invitation.objects.filter(pk__in=[invitation.pk for invitation in expired]).update(
+        status=Invitation.Status.EXPIRED, updated=now
+    )
+    for invitation in expired:
+        audit_record(
+            event=events.INVITATION_EXPIRED,
+            actor=SYSTEM,
+            account=account,
+            target=invitation,
+            payload={"email": invitation.email, "expires_at": invitation.expires_at.isoformat()},
+        )
+    emails = ", ".join(invitation.email for invitation in expired[:3]) + (", …" if len(expired) > 3 else "")
+    seats_released(
+        account=account,
+        actor=SYSTEM,
+        door=Door.INVITATION,
+        reason=f"{len(expired)} invitation(s) expired: {emails}",
+        released=len(expired),
+    )
+    return len(expired)
+
+
+def invitations_expire(*, now: datetime | None = None) -> int:
+    """Every account's pending invitations past their time: marked EXPIRED, their seats' release in
+    the ledger (beat runs this; each account in its own short transaction). How many expired."""
+    now = now or timezone.now()
+    account_ids = (
+        Invitation.objects.filter(status=Invitation.Status.PENDING, expires_at__lte=now)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    total = 0
+    for account_id in list(account_ids):
+        with transaction.atomic():
+            account = Account.objects.select_for_update().filter(pk=account_id).first()
+            if account is not None:
+                total += _invitations_expire_locked(account, now=now)
+    return total
 
 
 def invitations_pending(account: Account):

@@ -139,6 +139,12 @@ INVITATION_REVOKED = register(
     api_name="invitation.revoked",
     template="{actor} revoked the invitation for {email}",
 )
+INVITATION_EXPIRED = register(
+    id=83,
+    name="INVITATION_EXPIRED",
+    api_name="invitation.expired",
+    template="The invitation for {email} expired, releasing its seat",
+)
 ACCOUNT_SETTINGS_CHANGED = register(
     id=3,
     name="ACCOUNT_SETTINGS_CHANGED",

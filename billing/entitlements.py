@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.utils import timezone
 
-from billing.plans import PLANS, Feature, Plan, get_plan
+from billing.plans import PLANS, Feature, Plan, get_plan, with_contract_limits
 from core.errors import PlanLimitExceeded
 from tenants.models import Account
 
@@ -28,7 +28,8 @@ class Decision:
 
 
 def plan_for(account) -> Plan:
-    return get_plan(account.plan)
+    """The account's plan, with the limits an operator set for it when the plan is sold by contract."""
+    return with_contract_limits(get_plan(account.plan), account.plan_limits)
 
 
 def seats_used(account) -> int:
@@ -113,8 +114,8 @@ def audit_retention_policy() -> tuple[dict, int]:
     """How long each account keeps its audit trail, in days, by its plan; and the longest any plan
     keeps it (for entries of no account). ``settings.AUDIT_RETENTION_POLICY`` points here."""
     days = {
-        account_id: PLANS[plan_key].audit_log_retention_days
-        for account_id, plan_key in Account.objects.values_list("id", "plan")
+        account_id: with_contract_limits(PLANS[plan_key], limits).audit_log_retention_days
+        for account_id, plan_key, limits in Account.objects.values_list("id", "plan", "plan_limits")
         if plan_key in PLANS
     }
-    return days, max(plan.audit_log_retention_days for plan in PLANS.values())
+    return days, max([plan.audit_log_retention_days for plan in PLANS.values()] + list(days.values()))

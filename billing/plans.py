@@ -9,7 +9,7 @@ infrastructure.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 Feature = Literal[
@@ -96,3 +96,40 @@ def get_plan(key: str) -> Plan:
         return PLANS[key]
     except KeyError:
         raise ValueError(f"Unknown plan {key!r}; choose one of {', '.join(PLANS)}.") from None
+
+
+# What an operator may set for one account on a plan sold by contract (Enterprise, not self-serve):
+# each key absent from the account's ``plan_limits`` keeps the plan's figure. ``None`` is unlimited
+# for the ``max_`` limits; the audit log always has a number of days.
+CONTRACT_LIMITS: tuple[str, ...] = (
+    "max_seats",
+    "max_workspaces",
+    "max_deployments",
+    "audit_log_retention_days",
+)
+_UNLIMITABLE = {"audit_log_retention_days"}
+
+
+def contract_limits_problems(limits: object) -> list[str]:
+    """Why ``limits`` cannot be an account's contract limits: one sentence each; empty when it can."""
+    if not isinstance(limits, dict):
+        return ['Limits must be an object such as {"max_seats": 250}.']
+    problems = []
+    for key, value in limits.items():
+        if key not in CONTRACT_LIMITS:
+            problems.append(f"Unknown limit {key!r}; the limits are {', '.join(CONTRACT_LIMITS)}.")
+        elif value is None and key not in _UNLIMITABLE:
+            continue
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            problems.append(
+                f"{key} must be a whole number of at least 1"
+                + ("." if key in _UNLIMITABLE else ", or null for unlimited.")
+            )
+    return problems
+
+
+def with_contract_limits(plan: Plan, limits: dict | None) -> Plan:
+    """``plan`` with an account's contract limits applied; a self-serve plan keeps its own."""
+    if not limits or plan.self_serve:
+        return plan
+    return replace(plan, **{key: limits[key] for key in CONTRACT_LIMITS if key in limits})

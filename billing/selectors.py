@@ -28,7 +28,7 @@ from django.utils.module_loading import import_string
 
 from billing.entitlements import plan_for, seats_used
 from billing.models import BillingStatus, SeatLedgerEntry, Subscription
-from billing.plans import Plan, get_plan
+from billing.plans import Plan, get_plan, with_contract_limits
 from core.errors import PaymentRequired
 from tenants.models import Account
 
@@ -171,10 +171,11 @@ def deployments_used(account: Account) -> int:
     return import_string(settings.BILLING_DEPLOYMENT_COUNTER)(account)
 
 
-def plan_change_problems(account: Account, plan_key: str) -> list[str]:
-    """What must change before ``account`` fits ``plan_key``: one sentence per limit or feature its
-    use exceeds; empty when it fits."""
-    plan: Plan = get_plan(plan_key)
+def plan_change_problems(account: Account, plan_key: str, *, limits: dict | None = None) -> list[str]:
+    """What must change before ``account`` fits ``plan_key`` (with ``limits``, contract limits in
+    place of the account's own): one sentence per limit or feature its use exceeds; empty when it
+    fits."""
+    plan: Plan = with_contract_limits(get_plan(plan_key), account.plan_limits if limits is None else limits)
     problems = []
     seats = seats_used(account)
     if plan.max_seats is not None and seats > plan.max_seats:

@@ -102,6 +102,18 @@ def seat_change(*, account: Account, actor, door: str, reason: str, adding: int 
             read_only_recheck(account=locked, actor=actor)  # it may fit the free plan now
 
 
+def seats_released(*, account: Account, actor, door: str, reason: str, released: int) -> None:
+    """Record ``released`` seats that left without a write inside ``seat_change``: pending
+    invitations whose time ran out (``seats_used`` stopped counting them when they expired). Called
+    with the account locked (``seat_change`` yields it), in the transaction that marks them."""
+    if released <= 0:
+        return
+    after = seats_used(account)
+    _seat_ledger_record(
+        account=account, actor=actor, door=Door(door), reason=reason, before=after + released, after=after
+    )
+
+
 def _seat_ledger_record(*, account: Account, actor, door: Door, reason: str, before: int, after: int) -> None:
     subscription = Subscription.objects.select_for_update().filter(account=account).first()
     billed_before = subscription.seats_billed if subscription else 0

@@ -39,6 +39,8 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=27, hour=3),
     },
     "sso-purge-expired": {"task": "accounts.tasks.purge_expired_sso_state", "schedule": 3600.0},
+    # An invitation past its time releases its seat: marked expired, the release in the seat ledger.
+    "invitations-expire": {"task": "accounts.tasks.expire_invitations", "schedule": 300.0},
     "orchestration-scheduler": {"task": "orchestration.schedule_deployments", "schedule": 30.0},
     "orchestration-late-runs": {"task": "orchestration.mark_late_runs", "schedule": 5.0},
     "orchestration-crashed-runs": {"task": "orchestration.mark_crashed_runs", "schedule": 30.0},

@@ -15,6 +15,9 @@ class Account(models.Model):
     name = models.CharField(max_length=200)
     handle = models.CharField(max_length=HANDLE_MAX_LENGTH, unique=True, validators=[handle_validator])
     plan = models.CharField(max_length=32)
+    # Limits an operator agreed for this account on a plan sold by contract (Enterprise): keys of
+    # billing.plans.CONTRACT_LIMITS; a key absent keeps the plan's figure. Self-serve plans ignore it.
+    plan_limits = models.JSONField(default=dict, blank=True)
     # Account-wide preferences (e.g. SSO enforcement, session lifetime); their schema lives with
     # the features that read them.
     settings = models.JSONField(default=dict, blank=True)

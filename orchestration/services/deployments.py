@@ -463,6 +463,15 @@ def _ensure_deployment_slot(workspace) -> None:
         )
 
 
+def _ensure_new_run_allowed(deployment: Deployment) -> None:
+    """A run of a deployment is new work, refused (402) while a payment is overdue past its grace
+    whichever door asks for it: the API, the UI's Run button, an automation's action."""
+    account = Account.objects.only("id", "name", "billing_status", "billing_status_since").get(
+        workspaces__id=deployment.workspace_id
+    )
+    ensure_new_work_allowed(account)
+
+
 def _system_labels(flow: Flow, deployment_id_labels: dict[str, Any] | None) -> dict[str, Any]:
     """Prefect's ``with_system_labels_for_deployment``: the flow's labels, the flow id, then the
     labels the request sent."""
@@ -857,6 +866,7 @@ def deployment_flow_run_create(
     run."""
     with transaction.atomic():
         deployment = deployment_get(deployment_id=deployment_id)
+        _ensure_new_run_allowed(deployment)
         try:
             parameters = _hydrated(deployment, data, _workspace_variables)
         except HydrationError as error:
@@ -882,6 +892,7 @@ def deployment_flow_runs_bulk_create(
         deployment = deployment_get(deployment_id=deployment_id)
         if not items:
             return results
+        _ensure_new_run_allowed(deployment)
         memo: dict[str, dict[str, Any]] = {}
 
         def variables() -> dict[str, Any]:

@@ -13,7 +13,10 @@ from django.utils import timezone
 
 from billing.models import BillingStatus
 from billing.selectors import ensure_new_work_allowed
+from core.errors import PaymentRequired
 from orchestration.models import FlowRun
+from orchestration.schemas.deployments import DeploymentFlowRunCreate
+from orchestration.services.deployments import deployment_flow_run_create, deployment_flow_runs_bulk_create
 from orchestration.services.scheduler import scheduler_tick
 from tenants.models import Account
 from tenants.scoping import workspace_scope
@@ -142,3 +145,29 @@ def test_the_check_reads_no_database(setup, django_assert_max_num_queries):
     account = Account.objects.get(pk=tenant.account.pk)
     with django_assert_max_num_queries(0):
         ensure_new_work_allowed(account)
+
+
+def test_a_deployment_run_from_any_door_is_refused_while_restricted(setup):
+    """The service refuses, not only the route: an automation's run-deployment action goes through
+    ``deployment_flow_run_create`` without the API's view."""
+    tenant, client, flow = setup
+    deployment = _deploy(client, tenant, flow, "nightly").json()
+    _past_due(tenant.account, days=8)
+    with workspace_scope(tenant.workspace.id):
+        for create in (
+            lambda: deployment_flow_run_create(
+                deployment_id=deployment["id"], data=DeploymentFlowRunCreate.model_validate({})
+            ),
+            lambda: deployment_flow_runs_bulk_create(
+                deployment_id=deployment["id"], items=[DeploymentFlowRunCreate.model_validate({})]
+            ),
+        ):
+            with pytest.raises(PaymentRequired, match="payment is overdue"):
+                create()
+        assert not FlowRun.objects.exists()
+    _paid(tenant.account)
+    with workspace_scope(tenant.workspace.id):
+        run, created = deployment_flow_run_create(
+            deployment_id=deployment["id"], data=DeploymentFlowRunCreate.model_validate({})
+        )
+        assert created and FlowRun.objects.get().id == run.id

@@ -262,7 +262,7 @@ class TestReads:
         response = dev.get(f"{tenant.prefix}/{path}")
         assert response.status_code == 404 and response.json() == {"detail": "Deployment not found"}
 
-    @pytest.mark.parametrize("ref", [str(uuid.uuid4()), "not-a-uuid"])
+    @pytest.mark.parametrize("ref", ["8b363c75-53e6-4a15-bb1c-3d104b09db74", "not-a-uuid"])
     def test_missing_by_id_is_404(self, tenant, dev, ref):
         assert dev.get(f"{tenant.prefix}/deployments/{ref}").status_code == 404
 
