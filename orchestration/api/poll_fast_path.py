@@ -8,7 +8,7 @@ all of that is remembered (``accounts.authcache``, the pool memo and the poll an
 gate's memory-only mode (``access.gate.authorize_workspace_from_memory``, the same steps as the full
 gate) and the pool and answer memos. Whatever would need I/O -- a key, access, allowlist policy, pool or answer not
 remembered or expired, a ``last_used``/``last_seen``/``last_polled`` stamp due, a body that does not
-parse, any refusal -- goes to the full path unchanged, which does the work, the writes and the
+parse, an account whose billing is not active, any refusal -- goes to the full path unchanged, which does the work, the writes and the
 audit, and answers the errors in their usual shapes. So this path only ever says yes, and says it
 exactly when the full path would say the same yes without writing anything.
 """
@@ -86,6 +86,9 @@ def answer_from_memory(scope: dict, match: re.Match, body: bytes) -> tuple[bytes
     if not decision.allowed:
         return None, refreshes
     workspace = decision.workspace
+    if workspace.account.billing_status != "active":
+        # Billing may refuse the poll or warn on its answer (billing.selectors): the full path says.
+        return None, refreshes
     if suspect(body):  # what the full path's parser may refuse: it decides
         return None, refreshes
     try:

@@ -167,6 +167,28 @@ class TestNothingStale:
         response = dev.post(f"{other.prefix}/work_pools/{POOL}/get_scheduled_flow_runs", body, format="json")
         assert response.status_code == 404
 
+    def test_an_account_behind_on_payment_goes_to_the_full_path_which_refuses_when_suspended(
+        self, tenant, dev, pool
+    ):
+        make_run(tenant, pool["default_queue_id"])
+        body = _body()
+        _full(dev, tenant, body)
+        assert _memory(tenant, body) is not None
+        account = tenant.account
+        account.billing_status = "past_due"
+        account.billing_status_since = timezone.now() - dt.timedelta(days=1)  # grace
+        account.save(update_fields=["billing_status", "billing_status_since", "updated"])
+        assert _memory(tenant, body) is None
+        url = f"{tenant.prefix}/work_pools/{POOL}/get_scheduled_flow_runs"
+        grace = dev.post(url, body, format="json")
+        assert grace.status_code == 200 and len(grace.json()) == 1
+        assert grace["Warning"].startswith('299 - "A payment failed')
+        account.billing_status_since = timezone.now() - dt.timedelta(days=60)  # suspended
+        account.save(update_fields=["billing_status_since", "updated"])
+        assert _memory(tenant, body) is None
+        suspended = dev.post(url, body, format="json")
+        assert suspended.status_code == 402 and "suspended" in suspended.json()["detail"]
+
     def test_a_paused_pool_or_queue_goes_to_the_full_path(self, tenant, dev, pool):
         make_run(tenant, pool["default_queue_id"])
         body = _body()

@@ -20,6 +20,7 @@ from django.utils import timezone
 from pydantic import ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator
 from rest_framework.response import Response
 
+from billing.selectors import ensure_writes_allowed
 from core.errors import NotFound, ObjectNotFound
 from orchestration.api.base import PrefectApiView, created, no_content, parse_id
 from orchestration.api.flow_runs.wire import flow_run_to_wire
@@ -326,6 +327,9 @@ class WorkPoolGetScheduledFlowRunsApi(PrefectApiView):
     required_scopes = {"POST": "see_work_queues"}
 
     def post(self, request, name: str):
+        # A poll stamps the queues and hands out runs to start, all of which a suspended account may
+        # no longer do: its workers are told why (402) rather than handed runs they cannot move.
+        ensure_writes_allowed(self.account)
         data = self.parse(GetScheduledFlowRuns, self.body())
         pool, queues = work_pool_with_queues_for_poll(name=name)
         polled = polled_queues(pool, queues, data.work_queue_names)
