@@ -13,6 +13,7 @@ from audit import events
 from audit.services import audit_record, audited_update
 from billing import entitlements
 from billing.plans import get_plan
+from billing.services import read_only_recheck_on_commit
 from core.errors import Conflict, InvalidInput
 from tenants.handles import handle_from_name, validate_handle
 from tenants.models import Account, Workspace
@@ -188,6 +189,7 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
             payload={"before": {"name": workspace.name, "handle": workspace.handle}, "after": None},
         )
         workspace.delete()
+        read_only_recheck_on_commit(account=account, actor=actor)
 
 
 def _account_snapshot(account: Account) -> dict:

@@ -32,7 +32,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from audit import events
-from audit.actors import SystemActor, actor_kind, actor_label
+from audit.actors import SYSTEM, SystemActor, actor_kind, actor_label
 from audit.services import audit_record
 from billing import stripe_client
 from billing.entitlements import ensure_seat, seats_used
@@ -577,6 +577,21 @@ def _cancellation_apply(account: Account, subscription: Subscription) -> None:
     subscription.read_only_reason = ""
     _plan_set(account, "hobby")
     _status_set(account, BillingStatus.ACTIVE)
+
+
+def read_only_recheck_on_commit(*, account: Account, actor) -> None:
+    """After the current transaction (which freed a workspace, a deployment, …), recheck an account
+    that is read-only: it may fit the free plan now."""
+    if account.billing_status == BillingStatus.READ_ONLY:
+        transaction.on_commit(lambda: read_only_recheck(account=account, actor=actor))
+
+
+def read_only_accounts_recheck() -> int:
+    """Every read-only account rechecked (beat): what was freed through a door that does not call
+    ``read_only_recheck`` itself (a feature switched off, an identity provider removed) counts within
+    a minute. How many moved to Hobby."""
+    accounts = Account.objects.filter(billing_status=BillingStatus.READ_ONLY).order_by("pk")
+    return sum(read_only_recheck(account=account, actor=SYSTEM) for account in accounts.iterator())
 
 
 def read_only_recheck(*, account: Account, actor) -> bool:

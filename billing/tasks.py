@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from billing.services import stripe_event_process, stripe_events_pending_process, subscription_quantity_push
+from billing.services import (
+    read_only_accounts_recheck,
+    stripe_event_process,
+    stripe_events_pending_process,
+    subscription_quantity_push,
+)
 from core.errors import UpstreamUnavailable
 
 
@@ -31,3 +36,8 @@ def process_stripe_event(event_id: str) -> None:
 @shared_task(name="billing.process_pending_stripe_events")
 def process_pending_stripe_events() -> int:
     return stripe_events_pending_process()
+
+
+@shared_task(name="billing.recheck_read_only_accounts")
+def recheck_read_only_accounts() -> int:
+    return read_only_accounts_recheck()

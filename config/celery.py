@@ -39,6 +39,8 @@ app.conf.beat_schedule = {
         "schedule": crontab(minute=27, hour=3),
     },
     "sso-purge-expired": {"task": "accounts.tasks.purge_expired_sso_state", "schedule": 3600.0},
+    # A read-only account that freed what it must (through any door) moves to Hobby.
+    "billing-read-only-recheck": {"task": "billing.recheck_read_only_accounts", "schedule": 60.0},
     # An invitation past its time releases its seat: marked expired, the release in the seat ledger.
     "invitations-expire": {"task": "accounts.tasks.expire_invitations", "schedule": 300.0},
     "orchestration-scheduler": {"task": "orchestration.schedule_deployments", "schedule": 30.0},

@@ -31,8 +31,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit import events
+from audit.actors import SYSTEM
 from billing.entitlements import check_deployment
 from billing.selectors import ensure_new_work_allowed
+from billing.services import read_only_recheck_on_commit
 from core.errors import AppError, Conflict, InvalidInput, NotFound, PlanLimitExceeded
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Deployment, DeploymentSchedule, Flow, FlowRun, Variable, WorkPool, WorkQueue
@@ -716,6 +718,8 @@ def deployment_delete(*, deployment_id: uuid.UUID, actor=None) -> None:
 
 
 def _delete_locked(deployment: Deployment, *, actor) -> None:
+    account = Account.objects.only("id", "billing_status").get(workspaces__id=deployment.workspace_id)
+    read_only_recheck_on_commit(account=account, actor=actor or SYSTEM)  # one fewer may make it fit
     _emit(deployment, "deleted")
     auditing.record(events.DEPLOYMENT_DELETED, target=deployment, actor=actor, before=_snapshot(deployment))
     scheduled_runs_delete(deployment_id=deployment.id)
