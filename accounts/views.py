@@ -53,7 +53,18 @@ class SignInForm(AuthenticationForm):
 class AdminSignInForm(AdminAuthenticationForm):
     """The Django admin's password sign-in, under the same SSO enforcement as ``/login/``: refused
     where every account of the person requires SSO, and an Owner's sign-in there is break-glass
-    (audited, every other Owner told)."""
+    (audited, every other Owner told). A refusal says who the admin is for and where an account's
+    Owners and Admins go instead."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct %(username)s and password for a staff account. The admin is for "
+            "the operators of this installation (staff users, made with `python manage.py "
+            "createsuperuser`); an account's Owners and Admins run their organisation in the console, "
+            "at /console/."
+        ),
+    }
 
     def confirm_login_allowed(self, user):
         super().confirm_login_allowed(user)  # active staff only

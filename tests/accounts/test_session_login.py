@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from accounts.permissions import AccountRole
 from accounts.services import user_create
+from tests.factories import AccountFactory, MembershipFactory, UserFactory
 
 
 @pytest.mark.django_db
@@ -39,3 +41,17 @@ class TestSessionLogin:
         client.force_login(tenant.member)
         client.post("/logout/")
         assert client.get("/").status_code == 302
+
+
+@pytest.mark.django_db
+def test_an_owner_refused_by_the_admin_is_told_who_it_is_for_and_where_to_go(client):
+    owner = UserFactory(email="owner@acme.example")
+    owner.set_password("a long enough password")
+    owner.save()
+    MembershipFactory(account=AccountFactory(), user=owner, role=AccountRole.OWNER)
+    response = client.post(
+        "/admin/login/", {"username": "owner@acme.example", "password": "a long enough password"}
+    )
+    page = response.content.decode()
+    assert "_auth_user_id" not in client.session
+    assert "createsuperuser" in page and "/console/" in page

@@ -8,11 +8,20 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from accounts.api_keys.models import ApiKey
+from accounts.api_keys.services import api_key_revoke
 from accounts.models import AccountMembership, ServiceAccount, User, WorkspaceRoleGrant
+from audit.actors import SYSTEM
 from tenants.models import Account, Workspace
 from tests.conftest import bearer
+
+
+def _call(*args: str) -> str:
+    out = io.StringIO()
+    call_command("bootstrap", *args, "--json", stdout=out)
+    return out.getvalue()
 
 
 def bootstrap(*extra: str) -> dict:
@@ -27,7 +36,7 @@ def bootstrap(*extra: str) -> dict:
 @pytest.mark.django_db
 class TestBootstrap:
     def test_prints_what_a_client_needs(self):
-        result = bootstrap("--plan", "team")
+        result = bootstrap("--plan", "team", "--owner-key")
         account = Account.objects.get(pk=result["account_id"])
         workspace = Workspace.objects.get(pk=result["workspace_id"], account=account)
         assert (account.handle, workspace.handle, account.plan) == ("acme-data", "production", "team")
@@ -47,19 +56,38 @@ class TestBootstrap:
             == "developer"
         )
 
-    def test_is_idempotent_and_mints_fresh_keys(self):
+    def test_is_idempotent_and_mints_only_the_keys_asked_for(self):
         first = bootstrap()
         second = bootstrap()
         for field in ("account_id", "workspace_id", "service_account_id", "api_url"):
             assert first[field] == second[field]
         assert first["api_key"] != second["api_key"]
-        assert "owner_password" not in second
+        assert "owner_password" not in second and "owner_api_key" not in second
         assert (Account.objects.count(), Workspace.objects.count(), User.objects.count()) == (1, 1, 1)
         assert ServiceAccount.objects.count() == 1 and AccountMembership.objects.count() == 1
-        assert ApiKey.objects.count() == 4
+        assert ApiKey.objects.count() == 2 and not ApiKey.objects.filter(user__isnull=False).exists()
+
+    def test_a_key_that_still_works_is_reused_and_one_that_does_not_is_replaced(self):
+        first = bootstrap()
+        again = bootstrap("--reuse-key", first["api_key"])
+        assert again["api_key"] == first["api_key"] and ApiKey.objects.count() == 1
+        api_key_revoke(key=ApiKey.objects.get(), actor=SYSTEM)
+        replaced = bootstrap("--reuse-key", first["api_key"])
+        assert replaced["api_key"] != first["api_key"] and ApiKey.objects.count() == 2
+        # Another account's key, or nonsense, is never printed back.
+        other = json.loads(_call("--account", "Other", "--workspace", "W", "--owner", "x@y.test"))
+        assert bootstrap("--reuse-key", other["api_key"])["api_key"] != other["api_key"]
+        assert bootstrap("--reuse-key", "pnb_nonsense")["api_key"].startswith("pnb_")
+
+    def test_the_owner_key_expires(self):
+        result = bootstrap("--owner-key", "--owner-key-days", "7")
+        key = ApiKey.objects.get(user__isnull=False)
+        assert key.expires_at is not None
+        assert 6.9 < (key.expires_at - timezone.now()).total_seconds() / 86400 <= 7
+        assert result["owner_api_key"].startswith("pnu_")
 
     def test_keys_work_against_the_workspace(self, api_client):
-        result = bootstrap()
+        result = bootstrap("--owner-key")
         path = result["api_url"].removeprefix("https://flows.acme.test") + "/admin/version"
         for key in (result["api_key"], result["owner_api_key"]):
             assert bearer(api_client, key).get(path).status_code == 200

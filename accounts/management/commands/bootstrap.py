@@ -2,21 +2,25 @@
 
     python manage.py bootstrap --account "Acme" --workspace "Production" --owner ops@acme.test --json
 
-Creates what is missing and reuses what exists (matched by name). Every run mints a fresh ``pnb_``
-key for the workspace's bootstrap service account (Developer on the workspace) and a fresh ``pnu_``
-key for the owner; earlier keys stay valid until revoked.
+Creates what is missing and reuses what exists (matched by name). Keys are minted only when asked
+for: a ``pnb_`` key for the workspace's bootstrap service account (Developer on the workspace) unless
+``--reuse-key`` names one of its keys that still works (what ``make run`` does on every start), and
+a ``pnu_`` key of the owner only with ``--owner-key`` (expiring after ``--owner-key-days``). Earlier
+keys stay valid until revoked.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.api_keys.selectors import api_key_can_act, api_key_find
 from accounts.api_keys.services import api_key_create
 from accounts.models import AccountMembership, ServiceAccount, User
 from accounts.permissions import AccountRole, WorkspaceRole
@@ -48,6 +52,16 @@ class Command(BaseCommand):
         )
         parser.add_argument(
             "--owner-password", help="Password for a newly created owner (default: generated)"
+        )
+        parser.add_argument(
+            "--reuse-key",
+            default=None,
+            help="A pnb_ key of the bootstrap service account to print again if it still works "
+            "(otherwise a new one is minted)",
+        )
+        parser.add_argument("--owner-key", action="store_true", help="Also mint a pnu_ key of the owner")
+        parser.add_argument(
+            "--owner-key-days", type=int, default=90, help="Lifetime of the owner's key in days (default 90)"
         )
         parser.add_argument("--public-url", default=None, help="Base URL clients use (default: PUBLIC_URL)")
         parser.add_argument("--json", action="store_true", help="Print one JSON object")
@@ -97,8 +111,19 @@ class Command(BaseCommand):
                 workspace=workspace, principal=service_account, role=WorkspaceRole.DEVELOPER, actor=ACTOR
             )
             stamp = timezone.now().strftime("%Y-%m-%d %H:%M:%S")
-            _, service_key = api_key_create(owner=service_account, name=f"bootstrap {stamp}", actor=ACTOR)
-            _, owner_key = api_key_create(owner=owner, name=f"bootstrap {stamp}", actor=ACTOR)
+            service_key = options["reuse_key"]
+            if not _works_for(service_key, service_account):
+                _, service_key = api_key_create(owner=service_account, name=f"bootstrap {stamp}", actor=ACTOR)
+            owner_key = None
+            if options["owner_key"]:
+                if options["owner_key_days"] < 1:
+                    raise CommandError("--owner-key-days must be at least 1.")
+                _, owner_key = api_key_create(
+                    owner=owner,
+                    name=f"bootstrap {stamp}",
+                    actor=ACTOR,
+                    expires_at=timezone.now() + timedelta(days=options["owner_key_days"]),
+                )
         result = {
             "account_id": str(account.id),
             "account_handle": account.handle,
@@ -110,9 +135,10 @@ class Command(BaseCommand):
             "api_key": service_key,
             "service_account_id": str(service_account.id),
             "owner_email": owner.email,
-            "owner_api_key": owner_key,
             "console_url": f"{public_url}/",
         }
+        if owner_key is not None:
+            result["owner_api_key"] = owner_key
         if password is not None:
             result["owner_password"] = password
         return result
@@ -123,7 +149,7 @@ class Command(BaseCommand):
             f"Workspace:  {result['workspace_handle']} ({result['workspace_id']})",
             f"Owner:      {result['owner_email']}"
             + (f" / password {result['owner_password']}" if "owner_password" in result else ""),
-            f"Owner key:  {result['owner_api_key']}",
+            *([f"Owner key:  {result['owner_api_key']}"] if "owner_api_key" in result else []),
             "",
             "Point the prefect client at the workspace:",
             f"  PREFECT_API_URL={result['api_url']}",
@@ -131,3 +157,15 @@ class Command(BaseCommand):
             f"  PREFECT_API_KEY={result['api_key']}",
         ]
         self.stdout.write("\n".join(lines))
+
+
+def _works_for(candidate: str | None, service_account: ServiceAccount) -> bool:
+    """Is ``candidate`` a key of ``service_account`` that may act now?"""
+    if not candidate:
+        return False
+    key = api_key_find(candidate)
+    return (
+        key is not None
+        and key.service_account_id == service_account.pk
+        and api_key_can_act(key, timezone.now())
+    )
