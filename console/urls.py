@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import path
 
 from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
+from console.pages.connect import ConnectPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
@@ -25,6 +26,7 @@ urlpatterns = [
         name="console-invitation-accept",
     ),
     path("me/api-keys/", ApiKeysPage.as_view(), name="console-api-keys"),
+    path("me/connect/", ConnectPage.as_view(), name="console-connect"),
     path("me/api-keys/<uuid:key_id>/revoke", ApiKeyRevokePage.as_view(), name="console-api-key-revoke"),
     path(ACCOUNT, AccountHomePage.as_view(), name="console-account"),
     path(f"{ACCOUNT}members/", MembersPage.as_view(), name="console-members"),

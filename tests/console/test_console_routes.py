@@ -22,12 +22,14 @@ pytestmark = pytest.mark.django_db
 CONSOLE_ROUTES = [route for route in iter_routes() if route.template.startswith("console/")]
 ACCOUNT_PAGES = [route for route in CONSOLE_ROUTES if "account" in route.params]
 # Pages that answer about the signed-in person only (the index) or take a token as the credential.
-# One's own API keys are the signed-in person's alone (another's key is 404).
+# One's own API keys are the signed-in person's alone (another's key is 404); connecting the client
+# lists only the workspaces the gate opens to the person (another workspace is 404).
 NOT_ACCOUNT_PAGES = {
     "console/",
     "console/invitations/<uuid:invitation_id>/accept",
     "console/me/api-keys/",
     "console/me/api-keys/<uuid:key_id>/revoke",
+    "console/me/connect/",
 }
 
 
