@@ -266,6 +266,12 @@ class TestReceive:
         assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 61
         assert hook(other["slug"], data).status_code == 204
 
+    def test_a_body_too_large_is_413(self, tenant, dev):
+        made = create(dev, tenant)
+        with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=64):
+            assert hook(made["slug"], json.dumps({**ORDER, "pad": "x" * 100})).status_code == 413
+        assert events(tenant) == []
+
     def test_end_to_end_a_webhook_request_starts_a_deployment(
         self, tenant, dev, django_capture_on_commit_callbacks
     ):
