@@ -145,7 +145,7 @@ class WorkspaceRole(models.TextChoices):
 _VIEWER = (
     "see_flows", "see_deployments", "see_work_pools", "see_work_queues", "see_workers", "see_blocks",
     "see_automations", "see_notifications", "see_concurrency_limits", "see_variables", "see_artifacts",
-    "see_assets", "see_events", "see_tags", "see_incidents",
+    "see_assets", "see_events", "see_tags", "see_incidents", "see_webhooks",
 )  # fmt: skip
 _RUNNER = (*_VIEWER, "run_deployments")
 _DEVELOPER = (

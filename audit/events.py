@@ -408,6 +408,32 @@ BLOCK_DOCUMENT_DELETED = register(
     template="{actor} deleted block document {target}",
 )
 
+# --- incoming webhooks (ids 200–209) --------------------------------------------------------------------
+WEBHOOK_CREATED = register(
+    id=200,
+    name="WEBHOOK_CREATED",
+    api_name="webhook.created",
+    template="{actor} created webhook {target}",
+)
+WEBHOOK_UPDATED = register(
+    id=201,
+    name="WEBHOOK_UPDATED",
+    api_name="webhook.updated",
+    template="{actor} updated webhook {target}",
+)
+WEBHOOK_DELETED = register(
+    id=202,
+    name="WEBHOOK_DELETED",
+    api_name="webhook.deleted",
+    template="{actor} deleted webhook {target}",
+)
+WEBHOOK_ROTATED = register(
+    id=203,
+    name="WEBHOOK_ROTATED",
+    api_name="webhook.rotated",
+    template="{actor} rotated the URL of webhook {target}",
+)
+
 # --- billing (ids 300–349) ---------------------------------------------------------------------------
 BILLING_PLAN_CHANGED = register(
     id=300,

@@ -83,6 +83,13 @@ def check_deployment(account, *, deployments_used: int, adding: int = 1) -> Deci
     )
 
 
+def check_webhook(account, *, webhooks_used: int, adding: int = 1) -> Decision:
+    """``webhooks_used`` (the account's, in every workspace) comes from the caller."""
+    return _limit(
+        account, what="webhooks", limit=plan_for(account).max_webhooks, used=webhooks_used, adding=adding
+    )
+
+
 def check_feature(account, feature: Feature) -> Decision:
     plan = plan_for(account)
     if plan.has(feature):
@@ -104,6 +111,10 @@ def ensure_seat(account, *, adding: int = 1) -> None:
 
 def ensure_workspace(account, *, adding: int = 1) -> None:
     ensure(check_workspace(account, adding=adding), code="workspace_limit")
+
+
+def ensure_webhook(account, *, webhooks_used: int) -> None:
+    ensure(check_webhook(account, webhooks_used=webhooks_used), code="webhook_limit")
 
 
 def ensure_feature(account, feature: Feature) -> None:

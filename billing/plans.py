@@ -37,6 +37,8 @@ class Plan:
     audit_log_retention_days: int
     features: frozenset[Feature]
     self_serve: bool = True
+    # Incoming webhooks per account: every plan has them, as every Prefect Cloud plan does.
+    max_webhooks: int | None = None
 
     def has(self, feature: Feature) -> bool:
         return feature in self.features
@@ -54,6 +56,7 @@ PLANS: dict[str, Plan] = {
             max_deployments=5,
             audit_log_retention_days=7,
             features=frozenset(),
+            max_webhooks=1,
         ),
         Plan(
             key="starter",
@@ -64,6 +67,7 @@ PLANS: dict[str, Plan] = {
             max_deployments=20,
             audit_log_retention_days=30,
             features=frozenset({"service_accounts"}),
+            max_webhooks=5,
         ),
         Plan(
             key="team",
@@ -74,6 +78,7 @@ PLANS: dict[str, Plan] = {
             max_deployments=50,
             audit_log_retention_days=90,
             features=frozenset({"service_accounts", "audit_log"}),
+            max_webhooks=20,
         ),
         Plan(
             key="enterprise",

@@ -19,6 +19,7 @@ from billing.views import stripe_webhook
 from config.health import health
 from console.ui import WorkspaceUiPage, WorkspaceUiSettings, WorkspaceUiV2Page, bundle_root_file
 from console.views import home
+from orchestration.api.webhooks.views import webhook_receive_view
 
 handler400 = "core.errors.json_bad_request"
 handler404 = "core.errors.json_not_found"
@@ -64,6 +65,8 @@ urlpatterns = [
     path("sso/oidc/<uuid:provider_id>/signed-out", sso_views.oidc_signed_out, name="oidc-signed-out"),
     path("sso/login/<uuid:provider_id>/", sso_views.sso_start, name="sso-start"),
     path("billing/stripe/webhook", stripe_webhook, name="stripe-webhook"),
+    # Incoming webhooks, at the root as Prefect Cloud serves them (api.prefect.cloud/hooks/<slug>).
+    path("hooks/<str:slug>", webhook_receive_view, name="webhook-receive"),
     path("billing/accounts/<str:account_ref>/return", CheckoutReturnPage.as_view(), name="billing-return"),
     path(f"{UI_PREFIX}ui-settings", WorkspaceUiSettings.as_view(), name="workspace-ui-settings"),
     path(f"{UI_PREFIX}v2", WorkspaceUiV2Page.as_view()),

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("orchestration.events.urls")),
     path("", include("orchestration.api.work_pools.urls")),
     path("", include("orchestration.api.automations.urls")),
+    path("", include("orchestration.api.webhooks.urls")),
     path("", include("orchestration.api.deployments.urls")),
     path("", include("orchestration.api.concurrency.urls")),
     path("", include("orchestration.api.saved_searches.urls")),

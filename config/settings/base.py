@@ -387,6 +387,9 @@ WORKER_OFFLINE_HEARTBEAT_MULTIPLE = env.int("WORKER_OFFLINE_HEARTBEAT_MULTIPLE",
 WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS = env.int("WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", default=60)
 # A CANCELLING run that no worker or runner acknowledges is CANCELLED after this long.
 CANCELLING_TIMEOUT_SECONDS = env.int("CANCELLING_TIMEOUT_SECONDS", default=120)
+# Requests one incoming webhook (/hooks/<slug>) accepts per minute; more are answered 429 with
+# Retry-After. Counted in the cache: Redis when REDIS_URL is set, else per process.
+WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=600)
 
 # --- Billing through Stripe ---------------------------------------------------------------------------
 # Stripe is on when STRIPE_SECRET_KEY is set; without it plans are assigned by operators and nothing

@@ -19,6 +19,7 @@ from orchestration.models.logs import Log
 from orchestration.models.saved_searches import ResultStorageDefault, SavedSearch
 from orchestration.models.task_runs import TaskRun, TaskRunState, TaskWorker
 from orchestration.models.variables import Variable
+from orchestration.models.webhooks import SignatureScheme, Webhook
 from orchestration.models.work_pools import Worker, WorkPool, WorkQueue
 
 __all__ = [
@@ -48,7 +49,9 @@ __all__ = [
     "TaskRunConcurrencyLimit",
     "TaskRunState",
     "TaskWorker",
+    "SignatureScheme",
     "Variable",
+    "Webhook",
     "WorkPool",
     "WorkQueue",
     "Worker",

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from orchestration.models import Automation, AutomationRelatedResource, Deployment, Event, Flow, FlowRun
-from tests.live.conftest import make_live_tenant
+from tests.live.conftest import FLOWS_DIR, make_live_tenant
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -132,3 +132,85 @@ def test_an_emitted_event_runs_the_deployment_once_and_a_paused_automation_does_
     )
     time.sleep(1.5)
     assert runs.count() == 1
+
+
+def test_a_deployments_own_trigger_is_replaced_on_redeploy_and_runs_it(run_prefect, live_tenant, api_client):
+    """``to_deployment(triggers=[DeploymentEventTrigger…]).apply()`` (what ``flow.serve`` and
+    ``flow.deploy`` call) twice: one automation, owned by the deployment and running it; an event
+    that matches it starts one run of the deployment, with parameters from the event."""
+    from tests.conftest import bearer
+
+    workspace = live_tenant.workspace
+    deployed = run_prefect([str(FLOWS_DIR / "deployment_triggers.py"), "deploy", "--name", "on-orders"])
+    result = deployed.result
+    assert result is not None and "error" not in result, deployed.describe()
+    first, second = result["deployment_ids"]
+    assert first == second
+    owner = f"prefect.deployment.{first}"
+    (owned,) = _rows(workspace, related_resources__resource_id=owner,
+                     related_resources__automation_owned_by_resource=True)  # fmt: skip
+    assert _rows(workspace).count() == 1 and result["related"] == [str(owned.id)]
+    assert owned.name == "on-order"
+    [action] = owned.actions
+    assert action["type"] == "run-deployment" and action["deployment_id"] == first
+    assert owned.trigger["expect"] == ["shop.order.placed"]
+    client = bearer(api_client, live_tenant.developer_key)
+    listed = client.get(f"{live_tenant.prefix}/automations/owned-by/{owner}")
+    assert listed.status_code == 200 and [a["id"] for a in listed.json()] == [str(owned.id)]
+
+    runs = FlowRun.objects.for_workspace(workspace.id).filter(deployment_id=first)
+    emitted = run_prefect([str(FLOWS_DIR / "deployment_triggers.py"), "emit"])
+    assert emitted.result is not None and "error" not in emitted.result, emitted.describe()
+    assert _wait_for(lambda: runs.exists()), emitted.describe()
+    time.sleep(1.0)
+    (run,) = runs
+    assert run.parameters["x"] == 3
+
+
+TRIGGERS_PREFECT_YAML = """\
+name: triggers
+prefect-version: 3.9.0
+pull:
+  - prefect.deployments.steps.set_working_directory:
+      directory: /opt/triggers
+deployments:
+  - name: on-orders
+    entrypoint: live_job.py:live_job
+    work_pool:
+      name: triggers-pool
+    triggers:
+      - type: event
+        enabled: true
+        match:
+          prefect.resource.id: shop.order.*
+        expect:
+          - shop.order.placed
+        parameters:
+          x: "{{ event.payload.quantity }}"
+"""
+
+
+def test_prefect_deploy_with_prefect_yaml_triggers_keeps_one_owned_automation(
+    run_prefect, live_tenant, tmp_path
+):
+    """``prefect deploy`` twice from a ``prefect.yaml`` with ``triggers``: the CLI replaces the
+    deployment's owned automations each time (``DELETE automations/owned-by/…``, then create)."""
+    project = tmp_path / "triggers-project"
+    project.mkdir()
+    (project / "live_job.py").write_text((FLOWS_DIR / "live_job.py").read_text())
+    (project / "prefect.yaml").write_text(TRIGGERS_PREFECT_YAML)
+    pool = run_prefect(["prefect", "work-pool", "create", "triggers-pool", "--type", "process"])
+    assert pool.returncode == 0, pool.describe()
+    cli_in = str(FLOWS_DIR / "parity_cli_in.py")
+    for _ in range(2):
+        deployed = run_prefect([cli_in, str(project), "deploy", "-n", "on-orders"])
+        assert deployed.returncode == 0, deployed.describe()
+        assert "DELETE W/automations/owned-by/prefect.deployment." in deployed.trail, deployed.describe()
+    deployment = Deployment.objects.for_workspace(live_tenant.workspace.id).get()
+    (owned,) = _rows(live_tenant.workspace)
+    assert owned.name == "on-orders__automation_1"
+    related = AutomationRelatedResource.objects.for_workspace(live_tenant.workspace.id).get(automation=owned)
+    assert (
+        related.resource_id == f"prefect.deployment.{deployment.id}" and related.automation_owned_by_resource
+    )
+    assert owned.actions[0]["deployment_id"] == str(deployment.id)

@@ -83,7 +83,14 @@ class AutomationRelatedToApi(PrefectApiView):
 
 
 class AutomationOwnedByApi(PrefectApiView):
-    required_scopes = {"DELETE": MANAGE}
+    """``DELETE`` is Prefect's (a deployment's triggers are replaced on every deploy); ``GET`` lists
+    what a resource owns (Prefect has no such read; its related-to list mixes in the automations
+    that merely run the deployment)."""
+
+    required_scopes = {"GET": SEE, "DELETE": MANAGE}
+
+    def get(self, request, resource_id: str):
+        return Response([automation_to_wire(a) for a in automations_related_to(resource_id, owned=True)])
 
     def delete(self, request, resource_id: str):
         automations_delete_owned_by(resource_id=resource_id, actor=request.user)

@@ -281,6 +281,8 @@ class TestReadUpdateDelete:
         owned = self._create(tenant, dev, name="owned", owner_resource="prefect.deployment.d1")
         self._create(tenant, dev, name="other", owner_resource="prefect.deployment.d2")
         self._create(tenant, dev, name="free")
+        listed = dev.get(f"{tenant.prefix}/automations/owned-by/prefect.deployment.d1")
+        assert listed.status_code == 200 and [a["id"] for a in listed.json()] == [owned["id"]]
         answer = dev.delete(f"{tenant.prefix}/automations/owned-by/prefect.deployment.d1")
         assert answer.status_code == 202
         assert sorted(rows(tenant).values_list("name", flat=True)) == ["free", "other"]

@@ -1,0 +1,290 @@
+"""Incoming webhooks: Prefect Cloud's ``/webhooks`` routes per workspace, and the receiver at
+``/hooks/<slug>`` that turns a request into events through the sandboxed template."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import uuid
+
+import pytest
+from django.test import Client, override_settings
+
+from accounts.api_keys.services import api_key_create
+from audit.actors import SYSTEM
+from audit.models import AuditLogEntry
+from orchestration.models import Event, FlowRun, Webhook
+from tests.conftest import bearer, make_tenant
+from tests.factories import ServiceAccountFactory
+from tests.orchestration.automations.engine import automation, emitted
+
+pytestmark = pytest.mark.django_db
+
+TEMPLATE = json.dumps(
+    {
+        "event": "shop.order.{{ body.status }}",
+        "resource": {
+            "prefect.resource.id": "shop.order.{{ body.id }}",
+            "prefect.resource.name": "{{ body.who }}",
+        },
+        "payload": {"total": "{{ body.total }}", "source": "{{ headers['x-source'] }}", "q": "{{ query.k }}"},
+    }
+)
+
+
+def body(name="orders", **overrides) -> dict:
+    return {"name": name, "template": TEMPLATE, **overrides}
+
+
+def create(client, tenant, **overrides) -> dict:
+    answer = client.post(f"{tenant.prefix}/webhooks/", body(**overrides), format="json")
+    assert answer.status_code == 201, answer.content
+    return answer.json()
+
+
+def events(tenant, name=None):
+    rows = Event.objects.for_workspace(tenant.workspace.id).order_by("occurred")
+    return list(rows.filter(event=name) if name else rows.exclude(event__startswith="prefect.automation."))
+
+
+def hook(slug, data=b"", *, method="post", content_type="application/json", **headers):
+    return getattr(Client(), method)(f"/hooks/{slug}", data=data, content_type=content_type, **headers)
+
+
+ORDER = {"id": 7, "status": "placed", "who": "ada", "total": 12.5}
+
+
+class TestManage:
+    def test_create_read_filter_update_rotate_delete_with_audit(self, tenant, dev):
+        created = create(dev, tenant, description="orders from the shop")
+        assert set(created) >= {"id", "name", "description", "enabled", "template", "slug", "account_id",
+                                "workspace_id", "service_account_id", "created", "updated"}  # fmt: skip
+        assert len(created["slug"]) >= 20 and created["enabled"] is True
+        assert created["account_id"] == str(tenant.account.id) and created["signature_scheme"] == "none"
+        url = f"{tenant.prefix}/webhooks/{created['id']}"
+        assert dev.get(url).json()["name"] == "orders"
+        create(dev, tenant, name="other")
+        listed = dev.post(f"{tenant.prefix}/webhooks/filter", {"webhooks": {"name": {"any_": ["orders"]}}},
+                          format="json").json()  # fmt: skip
+        assert [w["id"] for w in listed] == [created["id"]]
+        assert dev.patch(url, {"enabled": False}, format="json").status_code == 204
+        assert dev.get(url).json()["enabled"] is False
+        assert dev.put(url, body(name="renamed"), format="json").status_code == 204
+        assert dev.get(url).json() | {"updated": None} == created | {"name": "renamed", "description": "",
+                                                                    "updated": None}  # fmt: skip
+        rotated = dev.post(f"{url}/rotate").json()
+        assert rotated["slug"] != created["slug"]
+        assert dev.delete(url).status_code == 204
+        assert dev.get(url).status_code == 404
+        logged = list(
+            AuditLogEntry.objects.filter(workspace=tenant.workspace).values_list("event_id", flat=True)
+        )
+        assert logged.count(200) == 2 and 201 in logged and 203 in logged and 202 in logged
+
+    @pytest.mark.parametrize(
+        ("template", "fragment"),
+        [
+            ('{"event": "{{ body.x }"}', "Invalid template"),
+            (
+                "{% for a in b %}{% for c in d %}{% for e in f %}{% endfor %}{% endfor %}{% endfor %}",
+                "nested",
+            ),
+            ("not json", "static template must be JSON"),
+            ("42", "event object or a list"),
+        ],
+    )
+    def test_a_bad_template_is_refused_at_save_time_with_the_error(self, tenant, dev, template, fragment):
+        answer = dev.post(f"{tenant.prefix}/webhooks/", body(template=template), format="json")
+        assert answer.status_code == 422
+        assert fragment in json.dumps(answer.json())
+        assert not Webhook.objects.for_workspace(tenant.workspace.id).exists()
+
+    def test_a_signature_scheme_needs_a_secret_which_is_never_answered(self, tenant, dev):
+        refused = dev.post(f"{tenant.prefix}/webhooks/", body(signature_scheme="hmac-sha256"), format="json")
+        assert refused.status_code == 422
+        made = create(dev, tenant, signature_scheme="hmac-sha256", signature_secret="s" * 32)
+        assert made["has_signature_secret"] is True and "s" * 32 not in json.dumps(made)
+        stored = Webhook.objects.for_workspace(tenant.workspace.id).get()
+        assert "s" * 32 not in stored.secret
+        entries = AuditLogEntry.objects.filter(workspace=tenant.workspace)
+        assert "s" * 32 not in json.dumps([e.payload for e in entries])
+
+    def test_the_hobby_plan_allows_one_webhook(self, api_client):
+        hobby = make_tenant(plan="hobby")
+        client = bearer(api_client, hobby.service_key)
+        create(client, hobby)
+        refused = client.post(f"{hobby.prefix}/webhooks/", body(name="second"), format="json")
+        assert refused.status_code == 403 and "Hobby" in refused.json()["detail"]
+
+    def test_a_service_account_of_another_account_is_refused(self, tenant, dev):
+        stranger = make_tenant().service_account
+        answer = dev.post(
+            f"{tenant.prefix}/webhooks/", body(service_account_id=str(stranger.id)), format="json"
+        )
+        assert answer.status_code == 422
+
+
+class TestScopesAndTenancy:
+    def test_role_matrix(self, tenant, role_client, dev):
+        made = create(dev, tenant)
+        url = f"{tenant.prefix}/webhooks/{made['id']}"
+        for role in ("viewer", "runner"):
+            client = role_client(role)
+            assert client.get(url).status_code == 200
+            assert client.post(f"{tenant.prefix}/webhooks/filter", {}, format="json").status_code == 200
+            assert client.post(f"{tenant.prefix}/webhooks/", body(), format="json").status_code == 403
+            assert client.patch(url, {"enabled": False}, format="json").status_code == 403
+            assert client.post(f"{url}/rotate").status_code == 403
+            assert client.delete(url).status_code == 403
+        worker = role_client("worker")
+        assert worker.get(url).status_code == 403
+        owner = role_client("owner")
+        assert owner.patch(url, {"enabled": False}, format="json").status_code == 204
+        assert Webhook.objects.for_workspace(tenant.workspace.id).get().slug == made["slug"]
+
+    def test_another_workspaces_webhook_is_404(self, two_workspaces, api_client):
+        a, b = two_workspaces
+        made = create(bearer(api_client, a.service_key), a)
+        as_b = bearer(api_client, b.service_key)
+        url = f"{b.prefix}/webhooks/{made['id']}"
+        assert as_b.get(url).status_code == 404
+        assert as_b.put(url, body(name="stolen"), format="json").status_code == 404
+        assert as_b.patch(url, {"enabled": False}, format="json").status_code == 404
+        assert as_b.post(f"{url}/rotate").status_code == 404
+        assert as_b.delete(url).status_code == 404
+        assert as_b.post(f"{b.prefix}/webhooks/filter", {}, format="json").json() == []
+        assert Webhook.objects.for_workspace(a.workspace.id).get().name == "orders"
+
+
+class TestReceive:
+    def test_a_json_body_becomes_an_event_naming_the_webhook(self, tenant, dev):
+        made = create(dev, tenant)
+        answer = hook(made["slug"] + "?k=v", json.dumps(ORDER), HTTP_X_SOURCE="shop")
+        assert answer.status_code == 204, answer.content
+        (stored,) = events(tenant)
+        assert stored.event == "shop.order.placed" and stored.resource_id == "shop.order.7"
+        assert stored.payload == {"total": "12.5", "source": "shop", "q": "v"}
+        assert {"prefect.resource.id": f"prefect-cloud.webhook.{made['id']}", "prefect.resource.name": "orders",
+                "prefect.resource.role": "webhook"} in stored.related  # fmt: skip
+
+    def test_form_and_raw_bodies_and_a_list_of_events(self, tenant, dev):
+        form = create(dev, tenant, name="form")
+        assert hook(form["slug"], "id=8&status=paid&who=bo&total=3",
+                    content_type="application/x-www-form-urlencoded").status_code == 204  # fmt: skip
+        raw_template = json.dumps([
+            {"event": "raw.line", "resource": {"prefect.resource.id": "raw.{{ loop_index }}"},
+             "payload": {"text": "{{ raw_body }}", "method": "{{ method }}"}},
+            {"event": "raw.seen", "resource": {"prefect.resource.id": "raw.x"}},
+        ])  # fmt: skip
+        raw = create(dev, tenant, name="raw", template=raw_template)
+        assert hook(raw["slug"], "hello there", content_type="text/plain").status_code == 204
+        names = sorted(e.event for e in events(tenant))
+        assert names == ["raw.line", "raw.seen", "shop.order.paid"]
+        assert events(tenant, "raw.line")[0].payload == {"text": "hello there", "method": "POST"}
+        assert events(tenant, "shop.order.paid")[0].resource["prefect.resource.name"] == "bo"
+
+    def test_a_static_template_takes_a_get(self, tenant, dev):
+        static = '{"event": "model.updated", "resource": {"prefect.resource.id": "model.recs"}}'
+        made = create(dev, tenant, template=static)
+        assert hook(made["slug"], method="get").status_code == 204
+        assert [e.event for e in events(tenant)] == ["model.updated"]
+
+    @pytest.mark.parametrize(
+        ("data", "content_type", "reason"),
+        [
+            ("{not json", "application/json", "not valid JSON"),
+            # The resource id renders empty.
+            (json.dumps({"id": 1}), "application/json", "prefect.resource.id"),
+        ],
+    )
+    def test_a_request_that_renders_no_valid_event_is_400_and_seen_by_the_workspace(
+        self, tenant, dev, data, content_type, reason
+    ):
+        template = json.dumps(
+            {"event": "x.{{ body.id }}", "resource": {"prefect.resource.id": "{{ body.rid }}"}}
+        )
+        made = create(dev, tenant, template=template)
+        answer = hook(made["slug"], data, content_type=content_type)
+        assert answer.status_code == 400 and reason in answer.json()["detail"]
+        (failed,) = events(tenant, "prefect-cloud.webhook.failed")
+        assert failed.resource_id == f"prefect-cloud.webhook.{made['id']}"
+        assert reason in failed.payload["reason"] and failed.payload["body"] == data
+        assert events(tenant) == [failed]
+
+    def test_a_template_that_fails_to_render_is_400(self, tenant, dev):
+        made = create(dev, tenant, template='{"event": "{{ body.nope() }}", "resource": {}}')
+        answer = hook(made["slug"], "{}")
+        assert answer.status_code == 400 and "render" in answer.json()["detail"]
+
+    def test_unknown_disabled_and_rotated_slugs_are_404(self, tenant, dev):
+        assert hook("nope", "{}").status_code == 404
+        made = create(dev, tenant)
+        url = f"{tenant.prefix}/webhooks/{made['id']}"
+        dev.patch(url, {"enabled": False}, format="json")
+        assert hook(made["slug"], json.dumps(ORDER)).status_code == 404
+        dev.patch(url, {"enabled": True}, format="json")
+        new_slug = dev.post(f"{url}/rotate").json()["slug"]
+        assert hook(made["slug"], json.dumps(ORDER)).status_code == 404
+        assert hook(new_slug, json.dumps(ORDER)).status_code == 204
+        assert len(events(tenant)) == 1
+
+    def test_shared_secret_and_hmac_signatures(self, tenant, dev):
+        secret = "a-long-shared-secret-value"
+        shared = create(dev, tenant, name="s", signature_scheme="shared-secret", signature_secret=secret)
+        data = json.dumps(ORDER)
+        assert hook(shared["slug"], data).status_code == 401
+        assert hook(shared["slug"], data, HTTP_X_WEBHOOK_SECRET="wrong-secret").status_code == 401
+        assert hook(shared["slug"], data, HTTP_X_WEBHOOK_SECRET=secret).status_code == 204
+        signed = create(dev, tenant, name="h", signature_scheme="hmac-sha256", signature_secret=secret,
+                        signature_header="X-Hub-Signature-256")  # fmt: skip
+        digest = hmac.new(secret.encode(), data.encode(), hashlib.sha256).hexdigest()
+        assert hook(signed["slug"], data, HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64).status_code == 401
+        assert (
+            hook(signed["slug"], data + " ", HTTP_X_HUB_SIGNATURE_256=f"sha256={digest}").status_code == 401
+        )
+        assert hook(signed["slug"], data, HTTP_X_HUB_SIGNATURE_256=f"sha256={digest}").status_code == 204
+        assert len(events(tenant, "shop.order.placed")) == 2
+        assert len(events(tenant, "prefect-cloud.webhook.failed")) == 4
+
+    def test_a_service_account_key_is_required_when_one_is_named(self, tenant, dev):
+        robot = ServiceAccountFactory(account=tenant.account)
+        _, key = api_key_create(owner=robot, name="hook", actor=SYSTEM)
+        made = create(dev, tenant, service_account_id=str(robot.id))
+        data = json.dumps(ORDER)
+        assert hook(made["slug"], data).status_code == 401
+        assert hook(made["slug"], data, HTTP_AUTHORIZATION=f"Bearer {tenant.service_key}").status_code == 401
+        assert hook(made["slug"], data, HTTP_AUTHORIZATION=f"Bearer {key}").status_code == 204
+
+    @override_settings(WEBHOOK_RATE_LIMIT_PER_MINUTE=2)
+    def test_rate_limited_per_webhook_with_retry_after(self, tenant, dev):
+        made = create(dev, tenant, name=f"limited-{uuid.uuid4()}")
+        other = create(dev, tenant, name="other")
+        data = json.dumps(ORDER)
+        assert [hook(made["slug"], data).status_code for _ in range(3)] == [204, 204, 429]
+        limited = hook(made["slug"], data)
+        assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 61
+        assert hook(other["slug"], data).status_code == 204
+
+    def test_a_body_too_large_is_413(self, tenant, dev):
+        made = create(dev, tenant)
+        with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=64):
+            assert hook(made["slug"], json.dumps({**ORDER, "pad": "x" * 100})).status_code == 413
+        assert events(tenant) == []
+
+    def test_end_to_end_a_webhook_request_starts_a_deployment(
+        self, tenant, dev, django_capture_on_commit_callbacks
+    ):
+        flow = dev.post(f"{tenant.prefix}/flows/", {"name": "etl"}, format="json").json()["id"]
+        deployment = dev.post(f"{tenant.prefix}/deployments/", {"name": "ship", "flow_id": flow,
+                              "parameters": {"who": "nobody"}}, format="json").json()["id"]  # fmt: skip
+        who = {"__prefect_kind": "jinja", "template": "{{ event.resource['prefect.resource.name'] }}"}
+        automation(dev, tenant, expect=["shop.order.placed"], match_related={"prefect.resource.role": "webhook"},
+                   actions=[{"type": "run-deployment", "source": "selected", "deployment_id": deployment,
+                             "parameters": {"who": who}}])  # fmt: skip
+        made = create(dev, tenant)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert hook(made["slug"], json.dumps(ORDER)).status_code == 204
+        (run,) = FlowRun.objects.for_workspace(tenant.workspace.id).filter(deployment_id=deployment)
+        assert run.parameters == {"who": "ada"}
+        assert len(emitted(tenant, "prefect.automation.action.executed")) == 1
