@@ -110,6 +110,7 @@ CONTRACT_LIMITS: tuple[str, ...] = (
     "max_seats",
     "max_workspaces",
     "max_deployments",
+    "max_webhooks",
     "audit_log_retention_days",
 )
 _UNLIMITABLE = {"audit_log_retention_days"}

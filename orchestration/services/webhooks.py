@@ -39,7 +39,8 @@ from accounts.api_keys.selectors import api_key_can_act, api_key_find
 from accounts.selectors import service_account_get
 from audit import events
 from billing.entitlements import ensure_webhook
-from core.errors import NotFound, Unprocessable
+from billing.selectors import ensure_writes_allowed
+from core.errors import NotFound, PaymentRequired, Unprocessable
 from orchestration.events.schemas import EventIn
 from orchestration.events.services import events_ingest, object_event_record_on_commit
 from orchestration.models import SignatureScheme, Webhook
@@ -316,9 +317,14 @@ def _record_failure(webhook: Webhook, request: WebhookRequest, reason: str) -> N
 
 
 def webhook_receive(*, slug: str, request: WebhookRequest) -> WebhookAnswer:
-    webhook = Webhook.objects.unscoped().filter(slug=slug).first()
+    webhook = Webhook.objects.unscoped().select_related("workspace__account").filter(slug=slug).first()
     if webhook is None or not webhook.enabled:
         return WebhookAnswer(404, "Not Found")
+    try:
+        # A suspended account's orchestration writes are all refused, events from its webhooks too.
+        ensure_writes_allowed(webhook.workspace.account)
+    except PaymentRequired as error:
+        return WebhookAnswer(402, error.message)
     retry_after = _retry_after(webhook.id)
     if retry_after is not None:
         return WebhookAnswer(429, "Too many requests to this webhook.", retry_after=retry_after)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -10,6 +11,7 @@ import uuid
 
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
 from accounts.api_keys.services import api_key_create
 from audit.actors import SYSTEM
@@ -265,6 +267,16 @@ class TestReceive:
         limited = hook(made["slug"], data)
         assert limited.status_code == 429 and 1 <= int(limited["Retry-After"]) <= 61
         assert hook(other["slug"], data).status_code == 204
+
+    def test_a_suspended_account_s_webhook_is_402_and_stores_nothing(self, tenant, dev):
+        made = create(dev, tenant)
+        account = tenant.account
+        account.billing_status = "past_due"
+        account.billing_status_since = timezone.now() - dt.timedelta(days=60)
+        account.save(update_fields=["billing_status", "billing_status_since", "updated"])
+        refused = hook(made["slug"], json.dumps(ORDER))
+        assert refused.status_code == 402 and "suspended" in refused.json()["detail"]
+        assert events(tenant) == [] and events(tenant, "prefect-cloud.webhook.failed") == []
 
     def test_a_body_too_large_is_413(self, tenant, dev):
         made = create(dev, tenant)
