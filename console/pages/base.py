@@ -49,6 +49,11 @@ class NavItem:
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Members", "console-members", "read:account_membership"),
     NavItem("Service accounts", "console-service-accounts", "read:bot", "service_accounts"),
+    NavItem("Teams", "console-teams", "read:team", "teams"),
+    NavItem("Roles", "console-roles", "read:workspace_role"),
+    NavItem("Workspaces", "console-workspaces", "read:workspace"),
+    NavItem("IP allowlist", "console-ip-allowlist", "read:ip_allowlist", "ip_allowlist"),
+    NavItem("Audit log", "console-audit-log", "read:audit_event", "audit_log"),
 )
 
 
@@ -167,6 +172,9 @@ class ConfirmedActionPage(ConsolePage):
     def act(self, target) -> None:
         raise NotImplementedError
 
+    def back_url(self, target) -> str:
+        return self.url(self.back_url_name)
+
     def _confirm(self, target, *, error: str | None = None, status: int = 200):
         said = self.confirmation(target)
         return self.page(
@@ -174,7 +182,7 @@ class ConfirmedActionPage(ConsolePage):
                 "title": said.title,
                 "explanation": said.explanation,
                 "action_label": said.action_label,
-                "cancel_url": self.url(self.back_url_name),
+                "cancel_url": self.back_url(target),
                 "error": error,
             },
             status=status,
@@ -191,4 +199,4 @@ class ConfirmedActionPage(ConsolePage):
         except AppError as error:
             return self._confirm(target, error=error_message(error), status=422)
         messages.success(request, self.confirmation(target).done)
-        return redirect(self.url(self.back_url_name))
+        return redirect(self.back_url(target))
