@@ -14,8 +14,8 @@ from django import forms
 from django.http import HttpResponse
 
 from accounts.selectors import account_actor_get, account_user_by_email, service_account_list
-from audit.registry import registry
 from audit.export import ExportFilters, export_archive
+from audit.registry import registry
 from audit.selectors import audit_event_page
 from audit.services import audit_chain_pending
 from billing.entitlements import plan_for
