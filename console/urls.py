@@ -7,6 +7,7 @@ from django.urls import path
 
 from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
 from console.pages.audit_log import AuditExportPage, AuditLogPage
+from console.pages.billing import BillingPage, CheckoutPage, PortalPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.ip_allowlist import IpAllowlistEnforcementPage, IpAllowlistPage, IpAllowlistRemovePage
@@ -111,4 +112,8 @@ urlpatterns = [
     # Audit log
     path(f"{ACCOUNT}audit-log/", AuditLogPage.as_view(), name="console-audit-log"),
     path(f"{ACCOUNT}audit-log/export", AuditExportPage.as_view(), name="console-audit-export"),
+    # Billing
+    path(f"{ACCOUNT}billing/", BillingPage.as_view(), name="console-billing"),
+    path(f"{ACCOUNT}billing/checkout", CheckoutPage.as_view(), name="console-billing-checkout"),
+    path(f"{ACCOUNT}billing/portal", PortalPage.as_view(), name="console-billing-portal"),
 ]

@@ -31,10 +31,9 @@ from accounts.selectors import (
     workspace_list_for,
 )
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
+from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, form_write
 from console.pages.choices import parse_uuid
 from console.pages.workspaces import workspace_or_404
-from core.errors import AppError
 
 # Scopes whose noun is a part of a larger area are shown in that area.
 _AREA_OF_NOUN = {
@@ -47,6 +46,9 @@ _AREA_OF_NOUN = {
     "workspace_service_accounts": "workspace_users",
     "workspace_teams": "workspace_users",
 }
+
+
+_FIELD_CODES = {"name": frozenset({"invalid_name", "name_taken"})}
 
 
 def scope_area(name: str) -> str:
@@ -153,23 +155,14 @@ class RolesPage(_RolesView):
 
     def post(self, request):
         form = CustomRoleForm(request.POST)
-        if form.is_valid():
-            try:
-                role = rbac.custom_role_create(
-                    account=self.account,
-                    actor=request.user,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    scopes=form.cleaned_data["scopes"],
-                    inherited_role=form.cleaned_data["inherited_role"],
-                )
-            except AppError as error:
-                form.add_error(
-                    "name" if error.code in ("invalid_name", "name_taken") else None, error_message(error)
-                )
-            else:
-                messages.success(request, f"The role {role.name} was created.")
-                return redirect(self.url("console-roles"))
+        done, role = form_write(
+            form,
+            lambda data: rbac.custom_role_create(account=self.account, actor=request.user, **data),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The role {role.name} was created.")
+            return redirect(self.url("console-roles"))
         return self.show(form=form, status=422)
 
 
@@ -202,23 +195,14 @@ class RolePage(ConsolePage):
     def post(self, request, role_id):
         role = custom_role_or_404(self.account, role_id)
         form = CustomRoleForm(request.POST)
-        if form.is_valid():
-            try:
-                rbac.custom_role_update(
-                    role=role,
-                    actor=request.user,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    scopes=form.cleaned_data["scopes"],
-                    inherited_role=form.cleaned_data["inherited_role"],
-                )
-            except AppError as error:
-                form.add_error(
-                    "name" if error.code in ("invalid_name", "name_taken") else None, error_message(error)
-                )
-            else:
-                messages.success(request, f"The role {form.cleaned_data['name']} was saved.")
-                return redirect(self.url("console-roles"))
+        done, saved = form_write(
+            form,
+            lambda data: rbac.custom_role_update(role=role, actor=request.user, **data),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The role {saved.name} was saved.")
+            return redirect(self.url("console-roles"))
         return self.show(role, form=form, status=422)
 
 

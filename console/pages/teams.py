@@ -25,11 +25,11 @@ from accounts.selectors import (
 )
 from accounts.services import workspace_access_grant
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
+from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message, form_write
 from console.pages.choices import parse_principal, parse_uuid, parse_workspace_role, workspace_role_choices
 from core.errors import AppError
 
-_NAME_CODES = frozenset({"invalid_name", "name_taken"})
+_FIELD_CODES = {"name": frozenset({"invalid_name", "name_taken"})}
 
 
 class TeamForm(forms.Form):
@@ -65,19 +65,14 @@ class TeamsPage(ConsolePage):
 
     def post(self, request):
         form = TeamForm(request.POST)
-        if form.is_valid():
-            try:
-                team = rbac.team_create(
-                    account=self.account,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    actor=request.user,
-                )
-            except AppError as error:
-                form.add_error("name" if error.code in _NAME_CODES else None, error_message(error))
-            else:
-                messages.success(request, f"The team {team.name} was created.")
-                return redirect(self.url("console-team", team.pk))
+        done, team = form_write(
+            form,
+            lambda data: rbac.team_create(account=self.account, actor=request.user, **data),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The team {team.name} was created.")
+            return redirect(self.url("console-team", team.pk))
         return self.show(form=form, status=422)
 
 
@@ -123,19 +118,14 @@ class TeamPage(_TeamView):
     def post(self, request, team_id):
         team = team_or_404(self.account, team_id)
         form = TeamForm(request.POST)
-        if form.is_valid():
-            try:
-                team = rbac.team_update(
-                    team=team,
-                    actor=request.user,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                )
-            except AppError as error:
-                form.add_error("name" if error.code in _NAME_CODES else None, error_message(error))
-            else:
-                messages.success(request, f"The team {team.name} was saved.")
-                return redirect(self.url("console-team", team.pk))
+        done, saved = form_write(
+            form,
+            lambda data: rbac.team_update(team=team, actor=request.user, **data),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The team {saved.name} was saved.")
+            return redirect(self.url("console-team", saved.pk))
         return self.show(team, form=form, status=422)
 
 
@@ -181,13 +171,8 @@ class TeamMemberRemovePage(ConfirmedActionPage):
     required_permissions = {"GET": "update:team", "POST": "update:team"}
     nav_url_name = "console-teams"
 
-    def get(self, request, team_id, object_id):
+    def enter(self, *, team_id) -> None:
         self.team = team_or_404(self.account, team_id)
-        return super().get(request, object_id)
-
-    def post(self, request, team_id, object_id):
-        self.team = team_or_404(self.account, team_id)
-        return super().post(request, object_id)
 
     def target(self, object_id) -> TeamMember:
         member = team_member_get(team=self.team, principal_id=object_id)

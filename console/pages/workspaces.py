@@ -28,13 +28,13 @@ from accounts.selectors import (
 from accounts.services import workspace_access_grant, workspace_access_revoke
 from accounts.tenancy import workspace_create
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
+from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message, form_write
 from console.pages.choices import parse_principal, parse_uuid, parse_workspace_role, workspace_role_choices
 from console.ui import ui_base
 from core.errors import AppError
 from tenants.models import Workspace
 
-_NAME_CODES = frozenset({"invalid_name", "name_taken", "handle_taken", "invalid_handle"})
+_FIELD_CODES = {"name": frozenset({"invalid_name", "name_taken", "handle_taken", "invalid_handle"})}
 NO_DEFAULT = "none"
 
 
@@ -77,19 +77,14 @@ class WorkspacesPage(ConsolePage):
 
     def post(self, request):
         form = WorkspaceForm(request.POST)
-        if form.is_valid():
-            try:
-                workspace = workspace_create(
-                    account=self.account,
-                    name=form.cleaned_data["name"],
-                    description=form.cleaned_data["description"],
-                    actor=request.user,
-                )
-            except AppError as error:
-                form.add_error("name" if error.code in _NAME_CODES else None, error_message(error))
-            else:
-                messages.success(request, f"The workspace {workspace.name} was created.")
-                return redirect(self.url("console-workspace", workspace.pk))
+        done, workspace = form_write(
+            form,
+            lambda data: workspace_create(account=self.account, actor=request.user, **data),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The workspace {workspace.name} was created.")
+            return redirect(self.url("console-workspace", workspace.pk))
         return self.show(form=form, status=422)
 
 
@@ -163,22 +158,16 @@ class WorkspacePage(_WorkspaceView):
         role = None if chosen == NO_DEFAULT else parse_workspace_role(self.account, chosen)
         if chosen != NO_DEFAULT and role is None:
             form.add_error(None, "Choose one of the workspace roles as the default role.")
-        if form.is_valid():
-            try:
-                workspace = rbac.workspace_update_with_default_role(
-                    workspace=workspace,
-                    actor=request.user,
-                    changes={
-                        "name": form.cleaned_data["name"],
-                        "description": form.cleaned_data["description"],
-                    },
-                    default_role=role,
-                )
-            except AppError as error:
-                form.add_error("name" if error.code in _NAME_CODES else None, error_message(error))
-            else:
-                messages.success(request, f"The workspace {workspace.name} was saved.")
-                return redirect(self.url("console-workspace", workspace.pk))
+        done, saved = form_write(
+            form,
+            lambda data: rbac.workspace_update_with_default_role(
+                workspace=workspace, actor=request.user, changes=data, default_role=role
+            ),
+            field_codes=_FIELD_CODES,
+        )
+        if done:
+            messages.success(request, f"The workspace {saved.name} was saved.")
+            return redirect(self.url("console-workspace", saved.pk))
         return self.show(workspace, form=form, status=422)
 
 
@@ -207,13 +196,8 @@ class WorkspaceAccessRevokePage(ConfirmedActionPage):
     required_permissions = {"GET": "administrate:workspace", "POST": "administrate:workspace"}
     nav_url_name = "console-workspaces"
 
-    def get(self, request, workspace_id, object_id):
+    def enter(self, *, workspace_id) -> None:
         self.workspace = workspace_or_404(self.account, workspace_id)
-        return super().get(request, object_id)
-
-    def post(self, request, workspace_id, object_id):
-        self.workspace = workspace_or_404(self.account, workspace_id)
-        return super().post(request, object_id)
 
     def target(self, object_id) -> WorkspaceRoleGrant:
         grant = workspace_grants_all(self.workspace).filter(pk=object_id).first()

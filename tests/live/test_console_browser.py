@@ -1,7 +1,8 @@
 """The console in a real browser (Playwright driving Debian's chromium against the live server): an
 Admin signs in, invites a new member from the Members page, the invitation's email carries the
 link, and the invited person opens it, sets a password, signs in and finds themself a member; then
-a plain Member's forged POST to the invite form is refused."""
+a plain Member's forged POST to the invite form is refused. And the IP allowlist: an entry added after
+its dry run, enforcement on, and the lock-out guard refusing a self-excluding change."""
 
 from __future__ import annotations
 
@@ -121,3 +122,58 @@ def test_invite_a_member_and_accept_as_them(asgi_server, settings, tmp_path):
     assert htmx_loaded == "object"
     assert errors_before_forgery == []  # the browser console stayed clean on every page
     assert not Invitation.objects.filter(email="sneaky@acme.example").exists()
+
+
+def test_allowlist_entry_then_the_lockout_guard_refuses_a_self_excluding_change(asgi_server, tmp_path):
+    """An Admin adds the browser's own address (seeing the dry run first) and an office range, turns
+    enforcement on, then tries to remove their own entry: the lock-out guard refuses on the page."""
+    from playwright.sync_api import sync_playwright
+
+    from accounts.models import IpAllowlistEntry
+
+    tenant = make_tenant(name="Acme Corp")
+    admin = UserFactory(email="admin@acme.example")
+    MembershipFactory(account=tenant.account, user=admin, role=AccountRole.ADMIN)
+    allowlist_url = f"{asgi_server.url}/console/accounts/{tenant.account.handle}/ip-allowlist/"
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context().new_page()
+            console_errors = []
+            watch(page, console_errors)
+            sign_in(page, asgi_server.url, admin.email, PASSWORD)
+            page.goto(allowlist_url)
+            your_address = page.inner_text("#your-address")
+            for network in ("127.0.0.1/32", "10.0.0.0/8"):
+                page.get_by_label("IP address or CIDR range").fill(network)
+                page.get_by_role("button", name="Check who it would block").click()
+                page.locator("#dry-run").wait_for()
+                page.get_by_role("button", name="Save entry").click()
+                page.get_by_text(f"{network} was added to the allowlist.").wait_for()
+            page.get_by_role("button", name="Turn enforcement on").click()
+            page.get_by_text("Enforcement of the IP allowlist is on.").wait_for()
+            page.screenshot(path=str(tmp_path / "allowlist-enforced.png"))
+            errors_before_refusal = list(console_errors)
+
+            page.get_by_role("link", name="Remove 127.0.0.1/32").click()
+            page.get_by_role("heading", name="Remove 127.0.0.1/32 from the IP allowlist?").wait_for()
+            page.get_by_role("button", name="Remove entry").click()
+            refusal = page.get_by_role("alert")
+            refusal.wait_for()
+            refused = refusal.inner_text()
+            page.screenshot(path=str(tmp_path / "allowlist-lockout-refused.png"))
+        finally:
+            browser.close()
+
+    assert "127.0.0.1" in your_address
+    assert "This change would block your own IP address (127.0.0.1)" in refused
+    assert set(
+        IpAllowlistEntry.objects.filter(account=tenant.account).values_list("ip_network", flat=True)
+    ) == {
+        "127.0.0.1/32",
+        "10.0.0.0/8",
+    }
+    tenant.account.refresh_from_db()
+    assert tenant.account.settings["enforce_ip_allowlist"] is True
+    assert errors_before_refusal == []
