@@ -33,11 +33,14 @@ class _BillingView(ConsolePage):
                 "summary": summary,
                 "meters": meters,
                 "ledger": list(billing_selectors.seat_ledger_list(self.account)[:LEDGER_ROWS]),
+                # Self-serve plans to move to; a plan set by sales changes through sales.
                 "offers": [
                     p
                     for p in PLANS.values()
-                    if p.self_serve and p.key != summary["plan"] and p.price_usd_month
-                ],
+                    if p.self_serve and p.price_usd_month and p.key != summary["plan"]
+                ]
+                if PLANS[summary["plan"]].self_serve
+                else [],
                 "error": error,
                 "returned": self.request.GET.get("checkout"),
             },

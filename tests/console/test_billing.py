@@ -20,6 +20,9 @@ class TestBilling:
         assert "Plan: <strong>Hobby</strong>" in html
         assert "Seats: <strong>3</strong> used of <strong>2</strong>" in html
         assert "Move to Team" in html and "Move to Starter" in html and "customer portal" in html
+        enterprise = make_org()
+        html = session(enterprise.admin).get(enterprise.url("billing/")).content.decode()
+        assert "Move to" not in html and "Enterprise is set by sales" in html
 
     def test_a_member_has_no_billing_page(self, org):
         browser = session(org.member)
