@@ -146,6 +146,18 @@ class TestTeams:
             workspace_access_grant(workspace=workspace, principal=team, role="viewer", actor=SYSTEM)
         assert steady_query_count(browser, org.url("teams/")) == few
 
+    def test_a_teams_page_makes_no_per_row_queries(self, org):
+        team = a_team(org)
+        browser = session(org.admin)
+        few = steady_query_count(browser, org.url(f"teams/{team.pk}/"))
+        for n in range(6):
+            rbac.team_member_add(
+                team=team, principal=ServiceAccountFactory(account=org.account), actor=SYSTEM
+            )
+            workspace = WorkspaceFactory(account=org.account, name=f"w{n}")
+            workspace_access_grant(workspace=workspace, principal=team, role="viewer", actor=SYSTEM)
+        assert steady_query_count(browser, org.url(f"teams/{team.pk}/")) == few
+
 
 class TestRoles:
     def test_builtin_roles_and_the_grouped_scope_picker(self, org):

@@ -79,6 +79,17 @@ class TestWorkspacePage:
         assert org.member.email in html and "direct grant" in html and "Developer" in html
         assert f"Every member of {org.account.name}" in html and "default role" in html
 
+    def test_no_per_row_queries(self, org):
+        workspace = org.tenant.workspace
+        browser = session(org.admin)
+        few = steady_query_count(browser, org.url(f"workspaces/{workspace.pk}/"))
+        for _ in range(6):
+            bot = ServiceAccountFactory(account=org.account)
+            workspace_access_grant(workspace=workspace, principal=bot, role="runner", actor=SYSTEM)
+            team = rbac.team_create(account=org.account, name=f"t-{bot.pk}", actor=SYSTEM)
+            workspace_access_grant(workspace=workspace, principal=team, role="viewer", actor=SYSTEM)
+        assert steady_query_count(browser, org.url(f"workspaces/{workspace.pk}/")) == few
+
     def test_rename_and_default_role_with_the_apis_events(self, org):
         workspace = org.tenant.workspace
         browser = session(org.admin)
