@@ -323,3 +323,12 @@ def dry_run(account, entries) -> dict:
         if denied:
             blocked.append({"type": kind, "id": principal_id, "name": label, "blocked_ips": denied})
     return {"would_block": blocked, "window_days": DRY_RUN_WINDOW.days}
+
+
+def entry_list(account):
+    """The account's entries, by network (one query)."""
+    return IpAllowlistEntry.objects.filter(account=account).order_by("ip_network")
+
+
+def entry_get(account, entry_id) -> IpAllowlistEntry | None:
+    return IpAllowlistEntry.objects.filter(account=account, pk=entry_id).first()

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from social_django.models import UserSocialAuth
 
@@ -365,3 +366,97 @@ def workspace_grant_get(*, workspace, kind: str, grant_id, or_team_id: bool = Fa
     """One of the workspace's grants of this kind, by its id (or, for teams, by the team's id)."""
     match = Q(pk=grant_id) | Q(team_id=grant_id) if or_team_id else Q(pk=grant_id)
     return workspace_grant_list(workspace=workspace, kind=kind).filter(match).first()
+
+
+# --- lists for the console (a fixed number of queries, whatever the number of rows) -------------
+
+
+def team_list_with_counts(*, account) -> QuerySet[Team]:
+    """The account's teams by name, each annotated ``member_count`` and ``grant_count`` (one query)."""
+    members = TeamMember.objects.filter(team=OuterRef("pk")).values("team").annotate(n=Count("pk"))
+    grants = (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(team=OuterRef("pk"))
+        .values("team")
+        .annotate(n=Count("pk"))
+    )
+    return team_list(account=account).annotate(
+        member_count=Coalesce(Subquery(members.values("n")), 0),
+        grant_count=Coalesce(Subquery(grants.values("n")), 0),
+    )
+
+
+def account_principals(*, account) -> tuple[list[User], list[ServiceAccount]]:
+    """The account's people (by email) and service accounts (by name): two queries."""
+    users = list(User.objects.filter(memberships__account=account).order_by("email"))
+    return users, list(service_account_list(account=account))
+
+
+def workspace_list_for(principal, *, account) -> list[Workspace]:
+    """The workspaces of ``account`` that ``principal`` reaches, by name, each with its default role
+    (``default_role_or_none``) and ``grant_count``, in a fixed number of queries: an account Owner
+    or Admin reaches every workspace; anyone else those with a default role or a grant to them,
+    directly or through a team (what ``workspace_access`` would find, without a query per row)."""
+    role = account_role_of(principal, account)
+    if role is None:
+        return []
+    grants = (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(workspace=OuterRef("pk"))
+        .values("workspace")
+        .annotate(n=Count("pk"))
+    )
+    workspaces = (
+        Workspace.objects.filter(account=account)
+        .annotate(grant_count=Coalesce(Subquery(grants.values("n")), 0))
+        .order_by("name")
+    )
+    if role not in WORKSPACE_OWNING_ACCOUNT_ROLES:
+        lookup = (
+            Q(service_account_id=principal.pk)
+            if isinstance(principal, ServiceAccount)
+            else Q(user_id=principal.pk)
+        )
+        teams = TeamMember.objects.filter(lookup, team__account_id=account.pk).values("team_id")
+        granted = (
+            WorkspaceRoleGrant.objects.unscoped()
+            .filter(lookup | Q(team_id__in=teams), workspace__account_id=account.pk)
+            .values("workspace_id")
+        )
+        reach = Q(pk__in=granted)
+        if isinstance(principal, User):
+            reach |= Q(default_role__isnull=False)
+        workspaces = workspaces.filter(reach)
+    result = list(workspaces)
+    defaults = {
+        row.workspace_id: row
+        for row in WorkspaceDefaultRole.objects.filter(workspace__in=[w.pk for w in result]).select_related(
+            "custom_role"
+        )
+    }
+    for workspace in result:
+        workspace.default_role_or_none = defaults.get(workspace.pk)
+    return result
+
+
+def workspace_grants_all(workspace) -> QuerySet[WorkspaceRoleGrant]:
+    """Every grant of ``workspace`` (people, service accounts and teams) with what names them."""
+    return (
+        WorkspaceRoleGrant.objects.for_workspace(workspace.pk)
+        .select_related("user", "service_account", "team", "custom_role")
+        .order_by("created")
+    )
+
+
+def account_admins(*, account) -> QuerySet[AccountMembership]:
+    """The account's Owners and Admins (who act as Owner in every workspace), by email."""
+    return (
+        AccountMembership.objects.filter(account=account, role__in=WORKSPACE_OWNING_ACCOUNT_ROLES)
+        .select_related("user")
+        .order_by("user__email")
+    )
+
+
+def account_user_by_email(*, account, email: str) -> User | None:
+    """The member of the account with this email (any case)."""
+    return User.objects.filter(memberships__account=account, email__iexact=email).first()

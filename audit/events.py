@@ -477,3 +477,11 @@ BILLING_PAYMENT_ACTION_REQUIRED = register(
     api_name="billing.payment-action-required",
     template="A payment of {target} needs the customer's action",
 )
+
+# --- the console (ids 210–219) -----------------------------------------------------------------------
+AUDIT_LOG_EXPORTED = register(
+    id=210,
+    name="AUDIT_LOG_EXPORTED",
+    api_name="audit-log.exported",
+    template="{actor} exported {entries} audit entries of {target} ({format})",
+)

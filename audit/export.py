@@ -12,16 +12,19 @@ import datetime as dt
 import hashlib
 import io
 import json
+import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.core import signing
 from django.db.models import Q
 
+from audit import events
 from audit import signing as manifest_signing
 from audit.models import AuditChain, AuditLogEntry
-from audit.services import audit_chain_pending, entry_fields, entry_hash
+from audit.services import audit_chain_pending, audit_record, entry_fields, entry_hash
 
 FIELDS = (
     "id", "chain", "sequence", "occurred", "event_id", "api_name", "account_ref", "workspace_ref",
@@ -72,9 +75,10 @@ class ExportFilters:
     actor: str | None = None  # a user or service-account id, or an actor label
     action: str | None = None  # an api_name, e.g. member.added
     workspace: uuid.UUID | None = None
+    target: str | None = None  # the target's id or its label
 
     def is_empty(self) -> bool:
-        return not any((self.since, self.until, self.actor, self.action, self.workspace))
+        return not any((self.since, self.until, self.actor, self.action, self.workspace, self.target))
 
     def as_dict(self) -> dict:
         return {
@@ -83,6 +87,7 @@ class ExportFilters:
             "actor": self.actor,
             "action": self.action,
             "workspace": str(self.workspace) if self.workspace else None,
+            **({"target": self.target} if self.target else {}),
         }
 
 
@@ -97,6 +102,8 @@ def filtered_entries(account_id: uuid.UUID, filters: ExportFilters):
         entries = entries.filter(api_name=filters.action)
     if filters.workspace:
         entries = entries.filter(workspace_ref=filters.workspace)
+    if filters.target:
+        entries = entries.filter(Q(target_id=filters.target) | Q(target_label=filters.target))
     if filters.actor:
         try:
             actor_id = uuid.UUID(filters.actor)
@@ -235,3 +242,26 @@ def verify_export(
     if manifest.get("complete") and at_head and previous["hash"] != manifest["chain_head"]["hash"]:
         report.problems.append("the last entry is not the chain head the manifest recorded")
     return report
+
+
+def export_archive(*, account, filters: ExportFilters, fmt: str, actor) -> tuple[str, bytes]:
+    """An export and its signed manifest as one zip for a download: ``(file name, zip bytes)``.
+    The export is audited (``audit-log.exported``, with its filters and entry count) after it
+    is taken, so the record is not part of what it exports."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    name = f"audit-{account.handle}-{stamp}.{fmt}"
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(scratch) / name
+        manifest = export(account.pk, filters, fmt=fmt, out=out)
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.write(out, name)
+            archive.write(f"{out}.manifest.json", f"{name}.manifest.json")
+    audit_record(
+        event=events.AUDIT_LOG_EXPORTED,
+        actor=actor,
+        account=account,
+        target=account,
+        payload={"format": fmt, "entries": manifest["entries"], "filters": filters.as_dict()},
+    )
+    return f"audit-{account.handle}-{stamp}.zip", buffer.getvalue()

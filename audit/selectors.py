@@ -20,9 +20,11 @@ def audit_event_page(
     since: datetime | None = None,
     until: datetime | None = None,
     before_sequence: int | None = None,
+    target: str | None = None,
 ) -> tuple[list[AuditLogEntry], bool]:
     """A page of one chain's events, newest first, with the filters given: ``(entries, more)``,
-    ``more`` saying whether older entries match too."""
+    ``more`` saying whether older entries match too. ``target``: the target's id or its label.
+    Keyset paging on the chain's sequence (unique per chain): no count, no offset."""
     entries = AuditLogEntry.objects.filter(chain=chain, sequence__gt=0)
     if api_name:
         entries = entries.filter(api_name=api_name)
@@ -34,6 +36,8 @@ def audit_event_page(
         entries = entries.filter(occurred__gte=since)
     if until is not None:
         entries = entries.filter(occurred__lt=until)
+    if target:
+        entries = entries.filter(Q(target_id=target) | Q(target_label=target))
     if before_sequence is not None:
         entries = entries.filter(sequence__lt=before_sequence)
     page = list(entries.order_by("-sequence")[: limit + 1])

@@ -6,14 +6,32 @@ from __future__ import annotations
 from django.urls import path
 
 from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
+from console.pages.audit_log import AuditExportPage, AuditLogPage
+from console.pages.billing import BillingPage, CheckoutPage, PortalPage
 from console.pages.connect import ConnectPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
+from console.pages.ip_allowlist import IpAllowlistEnforcementPage, IpAllowlistPage, IpAllowlistRemovePage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
+from console.pages.roles import RoleDeletePage, RolePage, RolesPage
 from console.pages.service_accounts import (
     ServiceAccountDeletePage,
     ServiceAccountRotatePage,
     ServiceAccountsPage,
+)
+from console.pages.teams import (
+    TeamDeletePage,
+    TeamGrantPage,
+    TeamMemberAddPage,
+    TeamMemberRemovePage,
+    TeamPage,
+    TeamsPage,
+)
+from console.pages.workspaces import (
+    WorkspaceAccessPage,
+    WorkspaceAccessRevokePage,
+    WorkspacePage,
+    WorkspacesPage,
 )
 
 ACCOUNT = "accounts/<str:account>/"
@@ -52,4 +70,52 @@ urlpatterns = [
         ServiceAccountDeletePage.as_view(),
         name="console-service-account-delete",
     ),
+    # Teams and roles
+    path(f"{ACCOUNT}teams/", TeamsPage.as_view(), name="console-teams"),
+    path(f"{ACCOUNT}teams/<uuid:team_id>/", TeamPage.as_view(), name="console-team"),
+    path(
+        f"{ACCOUNT}teams/<uuid:team_id>/members", TeamMemberAddPage.as_view(), name="console-team-member-add"
+    ),
+    path(
+        f"{ACCOUNT}teams/<uuid:team_id>/members/<uuid:object_id>/remove",
+        TeamMemberRemovePage.as_view(),
+        name="console-team-member-remove",
+    ),
+    path(f"{ACCOUNT}teams/<uuid:team_id>/grants", TeamGrantPage.as_view(), name="console-team-grant"),
+    path(f"{ACCOUNT}teams/<uuid:object_id>/delete", TeamDeletePage.as_view(), name="console-team-delete"),
+    path(f"{ACCOUNT}roles/", RolesPage.as_view(), name="console-roles"),
+    path(f"{ACCOUNT}roles/<uuid:role_id>/", RolePage.as_view(), name="console-role"),
+    path(f"{ACCOUNT}roles/<uuid:object_id>/delete", RoleDeletePage.as_view(), name="console-role-delete"),
+    # Workspaces
+    path(f"{ACCOUNT}workspaces/", WorkspacesPage.as_view(), name="console-workspaces"),
+    path(f"{ACCOUNT}workspaces/<uuid:workspace_id>/", WorkspacePage.as_view(), name="console-workspace"),
+    path(
+        f"{ACCOUNT}workspaces/<uuid:workspace_id>/access",
+        WorkspaceAccessPage.as_view(),
+        name="console-workspace-access",
+    ),
+    path(
+        f"{ACCOUNT}workspaces/<uuid:workspace_id>/access/<uuid:object_id>/revoke",
+        WorkspaceAccessRevokePage.as_view(),
+        name="console-workspace-access-revoke",
+    ),
+    # IP allowlist
+    path(f"{ACCOUNT}ip-allowlist/", IpAllowlistPage.as_view(), name="console-ip-allowlist"),
+    path(
+        f"{ACCOUNT}ip-allowlist/enforcement",
+        IpAllowlistEnforcementPage.as_view(),
+        name="console-ip-allowlist-enforcement",
+    ),
+    path(
+        f"{ACCOUNT}ip-allowlist/<uuid:object_id>/remove",
+        IpAllowlistRemovePage.as_view(),
+        name="console-ip-allowlist-remove",
+    ),
+    # Audit log
+    path(f"{ACCOUNT}audit-log/", AuditLogPage.as_view(), name="console-audit-log"),
+    path(f"{ACCOUNT}audit-log/export", AuditExportPage.as_view(), name="console-audit-export"),
+    # Billing
+    path(f"{ACCOUNT}billing/", BillingPage.as_view(), name="console-billing"),
+    path(f"{ACCOUNT}billing/checkout", CheckoutPage.as_view(), name="console-billing-checkout"),
+    path(f"{ACCOUNT}billing/portal", PortalPage.as_view(), name="console-billing-portal"),
 ]

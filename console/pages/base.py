@@ -49,6 +49,12 @@ class NavItem:
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Members", "console-members", "read:account_membership"),
     NavItem("Service accounts", "console-service-accounts", "read:bot", "service_accounts"),
+    NavItem("Teams", "console-teams", "read:team", "teams"),
+    NavItem("Roles", "console-roles", "read:workspace_role"),
+    NavItem("Workspaces", "console-workspaces", "read:workspace"),
+    NavItem("IP allowlist", "console-ip-allowlist", "read:ip_allowlist", "ip_allowlist"),
+    NavItem("Audit log", "console-audit-log", "read:audit_event", "audit_log"),
+    NavItem("Billing", "console-billing", "read:billing"),
 )
 
 
@@ -64,6 +70,20 @@ def navigation_for(account: Account, permissions: frozenset[str]) -> list[NavIte
 def error_message(error: AppError) -> str:
     """A service's refusal, as the page shows it."""
     return error.message
+
+
+def form_write(form, write, *, field_codes: dict[str, frozenset[str]] | None = None) -> tuple[bool, object]:
+    """``(True, write(form.cleaned_data))`` for a valid form; ``(False, None)`` for an invalid one
+    or when the service refuses, its message added to the form: under the field whose codes
+    (``field_codes``) name the refusal, else as the form's own error."""
+    if not form.is_valid():
+        return False, None
+    try:
+        return True, write(form.cleaned_data)
+    except AppError as error:
+        field = next((name for name, codes in (field_codes or {}).items() if error.code in codes), None)
+        form.add_error(field, error_message(error))
+        return False, None
 
 
 def parse_account_role(value) -> AccountRole | None:
@@ -167,6 +187,9 @@ class ConfirmedActionPage(ConsolePage):
     def act(self, target) -> None:
         raise NotImplementedError
 
+    def back_url(self, target) -> str:
+        return self.url(self.back_url_name)
+
     def _confirm(self, target, *, error: str | None = None, status: int = 200):
         said = self.confirmation(target)
         return self.page(
@@ -174,21 +197,27 @@ class ConfirmedActionPage(ConsolePage):
                 "title": said.title,
                 "explanation": said.explanation,
                 "action_label": said.action_label,
-                "cancel_url": self.url(self.back_url_name),
+                "cancel_url": self.back_url(target),
                 "error": error,
             },
             status=status,
             template="console/confirm.html",
         )
 
-    def get(self, request, object_id):
+    def enter(self, **parents) -> None:
+        """A page under another object (``teams/<team_id>/members/<object_id>/remove``) looks that
+        object up here from the path's other ids (404 when it is not the account's)."""
+
+    def get(self, request, object_id, **parents):
+        self.enter(**parents)
         return self._confirm(self.target(object_id))
 
-    def post(self, request, object_id):
+    def post(self, request, object_id, **parents):
+        self.enter(**parents)
         target = self.target(object_id)
         try:
             self.act(target)
         except AppError as error:
             return self._confirm(target, error=error_message(error), status=422)
         messages.success(request, self.confirmation(target).done)
-        return redirect(self.url(self.back_url_name))
+        return redirect(self.back_url(target))

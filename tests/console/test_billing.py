@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import pytest
+
+from accounts.permissions import AccountRole
+from accounts.services import membership_add
+from audit.actors import SYSTEM
+from billing.models import SeatLedgerEntry
+from tests.billing.conftest import _localstripe_server, stripe_fake  # noqa: F401 - fixtures
+from tests.console.conftest import audited, make_org, session, steady_query_count
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+class TestBilling:
+    def test_plan_seats_usage_ledger_and_offers(self, db):
+        org = make_org(plan="hobby")
+        html = session(org.admin).get(org.url("billing/")).content.decode()
+        assert "Plan: <strong>Hobby</strong>" in html
+        assert "Seats: <strong>3</strong> used of <strong>2</strong>" in html
+        assert "Move to Team" in html and "Move to Starter" in html and "customer portal" in html
+        enterprise = make_org()
+        html = session(enterprise.admin).get(enterprise.url("billing/")).content.decode()
+        assert "Move to" not in html and "Enterprise is set by sales" in html
+
+    def test_a_member_has_no_billing_page(self, org):
+        browser = session(org.member)
+        assert "/billing/" not in browser.get(org.url("members/")).content.decode()
+        assert browser.get(org.url("billing/")).status_code == 403
+        assert browser.post(org.url("billing/checkout"), {"plan": "team"}).status_code == 403
+
+    def test_without_stripe_the_refusal_is_shown_inline(self, db, settings):
+        settings.STRIPE_SECRET_KEY = ""
+        org = make_org(plan="hobby")
+        response = session(org.admin).post(org.url("billing/checkout"), {"plan": "team"})
+        assert response.status_code == 422
+        assert "Billing through Stripe is not configured here" in response.content.decode()
+        response = session(org.admin).post(org.url("billing/portal"))
+        assert response.status_code == 422 and "no billing customer yet" in response.content.decode()
+
+    def test_checkout_goes_to_stripe_and_the_plan_is_pending_until_confirmed(self, db, stripe_fake):  # noqa: F811
+        org = make_org(plan="hobby")
+        browser = session(org.admin)
+        response = browser.post(org.url("billing/checkout"), {"plan": "starter"})
+        assert response.status_code == 302
+        assert response["Location"].startswith("https://checkout.stripe.test/")
+        session_sent = stripe_fake.checkout_sessions[-1]
+        assert session_sent["success_url"].endswith(org.url("billing/") + "?checkout=success")
+        assert len(audited(org.account, "billing.checkout-started")) == 1
+        html = browser.get(org.url("billing/?checkout=success")).content.decode()
+        assert "The upgrade to the Starter plan is pending" in html and "Plan: <strong>Hobby</strong>" in html
+
+    def test_no_per_row_queries(self, org):
+        browser = session(org.owner)
+        few = steady_query_count(browser, org.url("billing/"))
+        for _ in range(6):
+            membership_add(account=org.account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
+        assert SeatLedgerEntry.objects.filter(account=org.account).count() >= 6
+        assert steady_query_count(browser, org.url("billing/")) == few
