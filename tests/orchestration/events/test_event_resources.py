@@ -162,3 +162,15 @@ def test_the_feed_of_one_resource_reads_the_side_table_and_stays_in_its_workspac
     EventResource.objects.for_workspace(a.workspace.pk).filter(event_id=mine[1]["id"]).delete()
     client = bearer(api_client, a.service_key)
     assert _feed(client, a, {"any_resource": {"id": [FLOW]}}) == [mine[0]["id"]]
+
+
+def test_a_related_id_or_role_too_long_to_keep_is_refused_like_the_resource_id(tenant):
+    too_long = "prefect.tag." + "x" * 244  # 256 characters
+    for related in (
+        {"prefect.resource.id": too_long, "prefect.resource.role": "tag"},
+        {"prefect.resource.id": "prefect.tag.x", "prefect.resource.role": "r" * 256},
+    ):
+        assert events_ingest(workspace_id=tenant.workspace.pk, events=[make_event(related=[related])]) == 0
+    fits = {"prefect.resource.id": too_long[:255], "prefect.resource.role": "r" * 255}
+    assert events_ingest(workspace_id=tenant.workspace.pk, events=[make_event(related=[fits])]) == 1
+    assert (too_long[:255], "r" * 255) in {(r[1], r[2]) for r in _rows(tenant.workspace.pk)}
