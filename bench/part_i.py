@@ -15,8 +15,8 @@ size (1.0: the issue's size):
     rows (together a fifth more), so every query must find the workspace's rows among others'.
   * Prefect's database holds the big workspace's rows, with the same ids and values, in its own
     schema (created by its server's migrations): one Prefect server serves one team, it has no
-    workspaces to skip. ``event_resources`` gets the rows Prefect writes for each event (the
-    resource and each related resource).
+    workspaces to skip. ``event_resources`` (Prefect's) and ``orchestration_eventresource`` (ours)
+    get the rows each server writes for each event at ingest (the resource and each related one).
 
 Both databases are ``VACUUM ANALYZE``d after loading. Then each request is sent ``--i-requests``
 times (after 3 warm-ups) by one client, as a page loading would, and p50/p95 are reported per
@@ -290,7 +290,12 @@ def _ours_events(ws: int, W: str, n_events: int, n_runs: int, now: str) -> str:
         "INSERT INTO orchestration_event (id, occurred, event, resource_id, resource, related, payload, "
         "received, workspace_id) "
         f"SELECT {e['id']}, {e['occurred']}, {e['event']}, {e['resource_id']}, {e['resource']}, "
-        f"{e['related']}, '{{}}', {e['occurred']}, {W} FROM generate_series(1, {n_events}) e;"
+        f"{e['related']}, '{{}}', {e['occurred']}, {W} FROM generate_series(1, {n_events}) e;\n"
+        # What ingest writes per event (``EventResource``): its resource and each related resource.
+        "INSERT INTO orchestration_eventresource (event_id, resource_id, resource_role, occurred, workspace_id) "
+        f"SELECT {e['id']}, {e['resource_id']}, '', {e['occurred']}, {W} FROM generate_series(1, {n_events}) e;\n"
+        "INSERT INTO orchestration_eventresource (event_id, resource_id, resource_role, occurred, workspace_id) "
+        f"SELECT {e['id']}, {e['flow_rid']}, 'flow', {e['occurred']}, {W} FROM generate_series(1, {n_events}) e;"
     )
 
 
@@ -607,6 +612,19 @@ def requests(now: datetime, size: dict) -> list[tuple[str, str, str, dict | None
             "POST",
             "events/filter",
             {"filter": {"occurred": {"since": day_ago, "until": end}, "order": "DESC"}, "limit": 50},
+        ),
+        (
+            "event feed of a flow run (events/filter, any_resource)",
+            "POST",
+            "events/filter",
+            {
+                "filter": {
+                    "occurred": {"since": week_ago, "until": end},
+                    "any_resource": {"id": [f"prefect.flow-run.{_uuid('fr', ws, 2)}"]},
+                    "order": "DESC",
+                },
+                "limit": 50,
+            },
         ),
         (
             "event feed of a flow (events/filter, related)",

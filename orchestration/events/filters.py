@@ -10,23 +10,33 @@ Semantics follow ``prefect.server.events.filters``:
   criteria for one resource among the primary one and the related ones; the role label of a related
   resource is compared exactly.
 
-The stored event keeps its resource and related resources as JSON, so resource criteria become
-``EXISTS`` over the JSON array (``json_each`` on SQLite, ``jsonb_array_elements`` on PostgreSQL).
-Globs are ``GLOB`` on SQLite (case-sensitive, as ``fnmatchcase``) and ``LIKE`` on PostgreSQL.
+Ids and roles are read from ``EventResource`` (Prefect's ``event_resources``: one row per event and
+resource it involves, the primary one in the role ``""``), as a semi-join ``id IN (SELECT event_id
+…)`` bounded by the workspace and the filter's window, which the index ``(workspace, resource_id,
+occurred)`` answers: the feed of one flow run or deployment reads that resource's rows, not every
+event of the window. The primary resource's id and prefix stay on ``Event.resource_id`` (indexed the
+same way), as Prefect keeps them on its events table. Labels other than id and role are kept only in
+the event's JSON, so a criterion with labels is checked there, as ``EXISTS`` over the JSON array
+(``json_each`` on SQLite, ``jsonb_array_elements`` on PostgreSQL), after the side table has narrowed
+the events by id when the criterion names ids. Globs are ``GLOB`` on SQLite (case-sensitive, as
+``fnmatchcase``) and ``LIKE`` on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import json
+import functools
+import operator
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
 from django.db import connection
 from django.db.models import BooleanField, F, Q, QuerySet, TextField, Value, Window
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat, Lower, RowNumber
+from django.db.models.functions import Cast, Concat, Lower, RowNumber, Substr
+from django.db.models.lookups import Exact
 
 from orchestration.events.schemas import (
     EventAnyResourceFilter,
@@ -34,7 +44,7 @@ from orchestration.events.schemas import (
     EventRelatedFilter,
     EventResourceFilter,
 )
-from orchestration.models import Event
+from orchestration.models import Event, EventResource
 
 RESOURCE_ID = "prefect.resource.id"
 RESOURCE_ROLE = "prefect.resource.role"
@@ -256,16 +266,6 @@ class _Sql:
             return "1 = 1", []
         return "(" + " AND ".join(f"({c})" for c, _ in clauses) + ")", [p for _, ps in clauses for p in ps]
 
-    def related_with_id(self, ids: list[str]) -> tuple[str, list] | None:
-        """PostgreSQL: a related resource whose id is one of ``ids``, as JSON containment, which the
-        GIN index on ``related`` (``event_related``) answers without reading every event of the
-        window; ``None`` elsewhere (the ``EXISTS`` form is used)."""
-        if self.vendor != "postgresql":
-            return None
-        return self.any_of(
-            [(f"{self.related} @> %s::jsonb", [json.dumps([{RESOURCE_ID: rid}])]) for rid in ids]
-        )
-
     def exists_related(self, condition) -> tuple[str, list]:
         """``EXISTS`` a related resource (bound as ``_r.value``) for which ``condition(obj)`` holds."""
         sql, params = condition("_r.value")
@@ -331,6 +331,8 @@ def _related_condition(sql: _Sql, criteria: EventRelatedFilter):
 
 
 def _any_resource_clause(sql: _Sql, criteria: EventAnyResourceFilter) -> tuple[str, list]:
+    """The exact ``any_resource`` condition over the event's JSON (needed when it has labels)."""
+
     def condition(obj: str, *, primary: bool) -> tuple[str, list]:
         resource_id = (sql.resource_id, []) if primary else sql.label(obj, RESOURCE_ID)
         clauses = []
@@ -351,19 +353,66 @@ def _any_resource_clause(sql: _Sql, criteria: EventAnyResourceFilter) -> tuple[s
             )
         return sql.all_of(clauses)
 
-    related = (
-        sql.related_with_id(criteria.id)
-        if criteria.id and not criteria.id_prefix and not criteria.labels
-        else None
-    )
-    if related is None:
-        related = sql.exists_related(lambda obj: condition(obj, primary=False))
+    related = sql.exists_related(lambda obj: condition(obj, primary=False))
     return sql.any_of([condition(sql.resource, primary=True), related])
 
 
-def apply_filter(queryset: QuerySet, flt: EventFilter) -> QuerySet:
-    """``queryset`` (events of one workspace) narrowed by ``flt``; ordering and ``distinct`` are
-    left to ``order_events``."""
+# --- The side table: events by the ids and roles of the resources they involve ----------------------
+
+
+def _starts_with(prefix: str) -> Q:
+    # ``substr`` rather than ``LIKE``: SQLite's ``LIKE`` ignores case; a prefix is compared exactly.
+    return Q(Exact(Substr("resource_id", 1, len(prefix)), Value(prefix)))
+
+
+def _either(conditions: Iterable[Q]) -> Q:
+    return functools.reduce(operator.or_, conditions)
+
+
+def _involving(workspace_id: uuid.UUID, flt: EventFilter, condition: Q) -> QuerySet:
+    """The ids of the workspace's events in the filter's window that involve a resource for which
+    ``condition`` (over ``EventResource``) holds."""
+    return (
+        EventResource.objects.for_workspace(workspace_id)
+        .filter(condition, occurred__gte=flt.occurred.since, occurred__lte=flt.occurred.until)
+        .values("event_id")
+    )
+
+
+def _related_side_condition(criteria: EventRelatedFilter) -> Q | None:
+    """``criteria``'s ids and roles over ``EventResource`` (related resources only: role not ``""``),
+    or None when it names neither."""
+    if not (criteria.id or criteria.role or criteria.resources_in_roles):
+        return None
+    condition = ~Q(resource_role="")
+    if criteria.id:
+        condition &= Q(resource_id__in=criteria.id)
+    if criteria.role:
+        condition &= Q(resource_role__in=criteria.role)
+    if criteria.resources_in_roles:
+        condition &= _either(
+            Q(resource_id=resource_id, resource_role=role)
+            for resource_id, role in criteria.resources_in_roles
+        )
+    return condition
+
+
+def _any_resource_side_condition(criteria: EventAnyResourceFilter) -> Q | None:
+    """``criteria``'s ids and prefixes over ``EventResource`` (any role, the primary resource's
+    ``""`` included), or None when it names neither."""
+    if not (criteria.id or criteria.id_prefix):
+        return None
+    condition = Q()
+    if criteria.id:
+        condition &= Q(resource_id__in=criteria.id)
+    if criteria.id_prefix:
+        condition &= _either(_starts_with(prefix) for prefix in criteria.id_prefix)
+    return condition
+
+
+def apply_filter(queryset: QuerySet, flt: EventFilter, *, workspace_id: uuid.UUID) -> QuerySet:
+    """``queryset`` (events of the workspace ``workspace_id``) narrowed by ``flt``; ordering and
+    ``distinct`` are left to ``order_events``."""
     sql = _Sql()
     qs = queryset.filter(occurred__gte=flt.occurred.since, occurred__lte=flt.occurred.until)
 
@@ -402,11 +451,18 @@ def apply_filter(queryset: QuerySet, flt: EventFilter) -> QuerySet:
             )
 
     for criteria in flt.related_filters:
-        if criteria.id or criteria.role or criteria.resources_in_roles or criteria.labels:
+        side = _related_side_condition(criteria)
+        if side is not None:
+            qs = qs.filter(id__in=_involving(workspace_id, flt, side))
+        if criteria.labels:
+            # The labels must hold for the very resource the ids name: checked on the JSON.
             qs = qs.filter(_raw(*sql.exists_related(_related_condition(sql, criteria))))
 
     for criteria in flt.any_resource_filters:
-        if criteria.id or criteria.id_prefix or criteria.labels:
+        side = _any_resource_side_condition(criteria)
+        if side is not None:
+            qs = qs.filter(id__in=_involving(workspace_id, flt, side))
+        if criteria.labels:
             qs = qs.filter(_raw(*_any_resource_clause(sql, criteria)))
 
     if flt.text is not None and flt.text.query.strip():

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from orchestration.schemas.base import iso
 
-# Column sizes of ``orchestration.models.Event``.
+# Column sizes of ``orchestration.models.Event`` (and ``EventResource``).
 MAX_EVENT_NAME = 255
 MAX_RESOURCE_ID = 255
 # Prefect's defaults (``PREFECT_EVENTS_MAXIMUM_RELATED_RESOURCES`` / ``…_LABELS_PER_RESOURCE``).
@@ -71,6 +71,15 @@ class EventIn(_Model):
             if not related.get("prefect.resource.id") or not related.get("prefect.resource.role"):
                 raise ValueError(
                     "Related resources must include prefect.resource.id and prefect.resource.role"
+                )
+            if (
+                max(len(related["prefect.resource.id"]), len(related["prefect.resource.role"]))
+                > MAX_RESOURCE_ID
+            ):
+                # Kept in ``EventResource`` (the feed of one resource), as the primary resource's
+                # id is kept in ``Event.resource_id``.
+                raise ValueError(
+                    f"A related prefect.resource.id or role is longer than {MAX_RESOURCE_ID} characters"
                 )
             if len(related) > MAX_LABELS_PER_RESOURCE:
                 raise ValueError(f"The maximum number of labels per resource is {MAX_LABELS_PER_RESOURCE}")

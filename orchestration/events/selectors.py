@@ -73,7 +73,7 @@ def _from_page_token(token: str) -> tuple[EventFilter, int, int, int]:
 def _page(workspace_id: uuid.UUID, flt: EventFilter, limit: int, offset: int) -> list[dict[str, Any]]:
     if flt.id.id:
         limit = min(limit, len(flt.id.id))
-    qs = order_events(apply_filter(_events(workspace_id), flt), flt)
+    qs = order_events(apply_filter(_events(workspace_id), flt, workspace_id=workspace_id), flt)
     return [event_to_wire(event) for event in qs[offset : offset + limit]]
 
 
@@ -81,7 +81,7 @@ def events_query(
     *, workspace_id: uuid.UUID, flt: EventFilter, page_size: int
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """The first page of events matching ``flt`` (wire shape), the total, and the next page's token."""
-    total = count_matching(apply_filter(_events(workspace_id), flt), flt)
+    total = count_matching(apply_filter(_events(workspace_id), flt, workspace_id=workspace_id), flt)
     events = _page(workspace_id, flt, page_size, 0) if page_size > 0 else []
     return events, total, _to_page_token(flt, total, page_size, 0)
 
@@ -101,7 +101,7 @@ def events_backfill(
 ) -> list[Event]:
     """Up to ``limit`` events matching ``flt`` in ascending order, strictly after ``after``
     (``(occurred, id)`` of the last one already sent)."""
-    qs = apply_filter(_events(workspace_id), flt)
+    qs = apply_filter(_events(workspace_id), flt, workspace_id=workspace_id)
     if after is not None:
         occurred, event_id = after
         qs = qs.filter(Q(occurred__gt=occurred) | Q(occurred=occurred, id__gt=event_id))
@@ -113,7 +113,9 @@ def events_received_since(
     *, workspace_id: uuid.UUID, flt: EventFilter, received_after: dt.datetime, limit: int
 ) -> list[Event]:
     """Events matching ``flt`` stored after ``received_after`` (the live stream's catch-up)."""
-    qs = apply_filter(_events(workspace_id), flt).filter(received__gt=received_after)
+    qs = apply_filter(_events(workspace_id), flt, workspace_id=workspace_id).filter(
+        received__gt=received_after
+    )
     return list(qs.order_by("received", "occurred", "id")[:limit])
 
 
@@ -196,7 +198,7 @@ def events_count(
 ) -> list[dict[str, Any]]:
     """Prefect's ``/events/count-by/{countable}``: ``EventCount`` dicts (value, label, count,
     start_time, end_time)."""
-    qs = apply_filter(_events(workspace_id), flt).order_by()
+    qs = apply_filter(_events(workspace_id), flt, workspace_id=workspace_id).order_by()
     if countable == "day":
         return _count_by_time(qs, flt, "day", 1.0)
     if countable == "time":

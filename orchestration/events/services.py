@@ -8,8 +8,10 @@
   transaction commits, however they were stored (the automations' trigger engine).
 
 Storage rules: an event id is stored once (the client re-sends unconfirmed events after a
-reconnect); an id already stored in *another* workspace is skipped, never touched. Task-run events
-from the client also build task runs (``recorder``), in the same transaction.
+reconnect); an id already stored in *another* workspace is skipped, never touched. Each new event's
+resources (its own and the related ones) are written to ``EventResource`` in the same transaction,
+which the event feed of one resource reads. Task-run events from the client also build task runs
+(``recorder``), in the same transaction.
 
 Publishing goes through the live-event hub (``events.hub``: Redis pub/sub when ``REDIS_URL`` is set,
 in memory otherwise), one channel per workspace. A published item carries the event's JSON text plus
@@ -37,7 +39,7 @@ from orchestration.events import hub
 from orchestration.events.hub import publication_items
 from orchestration.events.recorder import is_task_run_event, record_task_run_events
 from orchestration.events.schemas import EventIn
-from orchestration.models import Event
+from orchestration.models import Event, EventResource
 from orchestration.persistence.write_batch import insert_or_defer
 
 logger = logging.getLogger(__name__)
@@ -96,6 +98,36 @@ def _event_row(event: EventIn, *, workspace_id: uuid.UUID, received) -> Event:
     )
 
 
+def event_resource_rows(row: Event) -> list[EventResource]:
+    """The ``EventResource`` rows of a stored event: its resource (role ``""``) and each related
+    resource, once per (id, role)."""
+    seen = {(row.resource_id, "")}
+    out = [
+        EventResource(
+            workspace_id=row.workspace_id,
+            event_id=row.id,
+            resource_id=row.resource_id,
+            resource_role="",
+            occurred=row.occurred,
+        )
+    ]
+    for related in row.related:
+        key = (related["prefect.resource.id"], related["prefect.resource.role"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(
+            EventResource(
+                workspace_id=row.workspace_id,
+                event_id=row.id,
+                resource_id=key[0],
+                resource_role=key[1],
+                occurred=row.occurred,
+            )
+        )
+    return out
+
+
 def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) -> list[Event]:
     """Store ``events`` in one transaction and apply the task-run ones; returns the rows that are
     new (in arrival order). Events whose id is already stored, in this workspace or another, are
@@ -131,7 +163,13 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
                     workspace_id,
                     len(rows) - len(mine),
                 )
-            stored.extend(row for row in rows if row.id in mine)
+            new_rows = [row for row in rows if row.id in mine]
+            # The resources of the events stored just now, so once per event however often it is
+            # sent (a re-sent event is not in ``mine``).
+            EventResource.objects.unscoped().bulk_create(
+                [resource for row in new_rows for resource in event_resource_rows(row)], ignore_conflicts=True
+            )
+            stored.extend(new_rows)
             record_task_run_events(workspace_id, [e for e in fresh if e.id in mine and is_task_run_event(e)])
         _notify_on_commit(workspace_id, stored)
     metrics.record_events_ingested(len(stored))
@@ -305,7 +343,17 @@ def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) ->
         # transaction, no look-up and no savepoint. A state change and its event commit together
         # or not at all.
         row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
-        insert_or_defer(row, lambda: Event.objects.unscoped().bulk_create([row]))
+        resources = event_resource_rows(row)
+
+        def write_now() -> None:
+            Event.objects.unscoped().bulk_create([row])
+            EventResource.objects.unscoped().bulk_create(resources)
+
+        # Deferred, the event and its resources join the state change's one statement; written at
+        # once, ``write_now`` writes them all and the resources need nothing more.
+        insert_or_defer(row, write_now)
+        for resource in resources:
+            insert_or_defer(resource, lambda: None)
         _publish_on_commit(workspace_id, [row])
         _notify_on_commit(workspace_id, [row])
         return

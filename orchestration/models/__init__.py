@@ -11,7 +11,7 @@ from orchestration.models.automations import (
 from orchestration.models.blocks import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
 from orchestration.models.concurrency import ConcurrencyLease, ConcurrencyLimitV2, TaskRunConcurrencyLimit
 from orchestration.models.deployments import Deployment, DeploymentSchedule
-from orchestration.models.events import Event
+from orchestration.models.events import Event, EventResource
 from orchestration.models.flow_run_inputs import FlowRunInput
 from orchestration.models.flow_runs import FlowRun, FlowRunState
 from orchestration.models.flows import Flow
@@ -38,6 +38,7 @@ __all__ = [
     "Deployment",
     "DeploymentSchedule",
     "Event",
+    "EventResource",
     "Flow",
     "FlowRun",
     "FlowRunInput",

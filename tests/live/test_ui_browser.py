@@ -3,8 +3,8 @@ Debian's chromium): a person signs in with their password, opens the workspace f
 page and visits every page of the UI's navigation and the detail pages under them. Every API
 request the pages make must answer 2xx and the browser console must show no error; each page's
 screenshot is saved under the test's tmp dir (``screenshots/``) with the network log
-(``network.jsonl``). A deployment run started from the UI is executed by ``flow.serve`` and reaches
-Completed. Then: a Viewer's Run is refused (403) and creates nothing; a member of another workspace
+(``network.jsonl``). A deployment run started from the UI (Run, then Quick run, on the deployment's
+page of the V2 UI and again of the V1 UI) is executed by ``flow.serve`` and reaches Completed. Then: a Viewer's Run is refused (403) and creates nothing; a member of another workspace
 gets none of this workspace's data; a write without the CSRF token is refused."""
 
 from __future__ import annotations
@@ -195,6 +195,13 @@ def quick_run(page) -> None:
     page.get_by_role("menuitem", name="Quick run").click()
 
 
+def quick_run_v1(page) -> None:
+    """The deployment page's Run button, then Quick run (Prefect's V1 UI: ``RunMenu`` of
+    prefect-ui-library, a pop-over with an overflow menu)."""
+    page.locator(".run-menu__run-button").first.click()
+    page.locator(".run-menu__overflow-menu").get_by_text("Quick run").click()
+
+
 def test_prefects_ui_over_a_real_workspace(asgi_server, live_tenant, run_prefect, spawn, tmp_path):  # noqa: F811
     from playwright.sync_api import sync_playwright
 
@@ -322,6 +329,25 @@ def test_prefects_ui_over_a_real_workspace(asgi_server, live_tenant, run_prefect
             )
             assert done["state_type"] == "COMPLETED", served.describe()
             visit(page, recorder, f"{base}/v2/runs/flow-run/{run_id}", "started from the UI", shots)
+            page.get_by_text("Completed").first.wait_for(timeout=10000)
+
+            # The same from the V1 UI's deployment page.
+            visit(
+                page, recorder, f"{base}/deployments/deployment/{deployment.id}", "v1 deployment (run)", shots
+            )
+            recorder.page_name = "v1 quick run"
+            with page.expect_response(lambda r: r.url.endswith("/create_flow_run")) as created:
+                quick_run_v1(page)
+            assert created.value.status == 201, created.value.text()
+            v1_run_id = created.value.json()["id"]
+            assert v1_run_id != run_id
+            done = wait_for(
+                lambda: keyed.get(f"flow_runs/{v1_run_id}").json(),
+                lambda r: r["state_type"] in ("COMPLETED", "FAILED", "CRASHED"),
+                timeout=60,
+            )
+            assert done["state_type"] == "COMPLETED", served.describe()
+            visit(page, recorder, f"{base}/runs/flow-run/{v1_run_id}", "v1 started from the UI", shots)
             page.get_by_text("Completed").first.wait_for(timeout=10000)
 
             # Without Prefect's CSRF token, a write from the session is refused and stores nothing.

@@ -204,6 +204,22 @@ GRAMMAR_CASES = {
     "any resource list": {
         "any_resource": [{"id_prefix": ["prefect.flow"]}, {"id_prefix": ["prefect.task-run"]}]
     },
+    # Ids with labels: the labels must hold for the resource the id names (the side table narrows,
+    # the JSON decides).
+    "any resource id with labels": {
+        "any_resource": {"id": [FLOW_RUN], "labels": {"prefect.resource.role": ["flow-run"]}}
+    },
+    "any resource id with primary labels": {
+        "any_resource": {"id": [FLOW_RUN], "labels": {"prefect.resource.name": "Marv*"}}
+    },
+    "any resource id and prefix": {
+        "any_resource": {"id": [FLOW_RUN, "prefect.tag.nightly"], "id_prefix": ["prefect.tag."]}
+    },
+    "any resource unknown id": {"any_resource": {"id": ["prefect.flow.nope"]}},
+    "related id with labels": {"related": {"id": [FLOW_RUN], "labels": {"prefect.resource.name": "no-*"}}},
+    "related id and role": {"related": {"id": [FLOW_RUN, "prefect.deployment.d1"], "role": ["deployment"]}},
+    "related role of the primary": {"related": {"role": [""]}},
+    "related primary id": {"related": {"id": ["custom.%weird_id"]}},
     "ids": {"id": {"id": []}},
     "text": {"text": {"query": "timeout"}},
     "text phrase and exclusion": {"text": {"query": '"connection timeout" -nothing'}},
