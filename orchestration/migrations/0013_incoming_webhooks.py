@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestration", "0010_automation_buckets_firings"),
+        ("orchestration", "0011_event_resources"),
         ("tenants", "0002_account_billing_status"),
     ]
 
