@@ -17,7 +17,7 @@ from orchestration.services.lifecycle import (
     zombie_runs_mark_crashed,
 )
 from orchestration.services.scheduler import scheduler_tick
-from orchestration.services.triggers import automation_buckets_sweep
+from orchestration.services.triggers import automation_buckets_sweep, proactive_triggers_evaluate
 
 
 @shared_task(name="orchestration.schedule_deployments")
@@ -66,6 +66,13 @@ def run_automation_actions(workspace_id: str, firing_id: str) -> int:
 @shared_task(name="orchestration.sweep_automation_buckets")
 def sweep_automation_buckets() -> int:
     return automation_buckets_sweep()
+
+
+@shared_task(name="orchestration.evaluate_proactive_triggers")
+def evaluate_proactive_triggers() -> int:
+    """Proactive triggers' windows that ended, in every workspace (their state is in the
+    database: a second clock or a restarted one fires nothing twice and loses nothing)."""
+    return proactive_triggers_evaluate()
 
 
 def automation_firing_dispatch(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:

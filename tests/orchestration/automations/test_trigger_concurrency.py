@@ -135,3 +135,45 @@ def test_two_runners_of_one_firing_run_its_actions_once(api_client):
     assert sum(counts) == 2
     assert AutomationActionRun.objects.unscoped().filter(firing=firing).count() == 2
     assert automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id) == 0
+
+
+def test_two_clocks_fire_each_proactive_window_once(api_client):
+    tenant = make_tenant()
+    auto = automation(
+        bearer(api_client, tenant.service_key), tenant, posture="Proactive", after=["prefect.flow-run.Running"],
+        expect=["prefect.flow-run.Completed"], within=60, for_each=["prefect.resource.id"],
+    )  # fmt: skip
+    starts = [
+        event("prefect.flow-run.Running", resource=f"prefect.flow-run.{key}") for key in range(KEYS * 5)
+    ]
+    triggers.events_stored(tenant.workspace.id, _stored(tenant, *starts))
+    later = timezone.now()  # every window (opened an hour ago) has ended
+    counts = []
+    _in_threads(*(lambda: counts.append(triggers.proactive_triggers_evaluate(now=later)) for _ in range(2)))
+    assert sum(counts) == KEYS * 5
+    fired = AutomationFiring.objects.unscoped().filter(automation_id=auto)
+    assert fired.count() == KEYS * 5
+    assert len(set(fired.values_list("bucketing_key", flat=True))) == KEYS * 5
+
+
+def test_two_evaluators_of_a_compound_trigger_fire_it_once(api_client):
+    tenant = make_tenant()
+    body = {
+        "name": "both",
+        "trigger": {"type": "compound", "require": "all", "within": 600, "triggers": [
+            {"type": "event", "posture": "Reactive", "expect": [name], "threshold": 1} for name in ("a", "b")
+        ]},
+        "actions": [{"type": "do-nothing"}],
+    }  # fmt: skip
+    response = bearer(api_client, tenant.service_key).post(
+        f"{tenant.prefix}/automations/", body, format="json"
+    )
+    auto = response.json()["id"]
+    ws = tenant.workspace.id
+    for round_ in range(5):
+        a, b = _stored(tenant, event("a", seconds=round_), event("b", seconds=round_))
+        _in_threads(lambda a=a: triggers.events_stored(ws, [a]), lambda b=b: triggers.events_stored(ws, [b]))
+    # Each round's pair fires the parent once: neither evaluator missed the other's child (a lost
+    # parent firing) nor did both claim them (a double one).
+    top = [f for f in AutomationFiring.objects.unscoped().filter(automation_id=auto) if f.actions]
+    assert len(top) == 5
