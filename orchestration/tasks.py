@@ -7,7 +7,7 @@ import uuid
 
 from celery import shared_task
 
-from orchestration.services.automation_actions import automation_firing_act
+from orchestration.services.automation_actions import ActionsToRetry, automation_firing_act
 from orchestration.services.concurrency import leases_expire
 from orchestration.services.lifecycle import (
     cancellation_cleanup,
@@ -55,12 +55,24 @@ def expire_concurrency_leases() -> int:
     return leases_expire()
 
 
-@shared_task(name="orchestration.run_automation_actions")
-def run_automation_actions(workspace_id: str, firing_id: str) -> int:
-    """The actions of one committed firing (each runs once, however often this is delivered)."""
-    return automation_firing_act(
-        workspace_id=uuid.UUID(str(workspace_id)), firing_id=uuid.UUID(str(firing_id))
-    )
+AUTOMATION_ACTION_ATTEMPTS = 4
+
+
+@shared_task(
+    name="orchestration.run_automation_actions", bind=True, max_retries=AUTOMATION_ACTION_ATTEMPTS - 1
+)
+def run_automation_actions(self, workspace_id: str, firing_id: str) -> int:
+    """The actions of one committed firing (each runs once, however often this is delivered). An
+    action that raised unexpectedly left no trace and is tried again, with backoff; on the last
+    attempt its failure is recorded and announced."""
+    try:
+        return automation_firing_act(
+            workspace_id=uuid.UUID(str(workspace_id)),
+            firing_id=uuid.UUID(str(firing_id)),
+            final_attempt=self.request.retries >= AUTOMATION_ACTION_ATTEMPTS - 1,
+        )
+    except ActionsToRetry as error:
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
 
 
 @shared_task(name="orchestration.sweep_automation_buckets")

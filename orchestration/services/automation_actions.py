@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from core.errors import AppError
 from orchestration.events.services import event_record_on_commit
-from orchestration.models import AutomationActionRun, AutomationFiring, Variable
+from orchestration.models import Automation, AutomationActionRun, AutomationFiring, Variable
 from orchestration.models.states import StateType
 from orchestration.schemas import hydration
 from orchestration.schemas.automations import AutomationPartialUpdate, upgrade_v1_templates
@@ -43,11 +43,21 @@ class ActionFailed(Exception):
     """Prefect's ``ActionFailed``: the reason goes into ``prefect.automation.action.failed``."""
 
 
+class ActionsToRetry(Exception):
+    """An action raised something other than ``ActionFailed`` (a bug, a lost connection): as
+    Prefect's actions consumer leaves such a message to be delivered again, its transaction was
+    rolled back (so nothing of it happened, and it is not marked as run) and the firing's task
+    tries again; on the last attempt it is recorded as failed."""
+
+
 class _Run:
     """One action of one firing (Prefect's ``TriggeredAction``)."""
 
-    def __init__(self, firing: AutomationFiring, index: int, entry: dict[str, Any]) -> None:
+    def __init__(
+        self, firing: AutomationFiring, index: int, entry: dict[str, Any], automation: dict[str, str]
+    ) -> None:
         self.firing = firing
+        self.automation = automation
         self.index = index
         self.action = entry["action"]
         # `actions_on_trigger` carry the triggered event as theirs; `actions` the firing's.
@@ -168,11 +178,7 @@ _ACTIONS = {
 
 def _emit(run: _Run, *, failed_reason: str | None) -> None:
     firing = run.firing
-    resource = {
-        "prefect.resource.id": f"prefect.automation.{firing.automation_id}",
-        "prefect.trigger-type": "event",
-        "prefect.posture": "Reactive",
-    }
+    resource = {"prefect.resource.id": f"prefect.automation.{firing.automation_id}", **run.automation}
     details = {"action_index": run.index, "action_type": run.action.get("type"), "invocation": str(firing.id)}
     related = [*run.related, {"prefect.resource.id": f"prefect.event.{firing.triggered_event_id}",
                               "prefect.resource.role": "automation-triggered-event"}]  # fmt: skip
@@ -196,8 +202,13 @@ def _emit(run: _Run, *, failed_reason: str | None) -> None:
     )  # fmt: skip
 
 
-def _act(run: _Run) -> str | None:
-    """Run the action; the reason it failed, or None."""
+class _Unexpected(Exception):
+    pass
+
+
+def _act(run: _Run, *, final_attempt: bool) -> str | None:
+    """Run the action; the reason it failed, or None. Anything but an expected failure raises
+    ``_Unexpected`` unless this is the last attempt."""
     handler = _ACTIONS.get(run.action.get("type"))
     if handler is None:
         return f"The action {run.action.get('type')!r} is not supported yet"
@@ -210,34 +221,65 @@ def _act(run: _Run) -> str | None:
         return error.message
     except Exception as error:  # noqa: BLE001 - one action's bug must not stop the others
         logger.exception("Automation %s action %d raised", run.firing.automation_id, run.index)
+        if not final_attempt:
+            raise _Unexpected(repr(error)) from error
         return f"Unexpected error: {error!r}"
     return None
 
 
-def automation_firing_act(*, workspace_id: uuid.UUID, firing_id: uuid.UUID) -> int:
-    """Run every action of the workspace's firing not run yet; returns how many ran now."""
+def _automation_resource(automation_id: uuid.UUID) -> dict[str, str]:
+    """The labels Prefect's action events give the automation: its name, trigger type and (for
+    an event trigger) posture."""
+    row = Automation.objects.filter(id=automation_id).values("name", "trigger").first()
+    if row is None:
+        return {}
+    trigger = row["trigger"] or {}
+    labels = {"prefect.resource.name": row["name"], "prefect.trigger-type": str(trigger.get("type", "event"))}
+    if trigger.get("type", "event") == "event":
+        labels["prefect.posture"] = str(trigger.get("posture", "Reactive"))
+    return labels
+
+
+def automation_firing_act(
+    *, workspace_id: uuid.UUID, firing_id: uuid.UUID, final_attempt: bool = False
+) -> int:
+    """Run every action of the workspace's firing not run yet; returns how many ran now. Raises
+    ``ActionsToRetry`` (after running the others) when one failed unexpectedly and this is not
+    the last attempt."""
     ran = 0
+    retry: list[str] = []
     with workspace_scope(workspace_id):
         firing = AutomationFiring.objects.filter(id=firing_id).first()
         if firing is None:
             return 0
+        automation = _automation_resource(firing.automation_id)
         for index, entry in enumerate(firing.actions):
-            run = _Run(firing, index, entry)
-            with transaction.atomic():
-                try:
-                    with transaction.atomic():
-                        record = AutomationActionRun.objects.create(
-                            workspace_id=firing.workspace_id, firing=firing, action_index=index,
-                            action_type=run.action.get("type", ""), state="running",
-                        )  # fmt: skip
-                except IntegrityError:
-                    continue  # another runner ran it
-                reason = _act(run)
-                record.state = "failed" if reason is not None else "executed"
-                record.reason = reason or ""
-                record.save(update_fields=["state", "reason"])
-                if reason is not None:
-                    logger.warning("Automation %s action %d failed: %s", firing.automation_id, index, reason)
-                _emit(run, failed_reason=reason)
-                ran += 1
+            run = _Run(firing, index, entry, automation)
+            try:
+                ran += _run_once(run, final_attempt=final_attempt)
+            except _Unexpected as error:
+                retry.append(f"action {index}: {error}")
+    if retry:
+        raise ActionsToRetry("; ".join(retry))
     return ran
+
+
+def _run_once(run: _Run, *, final_attempt: bool) -> int:
+    firing, index = run.firing, run.index
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = AutomationActionRun.objects.create(
+                    workspace_id=firing.workspace_id, firing=firing, action_index=index,
+                    action_type=run.action.get("type", ""), state="running",
+                )  # fmt: skip
+        except IntegrityError:
+            return 0  # another runner ran it
+        reason = _act(run, final_attempt=final_attempt)
+        record.state = "failed" if reason is not None else "executed"
+        record.reason = reason or ""
+        record.save(update_fields=["state", "reason"])
+        if reason is not None:
+            logger.warning("Automation %s action %d failed: %s", firing.automation_id, index, reason)
+        _emit(run, failed_reason=reason)
+        return 1
