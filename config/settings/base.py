@@ -356,6 +356,9 @@ LOGGING = {
 
 # --- Observability --------------------------------------------------------------------------------
 # Client addresses (CIDRs, by the trusted-proxy rules) that may read /metrics; anyone else gets 404.
+# Outbound calls (automation webhooks and notifications) refuse loopback, private, link-local and
+# metadata addresses; these CIDRs are allowed all the same (e.g. 127.0.0.1/32 on a laptop).
+OUTBOUND_WEBHOOK_ALLOWED_CIDRS = env.list("OUTBOUND_WEBHOOK_ALLOWED_CIDRS", default=[])
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1/32", "::1/128"])
 # How long /readyz waits for the database, Redis and the broker (checked at once) before 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
