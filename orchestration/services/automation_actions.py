@@ -25,22 +25,32 @@ from django.utils import timezone
 
 from core.errors import AppError
 from orchestration.events.services import event_record_on_commit
-from orchestration.models import Automation, AutomationActionRun, AutomationFiring, Variable
+from orchestration.models import (
+    Automation,
+    AutomationActionRun,
+    AutomationFiring,
+    Deployment,
+    Flow,
+    FlowRun,
+    Variable,
+    WorkPool,
+    WorkQueue,
+)
 from orchestration.models.states import StateType
 from orchestration.schemas import hydration
 from orchestration.schemas.automations import AutomationPartialUpdate, upgrade_v1_templates
 from orchestration.schemas.deployments import DeploymentFlowRunCreate
 from orchestration.schemas.states import StateCreate, StateDetails
+from orchestration.schemas.templates import TemplateRenderError, template_render
 from orchestration.services.automations import automation_patch
 from orchestration.services.deployments import deployment_flow_run_create, deployment_set_paused
+from orchestration.services.flow_run_inputs import flow_run_resume
+from orchestration.services.notifications import ActionFailed, call_webhook, send_notification
 from orchestration.services.orchestration import set_flow_run_state
+from orchestration.services.work_pools import work_pool_update, work_queue_update
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
-
-
-class ActionFailed(Exception):
-    """Prefect's ``ActionFailed``: the reason goes into ``prefect.automation.action.failed``."""
 
 
 class ActionsToRetry(Exception):
@@ -80,12 +90,65 @@ class _Run:
         raise ActionFailed(f"No {kind.removeprefix('prefect.').replace('-', ' ')} could be inferred")
 
     def template_context(self) -> dict[str, Any]:
-        return {
-            "automation": {"id": str(self.firing.automation_id)},
+        context = {
+            "automation": {"id": str(self.firing.automation_id),
+                           "name": self.automation.get("prefect.resource.name", "")},
             "event": self.event,
             "labels": self.firing.triggering_labels,
             "firing": {"id": str(self.firing.id), "triggered": self.firing.triggered.isoformat()},
-        }
+        }  # fmt: skip
+        context.update(_native_objects(self.event))
+        return context
+
+    def render(self, *templates: str) -> list[str]:
+        """Prefect's ``JinjaTemplateAction._render``, in the one sandbox."""
+        context = self.template_context()
+        try:
+            return [template_render(template, context) for template in templates]
+        except TemplateRenderError as error:
+            self.details["template_error"] = str(error)
+            raise ActionFailed(f"Template rendering failed: {error}") from error
+
+
+def _resource_ids(event: dict[str, Any] | None, kind: str) -> list[uuid.UUID]:
+    found = []
+    for resource in [(event or {}).get("resource") or {}, *((event or {}).get("related") or [])]:
+        resource_id = str(resource.get("prefect.resource.id") or "")
+        if resource_id.startswith(f"{kind}."):
+            try:
+                found.append(uuid.UUID(resource_id[len(kind) + 1 :]))
+            except ValueError:
+                continue
+    return found
+
+
+def _native_objects(event: dict[str, Any] | None) -> dict[str, Any]:
+    """Prefect's ``_relevant_native_objects``: the flow run, flow, deployment, work queue and work
+    pool the event names, as plain values for templates (``{{ flow_run.name }}``)."""
+    objects: dict[str, Any] = {}
+    if not event:
+        return objects
+    if ids := _resource_ids(event, "prefect.flow-run"):
+        run = FlowRun.objects.select_related("state").filter(id=ids[0]).first()
+        if run is not None:
+            state = run.state
+            objects["flow_run"] = {
+                "id": str(run.id), "name": run.name, "parameters": run.parameters, "tags": run.tags,
+                "deployment_id": str(run.deployment_id) if run.deployment_id else None,
+                "flow_id": str(run.flow_id),
+                "state": {"type": state.type, "name": state.name, "message": state.message} if state else None,
+            }  # fmt: skip
+    for kind, model, key in (
+        ("prefect.flow", Flow, "flow"),
+        ("prefect.deployment", Deployment, "deployment"),
+        ("prefect.work-queue", WorkQueue, "work_queue"),
+        ("prefect.work-pool", WorkPool, "work_pool"),
+    ):
+        if ids := _resource_ids(event, kind):
+            row = model.objects.filter(id=ids[0]).first()
+            if row is not None:
+                objects[key] = {"id": str(row.id), "name": row.name}
+    return objects
 
 
 def _render_parameters(run: _Run) -> dict[str, Any]:
@@ -157,6 +220,49 @@ def _cancel_flow_run(run: _Run) -> None:
     _flow_run_state(run, state, force=False)
 
 
+def _suspend_flow_run(run: _Run) -> None:
+    state = StateCreate(
+        type=StateType.PAUSED,
+        name="Suspended",
+        message=f"Suspended by Automation {run.firing.automation_id}",
+        state_details=StateDetails(
+            pause_timeout=timezone.now() + dt.timedelta(seconds=3600), pause_reschedule=True
+        ),
+    )
+    _flow_run_state(run, state, force=False)
+
+
+def _resume_flow_run(run: _Run) -> None:
+    flow_run_id = run.id_of_kind("prefect.flow-run", "flow_run_id")
+    run.related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                        "prefect.resource.role": "target"})  # fmt: skip
+    result = flow_run_resume(flow_run_id=flow_run_id, run_input=None).result
+    if str(getattr(result.status, "value", result.status)).upper() != "ACCEPT":
+        raise ActionFailed(
+            f"Failed to resume flow run: {(result.details or {}).get('reason') or ''}".rstrip(": ")
+        )
+
+
+def _pause_work_pool(run: _Run, *, paused: bool) -> None:
+    pool_id = run.id_of_kind("prefect.work-pool", "work_pool_id")
+    pool = WorkPool.objects.filter(id=pool_id).first()
+    if pool is None:
+        raise ActionFailed(f"Work pool {pool_id} not found")
+    run.related.append({"prefect.resource.id": f"prefect.work-pool.{pool.id}", "prefect.resource.name": pool.name,
+                        "prefect.resource.role": "target"})  # fmt: skip
+    work_pool_update(name=pool.name, changes={"is_paused": paused})
+
+
+def _pause_work_queue(run: _Run, *, paused: bool) -> None:
+    queue_id = run.id_of_kind("prefect.work-queue", "work_queue_id")
+    queue = WorkQueue.objects.filter(id=queue_id).first()
+    if queue is None:
+        raise ActionFailed(f"Work queue {queue_id} not found")
+    run.related.append({"prefect.resource.id": f"prefect.work-queue.{queue.id}",
+                        "prefect.resource.name": queue.name, "prefect.resource.role": "target"})  # fmt: skip
+    work_queue_update(queue_id=queue.id, changes={"is_paused": paused})
+
+
 def _pause_automation(run: _Run, *, enabled: bool) -> None:
     automation_id = run.id_of_kind("prefect.automation", "automation_id")
     automation_patch(automation_id=automation_id, data=AutomationPartialUpdate(enabled=enabled))
@@ -173,6 +279,14 @@ _ACTIONS = {
     "cancel-flow-run": _cancel_flow_run,
     "pause-automation": lambda run: _pause_automation(run, enabled=False),
     "resume-automation": lambda run: _pause_automation(run, enabled=True),
+    "suspend-flow-run": _suspend_flow_run,
+    "resume-flow-run": _resume_flow_run,
+    "pause-work-pool": lambda run: _pause_work_pool(run, paused=True),
+    "resume-work-pool": lambda run: _pause_work_pool(run, paused=False),
+    "pause-work-queue": lambda run: _pause_work_queue(run, paused=True),
+    "resume-work-queue": lambda run: _pause_work_queue(run, paused=False),
+    "call-webhook": call_webhook,
+    "send-notification": send_notification,
 }
 
 
