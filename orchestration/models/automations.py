@@ -77,6 +77,8 @@ class AutomationBucket(WorkspaceScopedModel):
     # A proactive trigger's window: evaluated on the clock when it ends, and kept by the sweep
     # until then (a clock that stopped for a while still finds it).
     proactive = models.BooleanField(default=False)
+    # When a proactive trigger fired for this key and has not resolved since (Prefect's column).
+    triggered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

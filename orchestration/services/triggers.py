@@ -176,9 +176,11 @@ def _load(workspace_id: uuid.UUID) -> list[LoadedTrigger]:
         except ValueError:
             logger.warning("Automation %s cannot be read back; it is not evaluated", row.id)
             continue
-        actions = [{"action": a, "source": "actions"} for a in row.actions] + [
-            {"action": a, "source": "actions_on_trigger"} for a in row.actions_on_trigger or []
-        ]
+        actions = (
+            [{"action": a, "source": "actions"} for a in row.actions]
+            + [{"action": a, "source": "actions_on_trigger"} for a in row.actions_on_trigger or []]
+            + [{"action": a, "source": "actions_on_resolve"} for a in row.actions_on_resolve or []]
+        )
         for trigger, parents in _event_triggers(automation.trigger, []):
             loaded.append(LoadedTrigger(row.id, row.name, trigger, actions, parents))
     return loaded
@@ -324,8 +326,11 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
     ready_to_fire = not trigger.proactive or bucket.end <= now
     meets_threshold = trigger.meets_threshold(bucket.count)
     fired = 0
+    triggered_at = bucket.triggered_at
     if ready_to_fire and meets_threshold:
         fired = _fire(trigger, bucket, event)
+        if trigger.proactive:
+            triggered_at = timezone.now()
     elif now < bucket.end:
         if (
             event is not None
@@ -347,8 +352,12 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
             ):
                 last_event = previous_last_event
             _restart(bucket, start=event.occurred, end=event.occurred + trigger.trigger.within, count=0,
-                     last_event=last_event)  # fmt: skip
+                     last_event=last_event, triggered_at=triggered_at)  # fmt: skip
         return fired
+    elif trigger.proactive and triggered_at is not None:
+        # A window that ended satisfied, after one that fired: the trigger resolves.
+        fired += _resolve(trigger, bucket)
+        triggered_at = None
 
     if trigger.trigger.after:
         bucket.delete()  # only another `after` event opens the next window
@@ -363,15 +372,19 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
         # An event beyond the window it arrived in: it opens the next one and counts there.
         _restart(bucket, start=start, end=end, count=0, last_event=None)
         return fired + _evaluate(trigger, bucket, now, event)
-    _restart(bucket, start=start, end=end, count=count, last_event=None)
+    _restart(bucket, start=start, end=end, count=count, last_event=None, triggered_at=triggered_at)
     return fired
 
 
-def _restart(bucket: AutomationBucket, *, start, end, count: int, last_event) -> None:
-    """Prefect's ``start_new_bucket``, in the locked row."""
+def _restart(bucket: AutomationBucket, *, start, end, count: int, last_event, triggered_at=None) -> None:
+    """Prefect's ``start_new_bucket``, in the locked row (``triggered_at``: a proactive trigger
+    that fired for this key and has not resolved since)."""
     bucket.start, bucket.end, bucket.count, bucket.last_event = start, end, count, last_event
+    bucket.triggered_at = triggered_at
     bucket.last_operation = "start_new_bucket"
-    bucket.save(update_fields=["start", "end", "count", "last_event", "last_operation", "updated"])
+    bucket.save(
+        update_fields=["start", "end", "count", "last_event", "triggered_at", "last_operation", "updated"]
+    )
 
 
 @dataclass
@@ -387,6 +400,9 @@ class _Firing:
     #: unique per trigger: null for a reactive event firing (its event is), else the window or
     #: the child firings it consumed
     window_key: str | None = None
+    #: Prefect's ``trigger_states``: a reactive (or composite) firing triggers and resolves at
+    #: once; a proactive one triggers, and resolves later when its condition is met again.
+    states: tuple[str, ...] = ("Triggered", "Resolved")
     id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
@@ -402,6 +418,24 @@ def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None)
         bucket_start=bucket.start,
         # A proactive window fires once, whatever its last event; a reactive firing is its event's.
         window_key=f"{bucket.bucketing_key} {bucket.start.isoformat()}" if trigger.proactive else None,
+        states=("Triggered",) if trigger.proactive else ("Triggered", "Resolved"),
+    )
+    return _fire_node(bucket.workspace_id, trigger, 0, firing)
+
+
+def _resolve(trigger: LoadedTrigger, bucket: AutomationBucket) -> int:
+    """A proactive trigger that fired for this key sees a window satisfied again: it resolves
+    (``prefect.automation.resolved``, and the ``actions_on_resolve`` run)."""
+    labels = dict(zip(sorted(trigger.trigger.for_each), json.loads(bucket.bucketing_key), strict=False))
+    firing = _Firing(
+        trigger_id=trigger.trigger.id,
+        triggered=timezone.now(),
+        triggering_labels=labels,
+        triggering_event=bucket.last_event,
+        bucketing_key=bucket.bucketing_key,
+        bucket_start=bucket.start,
+        window_key=f"resolved {bucket.bucketing_key} {bucket.start.isoformat()}",
+        states=("Resolved",),
     )
     return _fire_node(bucket.workspace_id, trigger, 0, firing)
 
@@ -426,14 +460,23 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
         window_key=firing.window_key,
         actions=[],
     )
+    emitted: list[dict[str, Any]] = []
     if top:
-        triggered = _triggered_event(trigger, row)
-        row.triggered_event_id = uuid.UUID(triggered["id"])
-        # As Prefect's ``act``: `actions_on_trigger` see the triggered event as their triggering one.
+        emitted = [_state_change_event(trigger, row, state) for state in firing.states]
+        by_state = dict(zip(firing.states, emitted, strict=True))
+        primary = by_state.get("Triggered") or by_state["Resolved"]
+        row.triggered_event_id = uuid.UUID(primary["id"])
+        # As Prefect's ``act``: `actions` see the firing's event; `actions_on_trigger` and
+        # `actions_on_resolve` see the triggered and resolved events as their triggering ones. A
+        # firing that only resolves (a proactive trigger, later) runs its `actions_on_resolve`.
         row.actions = [
-            {**entry, "event": triggered} if entry["source"] == "actions_on_trigger" else entry
+            {**entry, "event": by_state["Triggered"]} if entry["source"] == "actions_on_trigger" else
+            {**entry, "event": by_state["Resolved"]} if entry["source"] == "actions_on_resolve" else entry
             for entry in trigger.actions
-        ]
+            if (entry["source"] == "actions" and "Triggered" in by_state)
+            or (entry["source"] == "actions_on_trigger" and "Triggered" in by_state)
+            or (entry["source"] == "actions_on_resolve" and "Resolved" in by_state)
+        ]  # fmt: skip
     try:
         with transaction.atomic():
             row.save(force_insert=True)
@@ -444,14 +487,15 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
         return 0
     if not top:
         return _child_fired(workspace_id, trigger, level + 1, firing)
-    event_record_on_commit(workspace_id=workspace_id, event=triggered)
+    for each in emitted:
+        event_record_on_commit(workspace_id=workspace_id, event=each)
     firing_id = row.id
     transaction.on_commit(lambda: _dispatch_firing(workspace_id, firing_id), robust=True)
     return 1
 
 
-def _triggered_event(trigger: LoadedTrigger, row: AutomationFiring) -> dict[str, Any]:
-    """Prefect's ``create_automation_state_change_event`` (Triggered)."""
+def _state_change_event(trigger: LoadedTrigger, row: AutomationFiring, state: str) -> dict[str, Any]:
+    """Prefect's ``create_automation_state_change_event`` (Triggered or Resolved)."""
     resource = {
         "prefect.resource.id": f"prefect.automation.{trigger.automation_id}",
         "prefect.resource.name": trigger.automation_name,
@@ -467,7 +511,7 @@ def _triggered_event(trigger: LoadedTrigger, row: AutomationFiring) -> dict[str,
     return {
         "id": str(uuid.uuid4()),
         "occurred": row.triggered.isoformat(),
-        "event": "prefect.automation.triggered",
+        "event": f"prefect.automation.{state.lower()}",
         "resource": resource,
         "related": related,
         "payload": {"triggering_labels": row.triggering_labels, "triggering_event": triggering_event},

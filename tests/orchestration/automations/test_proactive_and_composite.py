@@ -62,10 +62,13 @@ def test_without_for_each_the_clock_opens_the_windows(tenant, dev, django_captur
     assert _clock(capture, seconds=11) == 1  # nothing came: fires, and opens [11, 21)
     assert _clock(capture, seconds=11) == 0  # the same moment again: that window fired once
     emit(capture, tenant, event("heartbeat", seconds=12), event("heartbeat", seconds=13))
-    assert _clock(capture, seconds=22) == 0  # two heartbeats in [11, 21): satisfied
+    # Two heartbeats in [11, 21): satisfied, so the trigger that fired resolves.
+    assert _clock(capture, seconds=22) == 1
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1
     emit(capture, tenant, event("heartbeat", seconds=25))
     assert _clock(capture, seconds=33) == 1  # one in [22, 32) is fewer than two
-    assert len(firings(tenant, auto)) == 2
+    assert len(emitted(tenant, "prefect.automation.triggered")) == 2
+    assert len(firings(tenant, auto)) == 3
     assert all(f.triggering_event_id is None for f in firings(tenant, auto))
 
 
@@ -203,3 +206,56 @@ def test_a_compound_of_a_proactive_child(tenant, dev, django_capture_on_commit_c
     assert _clock(capture, seconds=0) == 0
     assert _clock(capture, seconds=31) == 1
     assert len(_top(tenant, auto)) == 1
+
+
+# --- resolved ----------------------------------------------------------------------------------------
+
+
+def _with_state_actions(client, tenant, trigger: dict) -> str:
+    body = {
+        "name": "stateful",
+        "trigger": {"type": "event", "threshold": 1, **trigger},
+        "actions": [{"type": "do-nothing"}],
+        "actions_on_trigger": [{"type": "do-nothing"}],
+        "actions_on_resolve": [{"type": "do-nothing"}],
+    }
+    response = client.post(f"{tenant.prefix}/automations/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def test_a_reactive_firing_triggers_and_resolves_at_once(tenant, dev, django_capture_on_commit_callbacks):
+    auto = _with_state_actions(dev, tenant, {"posture": "Reactive", "expect": ["x"]})
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    (triggered,) = emitted(tenant, "prefect.automation.triggered")
+    (resolved,) = emitted(tenant, "prefect.automation.resolved")
+    assert resolved.resource == triggered.resource and resolved.payload == triggered.payload
+    # `actions` see the event, `actions_on_trigger` the triggered event, `actions_on_resolve` the
+    # resolved one; each ran once.
+    assert [entry["source"] for entry in firing.actions] == [
+        "actions",
+        "actions_on_trigger",
+        "actions_on_resolve",
+    ]
+    assert [entry.get("event", {}).get("id") for entry in firing.actions[1:]] == [
+        str(triggered.id), str(resolved.id)
+    ]  # fmt: skip
+    assert [r.state for r in action_runs(tenant)] == ["executed"] * 3
+
+
+def test_a_proactive_trigger_resolves_when_its_events_resume(tenant, dev, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    auto = _with_state_actions(dev, tenant, {"posture": "Proactive", "expect": ["beat"], "within": 10})
+    _clock(capture, seconds=0)
+    assert _clock(capture, seconds=11) == 1  # [0, 10) was quiet: triggered
+    assert _clock(capture, seconds=22) == 1  # [11, 21) quiet too: fires again (as Prefect), no resolve
+    assert emitted(tenant, "prefect.automation.resolved") == []
+    emit(capture, tenant, event("beat", seconds=25))
+    assert _clock(capture, seconds=33) == 1  # [22, 32) heard a beat: resolved
+    (resolved,) = emitted(tenant, "prefect.automation.resolved")
+    assert resolved.resource["prefect.posture"] == "Proactive"
+    assert len(emitted(tenant, "prefect.automation.triggered")) == 2
+    resolving = firings(tenant, auto)[-1]
+    assert [entry["source"] for entry in resolving.actions] == ["actions_on_resolve"]
+    assert _clock(capture, seconds=44) == 1  # quiet again: triggered again
