@@ -7,9 +7,13 @@ first and then skips it. Each action emits ``prefect.automation.action.triggered
 ``…action.executed`` or ``…action.failed`` with the reason, as Prefect's actions do.
 
 Runs here: ``do-nothing``, ``run-deployment`` (parameters rendered from the triggering event in the
-one Jinja sandbox), ``pause-deployment``/``resume-deployment``, ``cancel-flow-run`` and
-``change-flow-run-state`` (through ``set_flow_run_state``), ``pause-automation``/
-``resume-automation``. Any other action type fails with the reason that it is not supported yet.
+one Jinja sandbox), ``pause-deployment``/``resume-deployment``, ``cancel-flow-run``,
+``change-flow-run-state`` and ``suspend-flow-run`` (through ``set_flow_run_state``),
+``resume-flow-run``, ``pause-``/``resume-work-pool``, ``pause-``/``resume-work-queue``,
+``pause-automation``/``resume-automation``, and ``call-webhook``/``send-notification``
+(``services.notifications``, through ``core.outbound``). Any other action type fails with the reason
+that it is not supported yet. An action that fails with a reason (``ActionFailed``) is not retried;
+one that raises anything else rolls back and raises ``ActionsToRetry`` for the task to retry.
 """
 
 from __future__ import annotations
