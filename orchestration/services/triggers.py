@@ -43,6 +43,8 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from orchestration.events.schemas import event_to_wire
@@ -581,8 +583,14 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
     (two beat schedulers, or one restarted) fire a window once. Windows live in the database, so
     a restart loses none. Returns how many firings happened."""
     now = now or timezone.now()
+    # Only workspaces with a proactive trigger somewhere in an enabled automation's trigger tree.
     workspace_ids = (
-        Automation.objects.unscoped().filter(enabled=True).values_list("workspace_id", flat=True).distinct()
+        Automation.objects.unscoped()
+        .filter(enabled=True)
+        .annotate(trigger_text=Cast("trigger", TextField()))
+        .filter(trigger_text__contains='"Proactive"')
+        .values_list("workspace_id", flat=True)
+        .distinct()
     )
     fired = 0
     for workspace_id in workspace_ids:

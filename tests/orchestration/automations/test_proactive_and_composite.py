@@ -99,6 +99,13 @@ def test_a_disabled_proactive_automation_neither_fires_nor_keeps_its_windows(
     assert firings(tenant, auto) == []
 
 
+def test_the_clock_reads_only_workspaces_with_proactive_triggers(tenant, dev, django_assert_num_queries):
+    automation(dev, tenant, expect=["x"])  # reactive only
+    triggers.automations_memo_clear()
+    with django_assert_num_queries(1):
+        assert triggers.proactive_triggers_evaluate(now=T0) == 0
+
+
 def test_heartbeats_in_after_and_expect_restart_the_window(tenant, dev, django_capture_on_commit_callbacks):
     capture = django_capture_on_commit_callbacks
     auto = _proactive(dev, tenant, after=["beat"], expect=["beat"], within=30)
