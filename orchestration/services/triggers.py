@@ -331,7 +331,7 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
     triggered_at = bucket.triggered_at
     if ready_to_fire and meets_threshold:
         fired = _fire(trigger, bucket, event)
-        if trigger.proactive:
+        if trigger.proactive and not trigger.parents:  # only an automation's own trigger resolves
             triggered_at = timezone.now()
     elif now < bucket.end:
         if (

@@ -213,6 +213,11 @@ def test_a_compound_of_a_proactive_child(tenant, dev, django_capture_on_commit_c
     assert _clock(capture, seconds=0) == 0
     assert _clock(capture, seconds=31) == 1
     assert len(_top(tenant, auto)) == 1
+    # The child's next window hears a beat: a child does not resolve, and feeds its parent nothing.
+    emit(capture, tenant, event("beat", seconds=35))
+    assert _clock(capture, seconds=62) == 0
+    assert not AutomationChildFiring.objects.for_workspace(tenant.workspace.id).exists()
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1  # the compound's own firing
 
 
 # --- resolved ----------------------------------------------------------------------------------------
