@@ -27,3 +27,7 @@ def test_outbound_webhook_allowed_cidrs_is_declared_empty_by_default(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "['127.0.0.1/32', '10.1.0.0/16']"
+    refused = run_python(
+        tmp_path / "var2", "import config.settings.base", OUTBOUND_WEBHOOK_ALLOWED_CIDRS="127.0.0.1/33"
+    )
+    assert refused.returncode != 0 and "is not a CIDR" in refused.stderr
