@@ -22,6 +22,7 @@ import copy
 import datetime as dt
 import logging
 import uuid
+from contextlib import nullcontext
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -49,7 +50,12 @@ from orchestration.schemas.templates import TemplateRenderError, template_render
 from orchestration.services.automations import automation_patch
 from orchestration.services.deployments import deployment_flow_run_create, deployment_set_paused
 from orchestration.services.flow_run_inputs import flow_run_resume
-from orchestration.services.notifications import ActionFailed, call_webhook, send_notification
+from orchestration.services.notifications import (
+    OUTBOUND_ACTIONS,
+    ActionFailed,
+    call_webhook,
+    send_notification,
+)
 from orchestration.services.orchestration import set_flow_run_state
 from orchestration.services.work_pools import work_pool_update, work_queue_update
 from tenants.scoping import workspace_scope
@@ -331,7 +337,8 @@ def _act(run: _Run, *, final_attempt: bool) -> str | None:
     if handler is None:
         return f"The action {run.action.get('type')!r} is not supported yet"
     try:
-        with transaction.atomic():
+        # An outbound call holds no transaction (on SQLite that would hold the write lock).
+        with nullcontext() if run.action.get("type") in OUTBOUND_ACTIONS else transaction.atomic():
             handler(run)
     except ActionFailed as error:
         return str(error)
@@ -383,21 +390,47 @@ def automation_firing_act(
 
 
 def _run_once(run: _Run, *, final_attempt: bool) -> int:
-    firing, index = run.firing, run.index
+    if run.action.get("type") in OUTBOUND_ACTIONS:
+        return _run_outbound_once(run)
     with transaction.atomic():
-        try:
-            with transaction.atomic():
-                record = AutomationActionRun.objects.create(
-                    workspace_id=firing.workspace_id, firing=firing, action_index=index,
-                    action_type=run.action.get("type", ""), state="running",
-                )  # fmt: skip
-        except IntegrityError:
+        record = _claim(run)
+        if record is None:
             return 0  # another runner ran it
         reason = _act(run, final_attempt=final_attempt)
-        record.state = "failed" if reason is not None else "executed"
-        record.reason = reason or ""
-        record.save(update_fields=["state", "reason"])
-        if reason is not None:
-            logger.warning("Automation %s action %d failed: %s", firing.automation_id, index, reason)
-        _emit(run, failed_reason=reason)
+        _finish(run, record, reason)
         return 1
+
+
+def _claim(run: _Run) -> AutomationActionRun | None:
+    try:
+        with transaction.atomic():
+            return AutomationActionRun.objects.create(
+                workspace_id=run.firing.workspace_id, firing=run.firing, action_index=run.index,
+                action_type=run.action.get("type", ""), state="running",
+            )  # fmt: skip
+    except IntegrityError:
+        return None
+
+
+def _finish(run: _Run, record: AutomationActionRun, reason: str | None) -> None:
+    record.state = "failed" if reason is not None else "executed"
+    record.reason = reason or ""
+    record.save(update_fields=["state", "reason"])
+    if reason is not None:
+        logger.warning("Automation %s action %d failed: %s", run.firing.automation_id, run.index, reason)
+    _emit(run, failed_reason=reason)
+
+
+def _run_outbound_once(run: _Run) -> int:
+    """A call out of the server is claimed first (its row committed as ``running``), made outside
+    any transaction, then recorded: it is made at most once per firing, even if the process dies
+    during the call (the row then stays ``running``). Its errors are its failure reasons, never
+    retried, as Prefect's webhook and notification actions wrap them in ``ActionFailed``."""
+    with transaction.atomic():
+        record = _claim(run)
+    if record is None:
+        return 0
+    reason = _act(run, final_attempt=True)
+    with transaction.atomic():
+        _finish(run, record, reason)
+    return 1

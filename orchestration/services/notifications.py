@@ -31,6 +31,8 @@ class ActionFailed(Exception):
 
 _REDACTED_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
 NOTIFICATION_TYPES = ("slack-webhook", "ms-teams-webhook", "custom-webhook", "sendgrid-email")
+#: The action types that call out of the server.
+OUTBOUND_ACTIONS = frozenset({"call-webhook", "send-notification"})
 
 
 def _block(run: Any, *, field: str = "block_document_id") -> ResolvedDocument:

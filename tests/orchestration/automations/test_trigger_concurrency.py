@@ -177,3 +177,45 @@ def test_two_evaluators_of_a_compound_trigger_fire_it_once(api_client):
     # parent firing) nor did both claim them (a double one).
     top = [f for f in AutomationFiring.objects.unscoped().filter(automation_id=auto) if f.actions]
     assert len(top) == 5
+
+
+def test_two_runners_of_a_webhook_call_make_it_once(api_client, settings):
+    from orchestration.models import BlockSchema
+    from tests.peers.http_receiver import Receiver
+
+    settings.OUTBOUND_WEBHOOK_ALLOWED_CIDRS = ["127.0.0.1/32"]
+    receiver = Receiver()
+    receiver.route("/hook", delay=1.0)  # the call is in flight while the second runner arrives
+    try:
+        tenant = make_tenant()
+        client = bearer(api_client, tenant.service_key)
+        assert client.get(f"{tenant.prefix}/block_types/slug/webhook").status_code == 200
+        schema = BlockSchema.objects.for_workspace(tenant.workspace.id).get(block_type__slug="webhook")
+        body = {"name": "hook", "block_type_id": str(schema.block_type_id), "block_schema_id": str(schema.id),
+                "data": {"url": f"{receiver.url}/hook", "method": "POST", "headers": {}}}  # fmt: skip
+        block = client.post(f"{tenant.prefix}/block_documents/", body, format="json").json()["id"]
+        auto = automation(client, tenant, expect=["x"],
+                          actions=[{"type": "call-webhook", "block_document_id": block, "payload": "hi"}])  # fmt: skip
+        triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)  # the runners below run it
+        try:
+            triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x")))
+        finally:
+            from orchestration import tasks
+
+            triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+        (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
+        counts = []
+        _in_threads(
+            *(
+                lambda: counts.append(
+                    automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id)
+                )
+                for _ in range(2)
+            )
+        )
+        assert sorted(counts) == [0, 1]
+        assert len(receiver.requests) == 1
+        (run,) = AutomationActionRun.objects.unscoped().filter(firing=firing)
+        assert run.state == "executed"
+    finally:
+        receiver.close()
