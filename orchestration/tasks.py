@@ -7,7 +7,7 @@ import uuid
 
 from celery import shared_task
 
-from orchestration.services.automation_actions import automation_firing_act
+from orchestration.services.automation_actions import ActionsToRetry, automation_firing_act
 from orchestration.services.concurrency import leases_expire
 from orchestration.services.lifecycle import (
     cancellation_cleanup,
@@ -17,7 +17,7 @@ from orchestration.services.lifecycle import (
     zombie_runs_mark_crashed,
 )
 from orchestration.services.scheduler import scheduler_tick
-from orchestration.services.triggers import automation_buckets_sweep
+from orchestration.services.triggers import automation_buckets_sweep, proactive_triggers_evaluate
 
 
 @shared_task(name="orchestration.schedule_deployments")
@@ -55,17 +55,36 @@ def expire_concurrency_leases() -> int:
     return leases_expire()
 
 
-@shared_task(name="orchestration.run_automation_actions")
-def run_automation_actions(workspace_id: str, firing_id: str) -> int:
-    """The actions of one committed firing (each runs once, however often this is delivered)."""
-    return automation_firing_act(
-        workspace_id=uuid.UUID(str(workspace_id)), firing_id=uuid.UUID(str(firing_id))
-    )
+AUTOMATION_ACTION_ATTEMPTS = 4
+
+
+@shared_task(
+    name="orchestration.run_automation_actions", bind=True, max_retries=AUTOMATION_ACTION_ATTEMPTS - 1
+)
+def run_automation_actions(self, workspace_id: str, firing_id: str) -> int:
+    """The actions of one committed firing (each runs once, however often this is delivered). An
+    action that raised unexpectedly left no trace and is tried again, with backoff; on the last
+    attempt its failure is recorded and announced."""
+    try:
+        return automation_firing_act(
+            workspace_id=uuid.UUID(str(workspace_id)),
+            firing_id=uuid.UUID(str(firing_id)),
+            final_attempt=self.request.retries >= AUTOMATION_ACTION_ATTEMPTS - 1,
+        )
+    except ActionsToRetry as error:
+        raise self.retry(exc=error, countdown=2**self.request.retries) from error
 
 
 @shared_task(name="orchestration.sweep_automation_buckets")
 def sweep_automation_buckets() -> int:
     return automation_buckets_sweep()
+
+
+@shared_task(name="orchestration.evaluate_proactive_triggers")
+def evaluate_proactive_triggers() -> int:
+    """Proactive triggers' windows that ended, in every workspace (their state is in the
+    database: a second clock or a restarted one fires nothing twice and loses nothing)."""
+    return proactive_triggers_evaluate()
 
 
 def automation_firing_dispatch(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:

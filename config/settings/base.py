@@ -13,6 +13,7 @@ embedded default keeps under ``VAR_DIR`` are created at start-up, by ``config.em
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -351,11 +352,25 @@ LOGGING = {
         "console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["context"]}
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # httpx logs every request's full URL (INFO) and httpcore its headers (DEBUG): outbound webhook
+    # URLs and headers carry blocks' secrets, so neither logs below WARNING.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
+    },
 }
 
 # --- Observability --------------------------------------------------------------------------------
 # Client addresses (CIDRs, by the trusted-proxy rules) that may read /metrics; anyone else gets 404.
+# Outbound calls (automation webhooks and notifications) refuse loopback, private, link-local and
+# metadata addresses; these CIDRs are allowed all the same (e.g. 127.0.0.1/32 on a laptop).
+OUTBOUND_WEBHOOK_ALLOWED_CIDRS = env.list("OUTBOUND_WEBHOOK_ALLOWED_CIDRS", default=[])
+for _cidr in OUTBOUND_WEBHOOK_ALLOWED_CIDRS:
+    try:
+        ipaddress.ip_network(_cidr.strip(), strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"OUTBOUND_WEBHOOK_ALLOWED_CIDRS: {_cidr!r} is not a CIDR.") from None
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1/32", "::1/128"])
 # How long /readyz waits for the database, Redis and the broker (checked at once) before 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)

@@ -8,7 +8,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestration", "0011_event_resources"),
+        ("orchestration", "0012_automation_proactive_composite"),
         ("tenants", "0002_account_billing_status"),
     ]
 

@@ -5,6 +5,7 @@ from orchestration.models.automations import (
     Automation,
     AutomationActionRun,
     AutomationBucket,
+    AutomationChildFiring,
     AutomationFiring,
     AutomationRelatedResource,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "Automation",
     "AutomationActionRun",
     "AutomationBucket",
+    "AutomationChildFiring",
     "AutomationFiring",
     "AutomationRelatedResource",
     "BlockDocument",

@@ -74,6 +74,11 @@ class AutomationBucket(WorkspaceScopedModel):
     last_event = models.JSONField(null=True, blank=True)
     last_operation = models.CharField(max_length=64, default="", blank=True)
     updated = models.DateTimeField(auto_now=True)
+    # A proactive trigger's window: evaluated on the clock when it ends, and kept by the sweep
+    # until then (a clock that stopped for a while still finds it).
+    proactive = models.BooleanField(default=False)
+    # When a proactive trigger fired for this key and has not resolved since (Prefect's column).
+    triggered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -81,7 +86,10 @@ class AutomationBucket(WorkspaceScopedModel):
                 fields=["automation", "trigger_id", "bucketing_key"], name="automation_bucket_unique"
             )
         ]
-        indexes = [models.Index(fields=["workspace", "end"], name="automation_bucket_ws_end")]
+        indexes = [
+            models.Index(fields=["workspace", "end"], name="automation_bucket_ws_end"),
+            models.Index(fields=["proactive", "end"], name="automation_bucket_proactive"),
+        ]
 
 
 class AutomationFiring(WorkspaceScopedModel):
@@ -100,15 +108,43 @@ class AutomationFiring(WorkspaceScopedModel):
     triggering_event_id = models.UUIDField(null=True, blank=True)
     triggered_event_id = models.UUIDField()
     actions = models.JSONField(default=list)  # [{"action": …, "source": "actions"|"actions_on_trigger"}]
+    # What makes a firing with no event of its own unique: a proactive window (its key and start)
+    # or the child firings a compound or sequence trigger consumed. Null for reactive firings.
+    window_key = models.TextField(null=True, blank=True)
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["automation", "trigger_id", "bucketing_key", "triggering_event_id"],
                 name="automation_firing_unique",
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["automation", "trigger_id", "window_key"], name="automation_firing_window_unique"
+            ),
         ]
         indexes = [models.Index(fields=["workspace", "triggered"], name="automation_firing_ws_time")]
+
+
+class AutomationChildFiring(WorkspaceScopedModel):
+    """The latest firing of one child of a compound or sequence trigger, waiting for its siblings
+    (Prefect's ``composite_trigger_child_firing``): one row per (parent, child), replaced by the
+    child's next firing, deleted when the parent fires."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="child_firings")
+    parent_trigger_id = models.UUIDField()
+    child_trigger_id = models.UUIDField()
+    child_firing_id = models.UUIDField()
+    child_fired = models.DateTimeField()
+    child_firing = models.JSONField(default=dict)  # triggering_event, triggering_labels
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "parent_trigger_id", "child_trigger_id"],
+                name="automation_child_firing_unique",
+            )
+        ]
 
 
 class AutomationActionRun(WorkspaceScopedModel):

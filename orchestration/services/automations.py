@@ -27,6 +27,7 @@ from orchestration.events.services import object_event_record_on_commit
 from orchestration.models import (
     Automation,
     AutomationBucket,
+    AutomationChildFiring,
     AutomationRelatedResource,
     BlockDocument,
     Deployment,
@@ -181,6 +182,7 @@ def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate, actor
         automation.save()
         # Its trigger ids are new: the windows of the old ones are gone.
         AutomationBucket.objects.filter(automation=automation).delete()
+        AutomationChildFiring.objects.filter(automation=automation).delete()
         _sync_related(automation, data)
         _saved(automation, before, actor)
 

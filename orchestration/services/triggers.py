@@ -1,5 +1,6 @@
-"""The trigger engine: reactive event triggers evaluated from a workspace's event stream, as
-Prefect's ``server/events/triggers.py`` evaluates them (``reactive_evaluation`` and ``evaluate``).
+"""The trigger engine: event triggers evaluated from a workspace's event stream, as Prefect's
+``server/events/triggers.py`` evaluates them (``reactive_evaluation``, ``evaluate``,
+``proactive_evaluation``, ``evaluate_composite_trigger``).
 
 * It runs after the transaction that stored a batch of events commits (``events_stored``, wired in
   ``orchestration.apps`` to the events store's listeners), in the process that stored them.
@@ -15,8 +16,15 @@ Prefect's ``server/events/triggers.py`` evaluates them (``reactive_evaluation`` 
   action runner after commit (``automation_actions``, through the Celery task set by
   ``firing_dispatch_set``).
 
-Only reactive event triggers are evaluated here: proactive postures, compound and sequence triggers
-are stored but not yet evaluated.
+* Proactive triggers count their events the same way; a window that ends with fewer than
+  ``threshold`` fires on the clock (``proactive_triggers_evaluate``, a beat task every 5 s), each
+  ended window evaluated under its row lock and its firing unique per window (``window_key``), so
+  two clocks fire it once and a restart loses none (the windows are rows, and the sweep leaves
+  an enabled proactive trigger's windows to the clock).
+* Compound and sequence triggers: a child's firing is recorded (unique as any firing) and stored as
+  the parent's latest child firing (``AutomationChildFiring``) under a lock on the automation's
+  row; the parent fires when ``require`` is met (compound) or its children fired in order
+  (sequence) within ``within``, consuming them; a parent of a parent is fed likewise.
 """
 
 from __future__ import annotations
@@ -35,13 +43,20 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from orchestration.events.schemas import event_to_wire
 from orchestration.events.services import event_record_on_commit
-from orchestration.models import Automation, AutomationBucket, AutomationFiring, Event
+from orchestration.models import Automation, AutomationBucket, AutomationChildFiring, AutomationFiring, Event
 from orchestration.schemas.automations import Automation as AutomationSchema
-from orchestration.schemas.automations import EventTrigger, ResourceSpecification
+from orchestration.schemas.automations import (
+    CompoundTrigger,
+    EventTrigger,
+    ResourceSpecification,
+    SequenceTrigger,
+)
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
@@ -80,12 +95,14 @@ def _spec_includes(spec: ResourceSpecification, resources: list[dict[str, Any]])
 
 @dataclass
 class LoadedTrigger:
-    """An enabled automation's reactive event trigger, ready to match events."""
+    """An enabled automation's event trigger, ready to match events: the automation's own trigger,
+    or a child of its compound and sequence triggers (``parents``, innermost first)."""
 
     automation_id: uuid.UUID
     automation_name: str
     trigger: EventTrigger
     actions: list[dict[str, Any]]
+    parents: list[CompoundTrigger | SequenceTrigger] = field(default_factory=list)
     pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -113,6 +130,15 @@ class LoadedTrigger:
     @property
     def immediate(self) -> bool:
         return self.trigger.within == dt.timedelta(0)
+
+    @property
+    def proactive(self) -> bool:
+        return self.trigger.posture == "Proactive"
+
+    def meets_threshold(self, count: int) -> bool:
+        if self.proactive:
+            return count < self.trigger.threshold
+        return count >= self.trigger.threshold
 
     def bucketing_key(self, event: Event) -> list[str]:
         return [find_resource_label(event, label) or "" for label in sorted(self.trigger.for_each)]
@@ -152,14 +178,21 @@ def _load(workspace_id: uuid.UUID) -> list[LoadedTrigger]:
         except ValueError:
             logger.warning("Automation %s cannot be read back; it is not evaluated", row.id)
             continue
-        trigger = automation.trigger
-        if not isinstance(trigger, EventTrigger) or trigger.posture != "Reactive":
-            continue
-        actions = [{"action": a, "source": "actions"} for a in row.actions] + [
-            {"action": a, "source": "actions_on_trigger"} for a in row.actions_on_trigger or []
-        ]
-        loaded.append(LoadedTrigger(row.id, row.name, trigger, actions))
+        actions = (
+            [{"action": a, "source": "actions"} for a in row.actions]
+            + [{"action": a, "source": "actions_on_trigger"} for a in row.actions_on_trigger or []]
+            + [{"action": a, "source": "actions_on_resolve"} for a in row.actions_on_resolve or []]
+        )
+        for trigger, parents in _event_triggers(automation.trigger, []):
+            loaded.append(LoadedTrigger(row.id, row.name, trigger, actions, parents))
     return loaded
+
+
+def _event_triggers(trigger, parents: list) -> list[tuple[EventTrigger, list]]:
+    """The event triggers of a trigger tree, each with its composite parents (innermost first)."""
+    if isinstance(trigger, EventTrigger):
+        return [(trigger, parents)]
+    return [found for child in trigger.triggers for found in _event_triggers(child, [trigger, *parents])]
 
 
 def workspace_triggers(workspace_id: uuid.UUID) -> list[LoadedTrigger]:
@@ -234,17 +267,23 @@ def _evaluate_event(workspace_id: uuid.UUID, trigger: LoadedTrigger, event: Even
                     end=event.occurred + trigger.trigger.within, event=event, count=0)  # fmt: skip
         if not trigger.expects(name):
             return 0
-        bucket = (
-            AutomationBucket.objects.select_for_update()
-            .filter(automation_id=trigger.automation_id, trigger_id=trigger.trigger.id, bucketing_key=key)
-            .first()
-        )
+        bucket = _locked_bucket(trigger, key)
         if bucket is None:
             return 0
         return _evaluate(trigger, bucket, event.occurred, event)
 
 
-def _ensure(workspace_id, trigger: LoadedTrigger, key: str, *, start, end, event: Event, count: int) -> None:
+def _locked_bucket(trigger: LoadedTrigger, key: str) -> AutomationBucket | None:
+    return (
+        AutomationBucket.objects.select_for_update()
+        .filter(automation_id=trigger.automation_id, trigger_id=trigger.trigger.id, bucketing_key=key)
+        .first()
+    )
+
+
+def _ensure(
+    workspace_id, trigger: LoadedTrigger, key: str, *, start, end, event: Event | None, count: int
+) -> None:
     AutomationBucket.objects.bulk_create(
         [
             AutomationBucket(
@@ -255,19 +294,30 @@ def _ensure(workspace_id, trigger: LoadedTrigger, key: str, *, start, end, event
                 start=start,
                 end=end,
                 count=count,
-                last_event=event_to_wire(event),
+                last_event=event_to_wire(event) if event is not None else None,
                 last_operation="ensure_bucket[insert]",
+                proactive=trigger.proactive,
             )
         ],
         ignore_conflicts=True,
     )
 
 
+def _occurred(wire: dict[str, Any] | None) -> dt.datetime | None:
+    if not wire or not wire.get("occurred"):
+        return None
+    return dt.datetime.fromisoformat(str(wire["occurred"]).replace("Z", "+00:00"))
+
+
 def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime, event: Event | None) -> int:
-    """Prefect's ``evaluate`` (reactive posture), on a locked bucket."""
+    """Prefect's ``evaluate`` on a locked bucket, for both postures: a reactive trigger fires as soon
+    as its window counts ``threshold`` events, a proactive one when a window ends having counted
+    fewer. The next window is written into the same row (so a writer waiting on its lock reads it
+    next) or the row is deleted."""
     count = 1 if event is not None else 0
     if now < bucket.start:
         return 0  # a late event for a window that already fired or closed
+    previous_last_event = bucket.last_event
     if count and (trigger.immediate or bucket.start <= now < bucket.end):
         bucket.count += count
         bucket.last_event = event_to_wire(event)
@@ -275,80 +325,313 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
         bucket.save(update_fields=["count", "last_event", "last_operation", "updated"])
         count = 0
 
+    ready_to_fire = not trigger.proactive or bucket.end <= now
+    meets_threshold = trigger.meets_threshold(bucket.count)
     fired = 0
-    if bucket.count >= trigger.trigger.threshold:
+    triggered_at = bucket.triggered_at
+    if ready_to_fire and meets_threshold:
         fired = _fire(trigger, bucket, event)
-        removed = True
+        if trigger.proactive and not trigger.parents:  # only an automation's own trigger resolves
+            triggered_at = timezone.now()
     elif now < bucket.end:
-        return 0
-    else:
-        removed = False
+        if (
+            event is not None
+            and trigger.proactive
+            and not meets_threshold
+            and trigger.starts_after(event.event)
+            and trigger.expects(event.event)
+        ):
+            # One event both in `after` and `expect` (heartbeats): a window already satisfied
+            # starts again at the latest one.
+            last_event = event_to_wire(event)
+            previous = _occurred(previous_last_event)
+            if (
+                previous_last_event
+                and trigger.expects(previous_last_event.get("event", ""))
+                and not trigger.starts_after(previous_last_event.get("event", ""))
+                and previous is not None
+                and previous >= event.occurred
+            ):
+                last_event = previous_last_event
+            _restart(bucket, start=event.occurred, end=event.occurred + trigger.trigger.within, count=0,
+                     last_event=last_event, triggered_at=triggered_at)  # fmt: skip
+        return fired
+    elif trigger.proactive and triggered_at is not None:
+        # A window that ended satisfied, after one that fired: the trigger resolves.
+        fired += _resolve(trigger, bucket)
+        triggered_at = None
 
-    if trigger.trigger.after or trigger.immediate:
-        if removed or trigger.trigger.after:
+    if trigger.trigger.after:
+        bucket.delete()  # only another `after` event opens the next window
+        return fired
+    if trigger.immediate:
+        if fired:
             bucket.delete()
         return fired
-    # The next window, in the same row (so a writer waiting on its lock reads it next).
     start = max(bucket.end, now)
-    bucket.start, bucket.end = start, start + trigger.trigger.within
-    bucket.count = 0 if (count > 0 or removed) else count
-    bucket.last_operation = "start_new_bucket"
-    bucket.save(update_fields=["start", "end", "count", "last_operation", "updated"])
-    if count > 0:
+    end = start + trigger.trigger.within
+    if not trigger.proactive and count > 0:
         # An event beyond the window it arrived in: it opens the next one and counts there.
+        _restart(bucket, start=start, end=end, count=0, last_event=None)
         return fired + _evaluate(trigger, bucket, now, event)
+    _restart(bucket, start=start, end=end, count=count, last_event=None, triggered_at=triggered_at)
     return fired
+
+
+def _restart(bucket: AutomationBucket, *, start, end, count: int, last_event, triggered_at=None) -> None:
+    """Prefect's ``start_new_bucket``, in the locked row (``triggered_at``: a proactive trigger
+    that fired for this key and has not resolved since)."""
+    bucket.start, bucket.end, bucket.count, bucket.last_event = start, end, count, last_event
+    bucket.triggered_at = triggered_at
+    bucket.last_operation = "start_new_bucket"
+    bucket.save(
+        update_fields=["start", "end", "count", "last_event", "triggered_at", "last_operation", "updated"]
+    )
+
+
+@dataclass
+class _Firing:
+    """Prefect's ``Firing``: a trigger of the tree that fired."""
+
+    trigger_id: uuid.UUID
+    triggered: dt.datetime
+    triggering_labels: dict[str, str]
+    triggering_event: dict[str, Any] | None
+    bucketing_key: str = "[]"
+    bucket_start: dt.datetime | None = None
+    #: unique per trigger: null for a reactive event firing (its event is), else the window or
+    #: the child firings it consumed
+    window_key: str | None = None
+    #: Prefect's ``trigger_states``: a reactive (or composite) firing triggers and resolves at
+    #: once; a proactive one triggers, and resolves later when its condition is met again.
+    states: tuple[str, ...] = ("Triggered", "Resolved")
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
 
 
 def _fire(trigger: LoadedTrigger, bucket: AutomationBucket, event: Event | None) -> int:
     triggering_event = event_to_wire(event) if event is not None else bucket.last_event
     labels = dict(zip(sorted(trigger.trigger.for_each), json.loads(bucket.bucketing_key), strict=False))
-    now = timezone.now()
-    related: list[dict[str, str]] = []
-    if triggering_event:
-        related.append(
-            {"prefect.resource.id": f"prefect.event.{triggering_event['id']}",
-             "prefect.resource.role": "triggering-event"}
-        )  # fmt: skip
-    triggered = {
-        "id": str(uuid.uuid4()),
-        "occurred": now.isoformat(),
-        "event": "prefect.automation.triggered",
-        "resource": {
-            "prefect.resource.id": f"prefect.automation.{trigger.automation_id}",
-            "prefect.resource.name": trigger.automation_name,
-            "prefect.posture": trigger.trigger.posture,
-        },
-        "related": related,
-        "payload": {"triggering_labels": labels, "triggering_event": triggering_event},
-    }
-    firing = AutomationFiring(
-        workspace_id=bucket.workspace_id,
-        automation_id=trigger.automation_id,
+    firing = _Firing(
         trigger_id=trigger.trigger.id,
-        bucketing_key=bucket.bucketing_key,
-        bucket_start=bucket.start,
-        triggered=now,
+        triggered=timezone.now(),
         triggering_labels=labels,
         triggering_event=triggering_event,
-        triggering_event_id=triggering_event["id"] if triggering_event else None,
-        triggered_event_id=triggered["id"],
-        # As Prefect's ``act``: `actions_on_trigger` see the triggered event as their triggering one.
-        actions=[
-            {**entry, "event": triggered} if entry["source"] == "actions_on_trigger" else entry
-            for entry in trigger.actions
-        ],
+        bucketing_key=bucket.bucketing_key,
+        bucket_start=bucket.start,
+        # A proactive window fires once, whatever its last event; a reactive firing is its event's.
+        window_key=f"{bucket.bucketing_key} {bucket.start.isoformat()}" if trigger.proactive else None,
+        states=("Triggered",) if trigger.proactive else ("Triggered", "Resolved"),
     )
+    return _fire_node(bucket.workspace_id, trigger, 0, firing)
+
+
+def _resolve(trigger: LoadedTrigger, bucket: AutomationBucket) -> int:
+    """A proactive trigger that fired for this key sees a window satisfied again: it resolves
+    (``prefect.automation.resolved``, and the ``actions_on_resolve`` run)."""
+    labels = dict(zip(sorted(trigger.trigger.for_each), json.loads(bucket.bucketing_key), strict=False))
+    firing = _Firing(
+        trigger_id=trigger.trigger.id,
+        triggered=timezone.now(),
+        triggering_labels=labels,
+        triggering_event=bucket.last_event,
+        bucketing_key=bucket.bucketing_key,
+        bucket_start=bucket.start,
+        window_key=f"resolved {bucket.bucketing_key} {bucket.start.isoformat()}",
+        states=("Resolved",),
+    )
+    return _fire_node(bucket.workspace_id, trigger, 0, firing)
+
+
+def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firing: _Firing) -> int:
+    """Prefect's ``fire``: a firing of the tree's node at ``level`` (0 the event trigger, then its
+    parents) is recorded once; the automation's own trigger acts, a child feeds its parent."""
+    top = level == len(trigger.parents)
+    reactive_event = firing.window_key is None
+    row = AutomationFiring(
+        id=firing.id,
+        workspace_id=workspace_id,
+        automation_id=trigger.automation_id,
+        trigger_id=firing.trigger_id,
+        bucketing_key=firing.bucketing_key,
+        bucket_start=firing.bucket_start or firing.triggered,
+        triggered=firing.triggered,
+        triggering_labels=firing.triggering_labels,
+        triggering_event=firing.triggering_event,
+        triggering_event_id=(firing.triggering_event or {}).get("id") if reactive_event else None,
+        triggered_event_id=uuid.uuid4(),
+        window_key=firing.window_key,
+        actions=[],
+    )
+    emitted: list[dict[str, Any]] = []
+    if top:
+        emitted = [_state_change_event(trigger, row, state) for state in firing.states]
+        by_state = dict(zip(firing.states, emitted, strict=True))
+        primary = by_state.get("Triggered") or by_state["Resolved"]
+        row.triggered_event_id = uuid.UUID(primary["id"])
+        # As Prefect's ``act``: `actions` see the firing's event; `actions_on_trigger` and
+        # `actions_on_resolve` see the triggered and resolved events as their triggering ones. A
+        # firing that only resolves (a proactive trigger, later) runs its `actions_on_resolve`.
+        row.actions = [
+            {**entry, "event": by_state["Triggered"]} if entry["source"] == "actions_on_trigger" else
+            {**entry, "event": by_state["Resolved"]} if entry["source"] == "actions_on_resolve" else entry
+            for entry in trigger.actions
+            if (entry["source"] == "actions" and "Triggered" in by_state)
+            or (entry["source"] == "actions_on_trigger" and "Triggered" in by_state)
+            or (entry["source"] == "actions_on_resolve" and "Resolved" in by_state)
+        ]  # fmt: skip
     try:
         with transaction.atomic():
-            firing.save(force_insert=True)
+            row.save(force_insert=True)
     except IntegrityError:
-        logger.info("Automation %s: already fired for this event", trigger.automation_id)
+        logger.info(
+            "Automation %s: trigger %s already fired for this", trigger.automation_id, firing.trigger_id
+        )
         return 0
-    event_record_on_commit(workspace_id=bucket.workspace_id, event=triggered)
-    workspace_id, firing_id = bucket.workspace_id, firing.id
+    if not top:
+        return _child_fired(workspace_id, trigger, level + 1, firing)
+    for each in emitted:
+        event_record_on_commit(workspace_id=workspace_id, event=each)
+    firing_id = row.id
     transaction.on_commit(lambda: _dispatch_firing(workspace_id, firing_id), robust=True)
     return 1
+
+
+def _state_change_event(trigger: LoadedTrigger, row: AutomationFiring, state: str) -> dict[str, Any]:
+    """Prefect's ``create_automation_state_change_event`` (Triggered or Resolved)."""
+    resource = {
+        "prefect.resource.id": f"prefect.automation.{trigger.automation_id}",
+        "prefect.resource.name": trigger.automation_name,
+    }
+    if not trigger.parents:
+        resource["prefect.posture"] = trigger.trigger.posture
+    triggering_event = row.triggering_event
+    related = (
+        [{"prefect.resource.id": f"prefect.event.{triggering_event['id']}",
+          "prefect.resource.role": "triggering-event"}]
+        if triggering_event else []
+    )  # fmt: skip
+    return {
+        "id": str(uuid.uuid4()),
+        "occurred": row.triggered.isoformat(),
+        "event": f"prefect.automation.{state.lower()}",
+        "resource": resource,
+        "related": related,
+        "payload": {"triggering_labels": row.triggering_labels, "triggering_event": triggering_event},
+    }
+
+
+def _expected_firings(parent: CompoundTrigger | SequenceTrigger) -> int:
+    if isinstance(parent, CompoundTrigger):
+        if parent.require == "any":
+            return 1
+        if parent.require == "all":
+            return len(parent.triggers)
+        return int(parent.require)
+    return len(parent.triggers)
+
+
+def _ready_to_fire(parent: CompoundTrigger | SequenceTrigger, children: list[AutomationChildFiring]) -> bool:
+    if isinstance(parent, CompoundTrigger):
+        return len(children) >= _expected_firings(parent)
+    fired_order = [c.child_trigger_id for c in sorted(children, key=lambda c: c.child_fired)]
+    return fired_order == [child.id for child in parent.triggers]
+
+
+def _child_fired(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, child: _Firing) -> int:
+    """Prefect's ``evaluate_composite_trigger``: the parent at ``level`` fires when its children's
+    latest firings (within its window) meet ``require`` (compound) or came in order (sequence).
+    The automation's row is locked while its child firings are read and claimed, so two
+    evaluators cannot both see a parent's children complete."""
+    parent = trigger.parents[level - 1]
+    if _expected_firings(parent) == 1:
+        return _fire_node(
+            workspace_id, trigger, level,
+            _Firing(trigger_id=parent.id, triggered=timezone.now(), triggering_labels={},
+                    triggering_event=child.triggering_event, window_key=f"firings {child.id}"),
+        )  # fmt: skip
+    Automation.objects.select_for_update().filter(id=trigger.automation_id).first()
+    rows = AutomationChildFiring.objects.filter(
+        automation_id=trigger.automation_id, parent_trigger_id=parent.id
+    )
+    if parent.within is not None:
+        rows.filter(child_fired__lt=child.triggered - parent.within).delete()
+    rows.filter(child_trigger_id=child.trigger_id).delete()
+    AutomationChildFiring.objects.create(
+        workspace_id=workspace_id, automation_id=trigger.automation_id, parent_trigger_id=parent.id,
+        child_trigger_id=child.trigger_id, child_firing_id=child.id, child_fired=child.triggered,
+        child_firing={"triggering_event": child.triggering_event, "triggering_labels": child.triggering_labels},
+    )  # fmt: skip
+    children = list(rows.all())
+    if not _ready_to_fire(parent, children):
+        return 0
+    rows.filter(id__in=[c.id for c in children]).delete()
+    consumed = " ".join(sorted(str(c.child_firing_id) for c in children))
+    return _fire_node(
+        workspace_id, trigger, level,
+        _Firing(trigger_id=parent.id, triggered=timezone.now(), triggering_labels={},
+                triggering_event=child.triggering_event, window_key=f"firings {consumed}"),
+    )  # fmt: skip
+
+
+# --- proactive triggers, on the clock ---------------------------------------------------------------
+
+
+def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
+    """Prefect's ``evaluate_proactive_triggers``, for every workspace (a sweep across tenants, on
+    purpose): a trigger without ``for_each`` gets its window if it has none, and every proactive
+    window that has ended is evaluated under its row lock, one transaction each, so two clocks
+    (two beat schedulers, or one restarted) fire a window once. Windows live in the database, so
+    a restart loses none. Returns how many firings happened."""
+    now = now or timezone.now()
+    # Only workspaces with a proactive trigger somewhere in an enabled automation's trigger tree.
+    workspace_ids = (
+        Automation.objects.unscoped()
+        .filter(enabled=True)
+        .annotate(trigger_text=Cast("trigger", TextField()))
+        .filter(trigger_text__contains='"Proactive"')
+        .values_list("workspace_id", flat=True)
+        .distinct()
+    )
+    fired = 0
+    for workspace_id in workspace_ids:
+        proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
+        if proactive:
+            fired += _proactive_workspace(workspace_id, proactive, now)
+    return fired
+
+
+def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger], now: dt.datetime) -> int:
+    fired = 0
+    with workspace_scope(workspace_id):
+        by_id = {(t.automation_id, t.trigger.id): t for t in proactive}
+        for trigger in proactive:
+            if not trigger.trigger.for_each:
+                _ensure(
+                    workspace_id,
+                    trigger,
+                    "[]",
+                    start=now,
+                    end=now + trigger.trigger.within,
+                    event=None,
+                    count=0,
+                )
+        due = AutomationBucket.objects.filter(
+            proactive=True, end__lte=now, automation_id__in={t.automation_id for t in proactive}
+        ).values_list("automation_id", "trigger_id", "bucketing_key")
+        for automation_id, trigger_id, key in list(due):
+            trigger = by_id.get((automation_id, trigger_id))
+            if trigger is None:
+                continue
+            try:
+                with transaction.atomic():
+                    bucket = _locked_bucket(trigger, key)
+                    if bucket is not None:
+                        fired += _evaluate(trigger, bucket, now, None)
+            except Exception:  # noqa: BLE001 - one automation's failure must not stop the others
+                logger.exception(
+                    "Automation %s trigger %s: proactive evaluation failed", automation_id, trigger_id
+                )
+    return fired
 
 
 #: Prefect's ``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER``: how long a window that ended is kept.
@@ -359,7 +642,11 @@ def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
     """Prefect's ``sweep_closed_buckets``: windows that ended more than the buffer ago, in every
     workspace (a sweep across tenants, on purpose). Returns how many were deleted."""
     older_than = (now or timezone.now()) - EXPIRED_BUCKET_BUFFER
-    deleted, _ = AutomationBucket.objects.unscoped().filter(end__lte=older_than).delete()
+    # A proactive window that ended is the clock's to evaluate (and then to move on); the sweep
+    # takes it only when its automation no longer exists as it was (trigger changed or disabled).
+    deleted, _ = AutomationBucket.objects.unscoped().filter(end__lte=older_than, proactive=False).delete()
+    stale = AutomationBucket.objects.unscoped().filter(end__lte=older_than, proactive=True)
+    deleted += stale.exclude(automation__enabled=True).delete()[0]
     return deleted
 
 

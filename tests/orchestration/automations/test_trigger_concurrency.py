@@ -135,3 +135,87 @@ def test_two_runners_of_one_firing_run_its_actions_once(api_client):
     assert sum(counts) == 2
     assert AutomationActionRun.objects.unscoped().filter(firing=firing).count() == 2
     assert automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id) == 0
+
+
+def test_two_clocks_fire_each_proactive_window_once(api_client):
+    tenant = make_tenant()
+    auto = automation(
+        bearer(api_client, tenant.service_key), tenant, posture="Proactive", after=["prefect.flow-run.Running"],
+        expect=["prefect.flow-run.Completed"], within=60, for_each=["prefect.resource.id"],
+    )  # fmt: skip
+    starts = [
+        event("prefect.flow-run.Running", resource=f"prefect.flow-run.{key}") for key in range(KEYS * 5)
+    ]
+    triggers.events_stored(tenant.workspace.id, _stored(tenant, *starts))
+    later = timezone.now()  # every window (opened an hour ago) has ended
+    counts = []
+    _in_threads(*(lambda: counts.append(triggers.proactive_triggers_evaluate(now=later)) for _ in range(2)))
+    assert sum(counts) == KEYS * 5
+    fired = AutomationFiring.objects.unscoped().filter(automation_id=auto)
+    assert fired.count() == KEYS * 5
+    assert len(set(fired.values_list("bucketing_key", flat=True))) == KEYS * 5
+
+
+def test_two_evaluators_of_a_compound_trigger_fire_it_once(api_client):
+    tenant = make_tenant()
+    body = {
+        "name": "both",
+        "trigger": {"type": "compound", "require": "all", "within": 600, "triggers": [
+            {"type": "event", "posture": "Reactive", "expect": [name], "threshold": 1} for name in ("a", "b")
+        ]},
+        "actions": [{"type": "do-nothing"}],
+    }  # fmt: skip
+    response = bearer(api_client, tenant.service_key).post(
+        f"{tenant.prefix}/automations/", body, format="json"
+    )
+    auto = response.json()["id"]
+    ws = tenant.workspace.id
+    for round_ in range(5):
+        a, b = _stored(tenant, event("a", seconds=round_), event("b", seconds=round_))
+        _in_threads(lambda a=a: triggers.events_stored(ws, [a]), lambda b=b: triggers.events_stored(ws, [b]))
+    # Each round's pair fires the parent once: neither evaluator missed the other's child (a lost
+    # parent firing) nor did both claim them (a double one).
+    top = [f for f in AutomationFiring.objects.unscoped().filter(automation_id=auto) if f.actions]
+    assert len(top) == 5
+
+
+def test_two_runners_of_a_webhook_call_make_it_once(api_client, settings):
+    from orchestration.models import BlockSchema
+    from tests.peers.http_receiver import Receiver
+
+    settings.OUTBOUND_WEBHOOK_ALLOWED_CIDRS = ["127.0.0.1/32"]
+    receiver = Receiver()
+    receiver.route("/hook", delay=1.0)  # the call is in flight while the second runner arrives
+    try:
+        tenant = make_tenant()
+        client = bearer(api_client, tenant.service_key)
+        assert client.get(f"{tenant.prefix}/block_types/slug/webhook").status_code == 200
+        schema = BlockSchema.objects.for_workspace(tenant.workspace.id).get(block_type__slug="webhook")
+        body = {"name": "hook", "block_type_id": str(schema.block_type_id), "block_schema_id": str(schema.id),
+                "data": {"url": f"{receiver.url}/hook", "method": "POST", "headers": {}}}  # fmt: skip
+        block = client.post(f"{tenant.prefix}/block_documents/", body, format="json").json()["id"]
+        auto = automation(client, tenant, expect=["x"],
+                          actions=[{"type": "call-webhook", "block_document_id": block, "payload": "hi"}])  # fmt: skip
+        triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)  # the runners below run it
+        try:
+            triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x")))
+        finally:
+            from orchestration import tasks
+
+            triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+        (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
+        counts = []
+        _in_threads(
+            *(
+                lambda: counts.append(
+                    automation_firing_act(workspace_id=firing.workspace_id, firing_id=firing.id)
+                )
+                for _ in range(2)
+            )
+        )
+        assert sorted(counts) == [0, 1]
+        assert len(receiver.requests) == 1
+        (run,) = AutomationActionRun.objects.unscoped().filter(firing=firing)
+        assert run.state == "executed"
+    finally:
+        receiver.close()

@@ -1,0 +1,183 @@
+"""The automation actions that leave the server: ``call-webhook`` (a Webhook block) and
+``send-notification`` (a notification block: Slack webhook, Microsoft Teams webhook, custom
+webhook, or email through Django's mail backend), as Prefect's ``CallWebhook`` and
+``SendNotification`` act.
+
+Every HTTP call goes through ``core.outbound``: internal addresses are refused after DNS and on
+every redirect unless the operator allows them (``OUTBOUND_WEBHOOK_ALLOWED_CIDRS``), whatever the
+block's own ``allow_private_urls`` says. The block's data is read with its secrets only here, to
+make the call; what the action reports (its event payload, the log, the failure reason) holds
+the status, a truncated answer and the answer's headers, never the block's URL, headers or secrets.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+
+from core.errors import NotFound
+from core.outbound import OutboundFailed, OutboundRefused, outbound_request
+from orchestration.selectors.blocks import ResolvedDocument, block_document_get
+
+
+class ActionFailed(Exception):
+    """Prefect's ``ActionFailed``: the reason goes into ``prefect.automation.action.failed``."""
+
+
+_REDACTED_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
+NOTIFICATION_TYPES = ("slack-webhook", "ms-teams-webhook", "custom-webhook", "sendgrid-email")
+#: The action types that call out of the server.
+OUTBOUND_ACTIONS = frozenset({"call-webhook", "send-notification"})
+
+
+def _block(run: Any, *, field: str = "block_document_id") -> ResolvedDocument:
+    try:
+        resolved = block_document_get(include_secrets=True, id=run.action[field])
+    except (NotFound, ValueError, KeyError) as error:
+        raise ActionFailed("Block document not found") from error
+    document = resolved.document
+    run.related += [
+        {"prefect.resource.id": f"prefect.block-document.{document.id}", "prefect.resource.role": "block",
+         "prefect.resource.name": document.name},
+        {"prefect.resource.id": f"prefect.block-type.{document.block_type.slug}",
+         "prefect.resource.role": "block-type"},
+    ]  # fmt: skip
+    return resolved
+
+
+def _answer_details(run: Any, response) -> None:
+    run.details.update(
+        {
+            "status_code": response.status_code,
+            "response_body": response.text[:1000],
+            "response_headers": {
+                k: v for k, v in response.headers.items() if k.lower() not in _REDACTED_HEADERS
+            },
+        }
+    )
+
+
+def call_webhook(run: Any) -> None:
+    resolved = _block(run)
+    if resolved.document.block_type.slug != "webhook":
+        raise ActionFailed("The referenced block was not a webhook block")
+    (payload,) = run.render(run.action.get("payload") or "")
+    data = resolved.data
+    try:
+        response = outbound_request(
+            str(data.get("method") or "POST"),
+            str(data.get("url") or ""),
+            headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+            content=payload,
+        )
+    except (OutboundRefused, OutboundFailed) as error:
+        raise ActionFailed(f"Webhook call failed: {error}") from error
+    _answer_details(run, response)
+
+
+# --- notifications ----------------------------------------------------------------------------------
+
+_PLACEHOLDER = re.compile(r"\{\{\s*([\w.\-]+)\s*\}\}")
+
+
+def _apply_values(template: Any, values: dict[str, Any]) -> Any:
+    """Prefect's ``apply_values`` for the custom webhook: ``{{ name }}`` placeholders replaced in
+    every string; a string that is one placeholder takes the value itself."""
+    if isinstance(template, dict):
+        return {k: _apply_values(v, values) for k, v in template.items()}
+    if isinstance(template, list):
+        return [_apply_values(v, values) for v in template]
+    if not isinstance(template, str):
+        return template
+    whole = _PLACEHOLDER.fullmatch(template.strip())
+    if whole and whole.group(1) in values:
+        return values[whole.group(1)]
+    return _PLACEHOLDER.sub(
+        lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template
+    )
+
+
+def _post_json(url: str, body: dict[str, Any]) -> Any:
+    return outbound_request(
+        "POST", url, headers={"Content-Type": "application/json", "User-Agent": "Prefect Notifications"},
+        content=json.dumps(body),
+    )  # fmt: skip
+
+
+def _custom_webhook(data: dict[str, Any], subject: str, body: str) -> Any:
+    values = {**(data.get("secrets") or {}), "subject": subject, "body": body, "name": data.get("name") or ""}
+    url = str(_apply_values(data.get("url") or "", values))
+    params = _apply_values(data.get("params"), values)
+    if params:
+        parts = urlsplit(url)
+        query = "&".join(q for q in (parts.query, urlencode(params)) if q)
+        url = urlunsplit((parts.scheme, parts.netloc, parts.path, query, parts.fragment))
+    headers = {"User-Agent": "Prefect Notifications"}
+    headers.update({str(k): str(v) for k, v in (_apply_values(data.get("headers"), values) or {}).items()})
+    cookies = _apply_values(data.get("cookies"), values)
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    content: str | None = None
+    if data.get("json_data") is not None:
+        headers.setdefault("Content-Type", "application/json")
+        content = json.dumps(_apply_values(data["json_data"], values))
+    elif isinstance(data.get("form_data"), str):
+        content = _apply_values(data["form_data"], values)
+    elif data.get("form_data") is not None:
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        content = urlencode(_apply_values(data["form_data"], values))
+    timeout = float(data.get("timeout") or 10)
+    return outbound_request(str(data.get("method") or "POST"), url, headers=headers, content=content,
+                            timeout=min(timeout, 30.0))  # fmt: skip
+
+
+def _email(data: dict[str, Any], subject: str, body: str) -> None:
+    recipients = data.get("to_emails") or []
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not recipients:
+        raise ActionFailed("The notification block has no recipients")
+    sender = data.get("sender_email") or settings.DEFAULT_FROM_EMAIL
+    EmailMessage(subject=subject, body=body, from_email=sender, to=list(recipients)).send()
+
+
+def send_notification(run: Any) -> None:
+    resolved = _block(run)
+    document = resolved.document
+    if "notify" not in (document.block_schema.capabilities or []):
+        raise ActionFailed("The referenced block was not a notification block")
+    subject, body = run.render(run.action.get("subject") or "", run.action.get("body") or "")
+    slug, data = document.block_type.slug, resolved.data
+    try:
+        if slug == "slack-webhook":
+            response = _post_json(str(data.get("url") or ""), {"text": f"*{subject}*\n{body}"})
+        elif slug == "ms-teams-webhook":
+            response = _post_json(
+                str(data.get("url") or ""),
+                {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": subject,
+                 "title": subject, "text": body},
+            )  # fmt: skip
+        elif slug == "custom-webhook":
+            response = _custom_webhook(data, subject, body)
+        elif slug == "sendgrid-email":
+            # Delivered by the server's mail backend (EMAIL_* settings), not SendGrid's API.
+            try:
+                _email(data, subject, body)
+            except (OSError, ValueError) as error:
+                run.details["notification_log"] = f"{type(error).__name__}"
+                raise ActionFailed("Notification failed") from error
+            return
+        else:
+            raise ActionFailed(f"Notification blocks of type {slug!r} are not supported by this server")
+    except (OutboundRefused, OutboundFailed) as error:
+        run.details["notification_log"] = str(error)
+        raise ActionFailed("Notification failed") from error
+    _answer_details(run, response)
+    if response.status_code >= 400:
+        run.details["notification_log"] = f"The receiver answered {response.status_code}"
+        raise ActionFailed("Notification failed")

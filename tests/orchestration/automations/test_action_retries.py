@@ -1,0 +1,104 @@
+"""An action that fails with a reason is recorded and announced once, never retried (Prefect's
+``ActionFailed``); one that raises anything else leaves no trace and is tried again, as Prefect's
+actions consumer leaves its message to be delivered again, and is recorded as failed on the
+last attempt. Either way an action runs at most once per firing."""
+
+from __future__ import annotations
+
+import pytest
+from celery.exceptions import Retry
+
+from orchestration.services import automation_actions, triggers
+from orchestration.services.automation_actions import ActionsToRetry, automation_firing_act
+from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event, firings
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def undelivered():
+    """Firings are committed but not handed to the task: the test runs their actions."""
+    from orchestration import tasks
+
+    triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)
+    yield
+    triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+
+
+def _flaky(monkeypatch, failures: int):
+    """`do-nothing` whose second action raises (a lost connection, say) the first `failures` times."""
+    calls = []
+
+    def handler(run):
+        calls.append(run.index)
+        if run.index == 1 and calls.count(1) <= failures:
+            raise ConnectionError("connection reset")
+
+    monkeypatch.setitem(automation_actions._ACTIONS, "do-nothing", handler)
+    return calls
+
+
+def test_an_unexpected_error_is_retried_and_the_action_runs_once(
+    tenant, dev, undelivered, monkeypatch, django_capture_on_commit_callbacks
+):
+    auto = automation(dev, tenant, expect=["x"], actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    calls = _flaky(monkeypatch, failures=1)
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(ActionsToRetry, match="connection reset"),
+    ):
+        automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id)
+    # The first action ran; the second left nothing behind, not even a failure.
+    assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed")]
+    assert emitted(tenant, "prefect.automation.action.failed") == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id) == 1
+    assert calls == [0, 1, 1]  # the first action was not run again
+    assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed"), (1, "executed")]
+    executed = emitted(tenant, "prefect.automation.action.executed")
+    assert sorted(e.payload["action_index"] for e in executed) == [0, 1]
+    assert executed[0].resource == {
+        "prefect.resource.id": f"prefect.automation.{auto}",
+        "prefect.resource.name": "auto",
+        "prefect.trigger-type": "event",
+        "prefect.posture": "Reactive",
+    }
+
+
+def test_on_the_last_attempt_the_failure_is_recorded_with_its_reason(
+    tenant, dev, undelivered, monkeypatch, django_capture_on_commit_callbacks
+):
+    auto = automation(dev, tenant, expect=["x"], actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    _flaky(monkeypatch, failures=99)
+    with django_capture_on_commit_callbacks(execute=True):
+        ran = automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id, final_attempt=True)
+    assert ran == 2
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["action_index"] == 1
+    assert failed.payload["reason"] == "Unexpected error: ConnectionError('connection reset')"
+    assert (
+        automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id, final_attempt=True) == 0
+    )
+
+
+def test_the_task_retries_and_records_the_failure_on_its_last_attempt(
+    tenant, dev, undelivered, monkeypatch, django_capture_on_commit_callbacks
+):
+    from orchestration import tasks
+
+    auto = automation(dev, tenant, expect=["x"], actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    _flaky(monkeypatch, failures=99)
+    args = [str(tenant.workspace.id), str(firing.id)]
+    with pytest.raises(Retry):  # scheduled again (eager tasks raise it)
+        tasks.run_automation_actions.apply(args=args, retries=0)
+    assert [r.action_index for r in action_runs(tenant)] == [0]
+    last = tasks.AUTOMATION_ACTION_ATTEMPTS - 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.run_automation_actions.apply(args=args, retries=last).get() == 1
+    assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed"), (1, "failed")]

@@ -1,0 +1,231 @@
+"""The remaining actions, each through the service the API uses: pause/resume work pool and work
+queue, suspend/resume flow run, call-webhook and send-notification (Slack, Teams, custom webhook,
+email), with templates rendered in the sandbox, internal addresses refused and the block's
+secrets kept out of events, logs and the audit trail. HTTP goes to a real local receiver that the
+operator's setting allows."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from django.core import mail
+
+from audit.models import AuditLogEntry
+from orchestration.models import BlockSchema, FlowRun, WorkPool, WorkQueue
+from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event
+from tests.peers.http_receiver import Receiver
+
+pytestmark = pytest.mark.django_db
+
+SECRET = "s3cr3t-t0ken"
+
+
+@pytest.fixture
+def receiver(settings):
+    settings.OUTBOUND_WEBHOOK_ALLOWED_CIDRS = ["127.0.0.1/32"]
+    peer = Receiver()
+    yield peer
+    peer.close()
+
+
+def _block(dev, tenant, slug: str, data: dict, name="hook") -> str:
+    assert dev.get(f"{tenant.prefix}/block_types/slug/{slug}").status_code == 200  # system types installed
+    schema = BlockSchema.objects.for_workspace(tenant.workspace.id).get(block_type__slug=slug)
+    body = {
+        "name": name,
+        "block_type_id": str(schema.block_type_id),
+        "block_schema_id": str(schema.id),
+        "data": data,
+    }
+    response = dev.post(f"{tenant.prefix}/block_documents/", body, format="json")
+    assert response.status_code == 201, response.json()
+    return response.json()["id"]
+
+
+def _nothing_secret_leaked(tenant, caplog):
+    events = [e for e in emitted(tenant, "prefect.automation.action.executed")] + emitted(
+        tenant, "prefect.automation.action.failed"
+    )
+    assert events
+    for e in events:
+        assert SECRET not in json.dumps([e.payload, e.related, e.resource])
+    assert SECRET not in caplog.text
+    entries = list(AuditLogEntry.objects.values())
+    assert entries  # the block's creation, at least
+    assert SECRET not in json.dumps(entries, default=str)
+
+
+def test_call_webhook_sends_the_rendered_payload(
+    tenant, dev, receiver, caplog, django_capture_on_commit_callbacks
+):
+    caplog.set_level(logging.DEBUG)
+    block = _block(dev, tenant, "webhook", {"url": f"{receiver.url}/hook?token={SECRET}", "method": "POST",
+                                            "headers": {"Authorization": f"Bearer {SECRET}"}})  # fmt: skip
+    receiver.route("/hook", body=b'{"ok": true}', headers={"Set-Cookie": f"session={SECRET}"})
+    payload = '{"order": "{{ event.resource["prefect.resource.id"] }}", "by": "{{ automation.name }}"}'
+    automation(dev, tenant, name="notify-shop", expect=["order.placed"],
+               actions=[{"type": "call-webhook", "block_document_id": block, "payload": payload}])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("order.placed", resource="shop.order.7"))
+    (request,) = receiver.requests
+    assert json.loads(request["body"]) == {"order": "shop.order.7", "by": "notify-shop"}
+    assert request["headers"]["Authorization"] == f"Bearer {SECRET}"
+    (executed,) = emitted(tenant, "prefect.automation.action.executed")
+    assert executed.payload["status_code"] == 200 and executed.payload["response_body"] == '{"ok": true}'
+    assert {"prefect.resource.id": f"prefect.block-document.{block}", "prefect.resource.role": "block",
+            "prefect.resource.name": "hook"} in executed.related  # fmt: skip
+    _nothing_secret_leaked(tenant, caplog)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/", "http://[::1]/"]
+)
+def test_call_webhook_to_an_internal_address_fails(
+    tenant, dev, caplog, django_capture_on_commit_callbacks, url
+):
+    block = _block(dev, tenant, "webhook", {"url": url + f"?t={SECRET}", "method": "POST", "headers": {}})
+    automation(dev, tenant, expect=["x"], actions=[{"type": "call-webhook", "block_document_id": block}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"].startswith("Webhook call failed: ")
+    assert "which the server does not call" in failed.payload["reason"]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_a_redirect_to_the_metadata_address_fails(tenant, dev, receiver, django_capture_on_commit_callbacks):
+    receiver.route("/hook", status=302, headers={"Location": "http://169.254.169.254/latest/meta-data/"})
+    block = _block(dev, tenant, "webhook", {"url": f"{receiver.url}/hook", "method": "POST", "headers": {}})
+    automation(dev, tenant, expect=["x"], actions=[{"type": "call-webhook", "block_document_id": block}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert "169.254.169.254" in failed.payload["reason"]
+    assert len(receiver.requests) == 1
+
+
+def test_call_webhook_needs_a_webhook_block(tenant, dev, django_capture_on_commit_callbacks):
+    block = _block(dev, tenant, "secret", {"value": SECRET})
+    automation(dev, tenant, expect=["x"], actions=[{"type": "call-webhook", "block_document_id": block}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "The referenced block was not a webhook block"
+
+
+@pytest.mark.parametrize("slug", ["slack-webhook", "ms-teams-webhook"])
+def test_a_notification_reaches_slack_or_teams(
+    tenant, dev, receiver, caplog, django_capture_on_commit_callbacks, slug
+):
+    block = _block(dev, tenant, slug, {"url": f"{receiver.url}/services/{SECRET}"})
+    automation(dev, tenant, expect=["prefect.flow-run.Failed"], actions=[{
+        "type": "send-notification", "block_document_id": block, "subject": "Run {{ event.resource['prefect.resource.name'] }}",
+        "body": "{{ event.event }} at {{ labels | tojson }}",
+    }])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant,
+         event("prefect.flow-run.Failed", **{"prefect.resource.name": "sleepy-cat"}))  # fmt: skip
+    (request,) = receiver.requests
+    sent = json.loads(request["body"])
+    text = json.dumps(sent)
+    assert "Run sleepy-cat" in text and "prefect.flow-run.Failed at {}" in text
+    if slug == "ms-teams-webhook":
+        assert sent["title"] == "Run sleepy-cat"
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_a_receiver_that_refuses_fails_the_notification(
+    tenant, dev, receiver, django_capture_on_commit_callbacks
+):
+    receiver.route("/services/x", status=404, body=b"no_team")
+    block = _block(dev, tenant, "slack-webhook", {"url": f"{receiver.url}/services/x"})
+    automation(dev, tenant, expect=["x"], actions=[
+        {"type": "send-notification", "block_document_id": block, "body": "hi"}])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "Notification failed"
+    assert failed.payload["notification_log"] == "The receiver answered 404"
+
+
+def test_a_custom_webhook_notification(tenant, dev, receiver, caplog, django_capture_on_commit_callbacks):
+    block = _block(dev, tenant, "custom-webhook", {
+        "name": "pager", "url": f"{receiver.url}/custom", "method": "POST",
+        "json_data": {"text": "{{subject}}: {{body}}", "token": "{{tokenFromSecrets}}", "from": "{{name}}"},
+        "params": {"channel": "ops"}, "secrets": {"tokenFromSecrets": SECRET}, "timeout": 5,
+    })  # fmt: skip
+    automation(dev, tenant, expect=["x"], actions=[
+        {"type": "send-notification", "block_document_id": block, "subject": "alert", "body": "{{ event.event }}"}
+    ])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (request,) = receiver.requests
+    assert request["path"] == "/custom?channel=ops"
+    assert json.loads(request["body"]) == {"text": "alert: x", "token": SECRET, "from": "pager"}
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_an_email_notification_goes_through_the_mail_backend(tenant, dev, django_capture_on_commit_callbacks):
+    block = _block(dev, tenant, "sendgrid-email", {"api_key": SECRET, "sender_email": "alerts@example.test",
+                                                   "to_emails": ["ops@example.test"]})  # fmt: skip
+    automation(dev, tenant, expect=["x"], actions=[
+        {"type": "send-notification", "block_document_id": block, "subject": "{{ event.event }} happened",
+         "body": "body"}])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (message,) = mail.outbox
+    assert (message.subject, message.to, message.from_email) == ("x happened", ["ops@example.test"],
+                                                                  "alerts@example.test")  # fmt: skip
+    assert SECRET not in message.message().as_string()
+
+
+def test_pause_and_resume_work_pool_and_queue(tenant, dev, django_capture_on_commit_callbacks):
+    response = dev.post(f"{tenant.prefix}/work_pools/", {"name": "pool", "type": "process"}, format="json")
+    assert response.status_code == 201, response.json()
+    pool_id = response.json()["id"]
+    queue_id = response.json()["default_queue_id"]
+    automation(dev, tenant, name="p", expect=["stop"], actions=[
+        {"type": "pause-work-pool", "source": "selected", "work_pool_id": pool_id},
+        {"type": "pause-work-queue", "source": "inferred"},
+    ])  # fmt: skip
+    automation(dev, tenant, name="r", expect=["go"], actions=[
+        {"type": "resume-work-pool", "source": "inferred"},
+        {"type": "resume-work-queue", "source": "selected", "work_queue_id": queue_id},
+    ])  # fmt: skip
+    queue_related = [
+        {"prefect.resource.id": f"prefect.work-queue.{queue_id}", "prefect.resource.role": "work-queue"}
+    ]
+    emit(django_capture_on_commit_callbacks, tenant, event("stop", related=queue_related))
+    pool = WorkPool.objects.for_workspace(tenant.workspace.id).get(id=pool_id)
+    queue = WorkQueue.objects.for_workspace(tenant.workspace.id).get(id=queue_id)
+    assert pool.is_paused and queue.is_paused
+    emit(django_capture_on_commit_callbacks, tenant, event("go", resource=f"prefect.work-pool.{pool_id}"))
+    pool.refresh_from_db()
+    queue.refresh_from_db()
+    assert not pool.is_paused and not queue.is_paused
+    assert [r.state for r in action_runs(tenant)] == ["executed"] * 4
+
+
+def test_suspend_and_resume_flow_run(tenant, dev, django_capture_on_commit_callbacks):
+    flow = dev.post(f"{tenant.prefix}/flows/", {"name": "work"}, format="json").json()["id"]
+    deployment = dev.post(
+        f"{tenant.prefix}/deployments/", {"name": "d", "flow_id": flow}, format="json"
+    ).json()["id"]
+    body = {"flow_id": flow, "deployment_id": deployment, "state": {"type": "RUNNING", "name": "Running"}}
+    response = dev.post(f"{tenant.prefix}/flow_runs/", body, format="json")
+    assert response.status_code == 201, response.json()
+    run_id = response.json()["id"]
+    automation(dev, tenant, name="s", expect=["hold"], actions=[{"type": "suspend-flow-run"}])
+    automation(dev, tenant, name="r", expect=["release"], actions=[{"type": "resume-flow-run"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("hold", resource=f"prefect.flow-run.{run_id}"))
+    run = FlowRun.objects.for_workspace(tenant.workspace.id).select_related("state").get(id=run_id)
+    assert (run.state.type, run.state.name) == ("PAUSED", "Suspended")
+    assert run.state.state_details["pause_reschedule"] is True
+    emit(django_capture_on_commit_callbacks, tenant, event("release", resource=f"prefect.flow-run.{run_id}"))
+    run = FlowRun.objects.for_workspace(tenant.workspace.id).select_related("state").get(id=run_id)
+    assert (run.state.type, run.state.name) == ("SCHEDULED", "Resuming")
+    # Resuming a run that is not paused fails with Prefect's reason.
+    emit(
+        django_capture_on_commit_callbacks,
+        tenant,
+        event("release", seconds=1, resource=f"prefect.flow-run.{run_id}"),
+    )
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert (
+        failed.payload["reason"] == "Failed to resume flow run: Cannot resume a flow run that is not paused."
+    )
