@@ -445,3 +445,9 @@ BILLING_PAYMENT_ACTION_REQUIRED = register(
     api_name="billing.payment-action-required",
     template="A payment of {target} needs the customer's action",
 )
+AUTH_THROTTLED = register(
+    id=220,
+    name="AUTH_THROTTLED",
+    api_name="auth.throttled",
+    template="{door} attempts throttled for {scope} {subject} after {failures} failures",
+)
