@@ -38,6 +38,11 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.purge_expired_scim_activity",
         "schedule": crontab(minute=27, hour=3),
     },
+    # Retention by plan: runs, logs, events and artifacts, deleted in short batches.
+    "orchestration-retention": {
+        "task": "orchestration.purge_expired_run_data",
+        "schedule": crontab(minute=37, hour=3),
+    },
     "sso-purge-expired": {"task": "accounts.tasks.purge_expired_sso_state", "schedule": 3600.0},
     "orchestration-scheduler": {"task": "orchestration.schedule_deployments", "schedule": 30.0},
     "orchestration-late-runs": {"task": "orchestration.mark_late_runs", "schedule": 5.0},

@@ -202,6 +202,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat sends the schedule only while it holds the beat lock (config.beat): on Redis with REDIS_URL,
+# else a file lock in VAR_DIR. A beat that stops renewing it loses it after this many seconds, and
+# a standby beat takes over.
+CELERY_BEAT_SCHEDULER = "config.beat:SingleBeatScheduler"
+BEAT_LOCK_TTL_SECONDS = env.float("BEAT_LOCK_TTL_SECONDS", default=30.0)
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth -------------------------------------------------------------------------------------------
