@@ -23,7 +23,6 @@ from django.apps import apps
 from django.db import connection
 from django.db.migrations.loader import MigrationLoader
 
-
 # Tables that grow with use: runs, their states, task runs, logs, events, audit entries.
 BIG_TABLES = frozenset(
     {
