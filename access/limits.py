@@ -57,6 +57,8 @@ def retry_after_for(*, account_id, plan: str, bucket: Bucket, amount: int = 1) -
     limit = limit_of(plan, bucket)
     if limit is None:
         return None
+    # A batch larger than a whole minute's allowance costs the whole minute (it would never fit).
+    amount = min(amount, limit)
     verdict = limiter().charge(f"{bucket}:{account_id}", limit=limit, amount=amount, batch=_batch(limit))
     return None if verdict.allowed else verdict.retry_after
 

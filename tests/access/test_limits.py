@@ -93,6 +93,15 @@ class TestPlanRateLimits:
         # Logs are not API requests: that bucket is untouched.
         assert _filter(api_client, tenant).status_code == 200
 
+    def test_a_batch_larger_than_the_minute_costs_the_whole_minute(self, limited, api_client):
+        _wait_for_fresh_window(60, 5)
+        tenant = make_tenant(plan="hobby")  # 16 logs + events a minute
+        bearer(api_client, tenant.member_key)
+        log = {"name": "x", "level": 20, "message": "m", "timestamp": "2026-01-01T00:00:00Z"}
+        # 40 logs never fit in 16: taken once in a fresh minute rather than refused for ever.
+        assert api_client.post(f"{tenant.prefix}/logs/", [log] * 40, format="json").status_code == 201
+        assert api_client.post(f"{tenant.prefix}/logs/", [log], format="json").status_code == 429
+
     def test_off_when_the_scale_is_zero(self, settings, api_client):
         settings.RATE_LIMIT_SCALE = 0
         tenant = make_tenant(plan="hobby")
