@@ -15,6 +15,7 @@ from rest_framework import authentication, exceptions
 
 from access.csrf import CLIENT_HEADER, TOKEN_HEADER, csrf_refusal
 from access.gate import authenticate_key
+from accounts import throttles
 from audit.context import client_ip
 from core.credentials import bearer_token
 from core.errors import INVALID_CREDENTIALS
@@ -28,8 +29,12 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         match = getattr(request, "resolver_match", None)
         account_ref = match.kwargs.get("account_ref") if match is not None else None
-        key = authenticate_key(token, ip=client_ip(request), account_ref=account_ref)
+        ip = client_ip(request)
+        # An address refused for guessing keys is known from memory: no counter read for a valid key.
+        throttles.check(throttles.Door.API_KEY, address=ip, subject=account_ref, from_memory=True)
+        key = authenticate_key(token, ip=ip, account_ref=account_ref)
         if key is None:
+            throttles.failed(throttles.Door.API_KEY, address=ip, subject=account_ref, account_ref=account_ref)
             raise exceptions.AuthenticationFailed(INVALID_CREDENTIALS)
         return key.owner, key
 

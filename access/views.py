@@ -24,6 +24,7 @@ from typing import ClassVar
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.views import APIView
 
+from access import limits
 from access.gate import MEMBERS, Caller, Decision, Outcome, Surface, authorize_account, authorize_workspace
 from audit.context import client_ip
 from tenants.models import Account, Workspace
@@ -110,9 +111,17 @@ class WorkspaceApiView(_TenantApiView):
             allowlist_exempt=self.ip_allowlist_exempt,
         )
         self.enforce(decision, need)
+        # The account's rate limit (its plan's), once the account is known and the caller may act.
+        bucket, amount = self.rate_charge(request)
+        limits.charge(decision.account, bucket, amount)
         self.account, self.workspace, self.access = decision.account, decision.workspace, decision.access
         request.workspace = decision.workspace
         self._scope_token = enter_workspace_scope(decision.workspace.pk)
+
+    def rate_charge(self, request) -> tuple[limits.Bucket, int]:
+        """What this request costs against the account's rate limits: one API request; the views
+        that write logs or events charge each item to the logs + events bucket instead."""
+        return limits.Bucket.API, 1
 
     def safely_get_queryset(self, model):
         """``model.objects`` for the current workspace (the scope is set; this reads clearer)."""

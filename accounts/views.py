@@ -13,14 +13,18 @@ from django import forms
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.forms import AuthenticationForm
+from django.http import HttpResponse
 
+from accounts import throttles
 from accounts.models import IdentityProvider
 from accounts.sso import enforcement
 from accounts.sso.domains import account_for_email
 from audit import events
 from audit.actors import SYSTEM
+from audit.context import client_ip
 from audit.services import audit_record
 from billing import entitlements
+from core.errors import TooManyRequests
 
 
 def _sso_login_check(form, user) -> None:
@@ -74,6 +78,12 @@ class AdminSignInForm(AdminAuthenticationForm):
             enforcement.break_glass_record(user=user, accounts=decision.break_glass)
 
 
+def _too_many(refusal: TooManyRequests) -> HttpResponse:
+    response = HttpResponse(refusal.message, status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = str(refusal.retry_after)
+    return response
+
+
 def sso_options(email: str) -> dict:
     """What the second step offers for ``email``: the routing account's enabled identity providers
     and whether it enforces SSO (only verified domains route)."""
@@ -96,9 +106,22 @@ class SignInView(auth_views.LoginView):
         if "password" not in request.POST:
             email = (request.POST.get("username") or "").strip()
             return self._second_step(self.get_form_class()(request, initial={"username": email}))
+        try:
+            throttles.check(throttles.Door.SIGN_IN, **self._throttle_names())
+        except TooManyRequests as refusal:
+            return _too_many(refusal)
         return super().post(request, *args, **kwargs)
 
+    def _throttle_names(self) -> dict:
+        email = (self.request.POST.get("username") or "").strip()
+        return {"address": client_ip(self.request), "subject": email}
+
     def form_invalid(self, form):
+        if "password" in self.request.POST:
+            try:
+                throttles.failed(throttles.Door.SIGN_IN, **self._throttle_names())
+            except TooManyRequests as refusal:
+                return _too_many(refusal)
         return self._second_step(form)
 
     def _second_step(self, form):

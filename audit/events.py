@@ -485,3 +485,9 @@ AUDIT_LOG_EXPORTED = register(
     api_name="audit-log.exported",
     template="{actor} exported {entries} audit entries of {target} ({format})",
 )
+AUTH_THROTTLED = register(
+    id=220,
+    name="AUTH_THROTTLED",
+    api_name="auth.throttled",
+    template="{door} attempts throttled for {scope} {subject} after {failures} failures",
+)

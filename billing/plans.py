@@ -5,6 +5,10 @@ From the product sheet: Hobby (free, 2 users, 5 workflows), Team ($400/month, up
 SSO, SCIM, custom roles, granular RBAC, IP allowlist). Where the sheet gives no number the figure
 here is ours: Starter sits between Hobby and Team for a small team deploying to its own
 infrastructure.
+
+Rate limits and run retention are Prefect Cloud's published figures per plan (API requests and
+logs + events per minute; 7, 7 and 14 days of run history); Prefect Cloud's Enterprise figures are
+"custom", so Enterprise takes its Pro figures (5,000 and 40,000 a minute, 30 days).
 """
 
 from __future__ import annotations
@@ -36,6 +40,12 @@ class Plan:
     max_deployments: int | None
     audit_log_retention_days: int
     features: frozenset[Feature]
+    # Prefect Cloud's two rate-limit buckets, per account and minute: every call to a workspace's
+    # API; every log and every event written.
+    api_requests_per_minute: int
+    logs_events_per_minute: int
+    # Days flow runs, task runs, logs, events and artifacts are kept (runs from their end).
+    run_retention_days: int
     self_serve: bool = True
     # Incoming webhooks per account: every plan has them, as every Prefect Cloud plan does.
     max_webhooks: int | None = None
@@ -55,6 +65,9 @@ PLANS: dict[str, Plan] = {
             max_workspaces=1,
             max_deployments=5,
             audit_log_retention_days=7,
+            api_requests_per_minute=625,
+            logs_events_per_minute=2_000,
+            run_retention_days=7,
             features=frozenset(),
             max_webhooks=1,
         ),
@@ -66,6 +79,9 @@ PLANS: dict[str, Plan] = {
             max_workspaces=1,
             max_deployments=20,
             audit_log_retention_days=30,
+            api_requests_per_minute=1_250,
+            logs_events_per_minute=2_800,
+            run_retention_days=7,
             features=frozenset({"service_accounts"}),
             max_webhooks=5,
         ),
@@ -77,6 +93,9 @@ PLANS: dict[str, Plan] = {
             max_workspaces=1,
             max_deployments=50,
             audit_log_retention_days=90,
+            api_requests_per_minute=2_500,
+            logs_events_per_minute=8_000,
+            run_retention_days=14,
             features=frozenset({"service_accounts", "audit_log"}),
             max_webhooks=20,
         ),
@@ -88,6 +107,9 @@ PLANS: dict[str, Plan] = {
             max_workspaces=None,
             max_deployments=None,
             audit_log_retention_days=365,
+            api_requests_per_minute=5_000,
+            logs_events_per_minute=40_000,
+            run_retention_days=30,
             features=frozenset(FEATURES),
             self_serve=False,
         ),

@@ -38,6 +38,11 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.purge_expired_scim_activity",
         "schedule": crontab(minute=27, hour=3),
     },
+    # Retention by plan: runs, logs, events and artifacts, deleted in short batches.
+    "orchestration-retention": {
+        "task": "orchestration.purge_expired_run_data",
+        "schedule": crontab(minute=37, hour=3),
+    },
     "sso-purge-expired": {"task": "accounts.tasks.purge_expired_sso_state", "schedule": 3600.0},
     # A read-only account that freed what it must (through any door) moves to Hobby.
     "billing-read-only-recheck": {"task": "billing.recheck_read_only_accounts", "schedule": 60.0},

@@ -97,6 +97,18 @@ class Locked(AppError):
     default_code = "locked"
 
 
+class TooManyRequests(AppError):
+    """429: too many attempts or requests; ``Retry-After`` says when to come back."""
+
+    status_code = status.HTTP_429_TOO_MANY_REQUESTS
+    default_code = "throttled"
+
+    def __init__(self, message: str, *, retry_after: int, **kwargs):
+        kwargs.setdefault("headers", {"Retry-After": str(retry_after)})
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
 class PlanLimitExceeded(Forbidden):
     default_code = "plan_limit"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -45,4 +46,27 @@ class RefuseNulMiddleware:
             return JsonResponse({"detail": "Not Found"}, status=404)
         if "%00" in request.META.get("QUERY_STRING", ""):  # a raw NUL never gets past the server
             return JsonResponse({"detail": "The query may not contain the NUL character (%00)."}, status=400)
+        return self.get_response(request)
+
+
+class BodyTooLargeMiddleware:
+    """A body over ``HTTP_MAX_BODY_BYTES`` is a 413 ``{"detail": …}`` (Prefect's error shape, and the
+    control plane's) on every route, however the request came in: the ASGI front
+    (``core.asgi.BufferedBody``) refuses it before reading it; this refuses it from WSGI and the test
+    client, by its announced length, before any view reads it. Django's own cap
+    (``DATA_UPLOAD_MAX_MEMORY_SIZE``) is set to the same size so it never answers first."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.max_bytes = settings.HTTP_MAX_BODY_BYTES
+
+    def __call__(self, request):
+        try:
+            announced = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            announced = 0
+        if announced > self.max_bytes:
+            return JsonResponse(
+                {"detail": f"The request body may be at most {self.max_bytes} bytes."}, status=413
+            )
         return self.get_response(request)

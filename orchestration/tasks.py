@@ -16,6 +16,7 @@ from orchestration.services.lifecycle import (
     late_runs_mark,
     zombie_runs_mark_crashed,
 )
+from orchestration.services.retention import run_data_purge_expired
 from orchestration.services.scheduler import scheduler_tick
 from orchestration.services.triggers import automation_buckets_sweep, proactive_triggers_evaluate
 
@@ -89,3 +90,8 @@ def evaluate_proactive_triggers() -> int:
 
 def automation_firing_dispatch(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:
     run_automation_actions.delay(str(workspace_id), str(firing_id))
+
+
+@shared_task(name="orchestration.purge_expired_run_data")
+def purge_expired_run_data() -> dict:
+    return run_data_purge_expired()

@@ -29,3 +29,9 @@ def resolve_workspace(account: Account, ref: str) -> Workspace | None:
         if workspace is not None:
             return workspace
     return workspaces.filter(handle=ref).first()
+
+
+def workspace_plans() -> list[tuple]:
+    """``(workspace id, its account's plan key)`` of every workspace: what a sweep across tenants
+    (retention) needs to know."""
+    return list(Workspace.objects.values_list("id", "account__plan"))

@@ -9,12 +9,13 @@ from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import rbac
+from accounts import rbac, throttles
 from accounts.api.base import AccountApi, ApiMixin, Body, BodyUUID, checked, iso, paged, parse_body, path_id
 from accounts.api.memberships import membership_wire
 from accounts.models import Invitation, User
 from accounts.permissions import builtin_account_role_id
 from accounts.selectors import invitation_get, invitation_list
+from audit.context import client_ip
 from core.errors import NotFound
 
 
@@ -127,18 +128,22 @@ class InvitationAcceptApi(ApiMixin, APIView):
         body = self.parse(InvitationAcceptance)
         token = str(body.token or "")
         user = request.user
-        if user is None or not getattr(user, "is_authenticated", False):
-            if not isinstance(body.password, str) or not body.password:
-                raise drf_exceptions.NotAuthenticated()
-            membership = rbac.invitation_accept_new_user(
-                invitation_id=invitation_id,
-                token=token,
-                password=body.password,
-                first_name=str(body.first_name or ""),
-                last_name=str(body.last_name or ""),
-            )
-        elif isinstance(user, User):
-            membership = rbac.invitation_accept(invitation_id=invitation_id, token=token, user=user)
-        else:
-            raise NotFound("Invitation not found.")
+        # A wrong token is a failure at a throttled door (per address and per invitation).
+        with throttles.attempt(
+            throttles.Door.INVITATION, address=client_ip(request), subject=str(invitation_id)
+        ):
+            if user is None or not getattr(user, "is_authenticated", False):
+                if not isinstance(body.password, str) or not body.password:
+                    raise drf_exceptions.NotAuthenticated()
+                membership = rbac.invitation_accept_new_user(
+                    invitation_id=invitation_id,
+                    token=token,
+                    password=body.password,
+                    first_name=str(body.first_name or ""),
+                    last_name=str(body.last_name or ""),
+                )
+            elif isinstance(user, User):
+                membership = rbac.invitation_accept(invitation_id=invitation_id, token=token, user=user)
+            else:
+                raise NotFound("Invitation not found.")
         return Response(membership_wire(membership), status=201)

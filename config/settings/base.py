@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "config.observability.ObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.http.RefuseNulMiddleware",
+    "core.http.BodyTooLargeMiddleware",
     # WhiteNoise, plus Prefect's UI bundles prepared from the installed package (console.ui_bundle).
     "console.ui_bundle.UiStaticFilesMiddleware",
     "audit.middleware.RequestContextMiddleware",
@@ -103,7 +104,10 @@ HTTP_THREADS = env.int("HTTP_THREADS", default=12)
 # A request's body is read before it takes one of those threads: within this many seconds of the
 # request's start (else 408), and at most this many bytes (else 413).
 HTTP_BODY_TIMEOUT_SECONDS = env.float("HTTP_BODY_TIMEOUT_SECONDS", default=30.0)
-HTTP_MAX_BODY_BYTES = env.int("HTTP_MAX_BODY_BYTES", default=20 * 1024 * 1024)
+# 5 MiB, Prefect Cloud's limit on every route (413 beyond it, core.http.BodyTooLargeMiddleware).
+HTTP_MAX_BODY_BYTES = env.int("HTTP_MAX_BODY_BYTES", default=5 * 1024 * 1024)
+# Django's own cap on a body read into memory answers 400: set to the same size so the 413 comes first.
+DATA_UPLOAD_MAX_MEMORY_SIZE = HTTP_MAX_BODY_BYTES
 # A request's headers must arrive within this many seconds of its first byte (else 408 and the
 # connection closes): a client trickling header lines cannot hold connections open (core.serving).
 HTTP_HEADER_TIMEOUT_SECONDS = env.float("HTTP_HEADER_TIMEOUT_SECONDS", default=10.0)
@@ -199,6 +203,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Beat sends the schedule only while it holds the beat lock (config.beat): on Redis with REDIS_URL,
+# else a file lock in VAR_DIR. A beat that stops renewing it loses it after this many seconds, and
+# a standby beat takes over.
+CELERY_BEAT_SCHEDULER = "config.beat:SingleBeatScheduler"
+BEAT_LOCK_TTL_SECONDS = env.float("BEAT_LOCK_TTL_SECONDS", default=30.0)
 CELERY_TIMEZONE = "UTC"
 
 # --- Auth -------------------------------------------------------------------------------------------
@@ -378,6 +387,14 @@ READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # --- Product --------------------------------------------------------------------------------------
 # The plan a new account starts on when none is named.
 DEFAULT_PLAN = env.str("DEFAULT_PLAN", default="hobby")
+# Rate limits by plan (access.limits) are the plan's figures times this; 0 turns them off. The
+# embedded default (one machine, a demo) is ten times as generous.
+RATE_LIMIT_SCALE = env.float("RATE_LIMIT_SCALE", default=10.0 if EMBEDDED else 1.0)
+# Failed attempts at a door a credential is guessed at (password sign-in, API keys, SCIM tokens,
+# invitation acceptance) per client address and window before it answers 429 (accounts.throttles);
+# five times as many per account or person; 0 turns the throttles off.
+AUTH_THROTTLE_FAILURES = env.int("AUTH_THROTTLE_FAILURES", default=10)
+AUTH_THROTTLE_WINDOW_SECONDS = env.int("AUTH_THROTTLE_WINDOW_SECONDS", default=300)
 # The Prefect server version this control plane answers for (`admin/version`).
 PREFECT_API_COMPAT_VERSION = "3.9.1"
 

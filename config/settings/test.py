@@ -9,6 +9,9 @@ os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-use
 # Test databases are created and dropped around the run, which a connection pool would keep open;
 # tests (and their live-server threads) connect per use instead.
 os.environ.setdefault("DATABASE_POOL", "false")
+# Rate limits and throttles are off except in the tests that set them (tests/access/test_limits.py).
+os.environ.setdefault("RATE_LIMIT_SCALE", "0")
+os.environ.setdefault("AUTH_THROTTLE_FAILURES", "0")
 
 from config.settings.base import *  # noqa: E402, F403
 

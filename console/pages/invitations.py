@@ -13,9 +13,10 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
-from accounts import rbac
+from accounts import rbac, throttles
+from audit.context import client_ip
 from console.pages.base import error_message, layout_context
-from core.errors import AppError
+from core.errors import AppError, TooManyRequests
 
 
 class NewUserForm(forms.Form):
@@ -43,30 +44,43 @@ class InvitationAcceptPage(View):
             status=status,
         )
 
+    def _refused(self, request, invitation_id, token: str, error: AppError):
+        status = 429 if isinstance(error, TooManyRequests) else 422
+        response = self._show(request, invitation_id, token, error=error_message(error), status=status)
+        for name, value in error.headers.items():
+            response[name] = value
+        return response
+
     def get(self, request, invitation_id):
         return self._show(request, invitation_id, request.GET.get("token", ""))
 
     def post(self, request, invitation_id):
         token = request.POST.get("token", "")
+        # A wrong token is a failure at a throttled door (per address and per invitation).
+        door = {"address": client_ip(request), "subject": str(invitation_id)}
         if request.user.is_authenticated:
             try:
-                membership = rbac.invitation_accept(
-                    invitation_id=invitation_id, token=token, user=request.user
-                )
+                with throttles.attempt(throttles.Door.INVITATION, **door):
+                    membership = rbac.invitation_accept(
+                        invitation_id=invitation_id, token=token, user=request.user
+                    )
             except AppError as error:
-                return self._show(request, invitation_id, token, error=error_message(error), status=422)
+                return self._refused(request, invitation_id, token, error)
             messages.success(request, f"You joined {membership.account.name}.")
             return redirect(reverse("console-members", args=[membership.account.handle]))
         form = NewUserForm(request.POST)
         if form.is_valid():
             try:
-                membership = rbac.invitation_accept_new_user(
-                    invitation_id=invitation_id,
-                    token=token,
-                    password=form.cleaned_data["password"],
-                    first_name=form.cleaned_data["first_name"],
-                    last_name=form.cleaned_data["last_name"],
-                )
+                with throttles.attempt(throttles.Door.INVITATION, **door):
+                    membership = rbac.invitation_accept_new_user(
+                        invitation_id=invitation_id,
+                        token=token,
+                        password=form.cleaned_data["password"],
+                        first_name=form.cleaned_data["first_name"],
+                        last_name=form.cleaned_data["last_name"],
+                    )
+            except TooManyRequests as error:
+                return self._refused(request, invitation_id, token, error)
             except AppError as error:
                 form.add_error("password" if error.code == "invalid_password" else None, error_message(error))
             else:

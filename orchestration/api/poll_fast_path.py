@@ -26,6 +26,7 @@ from django.db import close_old_connections
 from django.utils import timezone
 from pydantic import ValidationError
 
+from access import limits
 from access.gate import Caller, Surface, authenticate_key_from_memory, authorize_workspace_from_memory
 from accounts import authcache
 from audit.context import new_request_id, scope_client_ip
@@ -84,6 +85,9 @@ def answer_from_memory(scope: dict, match: re.Match, body: bytes) -> tuple[bytes
     caller = Caller(principal=key.owner, ip=ip, surface=Surface.API, api_key=key)
     decision = authorize_workspace_from_memory(caller, account_ref, workspace_ref, REQUIRED_SCOPE)
     if not decision.allowed:
+        return None, refreshes
+    if not limits.charge_from_memory(decision.account, limits.Bucket.API):
+        # The account's rate limit needs its shared counter (or is reached): the full path decides.
         return None, refreshes
     workspace = decision.workspace
     if workspace.account.billing_status != "active":

@@ -8,6 +8,7 @@ from urllib.parse import quote
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.response import Response
 
+from access.limits import Bucket
 from orchestration.api.base import InvalidBody, PrefectApiView, no_content
 from orchestration.events import selectors
 from orchestration.events.schemas import COUNTABLES, CountEventsBody, EventFilter, EventIn, ReadEventsBody
@@ -21,6 +22,10 @@ class EventsCreateApi(PrefectApiView):
     they are stored."""
 
     required_scopes = {"POST": "manage_events"}
+
+    def rate_charge(self, request):
+        items = request.data  # each event counts against the logs + events bucket
+        return Bucket.LOGS_EVENTS, max(1, len(items)) if isinstance(items, list) else 1
 
     def post(self, request):
         items = request.data

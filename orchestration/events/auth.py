@@ -47,6 +47,7 @@ class SocketGrant:
     workspace_id: uuid.UUID
     account_id: uuid.UUID
     token: str = field(repr=False)  # kept to check the key again on a long-lived socket
+    plan: str = ""  # the account's plan when granted: its rate limits
 
 
 def header(scope: dict, name: str) -> str | None:
@@ -105,7 +106,12 @@ def _authorize(token: str, account_ref: str, workspace_ref: str, scopes: tuple[s
     )
     if not decision.allowed:
         return None
-    return SocketGrant(workspace_id=decision.workspace.pk, account_id=decision.account.pk, token=token)
+    return SocketGrant(
+        workspace_id=decision.workspace.pk,
+        account_id=decision.account.pk,
+        token=token,
+        plan=decision.account.plan,
+    )
 
 
 authorize = database_sync_to_async(authorize_sync)

@@ -29,11 +29,13 @@ import time
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import DatabaseError, DataError, IntegrityError
 from pydantic import ValidationError
 
+from access.limits import Bucket, retry_after_for
 from core.parsers import loads
 from orchestration.events import hub, selectors
 from orchestration.events.auth import (
@@ -179,6 +181,7 @@ def _store_and_render(workspace_id, events: list[EventIn]) -> list[dict[str, str
 
 
 _store_in_thread = database_sync_to_async(_store_and_render, thread_sensitive=False)
+_charge_in_thread = sync_to_async(retry_after_for, thread_sensitive=False)
 
 
 class EventsInConsumer(_PrefectSocket):
@@ -233,8 +236,22 @@ class EventsInConsumer(_PrefectSocket):
                 logger.warning("Dropping %d events: the socket's key or access is gone", len(batch))
                 return
             workspace_id = self.grant.workspace_id
+            await self._within_rate_limit(len(batch))
             items = await self._store(workspace_id, batch)
             await events_publish(workspace_id, items)
+
+    async def _within_rate_limit(self, amount: int) -> None:
+        """Charge the batch to the account's logs + events bucket; over the limit, wait for the
+        minute to turn before storing (the socket reads no more meanwhile once a batch is full),
+        so what the client sent is slowed, never dropped."""
+        grant = self.grant
+        while True:
+            wait = await _charge_in_thread(
+                account_id=grant.account_id, plan=grant.plan, bucket=Bucket.LOGS_EVENTS, amount=amount
+            )
+            if wait is None:
+                return
+            await asyncio.sleep(min(wait, 5))
 
     async def _store(self, workspace_id, batch: list[EventIn]) -> list[dict[str, str]]:
         """Store ``batch``, retrying for as long as the store refuses it; only an event that fails

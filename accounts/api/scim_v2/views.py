@@ -22,6 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django_scim.schemas import ALL as SCHEMA_DOCUMENTS
 
 from access.gate import Outcome, authorize_scim
+from accounts import throttles
 from accounts.models import ScimActivity, ScimUser, Team
 from accounts.scim import services
 from accounts.scim.protocol import (
@@ -115,11 +116,16 @@ class ScimView(View):
         raise ScimError(405, f"{request.method} is not supported here.")
 
     def _authenticate(self, request, account_ref) -> Account:
+        ip = client_ip(request)
+        # Failed tokens are throttled per address (everything refused) and per account (failures
+        # answered 429): accounts.throttles.
+        throttles.check(throttles.Door.SCIM, address=ip, subject=account_ref, from_memory=True)
         token, decision = authorize_scim(
-            bearer_token(request.META.get("HTTP_AUTHORIZATION")), account_ref, ip=client_ip(request)
+            bearer_token(request.META.get("HTTP_AUTHORIZATION")), account_ref, ip=ip
         )
         self.token = token
         if decision.outcome is Outcome.UNAUTHENTICATED:
+            throttles.failed(throttles.Door.SCIM, address=ip, subject=account_ref, account_ref=account_ref)
             raise ScimError(401, decision.detail)
         if not decision.allowed:
             raise ScimError(403, decision.detail)

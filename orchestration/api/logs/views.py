@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from rest_framework.response import Response
 
+from access.limits import Bucket
 from orchestration.api.base import InvalidBody, PrefectApiView, created
 from orchestration.api.logs.wire import log_to_wire
 from orchestration.schemas.actions import LogCreate
@@ -13,6 +14,11 @@ MAX_LOGS_PER_REQUEST = 10_000
 
 class LogCreateApi(PrefectApiView):
     required_scopes = {"POST": "run_flows"}
+
+    def rate_charge(self, request):
+        # Each log counts against the logs + events bucket, not each batch (Prefect Cloud's rule).
+        items = request.data
+        return Bucket.LOGS_EVENTS, max(1, len(items)) if isinstance(items, list) else 1
 
     def post(self, request):
         items = request.data
