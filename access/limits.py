@@ -14,7 +14,7 @@ import enum
 from django.conf import settings
 from rest_framework.exceptions import Throttled
 
-from billing.plans import get_plan
+from billing.plans import get_plan, with_contract_limits
 from core.ratelimit import limiter
 
 
@@ -28,15 +28,16 @@ class RateLimited(Throttled):
 
 
 def _limit(account, bucket: Bucket) -> int | None:
-    return limit_of(account.plan, bucket)
+    return limit_of(account.plan, bucket, account.plan_limits)
 
 
-def limit_of(plan_key: str, bucket: Bucket) -> int | None:
-    """The per-minute limit of ``bucket`` on the plan ``plan_key``; None when limits are off."""
+def limit_of(plan_key: str, bucket: Bucket, plan_limits: dict | None = None) -> int | None:
+    """The per-minute limit of ``bucket`` on the plan ``plan_key`` (with an account's contract
+    limits, ``plan_limits``); None when limits are off."""
     scale = settings.RATE_LIMIT_SCALE
     if scale <= 0:
         return None
-    plan = get_plan(plan_key)
+    plan = with_contract_limits(get_plan(plan_key), plan_limits)
     per_minute = plan.api_requests_per_minute if bucket is Bucket.API else plan.logs_events_per_minute
     return max(1, int(per_minute * scale))
 
@@ -49,12 +50,21 @@ def _batch(limit: int) -> int:
 
 def retry_after_of(account, bucket: Bucket, amount: int = 1) -> int | None:
     """Charge ``amount`` to ``account``'s ``bucket``: None when allowed, else the seconds to wait."""
-    return retry_after_for(account_id=account.pk, plan=account.plan, bucket=bucket, amount=amount)
+    return retry_after_for(
+        account_id=account.pk,
+        plan=account.plan,
+        plan_limits=account.plan_limits,
+        bucket=bucket,
+        amount=amount,
+    )
 
 
-def retry_after_for(*, account_id, plan: str, bucket: Bucket, amount: int = 1) -> int | None:
-    """``retry_after_of`` by the account's id and plan (what a websocket's grant holds)."""
-    limit = limit_of(plan, bucket)
+def retry_after_for(
+    *, account_id, plan: str, bucket: Bucket, amount: int = 1, plan_limits: dict | None = None
+) -> int | None:
+    """``retry_after_of`` by the account's id, plan and contract limits (what a websocket's grant
+    holds)."""
+    limit = limit_of(plan, bucket, plan_limits)
     if limit is None:
         return None
     # A batch larger than a whole minute's allowance costs the whole minute (it would never fit).

@@ -134,8 +134,13 @@ CONTRACT_LIMITS: tuple[str, ...] = (
     "max_deployments",
     "max_webhooks",
     "audit_log_retention_days",
+    "api_requests_per_minute",
+    "logs_events_per_minute",
+    "run_retention_days",
 )
-_UNLIMITABLE = {"audit_log_retention_days"}
+_UNLIMITABLE = {
+    "audit_log_retention_days", "api_requests_per_minute", "logs_events_per_minute", "run_retention_days",
+}  # fmt: skip
 
 
 def contract_limits_problems(limits: object) -> list[str]:

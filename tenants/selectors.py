@@ -32,6 +32,6 @@ def resolve_workspace(account: Account, ref: str) -> Workspace | None:
 
 
 def workspace_plans() -> list[tuple]:
-    """``(workspace id, its account's plan key)`` of every workspace: what a sweep across tenants
-    (retention) needs to know."""
-    return list(Workspace.objects.values_list("id", "account__plan"))
+    """``(workspace id, its account's plan key, the account's contract limits)`` of every
+    workspace: what a sweep across tenants (retention) needs to know."""
+    return list(Workspace.objects.values_list("id", "account__plan", "account__plan_limits"))

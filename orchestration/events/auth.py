@@ -48,6 +48,7 @@ class SocketGrant:
     account_id: uuid.UUID
     token: str = field(repr=False)  # kept to check the key again on a long-lived socket
     plan: str = ""  # the account's plan when granted: its rate limits
+    plan_limits: dict | None = None  # and the account's contract limits
 
 
 def header(scope: dict, name: str) -> str | None:
@@ -111,6 +112,7 @@ def _authorize(token: str, account_ref: str, workspace_ref: str, scopes: tuple[s
         account_id=decision.account.pk,
         token=token,
         plan=decision.account.plan,
+        plan_limits=decision.account.plan_limits,
     )
 
 

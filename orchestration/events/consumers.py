@@ -247,7 +247,11 @@ class EventsInConsumer(_PrefectSocket):
         grant = self.grant
         while True:
             wait = await _charge_in_thread(
-                account_id=grant.account_id, plan=grant.plan, bucket=Bucket.LOGS_EVENTS, amount=amount
+                account_id=grant.account_id,
+                plan=grant.plan,
+                plan_limits=grant.plan_limits,
+                bucket=Bucket.LOGS_EVENTS,
+                amount=amount,
             )
             if wait is None:
                 return

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from billing.plans import PLANS
+from billing.plans import PLANS, with_contract_limits
 from orchestration.models import Artifact, Event, FlowRun, Log, TaskRun
 from orchestration.models.states import TERMINAL_STATE_TYPES
 from tenants.selectors import workspace_plans
@@ -48,10 +48,10 @@ def run_data_purge_expired(*, now: dt.datetime | None = None, batch_size: int = 
     """Delete what every workspace's plan no longer keeps; how many of each kind were deleted."""
     now = now or timezone.now()
     deleted: Counter[str] = Counter()
-    for workspace_id, plan_key in workspace_plans():
-        plan = PLANS.get(plan_key)
-        if plan is None:
+    for workspace_id, plan_key, plan_limits in workspace_plans():
+        if plan_key not in PLANS:
             continue  # an unknown plan keeps everything rather than guessing
+        plan = with_contract_limits(PLANS[plan_key], plan_limits)
         cutoff = now - dt.timedelta(days=plan.run_retention_days)
         for name, model, condition in _targets(cutoff):
             deleted[name] += _delete_in_batches(model, workspace_id, condition, batch_size)

@@ -109,3 +109,19 @@ def test_malformed_or_misplaced_contract_limits_are_refused(plan, limits, messag
 def test_a_self_serve_plan_ignores_limits_left_from_a_contract():
     account = AccountFactory(plan="team", plan_limits={"max_seats": 500})
     assert entitlements.plan_for(account).max_seats == 8
+
+
+def test_contract_limits_set_the_rate_limits_and_run_retention(settings):
+    from access.limits import Bucket, limit_of
+    from billing.plans import get_plan, with_contract_limits
+
+    settings.RATE_LIMIT_SCALE = 1
+    limits = {"api_requests_per_minute": 20_000, "logs_events_per_minute": 90_000, "run_retention_days": 365}
+    form = _limits_form(AccountFactory(plan="enterprise"), "enterprise", limits)
+    assert form.is_valid(), form.errors
+    assert limit_of("enterprise", Bucket.API, limits) == 20_000
+    assert limit_of("enterprise", Bucket.LOGS_EVENTS, limits) == 90_000
+    assert limit_of("enterprise", Bucket.API) == 5_000  # the plan's own figure
+    assert with_contract_limits(get_plan("enterprise"), limits).run_retention_days == 365
+    refused = _limits_form(AccountFactory(plan="enterprise"), "enterprise", {"run_retention_days": None})
+    assert not refused.is_valid() and "whole number" in str(refused.errors["plan_limits"])
