@@ -9,7 +9,7 @@ first and then skips it. Each action emits ``prefect.automation.action.triggered
 Runs here: ``do-nothing``, ``run-deployment`` (parameters rendered from the triggering event in the
 one Jinja sandbox), ``pause-deployment``/``resume-deployment``, ``cancel-flow-run``,
 ``change-flow-run-state`` and ``suspend-flow-run`` (through ``set_flow_run_state``),
-``resume-flow-run``, ``pause-``/``resume-work-pool``, ``pause-``/``resume-work-queue``,
+``resume-flow-run``, ``delete-flow-run``, ``pause-``/``resume-work-pool``, ``pause-``/``resume-work-queue``,
 ``pause-automation``/``resume-automation``, and ``call-webhook``/``send-notification``
 (``services.notifications``, through ``core.outbound``). Any other action type fails with the reason
 that it is not supported yet. An action that fails with a reason (``ActionFailed``) is not retried;
@@ -28,7 +28,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from core.errors import AppError
+from core.errors import AppError, NotFound
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import (
     Automation,
@@ -50,6 +50,7 @@ from orchestration.schemas.templates import TemplateRenderError, template_render
 from orchestration.services.automations import automation_patch
 from orchestration.services.deployments import deployment_flow_run_create, deployment_set_paused
 from orchestration.services.flow_run_inputs import flow_run_resume
+from orchestration.services.flow_runs import flow_run_delete
 from orchestration.services.notifications import (
     OUTBOUND_ACTIONS,
     ActionFailed,
@@ -253,6 +254,18 @@ def _resume_flow_run(run: _Run) -> None:
         )
 
 
+def _delete_flow_run(run: _Run) -> None:
+    """Prefect's ``delete-flow-run``: the run the event names, deleted as ``DELETE flow_runs/{id}``
+    deletes it; one already gone fails with the API's reason."""
+    flow_run_id = run.id_of_kind("prefect.flow-run", "flow_run_id")
+    run.related.append({"prefect.resource.id": f"prefect.flow-run.{flow_run_id}",
+                        "prefect.resource.role": "target"})  # fmt: skip
+    try:
+        flow_run_delete(flow_run_id=flow_run_id)
+    except NotFound as error:
+        raise ActionFailed(error.message) from None
+
+
 def _pause_work_pool(run: _Run, *, paused: bool) -> None:
     pool_id = run.id_of_kind("prefect.work-pool", "work_pool_id")
     pool = WorkPool.objects.filter(id=pool_id).first()
@@ -291,6 +304,7 @@ _ACTIONS = {
     "resume-automation": lambda run: _pause_automation(run, enabled=True),
     "suspend-flow-run": _suspend_flow_run,
     "resume-flow-run": _resume_flow_run,
+    "delete-flow-run": _delete_flow_run,
     "pause-work-pool": lambda run: _pause_work_pool(run, paused=True),
     "resume-work-pool": lambda run: _pause_work_pool(run, paused=False),
     "pause-work-queue": lambda run: _pause_work_queue(run, paused=True),

@@ -229,3 +229,24 @@ def test_suspend_and_resume_flow_run(tenant, dev, django_capture_on_commit_callb
     assert (
         failed.payload["reason"] == "Failed to resume flow run: Cannot resume a flow run that is not paused."
     )
+
+
+def test_delete_flow_run(tenant, dev, django_capture_on_commit_callbacks):
+    flow = dev.post(f"{tenant.prefix}/flows/", {"name": "work"}, format="json").json()["id"]
+    run_id = dev.post(f"{tenant.prefix}/flow_runs/", {"flow_id": flow}, format="json").json()["id"]
+    automation(dev, tenant, name="d", expect=["drop"], actions=[{"type": "delete-flow-run"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("drop", resource=f"prefect.flow-run.{run_id}"))
+    assert not FlowRun.objects.for_workspace(tenant.workspace.id).filter(id=run_id).exists()
+    (executed,) = emitted(tenant, "prefect.automation.action.executed")
+    assert {"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "target"} in [
+        {k: v for k, v in related.items() if k in ("prefect.resource.id", "prefect.resource.role")}
+        for related in executed.related
+    ]
+    # A run already gone fails with the API's reason.
+    emit(
+        django_capture_on_commit_callbacks,
+        tenant,
+        event("drop", seconds=1, resource=f"prefect.flow-run.{run_id}"),
+    )
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert "not found" in failed.payload["reason"].lower()
