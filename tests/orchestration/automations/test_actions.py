@@ -172,12 +172,14 @@ def test_pause_and_resume_automation(tenant, dev, django_capture_on_commit_callb
     assert rows.get(id=target).enabled is True
 
 
-def test_an_action_not_supported_yet_fails_with_the_reason(tenant, dev, django_capture_on_commit_callbacks):
+def test_an_action_that_fails_says_why_and_the_next_still_runs(
+    tenant, dev, django_capture_on_commit_callbacks
+):
     automation(dev, tenant, expect=["go"], actions=[{"type": "delete-flow-run"}, {"type": "do-nothing"}])
     emit(django_capture_on_commit_callbacks, tenant, event("go", resource="prefect.flow-run.x"))
     assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "failed"), (1, "executed")]
     (failed,) = emitted(tenant, "prefect.automation.action.failed")
-    assert failed.payload["reason"] == "The action 'delete-flow-run' is not supported yet"
+    assert failed.payload["reason"] == "No flow run could be inferred"  # no run id in the event
 
 
 def test_actions_on_trigger_see_the_triggered_event(tenant, dev, django_capture_on_commit_callbacks):
