@@ -30,8 +30,14 @@ $(NODE_PEER)/node_modules/.installed: $(NODE_PEER)/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then npm ci --prefix $(NODE_PEER) --no-audit --no-fund --silent && touch $@; \
 	 else echo "npm not found: the tests that run the OIDC provider need Node.js and npm"; fi
 
+# axe-core, which the console's browser tests inject into each page (npm).
+AXE_PEER := tests/peers/axe
+$(AXE_PEER)/node_modules/.installed: $(AXE_PEER)/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix $(AXE_PEER) --no-audit --no-fund --silent && touch $@; \
+	 else echo "npm not found: the console's accessibility scan needs Node.js and npm"; fi
+
 install-run: $(RUN_STAMP)
-install: $(TEST_STAMP) $(NODE_PEER)/node_modules/.installed
+install: $(TEST_STAMP) $(NODE_PEER)/node_modules/.installed $(AXE_PEER)/node_modules/.installed
 
 ## make run: migrate, provision the demo account, then serve web + worker + beat on 127.0.0.1:8000
 run: install-run
