@@ -10,10 +10,21 @@ from console.pages.connect import ConnectPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
+from console.pages.scim import ScimPage, ScimTokenRevokePage
 from console.pages.service_accounts import (
     ServiceAccountDeletePage,
     ServiceAccountRotatePage,
     ServiceAccountsPage,
+)
+from console.pages.sso import (
+    IdentityProviderCreatePage,
+    IdentityProviderDeletePage,
+    IdentityProviderDiscoveryPage,
+    IdentityProviderPage,
+    SsoDomainRemovePage,
+    SsoDomainVerifyPage,
+    SsoEnforcementPage,
+    SsoPage,
 )
 
 ACCOUNT = "accounts/<str:account>/"
@@ -51,5 +62,41 @@ urlpatterns = [
         f"{ACCOUNT}service-accounts/<uuid:object_id>/delete",
         ServiceAccountDeletePage.as_view(),
         name="console-service-account-delete",
+    ),
+    path(f"{ACCOUNT}sso/", SsoPage.as_view(), name="console-sso"),
+    path(
+        f"{ACCOUNT}sso/domains/<uuid:domain_id>/verify",
+        SsoDomainVerifyPage.as_view(),
+        name="console-sso-domain-verify",
+    ),
+    path(
+        f"{ACCOUNT}sso/domains/<uuid:object_id>/remove",
+        SsoDomainRemovePage.as_view(),
+        name="console-sso-domain-remove",
+    ),
+    path(f"{ACCOUNT}sso/enforcement", SsoEnforcementPage.as_view(), name="console-sso-enforcement"),
+    path(
+        f"{ACCOUNT}sso/providers/new", IdentityProviderCreatePage.as_view(), name="console-sso-provider-new"
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/",
+        IdentityProviderPage.as_view(),
+        name="console-sso-provider",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/discovery",
+        IdentityProviderDiscoveryPage.as_view(),
+        name="console-sso-provider-discovery",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:object_id>/delete",
+        IdentityProviderDeletePage.as_view(),
+        name="console-sso-provider-delete",
+    ),
+    path(f"{ACCOUNT}scim/", ScimPage.as_view(), name="console-scim"),
+    path(
+        f"{ACCOUNT}scim/tokens/<uuid:object_id>/revoke",
+        ScimTokenRevokePage.as_view(),
+        name="console-scim-token-revoke",
     ),
 ]

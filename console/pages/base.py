@@ -49,6 +49,8 @@ class NavItem:
 NAVIGATION: tuple[NavItem, ...] = (
     NavItem("Members", "console-members", "read:account_membership"),
     NavItem("Service accounts", "console-service-accounts", "read:bot", "service_accounts"),
+    NavItem("Single sign-on", "console-sso", "read:sso", "sso"),
+    NavItem("SCIM", "console-scim", "read:sso", "scim"),
 )
 
 
