@@ -24,6 +24,8 @@ from console.pages.sso import (
     SsoDomainRemovePage,
     SsoDomainVerifyPage,
     SsoEnforcementPage,
+    SsoGroupMappingAddPage,
+    SsoGroupMappingRemovePage,
     SsoPage,
 )
 
@@ -73,6 +75,12 @@ urlpatterns = [
         f"{ACCOUNT}sso/domains/<uuid:object_id>/remove",
         SsoDomainRemovePage.as_view(),
         name="console-sso-domain-remove",
+    ),
+    path(f"{ACCOUNT}sso/group-mappings", SsoGroupMappingAddPage.as_view(), name="console-sso-mapping-add"),
+    path(
+        f"{ACCOUNT}sso/group-mappings/<uuid:object_id>/remove",
+        SsoGroupMappingRemovePage.as_view(),
+        name="console-sso-mapping-remove",
     ),
     path(f"{ACCOUNT}sso/enforcement", SsoEnforcementPage.as_view(), name="console-sso-enforcement"),
     path(

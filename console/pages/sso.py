@@ -20,7 +20,7 @@ from accounts.models import IdentityProvider, SsoDomain
 from accounts.sso import domains
 from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
 from accounts.sso.discovery import oidc_discovery_check
-from accounts.sso.mappings import group_mappings_list, role_of_mapping
+from accounts.sso.mappings import group_mappings_list, group_mappings_set, mapping_wire, role_of_mapping
 from accounts.sso.providers import (
     OIDC_CLAIMS,
     SAML_ATTRIBUTES,
@@ -31,13 +31,14 @@ from accounts.sso.providers import (
 )
 from accounts.sso.saml import sp_keypair, sp_urls
 from accounts.sso.selectors import (
+    group_mapping_targets,
     identity_provider_get,
     identity_provider_list,
     sso_domain_get,
     sso_domain_list,
 )
 from audit.context import client_ip
-from billing.entitlements import plan_for
+from billing.entitlements import ensure_feature, plan_for
 from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
 from core.errors import AppError
 
@@ -251,12 +252,22 @@ class _SsoView(ConsolePage):
     template_name = "console/sso.html"
     nav_url_name = "console-sso"
 
-    def show(self, *, domain_form=None, row_errors=None, enforcement_error=None, status: int = 200):
+    def show(
+        self,
+        *,
+        domain_form=None,
+        row_errors=None,
+        enforcement_error=None,
+        mapping_error=None,
+        mapping_form=None,
+        status: int = 200,
+    ):
         providers = list(identity_provider_list(account=self.account))
         mappings = group_mappings_list(self.account)
+        can_administer = self.can("administrate:sso")
         return self.page(
             {
-                "can_administer": self.can("administrate:sso"),
+                "can_administer": can_administer,
                 "feature_on_plan": plan_for(self.account).has("sso"),
                 "domains": [
                     {
@@ -278,6 +289,9 @@ class _SsoView(ConsolePage):
                 "mappings": [{"mapping": m, "role": role_of_mapping(m)} for m in mappings],
                 "enforced": bool((self.account.settings or {}).get("enforce_sso")),
                 "enforcement_error": enforcement_error,
+                "mapping_error": mapping_error,
+                "mapping_form": mapping_form or {},
+                "targets": group_mapping_targets(account=self.account) if can_administer else None,
             },
             status=status,
         )
@@ -371,6 +385,76 @@ class SsoEnforcementPage(_SsoView):
             "Single sign-on is enforced." if choice == "on" else "Single sign-on is no longer enforced.",
         )
         return redirect(self.url("console-sso"))
+
+
+def _mapping_entries(account, *, without=None) -> list[dict]:
+    """The account's group mappings as the service takes them (less ``without``)."""
+    return [
+        {k: v for k, v in mapping_wire(m).items() if k != "id" and v is not None}
+        for m in group_mappings_list(account)
+        if m.pk != without
+    ]
+
+
+class SsoGroupMappingAddPage(_SsoView):
+    """Map one more group (to a team, or to a workspace with a role): the service replaces the whole
+    table, so the current mappings are sent with the new one."""
+
+    required_permissions = {"POST": "administrate:sso"}
+
+    def post(self, request):
+        group = (request.POST.get("group") or "").strip()
+        kind, _, target_id = (request.POST.get("target") or "").partition(":")
+        entry: dict = {"group": group}
+        if kind == "team":
+            entry["team_id"] = target_id
+        elif kind == "workspace":
+            entry["workspace_id"] = target_id
+            entry["workspace_role_id"] = request.POST.get("workspace_role_id") or None
+        else:
+            return self.show(
+                mapping_error="Choose a team or a workspace.", mapping_form=request.POST, status=422
+            )
+        try:
+            ensure_feature(self.account, "sso")
+            group_mappings_set(
+                account=self.account,
+                mappings=[*_mapping_entries(self.account), entry],
+                actor=request.user,
+            )
+        except AppError as error:
+            return self.show(mapping_error=error_message(error), mapping_form=request.POST, status=422)
+        messages.success(request, f"The group {group} is mapped.")
+        return redirect(self.url("console-sso"))
+
+
+class SsoGroupMappingRemovePage(ConfirmedActionPage):
+    required_permissions = {"GET": "administrate:sso", "POST": "administrate:sso"}
+    nav_url_name = back_url_name = "console-sso"
+
+    def target(self, object_id):
+        for mapping in group_mappings_list(self.account):
+            if mapping.pk == object_id:
+                return mapping
+        raise Http404("Not Found")
+
+    def confirmation(self, target) -> Confirmation:
+        return Confirmation(
+            title=f"Remove the mapping of the group {target.group}?",
+            explanation=(
+                "At their next sign-in, people of that group are taken out of what it gave them (the "
+                "mapped team, or the workspace grant the mapping made)."
+            ),
+            action_label="Remove mapping",
+            done=f"The mapping of {target.group} was removed.",
+        )
+
+    def act(self, target) -> None:
+        group_mappings_set(
+            account=self.account,
+            mappings=_mapping_entries(self.account, without=target.pk),
+            actor=self.request.user,
+        )
 
 
 # --- identity providers ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import pytest
 from accounts.models import IdentityProvider, SsoDomain, SsoGroupMapping, Team
 from accounts.sso.providers import provider_create
 from accounts.sso.saml import sp_urls
+from accounts.sso.selectors import group_mapping_targets
 from audit.actors import SYSTEM
 from tests.accounts.test_sso_domains import local_dns  # noqa: F401  (the fixture: a real DNS server)
 from tests.accounts.test_sso_providers import certificate_pem, oidc_body, saml_body
@@ -340,3 +341,84 @@ def test_no_per_row_queries(org):
             account=org.account, group=f"w{n}", workspace=org.tenant.workspace, workspace_role="developer"
         )
     assert steady_query_count(browser, org.url("sso/")) == few
+
+
+class TestGroupMappings:
+    def test_map_groups_to_a_team_and_a_workspace_role_then_remove_one(self, org):
+        team = Team.objects.create(account=org.account, name="Engineers")
+        browser = session(org.admin)
+        page = html(browser.get(org.url("sso/")))
+        assert f'value="team:{team.pk}"' in page and f'value="workspace:{org.tenant.workspace.pk}"' in page
+        assert (
+            browser.post(
+                org.url("sso/group-mappings"), {"group": "eng", "target": f"team:{team.pk}"}
+            ).status_code
+            == 302
+        )
+        developer = next(
+            r for r in group_mapping_targets(account=org.account)["roles"] if r.builtin == "developer"
+        )
+        response = browser.post(
+            org.url("sso/group-mappings"),
+            {
+                "group": "ops",
+                "target": f"workspace:{org.tenant.workspace.pk}",
+                "workspace_role_id": str(developer.id),
+            },
+        )
+        assert response.status_code == 302
+        mappings = {m.group: m for m in SsoGroupMapping.objects.filter(account=org.account)}
+        assert mappings["eng"].team_id == team.pk
+        assert (
+            mappings["ops"].workspace_id == org.tenant.workspace.pk
+            and mappings["ops"].workspace_role == "developer"
+        )
+        assert len(audited(org.account, "sso.group-mappings-changed")) == 2
+        page = html(browser.get(org.url("sso/")))
+        assert "Team Engineers" in page and f"Developer in {org.tenant.workspace.name}" in page
+
+        confirm = browser.get(org.url(f"sso/group-mappings/{mappings['eng'].pk}/remove"))
+        assert "Remove the mapping of the group eng?" in html(confirm)
+        assert browser.post(org.url(f"sso/group-mappings/{mappings['eng'].pk}/remove")).status_code == 302
+        assert list(SsoGroupMapping.objects.filter(account=org.account).values_list("group", flat=True)) == [
+            "ops"
+        ]
+        changes = audited(org.account, "sso.group-mappings-changed")
+        assert sorted((len(e.payload["before"]), len(e.payload["after"])) for e in changes) == [
+            (0, 1),
+            (1, 2),
+            (2, 1),
+        ]
+
+    def test_the_services_refusal_is_shown_inline(self, org):
+        other_team = Team.objects.create(account=make_org().account, name="Theirs")
+        browser = session(org.admin)
+        response = browser.post(
+            org.url("sso/group-mappings"), {"group": "eng", "target": f"team:{other_team.pk}"}
+        )
+        assert response.status_code == 422
+        assert "mappings[0].team_id is not a team of this account." in html(response)
+        nothing = browser.post(org.url("sso/group-mappings"), {"group": "eng"})
+        assert nothing.status_code == 422 and "Choose a team or a workspace." in html(nothing)
+        assert not SsoGroupMapping.objects.filter(account=org.account).exists()
+        assert not audited(org.account, "sso.group-mappings-changed")
+
+    def test_a_member_cannot_change_them(self, org):
+        team = Team.objects.create(account=org.account, name="Engineers")
+        mapping = SsoGroupMapping.objects.create(account=org.account, group="eng", team=team)
+        browser = session(org.member)
+        assert "Map group" not in html(browser.get(org.url("sso/")))
+        assert (
+            browser.post(
+                org.url("sso/group-mappings"), {"group": "x", "target": f"team:{team.pk}"}
+            ).status_code
+            == 403
+        )
+        assert browser.post(org.url(f"sso/group-mappings/{mapping.pk}/remove")).status_code == 403
+        other = make_org()
+        theirs = SsoGroupMapping.objects.create(
+            account=other.account, group="eng", team=Team.objects.create(account=other.account, name="T")
+        )
+        assert session(org.admin).post(org.url(f"sso/group-mappings/{theirs.pk}/remove")).status_code == 404
+        assert SsoGroupMapping.objects.filter(pk=theirs.pk).exists()
+        assert SsoGroupMapping.objects.filter(account=org.account).count() == 1
