@@ -10,7 +10,7 @@ from console.pages.connect import ConnectPage
 from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
-from console.pages.scim import ScimPage, ScimTokenRevokePage
+from console.pages.scim import ScimPage, ScimSettingsPage, ScimTokenRevokePage
 from console.pages.service_accounts import (
     ServiceAccountDeletePage,
     ServiceAccountRotatePage,
@@ -102,6 +102,7 @@ urlpatterns = [
         name="console-sso-provider-delete",
     ),
     path(f"{ACCOUNT}scim/", ScimPage.as_view(), name="console-scim"),
+    path(f"{ACCOUNT}scim/settings", ScimSettingsPage.as_view(), name="console-scim-settings"),
     path(
         f"{ACCOUNT}scim/tokens/<uuid:object_id>/revoke",
         ScimTokenRevokePage.as_view(),

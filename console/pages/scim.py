@@ -9,7 +9,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.contrib import messages
 from django.http import Http404
+from django.shortcuts import redirect
 from django.utils import timezone
 
 from accounts.models import ScimToken
@@ -77,7 +79,7 @@ class _ScimView(ConsolePage):
     template_name = "console/scim.html"
     nav_url_name = "console-scim"
 
-    def show(self, *, form=None, new_token=None, status: int = 200):
+    def show(self, *, form=None, new_token=None, settings_error=None, status: int = 200):
         tokens = list(scim_token_list(account=self.account))
         filters = ActivityFilter(self.request.GET, tokens=tokens)
         filters.is_valid()  # an unreadable filter is dropped, not refused
@@ -113,6 +115,8 @@ class _ScimView(ConsolePage):
                 "page": page,
                 "has_next": len(rows) > ACTIVITY_PAGE,
                 "filter_query": query.urlencode(),
+                "exempt_from_ip_allowlist": services.scim_settings(self.account)["exempt_from_ip_allowlist"],
+                "settings_error": settings_error,
             },
             status=status,
         )
@@ -137,6 +141,30 @@ class ScimPage(_ScimView):
             else:
                 return self.show(new_token={"token": token, "plaintext": raw}, status=201)
         return self.show(form=form, status=422)
+
+
+class ScimSettingsPage(_ScimView):
+    """Whether the IdP's SCIM requests are exempt from the account's IP allowlist."""
+
+    required_permissions = {"POST": "administrate:sso"}
+
+    def post(self, request):
+        choice = request.POST.get("exempt_from_ip_allowlist")
+        if choice not in ("on", "off"):
+            return self.show(settings_error="Choose on or off.", status=422)
+        try:
+            services.scim_settings_update(
+                account=self.account, actor=request.user, exempt_from_ip_allowlist=choice == "on"
+            )
+        except AppError as error:
+            return self.show(settings_error=error_message(error), status=422)
+        messages.success(
+            request,
+            "SCIM requests are exempt from the IP allowlist."
+            if choice == "on"
+            else "SCIM requests are held to the IP allowlist.",
+        )
+        return redirect(self.url("console-scim"))
 
 
 class ScimTokenRevokePage(ConfirmedActionPage):

@@ -113,6 +113,27 @@ class TestTokens:
         assert not ScimToken.objects.filter(account=org.account).exists()
 
 
+class TestAllowlistExemption:
+    def test_exempt_then_hold_again(self, org):
+        browser = session(org.admin)
+        assert "Exempt SCIM requests from the allowlist" in html(browser.get(org.url("scim/")))
+        assert browser.post(org.url("scim/settings"), {"exempt_from_ip_allowlist": "on"}).status_code == 302
+        org.account.refresh_from_db()
+        assert org.account.settings["scim_exempt_from_ip_allowlist"] is True
+        assert "Hold SCIM requests to the allowlist" in html(browser.get(org.url("scim/")))
+        [event] = audited(org.account, "scim.settings-changed")
+        assert event.payload["before"] == {"exempt_from_ip_allowlist": False}
+        assert event.payload["after"] == {"exempt_from_ip_allowlist": True}
+
+    def test_no_choice_changes_nothing_and_a_member_is_refused(self, org):
+        refused = session(org.admin).post(org.url("scim/settings"), {})
+        assert refused.status_code == 422 and "Choose on or off." in html(refused)
+        member = session(org.member)
+        assert "Exempt SCIM requests" not in html(member.get(org.url("scim/")))
+        assert member.post(org.url("scim/settings"), {"exempt_from_ip_allowlist": "on"}).status_code == 403
+        assert not audited(org.account, "scim.settings-changed")
+
+
 class TestActivity:
     def test_filters_by_method_answer_token_and_age(self, org):
         okta, _ = scim_token_create(account=org.account, actor=SYSTEM, name="Okta")
