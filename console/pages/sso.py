@@ -42,6 +42,7 @@ from billing.entitlements import ensure_feature, plan_for
 from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
 from core.errors import AppError
 
+_MAPPING_FIELDS = ("email", "first_name", "last_name", "groups")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
 
 
@@ -86,8 +87,19 @@ class DomainForm(forms.Form):
 
 
 class _ProviderForm(forms.Form):
+    """What both kinds share: the name, the switch, and (last) the names under which the IdP sends
+    the email, first and last name and groups (empty: the default)."""
+
     name = forms.CharField(label="Name", max_length=200)
     enabled = forms.BooleanField(label="Enabled", required=False, initial=True)
+
+    mapping_word: str
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for key in _MAPPING_FIELDS:
+            label = f"{key.replace('_', ' ').capitalize()} {self.mapping_word}"
+            self.fields[f"{key}_attribute"] = forms.CharField(label=label, required=False, max_length=255)
 
 
 class SamlProviderForm(_ProviderForm):
@@ -110,13 +122,9 @@ class SamlProviderForm(_ProviderForm):
         initial="assertion",
     )
     allow_idp_initiated = forms.BooleanField(label="Allow IdP-initiated sign-in", required=False)
-    email_attribute = forms.CharField(label="Email attribute", required=False, max_length=255)
-    first_name_attribute = forms.CharField(label="First name attribute", required=False, max_length=255)
-    last_name_attribute = forms.CharField(label="Last name attribute", required=False, max_length=255)
-    groups_attribute = forms.CharField(label="Groups attribute", required=False, max_length=255)
 
     kind = IdentityProvider.Kind.SAML
-    mapping_key, mapping_defaults = "attribute_mapping", SAML_ATTRIBUTES
+    mapping_key, mapping_defaults, mapping_word = "attribute_mapping", SAML_ATTRIBUTES, "attribute"
     # The service's words name its keys; the form shows them under these fields.
     error_fields = {
         "name": "name",
@@ -176,13 +184,9 @@ class OidcProviderForm(_ProviderForm):
     single_logout = forms.BooleanField(
         label="Signing out here also signs out at the provider", required=False
     )
-    email_attribute = forms.CharField(label="Email claim", required=False, max_length=255)
-    first_name_attribute = forms.CharField(label="First name claim", required=False, max_length=255)
-    last_name_attribute = forms.CharField(label="Last name claim", required=False, max_length=255)
-    groups_attribute = forms.CharField(label="Groups claim", required=False, max_length=255)
 
     kind = IdentityProvider.Kind.OIDC
-    mapping_key, mapping_defaults = "claim_mapping", OIDC_CLAIMS
+    mapping_key, mapping_defaults, mapping_word = "claim_mapping", OIDC_CLAIMS, "claim"
     error_fields = {
         "name": "name",
         "issuer": "issuer",
@@ -222,7 +226,6 @@ class OidcProviderForm(_ProviderForm):
 
 
 PROVIDER_FORMS = {IdentityProvider.Kind.SAML: SamlProviderForm, IdentityProvider.Kind.OIDC: OidcProviderForm}
-_MAPPING_FIELDS = ("email", "first_name", "last_name", "groups")
 
 
 def _mapping_body(form) -> dict:
