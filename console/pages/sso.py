@@ -178,7 +178,6 @@ class OidcProviderForm(_ProviderForm):
         label="Client secret",
         required=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="stored encrypted and never shown again; leave empty to keep the current one",
     )
     scopes = forms.CharField(label="Scopes", required=False, initial="openid email profile", max_length=1024)
     single_logout = forms.BooleanField(
@@ -468,6 +467,8 @@ class _ProviderView(ConsolePage):
     nav_url_name = "console-sso"
 
     def show(self, form, *, provider=None, discovery=None, status: int = 200):
+        if provider is not None and "client_secret" in form.fields:
+            form.fields["client_secret"].label = "Client secret (stored encrypted; leave empty to keep it)"
         facts = service_provider_facts(provider) if provider is not None else []
         certificate = sp_keypair(provider)[1] if provider is not None and provider.kind == "saml" else None
         return self.page(

@@ -236,6 +236,8 @@ class TestOidcProviders:
         assert missing.status_code == 422 and "client_secret is required." in html(missing)
         provider = provider_create(account=org.account, body=oidc_body(), actor=SYSTEM)
         secret = provider.secret_encrypted
+        form = html(browser.get(org.url(f"sso/providers/{provider.pk}/")))
+        assert "leave empty to keep it" in form and "s3cret-value" not in form
         browser.post(
             org.url(f"sso/providers/{provider.pk}/"),
             {**OIDC_FORM, "name": "Entra", "issuer": "https://login.example/tenant/v2.0"},
