@@ -14,10 +14,23 @@ from console.pages.invitations import InvitationAcceptPage
 from console.pages.ip_allowlist import IpAllowlistEnforcementPage, IpAllowlistPage, IpAllowlistRemovePage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
 from console.pages.roles import RoleDeletePage, RolePage, RolesPage
+from console.pages.scim import ScimPage, ScimSettingsPage, ScimTokenRevokePage
 from console.pages.service_accounts import (
     ServiceAccountDeletePage,
     ServiceAccountRotatePage,
     ServiceAccountsPage,
+)
+from console.pages.sso import (
+    IdentityProviderCreatePage,
+    IdentityProviderDeletePage,
+    IdentityProviderDiscoveryPage,
+    IdentityProviderPage,
+    SsoDomainRemovePage,
+    SsoDomainVerifyPage,
+    SsoEnforcementPage,
+    SsoGroupMappingAddPage,
+    SsoGroupMappingRemovePage,
+    SsoPage,
 )
 from console.pages.teams import (
     TeamDeletePage,
@@ -118,4 +131,47 @@ urlpatterns = [
     path(f"{ACCOUNT}billing/", BillingPage.as_view(), name="console-billing"),
     path(f"{ACCOUNT}billing/checkout", CheckoutPage.as_view(), name="console-billing-checkout"),
     path(f"{ACCOUNT}billing/portal", PortalPage.as_view(), name="console-billing-portal"),
+    path(f"{ACCOUNT}sso/", SsoPage.as_view(), name="console-sso"),
+    path(
+        f"{ACCOUNT}sso/domains/<uuid:domain_id>/verify",
+        SsoDomainVerifyPage.as_view(),
+        name="console-sso-domain-verify",
+    ),
+    path(
+        f"{ACCOUNT}sso/domains/<uuid:object_id>/remove",
+        SsoDomainRemovePage.as_view(),
+        name="console-sso-domain-remove",
+    ),
+    path(f"{ACCOUNT}sso/group-mappings", SsoGroupMappingAddPage.as_view(), name="console-sso-mapping-add"),
+    path(
+        f"{ACCOUNT}sso/group-mappings/<uuid:object_id>/remove",
+        SsoGroupMappingRemovePage.as_view(),
+        name="console-sso-mapping-remove",
+    ),
+    path(f"{ACCOUNT}sso/enforcement", SsoEnforcementPage.as_view(), name="console-sso-enforcement"),
+    path(
+        f"{ACCOUNT}sso/providers/new", IdentityProviderCreatePage.as_view(), name="console-sso-provider-new"
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/",
+        IdentityProviderPage.as_view(),
+        name="console-sso-provider",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/discovery",
+        IdentityProviderDiscoveryPage.as_view(),
+        name="console-sso-provider-discovery",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:object_id>/delete",
+        IdentityProviderDeletePage.as_view(),
+        name="console-sso-provider-delete",
+    ),
+    path(f"{ACCOUNT}scim/", ScimPage.as_view(), name="console-scim"),
+    path(f"{ACCOUNT}scim/settings", ScimSettingsPage.as_view(), name="console-scim-settings"),
+    path(
+        f"{ACCOUNT}scim/tokens/<uuid:object_id>/revoke",
+        ScimTokenRevokePage.as_view(),
+        name="console-scim-token-revoke",
+    ),
 ]

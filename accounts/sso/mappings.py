@@ -97,7 +97,9 @@ def _by_id(queryset, value):
 
 
 def group_mappings_list(account) -> list[SsoGroupMapping]:
-    return list(SsoGroupMapping.objects.filter(account=account).select_related("custom_role"))
+    return list(
+        SsoGroupMapping.objects.filter(account=account).select_related("custom_role", "team", "workspace")
+    )
 
 
 def _mappings_snapshot(account) -> list[dict]:

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from cryptography import x509
 from django.db import IntegrityError, transaction
+from onelogin.saml2.idp_metadata_parser import OneLogin_Saml2_IdPMetadataParser
 
 from accounts.models import IdentityProvider
 from accounts.services import _lock_account
@@ -272,3 +273,33 @@ def provider_rotate_sp_certificate(*, provider: IdentityProvider, actor) -> Iden
             },
         )
     return provider
+
+
+def saml_metadata_read(xml: str) -> dict:
+    """The IdP's entity id, SSO and SLO URLs and signing certificates from its SAML metadata XML
+    (what an admin pastes), in the keys of a SAML configuration; a 422 that says why not."""
+    try:
+        parsed = OneLogin_Saml2_IdPMetadataParser.parse(xml) or {}
+        if not (parsed.get("idp") or {}).get("singleSignOnService"):
+            parsed = (
+                OneLogin_Saml2_IdPMetadataParser.parse(
+                    xml, required_sso_binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
+                )
+                or parsed
+            )
+    except Exception as error:  # lxml's syntax errors, and the parser's own bare Exceptions
+        raise _invalid(f"The metadata could not be read as SAML metadata XML ({error}).") from None
+    idp = parsed.get("idp") or {}
+    certificates = list((idp.get("x509certMulti") or {}).get("signing") or [])
+    if not certificates and idp.get("x509cert"):
+        certificates = [idp["x509cert"]]
+    found = {
+        "entity_id": idp.get("entityId"),
+        "sso_url": (idp.get("singleSignOnService") or {}).get("url"),
+        "slo_url": (idp.get("singleLogoutService") or {}).get("url") or None,
+        "x509_certificates": certificates,
+    }
+    missing = [name for name in ("entity_id", "sso_url", "x509_certificates") if not found[name]]
+    if missing:
+        raise _invalid(f"The metadata names no IdP {', '.join(missing)}.")
+    return found

@@ -3,7 +3,10 @@ group mappings are read through ``accounts.sso.mappings.group_mappings_list``)."
 
 from __future__ import annotations
 
-from accounts.models import IdentityProvider, SsoDomain
+from accounts.models import CustomRole, IdentityProvider, SsoDomain, Team
+from accounts.permissions import WorkspaceRole
+from accounts.roles import ResolvedRole
+from tenants.models import Workspace
 
 
 def sso_domain_list(*, account):
@@ -20,3 +23,19 @@ def identity_provider_list(*, account):
 
 def identity_provider_get(*, account, provider_id) -> IdentityProvider | None:
     return IdentityProvider.objects.filter(account=account, pk=provider_id).first()
+
+
+def group_mapping_targets(*, account) -> dict:
+    """What a group can be mapped to: the account's teams (not those managed over SCIM), its
+    workspaces, and the workspace roles (built-in, then the account's custom roles)."""
+    return {
+        "teams": list(Team.objects.filter(account=account, scim_managed=False).order_by("name")),
+        "workspaces": list(Workspace.objects.filter(account=account).order_by("name")),
+        "roles": [
+            *(ResolvedRole(builtin=role.value) for role in WorkspaceRole),
+            *(
+                ResolvedRole(custom=role)
+                for role in CustomRole.objects.filter(account=account).order_by("name")
+            ),
+        ],
+    }

@@ -55,6 +55,8 @@ NAVIGATION: tuple[NavItem, ...] = (
     NavItem("IP allowlist", "console-ip-allowlist", "read:ip_allowlist", "ip_allowlist"),
     NavItem("Audit log", "console-audit-log", "read:audit_event", "audit_log"),
     NavItem("Billing", "console-billing", "read:billing"),
+    NavItem("Single sign-on", "console-sso", "read:sso", "sso"),
+    NavItem("SCIM", "console-scim", "read:sso", "scim"),
 )
 
 

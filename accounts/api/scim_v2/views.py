@@ -13,7 +13,6 @@ import json
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.http import HttpResponse
 from django.utils.decorators import method_decorator
@@ -48,6 +47,7 @@ from accounts.scim.resources import (
     user_groups,
     user_to_resource,
 )
+from accounts.scim.selectors import scim_base_url
 from audit.context import client_ip, current_request_context
 from core.credentials import bearer_token
 from core.errors import Surface, error_answer
@@ -72,7 +72,7 @@ def _error(error: ScimError) -> HttpResponse:
 
 
 def base_url(account_id) -> str:
-    return f"{settings.PUBLIC_URL.rstrip('/')}/scim/v2/accounts/{account_id}"
+    return scim_base_url(account_id)
 
 
 def _uuid(value: str) -> uuid.UUID:
