@@ -26,8 +26,10 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from prometheus_client.core import GaugeMetricFamily
 
 from audit.context import client_ip
@@ -123,9 +125,40 @@ def _probe(request):
     if not metrics_allowed(request):
         return JsonResponse({"detail": "Not Found"}, status=404)
     return HttpResponse(
-        metrics.exposition(collect_at_scrape=_queue_depth),
+        metrics.exposition(collect_at_scrape=_scraped),
         content_type="text/plain; version=0.0.4; charset=utf-8",
     )
+
+
+def _scraped():
+    """What is read when scraped: the Celery queues' depth and the audit chains' lag."""
+    return [*_queue_depth(), *_audit_chain_lag()]
+
+
+def _audit_chain_lag():
+    """``controlplane_audit_pending_entries`` and ``controlplane_audit_pending_oldest_seconds``:
+    audit records written durably but not yet in their hash chain (reads of secrets), and how long
+    the oldest has waited; beat chains them within seconds, so a growing figure means it does not."""
+    # Function-level import: models load once Django is set up, after this module is imported.
+    from audit.models import AuditPendingEntry
+
+    count = GaugeMetricFamily(
+        "controlplane_audit_pending_entries", "Audit records waiting to join their chain."
+    )
+    oldest = GaugeMetricFamily(
+        "controlplane_audit_pending_oldest_seconds",
+        "How long the oldest audit record has waited for its chain.",
+    )
+    try:
+        pending = AuditPendingEntry.objects.order_by("position")
+        first = pending.values_list("fields", flat=True).first()
+        count.add_metric([], pending.count())
+        written = parse_datetime(str((first or {}).get("occurred") or ""))
+        oldest.add_metric([], max((timezone.now() - written).total_seconds(), 0.0) if written else 0.0)
+    except DatabaseError as exc:
+        logger.warning("Audit chain lag unavailable: %s", type(exc).__name__)
+        return []
+    return [count, oldest]
 
 
 def _queue_depth():

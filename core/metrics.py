@@ -14,6 +14,7 @@ never the path.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
@@ -43,6 +44,22 @@ EVENTS_INGESTED = Counter(
     "controlplane_events_ingested",
     "Events stored (new ones; duplicates of a stored event id are not counted).",
 )
+_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+EVENT_INGEST_LAG = Histogram(
+    "controlplane_event_ingest_lag_seconds",
+    "From an event's occurred time to its storing, per stored event (clients' clocks included).",
+    buckets=_LAG_BUCKETS,
+)
+TRIGGER_LAG = Histogram(
+    "controlplane_trigger_lag_seconds",
+    "From a reactive trigger's triggering event reaching the server to the automation firing.",
+    buckets=_LAG_BUCKETS,
+)
+SCHEDULER_TICK = Histogram(
+    "controlplane_scheduler_tick_seconds",
+    "Time one scheduler pass takes (deployments' runs created on the clock).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
 
 # The four outcomes of each kind, bound once: recording one is then a single increment.
 _SET_STATE = {
@@ -60,9 +77,21 @@ def record_set_state(kind: str, status: str) -> None:
     child.inc()
 
 
-def record_events_ingested(count: int) -> None:
+def record_events_ingested(count: int, lags: Iterable[float] = ()) -> None:
+    """``count`` events stored, each ``lag`` seconds after it occurred (negative lags, a client's
+    clock ahead of the server's, count as none)."""
     if count:
         EVENTS_INGESTED.inc(count)
+    for lag in lags:
+        EVENT_INGEST_LAG.observe(max(lag, 0.0))
+
+
+def record_trigger_lag(seconds: float) -> None:
+    TRIGGER_LAG.observe(max(seconds, 0.0))
+
+
+def record_scheduler_tick(seconds: float) -> None:
+    SCHEDULER_TICK.observe(seconds)
 
 
 # Children by label values, so a request costs two dict lookups rather than two label resolutions.

@@ -3,10 +3,12 @@ purpose and says so in its service (``.unscoped()``), then acts inside each work
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from celery import shared_task
 
+from core import metrics
 from orchestration.services.automation_actions import ActionsToRetry, automation_firing_act
 from orchestration.services.concurrency import leases_expire
 from orchestration.services.lifecycle import (
@@ -23,7 +25,11 @@ from orchestration.services.triggers import automation_buckets_sweep, proactive_
 
 @shared_task(name="orchestration.schedule_deployments")
 def schedule_deployments() -> int:
-    return scheduler_tick()
+    started = time.perf_counter()
+    try:
+        return scheduler_tick()
+    finally:
+        metrics.record_scheduler_tick(time.perf_counter() - started)
 
 
 @shared_task(name="orchestration.mark_late_runs")

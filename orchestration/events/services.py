@@ -172,7 +172,9 @@ def events_store(*, workspace_id: uuid.UUID | str, events: Iterable[EventIn]) ->
             stored.extend(new_rows)
             record_task_run_events(workspace_id, [e for e in fresh if e.id in mine and is_task_run_event(e)])
         _notify_on_commit(workspace_id, stored)
-    metrics.record_events_ingested(len(stored))
+    metrics.record_events_ingested(
+        len(stored), ((row.received - row.occurred).total_seconds() for row in stored)
+    )
     return stored
 
 

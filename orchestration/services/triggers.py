@@ -47,6 +47,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from core import metrics
 from orchestration.events.schemas import event_to_wire
 from orchestration.events.services import event_record_on_commit
 from orchestration.models import Automation, AutomationBucket, AutomationChildFiring, AutomationFiring, Event
@@ -491,9 +492,23 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
         return _child_fired(workspace_id, trigger, level + 1, firing)
     for each in emitted:
         event_record_on_commit(workspace_id=workspace_id, event=each)
+    arrived = _arrived(firing.triggering_event) if reactive_event else None
+    if arrived is not None:
+        metrics.record_trigger_lag((timezone.now() - arrived).total_seconds())
     firing_id = row.id
     transaction.on_commit(lambda: _dispatch_firing(workspace_id, firing_id), robust=True)
     return 1
+
+
+def _arrived(event: dict[str, Any] | None) -> dt.datetime | None:
+    """When a triggering event reached the server (its ``received``, else its ``occurred``)."""
+    value = (event or {}).get("received") or (event or {}).get("occurred")
+    if isinstance(value, dt.datetime):
+        return value
+    try:
+        return dt.datetime.fromisoformat(str(value)) if value else None
+    except ValueError:
+        return None
 
 
 def _state_change_event(trigger: LoadedTrigger, row: AutomationFiring, state: str) -> dict[str, Any]:

@@ -119,6 +119,49 @@ class TestWhatIsCounted:
         assert response.status_code in (200, 204), response.content
         assert value(samples(client), "controlplane_events_ingested_total") - before == 1
 
+    def test_ingest_and_trigger_lag_and_the_scheduler_tick(
+        self, client, tenant, api_client, django_capture_on_commit_callbacks
+    ):
+        import datetime as dt
+
+        from orchestration.tasks import schedule_deployments
+        from tests.orchestration.automations.engine import automation, emit, event
+
+        before = samples(client)
+        dev = bearer(api_client, tenant.service_key)
+        automation(dev, tenant, expect=["lag.probe"])
+        late = event("lag.probe")  # occurred at the engine's fixed past time: a long ingest lag
+        emit(django_capture_on_commit_callbacks, tenant, late)
+        schedule_deployments.delay().get()
+        after = samples(client)
+
+        def delta(name, **labels):
+            return value(after, name, **labels) - value(before, name, **labels)
+
+        # Each stored event's lag (the automation's own triggered/resolved events included).
+        assert delta("controlplane_event_ingest_lag_seconds_count") >= 1
+        seconds_ago = (dt.datetime.now(dt.UTC) - dt.datetime.fromisoformat(late["occurred"])).total_seconds()
+        assert delta("controlplane_event_ingest_lag_seconds_sum") >= seconds_ago - 5
+        assert delta("controlplane_trigger_lag_seconds_count") == 1
+        assert 0 <= delta("controlplane_trigger_lag_seconds_sum") < 60  # from arrival, not occurrence
+        assert delta("controlplane_scheduler_tick_seconds_count") == 1
+
+    def test_audit_records_waiting_for_their_chain(self, client, tenant):
+        from audit import events
+        from audit.actors import SYSTEM
+        from audit.services import audit_chain_pending, audit_record_pending
+
+        assert value(samples(client), "controlplane_audit_pending_entries") == 0
+        audit_record_pending(event=events.ACCOUNT_UPDATED, actor=SYSTEM, account=tenant.account)
+        audit_record_pending(event=events.ACCOUNT_UPDATED, actor=SYSTEM, account=tenant.account)
+        found = samples(client)
+        assert value(found, "controlplane_audit_pending_entries") == 2
+        assert 0 <= value(found, "controlplane_audit_pending_oldest_seconds") < 60
+        audit_chain_pending()
+        found = samples(client)
+        assert value(found, "controlplane_audit_pending_entries") == 0
+        assert value(found, "controlplane_audit_pending_oldest_seconds") == 0
+
 
 def test_several_processes_add_up(tmp_path, client, monkeypatch, db):
     """Two processes record in their own files; /metrics in a third sums them."""
