@@ -64,6 +64,57 @@ def _pct(sorted_values: list[float], q: float) -> float | None:
     return round(sorted_values[k] * 1000, 2)
 
 
+class SetStateTally:
+    """Outcomes and latencies of timed ``set_state`` calls (flow runs here, task runs in part (g))."""
+
+    def __init__(self) -> None:
+        self.statuses: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.errors: list[dict] = []
+
+    async def post(
+        self, client, path: str, body: dict, stype: str, *, record: bool, same_type: bool = False
+    ) -> bool:
+        """Propose ``body`` at ``path``; True to go on with the run's next transition. With
+        ``same_type`` an accepted proposal must also land in the state proposed."""
+        t = time.perf_counter()
+        try:
+            r = await client.post(path, json=body)
+        except Exception as exc:
+            if record:
+                self.statuses["exception"] += 1
+                self.errors.append({"proposed": stype, "exception": repr(exc)})
+            return False
+        dt = time.perf_counter() - t
+        if not record:
+            return True
+        if r.status_code >= 400:
+            self.statuses[f"HTTP {r.status_code}"] += 1
+            self.errors.append({"proposed": stype, "status": r.status_code, "body": r.text[:1000]})
+            return False
+        self.latencies.append(dt)
+        try:
+            data = r.json()
+            status = data.get("status")
+            got = (data.get("state") or {}).get("type")
+        except ValueError:
+            status, got = "non-json", None
+        self.statuses[f"{status}"] += 1
+        if status != "ACCEPT" or (same_type and got != stype):
+            self.errors.append(
+                {"proposed": stype, "status": r.status_code, "body": r.text[:1000], "got": got}
+            )
+            return False
+        return True
+
+    def figures(self, wall: float) -> dict:
+        out = figures(self.latencies, self.statuses, wall)
+        if self.errors:
+            out["errors"] = len(self.errors)
+            out["first_errors"] = self.errors[:3]
+        return out
+
+
 async def run_target(
     target: Target, *, clients: int, flow_runs: int, warmup: int = 4, client_kind: str = "raw"
 ) -> dict:
@@ -118,38 +169,12 @@ async def run_target(
         result["error"] = f"no flow runs could be created: {create_errors[:1]}"
         return result
 
-    statuses: Counter[str] = Counter()
-    latencies: list[float] = []
-    errors: list[dict] = []
+    tally = SetStateTally()
 
     async def drive(client, run_id: str, record: bool) -> None:
         for stype, sname in TRANSITIONS:
             body = set_state_body(run_id, stype, sname)
-            t = time.perf_counter()
-            try:
-                r = await client.post(f"flow_runs/{run_id}/set_state", json=body)
-            except Exception as exc:
-                if record:
-                    statuses["exception"] += 1
-                    errors.append({"proposed": stype, "exception": repr(exc)})
-                return
-            dt = time.perf_counter() - t
-            if not record:
-                continue
-            if r.status_code >= 400:
-                statuses[f"HTTP {r.status_code}"] += 1
-                errors.append({"proposed": stype, "status": r.status_code, "body": r.text[:1000]})
-                return
-            latencies.append(dt)
-            try:
-                data = r.json()
-                status = data.get("status")
-                got = (data.get("state") or {}).get("type")
-            except ValueError:
-                status, got = "non-json", None
-            statuses[f"{status}"] += 1
-            if status != "ACCEPT":
-                errors.append({"proposed": stype, "status": r.status_code, "body": r.text[:1000], "got": got})
+            if not await tally.post(client, f"flow_runs/{run_id}/set_state", body, stype, record=record):
                 return
 
     # Warm-up (each worker process / connection pool gets a few calls first; not counted).
@@ -161,10 +186,7 @@ async def run_target(
 
     log(f"(c) {target.name}: {clients} clients driving {n_timed} flow runs")
     wall = await drive_all(target, client_kind, limits, queue, drive, clients=clients)
-    result.update({"timed_flow_runs": n_timed, **figures(latencies, statuses, wall)})
-    if errors:
-        result["errors"] = len(errors)
-        result["first_errors"] = errors[:3]
+    result.update({"timed_flow_runs": n_timed, **tally.figures(wall)})
     return result
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections import Counter
 
-from part_c import _pct, drive_all, figures
+from part_c import SetStateTally, _pct, drive_all
 from servers import Target, log
 from wire import WireError, create_flow, create_flow_run, http_client, set_state_body, timed_client
 
@@ -137,37 +136,12 @@ async def run_target(
     for run_id in list(queue._queue):  # noqa: SLF001 - a snapshot of the ids
         prepared[run_id] = [task_set_state_body(run_id, stype) for stype in TRANSITIONS]
 
-    statuses: Counter[str] = Counter()
-    latencies: list[float] = []
-    errors: list[dict] = []
+    tally = SetStateTally()
 
     async def drive(client, run_id: str, record: bool) -> None:
         for stype, body in zip(TRANSITIONS, prepared[run_id], strict=True):
-            t = time.perf_counter()
-            try:
-                r = await client.post(f"task_runs/{run_id}/set_state", json=body)
-            except Exception as exc:
-                if record:
-                    statuses["exception"] += 1
-                    errors.append({"proposed": stype, "exception": repr(exc)})
-                return
-            dt = time.perf_counter() - t
-            if not record:
-                continue
-            if r.status_code >= 400:
-                statuses[f"HTTP {r.status_code}"] += 1
-                errors.append({"proposed": stype, "status": r.status_code, "body": r.text[:1000]})
-                return
-            latencies.append(dt)
-            try:
-                data = r.json()
-                status = data.get("status")
-                got = (data.get("state") or {}).get("type")
-            except ValueError:
-                status, got = "non-json", None
-            statuses[f"{status}"] += 1
-            if status != "ACCEPT" or got != stype:
-                errors.append({"proposed": stype, "status": r.status_code, "body": r.text[:1000], "got": got})
+            path = f"task_runs/{run_id}/set_state"
+            if not await tally.post(client, path, body, stype, record=record, same_type=True):
                 return
 
     async with timed_client(target, client_kind, **limits) as client:
@@ -178,10 +152,7 @@ async def run_target(
 
     log(f"(g) {target.name}: {clients} clients driving {n_timed} task runs")
     wall = await drive_all(target, client_kind, limits, queue, drive, clients=clients)
-    result.update({"timed_task_runs": n_timed, **figures(latencies, statuses, wall)})
-    if errors:
-        result["errors"] = len(errors)
-        result["first_errors"] = errors[:3]
+    result.update({"timed_task_runs": n_timed, **tally.figures(wall)})
     return result
 
 
