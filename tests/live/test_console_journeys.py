@@ -35,8 +35,8 @@ from accounts.permissions import AccountRole
 from audit.models import AuditLogEntry
 from tests.billing.conftest import _localstripe_server, event, signed, stripe_fake  # noqa: F401 - fixtures
 from tests.factories import MembershipFactory, UserFactory
-from tests.live.browser import CHROMIUM
-from tests.live.test_console_browser import an_admin_of_acme, signed_in
+from tests.live.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.live.test_console_browser import PASSWORD, an_admin_of_acme, sign_in, signed_in, watch
 
 pytestmark = [
     pytest.mark.live,
@@ -104,6 +104,50 @@ def test_a_service_account_key_copied_from_the_console_drives_the_prefect_client
     bot = ServiceAccount.objects.get(account=account, name="ci-deployer")
     assert bot.account_role == AccountRole.MEMBER
     assert console_errors == []
+
+
+def test_the_copy_button_copies_on_a_deployment_served_over_plain_http(asgi_server, settings, tmp_path):
+    """Served over plain HTTP on a host name, the page is no secure context and has no Clipboard API:
+    the copy button still copies (it used to only select the key and say nothing)."""
+    from playwright.sync_api import sync_playwright
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "console.test"]
+    tenant, admin = an_admin_of_acme()
+    base = asgi_server.url.replace("127.0.0.1", "console.test")
+    console_errors: list[str] = []
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP console.test 127.0.0.1"],
+        )
+        try:
+            context = browser.new_context()
+            context.grant_permissions(["clipboard-read", "clipboard-write"])
+            page = context.new_page()
+            watch(page, console_errors)
+            sign_in(page, base, admin.email, PASSWORD)
+            page.goto(console_url(base, tenant.account, "service-accounts/"))
+            secure = page.evaluate("window.isSecureContext")
+            page.get_by_label("Name").fill("nightly")
+            page.get_by_role("button", name="Create").click()
+            page.get_by_role("heading", name="Key of nightly").wait_for()
+            shown = page.inner_text("#new-key").strip()
+            page.get_by_role("button", name="Copy key").click()
+            page.get_by_role("button", name="Copied").wait_for(timeout=5000)
+            page.screenshot(path=str(tmp_path / "copied-over-plain-http.png"))
+            # Read the clipboard back from a page that may (a secure one of the same browser).
+            reader = context.new_page()
+            reader.goto(f"{asgi_server.url}/login/")
+            clipboard = reader.evaluate("navigator.clipboard.readText()")
+        finally:
+            browser.close()
+
+    assert secure is False
+    assert clipboard == shown and shown.startswith("pnb_")
+    # Chromium reports, over plain HTTP, that Django's Cross-Origin-Opener-Policy header has no
+    # effect there; nothing else may be in the console.
+    ignored = "Cross-Origin-Opener-Policy header has been ignored"
+    assert [e for e in console_errors if ignored not in e] == []
 
 
 # --------------------------------------------------------------------------------------------------
