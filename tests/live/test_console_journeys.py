@@ -252,8 +252,8 @@ def test_an_upgrade_through_checkout_applies_after_the_webhook(asgi_server, sett
     billing_url = console_url(asgi_server.url, account, "billing/")
 
     with signed_in(asgi_server.url, admin.email) as (_browser, page, console_errors):
-        # Stripe's hosted Checkout page, played by the browser itself: a page with a pay link
-        # back to the session's success URL (Stripe's redirect after payment).
+        # Stripe's hosted Checkout page, played by the browser itself: a pay link to the session's
+        # success URL (Stripe's redirect after payment) and a back link to its cancel URL.
         def checkout_page(route):
             session = next(s for s in stripe_fake.checkout_sessions if route.request.url.endswith(s["id"]))
             route.fulfill(
@@ -262,7 +262,7 @@ def test_an_upgrade_through_checkout_applies_after_the_webhook(asgi_server, sett
                 body=(
                     "<!doctype html><html lang=en><title>Checkout</title><link rel=icon href='data:,'>"
                     f"<h1>Subscribe to {session['line_items'][0]['price']}</h1>"
-                    f"<a href='{session['success_url']}'>Pay</a></html>"
+                    f"<a href='{session['success_url']}'>Pay</a> <a href='{session['cancel_url']}'>Back</a></html>"
                 ),
             )
 
@@ -270,10 +270,18 @@ def test_an_upgrade_through_checkout_applies_after_the_webhook(asgi_server, sett
         page.goto(billing_url)
         plan_before = page.inner_text("#plan")
         nav_before = page.inner_text("nav.side")
+        # A first Checkout left without paying: back on the page, nothing changed.
+        page.get_by_role("button", name=re.compile(r"^Move to Team")).click()
+        page.wait_for_url(re.compile(r"^https://checkout\.stripe\.test/c/pay/cs_test_"))
+        page.get_by_role("link", name="Back").click()
+        page.wait_for_url(f"{billing_url}?checkout=cancelled")
+        cancelled = page.inner_text("main")
+        page.screenshot(path=str(tmp_path / "billing-cancelled.png"))
+
         page.get_by_role("button", name=re.compile(r"^Move to Team")).click()
         page.wait_for_url(re.compile(r"^https://checkout\.stripe\.test/c/pay/cs_test_"))
         page.screenshot(path=str(tmp_path / "checkout.png"))
-        [session] = stripe_fake.checkout_sessions
+        session = stripe_fake.checkout_sessions[-1]
 
         # The person pays: Stripe makes the subscription, then sends them back.
         subscription = stripe_fake.complete_checkout(session)
@@ -303,6 +311,7 @@ def test_an_upgrade_through_checkout_applies_after_the_webhook(asgi_server, sett
         page.screenshot(path=str(tmp_path / "billing-upgraded.png"), full_page=True)
 
     assert "Plan: Hobby" in plan_before and "Audit log" not in nav_before
+    assert "Checkout was cancelled; nothing changed" in cancelled and "is pending" not in cancelled
     assert session["line_items"][0]["price"] == "price_team_seat"
     assert session["success_url"] == f"{billing_url}?checkout=success"
     assert "The upgrade to the Team plan is pending" in pending and "Plan: Hobby" in plan_pending
