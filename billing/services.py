@@ -340,6 +340,7 @@ def portal_start(*, account: Account, actor, return_url: str) -> dict[str, Any]:
 HANDLED_EVENTS = frozenset(
     {
         "checkout.session.completed",
+        "checkout.session.expired",
         "customer.subscription.created",
         "customer.subscription.updated",
         "customer.subscription.deleted",
@@ -431,6 +432,10 @@ def stripe_event_process(*, event_id: str) -> None:
                 if subscription_id:
                     subscription.stripe_subscription_id = subscription_id
                 subscription.save(update_fields=["stripe_customer_id", "stripe_subscription_id", "updated"])
+    elif kind == "checkout.session.expired":
+        account = account or Account.objects.filter(pk=as_uuid(obj.get("client_reference_id"))).first()
+        if account is not None:
+            _checkout_expired(account=account, session=obj)
     elif kind.startswith("customer.subscription."):
         subscription_id = obj.get("id") or ""
     elif kind.startswith("invoice."):
@@ -452,6 +457,30 @@ def stripe_event_process(*, event_id: str) -> None:
             payload={"invoice": obj.get("id"), "event": stored.pk},
         )
     StripeEvent.objects.filter(pk=stored.pk).update(processed=timezone.now(), account=account)
+
+
+# A Checkout started again later has its own session: an older session's expiry leaves it pending.
+_CHECKOUT_CLOCK_SKEW = dt.timedelta(minutes=5)
+
+
+def _checkout_expired(*, account: Account, session: dict[str, Any]) -> None:
+    """A Checkout session ended unpaid (the person left it or cancelled it, and Stripe expired it):
+    the upgrade it was for is no longer pending, unless a later Checkout is."""
+    plan = (session.get("metadata") or {}).get("plan")
+    created = _ts(session.get("created"))
+    with transaction.atomic():
+        subscription = _subscription_for(_lock(account))
+        if not subscription.pending_plan or subscription.pending_plan != plan:
+            return
+        later = (
+            subscription.pending_since
+            and created
+            and subscription.pending_since > created + _CHECKOUT_CLOCK_SKEW
+        )
+        if later:
+            return
+        subscription.pending_plan, subscription.pending_since = "", None
+        subscription.save(update_fields=["pending_plan", "pending_since", "updated"])
 
 
 def _period(remote: dict[str, Any]) -> tuple[dt.datetime | None, dt.datetime | None]:

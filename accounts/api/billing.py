@@ -112,7 +112,8 @@ class PortalStartApi(AccountApi):
 
 class CheckoutReturnPage(AccountApi):
     """``GET /billing/accounts/<id>/return``: where Checkout sends the person back. Until the signed
-    webhook confirms, the account is on its old plan and the page says so and refreshes itself."""
+    webhook confirms, the account is on its old plan and the page says so and refreshes itself;
+    back from a cancelled Checkout (``?checkout=cancelled``) it says nothing changed."""
 
     required_permissions = {"GET": "read:billing"}
 
@@ -120,7 +121,14 @@ class CheckoutReturnPage(AccountApi):
         summary = billing_selectors.billing_summary(self.account)
         pending = summary["pending_plan"]
         name = escape(self.account.name)
-        if pending:
+        if request.GET.get("checkout") == "cancelled":
+            # Checkout was left unpaid: nothing is pending from this visit (waiting would be forever).
+            refresh = ""
+            message = (
+                f"Checkout was cancelled; nothing changed: {name} stays on the "
+                f"{escape(summary['plan_name'])} plan."
+            )
+        elif pending:
             refresh = '<meta http-equiv="refresh" content="3">'
             message = (
                 f"Your upgrade of {name} to the {escape(pending.title())} plan is pending until Stripe "

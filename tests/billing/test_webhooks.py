@@ -113,6 +113,40 @@ class TestCheckout:
         summary = client.get(f"/api/accounts/{account.id}/billing").json()
         assert summary["seats_billed"] == 2 and summary["next_invoice_at"] is not None
 
+    def test_an_expired_checkout_ends_the_pending_upgrade_but_not_a_later_one(
+        self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
+    ):
+        """The person cancelled (or left) Checkout and Stripe expired the session: the upgrade is no
+        longer pending. An expired older session leaves a later Checkout pending."""
+        account, owner = owner_account
+        assert start_checkout(client, account, owner, "team").status_code == 201
+        session = stripe_fake.checkout_sessions[-1]
+        started = Subscription.objects.get(account=account).pending_since
+        older = {**session, "status": "expired", "created": int(started.timestamp()) - 3600}
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deliver(client, event("checkout.session.expired", older)).status_code == 200
+        assert Subscription.objects.get(account=account).pending_plan == "team"
+
+        expired = {**session, "status": "expired", "created": int(started.timestamp())}
+        with django_capture_on_commit_callbacks(execute=True):
+            assert deliver(client, event("checkout.session.expired", expired)).status_code == 200
+        state = Subscription.objects.get(account=account)
+        assert (state.pending_plan, state.pending_since) == ("", None)
+        account.refresh_from_db()
+        assert account.plan == "hobby"
+        assert client.get(f"/api/accounts/{account.id}/billing").json()["pending_plan"] is None
+        assert all(e.processed for e in StripeEvent.objects.filter(type="checkout.session.expired"))
+
+    def test_back_from_a_cancelled_checkout_the_page_says_nothing_changed(
+        self, client, stripe_fake, owner_account
+    ):
+        account, owner = owner_account
+        assert start_checkout(client, account, owner, "team").status_code == 201
+        page = client.get(f"/billing/accounts/{account.id}/return?checkout=cancelled")
+        assert page.status_code == 200
+        assert b"Checkout was cancelled; nothing changed" in page.content
+        assert b"pending" not in page.content and b'http-equiv="refresh"' not in page.content
+
     def test_a_plan_the_account_does_not_fit_is_refused_before_stripe_is_called(
         self, client, stripe_fake, owner_account
     ):

@@ -50,6 +50,9 @@ class TestBilling:
         assert len(audited(org.account, "billing.checkout-started")) == 1
         html = browser.get(org.url("billing/?checkout=success")).content.decode()
         assert "The upgrade to the Starter plan is pending" in html and "Plan: <strong>Hobby</strong>" in html
+        # Back from a cancelled Checkout, the page says nothing changed rather than "pending".
+        html = browser.get(org.url("billing/?checkout=cancelled")).content.decode()
+        assert "Checkout was cancelled; nothing changed" in html and "is pending" not in html
 
     def test_no_per_row_queries(self, org):
         browser = session(org.owner)
