@@ -13,7 +13,9 @@ database, migrate, bootstrap, uvicorn), then measures:
   (f) a flow calling 100 subflows of 10 tasks each with the real client (``--only f``);
   (g) task-run ``set_state`` round trips from concurrent clients, as (c) (``--only g``);
   (h) ``Secret.load`` round trips with the real client (``--only h``);
-  (i) the requests Prefect's UI makes, on a big generated workspace (``--only i``, ``--i-scale``).
+  (i) the requests Prefect's UI makes, on a big generated workspace (``--only i``, ``--i-scale``);
+  (k) automations under a sustained event stream: every expected firing once, trigger-to-action
+      latency, ingest with and without automations (``--only k``).
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -44,6 +46,7 @@ import part_f  # noqa: E402
 import part_g  # noqa: E402
 import part_h  # noqa: E402
 import part_i  # noqa: E402
+import part_k  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -52,7 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
     p.add_argument(
-        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-i (default a,b,c,d,e)"
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-i, k (default a,b,c,d,e)"
     )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
@@ -111,6 +114,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="(i) size of the big workspace, 1.0 = 1,000,000 flow runs, 10,000,000 task runs and events "
         "(default 1.0; 0.1 generates in about 3 min per server on 2 CPUs)",
     )
+    p.add_argument("--k-rate", type=float, default=2000.0, help="(k) events per second (default 2000)")
+    p.add_argument("--k-seconds", type=float, default=120.0, help="(k) seconds of events (default 120)")
+    p.add_argument("--k-automations", type=int, default=100, help="(k) automations (default 100)")
+    p.add_argument(
+        "--k-workspaces",
+        type=int,
+        default=10,
+        help="(k) our workspaces the automations are spread over (default 10)",
+    )
     p.add_argument("--i-requests", type=int, default=30, help="(i) timed requests of each kind (default 30)")
     p.add_argument(
         "--db-prefix",
@@ -161,11 +173,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="CELERY_BROKER_URL for our server (default with --celery: redis://127.0.0.1:6379/15, so it "
         "does not consume other processes' tasks)",
     )
+    p.add_argument(
+        "--celery-concurrency", type=int, default=1, help="the Celery worker's --concurrency (default 1)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the databases (processes are always stopped)")
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - set("abcdefghi"):
+    if bad := args.only - set("abcdefghik"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -192,6 +207,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.prefect_env = dict(item.split("=", 1) for item in args.prefect_env)
     except ValueError:
         p.error("--our-env / --prefect-env take KEY=VALUE")
+    # (k): our automations' actions run on a Celery worker and proactive windows on beat's clock.
+    args.celery_beat = "k" in args.only
+    args.celery = args.celery or args.celery_beat
     if args.celery and not args.celery_broker_url:
         args.celery_broker_url = "redis://127.0.0.1:6379/15"
     return args
@@ -403,7 +421,60 @@ def table(results: dict, names: list[str]) -> str:
                     {n: s.get(n, {}).get("requests", {}).get(label, {}).get(f"{q}_ms") for n in names},
                     "{:.1f}",
                 )
-    for key in "abcdefghi":
+    if "k" in parts:
+        s = parts["k"].get("servers", {})
+
+        def kget(n, *path):
+            v = s.get(n, {})
+            for p in path:
+                v = v.get(p, {}) if isinstance(v, dict) else {}
+            return v if v != {} else None
+
+        add(
+            "(k) automations / workspaces",
+            {n: f"{sum((kget(n, 'automations') or {}).values())}/{kget(n, 'workspaces')}" for n in names},
+            ratio=False,
+        )
+        add(
+            "(k) firings triggered / expected",
+            {n: f"{kget(n, 'firings', 'triggered')}/{kget(n, 'firings', 'expected')}" for n in names},
+            ratio=False,
+        )
+        add(
+            "(k) firings missing / extra",
+            {n: f"{kget(n, 'firings', 'missing')}/{kget(n, 'firings', 'extra')}" for n in names},
+            ratio=False,
+        )
+        add("(k) actions executed", {n: kget(n, "firings", "actions_executed") for n in names}, ratio=False)
+        add(
+            "(k) trigger-to-action p50 ms",
+            {n: kget(n, "latency_ms", "reactive_and_compound", "p50") for n in names},
+            "{:.0f}",
+        )
+        add(
+            "(k) trigger-to-action p95 ms",
+            {n: kget(n, "latency_ms", "reactive_and_compound", "p95") for n in names},
+            "{:.0f}",
+        )
+        add(
+            "(k) proactive: action after window end p50 ms",
+            {n: kget(n, "latency_ms", "proactive_after_window_end", "p50") for n in names},
+            "{:.0f}",
+        )
+        for phase in ("baseline", "with_automations"):
+            add(f"(k) {phase}: send ev/s", {n: kget(n, phase, "send_rate_eps") for n in names}, "{:.0f}")
+            add(
+                f"(k) {phase}: persisted ev/s",
+                {n: kget(n, phase, "persisted_rate_eps") for n in names},
+                "{:.0f}",
+            )
+            add(
+                f"(k) {phase}: drain after last send s",
+                {n: kget(n, phase, "drain_after_last_send_s") for n in names},
+                "{:.1f}",
+            )
+            add(f"(k) {phase}: events lost", {n: kget(n, phase, "lost") for n in names}, ratio=False)
+    for key in "abcdefghik":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -530,6 +601,8 @@ def main(argv: list[str] | None = None) -> int:
                         redis_url=args.redis_url,
                         celery=args.celery,
                         celery_broker_url=args.celery_broker_url,
+                        celery_beat=args.celery_beat,
+                        celery_concurrency=args.celery_concurrency,
                     )
                 )
             except Exception as exc:
@@ -615,6 +688,16 @@ def main(argv: list[str] | None = None) -> int:
         )
         part("h", part_h.run, targets, workdir, runs=args.h_runs, loads=args.loads)
         part("i", part_i.run, targets, scale=args.i_scale, repeat=args.i_requests)
+        part(
+            "k",
+            part_k.run,
+            targets,
+            rate=args.k_rate,
+            seconds=args.k_seconds,
+            n_automations=args.k_automations,
+            workspaces=args.k_workspaces,
+            connections=args.connections,
+        )
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; cleaning up")

@@ -394,6 +394,8 @@ def start_ours(
     redis_url: str = "redis://127.0.0.1:6379/0",
     celery: bool = False,
     celery_broker_url: str | None = None,
+    celery_beat: bool = False,
+    celery_concurrency: int = 1,
 ) -> Target:
     db = db_name(tag, "ours")
     create_database(db)
@@ -473,12 +475,44 @@ def start_ours(
     procs = [proc]
     wait_http(f"{info['cloud_api_url']}/health", proc, log_path, timeout=90)
     if celery:
-        log("starting a Celery worker for our server (concurrency 1)")
+        log(f"starting a Celery worker for our server (concurrency {celery_concurrency})")
         procs.append(
             spawn(
-                [PY, "-m", "celery", "-A", "config", "worker", "-l", "WARNING", "--concurrency", "1"],
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-l",
+                    "WARNING",
+                    "--concurrency",
+                    str(celery_concurrency),
+                ],
                 env=django_env,
                 log_path=log_dir / "ours-celery.log",
+            )
+        )
+    if celery_beat:
+        # Proactive triggers are evaluated by beat's 5 s task (part k needs it).
+        log("starting Celery beat for our server")
+        procs.append(
+            spawn(
+                [
+                    PY,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "-l",
+                    "WARNING",
+                    "-s",
+                    str(log_dir / "celerybeat-schedule"),
+                ],
+                env=django_env,
+                log_path=log_dir / "ours-celery-beat.log",
             )
         )
     key = info["api_key"]
@@ -502,8 +536,12 @@ def start_ours(
             "port": port,
             "workers": workers,
             "celery_worker": celery,
+            "celery_concurrency": celery_concurrency if celery else None,
+            "celery_beat": celery_beat,
             "extra_env": extra_env or {},
             "account_id": info.get("account_id"),
+            "account_name": f"Bench {tag}",
+            "owner": f"bench-{tag}@example.com",
             "workspace_id": info.get("workspace_id"),
             "log": str(log_path),
         },
