@@ -109,3 +109,45 @@ def test_terminated_backends_under_load_are_503s_never_500s_and_the_server_recov
             assert client.post(f"{api}/flow_runs/", json={"flow_id": flow_id}).status_code == 201
         log = client.post(f"{api}/logs/", json=[LOG])
         assert log.status_code == 201
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_real_client_rides_out_terminated_backends(asgi_server, live_tenant, run_prefect):
+    """The unmodified client (flow runs, states, logs, concurrency leases, events) while every
+    backend is terminated again and again: it retries the 503s and finishes its work."""
+    if connection.vendor != "postgresql":
+        pytest.skip("terminating backends is PostgreSQL's")
+    mark = asgi_server.mark()
+    runs = []
+    client = threading.Thread(
+        target=lambda: runs.append(
+            run_prefect(
+                "contention_clients.py",
+                env={
+                    "CONTENTION_SECONDS": "4",
+                    "FLOW_CLIENTS": "4",
+                    "LIMIT_USERS": "2",
+                    "EVENT_CLIENTS": "1",
+                    "LIMIT_NAME": f"lost-{uuid.uuid4().hex[:6]}",
+                    "PREFECT_CLIENT_MAX_RETRIES": "10",
+                },
+                timeout=60,
+            )
+        )
+    )
+    client.start()
+    kills = 0
+    while client.is_alive():  # from this thread, whose own connection is spared
+        client.join(0.5)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            kills += sum(1 for (killed,) in cursor.fetchall() if killed)
+    (run,) = runs
+    assert run.returncode == 0 and run.result is not None and "error" not in run.result, run.describe()
+    assert kills, "no backend was terminated"
+    statuses = Counter(ex.status for ex in asgi_server.since(mark) if ex.kind == "http")
+    assert 500 not in statuses and None not in statuses, statuses
+    assert {status for status in statuses if status >= 500} <= {503}, statuses
