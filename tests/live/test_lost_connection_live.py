@@ -19,6 +19,16 @@ RUNNING = {"state": {"type": "RUNNING", "name": "Running"}}
 LOG = {"name": "l", "level": 20, "message": "m", "timestamp": "2026-01-01T00:00:00Z"}
 
 
+def _terminate_other_backends() -> int:
+    """End every backend of the test database but this thread's own; how many were ended."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return sum(1 for (ended,) in cursor.fetchall() if ended)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_terminated_backends_under_load_are_503s_never_500s_and_the_server_recovers(asgi_server, live_tenant):
     if connection.vendor != "postgresql":
@@ -84,11 +94,7 @@ def test_terminated_backends_under_load_are_503s_never_500s_and_the_server_recov
     try:
         for _ in range(12):  # every backend of the database but this one, again and again
             time.sleep(0.4)
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                )
+            _terminate_other_backends()
         time.sleep(0.5)
     finally:
         stop.set()
@@ -139,12 +145,7 @@ def test_the_real_client_rides_out_terminated_backends(asgi_server, live_tenant,
     kills = 0
     while client.is_alive():  # from this thread, whose own connection is spared
         client.join(0.5)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
-            kills += sum(1 for (killed,) in cursor.fetchall() if killed)
+        kills += _terminate_other_backends()
     (run,) = runs
     assert run.returncode == 0 and run.result is not None and "error" not in run.result, run.describe()
     assert kills, "no backend was terminated"
