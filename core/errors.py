@@ -22,14 +22,18 @@ carries its response headers (``Retry-After``). A lost database connection is a 
 from __future__ import annotations
 
 import enum
+import re
+import sys
 from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import DataError, InterfaceError, OperationalError
-from django.http import Http404, JsonResponse
+from django.db import DataError, InterfaceError, OperationalError, connections
+from django.http import Http404, HttpResponse, JsonResponse
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
+
+from core import dbpool
 
 INVALID_CREDENTIALS = "Invalid authentication credentials"
 
@@ -185,7 +189,9 @@ def error_answer(exc: Exception, surface: Surface) -> ErrorAnswer | None:
     if isinstance(exc, OperationalError | InterfaceError):
         # A lost or refused database connection, a locked SQLite file: the transaction rolled back,
         # nothing was written; the client retries (Prefect's client does on a 503), as it would
-        # against Prefect's server under SQLite contention.
+        # against Prefect's server under SQLite contention. A connection that died takes the pool's
+        # other idle ones with it (a restart, a terminated backend): they are checked now.
+        dbpool.connection_lost()
         return ErrorAnswer(
             503, "The database is unavailable; retry shortly.", "unavailable", headers={"Retry-After": "1"}
         )
@@ -268,7 +274,54 @@ def json_csrf_failure(request, reason=""):
     return csrf_failure(request, reason)
 
 
+# Prefect's wire API is served under each workspace; the rest of /api/ is the control plane.
+_PREFECT_PATH = re.compile(r"^/api/accounts/[^/]+/workspaces/[^/]+/")
+
+
+def _database_unavailable(request, exc: Exception) -> HttpResponse:
+    """A lost database connection that escaped a view's own handler (a middleware, an ``on_commit``
+    hook, the gate's bookkeeping, a response rendered late): the same retryable 503 with
+    ``Retry-After`` the views answer, in the shape of the request's surface."""
+    for conn in connections.all(initialized_only=True):
+        # Drop a connection that died (back to the pool, which discards it), so the next request
+        # of this thread opens a new one instead of failing on the broken one.
+        conn.close_if_unusable_or_obsolete()
+    path = request.path
+    surface = (
+        Surface.SCIM
+        if path.startswith("/scim/")
+        else Surface.PREFECT
+        if _PREFECT_PATH.match(path)
+        else Surface.CONTROL_PLANE
+    )
+    answer = error_answer(exc, surface)
+    assert answer is not None  # the table answers every lost connection
+    if surface is Surface.SCIM:
+        body = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:Error"],
+            "status": str(answer.status),
+            "detail": answer.detail,
+        }
+        response: HttpResponse = JsonResponse(
+            body, status=answer.status, content_type="application/scim+json"
+        )
+    elif path.startswith("/api/"):
+        body = {"detail": answer.detail}
+        if surface is Surface.CONTROL_PLANE:
+            body["code"] = answer.code
+        response = JsonResponse(body, status=answer.status)
+    else:
+        response = HttpResponse(answer.detail, status=answer.status, content_type="text/plain; charset=utf-8")
+    for name, value in answer.headers.items():
+        response[name] = value
+    return response
+
+
 def json_server_error(request):
+    """Django's last resort for an exception no view handled (``handler500``)."""
+    exc = sys.exc_info()[1]  # Django calls the handler while it handles the exception
+    if isinstance(exc, OperationalError | InterfaceError):
+        return _database_unavailable(request, exc)
     if request.path.startswith(("/api/", "/scim/")):
         return JsonResponse({"detail": "Internal Server Error"}, status=500)
     from django.views.defaults import server_error  # Django's HTML pages, only when rendered

@@ -160,11 +160,17 @@ if not EMBEDDED:
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
             "timeout": env.int("DATABASE_POOL_TIMEOUT", default=30),
         }
+        # No check before each use: psycopg_pool's check walks dead connections one at a time with a
+        # growing sleep between them (1 s, 2 s, 4 s…), so after a restart or a terminated backend,
+        # which kill every idle connection at once, requests hung for up to the pool's timeout. A
+        # dead connection now fails its request at once with a retryable 503, and that failure has
+        # the pool check all its idle connections (core.dbpool), so the retry gets a live one.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
-    # A connection is checked before use (the pool's check, or Django's for persistent ones), so one
-    # that died while idle (a restart, a failover, a terminated backend) is replaced, not handed out.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+        # A connection is checked before use (Django's check for persistent ones), so one that died
+        # while idle (a restart, a failover, a terminated backend) is replaced, not handed out.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

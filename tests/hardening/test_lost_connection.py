@@ -136,3 +136,59 @@ class TestOnceDurableTheAnswerNeedsNoDatabase:
             {},
         )
         assert response.status_code == 201, (response.json(), breaker.refused)
+
+
+class _LostInMiddleware:
+    """A middleware whose database work (outside any view's handler) finds the connection gone."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        raise OperationalError("server closed the connection unexpectedly")
+
+
+@pytest.mark.django_db
+class TestLostOutsideTheViewIsA503:
+    """Lost where no view's handler sees it, the connection still answers a retryable 503 in the
+    surface's shape (Django's last-resort handler), never a 500."""
+
+    @pytest.fixture(autouse=True)
+    def _lost_in_middleware(self, settings):
+        settings.MIDDLEWARE = [*settings.MIDDLEWARE, f"{__name__}._LostInMiddleware"]
+
+    @pytest.fixture
+    def raw(self, api_client):
+        api_client.raise_request_exception = False
+        return api_client
+
+    def test_a_prefect_route_answers_prefects_shape(self, tenant, raw):
+        response = raw.post(f"{tenant.prefix}/flow_runs/", {}, format="json")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == {"detail": "The database is unavailable; retry shortly."}
+
+    def test_a_control_plane_route_answers_its_shape(self, tenant, raw):
+        response = raw.get(f"/api/accounts/{tenant.account.id}/members")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json() == {
+            "detail": "The database is unavailable; retry shortly.",
+            "code": "unavailable",
+        }
+
+    def test_scim_answers_an_rfc_7644_error(self, tenant, raw):
+        response = raw.get(f"/scim/v2/{tenant.account.id}/Users")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+        assert response.json()["status"] == "503"
+        assert response.json()["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+
+    def test_a_console_page_answers_503(self, raw):
+        response = raw.get("/console/")
+        assert response.status_code == 503
+        assert response["Retry-After"] == "1"
+
+    def test_another_error_is_still_a_500(self, tenant, raw, monkeypatch):
+        monkeypatch.setattr(_LostInMiddleware, "__call__", lambda self, request: 1 / 0)
+        assert raw.post(f"{tenant.prefix}/flow_runs/", {}, format="json").status_code == 500
