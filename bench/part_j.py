@@ -340,6 +340,8 @@ def pages(big: dict) -> list[tuple[str, str]]:
             "audit log: event + date range",
             audit + "?event=member.role-changed&since=2000-01-01&until=2100-01-01",
         ),
+        ("audit log: by target", audit + "?target=target-17@bench.example"),
+        ("audit log: target matching nothing", audit + "?target=nobody@bench.example"),
         ("audit log: deep page (keyset)", audit + f"?before={deep}"),
         ("audit log: deep page, filtered", audit + f"?event=team.member-added&before={deep}"),
         ("billing", u("console-billing")),
