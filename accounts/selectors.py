@@ -203,12 +203,20 @@ def membership_list(*, account, emails: list | None = None) -> QuerySet[AccountM
     return memberships
 
 
-def membership_list_with_sign_in(*, account) -> QuerySet[AccountMembership]:
+def membership_list_with_sign_in(*, account, search: str = "") -> QuerySet[AccountMembership]:
     """``membership_list`` with how each person signs in, for the console (one query):
     ``scim_managed`` and ``sso_linked`` (an identity from single sign-on is linked to the user);
-    a usable password is read off the user row."""
+    a usable password is read off the user row. ``search``: only people whose email or name
+    contains it (any case)."""
     linked = UserSocialAuth.objects.filter(user=OuterRef("user"))
-    return membership_list(account=account).annotate(sso_linked=Exists(linked))
+    memberships = membership_list(account=account).annotate(sso_linked=Exists(linked))
+    if search:
+        memberships = memberships.filter(
+            Q(user__email__icontains=search)
+            | Q(user__first_name__icontains=search)
+            | Q(user__last_name__icontains=search)
+        )
+    return memberships.order_by("created", "pk")
 
 
 def account_memberships_of(user) -> QuerySet[AccountMembership]:
@@ -387,8 +395,10 @@ def team_list_with_counts(*, account) -> QuerySet[Team]:
 
 
 def account_principals(*, account) -> tuple[list[User], list[ServiceAccount]]:
-    """The account's people (by email) and service accounts (by name): two queries."""
-    users = list(User.objects.filter(memberships__account=account).order_by("email"))
+    """The account's people (by email) and service accounts (by name): two queries. For choosing
+    one of them: the people are loaded with their id and email only (an account may hold
+    thousands)."""
+    users = list(User.objects.filter(memberships__account=account).only("id", "email").order_by("email"))
     return users, list(service_account_list(account=account))
 
 

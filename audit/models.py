@@ -79,6 +79,23 @@ class AuditLogEntry(models.Model):
             models.Index(fields=["account_ref", "-occurred"], name="audit_account_occurred"),
             models.Index(fields=["workspace_ref", "-occurred"], name="audit_workspace_occurred"),
             models.Index(fields=["api_name"], name="audit_api_name"),
+            # The audit log's filters by event type and by target, read newest first by the
+            # chain's sequence (migration 0006 says why).
+            models.Index(
+                fields=["chain", "api_name", "-sequence"],
+                condition=models.Q(sequence__gt=0),
+                name="audit_chain_event",
+            ),
+            models.Index(
+                fields=["chain", "target_id", "-sequence"],
+                condition=models.Q(sequence__gt=0),
+                name="audit_chain_target_id",
+            ),
+            models.Index(
+                fields=["chain", "target_label", "-sequence"],
+                condition=models.Q(sequence__gt=0),
+                name="audit_chain_target_label",
+            ),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -14,6 +14,7 @@ database, migrate, bootstrap, uvicorn), then measures:
   (g) task-run ``set_state`` round trips from concurrent clients, as (c) (``--only g``);
   (h) ``Secret.load`` round trips with the real client (``--only h``);
   (i) the requests Prefect's UI makes, on a big generated workspace (``--only i``, ``--i-scale``);
+  (j) the admin console's pages on a big account, ours only (``--only j``, ``--j-scale``);
   (k) automations under a sustained event stream: every expected firing once, trigger-to-action
       latency, ingest with and without automations (``--only k``).
 
@@ -46,6 +47,7 @@ import part_f  # noqa: E402
 import part_g  # noqa: E402
 import part_h  # noqa: E402
 import part_i  # noqa: E402
+import part_j  # noqa: E402
 import part_k  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
@@ -55,7 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
     p.add_argument(
-        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-i, k (default a,b,c,d,e)"
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-k (default a,b,c,d,e)"
     )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
@@ -125,6 +127,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--i-requests", type=int, default=30, help="(i) timed requests of each kind (default 30)")
     p.add_argument(
+        "--j-scale",
+        type=float,
+        default=1.0,
+        help="(j) size of the big account, 1.0 = 1,000 members, 100 teams, 200 service accounts, "
+        "1,000,000 audit events (default 1.0; about 1 min to generate on 2 CPUs)",
+    )
+    p.add_argument("--j-requests", type=int, default=30, help="(j) timed requests of each page (default 30)")
+    p.add_argument(
         "--db-prefix",
         help="name the databases <prefix>_prefect / <prefix>_ours (dropped first if left over) "
         "instead of fresh bench_<stamp>_* names",
@@ -180,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - set("abcdefghik"):
+    if bad := args.only - set("abcdefghijk"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -421,6 +431,19 @@ def table(results: dict, names: list[str]) -> str:
                     {n: s.get(n, {}).get("requests", {}).get(label, {}).get(f"{q}_ms") for n in names},
                     "{:.1f}",
                 )
+    if "j" in parts:
+        s = parts["j"].get("servers", {})
+        labels = []
+        for n in names:
+            labels += [label for label in s.get(n, {}).get("requests", {}) if label not in labels]
+        for label in labels:
+            for q in ("p50", "p95"):
+                add(
+                    f"(j) {label} {q} ms",
+                    {n: s.get(n, {}).get("requests", {}).get(label, {}).get(f"{q}_ms") for n in names},
+                    "{:.1f}",
+                    ratio=False,
+                )
     if "k" in parts:
         s = parts["k"].get("servers", {})
 
@@ -474,7 +497,7 @@ def table(results: dict, names: list[str]) -> str:
                 "{:.1f}",
             )
             add(f"(k) {phase}: events lost", {n: kget(n, phase, "lost") for n in names}, ratio=False)
-    for key in "abcdefghik":
+    for key in "abcdefghijk":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -688,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         part("h", part_h.run, targets, workdir, runs=args.h_runs, loads=args.loads)
         part("i", part_i.run, targets, scale=args.i_scale, repeat=args.i_requests)
+        part("j", part_j.run, targets, scale=args.j_scale, repeat=args.j_requests)
         part(
             "k",
             part_k.run,

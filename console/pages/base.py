@@ -23,6 +23,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 from django.views import View
 
 from access.gate import Outcome, Surface, authorize_account
@@ -67,6 +69,20 @@ def navigation_for(account: Account, permissions: frozenset[str]) -> list[NavIte
         for item in NAVIGATION
         if item.permission in permissions and (item.feature is None or plan.has(item.feature))
     ]
+
+
+def select_options(choices, *, selected: object = None) -> SafeString:
+    """``<option>`` elements of ``(value, label)`` pairs, escaped, the one whose value is
+    ``selected`` (compared as text) selected. Built in one pass here rather than by a template
+    loop: a select of an account's people has an option per member and service account (1,200
+    on a big account), which a template loop renders several times slower."""
+    chosen = None if selected is None else str(selected)
+    parts = []
+    for value, label in choices:
+        value = str(value)
+        mark = " selected" if value == chosen else ""
+        parts.append(f'<option value="{escape(value)}"{mark}>{escape(label)}</option>')
+    return mark_safe("".join(parts))  # noqa: S308 - every value and label is escaped above
 
 
 def error_message(error: AppError) -> str:

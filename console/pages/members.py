@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
 
@@ -29,6 +30,9 @@ from console.pages.base import (
     parse_account_role,
 )
 from core.errors import AppError
+
+#: Members per page: the page renders a role form per row, and an account may hold thousands.
+PAGE_SIZE = 100
 
 # A refusal of these codes is about the address typed in: shown under the email field.
 _EMAIL_CODES = frozenset({"invalid_email", "already_member", "already_invited"})
@@ -60,7 +64,10 @@ class _MembersView(ConsolePage):
     nav_url_name = "console-members"
 
     def show(self, *, form: InviteForm | None = None, row_errors: dict | None = None, status: int = 200):
-        memberships = list(membership_list_with_sign_in(account=self.account))
+        search = self.request.GET.get("q", "").strip()[:254]
+        paginator = Paginator(membership_list_with_sign_in(account=self.account, search=search), PAGE_SIZE)
+        listing = paginator.get_page(self.request.GET.get("page"))
+        memberships = list(listing.object_list)
         rows = [
             {
                 "membership": m,
@@ -76,6 +83,8 @@ class _MembersView(ConsolePage):
         return self.page(
             {
                 "rows": rows,
+                "listing": listing,
+                "search": search,
                 "invitations": invitations,
                 "form": form or InviteForm(),
                 "roles": AccountRole.choices,

@@ -31,7 +31,7 @@ from accounts.selectors import (
     workspace_list_for,
 )
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, form_write
+from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, form_write, select_options
 from console.pages.choices import parse_uuid
 from console.pages.workspaces import workspace_or_404
 
@@ -137,7 +137,10 @@ class _RolesView(ConsolePage):
                 "custom": [{"role": r, "scopes": sorted(custom_role_scopes(r))} for r in custom],
                 "form": form or CustomRoleForm(),
                 "feature_on_plan": plan_for(self.account).has("custom_roles"),
-                "actors": [(u.pk, u.email) for u in users] + [(b.pk, str(b)) for b in bots],
+                "actor_options": select_options(
+                    [(u.pk, u.email) for u in users] + [(b.pk, str(b)) for b in bots],
+                    selected=self.request.GET.get("actor"),
+                ),
                 "workspaces": workspace_list_for(self.request.user, account=self.account),
                 "all_scopes": WORKSPACE_SCOPES,
                 "explained": explain(self.request, self.account),

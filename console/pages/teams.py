@@ -25,7 +25,14 @@ from accounts.selectors import (
 )
 from accounts.services import workspace_access_grant
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message, form_write
+from console.pages.base import (
+    Confirmation,
+    ConfirmedActionPage,
+    ConsolePage,
+    error_message,
+    form_write,
+    select_options,
+)
 from console.pages.choices import parse_principal, parse_uuid, parse_workspace_role, workspace_role_choices
 from core.errors import AppError
 
@@ -97,6 +104,7 @@ class _TeamView(ConsolePage):
                 "grants": list(team_workspace_grants(team).order_by("workspace__name")),
                 "form": form or TeamForm(initial={"name": team.name, "description": team.description}),
                 "candidates": candidates,
+                "candidate_options": select_options(candidates),
                 "workspaces": workspace_list_for(self.request.user, account=self.account)
                 if self.can("update:team")
                 else [],

@@ -28,7 +28,14 @@ from accounts.selectors import (
 from accounts.services import workspace_access_grant, workspace_access_revoke
 from accounts.tenancy import workspace_create
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message, form_write
+from console.pages.base import (
+    Confirmation,
+    ConfirmedActionPage,
+    ConsolePage,
+    error_message,
+    form_write,
+    select_options,
+)
 from console.pages.choices import parse_principal, parse_uuid, parse_workspace_role, workspace_role_choices
 from console.ui import ui_base
 from core.errors import AppError
@@ -132,6 +139,7 @@ class _WorkspaceView(ConsolePage):
                 "admins": list(account_admins(account=self.account)),
                 "grants": grants,
                 "default_role": role_of(default) if default else None,
+                "principal_options": select_options(principals),
                 "roles": workspace_role_choices(self.account) if editing else [],
                 "principals": principals,
                 "no_default": NO_DEFAULT,

@@ -40,7 +40,7 @@ class TestMembersList:
         assert org.owner.email in html
         assert "Send invitation" not in html and "Change role" not in html and "Remove" not in html
         assert 'name="csrfmiddlewaretoken"' in html  # the sign-out form only
-        assert html.count("<form") == 1
+        assert html.count('<form method="post"') == 1  # the search form reads only
 
     def test_navigation_follows_role_and_plan(self, db):
         org = make_org(plan="hobby")  # no service accounts on this plan
@@ -69,6 +69,21 @@ class TestMembersList:
         for n in range(6):
             browser.post(org.url("members/"), {"email": f"new{n}@example.test", "role": "member"})
         assert steady_query_count(browser, org.url("members/")) == few
+
+
+class TestMembersPages:
+    def test_a_page_of_members_at_a_time_and_search(self, org, monkeypatch):
+        monkeypatch.setattr("console.pages.members.PAGE_SIZE", 2)
+        extra = UserFactory(email="zed@example.test")
+        membership_add(account=org.account, user=extra, role=AccountRole.MEMBER, actor=SYSTEM)
+        browser = session(org.admin)
+        first = browser.get(org.url("members/")).content.decode()
+        assert "4 members, 1–2 shown" in first and "Page 1 of 2" in first and "page=2" in first
+        second = browser.get(org.url("members/") + "?page=2").content.decode()
+        assert "zed@example.test" in second and "zed@example.test" not in first
+        found = browser.get(org.url("members/") + "?q=ZED").content.decode()
+        assert "1 member matching" in found and "zed@example.test" in found
+        assert org.owner.email not in found.split("<table>")[1].split("</table>")[0]
 
 
 class TestCrossAccount:
