@@ -77,6 +77,18 @@ def _fresh_auth_memo():
 
 
 @pytest.fixture(autouse=True)
+def _joinable_eager_results():
+    """Celery keeps "a task is running here, joining would block" in one process-wide flag that
+    each eager task sets and restores around itself. Eager tasks run at once in two threads (a live
+    server's and the test's) can restore each other's value and leave it set, and every later
+    ``.get()`` in the process then refuses. Each test starts with it cleared."""
+    from celery.result import _set_task_join_will_block
+
+    _set_task_join_will_block(False)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def _fresh_channel_layer():
     """Each test gets its own channel layer instance: a Redis layer binds its receive machinery to
     the event loop that first used it (a live server's thread, another test's loop)."""
