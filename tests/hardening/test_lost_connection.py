@@ -8,8 +8,7 @@ told 503 for a write that happened, and retries it (Prefect's client does): a se
 
 Each test lets the request run until its write is durable, then breaks the connection as a
 terminated backend would (every later statement raises ``OperationalError``), and expects the
-write's success. ``tests/live/test_lost_connection_live.py`` terminates the server's PostgreSQL
-backends under load.
+write's success.
 """
 
 from __future__ import annotations
