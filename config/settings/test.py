@@ -28,3 +28,9 @@ STORAGES = {
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):  # noqa: F405
     # One file per test process, so concurrent test runs never share (or delete) each other's.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-db-{os.getpid()}.sqlite3")}  # noqa: F405
+
+# Test processes run side by side (pytest-xdist) against one Redis: each keeps its cache keys apart,
+# so one worker's change (an access-memo generation bump, a rate-limit bucket) never reaches another's
+# tests.
+if "default" in CACHES and CACHES["default"]["BACKEND"].endswith("RedisCache"):  # noqa: F405
+    CACHES["default"]["KEY_PREFIX"] = f"test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"  # noqa: F405
