@@ -1,10 +1,10 @@
 """WSGI entry point: Django's HTTP side. ``config.asgi`` serves it from the ASGI server's thread pool.
 
 A request to ``/api/`` that carries a bearer key is served by a second handler whose middleware
-leaves out what only a browser session needs (static files, sessions, CSRF, the session user,
-messages): DRF authenticates the key itself, and every API view is CSRF-exempt for keys. Security
-headers and HTTPS redirects, the request context (id, client IP, user agent) and the audit log's
-actor stay on both.
+leaves out what only a browser session needs (static files, sessions, CSRF, the session user and
+its audit credential, messages), whatever cookies come with it: DRF authenticates the key itself,
+and every API view is CSRF-exempt for keys. Security headers and HTTPS redirects, the request
+context (id, client IP, user agent) and the audit log's actor stay on both.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ BROWSER_ONLY_MIDDLEWARE = frozenset(
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.csrf.CsrfViewMiddleware",
         "django.contrib.auth.middleware.AuthenticationMiddleware",
+        # Reads the session user; a key request's credential is set when DRF authenticates the key.
+        "access.middleware.SessionCredentialMiddleware",
         "django.contrib.messages.middleware.MessageMiddleware",
         "django_htmx.middleware.HtmxMiddleware",
     }
