@@ -202,7 +202,11 @@ def events_count(
     if countable == "day":
         return _count_by_time(qs, flt, "day", 1.0)
     if countable == "time":
-        return _count_by_time(qs, flt, time_unit, time_interval)
+        try:
+            return _count_by_time(qs, flt, time_unit, time_interval)
+        except OverflowError:
+            # An interval longer than a date can span (``time_interval`` 1e300 days).
+            raise InvalidCountParameters("The given interval is too long to count by.") from None
     if countable == "event":
         rows = qs.values("event").annotate(n=Count("id"), start=Min("occurred"), end=Max("occurred"))
         result = [

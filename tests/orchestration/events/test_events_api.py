@@ -348,6 +348,19 @@ def test_count_by_time_buckets_the_window(api_client, tenant):
     assert client.post(f"{tenant.prefix}/events/count-by/nonsense", body, format="json").status_code == 422
 
 
+@pytest.mark.parametrize(("unit", "interval"), [("day", 1.99e307), ("week", 1e12), ("second", 1e300)])
+def test_count_by_time_refuses_an_interval_longer_than_dates_reach(api_client, tenant, unit, interval):
+    """An interval no date arithmetic can hold is a 422, not an overflow (found by the schemathesis
+    run: ``time_interval`` 1.99e307 days)."""
+    client = bearer(api_client, tenant.service_key)
+    body = {"filter": {"occurred": {"since": _ago(hours=6), "until": now_iso()}}, "time_unit": unit}
+    response = client.post(
+        f"{tenant.prefix}/events/count-by/time", {**body, "time_interval": interval}, format="json"
+    )
+    assert response.status_code == 422, response.content
+    assert "interval" in response.json()["detail"]
+
+
 # --- POST /events -----------------------------------------------------------------------------------
 
 
