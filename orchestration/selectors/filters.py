@@ -265,7 +265,10 @@ FLOW_RUN = Kind(
         "idempotency_key": F("idempotency_key", "str", "any_", "not_any_"),
     },
     # Subflows of the given flow runs: the client's ``FlowRunFilterParentFlowRunId``.
-    special={"parent_flow_run_id": lambda value: _parent_flow_run(value)},
+    special={
+        "parent_flow_run_id": lambda value: _parent_flow_run(value),
+        "created_by": lambda value: _created_by(value),
+    },
 )
 TASK_RUN = Kind(
     {
@@ -338,6 +341,26 @@ def _parent_flow_run(value: Any) -> Q:
         return Q()
     parents = _models()["task_runs"].objects.filter(flow_run_id__in=_list(value["any_"], _uuid))
     return Q(parent_task_run_id__in=parents.values("id"))
+
+
+def _created_by(value: Any) -> Q:
+    """Flow runs by who created them (Prefect's ``FlowRunFilterCreatedBy``): the ``id`` and
+    ``type`` of the ``created_by`` JSON, or whether there is one."""
+    if not isinstance(value, dict) or set(value) - {"id_", "type_", "is_null_", "operator"}:
+        raise FilterError("flow_runs.created_by accepts only id_, type_ and is_null_")
+    operator = value.get("operator", "and_")
+    if operator not in ("and_", "or_"):
+        raise FilterError("flow_runs.created_by.operator must be 'and_' or 'or_'")
+    parts = []
+    if value.get("id_") is not None:
+        parts.append(Q(created_by__id__in=[str(_uuid(item)) for item in _list(value["id_"], _uuid)]))
+    if value.get("type_") is not None:
+        parts.append(Q(created_by__type__in=_list(value["type_"], _str)))
+    if value.get("is_null_") is not None:
+        # A JSON null and a missing value are both "no creator".
+        no_creator = Q(created_by__isnull=True) | Q(created_by=None)
+        parts.append(no_creator if _bool(value["is_null_"]) else ~no_creator)
+    return _combine(parts, operator)
 
 
 def _log_text(value: Any) -> Q:

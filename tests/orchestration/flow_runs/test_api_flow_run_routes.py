@@ -329,6 +329,45 @@ class TestParentFlowRunFilter:
         assert response.status_code == 200 and response.json() == []
 
 
+class TestCreatedByFilter:
+    """``flow_runs.created_by`` (Prefect's ``FlowRunFilterCreatedBy``, in the example of Prefect's
+    own OpenAPI document): by the creator's id and type, or whether there is one."""
+
+    def test_by_id_type_and_presence(self, api, tenant):
+        deployment_id, automation_id = uuid.uuid4(), uuid.uuid4()
+        by_deployment, by_automation, by_nobody = (api.run()["id"] for _ in range(3))
+        for run_id, creator in (
+            (by_deployment, {"id": str(deployment_id), "type": "DEPLOYMENT", "display_value": "d"}),
+            (by_automation, {"id": str(automation_id), "type": "AUTOMATION", "display_value": "a"}),
+            (by_nobody, None),  # a run the key created names the key's owner; this one names nobody
+        ):
+            _ws(FlowRun, tenant).filter(id=run_id).update(created_by=creator)
+
+        def ids(created_by) -> set[str]:
+            response = api.post("flow_runs/filter", {"flow_runs": {"created_by": created_by}})
+            assert response.status_code == 200, response.content
+            return {run["id"] for run in response.json()}
+
+        assert ids({"id_": [str(deployment_id)]}) == {by_deployment}
+        assert ids({"type_": ["DEPLOYMENT", "AUTOMATION"]}) == {by_deployment, by_automation}
+        assert ids({"type_": ["AUTOMATION"], "id_": [str(deployment_id)]}) == set()
+        assert ids({"type_": ["AUTOMATION"], "id_": [str(deployment_id)], "operator": "or_"}) == {
+            by_deployment, by_automation,
+        }  # fmt: skip
+        assert ids({"is_null_": True}) == {by_nobody}
+        assert ids({"is_null_": False}) == {by_deployment, by_automation}
+        assert (
+            api.post("flow_runs/count", {"flow_runs": {"created_by": {"type_": ["DEPLOYMENT"]}}}).json() == 1
+        )
+
+    @pytest.mark.parametrize(
+        "value", [{"id_": ["nope"]}, {"type_": "DEPLOYMENT"}, {"is_null_": "yes"}, {"eq_": 1}, []]
+    )
+    def test_bad_values_are_422(self, api, value):
+        response = api.post("flow_runs/filter", {"flow_runs": {"created_by": value}})
+        assert response.status_code == 422, response.content
+
+
 class TestLogsDownload:
     def test_csv_of_the_runs_logs_oldest_first(self, api, tenant, as_role):
         run = api.run(name="nightly etl")
