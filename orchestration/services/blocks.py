@@ -56,6 +56,17 @@ def _installed() -> bool:
     ).exists()
 
 
+def system_blocks_ensure_if_named(*, slug: str | None = None, checksum: str | None = None) -> None:
+    """``system_blocks_ensure`` for a read of one type (by slug) or schema (by checksum), only when
+    it names an entry of the catalogue: a read of anything else (the workspace's own types, a slug
+    that names nothing) writes nothing, so its 404 stores nothing either."""
+    if any(
+        entry["block_type"]["slug"] == slug or entry["block_schema"]["checksum"] == checksum
+        for entry in system_catalog()
+    ):
+        system_blocks_ensure()
+
+
 def system_blocks_ensure(*, force: bool = False) -> None:
     """Give the current workspace the system block types and schemas (Prefect's
     ``run_block_auto_registration``); ``force`` rewrites the protected types from the catalogue."""

@@ -8,7 +8,8 @@ that need no secret still work for it. Writes need ``manage_blocks``.
 
 The system block types reach a workspace on its first read of block types or schemas
 (``system_blocks_ensure``), after the request's body has been validated, so a refused request
-writes nothing.
+writes nothing; a read of one type or schema seeds them only when it names one of them, so a 404
+for a slug or checksum that names nothing writes nothing either.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from orchestration.services.blocks import (
     block_type_delete,
     block_type_update,
     system_blocks_ensure,
+    system_blocks_ensure_if_named,
 )
 
 SEE = "see_blocks"
@@ -115,7 +117,7 @@ class BlockTypeBySlugApi(BlocksApiView):
     required_scopes = {"GET": SEE}
 
     def get(self, request, slug: str):
-        system_blocks_ensure()
+        system_blocks_ensure_if_named(slug=slug)
         return Response(block_type_to_wire(block_type_get(slug=slug)))
 
 
@@ -140,7 +142,7 @@ class BlockDocumentsOfTypeApi(BlocksApiView):
 
     def get(self, request, slug: str):
         include = self.include_secrets()
-        system_blocks_ensure()
+        system_blocks_ensure_if_named(slug=slug)
         documents = block_documents_of_type(slug, include_secrets=include)
         return Response(self.answer(documents, include_secrets=include))
 
@@ -179,7 +181,7 @@ class BlockSchemaByChecksumApi(BlocksApiView):
 
     def get(self, request, checksum: str):
         version = self.parse(_ChecksumQuery, request.query_params.dict()).version
-        system_blocks_ensure()
+        system_blocks_ensure_if_named(checksum=checksum)
         block_schema = block_schema_by_checksum(checksum, version)
         if block_schema is None:
             return Response({"detail": "Block schema not found"}, status=404)

@@ -64,6 +64,21 @@ class TestSystemBlockTypes:
         assert by_checksum.status_code == 200 and by_checksum.json()["block_type"]["slug"] == "slack-webhook"
         assert "notify" in dev.get(f"{tenant.prefix}/block_capabilities/").json()
 
+    def test_a_read_that_names_no_system_entry_writes_nothing(self, tenant, dev):
+        """A 404 for a slug or checksum that names nothing once seeded the whole catalogue (found
+        by the schemathesis run: a refused request stored rows); a system slug still finds its type,
+        and a schema's checksum its schema, on a workspace's first read."""
+        p, ws = tenant.prefix, tenant.workspace.id
+        assert dev.get(f"{p}/block_types/slug/no-such-type").status_code == 404
+        assert dev.get(f"{p}/block_schemas/checksum/sha256:nothing").status_code == 404
+        assert dev.get(f"{p}/block_types/slug/no-such-type/block_documents").status_code == 404
+        assert BlockType.objects.for_workspace(ws).count() == 0
+        assert BlockSchema.objects.for_workspace(ws).count() == 0
+        entry = next(e for e in system_catalog() if e["block_type"]["slug"] == "webhook")
+        by_checksum = dev.get(f"{p}/block_schemas/checksum/{entry['block_schema']['checksum']}")
+        assert by_checksum.status_code == 200 and by_checksum.json()["block_type"]["slug"] == "webhook"
+        assert dev.get(f"{p}/block_types/slug/secret").status_code == 200
+
     def test_install_is_idempotent_and_forced_install_restores_protected_types(self, tenant, dev):
         p = tenant.prefix
         dev.get(f"{p}/block_types/slug/secret")
