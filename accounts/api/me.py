@@ -4,7 +4,8 @@ asks)."""
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -38,9 +39,26 @@ class MeApi(APIView):
         )
 
 
+# One entry of ``/api/me/workspaces``: the answer is a list of these.
+MY_WORKSPACE = inline_serializer(
+    "MyWorkspace",
+    fields={
+        "account_id": serializers.UUIDField(),
+        "account_name": serializers.CharField(),
+        "account_handle": serializers.CharField(),
+        "workspace_id": serializers.UUIDField(),
+        "workspace_name": serializers.CharField(),
+        "workspace_description": serializers.CharField(allow_blank=True),
+        "workspace_handle": serializers.CharField(),
+        "roles": serializers.ListField(child=serializers.CharField()),
+    },
+    many=True,
+)
+
+
 class MyWorkspacesApi(APIView):
     # The workspaces of the person (or service account) the request authenticates.
-    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @extend_schema(responses=MY_WORKSPACE)
     def get(self, request):
         return Response(
             [
