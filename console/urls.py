@@ -25,6 +25,7 @@ from console.pages.sso import (
     IdentityProviderDeletePage,
     IdentityProviderDiscoveryPage,
     IdentityProviderPage,
+    IdentityProviderTestPage,
     SsoDomainRemovePage,
     SsoDomainVerifyPage,
     SsoEnforcementPage,
@@ -162,6 +163,11 @@ urlpatterns = [
         f"{ACCOUNT}sso/providers/<uuid:provider_id>/discovery",
         IdentityProviderDiscoveryPage.as_view(),
         name="console-sso-provider-discovery",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/test",
+        IdentityProviderTestPage.as_view(),
+        name="console-sso-provider-test",
     ),
     path(
         f"{ACCOUNT}sso/providers/<uuid:object_id>/delete",
