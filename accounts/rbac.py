@@ -589,34 +589,55 @@ def invitation_accept(*, invitation_id, token: str, user: User) -> AccountMember
             raise Conflict("This invitation has expired; ask for a new one.", code="expired")
         if user.email.lower() != invitation.email.lower():
             raise NotFound("Invitation not found.")
-        account = _lock_account(invitation.account)
-        with seat_change(
-            account=account, actor=user, door=Door.INVITATION_ACCEPTED, reason=f"{user.email} accepted"
-        ):
-            # The invitation held the seat; release it before the membership takes it.
-            invitation.status = Invitation.Status.ACCEPTED
-            invitation.accepted_by, invitation.accepted_at = user, timezone.now()
-            invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
-            membership = membership_add(
-                account=account,
-                user=user,
-                role=invitation.account_role,
-                actor=SYSTEM,
-                door=Door.INVITATION_ACCEPTED,
-            )
-        for grant in invitation.workspace_grants:
-            workspace = Workspace.objects.filter(account=account, pk=grant["workspace_id"]).first()
-            role = workspace_role_resolve(grant["workspace_role_id"], account=account)
-            if workspace is not None and role is not None:
-                workspace_access_grant(workspace=workspace, principal=user, role=role, actor=SYSTEM)
-        audit_record(
-            event=events.INVITATION_ACCEPTED,
-            actor=user,
-            account=account,
-            target=invitation,
-            payload={"email": invitation.email},
-        )
+        membership = _invitation_accept_locked(invitation, user=user, via="link")
     return membership
+
+
+def _invitation_accept_locked(invitation: Invitation, *, user: User, via: str) -> AccountMembership:
+    """Make ``user`` a member with the invitation's account role and its workspace grants (each
+    through ``workspace_access_grant``, with its audit event); the invitation's seat passes to the
+    membership. The invitation row is locked and pending; ``via`` says how it was accepted (the
+    emailed link, or a sign-in through the account's identity provider)."""
+    account = _lock_account(invitation.account)
+    with seat_change(
+        account=account, actor=user, door=Door.INVITATION_ACCEPTED, reason=f"{user.email} accepted"
+    ):
+        # The invitation held the seat; release it before the membership takes it.
+        invitation.status = Invitation.Status.ACCEPTED
+        invitation.accepted_by, invitation.accepted_at = user, timezone.now()
+        invitation.save(update_fields=["status", "accepted_by", "accepted_at", "updated"])
+        membership = membership_add(
+            account=account,
+            user=user,
+            role=invitation.account_role,
+            actor=SYSTEM,
+            door=Door.INVITATION_ACCEPTED,
+        )
+    for grant in invitation.workspace_grants:
+        workspace = Workspace.objects.filter(account=account, pk=grant["workspace_id"]).first()
+        role = workspace_role_resolve(grant["workspace_role_id"], account=account)
+        if workspace is not None and role is not None:
+            workspace_access_grant(workspace=workspace, principal=user, role=role, actor=SYSTEM)
+    audit_record(
+        event=events.INVITATION_ACCEPTED,
+        actor=user,
+        account=account,
+        target=invitation,
+        payload={"email": invitation.email, "via": via},
+    )
+    return membership
+
+
+def invitation_accept_on_sign_in(*, account: Account, user: User) -> AccountMembership | None:
+    """A sign-in through ``account``'s identity provider (which speaks only for the account's
+    verified domains) accepts the pending invitation to that person's address, if there is one:
+    they join with the invitation's role and workspace grants rather than the plain member a
+    just-in-time sign-in makes. None when no invitation is pending (or it has expired)."""
+    with transaction.atomic():
+        invitation = invitations_pending(account).select_for_update().filter(email__iexact=user.email).first()
+        if invitation is None:
+            return None
+        return _invitation_accept_locked(invitation, user=user, via="sso")
 
 
 def invitation_accept_new_user(

@@ -271,9 +271,12 @@ def service_account_get(*, account, service_account_id) -> ServiceAccount | None
     )
 
 
-def service_account_list(*, account, names: list | None = None, ids: list | None = None):
-    """The account's service accounts by name; only those named or with the ids given."""
-    service_accounts = ServiceAccount.objects.filter(account=account).order_by("name")
+def service_account_list(*, account, names: list | None = None, ids: list | None = None, search: str = ""):
+    """The account's service accounts by name (then id, so pages of them are stable); only those
+    named, with the ids given, or whose name contains ``search`` (any case)."""
+    service_accounts = ServiceAccount.objects.filter(account=account).order_by("name", "pk")
+    if search:
+        service_accounts = service_accounts.filter(name__icontains=search)
     if names is not None:
         service_accounts = service_accounts.filter(name__in=[str(name) for name in names])
     if ids is not None:
@@ -341,6 +344,24 @@ def custom_role_list(*, account):
 
 def custom_role_get(*, account, role_id) -> CustomRole | None:
     return CustomRole.objects.filter(account=account, pk=role_id).first()
+
+
+def custom_role_grants(*, role) -> QuerySet[WorkspaceRoleGrant]:
+    """Where a custom role is granted: its grants across its account's workspaces (an account-level
+    read), with the workspace and the person, service account or team each names, by workspace."""
+    return (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(custom_role=role, workspace__account_id=role.account_id)
+        .select_related("workspace", "user", "service_account", "team")
+        .order_by("workspace__name", "created")
+    )
+
+
+def custom_role_default_for(*, role) -> list[Workspace]:
+    """The workspaces of the role's account whose default role it is, by name."""
+    return list(
+        Workspace.objects.filter(account_id=role.account_id, default_role__custom_role=role).order_by("name")
+    )
 
 
 def invitation_list(*, account):

@@ -491,3 +491,11 @@ AUTH_THROTTLED = register(
     api_name="auth.throttled",
     template="{door} attempts throttled for {scope} {subject} after {failures} failures",
 )
+
+# --- the console's SSO test sign-in (ids 230–239) ------------------------------------------------------
+SSO_TEST_SIGN_IN = register(
+    id=230,
+    name="SSO_TEST_SIGN_IN",
+    api_name="sso.test-sign-in",
+    template="{actor} tested a sign-in through the identity provider {provider} ({outcome})",
+)

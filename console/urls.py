@@ -13,7 +13,7 @@ from console.pages.index import AccountHomePage, console_index
 from console.pages.invitations import InvitationAcceptPage
 from console.pages.ip_allowlist import IpAllowlistEnforcementPage, IpAllowlistPage, IpAllowlistRemovePage
 from console.pages.members import InvitationRevokePage, MemberRemovePage, MemberRolePage, MembersPage
-from console.pages.roles import RoleDeletePage, RolePage, RolesPage
+from console.pages.roles import RoleDeletePage, RoleGrantPage, RolePage, RolesPage
 from console.pages.scim import ScimPage, ScimSettingsPage, ScimTokenRevokePage
 from console.pages.service_accounts import (
     ServiceAccountDeletePage,
@@ -25,6 +25,7 @@ from console.pages.sso import (
     IdentityProviderDeletePage,
     IdentityProviderDiscoveryPage,
     IdentityProviderPage,
+    IdentityProviderTestPage,
     SsoDomainRemovePage,
     SsoDomainVerifyPage,
     SsoEnforcementPage,
@@ -98,6 +99,7 @@ urlpatterns = [
     path(f"{ACCOUNT}teams/<uuid:object_id>/delete", TeamDeletePage.as_view(), name="console-team-delete"),
     path(f"{ACCOUNT}roles/", RolesPage.as_view(), name="console-roles"),
     path(f"{ACCOUNT}roles/<uuid:role_id>/", RolePage.as_view(), name="console-role"),
+    path(f"{ACCOUNT}roles/<uuid:role_id>/grants", RoleGrantPage.as_view(), name="console-role-grant"),
     path(f"{ACCOUNT}roles/<uuid:object_id>/delete", RoleDeletePage.as_view(), name="console-role-delete"),
     # Workspaces
     path(f"{ACCOUNT}workspaces/", WorkspacesPage.as_view(), name="console-workspaces"),
@@ -161,6 +163,11 @@ urlpatterns = [
         f"{ACCOUNT}sso/providers/<uuid:provider_id>/discovery",
         IdentityProviderDiscoveryPage.as_view(),
         name="console-sso-provider-discovery",
+    ),
+    path(
+        f"{ACCOUNT}sso/providers/<uuid:provider_id>/test",
+        IdentityProviderTestPage.as_view(),
+        name="console-sso-provider-test",
     ),
     path(
         f"{ACCOUNT}sso/providers/<uuid:object_id>/delete",

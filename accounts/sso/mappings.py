@@ -127,26 +127,44 @@ def group_mappings_set(*, account, mappings, actor) -> list[SsoGroupMapping]:
     return group_mappings_list(account)
 
 
-def group_mappings_apply(*, account, user, groups: list[str]) -> None:
-    mappings = group_mappings_list(account)
-    if not mappings:
-        return
-    held = {g.strip().casefold() for g in groups}
+def _mapping_plan(mappings: list[SsoGroupMapping], groups: list[str]):
+    """What ``groups`` earn under ``mappings``: the mapped teams they hold (ids), every mapped team
+    (ids), the strongest mapped role per workspace id, and the workspaces and teams by id."""
+    held = {str(g).strip().casefold() for g in groups}
     wanted_teams, mapped_teams = set(), set()
     wanted_roles: dict = {}
-    workspaces = {}
+    workspaces, teams = {}, {}
     for mapping in mappings:
         holds = mapping.group.casefold() in held
         if mapping.team_id is not None:
             mapped_teams.add(mapping.team_id)
             if holds:
                 wanted_teams.add(mapping.team_id)
+                teams[mapping.team_id] = mapping.team
         elif holds:
             role = role_of_mapping(mapping)
             workspaces[mapping.workspace_id] = mapping.workspace
             best = wanted_roles.get(mapping.workspace_id)
             if best is None or len(role.scopes) > len(best.scopes):
                 wanted_roles[mapping.workspace_id] = role
+    return wanted_teams, mapped_teams, wanted_roles, workspaces, teams
+
+
+def group_mappings_resolve(mappings: list[SsoGroupMapping], groups: list[str]):
+    """``(teams, [(workspace, role)])`` the mappings would give someone holding ``groups``: what
+    a sign-in applies, computed without applying it (the console's test sign-in)."""
+    wanted_teams, _, wanted_roles, workspaces, teams = _mapping_plan(mappings, groups)
+    return (
+        [teams[team_id] for team_id in wanted_teams],
+        [(workspaces[workspace_id], role) for workspace_id, role in wanted_roles.items()],
+    )
+
+
+def group_mappings_apply(*, account, user, groups: list[str]) -> None:
+    mappings = group_mappings_list(account)
+    if not mappings:
+        return
+    wanted_teams, mapped_teams, wanted_roles, workspaces, _ = _mapping_plan(mappings, groups)
     with transaction.atomic():
         current = set(
             TeamMember.objects.filter(user=user, team_id__in=mapped_teams).values_list("team_id", flat=True)

@@ -9,8 +9,9 @@ After social-core has validated the assertion or id_token:
    across accounts).
 2. social-core's ``social_user``: the person already linked to ``<idp id>:<subject>``, if any.
 3. ``resolve_user``: otherwise the person with that address (the verified domain makes the link
-   safe), or a new person (just-in-time); either way made a member with the default role if they
-   are not one, when a seat is free, or refused with nothing created.
+   safe), or a new person (just-in-time); either way made a member if they are not one: through
+   the pending invitation to their address when there is one (its role and workspace grants, the
+   seat it held), else with the default role when a seat is free, or refused with nothing created.
 4. social-core's ``associate_user`` links the identity; ``sync_groups`` applies the group mappings.
 """
 
@@ -22,6 +23,7 @@ from django.db import transaction
 
 from accounts.models import AccountMembership, SsoDomain, User
 from accounts.permissions import AccountRole
+from accounts.rbac import invitation_accept_on_sign_in
 from accounts.services import membership_add
 from accounts.sso.errors import SsoRefused
 from accounts.sso.mappings import group_mappings_apply
@@ -106,14 +108,25 @@ def resolve_user(backend, details, sso_email, user=None, *args, **kwargs):
                         last_name=(details.get("last_name") or "")[:150],
                     )
                     created = True
-                # Locks the account and takes a seat, or refuses (and the new user rolls back).
-                membership_add(account=account, user=user, role=AccountRole.MEMBER, actor=user, door=Door.SSO)
+                # A pending invitation to this address is accepted (its role and workspace grants,
+                # the seat it held); otherwise a plain member, which locks the account and takes a
+                # seat, or refuses (and the new user rolls back).
+                invited = invitation_accept_on_sign_in(account=account, user=user)
+                if invited is None:
+                    membership_add(
+                        account=account, user=user, role=AccountRole.MEMBER, actor=user, door=Door.SSO
+                    )
                 audit_record(
                     event=events.SSO_USER_PROVISIONED,
                     actor=user,
                     account=account,
                     target=user,
-                    payload={"provider_id": str(provider.id), "provider": provider.name, "new_user": created},
+                    payload={
+                        "provider_id": str(provider.id),
+                        "provider": provider.name,
+                        "new_user": created,
+                        "invitation_accepted": invited is not None,
+                    },
                 )
         except PlanLimitExceeded:
             raise SsoRefused(

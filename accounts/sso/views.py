@@ -8,6 +8,7 @@ account with the reason, and a plain page that says what happened; nothing is cr
 
 from __future__ import annotations
 
+import json
 import zlib
 from datetime import timedelta
 from importlib import import_module
@@ -18,6 +19,7 @@ from django.contrib.auth import login, logout
 from django.contrib.sessions.backends.base import SessionBase
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
@@ -31,7 +33,7 @@ from social_core.exceptions import SocialAuthBaseException
 from social_django.utils import load_strategy
 
 from accounts.models import IdentityProvider, SsoSession
-from accounts.sso import enforcement
+from accounts.sso import enforcement, tester
 from accounts.sso.backends import AccountOidcAuth, AccountSamlAuth, backend_for
 from accounts.sso.errors import TITLES, SsoRefused
 from audit import events
@@ -126,7 +128,18 @@ def _unavailable(request, provider: IdentityProvider):
     return None
 
 
+def _relay_test(request) -> bool:
+    """A SAML answer whose RelayState says it answers a test sign-in."""
+    try:
+        relay = json.loads(request.POST.get("RelayState") or "")
+    except ValueError:
+        return False
+    return isinstance(relay, dict) and "test" in relay
+
+
 def _complete(request, provider: IdentityProvider):
+    if tester.sso_test_matches(request, provider) or _relay_test(request):
+        return _complete_test(request, provider)
     unavailable = _unavailable(request, provider)
     if unavailable is not None:
         return unavailable
@@ -148,6 +161,70 @@ def _complete(request, provider: IdentityProvider):
     if isinstance(response, HttpResponseRedirect):
         return HttpResponseRedirect(_safe_next(request, response["Location"]))
     return response
+
+
+def sso_test_start(request, provider: IdentityProvider):
+    """The console's test sign-in: send the administrator's browser to the IdP as a sign-in would,
+    the session marked so that the answer is reported rather than signed in (a provider still
+    turned off is tested too)."""
+    strategy = load_strategy(request)
+    backend = backend_for(provider, strategy)
+    request.social_strategy, request.backend = strategy, backend
+    backend.test_nonce = tester.sso_test_begin(request, provider)
+    try:
+        response = do_auth(backend, redirect_name="next")
+    except SocialAuthBaseException as error:
+        reason, message = _describe(error)
+        report = tester.sso_test_failed(provider, reason=reason, message=message)
+        tester.sso_test_finish(request, provider, report)
+        return None
+    if isinstance(backend, AccountOidcAuth):
+        tester.sso_test_bind(request, response["Location"])
+    return response
+
+
+def _complete_test(request, provider: IdentityProvider):
+    """The answer to a test sign-in: validated as any sign-in, reported instead of signed in."""
+    result_url = (
+        reverse("console-sso-provider", args=[provider.account.handle, provider.pk]) + "#test-heading"
+    )
+    strategy = load_strategy(request)
+    backend = backend_for(provider, strategy)
+    request.social_strategy, request.backend = strategy, backend
+    matched = tester.sso_test_matches(request, provider)
+
+    def report(backend, *, uid, details, response):
+        if not matched:  # a test answer this session did not start: never a sign-in
+            raise SsoRefused(
+                "test_not_started",
+                "This answers a test sign-in that was not started in this browser session, or is "
+                "more than 10 minutes old; nobody was signed in.",
+            )
+        found = tester.sso_test_report(backend, uid=uid, details=details, response=response)
+        tester.sso_test_finish(request, provider, found)
+        return HttpResponseRedirect(result_url)
+
+    backend.test_sign_in = report
+    try:
+        response = do_complete(backend, _no_login, user=None, redirect_name="next", request=request)
+    except SsoRefused as refusal:
+        return refuse(request, provider=provider, reason=refusal.reason, message=refusal.message)
+    except (SocialAuthBaseException, ValueError) as error:
+        reason, message = (
+            _describe(error)
+            if isinstance(error, SocialAuthBaseException)
+            else ("invalid_request", str(error))
+        )
+        if not matched:
+            return refuse(request, provider=provider, reason=reason, message=message)
+        failed = tester.sso_test_failed(provider, reason=reason, message=message)
+        tester.sso_test_finish(request, provider, failed)
+        return HttpResponseRedirect(result_url)
+    return response  # the report's page, or the SAML browser-return page before it
+
+
+def _no_login(backend, user, social_user) -> None:
+    raise AssertionError("A test sign-in never signs anyone in.")  # run_authentication returns a page
 
 
 def _do_login(backend, user, social_user) -> None:

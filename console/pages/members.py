@@ -1,5 +1,6 @@
 """Members and invitations: the account's people with their role, how they sign in and when they
-were last seen; invite by email with a role; change a role; remove; revoke an invitation; the seats
+were last seen; invite by email with an account role and, optionally, a role in some of the
+account's workspaces (applied when the invitation is accepted); change a role; remove; revoke an invitation; the seats
 used of the plan's. The same services (and so the same audit events) as ``account_memberships/``
 and ``invitations/`` of the account API, under the same permissions."""
 
@@ -19,6 +20,7 @@ from accounts.selectors import (
     invitation_pending_list,
     membership_get,
     membership_list_with_sign_in,
+    workspace_list_for,
 )
 from accounts.services import membership_change_role, membership_remove
 from billing.entitlements import plan_for, seats_used
@@ -28,7 +30,9 @@ from console.pages.base import (
     ConsolePage,
     error_message,
     parse_account_role,
+    select_options,
 )
+from console.pages.choices import parse_workspace_role, workspace_role_choices
 from core.errors import AppError
 
 #: Members per page: the page renders a role form per row, and an account may hold thousands.
@@ -41,6 +45,50 @@ _EMAIL_CODES = frozenset({"invalid_email", "already_member", "already_invited"})
 class InviteForm(forms.Form):
     email = forms.EmailField(label="Email address", max_length=254)
     role = forms.ChoiceField(label="Account role", choices=AccountRole.choices, initial=AccountRole.MEMBER)
+
+
+#: The name of the invitation form's select of a role in one workspace: ``grant-<workspace id>``.
+GRANT_FIELD = "grant-"
+
+
+def invitation_grants_form(account, actor, data=None) -> tuple[list[dict], list, str | None]:
+    """The invitation form's workspace grants: one row per workspace of the account (a select of
+    "no access" and every workspace role), the grants chosen in ``data`` as ``(workspace, role)``
+    pairs for ``rbac.invitation_create``, and the error when a choice names no role."""
+    workspaces = workspace_list_for(actor, account=account)
+    choices = [("", "No access"), *workspace_role_choices(account)]
+    rows, grants, error = [], [], None
+    for workspace in workspaces:
+        chosen = (data or {}).get(f"{GRANT_FIELD}{workspace.pk}", "") or ""
+        if chosen:
+            role = parse_workspace_role(account, chosen)
+            if role is None:
+                error = f"Choose one of the roles for {workspace.name}."
+            else:
+                grants.append((workspace, role))
+        rows.append(
+            {
+                "workspace": workspace,
+                "field": f"{GRANT_FIELD}{workspace.pk}",
+                "options": select_options(choices, selected=chosen),
+            }
+        )
+    return rows, grants, error
+
+
+def invitation_grant_labels(account, invitations, workspaces) -> dict:
+    """``{invitation id: ["<workspace>: <role>", …]}`` from the names already read (no query per
+    row): an invitation's grants name workspaces and roles by id."""
+    names = {str(w.pk): w.name for w in workspaces}
+    roles = dict(workspace_role_choices(account)) if any(i.workspace_grants for i in invitations) else {}
+    return {
+        invitation.pk: [
+            f"{names.get(g.get('workspace_id'), 'a deleted workspace')}: "
+            f"{roles.get(g.get('workspace_role_id'), 'a deleted role')}"
+            for g in invitation.workspace_grants or []
+        ]
+        for invitation in invitations
+    }
 
 
 def membership_or_404(account, membership_id) -> AccountMembership:
@@ -63,7 +111,15 @@ class _MembersView(ConsolePage):
     template_name = "console/members.html"
     nav_url_name = "console-members"
 
-    def show(self, *, form: InviteForm | None = None, row_errors: dict | None = None, status: int = 200):
+    def show(
+        self,
+        *,
+        form: InviteForm | None = None,
+        grant_rows: list | None = None,
+        grant_error: str | None = None,
+        row_errors: dict | None = None,
+        status: int = 200,
+    ):
         search = self.request.GET.get("q", "").strip()[:254]
         paginator = Paginator(membership_list_with_sign_in(account=self.account, search=search), PAGE_SIZE)
         listing = paginator.get_page(self.request.GET.get("page"))
@@ -80,13 +136,21 @@ class _MembersView(ConsolePage):
         invitations = (
             list(invitation_pending_list(account=self.account)) if self.can("read:invitation") else []
         )
+        if grant_rows is None and self.can("create:invitation"):
+            grant_rows, _, _ = invitation_grants_form(self.account, self.request.user)
+        workspaces = [row["workspace"] for row in grant_rows or []]
+        if invitations and not workspaces and any(i.workspace_grants for i in invitations):
+            workspaces = workspace_list_for(self.request.user, account=self.account)
+        grant_labels = invitation_grant_labels(self.account, invitations, workspaces)
         return self.page(
             {
                 "rows": rows,
                 "listing": listing,
                 "search": search,
-                "invitations": invitations,
+                "invitations": [{"invitation": i, "grants": grant_labels[i.pk]} for i in invitations],
                 "form": form or InviteForm(),
+                "grant_rows": grant_rows or [],
+                "grant_error": grant_error,
                 "roles": AccountRole.choices,
                 "seats_used": seats_used(self.account),
                 "seats_limit": plan_for(self.account).max_seats,
@@ -103,14 +167,20 @@ class MembersPage(_MembersView):
         return self.show()
 
     def post(self, request):
-        """Invite by email with an account role; the invitation is emailed with its accept link."""
+        """Invite by email with an account role and optional workspace grants; the invitation is
+        emailed with its accept link."""
         form = InviteForm(request.POST)
+        grant_rows, grants, grant_error = invitation_grants_form(self.account, request.user, request.POST)
+        if grant_error is not None:
+            form.is_valid()
+            return self.show(form=form, grant_rows=grant_rows, grant_error=grant_error, status=422)
         if form.is_valid():
             try:
                 rbac.invitation_create(
                     account=self.account,
                     email=form.cleaned_data["email"],
                     account_role=form.cleaned_data["role"],
+                    workspace_grants=grants,
                     actor=request.user,
                 )
             except AppError as error:
@@ -118,7 +188,7 @@ class MembersPage(_MembersView):
             else:
                 messages.success(request, f"Invitation sent to {form.cleaned_data['email']}.")
                 return redirect(self.url("console-members"))
-        return self.show(form=form, status=422)
+        return self.show(form=form, grant_rows=grant_rows, status=422)
 
 
 class MemberRolePage(_MembersView):

@@ -1,7 +1,12 @@
 """Roles: the built-in workspace roles with their scopes, the account's custom roles (on plans that
 have them) with a scope picker grouped by area, and "why can X do Y": whether a member or service
 account holds a scope in a workspace and through which grants (the selector behind the API's
-``access/explain``). The same services (and audit events) as ``workspace_roles/`` of the API."""
+``access/explain``). A custom role's page edits it and shows where it is granted (each grant's
+workspace and person, service account or team, and the workspaces whose default role it is), only
+in the workspaces whose users the person may see; those who administrate workspaces grant it to
+someone in a workspace there and revoke a grant (after asking, on the workspace's revoke page).
+The same services (and audit events) as ``workspace_roles/`` and the workspaces' ``*_access``
+routes of the API."""
 
 from __future__ import annotations
 
@@ -20,20 +25,32 @@ from accounts.permissions import (
     AccountRole,
     WorkspaceRole,
 )
-from accounts.roles import custom_role_scopes
+from accounts.roles import ResolvedRole, custom_role_scopes
 from accounts.selectors import (
     account_actor_get,
     account_principals,
+    custom_role_default_for,
     custom_role_get,
+    custom_role_grants,
     custom_role_list,
+    team_list,
     workspace_access,
     workspace_access_sources,
     workspace_list_for,
 )
+from accounts.services import workspace_access_grant
 from billing.entitlements import plan_for
-from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, form_write, select_options
-from console.pages.choices import parse_uuid
+from console.pages.base import (
+    Confirmation,
+    ConfirmedActionPage,
+    ConsolePage,
+    error_message,
+    form_write,
+    select_options,
+)
+from console.pages.choices import parse_principal, parse_uuid
 from console.pages.workspaces import workspace_or_404
+from core.errors import AppError
 
 # Scopes whose noun is a part of a larger area are shown in that area.
 _AREA_OF_NOUN = {
@@ -169,28 +186,72 @@ class RolesPage(_RolesView):
         return self.show(form=form, status=422)
 
 
-class RolePage(ConsolePage):
-    """A custom role: GET shows its form, POST saves it."""
-
-    required_permissions = {"GET": "read:workspace_role", "POST": "update:workspace_role"}
+class _RoleView(ConsolePage):
     template_name = "console/role.html"
     nav_url_name = "console-roles"
 
-    def show(self, role: CustomRole, *, form=None, status: int = 200):
+    def seen_workspaces(self, workspaces) -> set:
+        """The ids of ``workspaces`` whose users the person may see: all of them for those who
+        administrate workspaces, else those where they hold ``see_workspace_users``."""
+        if self.can("administrate:workspace"):
+            return {w.pk for w in workspaces}
+        seen = set()
+        for workspace in workspaces:
+            mine = workspace_access(self.request.user, workspace)
+            if mine is not None and mine.has("see_workspace_users"):
+                seen.add(workspace.pk)
+        return seen
+
+    def show(self, role: CustomRole, *, form=None, grant_error: str | None = None, status: int = 200):
         initial = {
             "name": role.name,
             "description": role.description,
             "inherited_role": role.inherited_role,
             "scopes": list(role.scopes or ()),
         }
+        grants = list(custom_role_grants(role=role))
+        defaults = custom_role_default_for(role=role)
+        involved = {w.pk: w for w in [*(g.workspace for g in grants), *defaults]}
+        seen = self.seen_workspaces(involved.values())
+        granting = self.can("administrate:workspace")
+        principals, workspaces = [], []
+        if granting:
+            users, bots = account_principals(account=self.account)
+            principals = [(f"user:{u.pk}", u.email) for u in users]
+            principals += [(f"bot:{b.pk}", str(b)) for b in bots]
+            if plan_for(self.account).has("teams"):
+                principals += [(f"team:{t.pk}", f"{t.name} (team)") for t in team_list(account=self.account)]
+            workspaces = [(w.pk, w.name) for w in workspace_list_for(self.request.user, account=self.account)]
+        posted = self.request.POST if self.request.method == "POST" else {}
         return self.page(
             {
                 "role": role,
                 "form": form or CustomRoleForm(initial=initial),
                 "scopes": sorted(custom_role_scopes(role)),
+                "grants": [
+                    {
+                        "grant": g,
+                        "principal": g.user or g.service_account or g.team,
+                        "kind": "person" if g.user else ("service account" if g.service_account else "team"),
+                    }
+                    for g in grants
+                    if g.workspace.pk in seen
+                ],
+                "hidden_grants": sum(1 for g in grants if g.workspace.pk not in seen),
+                "default_for": [w for w in defaults if w.pk in seen],
+                "granting": granting,
+                "principal_options": select_options(principals, selected=posted.get("principal")),
+                "workspace_options": select_options(workspaces, selected=posted.get("workspace")),
+                "grant_error": grant_error,
             },
             status=status,
         )
+
+
+class RolePage(_RoleView):
+    """A custom role: GET shows its form and where it is granted, POST saves it."""
+
+    required_permissions = {"GET": "read:workspace_role", "POST": "update:workspace_role"}
 
     def get(self, request, role_id):
         return self.show(custom_role_or_404(self.account, role_id))
@@ -207,6 +268,31 @@ class RolePage(ConsolePage):
             messages.success(request, f"The role {saved.name} was saved.")
             return redirect(self.url("console-roles"))
         return self.show(role, form=form, status=422)
+
+
+class RoleGrantPage(_RoleView):
+    """Grant the custom role to a person, service account or team in a workspace (the service
+    behind the API's ``user_access``/``bot_access``/``team_access``, with its audit event)."""
+
+    required_permissions = {"POST": "administrate:workspace"}
+
+    def post(self, request, role_id):
+        role = custom_role_or_404(self.account, role_id)
+        principal = parse_principal(
+            self.account, request.POST.get("principal"), kinds=("user", "bot", "team")
+        )
+        workspace_id = parse_uuid(request.POST.get("workspace"))
+        workspace = workspace_or_404(self.account, workspace_id) if workspace_id is not None else None
+        if principal is None or workspace is None:
+            return self.show(role, grant_error="Choose a workspace and who to grant the role to.", status=422)
+        try:
+            workspace_access_grant(
+                workspace=workspace, principal=principal, role=ResolvedRole(custom=role), actor=request.user
+            )
+        except AppError as error:
+            return self.show(role, grant_error=error_message(error), status=422)
+        messages.success(request, f"{principal} is {role.name} in {workspace.name}.")
+        return redirect(self.url("console-role", role.pk))
 
 
 class RoleDeletePage(ConfirmedActionPage):

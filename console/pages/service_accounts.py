@@ -1,5 +1,6 @@
 """Service accounts: create one with its first key, rotate its key with a grace period for the old
-one, delete it (its keys stop working); each key's last use and from where. A new key is shown once,
+one, delete it (its keys stop working); each key's last use and from where; 50 a page by name
+(``?page=``) with a search by name (``?q=``). A new key is shown once,
 on the answer to the form that made it, with a copy button; it is stored only as a hash. The same
 services and audit events as ``bots/`` of the account API, under the same permissions."""
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils import timezone
 
@@ -20,6 +22,9 @@ from accounts.services import service_account_delete
 from billing.entitlements import plan_for
 from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
 from core.errors import AppError
+
+#: Service accounts per page: each row carries a rotation form, and an account may hold hundreds.
+PAGE_SIZE = 50
 
 # The grace periods offered on rotation (the service allows up to two days).
 GRACE_CHOICES = (
@@ -50,7 +55,15 @@ class _ServiceAccountsView(ConsolePage):
     nav_url_name = "console-service-accounts"
 
     def show(self, *, form=None, new_key=None, row_errors=None, status: int = 200):
-        bots = list(service_account_list(account=self.account))
+        search = self.request.GET.get("q", "").strip()[:200]
+        paginator = Paginator(service_account_list(account=self.account, search=search), PAGE_SIZE)
+        listing = paginator.get_page(self.request.GET.get("page"))
+        bots = list(listing.object_list)
+        # A refusal about a service account off this page is shown on its row, first.
+        shown = {bot.pk for bot in bots}
+        missing = [pk for pk in (row_errors or {}) if pk not in shown]
+        if missing:
+            bots = [*service_account_list(account=self.account, ids=missing), *bots]
         keys = service_account_newest_keys(bots)
         rows = [
             {
@@ -64,6 +77,8 @@ class _ServiceAccountsView(ConsolePage):
         return self.page(
             {
                 "rows": rows,
+                "listing": listing,
+                "search": search,
                 "form": form or ServiceAccountForm(),
                 "new_key": new_key,
                 "grace_choices": GRACE_CHOICES,

@@ -1,13 +1,15 @@
 """Single sign-on: the account's email domains (the TXT record to publish, a verify button that says
 what DNS answered), its identity providers (SAML: this product's metadata URL, ACS and entity id to
 copy, the IdP's metadata XML or certificate pasted in; OIDC: issuer, client id and secret, a
-discovery check), the group mappings, and SSO enforcement with the lock-out guard's refusal shown
+discovery check; a "test sign-in" that runs the IdP's real flow and shows what it sent and what a
+sign-in would make of it, signing nobody in), the group mappings, and SSO enforcement with the lock-out guard's refusal shown
 inline. The same selectors, services and audit events as ``sso/`` and ``settings`` of the account
 API, under the same permissions (reading needs ``read:sso``, every change ``administrate:sso``,
 enforcement ``update:account`` as the settings route)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 from django import forms
@@ -37,6 +39,8 @@ from accounts.sso.selectors import (
     sso_domain_get,
     sso_domain_list,
 )
+from accounts.sso.tester import sso_test_result
+from accounts.sso.views import sso_test_start
 from audit.context import client_ip
 from billing.entitlements import ensure_feature, plan_for
 from console.pages.base import Confirmation, ConfirmedActionPage, ConsolePage, error_message
@@ -44,6 +48,21 @@ from core.errors import AppError
 
 _MAPPING_FIELDS = ("email", "first_name", "last_name", "groups")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+
+
+def shown_value(value) -> str | None:
+    """A value an IdP sent, as one line of text (a list joined, an object as JSON)."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return ", ".join(shown_value(v) or "" for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def shown_pairs(values: dict | None) -> list[tuple[str, str | None]]:
+    return [(str(name), shown_value(value)) for name, value in (values or {}).items()]
 
 
 def domain_or_404(account, domain_id) -> SsoDomain:
@@ -466,10 +485,11 @@ class _ProviderView(ConsolePage):
     template_name = "console/sso_provider.html"
     nav_url_name = "console-sso"
 
-    def show(self, form, *, provider=None, discovery=None, status: int = 200):
+    def show(self, form, *, provider=None, discovery=None, test_error=None, status: int = 200):
         if provider is not None and "client_secret" in form.fields:
             form.fields["client_secret"].label = "Client secret (stored encrypted; leave empty to keep it)"
         facts = service_provider_facts(provider) if provider is not None else []
+        test_result = sso_test_result(self.request, provider) if provider is not None else None
         certificate = sp_keypair(provider)[1] if provider is not None and provider.kind == "saml" else None
         return self.page(
             {
@@ -480,6 +500,10 @@ class _ProviderView(ConsolePage):
                 "facts": facts,
                 "sp_certificate": certificate,
                 "discovery": discovery,
+                "test_result": test_result,
+                "test_details": shown_pairs((test_result or {}).get("details")),
+                "test_received": shown_pairs((test_result or {}).get("received")),
+                "test_error": test_error,
             },
             status=status,
         )
@@ -558,6 +582,27 @@ class IdentityProviderDiscoveryPage(_ProviderView):
             return self.show(form, provider=provider, status=422)
         result = oidc_discovery_check(issuer=provider.config["issuer"])
         return self.show(form, provider=provider, discovery=result, status=200 if result.ok else 422)
+
+
+class IdentityProviderTestPage(_ProviderView):
+    """Run the IdP's sign-in flow as a test: the browser goes to the IdP, and its answer comes back
+    to the provider's page as a report (attributes or claims received, the checks, the mapping
+    result) with nobody signed in and nothing created (``accounts.sso.tester``)."""
+
+    required_permissions = {"POST": "administrate:sso"}
+
+    def post(self, request, provider_id):
+        provider = provider_or_404(self.account, provider_id)
+        try:
+            ensure_feature(self.account, "sso")
+        except AppError as error:
+            form_class = PROVIDER_FORMS[provider.kind]
+            form = form_class(initial=form_class.initial_of(provider))
+            return self.show(form, provider=provider, test_error=error_message(error), status=422)
+        response = sso_test_start(request, provider)
+        if response is None:  # the IdP could not be reached: the report says why
+            return redirect(self.url("console-sso-provider", provider.pk) + "#test-heading")
+        return response
 
 
 class IdentityProviderDeletePage(ConfirmedActionPage):

@@ -5,8 +5,9 @@ import re
 import pytest
 from django.core import mail
 
-from accounts.models import AccountMembership, Invitation, User
-from accounts.permissions import AccountRole
+from accounts.models import AccountMembership, Invitation, User, WorkspaceRoleGrant
+from accounts.permissions import AccountRole, builtin_workspace_role_id
+from accounts.rbac import custom_role_create
 from accounts.services import membership_add
 from audit.actors import SYSTEM
 from tests.console.conftest import audited, make_org, session, steady_query_count
@@ -264,3 +265,95 @@ class TestAcceptInvitation:
         )
         assert response.status_code == 422 and "Invitation not found." in response.content.decode()
         assert not User.objects.filter(email="fresh@example.test").exists()
+
+
+class TestInvitationWorkspaceGrants:
+    """Inviting with a role in some workspaces: the grants ride on the invitation and are applied,
+    each through ``workspace_access_grant`` with its audit event, when it is accepted."""
+
+    def _second_workspace(self, org):
+        from tests.factories import WorkspaceFactory
+
+        return WorkspaceFactory(account=org.account, name="Zeta")
+
+    def test_the_form_offers_a_role_per_workspace(self, org):
+        zeta = self._second_workspace(org)
+        html = session(org.admin).get(org.url("members/")).content.decode()
+        assert "Workspace access" in html
+        for workspace in (org.tenant.workspace, zeta):
+            assert f'<label for="grant-{workspace.pk}">{workspace.name}</label>' in html
+        assert f'<option value="{builtin_workspace_role_id("developer")}">Developer</option>' in html
+
+    def test_invite_with_grants_then_accept_applies_them(
+        self, org, client, django_capture_on_commit_callbacks
+    ):
+        zeta = self._second_workspace(org)
+        developer, viewer = builtin_workspace_role_id("developer"), builtin_workspace_role_id("viewer")
+        with django_capture_on_commit_callbacks(execute=True):
+            response = session(org.admin).post(
+                org.url("members/"),
+                {
+                    "email": "granted@example.test",
+                    "role": "member",
+                    f"grant-{org.tenant.workspace.pk}": str(developer),
+                    f"grant-{zeta.pk}": str(viewer),
+                },
+            )
+        assert response.status_code == 302
+        invitation = Invitation.objects.get(account=org.account)
+        expected = sorted(
+            [
+                {"workspace_id": str(org.tenant.workspace.pk), "workspace_role_id": str(developer)},
+                {"workspace_id": str(zeta.pk), "workspace_role_id": str(viewer)},
+            ],
+            key=lambda g: g["workspace_id"],
+        )
+        assert sorted(invitation.workspace_grants, key=lambda g: g["workspace_id"]) == expected
+        (sent,) = audited(org.account, "invitation.sent")
+        assert sorted(sent.payload["workspace_grants"], key=lambda g: g["workspace_id"]) == expected
+        page = session(org.admin).get(org.url("members/")).content.decode()
+        assert f"{org.tenant.workspace.name}: Developer" in page and "Zeta: Viewer" in page
+
+        link = re.search(r"https?://[^/\s]+(/console/invitations/\S+)", mail.outbox[-1].body).group(1)
+        accepted = client.post(
+            link, {"token": link.split("token=")[1], "password": "a long enough passphrase"}
+        )
+        assert accepted.status_code == 200
+        user = User.objects.get(email="granted@example.test")
+        grants = {g.workspace_id: g.role for g in WorkspaceRoleGrant.objects.unscoped().filter(user=user)}
+        assert grants == {org.tenant.workspace.pk: "developer", zeta.pk: "viewer"}
+        granted = audited(org.account, "workspace-access.granted")
+        assert sorted(e.target_id for e in granted) == [str(user.pk)] * 2
+        (done,) = audited(org.account, "invitation.accepted")
+        assert done.payload["via"] == "link"
+
+    def test_a_role_that_is_not_one_is_refused_inline(self, org):
+        response = session(org.admin).post(
+            org.url("members/"),
+            {"email": "x@example.test", "role": "member", f"grant-{org.tenant.workspace.pk}": "nonsense"},
+        )
+        assert response.status_code == 422
+        assert f"Choose one of the roles for {org.tenant.workspace.name}." in response.content.decode()
+        assert not Invitation.objects.exists()
+
+    def test_a_custom_role_of_another_account_is_refused(self, org):
+        other = make_org()
+        theirs = custom_role_create(account=other.account, name="Theirs", scopes=["see_flows"], actor=SYSTEM)
+        response = session(org.admin).post(
+            org.url("members/"),
+            {"email": "x@example.test", "role": "member", f"grant-{org.tenant.workspace.pk}": str(theirs.pk)},
+        )
+        assert response.status_code == 422 and not Invitation.objects.exists()
+
+    def test_a_workspace_of_another_account_is_ignored(self, org):
+        other = make_org()
+        response = session(org.admin).post(
+            org.url("members/"),
+            {
+                "email": "x@example.test",
+                "role": "member",
+                f"grant-{other.tenant.workspace.pk}": str(builtin_workspace_role_id("owner")),
+            },
+        )
+        assert response.status_code == 302
+        assert Invitation.objects.get(account=org.account).workspace_grants == []

@@ -130,3 +130,46 @@ class TestRotateAndDelete:
         for n in range(10):
             service_account_create_with_key(account=org.account, name=f"bot-{n}", actor=SYSTEM)
         assert steady_query_count(browser, org.url("service-accounts/")) == few
+
+
+class TestPagesAndSearch:
+    def test_a_page_at_a_time_and_a_search_by_name(self, org, monkeypatch):
+        monkeypatch.setattr("console.pages.service_accounts.PAGE_SIZE", 2)
+        for name in ("alpha", "beta", "zulu-deployer"):
+            service_account_create_with_key(account=org.account, name=name, actor=SYSTEM)
+        browser = session(org.admin)
+        # With the tenant's own service account (robot-…): 4, two a page, by name.
+        first = browser.get(org.url("service-accounts/")).content.decode()
+        assert "4 service accounts, 1–2 shown" in first and "Page 1 of 2" in first and "page=2" in first
+        assert "alpha" in first and "zulu-deployer" not in first
+        second = browser.get(org.url("service-accounts/") + "?page=2").content.decode()
+        assert "zulu-deployer" in second and "alpha" not in second
+        found = browser.get(org.url("service-accounts/") + "?q=DEPLOY").content.decode()
+        assert "1 service account matching" in found and "zulu-deployer" in found
+        table = found.split("<table>")[1].split("</table>")[0]
+        assert "alpha" not in table and "beta" not in table
+        nothing = browser.get(org.url("service-accounts/") + "?q=%25").content.decode()
+        assert "0 service accounts matching" in nothing  # a LIKE wildcard is matched as itself
+
+    def test_a_refusal_about_a_service_account_off_the_first_page_is_shown_on_its_row(self, org, monkeypatch):
+        monkeypatch.setattr("console.pages.service_accounts.PAGE_SIZE", 1)
+        bot, _, _ = service_account_create_with_key(account=org.account, name="zz-last", actor=SYSTEM)
+        response = session(org.admin).post(
+            org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "999999"}
+        )
+        assert response.status_code == 422
+        html = response.content.decode()
+        row = html.split(f'id="bot-{bot.pk}"')[1].split("</tr>")[0]
+        assert "old_key_expires_in_seconds must be between 0 and" in row
+
+    def test_the_page_costs_the_same_with_many_more(self, org, monkeypatch):
+        monkeypatch.setattr("console.pages.service_accounts.PAGE_SIZE", 5)
+        browser = session(org.admin)
+        for n in range(6):
+            service_account_create_with_key(account=org.account, name=f"bot-{n}", actor=SYSTEM)
+        few = steady_query_count(browser, org.url("service-accounts/") + "?page=2")
+        for n in range(6, 20):
+            service_account_create_with_key(account=org.account, name=f"bot-{n}", actor=SYSTEM)
+        assert steady_query_count(browser, org.url("service-accounts/") + "?page=2") == few
+        html = browser.get(org.url("service-accounts/") + "?page=2").content.decode()
+        assert html.count('<tr id="bot-') == 5

@@ -250,3 +250,115 @@ class TestRoles:
             ServiceAccountFactory(account=org.account)
             WorkspaceFactory(account=org.account)
         assert steady_query_count(browser, org.url("roles/")) == few
+
+
+class TestCustomRolePage:
+    """A custom role's page: where it is granted (and whose default role it is), granting it from
+    there and the revoke links, as the workspaces' own access routes do it."""
+
+    def _role(self, org, name: str = "Deployer"):
+        return rbac.custom_role_create(account=org.account, name=name, actor=SYSTEM, scopes=["see_flows"])
+
+    def test_lists_each_grant_and_the_workspaces_it_is_the_default_of(self, org):
+        role = self._role(org)
+        as_role = ResolvedRole(custom=role)
+        team = a_team(org)
+        bot = ServiceAccountFactory(account=org.account, name="ci-bot")
+        other_ws = WorkspaceFactory(account=org.account, name="Staging")
+        default_ws = WorkspaceFactory(account=org.account, name="Sandbox")
+        workspace_access_grant(
+            workspace=org.tenant.workspace, principal=org.member, role=as_role, actor=SYSTEM
+        )
+        workspace_access_grant(workspace=other_ws, principal=bot, role=as_role, actor=SYSTEM)
+        workspace_access_grant(workspace=other_ws, principal=team, role=as_role, actor=SYSTEM)
+        workspace_access_grant(workspace=other_ws, principal=org.admin, role="viewer", actor=SYSTEM)
+        rbac.workspace_default_role_set(workspace=default_ws, role=as_role, actor=SYSTEM)
+        html = session(org.admin).get(org.url(f"roles/{role.pk}/")).content.decode()
+        section = html.split('id="granted-heading"')[1]
+        assert org.member.email in section and "ci-bot" in section and team.name in section
+        assert org.admin.email not in section.split("Grant this role")[0]  # a Viewer grant, not this role
+        assert section.count('<tr id="grant-') == 3
+        assert "Default role of: <a" in section and "Sandbox" in section
+        grant = WorkspaceRoleGrant.objects.unscoped().get(workspace=other_ws, service_account=bot)
+        assert org.url(f"workspaces/{other_ws.pk}/access/{grant.pk}/revoke") in section
+        assert "Grant Deployer" in section
+
+    def test_admin_grants_the_role_from_its_page_with_the_apis_event(self, org):
+        role = self._role(org)
+        bot = ServiceAccountFactory(account=org.account)
+        response = session(org.admin).post(
+            org.url(f"roles/{role.pk}/grants"),
+            {"workspace": str(org.tenant.workspace.pk), "principal": f"bot:{bot.pk}"},
+        )
+        assert response.status_code == 302 and response["Location"] == org.url(f"roles/{role.pk}/")
+        grant = WorkspaceRoleGrant.objects.unscoped().get(workspace=org.tenant.workspace, service_account=bot)
+        assert grant.custom_role_id == role.pk
+        (event,) = [e for e in audited(org.account, "workspace-access.granted") if e.target_id == str(bot.pk)]
+        assert event.actor_user_id == org.admin.pk
+
+    def test_a_missing_choice_is_refused_inline(self, org):
+        role = self._role(org)
+        response = session(org.admin).post(org.url(f"roles/{role.pk}/grants"), {"principal": "user:nobody"})
+        assert response.status_code == 422
+        assert "Choose a workspace and who to grant the role to." in response.content.decode()
+
+    def test_the_services_refusal_is_shown_inline(self, org):
+        role = self._role(org)
+        stranger = make_org()
+        response = session(org.admin).post(
+            org.url(f"roles/{role.pk}/grants"),
+            {"workspace": str(org.tenant.workspace.pk), "principal": f"user:{stranger.member.pk}"},
+        )
+        # Someone of another account is no choice here: the form says so and nothing is granted.
+        assert response.status_code == 422
+        assert not WorkspaceRoleGrant.objects.unscoped().filter(custom_role=role).exists()
+
+    def test_another_accounts_workspace_is_404(self, org):
+        role = self._role(org)
+        stranger = make_org()
+        response = session(org.admin).post(
+            org.url(f"roles/{role.pk}/grants"),
+            {"workspace": str(stranger.tenant.workspace.pk), "principal": f"user:{org.member.pk}"},
+        )
+        assert response.status_code == 404
+        assert not WorkspaceRoleGrant.objects.unscoped().filter(custom_role=role).exists()
+
+    def test_a_member_sees_only_grants_where_they_see_the_users_and_no_controls(self, org):
+        """A plain member of the account sees a grant only in a workspace whose users they may see
+        (``see_workspace_users``, as the access explainer), and no control."""
+        role = self._role(org)
+        as_role = ResolvedRole(custom=role)
+        hidden = WorkspaceFactory(account=org.account, name="Hidden")
+        bot = ServiceAccountFactory(account=org.account, name="secret-bot")
+        workspace_access_grant(workspace=hidden, principal=bot, role=as_role, actor=SYSTEM)
+        visible_bot = ServiceAccountFactory(account=org.account, name="seen-bot")
+        workspace_access_grant(
+            workspace=org.tenant.workspace, principal=visible_bot, role=as_role, actor=SYSTEM
+        )
+        # Owner of the tenant's workspace (whose users they may see), nothing in Hidden.
+        workspace_access_grant(
+            workspace=org.tenant.workspace, principal=org.member, role="owner", actor=SYSTEM
+        )
+        browser = session(org.member)
+        html = browser.get(org.url(f"roles/{role.pk}/")).content.decode()
+        assert "seen-bot" in html and "secret-bot" not in html and "Hidden" not in html
+        assert "1 grant in workspaces whose users you may not see" in html
+        assert "Grant Deployer" not in html and "Revoke" not in html and "Save role" not in html
+        forged = browser.post(
+            org.url(f"roles/{role.pk}/grants"),
+            {"workspace": str(hidden.pk), "principal": f"user:{org.member.pk}"},
+        )
+        assert forged.status_code == 403
+        assert not WorkspaceRoleGrant.objects.unscoped().filter(workspace=hidden, user=org.member).exists()
+
+    def test_no_per_row_queries(self, org):
+        role = self._role(org)
+        browser = session(org.admin)
+        few = steady_query_count(browser, org.url(f"roles/{role.pk}/"))
+        for _ in range(6):
+            workspace = WorkspaceFactory(account=org.account)
+            bot = ServiceAccountFactory(account=org.account)
+            workspace_access_grant(
+                workspace=workspace, principal=bot, role=ResolvedRole(custom=role), actor=SYSTEM
+            )
+        assert steady_query_count(browser, org.url(f"roles/{role.pk}/")) == few

@@ -217,3 +217,53 @@ def test_odd_starts_are_never_a_500(web, acme, oidc):
     for data in ({"next": ["a", "b"]}, {"next": "\x00"}, {"next": "/" * 5000}):
         response = web.post(f"/sso/login/{idp.id}/", data)
         assert response.status_code in (302, 400, 403), response.status_code
+
+
+def test_a_pending_invitation_is_accepted_by_the_sign_in_with_its_role_and_grants(web, acme, oidc):
+    """Someone invited (as an Admin, with Viewer in the workspace) who first arrives through the
+    account's identity provider joins as the invitation says, not as a plain member; the seat the
+    invitation held passes to them."""
+    from accounts.models import Invitation, WorkspaceRoleGrant
+    from accounts.rbac import invitation_create
+    from accounts.roles import ResolvedRole
+    from audit.actors import SYSTEM
+    from billing.entitlements import seats_used
+
+    invitation, _ = invitation_create(
+        account=acme.account,
+        email="alice@acme.example",
+        account_role=AccountRole.ADMIN,
+        workspace_grants=[(acme.workspace, ResolvedRole(builtin="viewer"))],
+        actor=SYSTEM,
+    )
+    seats = seats_used(acme.account)
+    idp = oidc_idp(acme.account, oidc)
+    assert oidc_sign_in(web, idp, oidc, "alice").status_code == 302
+
+    alice = User.objects.get(email="alice@acme.example")
+    assert AccountMembership.objects.get(account=acme.account, user=alice).role == AccountRole.ADMIN
+    grant = WorkspaceRoleGrant.objects.unscoped().get(workspace=acme.workspace, user=alice)
+    assert grant.role == "viewer"
+    invitation.refresh_from_db()
+    assert invitation.status == Invitation.Status.ACCEPTED and invitation.accepted_by == alice
+    assert seats_used(acme.account) == seats
+    (accepted,) = audit_events(acme.account, "invitation.accepted")
+    assert accepted.payload["via"] == "sso" and accepted.target_id == str(invitation.pk)
+    (provisioned,) = audit_events(acme.account, "sso.user-provisioned")
+    assert provisioned.payload["invitation_accepted"] is True
+    assert [e.target_id for e in audit_events(acme.account, "workspace-access.granted")][-1] == str(alice.id)
+
+
+def test_a_revoked_invitation_is_not_accepted_by_a_sign_in(web, acme, oidc):
+    from accounts.rbac import invitation_create, invitation_revoke
+    from audit.actors import SYSTEM
+
+    invitation, _ = invitation_create(
+        account=acme.account, email="alice@acme.example", account_role=AccountRole.ADMIN, actor=SYSTEM
+    )
+    invitation_revoke(invitation=invitation, actor=SYSTEM)
+    idp = oidc_idp(acme.account, oidc)
+    assert oidc_sign_in(web, idp, oidc, "alice").status_code == 302
+    alice = User.objects.get(email="alice@acme.example")
+    assert AccountMembership.objects.get(account=acme.account, user=alice).role == AccountRole.MEMBER
+    assert audit_events(acme.account, "invitation.accepted") == []
