@@ -79,6 +79,9 @@ class AutomationBucket(WorkspaceScopedModel):
     proactive = models.BooleanField(default=False)
     # When a proactive trigger fired for this key and has not resolved since (Prefect's column).
     triggered_at = models.DateTimeField(null=True, blank=True)
+    # Not a window but a proactive `after` trigger's fired one, kept until ``end`` so that its
+    # expected event arriving late resolves the trigger (``prefect.automation.resolved``).
+    awaiting_resolution = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

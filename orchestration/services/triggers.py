@@ -7,11 +7,15 @@
 * A workspace's enabled automations are loaded once per batch, remembered per process for
   ``AUTOMATIONS_MEMO_SECONDS`` (a change in this process drops them at once; one made in another
   process is seen within that time). A batch with no interested trigger costs no query.
-* A trigger's buckets are shared rows (``AutomationBucket``, unique per automation, trigger and
-  bucketing key): created with ``INSERT … ON CONFLICT DO NOTHING`` and locked while an event is
-  counted in them, in one transaction per (trigger, key). So two processes evaluating the same
-  events fire a window once; a firing is a row unique per trigger, bucketing key and triggering
-  event (``AutomationFiring``), so one event evaluated twice fires once.
+* A batch is evaluated in one transaction, whatever its size: the (trigger, bucketing key) pairs
+  it touches are locked (a transaction-scoped advisory lock per pair, taken in one sorted order,
+  which also holds a bucket that does not exist yet), their buckets (``AutomationBucket``, unique
+  per automation, trigger and key) read in one statement, the events evaluated in memory in
+  order, and the buckets written back with one DELETE and one upsert. Every writer of a bucket
+  (the batch, the proactive clock) takes the same lock first, so two processes evaluating the
+  same events fire a window once; a firing is a row unique per trigger, bucketing key and
+  triggering event (``AutomationFiring``), so one event evaluated twice fires once. A batch that
+  PostgreSQL breaks for a deadlock is evaluated again from the start.
 * A firing emits ``prefect.automation.triggered`` in its transaction and hands the firing to the
   action runner after commit (``automation_actions``, through the Celery task set by
   ``firing_dispatch_set``).
@@ -30,6 +34,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -42,8 +47,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import TextField
+from django.db import IntegrityError, OperationalError, transaction
+from django.db.models import Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -66,6 +71,9 @@ logger = logging.getLogger(__name__)
 #: events of the same moment arriving out of order still count.
 PRECEDING_EVENT_LOOKBACK = dt.timedelta(minutes=15)
 AUTOMATIONS_MEMO_SECONDS = 1.0
+#: How long a proactive `after` trigger that fired for a key waits for the expected event that
+#: resolves it (at least its own ``within``).
+RESOLUTION_WAIT = dt.timedelta(hours=1)
 #: Events emitted by firings are evaluated too; a chain of firings stops at this depth (Prefect's
 #: causal ordering bounds it likewise).
 MAX_DEPTH = 20
@@ -231,7 +239,7 @@ _depth: ContextVar[int] = ContextVar("automation_trigger_depth", default=0)
 
 def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
     """Evaluate the workspace's reactive triggers against newly stored events (after their
-    commit). Returns how many firings happened."""
+    commit), the whole batch in one transaction. Returns how many firings happened."""
     depth = _depth.get()
     if depth >= MAX_DEPTH:
         logger.warning("Workspace %s: automation chain deeper than %d; not evaluated", workspace_id, depth)
@@ -239,69 +247,202 @@ def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
     triggers = workspace_triggers(workspace_id)
     if not triggers:
         return 0
+    work = [
+        (trigger, event)
+        for event in sorted(events, key=lambda e: e.occurred)
+        for trigger in triggers
+        if trigger.covers(event) and (trigger.expects(event.event) or trigger.starts_after(event.event))
+    ]
+    if not work:
+        return 0
     token = _depth.set(depth + 1)
-    fired = 0
     try:
         with workspace_scope(workspace_id):
-            for event in sorted(events, key=lambda e: e.occurred):
-                for trigger in triggers:
-                    if trigger.covers(event):
-                        fired += _evaluate_event(workspace_id, trigger, event)
+            return _evaluate_batch(workspace_id, work)
     finally:
         _depth.reset(token)
-    return fired
 
 
-def _evaluate_event(workspace_id: uuid.UUID, trigger: LoadedTrigger, event: Event) -> int:
-    """Prefect's ``reactive_evaluation`` for one trigger and event, in one transaction."""
-    key = json.dumps(trigger.bucketing_key(event))
+#: A batch whose transaction PostgreSQL broke for a deadlock is evaluated again from the start
+#: (nothing of it was kept), at most this many times.
+DEADLOCK_ATTEMPTS = 3
+
+
+def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Event]]) -> int:
+    """Prefect's ``reactive_evaluation`` for every (trigger, event) of a stored batch, in event
+    order, in one transaction: the buckets of the batch's (trigger, key) pairs are locked and read
+    in one statement, evaluated in memory, and written back in one statement each for deletes and
+    upserts; firings are rows written as they happen, in the same transaction."""
+    keyed = [(trigger, json.dumps(trigger.bucketing_key(event)), event) for trigger, event in work]
+    composite = sorted({t.automation_id for t, _, _ in keyed if t.parents})
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            with transaction.atomic():
+                buckets = _Buckets.lock_and_read(workspace_id, [(t, key) for t, key, _ in keyed])
+                if composite:
+                    # Child firings lock their automation's row: taken here, in one order, so two
+                    # batches firing children of the same automations cannot wait on each other.
+                    list(Automation.objects.select_for_update().filter(id__in=composite).order_by("id"))
+                fired = sum(_evaluate_event(workspace_id, t, key, event, buckets) for t, key, event in keyed)
+                buckets.write()
+            return fired
+        except OperationalError as error:
+            if attempt == DEADLOCK_ATTEMPTS or transaction.get_connection().in_atomic_block:
+                raise
+            logger.warning("Workspace %s: trigger evaluation retried after %s", workspace_id, error)
+    return 0
+
+
+def _evaluate_event(
+    workspace_id: uuid.UUID, trigger: LoadedTrigger, key: str, event: Event, buckets: _Buckets
+) -> int:
+    """Prefect's ``reactive_evaluation`` for one trigger and event, on the batch's buckets."""
     name = event.event
-    if not trigger.expects(name) and not trigger.starts_after(name):
+    marker = buckets.get(trigger, key)
+    if marker is not None and marker.awaiting_resolution:
+        if trigger.starts_after(name) and event.occurred >= marker.start:
+            # The key starts again (a retried flow run): a new window, which resolves the trigger
+            # if it is satisfied, and fires it again if not.
+            buckets.delete(marker)
+            buckets.ensure(workspace_id, trigger, key, start=event.occurred,
+                           end=event.occurred + trigger.trigger.within, event=event,
+                           count=-1 if trigger.expects(name) else 0, triggered_at=marker.triggered_at)  # fmt: skip
+        elif trigger.expects(name) and event.occurred >= marker.start:
+            # The expected event, after all: the trigger that fired for this key resolves.
+            marker.last_event = event_to_wire(event)
+            buckets.delete(marker)
+            return _resolve(trigger, marker)
+        else:
+            return 0
+    elif trigger.trigger.after and trigger.starts_after(name):
+        # An event in both `after` and `expect` opens the bucket at -1, so it counts to 0.
+        buckets.ensure(workspace_id, trigger, key, start=event.occurred, end=event.occurred + trigger.trigger.within,
+                       event=event, count=-1 if trigger.expects(name) else 0)  # fmt: skip
+    elif not trigger.trigger.after and trigger.expects(name):
+        buckets.ensure(workspace_id, trigger, key, start=event.occurred - PRECEDING_EVENT_LOOKBACK,
+                       end=event.occurred + trigger.trigger.within, event=event, count=0)  # fmt: skip
+    if not trigger.expects(name):
         return 0
-    with transaction.atomic():
-        if trigger.trigger.after and trigger.starts_after(name):
-            # An event in both `after` and `expect` opens the bucket at -1, so it counts to 0.
-            _ensure(workspace_id, trigger, key, start=event.occurred, end=event.occurred + trigger.trigger.within,
-                    event=event, count=-1 if trigger.expects(name) else 0)  # fmt: skip
-        elif not trigger.trigger.after and trigger.expects(name):
-            _ensure(workspace_id, trigger, key, start=event.occurred - PRECEDING_EVENT_LOOKBACK,
-                    end=event.occurred + trigger.trigger.within, event=event, count=0)  # fmt: skip
-        if not trigger.expects(name):
-            return 0
-        bucket = _locked_bucket(trigger, key)
-        if bucket is None:
-            return 0
-        return _evaluate(trigger, bucket, event.occurred, event)
+    bucket = buckets.get(trigger, key)
+    if bucket is None:
+        return 0
+    return _evaluate(trigger, bucket, event.occurred, event, buckets)
 
 
-def _locked_bucket(trigger: LoadedTrigger, key: str) -> AutomationBucket | None:
-    return (
-        AutomationBucket.objects.select_for_update()
-        .filter(automation_id=trigger.automation_id, trigger_id=trigger.trigger.id, bucketing_key=key)
-        .first()
-    )
+_Pair = tuple[uuid.UUID, uuid.UUID, str]
+#: The first key of the two-key advisory locks on a trigger's bucketing key (the two-key space is
+#: apart from the one-key space; this constant keeps it apart from other two-key users).
+_BUCKET_LOCK_CLASS = 0x4275636B  # "Buck"
 
 
-def _ensure(
-    workspace_id, trigger: LoadedTrigger, key: str, *, start, end, event: Event | None, count: int
-) -> None:
-    AutomationBucket.objects.bulk_create(
-        [
-            AutomationBucket(
-                workspace_id=workspace_id,
-                automation_id=trigger.automation_id,
-                trigger_id=trigger.trigger.id,
-                bucketing_key=key,
-                start=start,
-                end=end,
-                count=count,
-                last_event=event_to_wire(event) if event is not None else None,
-                last_operation="ensure_bucket[insert]",
-                proactive=trigger.proactive,
-            )
-        ],
-        ignore_conflicts=True,
-    )
+def _pair_lock_key(pair: _Pair) -> int:
+    digest = hashlib.blake2b("\x1f".join(map(str, pair)).encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class _Buckets:
+    """The buckets of one evaluation, kept in memory while it runs and written back at its end.
+
+    Every writer of a trigger's bucket for a key (the batch evaluation, the proactive clock)
+    first takes a transaction-scoped advisory lock on (automation, trigger, key), all of a
+    transaction's in one sorted order, so two processes evaluating the same key wait for each
+    other and neither sees the other's half-written state, including a bucket not created yet
+    (a row lock cannot hold a row that does not exist). The rows are also read ``FOR UPDATE``,
+    so the sweep's deletes wait too."""
+
+    def __init__(self) -> None:
+        self.rows: dict[_Pair, AutomationBucket | None] = {}
+        self.stored: dict[_Pair, uuid.UUID] = {}
+        self.dirty: dict[_Pair, AutomationBucket | None] = {}
+
+    @staticmethod
+    def pair(trigger: LoadedTrigger, key: str) -> _Pair:
+        return (trigger.automation_id, trigger.trigger.id, key)
+
+    @classmethod
+    def lock_and_read(cls, workspace_id: uuid.UUID, wanted: list[tuple[LoadedTrigger, str]]) -> _Buckets:
+        buckets = cls()
+        pairs = sorted({cls.pair(t, key) for t, key in wanted}, key=_pair_lock_key)
+        connection = transaction.get_connection()
+        if connection.vendor == "postgresql" and pairs:
+            keys = sorted({_pair_lock_key(p) for p in pairs})
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s, k) FROM "
+                    "(SELECT k FROM unnest(%s::int[]) WITH ORDINALITY AS t(k, o) ORDER BY o) AS s",
+                    [_BUCKET_LOCK_CLASS, keys],
+                )
+        for pair in pairs:
+            buckets.rows[pair] = None
+        condition = Q()
+        for automation_id, trigger_id, key in pairs:
+            condition |= Q(automation_id=automation_id, trigger_id=trigger_id, bucketing_key=key)
+        if pairs:
+            for row in AutomationBucket.objects.select_for_update().filter(condition):
+                pair = (row.automation_id, row.trigger_id, row.bucketing_key)
+                buckets.rows[pair] = row
+                buckets.stored[pair] = row.id
+        return buckets
+
+    def get(self, trigger: LoadedTrigger, key: str) -> AutomationBucket | None:
+        return self.rows.get(self.pair(trigger, key))
+
+    def ensure(
+        self,
+        workspace_id,
+        trigger: LoadedTrigger,
+        key: str,
+        *,
+        start,
+        end,
+        event: Event | None,
+        count: int,
+        triggered_at: dt.datetime | None = None,
+    ) -> None:
+        """Prefect's ``ensure_bucket``: a window for the key unless one is open."""
+        pair = self.pair(trigger, key)
+        if self.rows.get(pair) is not None:
+            return
+        row = AutomationBucket(
+            workspace_id=workspace_id,
+            automation_id=trigger.automation_id,
+            trigger_id=trigger.trigger.id,
+            bucketing_key=key,
+            start=start,
+            end=end,
+            count=count,
+            last_event=event_to_wire(event) if event is not None else None,
+            last_operation="ensure_bucket[insert]",
+            proactive=trigger.proactive,
+            triggered_at=triggered_at,
+        )
+        self.rows[pair] = self.dirty[pair] = row
+
+    def save(self, bucket: AutomationBucket) -> None:
+        pair = (bucket.automation_id, bucket.trigger_id, bucket.bucketing_key)
+        self.rows[pair] = self.dirty[pair] = bucket
+
+    def delete(self, bucket: AutomationBucket) -> None:
+        pair = (bucket.automation_id, bucket.trigger_id, bucket.bucketing_key)
+        self.rows[pair] = self.dirty[pair] = None
+
+    def write(self) -> None:
+        """One DELETE for the windows that closed, one upsert for those opened or changed."""
+        gone = [self.stored[p] for p, row in self.dirty.items() if row is None and p in self.stored]
+        if gone:
+            AutomationBucket.objects.filter(id__in=gone).delete()
+        kept = [row for row in self.dirty.values() if row is not None]
+        if kept:
+            AutomationBucket.objects.bulk_create(
+                kept,
+                update_conflicts=True,
+                unique_fields=["automation", "trigger_id", "bucketing_key"],
+                update_fields=[
+                    "start", "end", "count", "last_event", "last_operation", "updated", "proactive",
+                    "triggered_at", "awaiting_resolution",
+                ],
+            )  # fmt: skip
+        self.dirty.clear()
 
 
 def _occurred(wire: dict[str, Any] | None) -> dt.datetime | None:
@@ -310,12 +451,18 @@ def _occurred(wire: dict[str, Any] | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(str(wire["occurred"]).replace("Z", "+00:00"))
 
 
-def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime, event: Event | None) -> int:
+def _evaluate(
+    trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime, event: Event | None, buckets: _Buckets
+) -> int:
     """Prefect's ``evaluate`` on a locked bucket, for both postures: a reactive trigger fires as soon
     as its window counts ``threshold`` events, a proactive one when a window ends having counted
     fewer. The next window is written into the same row (so a writer waiting on its lock reads it
     next) or the row is deleted."""
     count = 1 if event is not None else 0
+    if bucket.awaiting_resolution:
+        if event is None and bucket.end <= now:
+            buckets.delete(bucket)  # its expected event never came: no longer awaited
+        return 0
     if now < bucket.start:
         return 0  # a late event for a window that already fired or closed
     previous_last_event = bucket.last_event
@@ -323,7 +470,7 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
         bucket.count += count
         bucket.last_event = event_to_wire(event)
         bucket.last_operation = "increment_bucket"
-        bucket.save(update_fields=["count", "last_event", "last_operation", "updated"])
+        buckets.save(bucket)
         count = 0
 
     ready_to_fire = not trigger.proactive or bucket.end <= now
@@ -354,8 +501,8 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
                 and previous >= event.occurred
             ):
                 last_event = previous_last_event
-            _restart(bucket, start=event.occurred, end=event.occurred + trigger.trigger.within, count=0,
-                     last_event=last_event, triggered_at=triggered_at)  # fmt: skip
+            _restart(buckets, bucket, start=event.occurred, end=event.occurred + trigger.trigger.within,
+                     count=0, last_event=last_event, triggered_at=triggered_at)  # fmt: skip
         return fired
     elif trigger.proactive and triggered_at is not None:
         # A window that ended satisfied, after one that fired: the trigger resolves.
@@ -363,31 +510,41 @@ def _evaluate(trigger: LoadedTrigger, bucket: AutomationBucket, now: dt.datetime
         triggered_at = None
 
     if trigger.trigger.after:
-        bucket.delete()  # only another `after` event opens the next window
+        if fired and triggered_at is not None and trigger.proactive and not trigger.parents:
+            # Only another `after` event opens the next window; until then (or until
+            # ``RESOLUTION_WAIT``) the fired window awaits its expected event, which resolves it.
+            bucket.awaiting_resolution = True
+            bucket.triggered_at = triggered_at
+            bucket.end = max(now, bucket.end) + max(trigger.trigger.within, RESOLUTION_WAIT)
+            bucket.count = 0
+            bucket.last_operation = "await_resolution"
+            buckets.save(bucket)
+            return fired
+        buckets.delete(bucket)  # only another `after` event opens the next window
         return fired
     if trigger.immediate:
         if fired:
-            bucket.delete()
+            buckets.delete(bucket)
         return fired
     start = max(bucket.end, now)
     end = start + trigger.trigger.within
     if not trigger.proactive and count > 0:
         # An event beyond the window it arrived in: it opens the next one and counts there.
-        _restart(bucket, start=start, end=end, count=0, last_event=None)
-        return fired + _evaluate(trigger, bucket, now, event)
-    _restart(bucket, start=start, end=end, count=count, last_event=None, triggered_at=triggered_at)
+        _restart(buckets, bucket, start=start, end=end, count=0, last_event=None)
+        return fired + _evaluate(trigger, bucket, now, event, buckets)
+    _restart(buckets, bucket, start=start, end=end, count=count, last_event=None, triggered_at=triggered_at)
     return fired
 
 
-def _restart(bucket: AutomationBucket, *, start, end, count: int, last_event, triggered_at=None) -> None:
+def _restart(
+    buckets: _Buckets, bucket: AutomationBucket, *, start, end, count: int, last_event, triggered_at=None
+) -> None:
     """Prefect's ``start_new_bucket``, in the locked row (``triggered_at``: a proactive trigger
     that fired for this key and has not resolved since)."""
     bucket.start, bucket.end, bucket.count, bucket.last_event = start, end, count, last_event
     bucket.triggered_at = triggered_at
     bucket.last_operation = "start_new_bucket"
-    bucket.save(
-        update_fields=["start", "end", "count", "last_event", "triggered_at", "last_operation", "updated"]
-    )
+    buckets.save(bucket)
 
 
 @dataclass
@@ -619,17 +776,14 @@ def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger]
     fired = 0
     with workspace_scope(workspace_id):
         by_id = {(t.automation_id, t.trigger.id): t for t in proactive}
-        for trigger in proactive:
-            if not trigger.trigger.for_each:
-                _ensure(
-                    workspace_id,
-                    trigger,
-                    "[]",
-                    start=now,
-                    end=now + trigger.trigger.within,
-                    event=None,
-                    count=0,
-                )
+        unkeyed = [t for t in proactive if not t.trigger.for_each]
+        if unkeyed:
+            with transaction.atomic():
+                buckets = _Buckets.lock_and_read(workspace_id, [(t, "[]") for t in unkeyed])
+                for trigger in unkeyed:
+                    buckets.ensure(workspace_id, trigger, "[]", start=now, end=now + trigger.trigger.within,
+                                   event=None, count=0)  # fmt: skip
+                buckets.write()
         due = AutomationBucket.objects.filter(
             proactive=True, end__lte=now, automation_id__in={t.automation_id for t in proactive}
         ).values_list("automation_id", "trigger_id", "bucketing_key")
@@ -639,9 +793,13 @@ def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger]
                 continue
             try:
                 with transaction.atomic():
-                    bucket = _locked_bucket(trigger, key)
+                    buckets = _Buckets.lock_and_read(workspace_id, [(trigger, key)])
+                    if trigger.parents:
+                        Automation.objects.select_for_update().filter(id=trigger.automation_id).first()
+                    bucket = buckets.get(trigger, key)
                     if bucket is not None:
-                        fired += _evaluate(trigger, bucket, now, None)
+                        fired += _evaluate(trigger, bucket, now, None, buckets)
+                    buckets.write()
             except Exception:  # noqa: BLE001 - one automation's failure must not stop the others
                 logger.exception(
                     "Automation %s trigger %s: proactive evaluation failed", automation_id, trigger_id

@@ -50,8 +50,10 @@ def test_a_flow_run_that_does_not_complete_within_the_window_fires(
     assert triggered.resource["prefect.posture"] == "Proactive"
     assert triggered.payload["triggering_labels"] == {"prefect.resource.id": "prefect.flow-run.late"}
     assert [r.state for r in action_runs(tenant)] == ["executed"]
-    # Both windows are spent (an `after` trigger waits for its next `after` event).
-    assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()
+    # Both windows are spent (an `after` trigger waits for its next `after` event); the fired one
+    # only awaits its expected event, to resolve.
+    (left,) = AutomationBucket.objects.for_workspace(tenant.workspace.id)
+    assert left.awaiting_resolution and left.bucketing_key == '["prefect.flow-run.late"]'
     assert _clock(capture, seconds=200) == 0
 
 
@@ -271,3 +273,50 @@ def test_a_proactive_trigger_resolves_when_its_events_resume(tenant, dev, django
     resolving = firings(tenant, auto)[-1]
     assert [entry["source"] for entry in resolving.actions] == ["actions_on_resolve"]
     assert _clock(capture, seconds=44) == 1  # quiet again: triggered again
+
+
+def test_a_proactive_after_trigger_resolves_when_the_expected_event_arrives_late(
+    tenant, dev, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    auto = _with_state_actions(dev, tenant, {"posture": "Proactive", "after": [RUNNING], "expect": [COMPLETED],
+                                             "within": 60, "for_each": ["prefect.resource.id"]})  # fmt: skip
+    emit(capture, tenant, event(RUNNING, resource="prefect.flow-run.late"),
+         event(RUNNING, resource="prefect.flow-run.other"))  # fmt: skip
+    assert _clock(capture, seconds=61) == 2  # neither completed within its window: triggered
+    assert emitted(tenant, "prefect.automation.resolved") == []
+    # Another flow run's completion resolves nothing of this one.
+    emit(capture, tenant, event("prefect.flow-run.Failed", seconds=90, resource="prefect.flow-run.late"))
+    assert emitted(tenant, "prefect.automation.resolved") == []
+    emit(capture, tenant, event(COMPLETED, seconds=100, resource="prefect.flow-run.late"))
+    (resolved,) = emitted(tenant, "prefect.automation.resolved")
+    assert resolved.resource["prefect.posture"] == "Proactive"
+    assert resolved.payload["triggering_labels"] == {"prefect.resource.id": "prefect.flow-run.late"}
+    assert resolved.payload["triggering_event"]["event"] == COMPLETED
+    resolving = firings(tenant, auto)[-1]
+    assert [entry["source"] for entry in resolving.actions] == ["actions_on_resolve"]
+    # It resolves once: a second completion (a re-sent event) resolves nothing more.
+    emit(capture, tenant, event(COMPLETED, seconds=110, resource="prefect.flow-run.late"))
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1
+    # The other one never completes: after the wait it is no longer awaited, and never resolves.
+    assert _clock(capture, seconds=61 + 3600 + 1) == 0
+    assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()
+    emit(capture, tenant, event(COMPLETED, seconds=3700, resource="prefect.flow-run.other"))
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1
+    assert len(emitted(tenant, "prefect.automation.triggered")) == 2
+
+
+def test_a_fired_after_trigger_that_starts_again_resolves_when_the_new_window_is_satisfied(
+    tenant, dev, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    _with_state_actions(dev, tenant, {"posture": "Proactive", "after": [RUNNING], "expect": [COMPLETED],
+                                      "within": 60, "for_each": ["prefect.resource.id"]})  # fmt: skip
+    emit(capture, tenant, event(RUNNING))
+    assert _clock(capture, seconds=61) == 1  # triggered
+    # The run is retried: a new window, which its completion satisfies.
+    emit(capture, tenant, event(RUNNING, seconds=100), event(COMPLETED, seconds=130))
+    assert _clock(capture, seconds=161) == 1  # the window ended satisfied: resolved
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1
+    assert len(emitted(tenant, "prefect.automation.triggered")) == 1
+    assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()

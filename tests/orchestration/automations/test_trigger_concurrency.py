@@ -219,3 +219,29 @@ def test_two_runners_of_a_webhook_call_make_it_once(api_client, settings):
         assert run.state == "executed"
     finally:
         receiver.close()
+
+
+def test_two_batches_firing_compound_children_in_opposite_orders_finish(api_client):
+    """A batch is one transaction: a child firing locks its automation's row, and two batches that
+    reach two compound automations' children in opposite orders would wait on each other; the rows
+    are locked up front in one order, so both finish and each parent fires once per batch."""
+    tenant = make_tenant()
+    client = bearer(api_client, tenant.service_key)
+    autos = []
+    for name, (first, second) in {"x": ("a", "b"), "y": ("c", "d")}.items():
+        body = {
+            "name": name,
+            "trigger": {"type": "compound", "require": "all", "within": 600, "triggers": [
+                {"type": "event", "posture": "Reactive", "expect": [child], "threshold": 1}
+                for child in (first, second)
+            ]},
+            "actions": [{"type": "do-nothing"}],
+        }  # fmt: skip
+        autos.append(client.post(f"{tenant.prefix}/automations/", body, format="json").json()["id"])
+    ws = tenant.workspace.id
+    one = _stored(tenant, *(event(name, seconds=i) for i, name in enumerate("cdab")))
+    two = _stored(tenant, *(event(name, seconds=i) for i, name in enumerate("abcd")))
+    _in_threads(lambda: triggers.events_stored(ws, one), lambda: triggers.events_stored(ws, two))
+    for auto in autos:
+        top = [f for f in AutomationFiring.objects.unscoped().filter(automation_id=auto) if f.actions]
+        assert len(top) == 2

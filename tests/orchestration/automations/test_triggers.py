@@ -200,3 +200,27 @@ def test_the_sweep_deletes_windows_that_ended(tenant, dev, django_capture_on_com
     assert triggers.automation_buckets_sweep(now=bucket.end) == 0  # within the buffer
     assert triggers.automation_buckets_sweep(now=bucket.end + triggers.EXPIRED_BUCKET_BUFFER) == 1
     assert not buckets.all().exists()
+
+
+def test_a_batch_costs_the_same_queries_however_many_events_match(tenant, dev):
+    """A stored batch is evaluated in one transaction: its buckets locked and read in one
+    statement, written back in one, so a batch of 40 matching events costs what a batch of 4
+    does (neither fires)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.orchestration.automations.test_trigger_concurrency import _stored
+
+    automation(dev, tenant, expect=[FAILED], threshold=1000, within=3600, for_each=["prefect.resource.id"])
+    triggers.workspace_triggers(tenant.workspace.id)  # remembered
+    counts = []
+    for size in (4, 40):
+        # Two keys, so the batch reads and writes more than one bucket.
+        batch = _stored(tenant, *(event(FAILED, seconds=i, resource=f"prefect.flow-run.{i % 2}-{size}")
+                                  for i in range(size)))  # fmt: skip
+        with CaptureQueriesContext(connection) as queries:
+            assert triggers.events_stored(tenant.workspace.id, batch) == 0
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    buckets = AutomationBucket.objects.for_workspace(tenant.workspace.id)
+    assert sorted(b.count for b in buckets) == [2, 2, 20, 20]
