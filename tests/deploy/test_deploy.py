@@ -154,6 +154,10 @@ class TestHelmChart:
             "template", "cp", str(CHART), *set_values(*REQUIRED, "publicUrl=controlplane.example.test")
         )
         assert bad.returncode != 0 and "publicUrl must be an http:// or https:// address" in bad.stderr
+        # A setting the chart writes itself cannot also come from config (or a secret from config).
+        for name, value in (("PUBLIC_URL", "publicUrl"), ("DATABASE_URL", "secrets.databaseUrl")):
+            twice = helm("template", "cp", str(CHART), *set_values(*REQUIRED, f"config.{name}=x"))
+            assert twice.returncode != 0 and f"config.{name} is set by the chart: use {value}" in twice.stderr
 
     @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
     @pytest.mark.parametrize("values", ["minimal", "production"])

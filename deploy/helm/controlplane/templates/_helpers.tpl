@@ -49,6 +49,12 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not (index $.Values.secrets $key) }}{{ $missing = append $missing (printf "secrets.%s (or secrets.existingSecret)" $key) }}{{ end }}
 {{- end }}
 {{- end }}
+{{- $own := dict "PUBLIC_URL" "publicUrl" "ALLOWED_HOSTS" "allowedHosts" "TRUSTED_PROXIES" "proxy.trustedProxies" "TRUST_X_FORWARDED_PROTO" "proxy.trustForwardedProto" "METRICS_ALLOWED_ADDRESSES" "metrics.allowedAddresses" "WEB_CONCURRENCY" "web.concurrency" "WORKER_CONCURRENCY" "worker.concurrency" "SECRET_KEY" "secrets.secretKey" "DATABASE_URL" "secrets.databaseUrl" "REDIS_URL" "secrets.redisUrl" }}
+{{- range $name, $value := $own }}
+{{- if hasKey $.Values.config $name }}
+{{- fail (printf "config.%s is set by the chart: use %s" $name $value) }}
+{{- end }}
+{{- end }}
 {{- if $missing }}
 {{- fail (printf "these values must be set: %s" (join ", " $missing)) }}
 {{- else if not (regexMatch "^https?://[^/]+" .Values.publicUrl) }}
