@@ -12,7 +12,10 @@ Two handshakes reach ``/events/in`` and ``/events/out``:
 
 Whatever fails (no key, a bad key, an unknown workspace, a workspace of another tenant, a missing
 scope, a refused address) is refused the same way. Who may connect is the access gate's decision
-(``access.gate.authorize_token``), the same as for the HTTP API.
+(``access.gate.authorize_token``), the same as for the HTTP API. A database that cannot be asked (a
+lost connection) decides nothing: ``authorize`` raises ``SocketUnavailable``, which the sockets answer
+as HTTP answers a lost connection, retryably (close code 1013, "try again later"), never as a refusal
+of the key and never as a 500.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 
 from access.gate import Surface, authorize_token
 from audit.context import (
@@ -31,6 +35,7 @@ from audit.context import (
     set_credential,
     set_request_context,
 )
+from core import dbpool
 from core.credentials import asgi_header
 from core.credentials import bearer_token as parse_bearer
 
@@ -40,6 +45,13 @@ AUTH_FAILED_REASON = "Invalid API key, or no access to this workspace"
 # Scopes that let a principal on a socket: any one of them.
 EVENTS_IN_SCOPES = ("run_flows", "manage_events")
 EVENTS_OUT_SCOPES = ("see_events",)
+
+
+UNAVAILABLE_REASON = "The database is unavailable; retry shortly."
+
+
+class SocketUnavailable(Exception):
+    """The gate could not read the database (a lost connection): nothing was decided, try again."""
 
 
 @dataclass(frozen=True)
@@ -90,12 +102,17 @@ def authorize_sync(
 ) -> SocketGrant | None:
     """The grant for ``token`` on the workspace the path names, or None. ``context``: the
     connection's request facts, which what this audits (a refused address, a key's new address)
-    carries."""
+    carries. Raises ``SocketUnavailable`` when the database could not be asked."""
     if not token:
         return None
     token_ = set_request_context(context or RequestContext(ip=ip))
     try:
         return _authorize(token, account_ref, workspace_ref, scopes, ip)
+    except (OperationalError, InterfaceError) as error:
+        # The broken connection is dropped when this call ends (``database_sync_to_async`` closes
+        # an unusable one), and the pool's other idle ones are checked now, as HTTP does.
+        dbpool.connection_lost()
+        raise SocketUnavailable(UNAVAILABLE_REASON) from error
     finally:
         reset_request_context(token_)
         set_credential(None)

@@ -36,6 +36,7 @@ from django.db import DatabaseError, DataError, IntegrityError
 from pydantic import ValidationError
 
 from access.limits import Bucket, retry_after_for
+from core.dbconn import leave_no_transaction
 from core.parsers import loads
 from orchestration.events import hub, selectors
 from orchestration.events.auth import (
@@ -43,7 +44,9 @@ from orchestration.events.auth import (
     EVENTS_IN_SCOPES,
     EVENTS_OUT_SCOPES,
     PREFECT_SUBPROTOCOL,
+    UNAVAILABLE_REASON,
     SocketGrant,
+    SocketUnavailable,
     authorize,
     bearer_token,
     client_ip,
@@ -102,6 +105,8 @@ class _PrefectSocket(AsyncWebsocketConsumer):
         await handler(message)
 
     async def _authorize(self, token: str | None) -> SocketGrant | None:
+        """The grant, or None (refused); raises ``SocketUnavailable`` when the database could not
+        be asked."""
         kwargs = self.scope["url_route"]["kwargs"]
         grant = await authorize(
             token=token,
@@ -119,7 +124,13 @@ class _PrefectSocket(AsyncWebsocketConsumer):
         """False (and the socket closing) when the key or the access is gone."""
         if self.grant is None or time.monotonic() - self._authorized_at < REAUTHORIZE_EVERY:
             return self.grant is not None
-        if await self._authorize(self.grant.token) is None:
+        try:
+            granted = await self._authorize(self.grant.token)
+        except SocketUnavailable:
+            # Nothing was decided: the grant stands and is checked again on the next batch (what
+            # the socket holds is stored once the database answers, never dropped for this).
+            return True
+        if granted is None:
             self.grant = None
             await self.close_once(CLOSE_POLICY_VIOLATION, AUTH_FAILED_REASON)
             return False
@@ -137,7 +148,15 @@ class _PrefectSocket(AsyncWebsocketConsumer):
             self._auth_timer = asyncio.create_task(self._expire_auth())
             return
         # Cloud mode: the key is in the upgrade request; refuse before accepting (HTTP 403).
-        if await self._authorize(bearer_token(self.scope)) is None:
+        try:
+            granted = await self._authorize(bearer_token(self.scope))
+        except SocketUnavailable:
+            # Not a refusal: accepted and closed "try again later", which the client retries
+            # (a handshake answered with an HTTP status it does not retry).
+            await self.accept()
+            await self.close_once(CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+            return
+        if granted is None:
             self._closing = True
             await self.close(code=CLOSE_POLICY_VIOLATION)
             return
@@ -163,7 +182,12 @@ class _PrefectSocket(AsyncWebsocketConsumer):
             return
         token = message.get("token")
         token = token if isinstance(token, str) and token else bearer_token(self.scope)
-        if await self._authorize(token) is None:
+        try:
+            granted = await self._authorize(token)
+        except SocketUnavailable:
+            await self.close_once(CLOSE_TRY_AGAIN_LATER, UNAVAILABLE_REASON)
+            return
+        if granted is None:
             await self.close_once(CLOSE_POLICY_VIOLATION, AUTH_FAILED_REASON)
             return
         await self.send(text_data='{"type":"auth_success"}')
@@ -177,7 +201,14 @@ class _PrefectSocket(AsyncWebsocketConsumer):
 
 
 def _store_and_render(workspace_id, events: list[EventIn]) -> list[dict[str, str]]:
-    return publication_items(events_store(workspace_id=workspace_id, events=events))
+    """One batch, in its own outermost transaction: the executor's thread keeps its connection
+    between batches, and a connection left inside a transaction (by anything, however it failed)
+    would make this batch a savepoint that never commits, its rows locked for the next writer."""
+    leave_no_transaction()
+    try:
+        return publication_items(events_store(workspace_id=workspace_id, events=events))
+    finally:
+        leave_no_transaction()
 
 
 _store_in_thread = database_sync_to_async(_store_and_render, thread_sensitive=False)

@@ -1,0 +1,180 @@
+"""Faults a deployment meets, each asserting what survived.
+
+A deployment of its own (``harness.Stack``: web and worker processes as production starts them,
+its own PostgreSQL database and a private Redis) is driven by the unmodified ``prefect`` client
+while one of its parts fails:
+
+* every backend of its database terminated again and again;
+* its Redis killed and restarted mid-run;
+* its web process killed with SIGKILL in the middle of a burst of ``set_state`` calls, then started
+  again.
+
+Each asserts: the server answered only 2xx/4xx and 503 (never a 500, no exception escaped the ASGI
+application), the client finished its flow runs, every event it emitted is stored exactly once and
+every log it shipped exactly once, and no run's state history is half-written. Nothing here touches
+the suite's own database, Redis or live server.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.faults.harness import CLIENTS, Stack, client_result, postgres_server, wait_for
+
+pytestmark = pytest.mark.faults
+
+CONTENTION = Path(__file__).resolve().parents[1] / "live" / "flows" / "contention_clients.py"
+LOGS_PER_RUN = 6  # contention_clients.py: three logs after Running, three after Completed
+RUNS = 24  # flow runs of the set_state burst
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    server = postgres_server()
+    if server is None:
+        pytest.skip("terminating backends and a database of their own need PostgreSQL")
+    deployment = Stack(tmp_path_factory.mktemp("faults"), server)
+    if deployment.redis.binary is None:
+        pytest.skip("redis-server is not installed")
+    try:
+        deployment.start()
+        yield deployment
+    finally:
+        deployment.stop()
+
+
+def _contention(stack: Stack, seconds: float):
+    return stack.start_client(
+        CONTENTION,
+        {
+            "CONTENTION_SECONDS": seconds,
+            "FLOW_CLIENTS": 4,
+            "LIMIT_USERS": 2,
+            "EVENT_CLIENTS": 2,
+            "LIMIT_NAME": f"faults-{time.monotonic_ns()}",
+        },
+    )
+
+
+def _assert_only_retryable_failures(stack: Stack, mark: int) -> dict:
+    statuses, errors = stack.answers(mark)
+    assert statuses, "the web process logged no request"
+    assert {s for s in statuses if s >= 500} <= {503}, (dict(statuses), errors[:5])
+    assert not [line for line in errors if "Exception in ASGI application" in line], errors[:5]
+    return dict(statuses)
+
+
+def _assert_nothing_lost(stack: Stack, result: dict, described: str) -> None:
+    assert "error" not in result, described
+    emitted = sorted(set(result["events"]))
+    assert len(emitted) == len(result["events"]) and emitted, described
+
+    # Every event the client emitted is stored exactly once (the last batches are written as the
+    # sockets close).
+    def stored():
+        (count,) = stack.query(
+            "SELECT COUNT(*) FROM orchestration_event WHERE id = ANY(%s::uuid[])", [emitted]
+        )[0]
+        return count == len(emitted) or None
+
+    wait_for(stored, timeout=30, what=f"the {len(emitted)} emitted events stored")
+    runs = result["flow_runs"]
+    rows = stack.query(
+        "SELECT r.id::text, r.state_type, "
+        "(SELECT COUNT(*) FROM orchestration_log l WHERE l.flow_run_id = r.id) "
+        "FROM orchestration_flowrun r WHERE r.id = ANY(%s::uuid[])",
+        [runs],
+    )
+    assert len(rows) == len(runs), described
+    wrong = [row for row in rows if row[1] != "COMPLETED" or row[2] != LOGS_PER_RUN]
+    assert not wrong, (wrong[:10], described[-2000:])
+
+
+def test_backends_terminated_again_and_again(stack):
+    mark = stack.log_mark()
+    client = _contention(stack, 3)
+    kills = 0
+    while client.poll() is None:  # every backend of the stack's database, every second
+        time.sleep(1.0)
+        kills += stack.terminate_backends()
+    result, described = client_result(client)
+    statuses = _assert_only_retryable_failures(stack, mark)
+    assert kills, "no backend was terminated"
+    _assert_nothing_lost(stack, result, described)
+    # The server serves as usual at once: no restart.
+    assert stack.web_answers()
+    print(f"terminated {kills} backends; statuses {statuses}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Not yet: once its Redis was killed mid-run the web process logged no answer for over a "
+    "minute (the requests in flight waited, on Redis as it seems); it served again later without Redis",
+)
+def test_redis_killed_and_restarted_mid_run(stack):
+    mark = stack.log_mark()
+    client = _contention(stack, 4)
+    try:
+        wait_for(lambda: sum(stack.answers(mark)[0].values()) >= 30, timeout=60, what="the clients under way")
+        stack.redis.kill()
+        outage_mark = stack.log_mark()
+        # Redis stays away while the clients keep going: the web tier serves on without it.
+        try:
+            wait_for(
+                lambda: sum(stack.answers(outage_mark)[0].values()) >= 30,
+                timeout=20,
+                what="requests served without Redis",
+            )
+        finally:
+            stack.redis.start()
+        result, described = client_result(client)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(10)
+    statuses = _assert_only_retryable_failures(stack, mark)
+    _assert_nothing_lost(stack, result, described)
+    print(f"statuses {statuses}")
+
+
+def test_web_killed_during_a_set_state_burst(stack):
+    mark = stack.log_mark()
+    client = stack.start_client(CLIENTS / "set_state_burst.py", {"RUNS": RUNS, "WORKERS": 6})
+
+    def set_states() -> int:
+        return stack.log_text(mark).count("/set_state")
+
+    try:
+        wait_for(lambda: set_states() >= 12, timeout=60, what="the burst under way")
+        stack.processes["web"].kill()
+        stack.start_role("web")
+        result, described = client_result(client)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(10)
+    assert "error" not in result, described
+    runs = sorted(result["runs"])
+    assert len(runs) == RUNS and set(result["runs"].values()) == {"COMPLETED"}, described
+    # No half-written state: each run's current state is its latest state row, and its history is
+    # exactly Pending, Running, Completed (a transition whose answer was lost was written once).
+    rows = stack.query(
+        "SELECT r.id::text, r.state_type, r.state_id::text, "
+        "ARRAY(SELECT s.type FROM orchestration_flowrunstate s WHERE s.flow_run_id = r.id ORDER BY s.timestamp), "
+        "(SELECT s.id::text FROM orchestration_flowrunstate s WHERE s.flow_run_id = r.id "
+        " ORDER BY s.timestamp DESC LIMIT 1) "
+        "FROM orchestration_flowrun r WHERE r.id = ANY(%s::uuid[])",
+        [runs],
+    )
+    assert len(rows) == RUNS
+    broken = [
+        row
+        for row in rows
+        if row[1] != "COMPLETED" or row[2] != row[4] or list(row[3]) != ["PENDING", "RUNNING", "COMPLETED"]
+    ]
+    assert not broken, broken[:5]
+    _assert_only_retryable_failures(stack, mark)
+    print(f"client retried {len(result['retried'])} calls itself")
