@@ -84,7 +84,7 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
         User,
         WorkspaceRoleGrant,
     )
-    from accounts.permissions import AccountRole, WorkspaceRole
+    from accounts.permissions import AccountRole, WorkspaceRole, builtin_workspace_role_id
     from accounts.services import user_create
     from accounts.tenancy import account_create, workspace_create
     from audit.actors import SystemActor
@@ -180,7 +180,12 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
                 token_hash=uuid.uuid4().hex + uuid.uuid4().hex,
                 expires_at=now + timezone.timedelta(days=7),
                 invited_by=owner,
-                workspace_grants=[{"workspace": str(workspaces[0].id), "role": "viewer"}],
+                workspace_grants=[
+                    {
+                        "workspace_id": str(workspaces[0].id),
+                        "workspace_role_id": str(builtin_workspace_role_id("viewer")),
+                    }
+                ],
             )
             for n in range(INVITATIONS)
         )
@@ -198,6 +203,7 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
         "users": [u.id for u in users],
         "bots": [(b.id, b.name) for b in bots],
         "teams": [t.id for t in teams],
+        "custom_roles": [r.id for r in custom],
     }
 
 
@@ -326,9 +332,12 @@ def pages(big: dict) -> list[tuple[str, str]]:
         ("members", u("console-members")),
         ("invitations (members page)", u("console-members") + "#invitations"),
         ("service accounts", u("console-service-accounts")),
+        ("service accounts: a search", u("console-service-accounts") + "?q=1"),
+        ("service accounts: page 4", u("console-service-accounts") + "?page=4"),
         ("teams", u("console-teams")),
         ("a team", u("console-team", team_id=team)),
         ("roles", u("console-roles")),
+        ("a custom role (its grants)", u("console-role", role_id=big["custom_roles"][0])),
         ("workspaces", u("console-workspaces")),
         ("a workspace", u("console-workspace", workspace_id=ws)),
         ("IP allowlist", u("console-ip-allowlist")),

@@ -83,8 +83,8 @@ def invitation_grant_labels(account, invitations, workspaces) -> dict:
     roles = dict(workspace_role_choices(account)) if any(i.workspace_grants for i in invitations) else {}
     return {
         invitation.pk: [
-            f"{names.get(g.get('workspace_id'), 'a deleted workspace')}: "
-            f"{roles.get(g.get('workspace_role_id'), 'a deleted role')}"
+            f"{names.get(g.get('workspace_id'), 'a workspace not shown here')}: "
+            f"{roles.get(g.get('workspace_role_id'), 'a role no longer defined')}"
             for g in invitation.workspace_grants or []
         ]
         for invitation in invitations

@@ -1,4 +1,4 @@
-"""Three journeys through the console in a real browser (Playwright driving Debian's chromium against
+"""Journeys through the console in a real browser (Playwright driving Debian's chromium against
 the live server), each ending outside the browser where the result is used:
 
 1. an Admin creates a service account, copies its key with the page's copy button, grants it a role
@@ -7,7 +7,10 @@ the live server), each ending outside the browser where the result is used:
    with ``audit_verify`` and the deployment's published key, while a tampered copy fails;
 3. an Admin of a Hobby account upgrades through Stripe Checkout (localstripe behind the billing
    tests' front): the billing page says the upgrade is pending until the signed webhook arrives,
-   then shows the new plan (and the pages the plan opens).
+   then shows the new plan (and the pages the plan opens);
+4. an Owner configures the account's OIDC provider (the npm ``oidc-provider`` peer), checks its
+   discovery document, runs a test sign-in at its real login form (claims shown, nobody made),
+   enforces single sign-on, and a new person signs in through it.
 
 Each journey saves screenshots under the test's tmp dir and ends with the browser console clean."""
 
@@ -321,4 +324,105 @@ def test_an_upgrade_through_checkout_applies_after_the_webhook(asgi_server, sett
     assert "Audit log" in nav_after and "Service accounts" in nav_after
     account.refresh_from_db()
     assert account.plan == "team"
+    assert console_errors == []
+
+
+# --------------------------------------------------------------------------------------------------
+# 5. OIDC configured in the console, checked, tested, enforced, and signed in through
+# --------------------------------------------------------------------------------------------------
+
+
+def test_oidc_configured_tested_enforced_and_signed_in_through(asgi_server, settings, tmp_path):
+    """An Owner adds the account's OIDC provider on the console's form, runs the discovery check and
+    a test sign-in at the provider's real login form (the page shows the claims and that nobody was
+    made), enforces single sign-on, and a new person then signs in through it from the sign-in page."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from accounts.models import IdentityProvider, User
+    from accounts.sso.backends import oidc_post_logout_redirect_uri, oidc_redirect_uri
+    from tests.accounts.sso.conftest import OIDC_PEOPLE, verified_domain
+    from tests.conftest import make_tenant
+    from tests.peers.oidc_provider import OidcProvider
+
+    settings.PUBLIC_URL = asgi_server.url
+    peer = OidcProvider.shared(accounts=OIDC_PEOPLE)
+    tenant = make_tenant(name="Acme Corp")
+    verified_domain(tenant.account, "acme.example")
+    owner = UserFactory(email="owner@acme.example")
+    MembershipFactory(account=tenant.account, user=owner, role=AccountRole.OWNER)
+    sso_url = console_url(asgi_server.url, tenant.account, "sso/")
+
+    with signed_in(asgi_server.url, owner.email) as (browser, page, console_errors):
+        page.goto(sso_url)
+        page.get_by_role("link", name="Add an OpenID Connect identity provider").click()
+        page.get_by_label("Name", exact=True).fill("Acme Okta")
+        page.get_by_label("Issuer URL").fill(peer.issuer)
+        page.get_by_label("Client id").fill("console-journey")
+        page.get_by_label("Client secret").fill("a-client-secret-of-the-journey")
+        page.get_by_label("Scopes").fill("openid email profile groups")
+        page.get_by_role("button", name="Add identity provider").click()
+        page.get_by_text("Acme Okta was added").wait_for()
+        # (No ORM inside Playwright's sync API, whose event loop runs in this thread: the provider's
+        # id is read from the page's address.)
+        provider_id = re.search(r"/sso/providers/([0-9a-f-]{36})/", page.url).group(1)
+        idp = IdentityProvider(id=provider_id)
+        # What the page says to give the provider, registered there as its administrator would.
+        page_text = page.inner_text("main")
+        assert oidc_redirect_uri(idp) in page_text
+        peer.add_client(
+            [oidc_redirect_uri(idp)],
+            client_id="console-journey",
+            client_secret="a-client-secret-of-the-journey",
+            post_logout_redirect_uris=[oidc_post_logout_redirect_uri(idp)],
+        )
+
+        page.get_by_role("button", name="Check the issuer's discovery document").click()
+        discovery = page.inner_text("#discovery-result")
+
+        page.get_by_role("button", name="Run a test sign-in").click()
+        page.wait_for_selector("input[name=login]")
+        assert page.url.startswith(peer.issuer)
+        page.fill("input[name=login]", "alice")
+        page.fill("input[name=password]", "any password")
+        page.click("button[type=submit]")
+        page.wait_for_selector("#test-result")
+        tested = page.inner_text("#test-result")
+        page.screenshot(path=str(tmp_path / "oidc-test-sign-in.png"), full_page=True)
+        with ThreadPoolExecutor(max_workers=1) as pool:  # the database, from a thread without a loop
+            nobody_made = not pool.submit(User.objects.filter(email="alice@acme.example").exists).result()
+        still_owner = page.evaluate("document.body.innerText").count("owner@acme.example") > 0
+
+        page.goto(sso_url)
+        page.get_by_role("button", name="Enforce single sign-on").click()
+        page.get_by_text("Single sign-on is enforced.", exact=True).wait_for()
+        page.screenshot(path=str(tmp_path / "oidc-enforced.png"), full_page=True)
+
+        person = browser.new_context().new_page()
+        watch(person, console_errors)
+        person.goto(f"{asgi_server.url}/login/")
+        person.fill("input[name=username]", "alice@acme.example")
+        person.click("button[type=submit]")
+        person.click("text=Continue with Acme Okta")
+        person.wait_for_selector("input[name=login]")
+        person.fill("input[name=login]", "alice")
+        person.fill("input[name=password]", "any password")
+        person.click("button[type=submit]")
+        person.wait_for_selector("#signed-in")
+        landing = person.inner_text("#signed-in")
+        person.screenshot(path=str(tmp_path / "oidc-signed-in.png"))
+
+    assert "Discovery works." in discovery
+    assert "The sign-in would be accepted." in tested
+    assert "alice@acme.example, a new person made just in time" in tested and "alice-0001" in tested
+    assert nobody_made and still_owner
+    assert "alice@acme.example" in landing and "Acme Corp" in landing
+    alice = User.objects.get(email="alice@acme.example")
+    assert tenant.account.memberships.filter(user=alice).exists()
+    names = list(
+        AuditLogEntry.objects.filter(account=tenant.account, api_name__startswith="sso.")
+        .order_by("sequence")
+        .values_list("api_name", flat=True)
+    )
+    assert names.count("sso.test-sign-in") == 1 and names.count("sso.login-succeeded") == 1
+    assert names.index("sso.test-sign-in") < names.index("sso.login-succeeded")
     assert console_errors == []

@@ -15,9 +15,13 @@ from django.conf import settings as django_settings
 
 from accounts.api_keys.services import api_key_create
 from accounts.permissions import AccountRole
-from accounts.rbac import invitation_create, team_create, team_members_add
+from accounts.rbac import custom_role_create, invitation_create, team_create, team_members_add
+from accounts.roles import ResolvedRole
+from accounts.services import workspace_access_grant
+from accounts.sso.providers import provider_create
+from accounts.sso.tester import RESULTS_KEY
 from audit.actors import SYSTEM
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, ServiceAccountFactory, UserFactory
 from tests.live.test_console_browser import an_admin_of_acme, signed_in
 
 AXE = Path(django_settings.BASE_DIR) / "tests" / "peers" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
@@ -30,7 +34,7 @@ pytestmark = [
 
 # Links that act or leave the console's pages: signing out, downloads, the Prefect UI, the API.
 SKIP = re.compile(r"/logout|/export|/account/[^/]+/workspace/|/api/|/admin/")
-MAX_PAGES = 60
+MAX_PAGES = 90
 
 
 def _filled_account():
@@ -42,9 +46,65 @@ def _filled_account():
     MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
     team = team_create(account=account, name="Data platform", actor=owner)
     team_members_add(team=team, principals=[tenant.member], actor=owner)
-    invitation_create(account=account, email="soon@acme.example", actor=owner)
+    role = custom_role_create(account=account, name="Deployer", actor=owner, scopes=["run_deployments"])
+    workspace_access_grant(
+        workspace=tenant.workspace, principal=team, role=ResolvedRole(custom=role), actor=owner
+    )
+    invitation_create(
+        account=account,
+        email="soon@acme.example",
+        actor=owner,
+        workspace_grants=[(tenant.workspace, ResolvedRole(builtin="viewer"))],
+    )
     api_key_create(owner=owner, name="laptop", actor=SYSTEM)
+    # More service accounts than a page holds, so the pager is scanned too.
+    ServiceAccountFactory.create_batch(55, account=account)
+    provider_create(
+        account=account,
+        body={
+            "kind": "oidc",
+            "name": "Acme Okta",
+            "issuer": "https://idp.acme.example",
+            "client_id": "console",
+            "client_secret": "secret-of-the-scan",
+        },
+        actor=SYSTEM,
+    )
     return tenant, owner
+
+
+def _with_a_test_sign_in_result(page, provider) -> None:
+    """Put a test sign-in's report in the browser's session, as the flow leaves it, so the identity
+    provider's page is scanned with its result shown."""
+    from concurrent.futures import ThreadPoolExecutor
+    from importlib import import_module
+
+    store = import_module(django_settings.SESSION_ENGINE).SessionStore
+    [cookie] = [c for c in page.context.cookies() if c["name"] == django_settings.SESSION_COOKIE_NAME]
+    session = store(session_key=cookie["value"])
+    # The session store is the database: written from a thread without Playwright's event loop.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(_store_report, session, provider).result()
+
+
+def _store_report(session, provider) -> None:
+    session[RESULTS_KEY] = {
+        str(provider.pk): {
+            "ok": True,
+            "kind": "oidc",
+            "provider": provider.name,
+            "at": "2026-12-01T10:00:00+00:00",
+            "received": {"sub": "alice-0001", "email": "alice@acme.example", "groups": ["engineers"]},
+            "details": {"subject": "alice-0001", "email": "alice@acme.example", "groups": ["engineers"]},
+            "refusal": None,
+            "who": {"outcome": "joins", "text": "alice@acme.example would join Acme Corp as a Member."},
+            "teams": ["Data platform"],
+            "grants": [],
+            "groups_sent": True,
+            "disabled": False,
+        }
+    }
+    session.save()
 
 
 def _console_links(page, base_url: str) -> set[str]:
@@ -65,7 +125,11 @@ def test_every_console_page_is_clean_and_accessible(asgi_server, settings, tmp_p
     shots.mkdir()
     start = f"{asgi_server.url}/console/accounts/{tenant.account.handle}/"
     problems: list[str] = []
+    from accounts.models import IdentityProvider
+
+    provider = IdentityProvider.objects.get(account=tenant.account)
     with signed_in(asgi_server.url, owner.email) as (_browser, page, console_errors):
+        _with_a_test_sign_in_result(page, provider)
         queue, seen = (
             [start, f"{asgi_server.url}/console/me/api-keys/", f"{asgi_server.url}/console/me/connect/"],
             set(),
@@ -101,4 +165,8 @@ def test_every_console_page_is_clean_and_accessible(asgi_server, settings, tmp_p
         assert "label" in probe, probe
         problems.extend(console_errors)
     assert len(seen) >= 15, f"only {len(seen)} console pages reached: {sorted(seen)}"
+    # The pages this scan's account was filled for: a custom role's, the identity provider's (with
+    # the test sign-in's report), the service accounts' second page.
+    for part in (f"/sso/providers/{provider.pk}/", "/roles/", "service-accounts/?page=2"):
+        assert any(part in url for url in seen), (part, sorted(seen))
     assert not problems, "\n".join(problems)

@@ -131,6 +131,12 @@ class TestOidc:
         assert not User.objects.filter(email="alice@acme.example").exists()
         assert audit_events(acme.account, "sso.test-sign-in") == []
 
+    def test_the_form_is_a_plain_navigation_not_an_htmx_request(self, console, acme, oidc):
+        """The flow leaves for the IdP's origin: a boosted (XHR) form could not follow there."""
+        idp = oidc_idp(acme.account, oidc)
+        page = console.get(provider_page(acme, idp)).content.decode()
+        assert f'action="{provider_page(acme, idp)}test" hx-boost="false"' in page
+
     def test_a_viewer_sees_no_provider_page_and_a_forged_test_is_403(self, sso_settings, acme, oidc):
         idp = oidc_idp(acme.account, oidc)
         browser = Client(HTTP_HOST=SP_HOST)
