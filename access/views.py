@@ -7,7 +7,8 @@ scope so ``WorkspaceScopedModel.objects`` answers for that workspace only. A pri
 access gets the same 404 as for a workspace that does not exist.
 
 What is checked, and in what order, is the gate's (``access.gate``): these bases only turn its
-decision into DRF's answers (404, 403 with the gate's detail) and set the scope.
+decision into DRF's answers (404, 403 with the gate's detail) and set the scope, in the process
+(``tenants.scoping``) and on the database connection (row-level security, ``tenants.rls``).
 
 ``AccountApiView`` does the same for ``/api/accounts/<account>/…`` with account permissions.
 
@@ -28,6 +29,7 @@ from access import limits
 from access.gate import MEMBERS, Caller, Decision, Outcome, Surface, authorize_account, authorize_workspace
 from audit.context import client_ip
 from tenants.models import Account, Workspace
+from tenants.rls import database_workspace_set
 from tenants.scoping import enter_workspace_scope, leave_workspace_scope
 
 __all__ = ["MEMBERS", "AccountApiView", "WorkspaceApiView", "caller_of"]
@@ -117,6 +119,9 @@ class WorkspaceApiView(_TenantApiView):
         self.account, self.workspace, self.access = decision.account, decision.workspace, decision.access
         request.workspace = decision.workspace
         self._scope_token = enter_workspace_scope(decision.workspace.pk)
+        # Row-level security, the last belt: the connection sees this workspace's rows only, until
+        # the request finishes (``tenants.rls``).
+        database_workspace_set(decision.workspace.pk)
 
     def rate_charge(self, request) -> tuple[limits.Bucket, int]:
         """What this request costs against the account's rate limits: one API request; the views

@@ -24,6 +24,11 @@ case "${1:-web}" in
         exec celery -A config beat -l INFO -s /tmp/celerybeat-schedule
         ;;
     migrate)
+        # The schema owner migrates; the other roles connect as the application's role.
+        if [ -n "${DATABASE_MIGRATE_URL:-}" ]; then
+            DATABASE_URL="${DATABASE_MIGRATE_URL}"
+            export DATABASE_URL
+        fi
         exec python manage.py migrate --noinput
         ;;
     *)

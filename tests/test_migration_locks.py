@@ -41,6 +41,9 @@ ALLOWED: dict[tuple[str, str], str] = {
     ("audit", "0002_hash_chain_append_only"): "before the first release: the audit log held no rows yet",
     ("orchestration", "0003_flow_run_poll_and_scheduler_indexes"): "before the first release: no run history",
     ("orchestration", "0004_task_run_api"): "before the first release: no run history",
+    ("orchestration", "0014_row_level_security"): "catalog changes only (row-level security switched on and "
+    "one policy per table): no scan and no rewrite, the lock is held for an instant once granted; run "
+    "with lock_timeout so it fails and is retried rather than queueing requests behind a long transaction",
 }
 
 PROJECT_APPS = ("tenants", "accounts", "audit", "billing", "orchestration", "console", "access", "core")
@@ -63,7 +66,11 @@ def classify(statement: str) -> tuple[str | None, str, str]:
         if "CONCURRENTLY" in upper:
             return None, "SHARE UPDATE EXCLUSIVE", "index dropped concurrently"
         return None, "ACCESS EXCLUSIVE", "index dropped"
+    if upper.startswith(("CREATE POLICY", "DROP POLICY")):
+        return _trigger_table(sql), "ACCESS EXCLUSIVE", "policy (catalog only, no scan)"
     if upper.startswith("ALTER TABLE"):
+        if re.search(r"\b(ENABLE|DISABLE|FORCE|NO FORCE) ROW LEVEL SECURITY\b", upper):
+            return table, "ACCESS EXCLUSIVE", "row-level security switched (catalog only, no scan)"
         if re.search(r"\bVALIDATE CONSTRAINT\b", upper):
             return table, "SHARE UPDATE EXCLUSIVE", "constraint validated (scan, writes go on)"
         if re.search(r"\bADD CONSTRAINT\b.*\bFOREIGN KEY\b", upper):
@@ -187,3 +194,9 @@ def test_the_classifier_knows_the_dangerous_forms():
         'CREATE OR REPLACE TRIGGER t BEFORE UPDATE ON "audit_auditlogentry" FOR EACH ROW EXECUTE FUNCTION f()'
     )
     assert classify(trigger) == ("audit_auditlogentry", "SHARE ROW EXCLUSIVE", "trigger")
+    assert classify('ALTER TABLE "orchestration_log" FORCE ROW LEVEL SECURITY')[:2] == (
+        "orchestration_log",
+        "ACCESS EXCLUSIVE",
+    )
+    policy = 'CREATE POLICY workspace_isolation ON "orchestration_log" USING (workspace_id = x)'
+    assert classify(policy) == ("orchestration_log", "ACCESS EXCLUSIVE", "policy (catalog only, no scan)")

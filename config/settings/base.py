@@ -148,6 +148,15 @@ else:
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Options given in the URL (``?timeout=5``) win over these.
     DATABASES["default"]["OPTIONS"] = {**SQLITE_OPTIONS, **DATABASES["default"].get("OPTIONS", {})}
+
+
+def _pool_reset(connection) -> None:
+    # Imported when the pool first takes a connection back: settings import no app at load.
+    from tenants.rls import pool_reset
+
+    pool_reset(connection)
+
+
 if not EMBEDDED:
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and env.bool(
         "DATABASE_POOL", default=True
@@ -159,6 +168,8 @@ if not EMBEDDED:
             "min_size": env.int("DATABASE_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=16),
             "timeout": env.int("DATABASE_POOL_TIMEOUT", default=30),
+            # A connection coming back carries no row-level security workspace to its next user.
+            "reset": _pool_reset,
         }
         # No check before each use: psycopg_pool's check walks dead connections one at a time with a
         # growing sleep between them (1 s, 2 s, 4 s…), so after a restart or a terminated backend,

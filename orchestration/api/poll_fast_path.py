@@ -48,6 +48,7 @@ from orchestration.selectors.work_pools import (
 )
 from orchestration.services.polls import work_queues_record_poll
 from orchestration.services.work_pools import work_queues_poll_record_due
+from tenants.rls import database_workspace
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
@@ -151,7 +152,7 @@ def _refresh_pool(*, name: str) -> None:
 
 def _in_scope(workspace_id, fn, **kwargs) -> Callable[[], None]:
     def run() -> None:
-        with workspace_scope(workspace_id):
+        with workspace_scope(workspace_id), database_workspace(workspace_id):
             fn(**kwargs)
 
     return run

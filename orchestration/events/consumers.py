@@ -56,6 +56,7 @@ from orchestration.events.auth import (
 from orchestration.events.filters import matches, name_matches, occurred_matches
 from orchestration.events.schemas import EventFilter, EventIn
 from orchestration.events.services import event_parse, events_publish, events_store, publication_items
+from tenants.rls import database_workspace
 
 logger = logging.getLogger(__name__)
 
@@ -206,7 +207,8 @@ def _store_and_render(workspace_id, events: list[EventIn]) -> list[dict[str, str
     would make this batch a savepoint that never commits, its rows locked for the next writer."""
     leave_no_transaction()
     try:
-        return publication_items(events_store(workspace_id=workspace_id, events=events))
+        with database_workspace(workspace_id):
+            return publication_items(events_store(workspace_id=workspace_id, events=events))
     finally:
         leave_no_transaction()
 
@@ -363,7 +365,8 @@ def _parse_occurred(value: str) -> dt.datetime:
 
 
 def _backfill_page(workspace_id, flt: EventFilter, after, limit: int):
-    rows = selectors.events_backfill(workspace_id=workspace_id, flt=flt, after=after, limit=limit)
+    with database_workspace(workspace_id):
+        rows = selectors.events_backfill(workspace_id=workspace_id, flt=flt, after=after, limit=limit)
     cursor = (rows[-1].occurred, rows[-1].id) if rows else after
     return publication_items(rows), cursor, len(rows)
 

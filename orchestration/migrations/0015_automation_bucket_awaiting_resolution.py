@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("orchestration", "0013_incoming_webhooks"),
+        ("orchestration", "0014_row_level_security"),
     ]
 
     operations = [

@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 from orchestration.models import Deployment
+from tenants.rls import across_workspaces
 
 
 def deployments_count_for_account(account) -> int:
     # The plan limits the whole account: count every workspace's deployments, deliberately across
-    # tenants (.unscoped()), narrowed to this account.
-    return Deployment.objects.unscoped().filter(workspace__account_id=account.pk).count()
+    # tenants (.unscoped(), and past the request's row-level security), narrowed to this account.
+    with across_workspaces():
+        return Deployment.objects.unscoped().filter(workspace__account_id=account.pk).count()

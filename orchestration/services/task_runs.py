@@ -24,6 +24,7 @@ from orchestration.names import generate_run_name
 from orchestration.schemas.states import StateCreate
 from orchestration.schemas.task_runs import TaskRunCreate, TaskRunUpdate
 from orchestration.services.orchestration import set_task_run_state
+from tenants.rls import across_workspaces
 from tenants.scoping import current_workspace_id
 
 #: A run sent to a worker that has not acknowledged it after this long is sent again.
@@ -84,7 +85,11 @@ def task_run_create(*, data: TaskRunCreate, actor=None) -> tuple[TaskRun, bool]:
         # A concurrent request (or the event recorder) wrote the same run first.
         existing = _existing(data) or (TaskRun.objects.filter(id=data.id).first() if data.id else None)
         if existing is None:
-            if data.id is not None and TaskRun.objects.unscoped().filter(id=data.id).exists():
+            # Another workspace's run holds the id (row-level security hid it from the look-up
+            # above): look past it to answer the conflict.
+            with across_workspaces():
+                taken = data.id is not None and TaskRun.objects.unscoped().filter(id=data.id).exists()
+            if taken:
                 raise Conflict("A task run with this id already exists.") from None
             raise
         return existing, False

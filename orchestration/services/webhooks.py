@@ -54,6 +54,7 @@ from orchestration.schemas.webhooks import (
 )
 from orchestration.services import auditing
 from tenants.models import Account, Workspace
+from tenants.rls import across_workspaces
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +104,8 @@ def webhook_create(*, workspace: Workspace, data: WebhookCreate, actor=None) -> 
     _check_service_account(workspace, data.service_account_id)
     with transaction.atomic():
         account = Account.objects.select_for_update().get(pk=workspace.account_id)
-        used = Webhook.objects.unscoped().filter(workspace__account_id=account.pk).count()
+        with across_workspaces():  # the plan limits the whole account
+            used = Webhook.objects.unscoped().filter(workspace__account_id=account.pk).count()
         ensure_webhook(account, webhooks_used=used)
         webhook = Webhook(workspace_id=workspace.pk, slug=_slug())
         _apply(webhook, data.model_dump())

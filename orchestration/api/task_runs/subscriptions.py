@@ -41,6 +41,7 @@ from orchestration.services.task_runs import (
     task_worker_forget,
     task_worker_observe,
 )
+from tenants.rls import database_workspace
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ MAX_KEYS = 1000
 
 
 def _claim(workspace_id, task_keys: list[str], client_id: str) -> tuple[uuid.UUID, str] | None:
-    with workspace_scope(workspace_id):
+    with workspace_scope(workspace_id), database_workspace(workspace_id):
         run = task_run_claim_delivery(task_keys=task_keys, client_id=client_id)
         if run is None:
             return None
@@ -61,7 +62,7 @@ def _claim(workspace_id, task_keys: list[str], client_id: str) -> tuple[uuid.UUI
 
 
 def _in_scope(workspace_id, function, **kwargs) -> None:
-    with workspace_scope(workspace_id):
+    with workspace_scope(workspace_id), database_workspace(workspace_id):
         function(**kwargs)
 
 
