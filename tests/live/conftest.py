@@ -82,6 +82,8 @@ class Exchange:
     close_code: int | None = None
     exception: str | None = None
     done: bool = False
+    response_headers: dict[str, str] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)  # when the server saw the request
 
     def request_json(self) -> Any:
         try:
@@ -156,6 +158,9 @@ class RecordingApp:
             kind = message["type"]
             if kind in ("http.response.start", "websocket.http.response.start"):
                 ex.status = message["status"]
+                ex.response_headers = {
+                    k.decode("latin-1").lower(): v.decode("latin-1") for k, v in message.get("headers", [])
+                }
             elif kind in ("http.response.body", "websocket.http.response.body"):
                 if len(ex.response_body) < _BODY_CAP:
                     ex.response_body += message.get("body", b"")[: _BODY_CAP - len(ex.response_body)]
