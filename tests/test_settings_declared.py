@@ -31,3 +31,23 @@ def test_outbound_webhook_allowed_cidrs_is_declared_empty_by_default(tmp_path):
         tmp_path / "var2", "import config.settings.base", OUTBOUND_WEBHOOK_ALLOWED_CIDRS="127.0.0.1/33"
     )
     assert refused.returncode != 0 and "is not a CIDR" in refused.stderr
+
+
+def test_celery_broker_visibility_timeout_feeds_the_redis_transport(tmp_path):
+    show = (
+        "import config.settings.base as s; "
+        "print(s.CELERY_BROKER_VISIBILITY_TIMEOUT, s.CELERY_BROKER_TRANSPORT_OPTIONS.get('visibility_timeout'))"
+    )
+    redis = {"CELERY_BROKER_URL": "redis://127.0.0.1:6379/0"}
+    default = run_python(tmp_path / "var", show, **redis)
+    assert default.returncode == 0, default.stderr
+    assert default.stdout.strip() == "3600 3600"
+    short = run_python(tmp_path / "var2", show, CELERY_BROKER_VISIBILITY_TIMEOUT="5", **redis)
+    assert short.returncode == 0, short.stderr
+    assert short.stdout.strip() == "5 5"
+    # The filesystem broker has no visibility timeout: its own options are left as they are.
+    filesystem = run_python(tmp_path / "var3", show, CELERY_BROKER_VISIBILITY_TIMEOUT="5")
+    assert filesystem.returncode == 0, filesystem.stderr
+    assert filesystem.stdout.strip() == "5 None"
+    refused = run_python(tmp_path / "var4", show, CELERY_BROKER_VISIBILITY_TIMEOUT="0", **redis)
+    assert refused.returncode != 0 and "CELERY_BROKER_VISIBILITY_TIMEOUT" in refused.stderr

@@ -215,6 +215,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# With acks_late a task is acknowledged when it ends: a worker killed mid-task leaves it
+# unacknowledged, and the Redis broker delivers it again this many seconds after it was taken. It
+# must exceed the longest task and any countdown/ETA a task is sent with (the automation actions'
+# retry waits up to 8 s), or a task still running, or still waiting, is delivered a second time.
+CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", default=3600)
+if CELERY_BROKER_VISIBILITY_TIMEOUT <= 0:
+    raise ImproperlyConfigured("CELERY_BROKER_VISIBILITY_TIMEOUT must be a positive number of seconds.")
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -119,6 +119,21 @@ class PrivateRedis:
             self.process.wait(10)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process under ``pid`` (children, their children, ...), read from ``/proc``."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found += children
+        todo += children
+    return found
+
+
 @dataclass
 class Process:
     name: str
@@ -129,6 +144,15 @@ class Process:
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(15)
+
+    def kill_all(self) -> None:
+        """SIGKILL the process and every process under it at once (a Celery worker's pool
+        children with it), as a lost machine or container ends them."""
+        family = [self.popen.pid, *descendants(self.popen.pid)]
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.popen.wait(15)
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -216,13 +240,13 @@ class Stack:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         return result.stdout
 
-    def start_role(self, role: str) -> Process:
+    def start_role(self, role: str, extra: dict | None = None) -> Process:
         log = self.directory / f"{role}.log"
         handle = open(log, "a")  # noqa: SIM115 (closed with the process)
         popen = subprocess.Popen(
             ["sh", str(ROOT / "deploy" / "entrypoint.sh"), role],
             cwd=ROOT,
-            env=self.env(),
+            env=self.env() | {k: str(v) for k, v in (extra or {}).items()},
             stdout=handle,
             stderr=subprocess.STDOUT,
         )

@@ -7,7 +7,9 @@ while one of its parts fails:
 * every backend of its database terminated again and again;
 * its Redis killed and restarted mid-run;
 * its web process killed with SIGKILL in the middle of a burst of ``set_state`` calls, then started
-  again.
+  again;
+* its Celery worker killed with SIGKILL in the middle of an automation's actions, then another
+  started: the task is delivered again and each action has run once.
 
 Each asserts: the server answered only 2xx/4xx and 503 (never a 500, no exception escaped the ASGI
 application), the client finished its flow runs, every event it emitted is stored exactly once and
@@ -17,10 +19,15 @@ the suite's own database, Redis or live server.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import time
+import uuid
 from pathlib import Path
 
+import httpx
+import psycopg
 import pytest
 
 from tests.faults.harness import CLIENTS, Stack, client_result, postgres_server, wait_for
@@ -179,3 +186,120 @@ def test_web_killed_during_a_set_state_burst(stack):
     assert not broken, broken[:5]
     _assert_only_retryable_failures(stack, mark)
     print(f"client retried {len(result['retried'])} calls itself")
+
+
+VISIBILITY_TIMEOUT = 5  # seconds: how soon the broker delivers again what the killed worker held
+
+
+def test_worker_killed_mid_task_the_task_is_delivered_again_and_runs_each_action_once(stack):
+    """An automation fires with two actions: ``do-nothing`` commits, then ``pause-automation``
+    waits for the automation's row, which the test holds locked, so the worker is inside the task
+    when it is killed (every one of its processes, with SIGKILL). A second worker gets the
+    unacknowledged task again after the visibility timeout; the first action is not run again
+    and the second runs once."""
+    headers = {"Authorization": f"Bearer {stack.info['api_key']}"}
+    api = httpx.Client(base_url=stack.info["api_url"] + "/", headers=headers, timeout=30)
+    name = f"faults.worker-killed.{uuid.uuid4().hex[:8]}"
+
+    def automation(suffix: str, actions: list[dict]) -> str:
+        created = api.post(
+            "automations/",
+            json={
+                "name": f"{name}.{suffix}",
+                "trigger": {
+                    "type": "event",
+                    "posture": "Reactive",
+                    "expect": [f"{name}.{suffix}"],
+                    "match": {"prefect.resource.id": "faults.*"},
+                    "threshold": 1,
+                    "within": 0,
+                },
+                "actions": actions,
+            },
+        )
+        assert created.status_code == 201, created.text
+        return created.json()["id"]
+
+    # The firing's own automation row is locked while its trigger is evaluated: the action that
+    # waits pauses another automation, whose row only the action touches.
+    target_id = automation("target", [{"type": "do-nothing"}])
+    automation_id = automation(
+        "fires",
+        [
+            {"type": "do-nothing"},
+            {"type": "pause-automation", "source": "selected", "automation_id": target_id},
+        ],
+    )
+    worker_extra = {"CELERY_BROKER_VISIBILITY_TIMEOUT": VISIBILITY_TIMEOUT}
+    first = stack.start_role("worker", worker_extra)
+    lock = psycopg.connect(dbname=stack.database, connect_timeout=10, **stack.server)
+    try:
+        lock.execute("SELECT id FROM orchestration_automation WHERE id = %s FOR UPDATE", [target_id])
+        event = {
+            "id": str(uuid.uuid4()),
+            "occurred": dt.datetime.now(dt.UTC).isoformat(),
+            "event": f"{name}.fires",
+            "resource": {"prefect.resource.id": "faults.worker"},
+        }
+        sent = api.post("events", json=[event])
+        assert sent.status_code == 204, sent.text
+
+        def blocked_on_the_lock() -> bool:
+            rows = stack.query(
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+                [stack.database],
+            )
+            return rows[0][0] >= 1
+
+        wait_for(blocked_on_the_lock, timeout=60, what="the worker inside the task, waiting for the row")
+        runs = stack.query(
+            "SELECT action_index, state FROM orchestration_automationactionrun ORDER BY action_index"
+        )
+        assert runs == [(0, "executed")], runs
+        worker_log = stack.log_text(role="worker")
+        assert worker_log.count("orchestration.run_automation_actions") >= 1
+        assert not re.search(r"run_automation_actions\[[^\]]+\] succeeded", worker_log), worker_log[-3000:]
+        first.kill_all()
+    finally:
+        lock.rollback()
+        lock.close()
+
+    mark = stack.log_mark("worker")
+    taken_again = time.monotonic()
+    second = stack.start_role("worker", worker_extra)
+    try:
+
+        def both_ran():
+            rows = stack.query(
+                "SELECT action_index, state FROM orchestration_automationactionrun ORDER BY action_index"
+            )
+            return rows if len(rows) == 2 else None
+
+        runs = wait_for(both_ran, timeout=45, what="the task delivered again and its actions run")
+        assert runs == [(0, "executed"), (1, "executed")]
+        log = stack.log_text(mark, role="worker")
+        assert "orchestration.run_automation_actions" in log and "received" in log, log[-3000:]
+        (enabled,) = stack.query("SELECT enabled FROM orchestration_automation WHERE id = %s", [target_id])[0]
+        assert enabled is False
+
+        # One executed event per action: the delivery that was killed left none for the second.
+        def executed():
+            rows = stack.query(
+                "SELECT payload->>'action_index' FROM orchestration_event "
+                "WHERE event = 'prefect.automation.action.executed' AND resource_id = %s "
+                "ORDER BY 1",
+                [f"prefect.automation.{automation_id}"],
+            )
+            return rows if len(rows) >= 2 else None
+
+        events = wait_for(executed, timeout=30, what="the executed events stored")
+        time.sleep(1.0)  # a second copy would be written with the first
+        assert events == [("0",), ("1",)] and stack.query(
+            "SELECT COUNT(*) FROM orchestration_event WHERE event = 'prefect.automation.action.executed' "
+            "AND resource_id = %s",
+            [f"prefect.automation.{automation_id}"],
+        ) == [(2,)]
+        print(f"delivered again after {time.monotonic() - taken_again:.1f} s")
+    finally:
+        second.stop()
+        api.close()
