@@ -38,6 +38,7 @@ adds schemathesis' coverage phase (boundary values of every parameter and body f
 
 from __future__ import annotations
 
+import copy
 import inspect
 import os
 import re
@@ -126,7 +127,7 @@ def _prefect_document() -> dict:
     from prefect.server.api.server import create_api_app
 
     app = create_api_app()
-    spec = app.openapi()
+    spec = copy.deepcopy(app.openapi())  # the app keeps its document: never change that one
 
     def api_routes(routes, prefix: str = ""):
         for route in routes:

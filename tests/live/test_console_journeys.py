@@ -67,7 +67,7 @@ def test_a_service_account_key_copied_from_the_console_drives_the_prefect_client
     with signed_in(asgi_server.url, admin.email) as (_browser, page, console_errors):
         page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=asgi_server.url)
         page.goto(console_url(asgi_server.url, account, "service-accounts/"))
-        page.get_by_label("Name").fill("ci-deployer")
+        page.get_by_label("Name", exact=True).fill("ci-deployer")
         page.get_by_label("Account role").select_option("member")
         page.get_by_role("button", name="Create").click()
         page.get_by_role("heading", name="Key of ci-deployer").wait_for()
@@ -131,7 +131,7 @@ def test_the_copy_button_copies_on_a_deployment_served_over_plain_http(asgi_serv
             sign_in(page, base, admin.email, PASSWORD)
             page.goto(console_url(base, tenant.account, "service-accounts/"))
             secure = page.evaluate("window.isSecureContext")
-            page.get_by_label("Name").fill("nightly")
+            page.get_by_label("Name", exact=True).fill("nightly")
             page.get_by_role("button", name="Create").click()
             page.get_by_role("heading", name="Key of nightly").wait_for()
             shown = page.inner_text("#new-key").strip()
