@@ -407,7 +407,7 @@ def measure(big: dict, repeat: int) -> dict:
 
 def existing_big() -> dict | None:
     """The big account of an earlier generation in this database (``--reuse``), or None."""
-    from accounts.models import AccountMembership, ServiceAccount, Team
+    from accounts.models import AccountMembership, CustomRole, ServiceAccount, Team
     from accounts.permissions import AccountRole
     from tenants.models import Account, Workspace
 
@@ -426,6 +426,9 @@ def existing_big() -> dict | None:
             ServiceAccount.objects.filter(account=account).order_by("name").values_list("id", "name")
         ),
         "teams": list(Team.objects.filter(account=account).order_by("name").values_list("id", flat=True)),
+        "custom_roles": list(
+            CustomRole.objects.filter(account=account).order_by("created").values_list("id", flat=True)
+        ),
     }
 
 
