@@ -1,7 +1,9 @@
 """The automation actions that leave the server: ``call-webhook`` (a Webhook block) and
-``send-notification`` (a notification block: Slack webhook, Microsoft Teams webhook, custom
-webhook, or email through Django's mail backend), as Prefect's ``CallWebhook`` and
-``SendNotification`` act.
+``send-notification`` (a notification block: Slack, Microsoft Teams, Discord or Mattermost
+webhook, PagerDuty, Opsgenie, Twilio SMS, custom webhook, or email through Django's mail backend),
+as Prefect's ``CallWebhook`` and ``SendNotification`` act. Prefect's blocks deliver through Apprise;
+each service here is sent the request Apprise sends it (address, authentication, body), through the
+guarded client below instead of Apprise's own.
 
 Every HTTP call goes through ``core.outbound``: internal addresses are refused after DNS and on
 every redirect unless the operator allows them (``OUTBOUND_WEBHOOK_ALLOWED_CIDRS``), whatever the
@@ -12,6 +14,7 @@ the status, a truncated answer and the answer's headers, never the block's URL, 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from typing import Any
@@ -30,7 +33,20 @@ class ActionFailed(Exception):
 
 
 _REDACTED_HEADERS = {"authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"}
-NOTIFICATION_TYPES = ("slack-webhook", "ms-teams-webhook", "custom-webhook", "sendgrid-email")
+NOTIFICATION_TYPES = (
+    "slack-webhook", "ms-teams-webhook", "discord-webhook", "mattermost-webhook", "pager-duty-webhook",
+    "opsgenie-webhook", "twilio-sms", "custom-webhook", "sendgrid-email",
+)  # fmt: skip
+#: The services' fixed addresses, by region where they have one (Apprise's).
+SERVICE_URLS = {
+    "discord": "https://discord.com/api/webhooks",
+    "pagerduty-us": "https://events.pagerduty.com/v2/enqueue",
+    "pagerduty-eu": "https://events.eu.pagerduty.com/v2/enqueue",
+    "opsgenie-us": "https://api.opsgenie.com/v2/alerts",
+    "opsgenie-eu": "https://api.eu.opsgenie.com/v2/alerts",
+    "twilio": "https://api.twilio.com/2010-04-01/Accounts",
+}
+_USER_AGENT = "Prefect Notifications"
 #: The action types that call out of the server.
 OUTBOUND_ACTIONS = frozenset({"call-webhook", "send-notification"})
 
@@ -102,11 +118,135 @@ def _apply_values(template: Any, values: dict[str, Any]) -> Any:
     )
 
 
-def _post_json(url: str, body: dict[str, Any]) -> Any:
+def _post_json(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
     return outbound_request(
-        "POST", url, headers={"Content-Type": "application/json", "User-Agent": "Prefect Notifications"},
+        "POST", url, headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT, **(headers or {})},
         content=json.dumps(body),
     )  # fmt: skip
+
+
+def _required(data: dict[str, Any], *fields: str) -> list[str]:
+    values = [str(data.get(field) or "").strip() for field in fields]
+    missing = [field for field, value in zip(fields, values, strict=True) if not value]
+    if missing:
+        raise ActionFailed(f"The notification block has no {', '.join(missing)}")
+    return values
+
+
+def _names(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    return [str(v).strip() for v in value or [] if str(v).strip()]
+
+
+def _discord(data: dict[str, Any], subject: str, body: str) -> list[Any]:
+    webhook_id, token = _required(data, "webhook_id", "webhook_token")
+    payload: dict[str, Any] = {"tts": bool(data.get("tts")), "wait": not data.get("tts"),
+                               "content": f"**{subject}**\r\n{body}" if subject else body}  # fmt: skip
+    if data.get("botname"):
+        payload["username"] = str(data["botname"])
+    if data.get("avatar_url"):
+        payload["avatar_url"] = str(data["avatar_url"])
+    return [_post_json(f"{SERVICE_URLS['discord']}/{webhook_id}/{token}", payload)]
+
+
+def _mattermost(data: dict[str, Any], subject: str, body: str) -> list[Any]:
+    hostname, token = _required(data, "hostname", "token")
+    secure = data.get("secure", False)
+    port = data.get("port") or (443 if secure else 8065)
+    path = "/" + str(data.get("path") or "").strip("/") if data.get("path") else ""
+    url = f"{'https' if secure else 'http'}://{hostname}:{port}{path}/hooks/{token}"
+    payload: dict[str, Any] = {"text": f"###### {subject}\n{body}" if subject else body}
+    if data.get("botname"):
+        payload["username"] = str(data["botname"])
+    return [_post_json(url, {**payload, **({"channel": channel} if channel else {})})
+            for channel in _names(data.get("channels")) or [None]]  # fmt: skip
+
+
+_PAGERDUTY_SEVERITY = {"info": "info", "success": "info", "warning": "warning", "failure": "critical"}
+
+
+def _pagerduty(data: dict[str, Any], subject: str, body: str) -> list[Any]:
+    integration_key, api_key = _required(data, "integration_key", "api_key")
+    region = "eu" if data.get("region_name") == "eu" else "us"
+    event: dict[str, Any] = {
+        "summary": f"{subject}\n{body}" if subject else body,
+        "severity": _PAGERDUTY_SEVERITY.get(str(data.get("notify_type") or "info"), "info"),
+        "source": str(data.get("source") or "Prefect"),
+        "component": str(data.get("component") or "Notification"),
+    }
+    if data.get("group"):
+        event["group"] = str(data["group"])
+    if data.get("class_id"):
+        event["class"] = str(data["class_id"])
+    if data.get("custom_details"):
+        event["custom_details"] = {str(k): str(v) for k, v in dict(data["custom_details"]).items()}
+    payload: dict[str, Any] = {"routing_key": integration_key, "payload": event, "client": "Prefect",
+                               "event_action": "trigger"}  # fmt: skip
+    if data.get("clickable_url"):
+        payload["links"] = [{"href": str(data["clickable_url"])}]
+    return [
+        _post_json(SERVICE_URLS[f"pagerduty-{region}"], payload, {"Authorization": f"Token token={api_key}"})
+    ]
+
+
+def _priority(value: Any) -> int:
+    try:
+        return min(max(int(value), 1), 5)
+    except (TypeError, ValueError):
+        return 3
+
+
+def _opsgenie(data: dict[str, Any], subject: str, body: str) -> list[Any]:
+    (apikey,) = _required(data, "apikey")
+    region = "eu" if data.get("region_name") == "eu" else "us"
+    message = subject or body
+    payload: dict[str, Any] = {
+        "source": "Prefect", "message": message if len(message) <= 130 else f"{message[:127]}...",
+        "description": body, "details": {"type": str(data.get("notify_type") or "info"),
+                                         **{str(k): str(v) for k, v in dict(data.get("details") or {}).items()}},
+        "priority": f"P{_priority(data.get('priority'))}",
+    }  # fmt: skip
+    for field in ("tags",):
+        if _names(data.get(field)):
+            payload[field] = _names(data[field])
+    for field in ("alias", "entity"):
+        if data.get(field):
+            payload[field] = str(data[field])
+    responders = (
+        [{"type": "user", "username": n} for n in _names(data.get("target_user"))]
+        + [{"type": "team", "name": n} for n in _names(data.get("target_team"))]
+        + [{"type": "schedule", "name": n} for n in _names(data.get("target_schedule"))]
+        + [{"type": "escalation", "name": n} for n in _names(data.get("target_escalation"))]
+    )
+    if responders:
+        payload["responders"] = responders
+    return [_post_json(SERVICE_URLS[f"opsgenie-{region}"], payload, {"Authorization": f"GenieKey {apikey}"})]
+
+
+def _twilio(data: dict[str, Any], subject: str, body: str) -> list[Any]:
+    sid, token, sender = _required(data, "account_sid", "auth_token", "from_phone_number")
+    recipients = _names(data.get("to_phone_numbers"))
+    if not recipients:
+        raise ActionFailed("The notification block has no to_phone_numbers")
+    credentials = base64.b64encode(f"{sid}:{token}".encode()).decode()
+    headers = {"User-Agent": _USER_AGENT, "Authorization": f"Basic {credentials}",
+               "Content-Type": "application/x-www-form-urlencoded"}  # fmt: skip
+    text = f"{subject}\r\n{body}" if subject else body
+    return [
+        outbound_request("POST", f"{SERVICE_URLS['twilio']}/{sid}/Messages.json", headers=headers,
+                         content=urlencode({"Body": text, "From": sender, "To": recipient}))
+        for recipient in recipients
+    ]  # fmt: skip
+
+
+_SENDERS = {
+    "discord-webhook": _discord,
+    "mattermost-webhook": _mattermost,
+    "pager-duty-webhook": _pagerduty,
+    "opsgenie-webhook": _opsgenie,
+    "twilio-sms": _twilio,
+}
 
 
 def _custom_webhook(data: dict[str, Any], subject: str, body: str) -> Any:
@@ -162,6 +302,11 @@ def send_notification(run: Any) -> None:
                 {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": subject,
                  "title": subject, "text": body},
             )  # fmt: skip
+        elif slug in _SENDERS:
+            # Each of several requests (a Mattermost channel, a Twilio recipient) is reported by the
+            # first that failed, else the last.
+            responses = _SENDERS[slug](data, subject, body)
+            response = next((r for r in responses if r.status_code >= 400), responses[-1])
         elif slug == "custom-webhook":
             response = _custom_webhook(data, subject, body)
         elif slug == "sendgrid-email":

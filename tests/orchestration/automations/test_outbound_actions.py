@@ -6,14 +6,17 @@ operator's setting allows."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.core import mail
 
 from audit.models import AuditLogEntry
 from orchestration.models import BlockSchema, FlowRun, WorkPool, WorkQueue
+from orchestration.services import notifications
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event
 from tests.peers.http_receiver import Receiver
 
@@ -130,6 +133,125 @@ def test_a_notification_reaches_slack_or_teams(
         assert sent["title"] == "Run sleepy-cat"
     assert [r.state for r in action_runs(tenant)] == ["executed"]
     _nothing_secret_leaked(tenant, caplog)
+
+
+def _services_at(monkeypatch, receiver) -> None:
+    """The services' fixed addresses point at the local receiver (they lie outside this machine)."""
+    for name in notifications.SERVICE_URLS:
+        monkeypatch.setitem(notifications.SERVICE_URLS, name, f"{receiver.url}/{name}")
+
+
+def _notify(dev, tenant, django_capture_on_commit_callbacks, slug: str, data: dict) -> None:
+    block = _block(dev, tenant, slug, data)
+    automation(dev, tenant, expect=["prefect.flow-run.Failed"], actions=[{
+        "type": "send-notification", "block_document_id": block, "subject": "Run {{ event.resource['prefect.resource.name'] }}",
+        "body": "{{ event.event }} happened",
+    }])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant,
+         event("prefect.flow-run.Failed", **{"prefect.resource.name": "sleepy-cat"}))  # fmt: skip
+
+
+def test_discord(tenant, dev, receiver, monkeypatch, caplog, django_capture_on_commit_callbacks):
+    _services_at(monkeypatch, receiver)
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "discord-webhook",
+            {"webhook_id": "1234", "webhook_token": SECRET, "botname": "prefect-bot"})  # fmt: skip
+    (request,) = receiver.requests
+    assert request["path"] == f"/discord/1234/{SECRET}"
+    assert json.loads(request["body"]) == {"tts": False, "wait": True, "username": "prefect-bot",
+                                           "content": "**Run sleepy-cat**\r\nprefect.flow-run.Failed happened"}  # fmt: skip
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_mattermost_posts_once_per_channel(tenant, dev, receiver, caplog, django_capture_on_commit_callbacks):
+    port = urlsplit(receiver.url).port
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "mattermost-webhook",
+            {"hostname": "127.0.0.1", "port": port, "token": SECRET, "channels": ["ops", "data"]})  # fmt: skip
+    assert [r["path"] for r in receiver.requests] == [f"/hooks/{SECRET}"] * 2
+    assert [json.loads(r["body"]) for r in receiver.requests] == [
+        {"text": "###### Run sleepy-cat\nprefect.flow-run.Failed happened", "channel": channel}
+        for channel in ("ops", "data")
+    ]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+@pytest.mark.parametrize("region", ["us", "eu"])
+def test_pagerduty(tenant, dev, receiver, monkeypatch, caplog, django_capture_on_commit_callbacks, region):
+    _services_at(monkeypatch, receiver)
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "pager-duty-webhook", {
+        "integration_key": f"routing-{SECRET}", "api_key": SECRET, "notify_type": "failure", "region_name": region,
+        "component": "etl", "group": "data", "custom_details": {"team": "platform"},
+        "clickable_url": "https://runs.example.test/1",
+    })  # fmt: skip
+    (request,) = receiver.requests
+    assert request["path"] == f"/pagerduty-{region}"
+    assert request["headers"]["Authorization"] == f"Token token={SECRET}"
+    assert json.loads(request["body"]) == {
+        "routing_key": f"routing-{SECRET}", "event_action": "trigger", "client": "Prefect",
+        "payload": {"summary": "Run sleepy-cat\nprefect.flow-run.Failed happened", "severity": "critical",
+                    "source": "Prefect", "component": "etl", "group": "data", "custom_details": {"team": "platform"}},
+        "links": [{"href": "https://runs.example.test/1"}],
+    }  # fmt: skip
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_opsgenie(tenant, dev, receiver, monkeypatch, caplog, django_capture_on_commit_callbacks):
+    _services_at(monkeypatch, receiver)
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "opsgenie-webhook", {
+        "apikey": SECRET, "target_team": ["sre"], "target_user": ["ann@example.test"], "tags": ["prefect"],
+        "priority": 2, "alias": "etl-failed",
+    })  # fmt: skip
+    (request,) = receiver.requests
+    assert request["path"] == "/opsgenie-us"
+    assert request["headers"]["Authorization"] == f"GenieKey {SECRET}"
+    assert json.loads(request["body"]) == {
+        "source": "Prefect", "message": "Run sleepy-cat", "description": "prefect.flow-run.Failed happened",
+        "details": {"type": "info"}, "priority": "P2", "tags": ["prefect"], "alias": "etl-failed",
+        "responders": [{"type": "user", "username": "ann@example.test"}, {"type": "team", "name": "sre"}],
+    }  # fmt: skip
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_twilio_sends_one_message_per_number(
+    tenant, dev, receiver, monkeypatch, caplog, django_capture_on_commit_callbacks
+):
+    _services_at(monkeypatch, receiver)
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "twilio-sms", {
+        "account_sid": "AC123", "auth_token": SECRET, "from_phone_number": "+15550100",
+        "to_phone_numbers": ["+15550101", "+15550102"],
+    })  # fmt: skip
+    assert [r["path"] for r in receiver.requests] == ["/twilio/AC123/Messages.json"] * 2
+    credentials = base64.b64encode(f"AC123:{SECRET}".encode()).decode()
+    assert {r["headers"]["Authorization"] for r in receiver.requests} == {f"Basic {credentials}"}
+    assert [parse_qs(r["body"].decode()) for r in receiver.requests] == [
+        {"Body": ["Run sleepy-cat\r\nprefect.flow-run.Failed happened"], "From": ["+15550100"], "To": [to]}
+        for to in ("+15550101", "+15550102")
+    ]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_a_service_at_an_internal_address_is_refused_like_any_webhook(
+    tenant, dev, receiver, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    _services_at(monkeypatch, receiver)
+    settings.OUTBOUND_WEBHOOK_ALLOWED_CIDRS = []
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "discord-webhook",
+            {"webhook_id": "1", "webhook_token": SECRET})  # fmt: skip
+    assert receiver.requests == []
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "Notification failed"
+
+
+def test_a_block_without_what_its_service_needs_fails_with_the_reason(
+    tenant, dev, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    _services_at(monkeypatch, receiver)
+    _notify(dev, tenant, django_capture_on_commit_callbacks, "twilio-sms", {
+        "account_sid": "AC123", "auth_token": SECRET, "from_phone_number": "+15550100", "to_phone_numbers": [],
+    })  # fmt: skip
+    assert receiver.requests == []
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "The notification block has no to_phone_numbers"
 
 
 def test_a_receiver_that_refuses_fails_the_notification(
