@@ -44,10 +44,11 @@ run: install-run
 	$(BIN)/python deploy/run.py
 
 ## make test: the whole test suite (SQLite by default; DATABASE_URL / REDIS_URL to use PostgreSQL / Redis),
-## one pytest-xdist worker per CPU (TEST_WORKERS=0 runs it in one process); a test file stays on one worker
+## one pytest-xdist worker per CPU (TEST_WORKERS=0 runs it in one process); a test file stays on one worker;
+## the 40 slowest tests are listed at the end
 TEST_WORKERS ?= auto
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=40
 
 lint: install
 	$(BIN)/ruff check .
