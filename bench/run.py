@@ -16,7 +16,10 @@ database, migrate, bootstrap, uvicorn), then measures:
   (i) the requests Prefect's UI makes, on a big generated workspace (``--only i``, ``--i-scale``);
   (j) the admin console's pages on a big account, ours only (``--only j``, ``--j-scale``);
   (k) automations under a sustained event stream: every expected firing once, trigger-to-action
-      latency, ingest with and without automations (``--only k``).
+      latency, ingest with and without automations (``--only k``);
+  (l) load and soak: N real client processes looping flows with subflows and task runs against
+      2 web processes, 2 Celery workers and beat: no lost run, no 5xx, latency per route,
+      throughput, memory of every server process over time (``--only l``).
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -49,6 +52,7 @@ import part_h  # noqa: E402
 import part_i  # noqa: E402
 import part_j  # noqa: E402
 import part_k  # noqa: E402
+import part_l  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -57,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
     p.add_argument(
-        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-k (default a,b,c,d,e)"
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-l (default a,b,c,d,e)"
     )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
@@ -125,6 +129,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=10,
         help="(k) our workspaces the automations are spread over (default 10)",
     )
+    p.add_argument("--l-clients", type=int, default=50, help="(l) client processes (default 50)")
+    p.add_argument(
+        "--l-minutes", type=float, default=10.0, help="(l) minutes the clients loop (default 10; soak: 60)"
+    )
+    p.add_argument("--l-subflows", type=int, default=2, help="(l) subflows per parent flow (default 2)")
+    p.add_argument("--l-tasks", type=int, default=3, help="(l) sequential tasks per subflow (default 3)")
+    p.add_argument(
+        "--l-concurrent", type=int, default=4, help="(l) tasks submitted at once per parent flow (default 4)"
+    )
+    p.add_argument(
+        "--l-sample-seconds", type=float, default=60.0, help="(l) RSS sampling period (default 60 s)"
+    )
+    p.add_argument(
+        "--celery-workers",
+        type=int,
+        default=None,
+        help="Celery worker instances with --celery (default 1; 2 for (l))",
+    )
     p.add_argument("--i-requests", type=int, default=30, help="(i) timed requests of each kind (default 30)")
     p.add_argument(
         "--j-scale",
@@ -158,9 +180,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--our-workers",
         type=int,
-        default=(os.cpu_count() or 1) + 1,
+        default=None,
         help="uvicorn --workers for our server (default: CPUs + 1, so a process waiting on the database "
-        "leaves no core idle)",
+        "leaves no core idle; 2 for (l), as the image's WEB_CONCURRENCY)",
     )
     p.add_argument(
         "--prefect-workers",
@@ -190,7 +212,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - set("abcdefghijk"):
+    if bad := args.only - set("abcdefghijkl"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -218,8 +240,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     except ValueError:
         p.error("--our-env / --prefect-env take KEY=VALUE")
     # (k): our automations' actions run on a Celery worker and proactive windows on beat's clock.
-    args.celery_beat = "k" in args.only
+    # (l): the deployed shape: 2 web processes, 2 Celery workers, beat, metrics summed over them.
+    load = "l" in args.only
+    args.celery_beat = "k" in args.only or load
     args.celery = args.celery or args.celery_beat
+    if args.our_workers is None:
+        args.our_workers = 2 if load else (os.cpu_count() or 1) + 1
+    if args.celery_workers is None:
+        args.celery_workers = 2 if load else 1
     if args.celery and not args.celery_broker_url:
         args.celery_broker_url = "redis://127.0.0.1:6379/15"
     return args
@@ -497,7 +525,44 @@ def table(results: dict, names: list[str]) -> str:
                 "{:.1f}",
             )
             add(f"(k) {phase}: events lost", {n: kget(n, phase, "lost") for n in names}, ratio=False)
-    for key in "abcdefghijk":
+    if "l" in parts:
+        s = parts["l"].get("servers", {})
+
+        def lget(n, *path):
+            v = s.get(n, {})
+            for p in path:
+                v = v.get(p, {}) if isinstance(v, dict) else {}
+            return v if v != {} else None
+
+        add(
+            f"(l) {parts['l'].get('clients')} clients x {parts['l'].get('minutes')} min: parent runs ok / failed",
+            {n: f"{lget(n, 'parent_runs_ok')}/{lget(n, 'parent_runs_failed')}" for n in names},
+            ratio=False,
+        )
+        add(
+            "(l) flow / task runs recorded by clients",
+            {
+                n: f"{lget(n, 'verify', 'flow_runs_recorded')}/{lget(n, 'verify', 'task_runs_recorded')}"
+                for n in names
+            },
+            ratio=False,
+        )
+        add(
+            "(l) runs lost (missing or not COMPLETED)",
+            {n: lget(n, "verify", "lost") for n in names},
+            ratio=False,
+        )
+        add("(l) 5xx responses", {n: lget(n, "metrics", "responses_5xx") for n in names}, ratio=False)
+        add("(l) flow runs / min", {n: lget(n, "throughput", "flow_runs_per_min") for n in names}, "{:.0f}")
+        add("(l) task runs / s", {n: lget(n, "throughput", "task_runs_per_s") for n in names}, "{:.1f}")
+        add("(l) requests / s", {n: lget(n, "throughput", "requests_per_s") for n in names}, "{:.0f}")
+        add("(l) parent flow call median s", {n: lget(n, "call_s_median") for n in names}, "{:.2f}")
+        add(
+            "(l) server RSS MB start -> end (all processes)",
+            {n: _rss_total(lget(n, "memory") or {}) for n in names},
+            ratio=False,
+        )
+    for key in "abcdefghijkl":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -519,6 +584,12 @@ def table(results: dict, names: list[str]) -> str:
     for r in rows:
         lines.append("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)))
     return "\n".join(lines)
+
+
+def _rss_total(memory: dict):
+    if not memory:
+        return None
+    return f"{sum(r['start_mb'] for r in memory.values()):.0f} -> {sum(r['end_mb'] for r in memory.values()):.0f}"
 
 
 def _okfail(s: dict):
@@ -626,6 +697,9 @@ def main(argv: list[str] | None = None) -> int:
                         celery_broker_url=args.celery_broker_url,
                         celery_beat=args.celery_beat,
                         celery_concurrency=args.celery_concurrency,
+                        celery_workers=args.celery_workers,
+                        multiproc_dir=workdir / "prometheus-multiproc" if "l" in args.only else None,
+                        http_protocol="core.serving:HttpProtocol" if "l" in args.only else None,
                     )
                 )
             except Exception as exc:
@@ -721,6 +795,19 @@ def main(argv: list[str] | None = None) -> int:
             n_automations=args.k_automations,
             workspaces=args.k_workspaces,
             connections=args.connections,
+        )
+        part(
+            "l",
+            part_l.run,
+            targets,
+            workdir,
+            clients=args.l_clients,
+            minutes=args.l_minutes,
+            subflows=args.l_subflows,
+            tasks=args.l_tasks,
+            concurrent=args.l_concurrent,
+            sample_seconds=args.l_sample_seconds,
+            settle=args.settle,
         )
     except KeyboardInterrupt:
         interrupted = True

@@ -13,6 +13,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -396,7 +397,15 @@ def start_ours(
     celery_broker_url: str | None = None,
     celery_beat: bool = False,
     celery_concurrency: int = 1,
+    celery_workers: int = 1,
+    multiproc_dir: Path | None = None,
+    http_protocol: str | None = None,
 ) -> Target:
+    """Our stack: uvicorn with ``workers`` processes, and with ``celery`` that many Celery worker
+    instances (``celery_workers``, each with ``celery_concurrency`` pool processes), beat with
+    ``celery_beat``. ``multiproc_dir`` (emptied here) is every server process's
+    ``PROMETHEUS_MULTIPROC_DIR``, so ``/metrics`` sums all of them, as the image's entrypoint does;
+    ``http_protocol`` is uvicorn's ``--http`` (the image runs ``core.serving:HttpProtocol``)."""
     db = db_name(tag, "ours")
     create_database(db)
     port = free_port()
@@ -469,31 +478,27 @@ def start_ours(
         "warning",
         "--no-access-log",
     ]
+    if http_protocol:
+        argv += ["--http", http_protocol]
+    if multiproc_dir is not None:
+        # prometheus-client's files must start empty with the processes that write them; migrate
+        # and bootstrap above ran without it.
+        shutil.rmtree(multiproc_dir, ignore_errors=True)
+        multiproc_dir.mkdir(parents=True)
+        django_env["PROMETHEUS_MULTIPROC_DIR"] = str(multiproc_dir)
     log_path = log_dir / "ours-uvicorn.log"
     log(f"starting our server on :{port} (db {db}, uvicorn --workers {workers})")
     proc = spawn(argv, env=django_env, log_path=log_path)
     procs = [proc]
     wait_http(f"{info['cloud_api_url']}/health", proc, log_path, timeout=90)
-    if celery:
+    for i in range(celery_workers if celery else 0):
         log(f"starting a Celery worker for our server (concurrency {celery_concurrency})")
-        procs.append(
-            spawn(
-                [
-                    PY,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-l",
-                    "WARNING",
-                    "--concurrency",
-                    str(celery_concurrency),
-                ],
-                env=django_env,
-                log_path=log_dir / "ours-celery.log",
-            )
-        )
+        argv = [PY, "-m", "celery", "-A", "config", "worker", "-l", "WARNING"]
+        argv += ["--concurrency", str(celery_concurrency)]
+        if celery_workers > 1:
+            argv += ["-n", f"bench{i + 1}@%h"]
+        name = "ours-celery.log" if i == 0 else f"ours-celery-{i + 1}.log"
+        procs.append(spawn(argv, env=django_env, log_path=log_dir / name))
     if celery_beat:
         # Proactive triggers are evaluated by beat's 5 s task (part k needs it).
         log("starting Celery beat for our server")
@@ -537,6 +542,8 @@ def start_ours(
             "workers": workers,
             "celery_worker": celery,
             "celery_concurrency": celery_concurrency if celery else None,
+            "celery_workers": celery_workers if celery else 0,
+            "public_url": public,
             "celery_beat": celery_beat,
             "extra_env": extra_env or {},
             "account_id": info.get("account_id"),
