@@ -66,6 +66,7 @@ def _read_shared_generation() -> Any:
 
 
 _shared_seen: tuple[float, Any] = (float("-inf"), None)
+_shared_failed_at = float("-inf")  # when the cache last failed to give the shared generation
 
 
 def _generation() -> tuple[int, Any] | None:
@@ -94,13 +95,18 @@ def shared_generation_due(within: float) -> bool:
 def refresh_shared_generation() -> bool | None:
     """Read the shared generation now: True when read, False when the cache could not be read,
     None when another thread is reading it."""
-    global _shared_seen
+    global _shared_seen, _shared_failed_at
+    now = time.monotonic()
+    if now - _shared_failed_at < SHARED_GENERATION_INTERVAL:
+        # The cache just failed to answer: the database answers meanwhile, and no request waits
+        # on the cache's timeout again until the interval has passed.
+        return False
     if not _refresh_lock.acquire(blocking=False):
         return None
     try:
-        now = time.monotonic()
         shared = _read_shared_generation()
         if shared is None:
+            _shared_failed_at = time.monotonic()
             return False
         _shared_seen = (now, shared)
         return True
@@ -193,10 +199,11 @@ def _bump() -> None:
 
 def clear() -> None:
     """Forget every memo in this process (tests)."""
-    global _shared_seen
+    global _shared_seen, _shared_failed_at
     with _lock:
         _entries.clear()
         _shared_seen = (float("-inf"), None)
+        _shared_failed_at = float("-inf")
 
 
 def _on_change(sender, **kwargs) -> None:

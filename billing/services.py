@@ -166,7 +166,11 @@ def _push_quantity_on_commit(*, account_id, entry_id=None, cause: str = "") -> N
     from billing.tasks import push_seat_quantity  # the tasks module imports this one
 
     cause = cause or f"t{int(timezone.now().timestamp() * 1000)}"
-    transaction.on_commit(lambda: push_seat_quantity.delay(str(account_id), str(entry_id or ""), cause))
+    # robust: the change has committed; a broker that does not answer is logged, not turned into
+    # an error for a write that happened (the next push sends the newest quantity).
+    transaction.on_commit(
+        lambda: push_seat_quantity.delay(str(account_id), str(entry_id or ""), cause), robust=True
+    )
 
 
 def _seat_item(stripe_subscription: dict[str, Any]) -> dict[str, Any] | None:
@@ -365,7 +369,9 @@ def stripe_event_receive(*, event: dict[str, Any]) -> tuple[StripeEvent, bool]:
             if stored.type in HANDLED_EVENTS:
                 from billing.tasks import process_stripe_event  # the tasks module imports this one
 
-                transaction.on_commit(lambda: process_stripe_event.delay(stored.pk))
+                # robust: stored is enough; an event the broker did not take is processed by the
+                # sweep of pending events (process_pending_stripe_events).
+                transaction.on_commit(lambda: process_stripe_event.delay(stored.pk), robust=True)
     except IntegrityError:  # a concurrent delivery of the same event won
         return StripeEvent.objects.get(pk=event["id"]), False
     return stored, True

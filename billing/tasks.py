@@ -18,6 +18,8 @@ from core.errors import UpstreamUnavailable
     autoretry_for=(UpstreamUnavailable,),
     retry_backoff=True,
     max_retries=8,
+    retry_on_worker_lost=True,  # idempotent: sent again if its pool process is killed under it
+    default_retry_delay=2,
 )
 def push_seat_quantity(account_id: str, entry_id: str = "", cause: str = "") -> bool:
     return subscription_quantity_push(account_id=account_id, entry_id=entry_id, cause=cause)
@@ -28,6 +30,8 @@ def push_seat_quantity(account_id: str, entry_id: str = "", cause: str = "") -> 
     autoretry_for=(UpstreamUnavailable,),
     retry_backoff=True,
     max_retries=8,
+    retry_on_worker_lost=True,  # idempotent: sent again if its pool process is killed under it
+    default_retry_delay=2,
 )
 def process_stripe_event(event_id: str) -> None:
     stripe_event_process(event_id=event_id)

@@ -66,7 +66,15 @@ AUTOMATION_ACTION_ATTEMPTS = 4
 
 
 @shared_task(
-    name="orchestration.run_automation_actions", bind=True, max_retries=AUTOMATION_ACTION_ATTEMPTS - 1
+    name="orchestration.run_automation_actions",
+    bind=True,
+    max_retries=AUTOMATION_ACTION_ATTEMPTS - 1,
+    # Its pool process killed under it (the out-of-memory killer's way, the worker itself lives):
+    # sent again a second later, as a retry, instead of being acknowledged as failed. Each action
+    # runs once however often the task is delivered, and the retries are counted, so an action
+    # that kills its process every time stops after the last attempt instead of looping.
+    retry_on_worker_lost=True,
+    default_retry_delay=1,
 )
 def run_automation_actions(self, workspace_id: str, firing_id: str) -> int:
     """The actions of one committed firing (each runs once, however often this is delivered). An

@@ -51,3 +51,28 @@ def test_celery_broker_visibility_timeout_feeds_the_redis_transport(tmp_path):
     assert filesystem.stdout.strip() == "5 None"
     refused = run_python(tmp_path / "var4", show, CELERY_BROKER_VISIBILITY_TIMEOUT="0", **redis)
     assert refused.returncode != 0 and "CELERY_BROKER_VISIBILITY_TIMEOUT" in refused.stderr
+
+
+def test_redis_timeout_bounds_every_redis_client_and_the_broker_sweeps_for_lost_tasks(tmp_path):
+    show = (
+        "import config.settings.base as s; o = s.CELERY_BROKER_TRANSPORT_OPTIONS; "
+        "c = s.CACHES['default']['OPTIONS']; "
+        "print(c['socket_timeout'], c['socket_connect_timeout'], o['socket_connect_timeout'], "
+        "o['unacked_restore_interval'], o['unacked_restore_throttle'], o['unacked_mutex_expire'])"
+    )
+    redis = {
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "DATABASE_URL": "postgres://u@127.0.0.1/db",
+        "SECRET_KEY": "x" * 50,
+    }
+    default = run_python(tmp_path / "var", show, **redis)
+    assert default.returncode == 0, default.stderr
+    # Production's hour-long visibility timeout: a sweep every 10 s (kombu's default scans every 100 s).
+    assert default.stdout.split() == ["1.0", "1.0", "1.0", "10", "1", "300"]
+    short = run_python(
+        tmp_path / "var2", show, REDIS_TIMEOUT_SECONDS="0.25", CELERY_BROKER_VISIBILITY_TIMEOUT="5", **redis
+    )
+    assert short.returncode == 0, short.stderr
+    assert short.stdout.split() == ["0.25", "0.25", "0.25", "1", "1", "10"]
+    refused = run_python(tmp_path / "var3", show, REDIS_TIMEOUT_SECONDS="0", **redis)
+    assert refused.returncode != 0 and "REDIS_TIMEOUT_SECONDS" in refused.stderr

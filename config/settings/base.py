@@ -188,15 +188,43 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Redis: broker, cache and channel layer -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 
+# Every Redis command a request waits on (the cache, the rate limiter, publishing live events and
+# Celery tasks) gives up after this many seconds, connecting or reading, so a Redis that stops
+# answering (hung, failing over, restarting behind a half-open connection) costs a request at most
+# a few of these, never minutes; what needed Redis then degrades (the database answers instead of
+# the cache) or is refused as retryable.
+REDIS_TIMEOUT_SECONDS = env.float("REDIS_TIMEOUT_SECONDS", default=1.0)
+if REDIS_TIMEOUT_SECONDS <= 0:
+    raise ImproperlyConfigured("REDIS_TIMEOUT_SECONDS must be a positive number of seconds.")
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "config.cache.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "config.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                "socket_timeout": REDIS_TIMEOUT_SECONDS,
+                "health_check_interval": 30,
+            },
+        }
+    }
     # redis-py 8 reads with a 5 s socket timeout by default, the same 5 s that channels_redis blocks
     # in BZPOPMIN: the read then times out and kills the consumer (a dropped /events/out socket).
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # Live events do not go through the channel layer (see orchestration/events/hub.py).
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1000},
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+                    }
+                ],
+                "capacity": 1000,
+            },
         }
     }
 else:
@@ -223,7 +251,30 @@ CELERY_BROKER_VISIBILITY_TIMEOUT = env.int("CELERY_BROKER_VISIBILITY_TIMEOUT", d
 if CELERY_BROKER_VISIBILITY_TIMEOUT <= 0:
     raise ImproperlyConfigured("CELERY_BROKER_VISIBILITY_TIMEOUT must be a positive number of seconds.")
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://", "redis+socket://", "sentinel://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": CELERY_BROKER_VISIBILITY_TIMEOUT,
+        # kombu looks for tasks past their visibility timeout when a worker starts and then on a
+        # timer: every ``unacked_restore_interval`` seconds, scanning only every
+        # ``unacked_restore_throttle``-th tick (by default 10 s x 10, so a task could wait 100 s
+        # more). Here every tick scans, at most a tenth of the timeout apart (10 s at most).
+        "unacked_restore_interval": max(1, min(10, CELERY_BROKER_VISIBILITY_TIMEOUT // 10)),
+        "unacked_restore_throttle": 1,
+        # The sweep's lock, left held by a worker killed in the middle of a sweep, blocks every
+        # other sweep until it expires (300 s by default).
+        "unacked_mutex_expire": max(10, min(300, CELERY_BROKER_VISIBILITY_TIMEOUT)),
+        # Without these kombu waits forever on a Redis that stops answering: a request publishing
+        # a task (after its commit) would hold its thread for good.
+        "socket_connect_timeout": REDIS_TIMEOUT_SECONDS,
+        "socket_timeout": max(REDIS_TIMEOUT_SECONDS, 2.0),
+    }
+    # Publishing a task tries again at most twice, briefly (Celery's default waits up to ~1 s more).
+    CELERY_BROKER_CONNECTION_TIMEOUT = REDIS_TIMEOUT_SECONDS
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.1,
+        "interval_max": 0.2,
+    }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True

@@ -70,6 +70,11 @@ EVENTS = "events"
 TASK_RUNS = "task-runs"
 
 
+def _timeout() -> float:
+    """How long a publish (or a connection attempt) may wait on Redis (``REDIS_TIMEOUT_SECONDS``)."""
+    return float(getattr(settings, "REDIS_TIMEOUT_SECONDS", 1.0))
+
+
 def client_name() -> str:
     """How this process's hub connections name themselves to Redis (``CLIENT LIST``)."""
     return f"live-hub-{os.getpid()}"
@@ -310,7 +315,7 @@ class RedisHub:
                     raise Lost(TRANSPORT_LOST) from error
         # Once Redis confirms the channel, every later publication reaches the subscription.
         try:
-            await asyncio.wait_for(asyncio.shield(ready), timeout=10)
+            await asyncio.wait_for(asyncio.shield(ready), timeout=5 * _timeout())
         except (TimeoutError, Lost):
             await self.unsubscribe(subscription)
             raise Lost(TRANSPORT_LOST) from None
@@ -318,8 +323,11 @@ class RedisHub:
 
     async def _send_subscribe(self, key: str) -> asyncio.Future:
         if self._pubsub is None:
+            # No read timeout: the connection waits for publications as long as there are none
+            # (a dead peer is found by keepalive). Connecting is bounded: a subscriber is refused
+            # as retryable at once rather than held while Redis does not answer.
             self._client = aioredis.Redis.from_url(
-                self._url, socket_keepalive=True, client_name=client_name()
+                self._url, socket_keepalive=True, socket_connect_timeout=_timeout(), client_name=client_name()
             )
             self._pubsub = self._client.pubsub()
         confirmed = asyncio.get_running_loop().create_future()
@@ -411,7 +419,10 @@ class RedisHub:
             envelope = _envelope(self._numbering, key, items)
             if self._publisher is None:
                 self._publisher = aioredis.Redis.from_url(
-                    self._url, socket_timeout=10, client_name=client_name()
+                    self._url,
+                    socket_timeout=_timeout(),
+                    socket_connect_timeout=_timeout(),
+                    client_name=client_name(),
                 )
             await self._publisher.publish(key, json.dumps(envelope, separators=(",", ":")))
 
@@ -420,7 +431,9 @@ class _SyncRedisPublisher:
     """Publishing from code with no server loop (a Celery worker, a management command)."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=10, client_name=client_name())
+        self._client = redis.Redis.from_url(
+            url, socket_timeout=_timeout(), socket_connect_timeout=_timeout(), client_name=client_name()
+        )
         self._numbering = _Numbering()
         self._lock = threading.Lock()
 

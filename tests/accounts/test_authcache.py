@@ -93,6 +93,32 @@ def test_the_shared_generation_is_read_at_most_once_per_interval(api_client, ten
     assert reads
 
 
+def test_a_cache_that_fails_is_not_asked_again_within_the_interval(api_client, tenant, monkeypatch):
+    """A Redis that does not answer costs one request its timeout, not every request: until the
+    interval has passed the others read the database without asking the cache."""
+    client = bearer(api_client, tenant.service_key)
+    reads = []
+
+    def failing_get(*args, **kwargs):
+        reads.append(1)
+        raise ConnectionError("the cache does not answer")
+
+    monkeypatch.setattr(cache, "get", failing_get)
+    monkeypatch.setattr(authcache, "_shared_seen", (float("-inf"), None))
+    for _ in range(4):
+        status, queries = _health(client, tenant)
+        assert status == 200
+        assert _auth_queries(queries), "nothing may be served from memory while the cache is down"
+    first = len(reads)
+    assert first, "the cache was not asked"
+    for _ in range(3):
+        assert _health(client, tenant)[0] == 200
+    assert len(reads) == first
+    monkeypatch.setattr(authcache, "SHARED_GENERATION_INTERVAL", 0.0)
+    assert _health(client, tenant)[0] == 200
+    assert len(reads) > first
+
+
 def test_a_wrong_secret_with_a_known_lookup_id_is_not_served_from_the_memo(api_client, tenant):
     client = bearer(api_client, tenant.service_key)
     assert _health(client, tenant)[0] == 200

@@ -115,8 +115,17 @@ class PrivateRedis:
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)  # a frozen one too
             self.process.send_signal(signal.SIGKILL)
             self.process.wait(10)
+
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open and new ones are accepted by the kernel, but nothing is
+        answered (a hung Redis, or one behind a half-open connection)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
 
 
 def descendants(pid: int) -> list[int]:
@@ -148,11 +157,22 @@ class Process:
     def kill_all(self) -> None:
         """SIGKILL the process and every process under it at once (a Celery worker's pool
         children with it), as a lost machine or container ends them."""
+        if self.popen.poll() is not None:
+            return
         family = [self.popen.pid, *descendants(self.popen.pid)]
         for pid in family:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.popen.wait(15)
+
+    def kill_children(self) -> list[int]:
+        """SIGKILL every process under this one and leave it alive (a Celery worker's pool
+        processes, as the out-of-memory killer ends them); the pids killed."""
+        family = descendants(self.popen.pid)
+        for pid in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        return family
 
     def stop(self) -> None:
         if self.popen.poll() is None:
@@ -240,7 +260,7 @@ class Stack:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
         return result.stdout
 
-    def start_role(self, role: str, extra: dict | None = None) -> Process:
+    def start_role(self, role: str, extra: dict | None = None, *, wait: bool = True) -> Process:
         log = self.directory / f"{role}.log"
         handle = open(log, "a")  # noqa: SIM115 (closed with the process)
         popen = subprocess.Popen(
@@ -251,7 +271,7 @@ class Stack:
             stderr=subprocess.STDOUT,
         )
         process = self.processes[role] = Process(role, popen, log)
-        if role == "web":
+        if role == "web" and wait:
             wait_for(self.web_answers, timeout=90, what="the web process answering")
         return process
 
@@ -293,6 +313,9 @@ class Stack:
         template = self._template()
         with self.admin() as conn:
             conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{template}"')
+        # The web process starts while the deployment is bootstrapped (both spend their first
+        # seconds importing Django).
+        self.start_role("web", wait=False)
         self.info = json.loads(
             self.manage(
                 "bootstrap",
@@ -303,15 +326,16 @@ class Stack:
                 "--json",
             )
         )
-        self.start_role("web")
+        wait_for(self.web_answers, timeout=90, what="the web process answering")
 
     def stop(self) -> None:
+        # Nothing of this deployment is kept: its processes end at once, their children with them.
         for process in self.processes.values():
-            process.stop()
+            with contextlib.suppress(Exception):
+                process.kill_all()
         self.redis.kill()
         with contextlib.suppress(Exception), self.admin() as conn:
-            self.terminate_backends()
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}"')
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 
     # --- what the web process answered ----------------------------------------------------------
 
