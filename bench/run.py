@@ -20,6 +20,8 @@ database, migrate, bootstrap, uvicorn), then measures:
   (l) load and soak: N real client processes looping flows with subflows and task runs against
       2 web processes, 2 Celery workers and beat: no lost run, no 5xx, latency per route,
       throughput, memory of every server process over time (``--only l``).
+  (m) the retention purge on a big workspace, ours only: sizes before and after, the longest batch
+      transaction, a concurrent writer's latency (``--only m --servers ours``, ``--m-scale``).
 
 Prints a table and writes ``bench/results/<timestamp>.json``. Every process and database it starts
 is stopped / dropped at the end, also on Ctrl-C. See bench/README.md.
@@ -53,6 +55,7 @@ import part_i  # noqa: E402
 import part_j  # noqa: E402
 import part_k  # noqa: E402
 import part_l  # noqa: E402
+import part_m  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
@@ -61,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true", help="short smoke run (fewer runs, events, requests)")
     p.add_argument(
-        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-l (default a,b,c,d,e)"
+        "--only", default="a,b,c,d,e", help="parts to run, comma-separated: a-m (default a,b,c,d,e)"
     )
     p.add_argument("--servers", default="prefect,ours", help="servers to start (default prefect,ours)")
     p.add_argument("--runs", type=int, help="(a) timed flow runs per server (default 5; quick 2)")
@@ -147,6 +150,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="Celery worker instances with --celery (default 1; 2 for (l))",
     )
+    p.add_argument(
+        "--m-scale",
+        type=float,
+        default=1.0,
+        help="(m) size of the purged workspace, 1.0 = 100,000 flow runs, 1,000,000 task runs, logs and "
+        "events (default 1.0)",
+    )
+    p.add_argument(
+        "--m-baseline",
+        type=float,
+        default=20.0,
+        help="(m) seconds the writer runs before the purge, for its baseline latency (default 20)",
+    )
     p.add_argument("--i-requests", type=int, default=30, help="(i) timed requests of each kind (default 30)")
     p.add_argument(
         "--j-scale",
@@ -212,7 +228,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
-    if bad := args.only - set("abcdefghijkl"):
+    if bad := args.only - set("abcdefghijklm"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
     if bad := set(args.servers) - {"prefect", "ours"}:
         p.error(f"unknown server(s): {', '.join(sorted(bad))}")
@@ -562,7 +578,50 @@ def table(results: dict, names: list[str]) -> str:
             {n: _rss_total(lget(n, "memory") or {}) for n in names},
             ratio=False,
         )
-    for key in "abcdefghijkl":
+    if "m" in parts:
+        s = parts["m"].get("servers", {})
+
+        def mget(n, *path):
+            v = s.get(n, {})
+            for p in path:
+                v = v.get(p, {}) if isinstance(v, dict) else {}
+            return v if v != {} else None
+
+        for kind in ("flow_runs", "task_runs", "logs", "events", "artifacts"):
+            add(
+                f"(m) {kind}: rows before / after, MB before / after / vacuumed",
+                {
+                    n: f"{mget(n, 'before', kind, 'rows')}/{mget(n, 'after', kind, 'rows')}, "
+                    f"{mget(n, 'before', kind, 'total_mb')}/{mget(n, 'after', kind, 'total_mb')}/"
+                    f"{mget(n, 'after_vacuum', kind, 'total_mb')}"
+                    for n in names
+                },
+                ratio=False,
+            )
+        add("(m) purge s", {n: mget(n, "purge", "duration_s") for n in names}, ratio=False)
+        add(
+            "(m) batches / longest batch s",
+            {n: f"{mget(n, 'purge', 'batches')}/{mget(n, 'purge', 'longest_batch_s')}" for n in names},
+            ratio=False,
+        )
+        for phase in ("baseline", "during_purge"):
+            add(
+                f"(m) writer {phase}: create flow run p50/p99/max ms",
+                {
+                    n: "/".join(
+                        str(mget(n, "writer", phase, "create_flow_run", q))
+                        for q in ("p50_ms", "p99_ms", "max_ms")
+                    )
+                    for n in names
+                },
+                ratio=False,
+            )
+        add(
+            "(m) rows left exactly as retention keeps",
+            {n: mget(n, "check", "exact") for n in names},
+            ratio=False,
+        )
+    for key in "abcdefghijklm":
         if key in parts:
             s = parts[key].get("servers", {})
             add(
@@ -809,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
             sample_seconds=args.l_sample_seconds,
             settle=args.settle,
         )
+        part("m", part_m.run, targets, scale=args.m_scale, baseline=args.m_baseline)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; cleaning up")

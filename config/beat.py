@@ -13,6 +13,11 @@ nothing unless it holds **the beat lock**:
 A beat without the lock waits and tries again every few seconds, as a hot standby. When it takes
 the lock over it starts its schedule afresh (every entry's last run is now): nothing the old holder
 already sent is sent again; an entry that fell due in the gap runs at its next time.
+
+Each tick sets ``controlplane_beat_last_tick_timestamp_seconds`` and ``controlplane_beat_lock_held``,
+and each entry sent ``controlplane_beat_entry_last_sent_timestamp_seconds{entry}`` (served on
+``METRICS_PORT``, ``config.metrics_server``): an alert on a stale tick, or on a lock no beat holds,
+catches a beat that stopped.
 """
 
 from __future__ import annotations
@@ -20,11 +25,14 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from pathlib import Path
 
 from celery.beat import PersistentScheduler
 from django.conf import settings
+
+from core import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +119,9 @@ class SingleBeatScheduler(PersistentScheduler):
             if self.holding:
                 logger.warning("beat lock lost: another beat sends the schedule now")
             self.holding = False
+            metrics.record_beat_tick(at=time.time(), holding=False)
             return retry
+        metrics.record_beat_tick(at=time.time(), holding=True)
         if not self.holding:
             logger.info("beat lock taken: this beat sends the schedule")
             self.holding = True
@@ -120,6 +130,11 @@ class SingleBeatScheduler(PersistentScheduler):
                 entry.last_run_at = now
         # Come back before the lock would expire, even when nothing is due sooner.
         return min(super().tick(*args, **kwargs), retry)
+
+    def apply_async(self, entry, *args, **kwargs):
+        result = super().apply_async(entry, *args, **kwargs)
+        metrics.record_beat_sent(entry.name, time.time())  # sent: a failure raised above
+        return result
 
     def close(self):
         try:

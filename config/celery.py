@@ -12,6 +12,7 @@ import os
 from celery import Celery
 from celery.schedules import crontab
 
+from config import metrics_server  # noqa: F401 - connects the task signals and the worker's and beat's /metrics
 from config.embedded import prepare
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")

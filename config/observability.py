@@ -18,8 +18,6 @@ context, ``config.logging``). ``/api/health`` (database only) stays as it was.
 
 from __future__ import annotations
 
-import functools
-import ipaddress
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -32,8 +30,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from prometheus_client.core import GaugeMetricFamily
 
-from audit.context import client_ip
 from config import logging as log_context
+from config.metrics_server import address_allowed
 from core import metrics
 
 logger = logging.getLogger("controlplane.access")
@@ -97,17 +95,8 @@ def readiness() -> tuple[bool, dict[str, str]]:
     return all(value in ("ok", "skipped") for value in results.values()), dict(sorted(results.items()))
 
 
-@functools.cache
-def _metrics_networks(spec: tuple[str, ...]) -> tuple:
-    return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in spec if entry.strip())
-
-
 def metrics_allowed(request) -> bool:
-    ip = client_ip(request)
-    if ip is None:
-        return False
-    address = ipaddress.ip_address(ip)
-    return any(address in network for network in _metrics_networks(tuple(settings.METRICS_ALLOWED_ADDRESSES)))
+    return address_allowed(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR"))
 
 
 def _probe(request):

@@ -4,7 +4,9 @@ Every process (web, worker, beat) records into prometheus-client's default regis
 server processes behind one address, set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory, wiped
 when the processes start) before any of them starts: prometheus-client then keeps each value in a
 memory-mapped file per process, and ``/metrics`` (``config.observability``) sums the files of every
-process. Without it a process answers its own values only.
+process. Without it a process answers its own values only. A Celery worker or beat serves the same
+exposition on its own port (``METRICS_PORT``, ``config.metrics_server``); a worker's tasks run in
+its pool's processes, so it needs the directory too (one per worker, never shared with the web's).
 
 Labels never carry a tenant's id: requests are labelled by the route *template*
 (``api/accounts/<str:account_ref>/workspaces/<str:workspace_ref>/flow_runs/<uuid:id>/set_state``),
@@ -17,7 +19,7 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -61,6 +63,35 @@ SCHEDULER_TICK = Histogram(
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
 )
 
+CELERY_TASKS = Counter(
+    "controlplane_celery_tasks",
+    "Celery tasks a worker ran, by task name and outcome (Celery's state: SUCCESS, FAILURE, RETRY, …).",
+    ["task", "outcome"],
+)
+CELERY_TASK_DURATION = Histogram(
+    "controlplane_celery_task_duration_seconds",
+    "Time a Celery task ran in a worker, by task name.",
+    ["task"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+)
+# Beat is one process; "mostrecent" keeps its value when a multiprocess directory is set.
+BEAT_TICK = Gauge(
+    "controlplane_beat_last_tick_timestamp_seconds",
+    "When beat last woke to send what is due (Unix time); it wakes every few seconds.",
+    multiprocess_mode="mostrecent",
+)
+BEAT_LOCK_HELD = Gauge(
+    "controlplane_beat_lock_held",
+    "1 while this beat holds the beat lock and sends the schedule, 0 while it stands by.",
+    multiprocess_mode="mostrecent",
+)
+BEAT_ENTRY_SENT = Gauge(
+    "controlplane_beat_entry_last_sent_timestamp_seconds",
+    "When beat last sent a schedule entry's task (Unix time), by entry name.",
+    ["entry"],
+    multiprocess_mode="mostrecent",
+)
+
 # The four outcomes of each kind, bound once: recording one is then a single increment.
 _SET_STATE = {
     (kind, status): SET_STATE_OUTCOMES.labels(kind=kind, status=status)
@@ -92,6 +123,22 @@ def record_trigger_lag(seconds: float) -> None:
 
 def record_scheduler_tick(seconds: float) -> None:
     SCHEDULER_TICK.observe(seconds)
+
+
+def record_task(task: str, outcome: str, seconds: float | None) -> None:
+    """A Celery task ``task`` ended with ``outcome`` after ``seconds`` (None: its start was not seen)."""
+    CELERY_TASKS.labels(task=task, outcome=outcome).inc()
+    if seconds is not None:
+        CELERY_TASK_DURATION.labels(task=task).observe(seconds)
+
+
+def record_beat_tick(*, at: float, holding: bool) -> None:
+    BEAT_TICK.set(at)
+    BEAT_LOCK_HELD.set(1 if holding else 0)
+
+
+def record_beat_sent(entry: str, at: float) -> None:
+    BEAT_ENTRY_SENT.labels(entry=entry).set(at)
 
 
 # Children by label values, so a request costs two dict lookups rather than two label resolutions.

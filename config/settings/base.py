@@ -458,6 +458,10 @@ for _cidr in OUTBOUND_WEBHOOK_ALLOWED_CIDRS:
     except ValueError:
         raise ImproperlyConfigured(f"OUTBOUND_WEBHOOK_ALLOWED_CIDRS: {_cidr!r} is not a CIDR.") from None
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1/32", "::1/128"])
+# A Celery worker or beat serves /metrics on this port (same address rule); 0: it serves nothing.
+METRICS_PORT = env.int("METRICS_PORT", default=0)
+if not 0 <= METRICS_PORT <= 65535:
+    raise ImproperlyConfigured(f"METRICS_PORT: {METRICS_PORT} is not a port (0 turns it off).")
 # How long /readyz waits for the database, Redis and the broker (checked at once) before 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 

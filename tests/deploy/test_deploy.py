@@ -379,6 +379,32 @@ class TestHelmChart:
             == web["spec"]["containers"][0]["ports"][0]["containerPort"]
         )
 
+    def test_worker_and_beat_serve_metrics_on_their_port(self, minimal):
+        deployments = of_kind(minimal, "Deployment")
+        for role in ("worker", "beat"):
+            template = deployments[f"cp-controlplane-{role}"]["spec"]["template"]
+            (container,) = template["spec"]["containers"]
+            env = {item["name"]: item["value"] for item in container["env"]}
+            (port,) = container["ports"]
+            assert port["name"] == "metrics" and port["containerPort"] == int(env["METRICS_PORT"]) == 9100
+            annotations = template["metadata"]["annotations"]
+            assert annotations["prometheus.io/scrape"] == "true"
+            assert annotations["prometheus.io/path"] == "/metrics"
+            assert int(annotations["prometheus.io/port"]) == port["containerPort"]
+        # metrics.port 0: the processes serve nothing, and nothing is annotated or opened.
+        off = of_kind(render(*set_values(*REQUIRED, "metrics.port=0")), "Deployment")
+        for role in ("worker", "beat"):
+            template = off[f"cp-controlplane-{role}"]["spec"]["template"]
+            (container,) = template["spec"]["containers"]
+            assert "ports" not in container
+            assert {item["name"]: item["value"] for item in container["env"]}["METRICS_PORT"] == "0"
+            assert "prometheus.io/scrape" not in template["metadata"]["annotations"]
+        twice = helm("template", "cp", str(CHART), *set_values(*REQUIRED, "config.METRICS_PORT=1"))
+        assert (
+            twice.returncode != 0
+            and "config.METRICS_PORT is set by the chart: use metrics.port" in twice.stderr
+        )
+
     def test_a_change_of_configuration_rolls_the_pods(self):
         def checksums(*extra: str) -> dict[str, dict[str, str]]:
             deployments = of_kind(render(*set_values(*REQUIRED, *extra)), "Deployment")

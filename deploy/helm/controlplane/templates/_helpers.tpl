@@ -49,7 +49,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- if not (index $.Values.secrets $key) }}{{ $missing = append $missing (printf "secrets.%s (or secrets.existingSecret)" $key) }}{{ end }}
 {{- end }}
 {{- end }}
-{{- $own := dict "PUBLIC_URL" "publicUrl" "ALLOWED_HOSTS" "allowedHosts" "TRUSTED_PROXIES" "proxy.trustedProxies" "TRUST_X_FORWARDED_PROTO" "proxy.trustForwardedProto" "METRICS_ALLOWED_ADDRESSES" "metrics.allowedAddresses" "WEB_CONCURRENCY" "web.concurrency" "WORKER_CONCURRENCY" "worker.concurrency" "SECRET_KEY" "secrets.secretKey" "DATABASE_URL" "secrets.databaseUrl" "REDIS_URL" "secrets.redisUrl" }}
+{{- $own := dict "PUBLIC_URL" "publicUrl" "ALLOWED_HOSTS" "allowedHosts" "TRUSTED_PROXIES" "proxy.trustedProxies" "TRUST_X_FORWARDED_PROTO" "proxy.trustForwardedProto" "METRICS_ALLOWED_ADDRESSES" "metrics.allowedAddresses" "METRICS_PORT" "metrics.port" "WEB_CONCURRENCY" "web.concurrency" "WORKER_CONCURRENCY" "worker.concurrency" "SECRET_KEY" "secrets.secretKey" "DATABASE_URL" "secrets.databaseUrl" "REDIS_URL" "secrets.redisUrl" }}
 {{- range $name, $value := $own }}
 {{- if hasKey $.Values.config $name }}
 {{- fail (printf "config.%s is set by the chart: use %s" $name $value) }}
@@ -130,6 +130,24 @@ securityContext:
 volumeMounts:
   - name: tmp
     mountPath: /tmp
+{{- end }}
+
+{{/* A worker's or beat's /metrics port (METRICS_PORT), when metrics.port is set. */}}
+{{- define "controlplane.metricsAnnotations" -}}
+{{- if and .Values.metrics.scrapeAnnotations (gt (int .Values.metrics.port) 0) }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.metrics.port | quote }}
+prometheus.io/path: /metrics
+{{- end }}
+{{- end }}
+
+{{- define "controlplane.metricsPort" -}}
+{{- if gt (int .Values.metrics.port) 0 }}
+ports:
+  - name: metrics
+    containerPort: {{ int .Values.metrics.port }}
+    protocol: TCP
+{{- end }}
 {{- end }}
 
 {{- define "controlplane.tmpVolume" -}}
