@@ -10,13 +10,26 @@ the triggering event to the ``occurred`` of the ``prefect.automation.action.exec
 names it (``related`` role ``triggering-event``). For a proactive firing the latency is counted
 from the end of its window (the trigger cannot fire before it), not from the event that opened it.
 
-Expected counts (Prefect's ``evaluate``, which ours mirrors):
+Expected counts (Prefect's ``evaluate``, which ours mirrors), computed from the events as they were
+actually sent and stored (their ``occurred``, the send time), not from the schedule, since a sender
+that falls behind stretches it:
 - reactive, ``within: 0``, ``threshold: T``: every event counts, a firing empties the bucket, so
-  ``n`` events fire ``n // T`` times (each gets ``T * m + T - 1`` events: the remainder must not fire);
+  ``n`` events fire ``n // T`` times (each gets ``T * m + T - 1`` events: the remainder must not
+  fire) *as long as each bucket fills within a minute*. A ``within: 0`` bucket ends at its first
+  event (``end = occurred + within``), and the sweep (Prefect's ``sweep_closed_buckets``) deletes a
+  bucket 60 s (``EXPIRED_BUCKET_BUFFER``) after its end: at the first sweep after that, every 5 s
+  in Prefect's server, every 60 s on ours (beat). So a bucket whose next event comes 60 s or more
+  after the bucket's first one may have been swept, and its count starts again from 0. The
+  expectation is a range: the sweep as late as it can come (``60 s + period`` after the bucket's
+  first event) and as early (60 s after it, less the server's evaluation lag, the measured p95 of
+  send → ``triggered``, since the sweep runs on the server's clock while events are evaluated
+  later);
 - proactive, ``after: started``, ``expect: finished``, ``for_each: prefect.resource.id``,
-  ``within: 10 s``, ``threshold: 1``: one firing per resource that started and did not finish;
-- compound ``require: all`` of two reactive children (event a, event b on one resource): one firing
-  per (a, b) pair, pairs spaced seconds apart and sent in order on one socket.
+  ``within: 10 s``, ``threshold: 1``: one firing per resource that started and did not finish
+  within 10 s of its start (a ``finished`` the sender sent later does not count in the window);
+- compound ``require: all`` of two reactive children (event a, event b on one resource): a firing
+  whenever both children have fired within its 30 s (a child's older firing is dropped), pairs
+  spaced seconds apart and sent in order on one socket.
 
 Every event id of a run starts with the run's 8 hex digits, so rows are counted in PostgreSQL by id
 range (as part b does). Events for one resource always go over the same socket, in order.
@@ -46,6 +59,12 @@ REACTIVE_THRESHOLDS = (1, 3, 10, 25)
 REACTIVE_FIRINGS = 6  # firings each reactive automation must make
 PROACTIVE_KEYS = 4  # resources started per proactive automation; half of them finish
 COMPOUND_PAIRS = 5
+#: Prefect's ``PREFECT_EVENTS_EXPIRED_BUCKET_BUFFER`` (ours the same): a bucket is swept this long
+#: after its end.
+EXPIRED_BUCKET_BUFFER_S = 60.0
+#: How often each server sweeps: Prefect's triggers service every periodic evaluation (5 s), ours
+#: on the beat schedule (60 s).
+SWEEP_PERIOD_S = {"prefect": 5.0, "ours": 60.0}
 
 
 def _iso(ts: float) -> str:
@@ -89,6 +108,8 @@ def plan(tag: str, *, n_automations: int, spaces: int, seconds: float) -> tuple[
                 "kind": "reactive",
                 "space": i % spaces,
                 "expected": n // t,
+                "threshold": t,
+                "resource": res,
                 "body": {
                     "name": f"bench-k reactive {i} (threshold {t})",
                     "trigger": {
@@ -113,6 +134,9 @@ def plan(tag: str, *, n_automations: int, spaces: int, seconds: float) -> tuple[
                 "kind": "proactive",
                 "space": space,
                 "expected": PROACTIVE_KEYS - PROACTIVE_KEYS // 2,
+                "resources": [f"bench.k.{tag}.p{j}.{k}" for k in range(PROACTIVE_KEYS)],
+                "started": started,
+                "finished": finished,
                 "body": {
                     "name": f"bench-k proactive {j}",
                     "trigger": {
@@ -154,6 +178,7 @@ def plan(tag: str, *, n_automations: int, spaces: int, seconds: float) -> tuple[
                 "kind": "compound",
                 "space": space,
                 "expected": COMPOUND_PAIRS,
+                "resource": res,
                 "body": {
                     "name": f"bench-k compound {c}",
                     "trigger": {
@@ -172,6 +197,86 @@ def plan(tag: str, *, n_automations: int, spaces: int, seconds: float) -> tuple[
             events.append((t0, space, res, "bench.k.a", None))
             events.append((t0 + 0.2, space, res, "bench.k.b", None))
     return autos, events
+
+
+# --------------------------------------------------------------------------------------------------
+# What must fire, from the events as sent
+# --------------------------------------------------------------------------------------------------
+
+
+def _reactive_firings(times: list[float], threshold: int, swept_after: float) -> tuple[int, int]:
+    """Prefect's ``evaluate`` for a ``within: 0`` trigger over events at ``times`` (sorted), with
+    a bucket deleted by the sweep once an event comes ``swept_after`` seconds or more after the
+    bucket's end (its first event). Returns (firings, buckets swept before they filled)."""
+    fired = swept = count = 0
+    end = None
+    for t in times:
+        if end is not None and t - end >= swept_after:
+            swept += 1
+            count, end = 0, None
+        if end is None:
+            end = t  # a new bucket: [t - 15 min, t + within), within 0
+        count += 1
+        if count >= threshold:
+            fired += 1
+            count, end = 0, None
+    return fired, swept
+
+
+def _compound_firings(children: list[tuple[float, str]], within: float) -> int:
+    """Prefect's ``evaluate_composite_trigger`` for ``require: all`` of two children that fire on
+    every event: the latest firing of each child, older than ``within`` dropped, both consumed."""
+    latest: dict[str, float] = {}
+    fired = 0
+    for t, child in sorted(children):
+        latest = {c: at for c, at in latest.items() if at >= t - within}
+        latest[child] = t
+        if len(latest) == 2:
+            fired += 1
+            latest = {}
+    return fired
+
+
+def expected_firings(autos: list[dict], sent_at: dict, *, sweep_period: float, lag: float) -> None:
+    """Sets ``expected_lo``/``expected_hi`` (and ``why`` where it differs from the schedule's
+    ``expected``) on each automation, from the events as sent (see the module docstring)."""
+    sends: dict[str, list[tuple[float, str]]] = {}
+    for at, _role, res, name in sent_at.values():
+        sends.setdefault(res, []).append((at, name))
+    for a in autos:
+        if a["kind"] == "reactive":
+            times = sorted(at for at, _ in sends.get(a["resource"], []))
+            early = _reactive_firings(times, a["threshold"], EXPIRED_BUCKET_BUFFER_S - lag)
+            late = _reactive_firings(times, a["threshold"], EXPIRED_BUCKET_BUFFER_S + sweep_period)
+            a["expected_lo"], a["expected_hi"] = sorted((early[0], late[0]))
+            if (a["expected_lo"], a["expected_hi"]) != (a["expected"], a["expected"]):
+                scheduled = a["threshold"] * REACTIVE_FIRINGS + a["threshold"] - 1
+                why = [f"{len(times)} of its {scheduled} events sent and stored"]
+                if times:
+                    why.append(f"over {times[-1] - times[0]:.0f} s")
+                if early[1] or late[1]:
+                    why.append(
+                        f"{late[1]}-{early[1]} bucket(s) waited 60 s or more for their next event"
+                        " and may have been swept before they filled"
+                    )
+                a["why"] = ", ".join(why)
+        elif a["kind"] == "proactive":
+            fired = 0
+            for res in a["resources"]:
+                started = [at for at, name in sends.get(res, []) if name == a["started"]]
+                finished = [at for at, name in sends.get(res, []) if name == a["finished"]]
+                if started and not any(started[0] <= f < started[0] + PROACTIVE_WITHIN_S for f in finished):
+                    fired += 1
+            a["expected_lo"] = a["expected_hi"] = fired
+            if fired != a["expected"]:
+                a["why"] = (
+                    f"{fired - a['expected']} 'finished' event(s) sent {PROACTIVE_WITHIN_S:.0f} s or more after their start"
+                )
+        else:
+            children = [(at, name) for at, name in sends.get(a["resource"], [])]
+            a["expected_lo"] = a["expected_hi"] = fired = _compound_firings(children, COMPOUND_WITHIN_S)
+            if fired != a["expected"]:
+                a["why"] = f"pairs sent {COMPOUND_WITHIN_S:.0f} s or more apart"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -208,7 +313,7 @@ async def _send_paced(ws, frames: list[tuple], t0: float, tag: str, stats: dict,
                 )
             )
             if role != "noise":
-                sent_at[eid] = (now, role)
+                sent_at[eid] = (now, role, res, name)
             sent += 1
             if sent % CHECKPOINT_EVERY == 0:
                 await asyncio.wait_for(await ws.ping(), 60)
@@ -262,7 +367,7 @@ async def burst(
         )
     for frames in per_sock:
         frames.sort(key=lambda f: f[0])
-    sent_at: dict[str, tuple[float, str]] = {}
+    sent_at: dict[str, tuple[float, str, str, str]] = {}
     result: dict = {"tag": tag, "planned": total, "targeted": len(targeted), "sockets": n_sockets}
     async with await psycopg.AsyncConnection.connect(dsn(target.db), autocommit=True) as conn:
         sockets = []
@@ -432,8 +537,20 @@ async def run_target(
     out["with_automations"] = res
     log(f"(k) {target.name}: burst {res}")
 
+    # What must fire is what the server got: a targeted event written to a socket that then broke
+    # (the server never confirmed or stored it) counts for nothing.
+    async with await psycopg.AsyncConnection.connect(dsn(target.db), autocommit=True) as conn:
+        cur = await conn.execute(
+            f"SELECT id::text FROM {target.events_table} WHERE id = ANY(%s::uuid[])",  # noqa: S608
+            (list(sent_at),),
+        )
+        stored = {row[0] for row in await cur.fetchall()}
+    res["targeted_not_stored"] = len(sent_at) - len(stored)
+    sent_at = {eid: sent for eid, sent in sent_at.items() if eid in stored}
     expected = {f"prefect.automation.{a['id']}": a for a in autos}
-    total_expected = sum(a["expected"] for a in autos)
+    sweep_period = SWEEP_PERIOD_S.get(target.name, 5.0)
+    expected_firings(autos, sent_at, sweep_period=sweep_period, lag=0.0)
+    total_expected = sum(a["expected_lo"] for a in autos)
     t_wait = time.time()
     # The last proactive window ends PROACTIVE_WITHIN_S after its start event, then a 5 s loop.
     min_wait = PROACTIVE_WITHIN_S + 12.0
@@ -484,34 +601,56 @@ async def run_target(
         kind = expected[rid]["kind"]
         eid = _triggering_event(related)
         if eid in sent_at:
-            sent, _role = sent_at[eid]
+            sent = sent_at[eid][0]
             if kind == "proactive":
                 lat[kind].append(occurred - (sent + PROACTIVE_WITHIN_S))
             else:
                 lat[kind].append(occurred - sent)
+    # The sweep runs on the server's clock while an event is evaluated when the server gets to it:
+    # the later the evaluation, the earlier (in the events' time) a bucket may be gone.
+    lag = (_pct(to_trigger, 0.95) or 0.0) / 1000
+    expected_firings(autos, sent_at, sweep_period=sweep_period, lag=lag)
     missing = doubled = 0
     wrong: list[dict] = []
     for rid, a in expected.items():
         got = per[rid]["triggered"]
-        if got != a["expected"]:
-            missing += max(0, a["expected"] - got)
-            doubled += max(0, got - a["expected"])
+        if not a["expected_lo"] <= got <= a["expected_hi"]:
+            missing += max(0, a["expected_lo"] - got)
+            doubled += max(0, got - a["expected_hi"])
             wrong.append(
                 {
                     "automation": a["body"]["name"],
-                    "expected": a["expected"],
+                    "expected": [a["expected_lo"], a["expected_hi"]],
                     "triggered": got,
                     "firing_rows": (firing_rows or {}).get(rid),
+                    "why": a.get("why"),
                 }
             )
+    lo, hi = sum(a["expected_lo"] for a in autos), sum(a["expected_hi"] for a in autos)
     out["firings"] = {
-        "expected": total_expected,
+        "expected": lo if lo == hi else [lo, hi],
+        "expected_by_schedule": sum(a["expected"] for a in autos),
+        "why_expected_differs": [
+            {
+                "automation": a["body"]["name"],
+                "expected": [a["expected_lo"], a["expected_hi"]],
+                "by_schedule": a["expected"],
+                "triggered": per[f"prefect.automation.{a['id']}"]["triggered"],
+                "why": a["why"],
+            }
+            for a in autos
+            if "why" in a
+        ][:20],  # fmt: skip
+        "expectation": (
+            f"from the events as sent; a within-0 bucket swept {EXPIRED_BUCKET_BUFFER_S:.0f} s after its"
+            f" first event, by a sweep every {sweep_period:.0f} s, evaluation lag (p95) {lag:.1f} s"
+        ),
         "triggered": sum(p["triggered"] for p in per.values()),
         "actions_executed": sum(p["executed"] for p in per.values()),
         "actions_failed": sum(p["failed"] for p in per.values()),
         "missing": missing,
         "extra": doubled,
-        "wrong": wrong[:20],
+        "wrong": sorted(wrong, key=lambda w: w["triggered"] <= w["expected"][1])[:20],  # doubled first
     }
     if firing_rows is not None:
         out["firings"]["firing_rows"] = sum(firing_rows.get(rid, 0) for rid in expected)

@@ -25,7 +25,7 @@ class OrchestrationConfig(AppConfig):
         from orchestration.services.triggers import automations_memo_clear, events_stored, firing_dispatch_set
 
         events_stored_listen(events_stored)
-        firing_dispatch_set(tasks.automation_firing_dispatch)
+        firing_dispatch_set(tasks.automation_firings_dispatch)
         post_save.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-save")
         post_delete.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-delete")
         # Runs written with save()/create(); bulk writes and deletes call poll_answers_changed().

@@ -102,8 +102,12 @@ def evaluate_proactive_triggers() -> int:
     return proactive_triggers_evaluate()
 
 
-def automation_firing_dispatch(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:
-    run_automation_actions.delay(str(workspace_id), str(firing_id))
+def automation_firings_dispatch(workspace_id: uuid.UUID, firing_ids: list[uuid.UUID]) -> None:
+    """A committed batch's firings, one task each (each retried and run on its own), sent over one
+    broker connection."""
+    with run_automation_actions.app.producer_or_acquire() as producer:
+        for firing_id in firing_ids:
+            run_automation_actions.apply_async((str(workspace_id), str(firing_id)), producer=producer)
 
 
 @shared_task(name="orchestration.purge_expired_run_data")

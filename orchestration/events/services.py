@@ -336,29 +336,46 @@ def event_record_on_commit(*, workspace_id: uuid.UUID, event: dict[str, Any]) ->
     change it reports. A client's task-run event (stored with its look-ups, in a savepoint) that
     cannot be stored is logged and does not break the caller.
     """
+    events_record_on_commit(workspace_id=workspace_id, events=[event])
+
+
+def events_record_on_commit(*, workspace_id: uuid.UUID, events: list[dict[str, Any]]) -> None:
+    """``event_record_on_commit`` for several events at once: the engine's own events (ids it has
+    just made, uuid4) are one INSERT of the events and one of their resources in the caller's
+    transaction, no look-up and no savepoint, and one publication and one notification after
+    commit; a client's task-run event among them is stored as ``event_record_on_commit`` stores it."""
     workspace_id = _uuid(workspace_id)
-    parsed = event_parse(event)
-    if parsed is None:
+    rows: list[Event] = []
+    received = timezone.now()
+    for event in events:
+        parsed = event_parse(event)
+        if parsed is None:
+            continue
+        if is_task_run_event(parsed):
+            _task_run_event_record(workspace_id, parsed)
+            continue
+        rows.append(_event_row(parsed, workspace_id=workspace_id, received=received))
+    if not rows:
         return
-    if not is_task_run_event(parsed):
-        # The engine's own events carry ids it has just made (uuid4): one INSERT in the caller's
-        # transaction, no look-up and no savepoint. A state change and its event commit together
-        # or not at all.
-        row = _event_row(parsed, workspace_id=workspace_id, received=timezone.now())
-        resources = event_resource_rows(row)
+    # A state change and its event commit together or not at all.
+    resources = [resource for row in rows for resource in event_resource_rows(row)]
 
-        def write_now() -> None:
-            Event.objects.unscoped().bulk_create([row])
-            EventResource.objects.unscoped().bulk_create(resources)
+    def write_now() -> None:
+        Event.objects.unscoped().bulk_create(rows)
+        EventResource.objects.unscoped().bulk_create(resources)
 
-        # Deferred, the event and its resources join the state change's one statement; written at
-        # once, ``write_now`` writes them all and the resources need nothing more.
-        insert_or_defer(row, write_now)
-        for resource in resources:
-            insert_or_defer(resource, lambda: None)
-        _publish_on_commit(workspace_id, [row])
-        _notify_on_commit(workspace_id, [row])
-        return
+    # Deferred (inside a state change's write batch), the events and their resources join its one
+    # statement; written at once, the first ``write_now`` writes them all and the rest need nothing.
+    insert_or_defer(rows[0], write_now)
+    for obj in [*rows[1:], *resources]:
+        insert_or_defer(obj, lambda: None)
+    _publish_on_commit(workspace_id, rows)
+    _notify_on_commit(workspace_id, rows)
+
+
+def _task_run_event_record(workspace_id: uuid.UUID, parsed: EventIn) -> None:
+    """A client's task-run event (stored with its look-ups, in a savepoint); one that cannot be
+    stored is logged and does not break the caller."""
     try:
         with transaction.atomic():
             stored = events_store(workspace_id=workspace_id, events=[parsed])

@@ -16,9 +16,10 @@
   same events fire a window once; a firing is a row unique per trigger, bucketing key and
   triggering event (``AutomationFiring``), so one event evaluated twice fires once. A batch that
   PostgreSQL breaks for a deadlock is evaluated again from the start.
-* A firing emits ``prefect.automation.triggered`` in its transaction and hands the firing to the
-  action runner after commit (``automation_actions``, through the Celery task set by
-  ``firing_dispatch_set``).
+* A firing emits ``prefect.automation.triggered`` (and ``…resolved``) in its transaction and hands
+  the firing to the action runner after commit (``automation_actions``, through the Celery task
+  set by ``firing_dispatch_set``). A transaction's firings are written together at its end: their
+  rows in one statement, their events and resources in one each, one hand-off after commit.
 
 * Proactive triggers count their events the same way; a window that ends with fewer than
   ``threshold`` fires on the clock (``proactive_triggers_evaluate``, a beat task every 5 s), each
@@ -41,7 +42,8 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
@@ -54,7 +56,7 @@ from django.utils import timezone
 
 from core import metrics
 from orchestration.events.schemas import event_to_wire
-from orchestration.events.services import event_record_on_commit
+from orchestration.events.services import events_record_on_commit
 from orchestration.models import Automation, AutomationBucket, AutomationChildFiring, AutomationFiring, Event
 from orchestration.schemas.automations import Automation as AutomationSchema
 from orchestration.schemas.automations import (
@@ -219,17 +221,82 @@ def workspace_triggers(workspace_id: uuid.UUID) -> list[LoadedTrigger]:
 
 # --- firing dispatch --------------------------------------------------------------------------------
 
-_dispatch: list[Callable[[uuid.UUID], None]] = []
+_dispatch: list[Callable[[uuid.UUID, list[uuid.UUID]], None]] = []
 
 
-def firing_dispatch_set(dispatch: Callable[[uuid.UUID, uuid.UUID], None]) -> None:
-    """How a committed firing's actions are run (the Celery task, set in ``orchestration.apps``)."""
+def firing_dispatch_set(dispatch: Callable[[uuid.UUID, list[uuid.UUID]], None]) -> None:
+    """How a committed batch's firings have their actions run (the Celery task, one message per
+    firing sent in one go; set in ``orchestration.apps``)."""
     _dispatch[:] = [dispatch]
 
 
-def _dispatch_firing(workspace_id: uuid.UUID, firing_id: uuid.UUID) -> None:
+def _dispatch_firings(workspace_id: uuid.UUID, firing_ids: list[uuid.UUID]) -> None:
     for dispatch in _dispatch:
-        dispatch(workspace_id, firing_id)
+        dispatch(workspace_id, firing_ids)
+
+
+class _Firings:
+    """The firings of one transaction (a stored batch, or one proactive window), written at its end
+    in one go: the firing rows in one ``INSERT … ON CONFLICT DO NOTHING`` (and one read of which
+    rows are ours), the ``prefect.automation.triggered`` / ``…resolved`` events of the new ones and
+    their resources through the events store in one statement each, and one hand-off of their
+    actions after commit. A firing whose row already exists (the same event or window evaluated
+    again) is skipped with its events and actions, so it still happens once; the evaluation that
+    made it counted it as fired, as Prefect's ``fire`` does (the window did fire)."""
+
+    def __init__(self, workspace_id: uuid.UUID) -> None:
+        self.workspace_id = workspace_id
+        self.rows: list[AutomationFiring] = []
+        self.emitted: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        self.reactive_event: set[uuid.UUID] = set()
+
+    def add(self, row: AutomationFiring, emitted: list[dict[str, Any]], *, reactive_event: bool) -> None:
+        self.rows.append(row)
+        self.emitted[row.id] = emitted
+        if reactive_event:
+            self.reactive_event.add(row.id)
+
+    def write(self) -> int:
+        """Write what the transaction fired; returns how many firings are new."""
+        if not self.rows:
+            return 0
+        rows, self.rows = self.rows, []
+        AutomationFiring.objects.bulk_create(rows, ignore_conflicts=True)
+        # The ids are fresh: those found are the rows this statement inserted.
+        mine = set(AutomationFiring.objects.filter(id__in=[r.id for r in rows]).values_list("id", flat=True))
+        new = [row for row in rows if row.id in mine]
+        for row in rows:
+            if row.id not in mine:
+                logger.info(
+                    "Automation %s: trigger %s already fired for this", row.automation_id, row.trigger_id
+                )
+        events_record_on_commit(
+            workspace_id=self.workspace_id, events=[e for row in new for e in self.emitted[row.id]]
+        )
+        now = timezone.now()
+        for row in new:
+            arrived = _arrived(row.triggering_event) if row.id in self.reactive_event else None
+            if arrived is not None:
+                metrics.record_trigger_lag((now - arrived).total_seconds())
+        if new:
+            workspace_id, firing_ids = self.workspace_id, [row.id for row in new]
+            transaction.on_commit(lambda: _dispatch_firings(workspace_id, firing_ids), robust=True)
+        return len(new)
+
+
+_firings: ContextVar[_Firings | None] = ContextVar("automation_firings", default=None)
+
+
+@contextmanager
+def _collecting_firings(workspace_id: uuid.UUID) -> Iterator[_Firings]:
+    """Inside, ``_fire_node`` adds its firings to the one ``_Firings`` yielded, which the caller
+    writes before its transaction ends."""
+    firings = _Firings(workspace_id)
+    token = _firings.set(firings)
+    try:
+        yield firings
+    finally:
+        _firings.reset(token)
 
 
 # --- evaluation -------------------------------------------------------------------------------------
@@ -272,19 +339,22 @@ def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Eve
     """Prefect's ``reactive_evaluation`` for every (trigger, event) of a stored batch, in event
     order, in one transaction: the buckets of the batch's (trigger, key) pairs are locked and read
     in one statement, evaluated in memory, and written back in one statement each for deletes and
-    upserts; firings are rows written as they happen, in the same transaction."""
+    upserts; the batch's firings are written together at its end, in the same transaction
+    (``_Firings``). Returns how many firings are new."""
     keyed = [(trigger, json.dumps(trigger.bucketing_key(event)), event) for trigger, event in work]
     composite = sorted({t.automation_id for t, _, _ in keyed if t.parents})
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
         try:
-            with transaction.atomic():
+            with transaction.atomic(), _collecting_firings(workspace_id) as firings:
                 buckets = _Buckets.lock_and_read(workspace_id, [(t, key) for t, key, _ in keyed])
                 if composite:
                     # Child firings lock their automation's row: taken here, in one order, so two
                     # batches firing children of the same automations cannot wait on each other.
                     list(Automation.objects.select_for_update().filter(id__in=composite).order_by("id"))
-                fired = sum(_evaluate_event(workspace_id, t, key, event, buckets) for t, key, event in keyed)
+                for t, key, event in keyed:
+                    _evaluate_event(workspace_id, t, key, event, buckets)
                 buckets.write()
+                fired = firings.write()
             return fired
         except OperationalError as error:
             if attempt == DEADLOCK_ATTEMPTS or transaction.get_connection().in_atomic_block:
@@ -620,7 +690,6 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
         window_key=firing.window_key,
         actions=[],
     )
-    emitted: list[dict[str, Any]] = []
     if top:
         emitted = [_state_change_event(trigger, row, state) for state in firing.states]
         by_state = dict(zip(firing.states, emitted, strict=True))
@@ -637,6 +706,14 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
             or (entry["source"] == "actions_on_trigger" and "Triggered" in by_state)
             or (entry["source"] == "actions_on_resolve" and "Resolved" in by_state)
         ]  # fmt: skip
+        collected = _firings.get()
+        if collected is not None:  # written with the rest of its transaction's firings
+            collected.add(row, emitted, reactive_event=reactive_event)
+            return 1
+        with _collecting_firings(workspace_id) as firings:  # a caller that collects none
+            firings.add(row, emitted, reactive_event=reactive_event)
+            return firings.write()
+    # A child's firing feeds its parent only when it is new: written here, in a savepoint.
     try:
         with transaction.atomic():
             row.save(force_insert=True)
@@ -645,16 +722,7 @@ def _fire_node(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, firi
             "Automation %s: trigger %s already fired for this", trigger.automation_id, firing.trigger_id
         )
         return 0
-    if not top:
-        return _child_fired(workspace_id, trigger, level + 1, firing)
-    for each in emitted:
-        event_record_on_commit(workspace_id=workspace_id, event=each)
-    arrived = _arrived(firing.triggering_event) if reactive_event else None
-    if arrived is not None:
-        metrics.record_trigger_lag((timezone.now() - arrived).total_seconds())
-    firing_id = row.id
-    transaction.on_commit(lambda: _dispatch_firing(workspace_id, firing_id), robust=True)
-    return 1
+    return _child_fired(workspace_id, trigger, level + 1, firing)
 
 
 def _arrived(event: dict[str, Any] | None) -> dt.datetime | None:
@@ -792,14 +860,15 @@ def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger]
             if trigger is None:
                 continue
             try:
-                with transaction.atomic():
+                with transaction.atomic(), _collecting_firings(workspace_id) as firings:
                     buckets = _Buckets.lock_and_read(workspace_id, [(trigger, key)])
                     if trigger.parents:
                         Automation.objects.select_for_update().filter(id=trigger.automation_id).first()
                     bucket = buckets.get(trigger, key)
                     if bucket is not None:
-                        fired += _evaluate(trigger, bucket, now, None, buckets)
+                        _evaluate(trigger, bucket, now, None, buckets)
                     buckets.write()
+                    fired += firings.write()
             except Exception:  # noqa: BLE001 - one automation's failure must not stop the others
                 logger.exception(
                     "Automation %s trigger %s: proactive evaluation failed", automation_id, trigger_id

@@ -20,9 +20,9 @@ def undelivered():
     """Firings are committed but not handed to the task: the test runs their actions."""
     from orchestration import tasks
 
-    triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)
+    triggers.firing_dispatch_set(lambda workspace_id, firing_ids: None)
     yield
-    triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+    triggers.firing_dispatch_set(tasks.automation_firings_dispatch)
 
 
 def _flaky(monkeypatch, failures: int):

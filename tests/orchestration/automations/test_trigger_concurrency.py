@@ -114,14 +114,14 @@ def test_two_runners_of_one_firing_run_its_actions_once(api_client):
     tenant = make_tenant()
     auto = automation(bearer(api_client, tenant.service_key), tenant, expect=["x"], threshold=2,
                       actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])  # fmt: skip
-    triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)  # the runners below run it
+    triggers.firing_dispatch_set(lambda workspace_id, firing_ids: None)  # the runners below run it
     try:
         triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x")))
         triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x", seconds=1)))
     finally:
         from orchestration import tasks
 
-        triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+        triggers.firing_dispatch_set(tasks.automation_firings_dispatch)
     (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
     counts = []
     _in_threads(
@@ -196,13 +196,13 @@ def test_two_runners_of_a_webhook_call_make_it_once(api_client, settings):
         block = client.post(f"{tenant.prefix}/block_documents/", body, format="json").json()["id"]
         auto = automation(client, tenant, expect=["x"],
                           actions=[{"type": "call-webhook", "block_document_id": block, "payload": "hi"}])  # fmt: skip
-        triggers.firing_dispatch_set(lambda workspace_id, firing_id: None)  # the runners below run it
+        triggers.firing_dispatch_set(lambda workspace_id, firing_ids: None)  # the runners below run it
         try:
             triggers.events_stored(tenant.workspace.id, _stored(tenant, event("x")))
         finally:
             from orchestration import tasks
 
-            triggers.firing_dispatch_set(tasks.automation_firing_dispatch)
+            triggers.firing_dispatch_set(tasks.automation_firings_dispatch)
         (firing,) = AutomationFiring.objects.unscoped().filter(automation_id=auto)
         counts = []
         _in_threads(

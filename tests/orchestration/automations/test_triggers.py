@@ -4,6 +4,8 @@ and within; a firing emits ``prefect.automation.triggered`` and runs the actions
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from orchestration.models import AutomationBucket, Event
@@ -169,6 +171,10 @@ def test_one_event_evaluated_twice_fires_once(tenant, dev, django_capture_on_com
     with django_capture_on_commit_callbacks(execute=True):
         assert triggers.events_stored(tenant.workspace.id, stored) == 0
     assert len(firings(tenant, auto)) == 1
+    # The firing skipped as already written emits nothing and runs nothing again.
+    assert len(emitted(tenant, "prefect.automation.triggered")) == 1
+    assert len(emitted(tenant, "prefect.automation.resolved")) == 1
+    assert len(action_runs(tenant)) == 1
 
 
 def test_another_workspace_never_fires_an_automation(
@@ -224,3 +230,66 @@ def test_a_batch_costs_the_same_queries_however_many_events_match(tenant, dev):
     assert counts[0] == counts[1], counts
     buckets = AutomationBucket.objects.for_workspace(tenant.workspace.id)
     assert sorted(b.count for b in buckets) == [2, 2, 20, 20]
+
+
+def test_a_batch_writes_its_firings_together(tenant, dev, django_capture_on_commit_callbacks):
+    """A stored batch's firings are written at its end: the firing rows, their triggered and
+    resolved events and those events' resources one statement each, and one hand-off of their
+    actions after commit; so a batch that fires 20 times costs the statements one that fires twice
+    does, and each firing's events are what one firing alone emits."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from orchestration import tasks
+    from orchestration.models import EventResource
+    from tests.orchestration.automations.test_trigger_concurrency import _stored
+
+    auto = automation(dev, tenant, expect=[FAILED], threshold=2)
+    ws = tenant.workspace.id
+    triggers.workspace_triggers(ws)  # remembered
+    handed_off = []
+    triggers.firing_dispatch_set(
+        lambda workspace_id, firing_ids: handed_off.append((workspace_id, firing_ids))
+    )
+    counts = []
+    try:
+        for size in (4, 40):
+            batch = _stored(tenant, *(event(FAILED, seconds=size + i) for i in range(size)))
+            with (
+                CaptureQueriesContext(connection) as queries,
+                django_capture_on_commit_callbacks(execute=True),
+            ):
+                assert triggers.events_stored(ws, batch) == size // 2
+            counts.append(len(queries))
+    finally:
+        triggers.firing_dispatch_set(tasks.automation_firings_dispatch)
+    assert counts[0] == counts[1], counts
+    rows = firings(tenant, auto)
+    assert len(rows) == 22
+    assert [(w, len(ids)) for w, ids in handed_off] == [(ws, 2), (ws, 20)]
+    assert {i for _, ids in handed_off for i in ids} == {r.id for r in rows}
+    triggered = {str(e.id): e for e in emitted(tenant, "prefect.automation.triggered")}
+    resolved = emitted(tenant, "prefect.automation.resolved")
+    assert len(triggered) == len(resolved) == 22
+    sources = {str(e.id) for e in Event.objects.for_workspace(ws).filter(event=FAILED)}
+    for row in rows:
+        mine = triggered[str(row.triggered_event_id)]
+        assert row.triggering_event["id"] in sources and row.triggering_event_id == uuid.UUID(
+            row.triggering_event["id"]
+        )
+        assert mine.related == [
+            {
+                "prefect.resource.id": f"prefect.event.{row.triggering_event_id}",
+                "prefect.resource.role": "triggering-event",
+            }
+        ]
+        assert mine.payload == {"triggering_labels": {}, "triggering_event": row.triggering_event}
+    # Every emitted event has its resources: the automation, and the event that triggered it.
+    for each in [*triggered.values(), *resolved]:
+        assert sorted(
+            EventResource.objects.for_workspace(ws)
+            .filter(event_id=each.id)
+            .values_list("resource_id", "resource_role")
+        ) == sorted(  # fmt: skip
+            [(f"prefect.automation.{auto}", ""), (each.related[0]["prefect.resource.id"], "triggering-event")]
+        )
