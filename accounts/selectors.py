@@ -4,6 +4,7 @@ and the console read them. Every read here is scoped to the account (or workspac
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
@@ -31,7 +32,7 @@ from accounts.permissions import (
     expand_scopes,
 )
 from accounts.roles import ResolvedRole, role_of
-from tenants.models import Workspace
+from tenants.models import Account, Workspace
 
 
 @dataclass(frozen=True)
@@ -372,8 +373,12 @@ def invitation_get(*, account, invitation_id) -> Invitation | None:
     return Invitation.objects.filter(account=account, pk=invitation_id).first()
 
 
-def account_workspace_get(*, account, workspace_id):
-    return Workspace.objects.filter(account=account, pk=workspace_id).first()
+def account_workspace_get(*, account: Account, workspace_id) -> Workspace | None:
+    """The account's workspace with this id, its ``account`` the one given (no second read of it)."""
+    workspace = Workspace.objects.filter(account=account, pk=workspace_id).first()
+    if workspace is not None:
+        workspace.account = account
+    return workspace
 
 
 def workspace_default_role_get(workspace) -> WorkspaceDefaultRole | None:
@@ -415,12 +420,19 @@ def team_list_with_counts(*, account) -> QuerySet[Team]:
     )
 
 
-def account_principals(*, account) -> tuple[list[User], list[ServiceAccount]]:
-    """The account's people (by email) and service accounts (by name): two queries. For choosing
-    one of them: the people are loaded with their id and email only (an account may hold
-    thousands)."""
-    users = list(User.objects.filter(memberships__account=account).only("id", "email").order_by("email"))
-    return users, list(service_account_list(account=account))
+def account_principals(*, account) -> tuple[list[tuple[uuid.UUID, str]], list[tuple[uuid.UUID, str]]]:
+    """The account's people as ``(id, email)`` by email and its service accounts as ``(id, name)``
+    by name: two queries. For choosing one of them (an account may hold thousands): plain rows,
+    no model instance per person."""
+    users = list(
+        User.objects.filter(memberships__account=account).order_by("email").values_list("id", "email")
+    )
+    return users, list(service_account_list(account=account).values_list("id", "name"))
+
+
+def account_team_names(*, account) -> list[tuple[uuid.UUID, str]]:
+    """The account's teams as ``(id, name)`` by name (one query, plain rows): for choosing one."""
+    return list(team_list(account=account).values_list("id", "name"))
 
 
 def workspace_list_for(principal, *, account) -> list[Workspace]:
@@ -479,12 +491,13 @@ def workspace_grants_all(workspace) -> QuerySet[WorkspaceRoleGrant]:
     )
 
 
-def account_admins(*, account) -> QuerySet[AccountMembership]:
-    """The account's Owners and Admins (who act as Owner in every workspace), by email."""
-    return (
+def account_admins(*, account) -> list[tuple[str, str]]:
+    """The account's Owners and Admins (who act as Owner in every workspace) as ``(email, account
+    role)``, by email (one query, plain rows: a big account has a hundred of them)."""
+    return list(
         AccountMembership.objects.filter(account=account, role__in=WORKSPACE_OWNING_ACCOUNT_ROLES)
-        .select_related("user")
         .order_by("user__email")
+        .values_list("user__email", "role")
     )
 
 

@@ -31,6 +31,7 @@ from console.pages.base import (
     error_message,
     parse_account_role,
     select_options,
+    time_element,
 )
 from console.pages.choices import parse_workspace_role, workspace_role_choices
 from core.errors import AppError
@@ -51,12 +52,17 @@ class InviteForm(forms.Form):
 GRANT_FIELD = "grant-"
 
 
-def invitation_grants_form(account, actor, data=None) -> tuple[list[dict], list, str | None]:
+def invitation_grants_form(
+    account, actor, data=None, *, role_choices: list | None = None
+) -> tuple[list[dict], list, str | None]:
     """The invitation form's workspace grants: one row per workspace of the account (a select of
-    "no access" and every workspace role), the grants chosen in ``data`` as ``(workspace, role)``
-    pairs for ``rbac.invitation_create``, and the error when a choice names no role."""
+    "no access" and every workspace role, ``role_choices`` when already read), the grants chosen
+    in ``data`` as ``(workspace, role)`` pairs for ``rbac.invitation_create``, and the error when
+    a choice names no role."""
     workspaces = workspace_list_for(actor, account=account)
-    choices = [("", "No access"), *workspace_role_choices(account)]
+    if role_choices is None:
+        role_choices = workspace_role_choices(account)
+    choices = [("", "No access"), *role_choices]
     rows, grants, error = [], [], None
     for workspace in workspaces:
         chosen = (data or {}).get(f"{GRANT_FIELD}{workspace.pk}", "") or ""
@@ -76,11 +82,11 @@ def invitation_grants_form(account, actor, data=None) -> tuple[list[dict], list,
     return rows, grants, error
 
 
-def invitation_grant_labels(account, invitations, workspaces) -> dict:
+def invitation_grant_labels(invitations, workspaces, role_choices) -> dict:
     """``{invitation id: ["<workspace>: <role>", …]}`` from the names already read (no query per
-    row): an invitation's grants name workspaces and roles by id."""
+    row): an invitation's grants name workspaces and roles (``workspace_role_choices``) by id."""
     names = {str(w.pk): w.name for w in workspaces}
-    roles = dict(workspace_role_choices(account)) if any(i.workspace_grants for i in invitations) else {}
+    roles = dict(role_choices)
     return {
         invitation.pk: [
             f"{names.get(g.get('workspace_id'), 'a workspace not shown here')}: "
@@ -124,11 +130,20 @@ class _MembersView(ConsolePage):
         paginator = Paginator(membership_list_with_sign_in(account=self.account, search=search), PAGE_SIZE)
         listing = paginator.get_page(self.request.GET.get("page"))
         memberships = list(listing.object_list)
+        # Each row's links and role select, built here once per page rather than per row in the
+        # template (100 rows: a reverse and a loop over the roles each).
+        role_url = self.url_per_row("console-member-role")
+        remove_url = self.url_per_row("console-member-remove")
+        role_options = {role: select_options(AccountRole.choices, selected=role) for role in AccountRole}
         rows = [
             {
                 "membership": m,
                 "role": AccountRole(m.role),
+                "role_options": role_options[AccountRole(m.role)],
+                "role_url": role_url(m.pk),
+                "remove_url": remove_url(m.pk),
                 "sign_in": sign_in_method(m),
+                "last_seen": time_element(m.user.last_login),
                 "error": (row_errors or {}).get(m.pk),
             }
             for m in memberships
@@ -136,25 +151,43 @@ class _MembersView(ConsolePage):
         invitations = (
             list(invitation_pending_list(account=self.account)) if self.can("read:invitation") else []
         )
-        if grant_rows is None and self.can("create:invitation"):
-            grant_rows, _, _ = invitation_grants_form(self.account, self.request.user)
+        revoke_url = self.url_per_row("console-invitation-revoke")
+        inviting = grant_rows is None and self.can("create:invitation")
+        granted = any(i.workspace_grants for i in invitations)
+        # The account's workspace roles, read once for the form's selects and the grants' labels.
+        role_choices = workspace_role_choices(self.account) if inviting or granted else []
+        if inviting:
+            grant_rows, _, _ = invitation_grants_form(
+                self.account, self.request.user, role_choices=role_choices
+            )
         workspaces = [row["workspace"] for row in grant_rows or []]
-        if invitations and not workspaces and any(i.workspace_grants for i in invitations):
+        if granted and not workspaces:
             workspaces = workspace_list_for(self.request.user, account=self.account)
-        grant_labels = invitation_grant_labels(self.account, invitations, workspaces)
+        grant_labels = invitation_grant_labels(invitations, workspaces, role_choices)
         return self.page(
             {
                 "rows": rows,
                 "listing": listing,
                 "search": search,
-                "invitations": [{"invitation": i, "grants": grant_labels[i.pk]} for i in invitations],
+                "invitations": [
+                    {
+                        "invitation": i,
+                        "grants": grant_labels[i.pk],
+                        "expires": time_element(i.expires_at),
+                        "revoke_url": revoke_url(i.pk),
+                    }
+                    for i in invitations
+                ],
                 "form": form or InviteForm(),
                 "grant_rows": grant_rows or [],
                 "grant_error": grant_error,
-                "roles": AccountRole.choices,
                 "seats_used": seats_used(self.account),
                 "seats_limit": plan_for(self.account).max_seats,
-                "me": self.request.user,
+                "me_id": self.request.user.pk,
+                # Asked once here, not in each of the 100 rows.
+                "can_change_role": self.can("update:account_membership"),
+                "can_remove": self.can("delete:account_membership"),
+                "can_revoke": self.can("update:invitation"),
             },
             status=status,
         )

@@ -33,7 +33,6 @@ from accounts.selectors import (
     custom_role_get,
     custom_role_grants,
     custom_role_list,
-    team_list,
     workspace_access,
     workspace_access_sources,
     workspace_list_for,
@@ -48,7 +47,7 @@ from console.pages.base import (
     form_write,
     select_options,
 )
-from console.pages.choices import parse_principal, parse_uuid
+from console.pages.choices import parse_principal, parse_uuid, principal_choices
 from console.pages.workspaces import workspace_or_404
 from core.errors import AppError
 
@@ -155,7 +154,7 @@ class _RolesView(ConsolePage):
                 "form": form or CustomRoleForm(),
                 "feature_on_plan": plan_for(self.account).has("custom_roles"),
                 "actor_options": select_options(
-                    [(u.pk, u.email) for u in users] + [(b.pk, str(b)) for b in bots],
+                    [*users, *((pk, f"{name} (service account)") for pk, name in bots)],
                     selected=self.request.GET.get("actor"),
                 ),
                 "workspaces": workspace_list_for(self.request.user, account=self.account),
@@ -216,11 +215,7 @@ class _RoleView(ConsolePage):
         granting = self.can("administrate:workspace")
         principals, workspaces = [], []
         if granting:
-            users, bots = account_principals(account=self.account)
-            principals = [(f"user:{u.pk}", u.email) for u in users]
-            principals += [(f"bot:{b.pk}", str(b)) for b in bots]
-            if plan_for(self.account).has("teams"):
-                principals += [(f"team:{t.pk}", f"{t.name} (team)") for t in team_list(account=self.account)]
+            principals = principal_choices(self.account, teams=True)
             workspaces = [(w.pk, w.name) for w in workspace_list_for(self.request.user, account=self.account)]
         posted = self.request.POST if self.request.method == "POST" else {}
         return self.page(

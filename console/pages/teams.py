@@ -93,9 +93,9 @@ class _TeamView(ConsolePage):
         candidates = []
         if not team.scim_managed and self.can("update:team"):
             users, bots = account_principals(account=self.account)
-            candidates = [(f"user:{u.pk}", u.email) for u in users if u.pk not in in_team]
+            candidates = [(f"user:{pk}", email) for pk, email in users if pk not in in_team]
             candidates += [
-                (f"bot:{b.pk}", f"{b.name} (service account)") for b in bots if b.pk not in in_team
+                (f"bot:{pk}", f"{name} (service account)") for pk, name in bots if pk not in in_team
             ]
         return self.page(
             {

@@ -14,12 +14,11 @@ from django.shortcuts import redirect
 
 from accounts import rbac
 from accounts.models import WorkspaceRoleGrant
+from accounts.permissions import AccountRole
 from accounts.roles import role_of
 from accounts.selectors import (
     account_admins,
-    account_principals,
     account_workspace_get,
-    team_list,
     workspace_access,
     workspace_default_role_get,
     workspace_grants_all,
@@ -36,7 +35,13 @@ from console.pages.base import (
     form_write,
     select_options,
 )
-from console.pages.choices import parse_principal, parse_uuid, parse_workspace_role, workspace_role_choices
+from console.pages.choices import (
+    parse_principal,
+    parse_uuid,
+    parse_workspace_role,
+    principal_choices,
+    workspace_role_choices,
+)
 from console.ui import ui_base
 from core.errors import AppError
 from tenants.models import Workspace
@@ -117,13 +122,7 @@ class _WorkspaceView(ConsolePage):
     def show(self, workspace: Workspace, *, form=None, errors: dict | None = None, status: int = 200):
         default = workspace_default_role_get(workspace)
         editing = self.can("administrate:workspace")
-        principals = []
-        if editing:
-            users, bots = account_principals(account=self.account)
-            principals = [(f"user:{u.pk}", u.email) for u in users]
-            principals += [(f"bot:{b.pk}", str(b)) for b in bots]
-            if plan_for(self.account).has("teams"):
-                principals += [(f"team:{t.pk}", f"{t.name} (team)") for t in team_list(account=self.account)]
+        principals = principal_choices(self.account, teams=True) if editing else []
         grants = [
             {
                 "grant": grant,
@@ -136,7 +135,10 @@ class _WorkspaceView(ConsolePage):
             {
                 "workspace": workspace,
                 "ui_url": ui_url(workspace),
-                "admins": list(account_admins(account=self.account)),
+                "admins": [
+                    {"email": email, "role": AccountRole(role).label}
+                    for email, role in account_admins(account=self.account)
+                ],
                 "grants": grants,
                 "default_role": role_of(default) if default else None,
                 "principal_options": select_options(principals),

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import AccountMembership, Invitation, User, WorkspaceRoleGrant
 from accounts.permissions import AccountRole, builtin_workspace_role_id
@@ -11,7 +14,7 @@ from accounts.rbac import custom_role_create
 from accounts.services import membership_add
 from audit.actors import SYSTEM
 from tests.console.conftest import audited, make_org, session, steady_query_count
-from tests.factories import MembershipFactory, UserFactory
+from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -63,13 +66,50 @@ class TestMembersList:
         assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
 
     def test_no_per_row_queries(self, org):
+        """More members (of every role, seen and not), invitations (with workspace grants), the
+        invitation form's workspaces and custom roles: the same statements."""
         browser = session(org.admin)
         few = steady_query_count(browser, org.url("members/"))
-        for _ in range(12):
-            membership_add(account=org.account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
+        for n in range(12):
+            role = (AccountRole.MEMBER, AccountRole.ADMIN)[n % 2]
+            user = UserFactory(last_login=timezone.now() if n % 3 else None)
+            membership_add(account=org.account, user=user, role=role, actor=SYSTEM)
+        workspaces = [WorkspaceFactory(account=org.account) for _ in range(4)]
+        for n in range(2):
+            custom_role_create(account=org.account, name=f"role-{n}", scopes=["see_flows"], actor=SYSTEM)
         for n in range(6):
-            browser.post(org.url("members/"), {"email": f"new{n}@example.test", "role": "member"})
+            grant = {f"grant-{workspaces[n % 4].pk}": str(builtin_workspace_role_id("viewer"))}
+            response = browser.post(
+                org.url("members/"), {"email": f"new{n}@example.test", "role": "member", **grant}
+            )
+            assert response.status_code == 302
         assert steady_query_count(browser, org.url("members/")) == few
+        assert steady_query_count(session(org.owner), org.url("members/")) == few
+
+    def test_each_row_names_the_person_and_links_its_own_actions(self, org):
+        """The rows' forms, links and times are built once per page (not a reverse and a date
+        filter per row): each still names its own member and invitation."""
+        org.member.last_login = timezone.make_aware(datetime(2026, 3, 4, 5, 6, 7), UTC)
+        org.member.save(update_fields=["last_login"])
+        membership = membership_of(org, org.member)
+        browser = session(org.admin)
+        browser.post(org.url("members/"), {"email": "later@example.test", "role": "admin"})
+        invitation = Invitation.objects.get(email="later@example.test")
+        html = browser.get(org.url("members/")).content.decode()
+        row = html.split(f'<tr id="member-{membership.pk}">')[1].split("</tr>")[0]
+        assert org.member.full_name and f"<td>{org.member.full_name}<br>" in row
+        assert f'action="{reverse("console-member-role", args=[org.account.handle, membership.pk])}"' in row
+        assert '<option value="member" selected>Member</option><option value="admin">Admin</option>' in row
+        assert f'href="{reverse("console-member-remove", args=[org.account.handle, membership.pk])}"' in row
+        assert '<time datetime="2026-03-04T05:06:07+00:00">2026-03-04 05:06</time>' in row
+        admin_row = html.split(f'<tr id="member-{membership_of(org, org.admin).pk}">')[1].split("</tr>")[0]
+        assert '<option value="admin" selected>Admin</option>' in admin_row and "badge" in admin_row
+        assert "badge" not in row and "never" not in row
+        invited = html.split(f'<tr id="invitation-{invitation.pk}">')[1].split("</tr>")[0]
+        revoke = reverse("console-invitation-revoke", args=[org.account.handle, invitation.pk])
+        assert f'href="{revoke}"' in invited and "<td>Admin</td>" in invited
+        expires = timezone.localtime(invitation.expires_at)
+        assert f'<time datetime="{expires.isoformat()}">{expires:%Y-%m-%d %H:%M}</time>' in invited
 
 
 class TestMembersPages:

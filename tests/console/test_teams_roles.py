@@ -6,12 +6,12 @@ import pytest
 
 from accounts import rbac
 from accounts.models import CustomRole, Team, TeamMember, WorkspaceRoleGrant
-from accounts.permissions import WorkspaceRole, builtin_workspace_role_id
+from accounts.permissions import AccountRole, WorkspaceRole, builtin_workspace_role_id
 from accounts.roles import ResolvedRole
-from accounts.services import workspace_access_grant
+from accounts.services import membership_add, workspace_access_grant
 from audit.actors import SCIM, SYSTEM
 from tests.console.conftest import audited, make_org, session, steady_query_count
-from tests.factories import ServiceAccountFactory, WorkspaceFactory
+from tests.factories import ServiceAccountFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -355,10 +355,20 @@ class TestCustomRolePage:
         role = self._role(org)
         browser = session(org.admin)
         few = steady_query_count(browser, org.url(f"roles/{role.pk}/"))
-        for _ in range(6):
+        for n in range(6):
             workspace = WorkspaceFactory(account=org.account)
             bot = ServiceAccountFactory(account=org.account)
-            workspace_access_grant(
-                workspace=workspace, principal=bot, role=ResolvedRole(custom=role), actor=SYSTEM
-            )
+            team = a_team(org, name=f"team-{n}")
+            person = UserFactory()
+            membership_add(account=org.account, user=person, role=AccountRole.MEMBER, actor=SYSTEM)
+            for principal in (bot, team, person):
+                workspace_access_grant(
+                    workspace=workspace, principal=principal, role=ResolvedRole(custom=role), actor=SYSTEM
+                )
+            if n % 2:
+                rbac.workspace_default_role_set(
+                    workspace=workspace, role=ResolvedRole(custom=role), actor=SYSTEM
+                )
         assert steady_query_count(browser, org.url(f"roles/{role.pk}/")) == few
+        html = browser.get(org.url(f"roles/{role.pk}/")).content.decode()
+        assert html.count("Revoke<span") == 18 and html.count("(team)</option>") == 6

@@ -4,12 +4,12 @@ import pytest
 
 from accounts import rbac
 from accounts.models import WorkspaceDefaultRole, WorkspaceRoleGrant
-from accounts.permissions import WorkspaceRole, builtin_workspace_role_id
-from accounts.services import workspace_access_grant
+from accounts.permissions import AccountRole, WorkspaceRole, builtin_workspace_role_id
+from accounts.services import membership_add, workspace_access_grant
 from audit.actors import SYSTEM
 from tenants.models import Workspace
 from tests.console.conftest import audited, make_org, session, steady_query_count
-from tests.factories import ServiceAccountFactory, WorkspaceFactory
+from tests.factories import ServiceAccountFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -83,12 +83,23 @@ class TestWorkspacePage:
         workspace = org.tenant.workspace
         browser = session(org.admin)
         few = steady_query_count(browser, org.url(f"workspaces/{workspace.pk}/"))
-        for _ in range(6):
+        before = browser.get(org.url(f"workspaces/{workspace.pk}/")).content.decode()
+        for n in range(6):
             bot = ServiceAccountFactory(account=org.account)
             workspace_access_grant(workspace=workspace, principal=bot, role="runner", actor=SYSTEM)
             team = rbac.team_create(account=org.account, name=f"t-{bot.pk}", actor=SYSTEM)
             workspace_access_grant(workspace=workspace, principal=team, role="viewer", actor=SYSTEM)
+            # More people in the picker: granted directly, or Admins (listed as acting Owners).
+            person = UserFactory()
+            role = AccountRole.ADMIN if n % 2 else AccountRole.MEMBER
+            membership_add(account=org.account, user=person, role=role, actor=SYSTEM)
+            if role == AccountRole.MEMBER:
+                workspace_access_grant(workspace=workspace, principal=person, role="developer", actor=SYSTEM)
+        rbac.custom_role_create(account=org.account, name="Deployer", scopes=["see_flows"], actor=SYSTEM)
         assert steady_query_count(browser, org.url(f"workspaces/{workspace.pk}/")) == few
+        html = browser.get(org.url(f"workspaces/{workspace.pk}/")).content.decode()
+        assert html.count("account role Admin") == before.count("account role Admin") + 3
+        assert html.count("direct grant") == before.count("direct grant") + 9
 
     def test_rename_and_default_role_with_the_apis_events(self, org):
         workspace = org.tenant.workspace
