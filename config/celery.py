@@ -65,6 +65,8 @@ app.conf.beat_schedule = {
     "billing-pending-stripe-events": {"task": "billing.process_pending_stripe_events", "schedule": 300.0},
     # Prefect's triggers service sweeps closed buckets on its periodic evaluation.
     "orchestration-automation-buckets": {"task": "orchestration.sweep_automation_buckets", "schedule": 60.0},
+    # Automation firings whose actions' task was never published (the broker down) or was lost.
+    "orchestration-stalled-firings": {"task": "orchestration.redispatch_stalled_firings", "schedule": 60.0},
     # Prefect's proactive triggers are evaluated every 5 s (its periodic granularity).
     "orchestration-proactive-triggers": {
         "task": "orchestration.evaluate_proactive_triggers",

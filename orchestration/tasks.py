@@ -20,7 +20,11 @@ from orchestration.services.lifecycle import (
 )
 from orchestration.services.retention import run_data_purge_expired
 from orchestration.services.scheduler import scheduler_tick
-from orchestration.services.triggers import automation_buckets_sweep, proactive_triggers_evaluate
+from orchestration.services.triggers import (
+    automation_buckets_sweep,
+    automation_firings_redispatch_stalled,
+    proactive_triggers_evaluate,
+)
 
 
 @shared_task(name="orchestration.schedule_deployments")
@@ -93,6 +97,13 @@ def run_automation_actions(self, workspace_id: str, firing_id: str) -> int:
 @shared_task(name="orchestration.sweep_automation_buckets")
 def sweep_automation_buckets() -> int:
     return automation_buckets_sweep()
+
+
+@shared_task(name="orchestration.redispatch_stalled_firings")
+def redispatch_stalled_firings() -> int:
+    """Firings whose actions have not all run a while after firing (their task never published or
+    lost) are handed off again; each action still runs once."""
+    return automation_firings_redispatch_stalled()
 
 
 @shared_task(name="orchestration.evaluate_proactive_triggers")

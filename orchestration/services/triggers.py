@@ -50,7 +50,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Q, TextField
+from django.db.models import Count, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -890,6 +890,39 @@ def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
     stale = AutomationBucket.objects.unscoped().filter(end__lte=older_than, proactive=True)
     deleted += stale.exclude(automation__enabled=True).delete()[0]
     return deleted
+
+
+#: A firing whose actions have not all run this long after it fired is handed off again (its task
+#: was never published, the broker being down at the commit, or was lost); each action still runs
+#: once (``automation_firing_act`` claims it). Only firings of the last ``STALLED_FIRING_HORIZON`` are
+#: looked at, so one whose actions never record (its automation deleted mid-way) is not sent forever.
+STALLED_FIRING_AFTER = dt.timedelta(minutes=2)
+STALLED_FIRING_HORIZON = dt.timedelta(hours=1)
+
+
+def automation_firings_redispatch_stalled(*, now: dt.datetime | None = None) -> int:
+    """Hand off again the firings, in every workspace (a sweep across tenants, on purpose), that
+    fired between the horizon and ``STALLED_FIRING_AFTER`` ago and have fewer action runs than
+    actions. Returns how many were handed off."""
+    now = now or timezone.now()
+    stalled = (
+        AutomationFiring.objects.unscoped()
+        .filter(triggered__gte=now - STALLED_FIRING_HORIZON, triggered__lte=now - STALLED_FIRING_AFTER)
+        .exclude(actions=[])
+        .annotate(runs=Count("action_runs"))
+        .values_list("workspace_id", "id", "actions", "runs")
+    )
+    by_workspace: dict[uuid.UUID, list[uuid.UUID]] = {}
+    for workspace_id, firing_id, actions, runs in stalled:
+        if runs < len(actions or []):
+            by_workspace.setdefault(workspace_id, []).append(firing_id)
+    for workspace_id, firing_ids in by_workspace.items():
+        logger.warning(
+            "automation firings handed off again",
+            extra={"workspace_id": str(workspace_id), "firings": len(firing_ids)},
+        )
+        _dispatch_firings(workspace_id, firing_ids)
+    return sum(len(ids) for ids in by_workspace.values())
 
 
 def automation_buckets_clear(*, automation_id: uuid.UUID) -> None:

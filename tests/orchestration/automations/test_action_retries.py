@@ -102,3 +102,37 @@ def test_the_task_retries_and_records_the_failure_on_its_last_attempt(
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.run_automation_actions.apply(args=args, retries=last).get() == 1
     assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed"), (1, "failed")]
+
+
+def test_a_firing_whose_task_was_never_published_is_handed_off_again_by_the_sweep(
+    tenant, dev, undelivered, django_capture_on_commit_callbacks
+):
+    """The broker was down when the batch committed: the firing is stored, its actions are not.
+    Beat's sweep hands it off again once it is overdue, runs each action once, and leaves a firing
+    whose actions all ran, a fresh one, and one past the horizon alone."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from orchestration import tasks
+
+    auto = automation(dev, tenant, expect=["x"], actions=[{"type": "do-nothing"}, {"type": "do-nothing"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    sent: list[tuple] = []
+    triggers.firing_dispatch_set(
+        lambda workspace_id, firing_ids: sent.append((workspace_id, list(firing_ids)))
+    )
+    now = timezone.now()
+    assert triggers.automation_firings_redispatch_stalled(now=now) == 0  # not overdue yet
+    assert triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(hours=2)) == 0  # too old
+    assert triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(minutes=3)) == 1
+    assert sent == [(tenant.workspace.id, [firing.id])]
+
+    triggers.firing_dispatch_set(tasks.automation_firings_dispatch)  # the eager task runs them now
+    with django_capture_on_commit_callbacks(execute=True):
+        assert triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(minutes=3)) == 1
+    assert [(r.action_index, r.state) for r in action_runs(tenant)] == [(0, "executed"), (1, "executed")]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(minutes=4)) == 0
+    assert len(emitted(tenant, "prefect.automation.action.executed")) == 2
