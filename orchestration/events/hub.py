@@ -315,7 +315,9 @@ class RedisHub:
                     raise Lost(TRANSPORT_LOST) from error
         # Once Redis confirms the channel, every later publication reaches the subscription.
         try:
-            await asyncio.wait_for(asyncio.shield(ready), timeout=5 * _timeout())
+            # Bounded by the Redis timeout, but never below 10 s: a burst of subscribers (two hundred
+            # sockets opening at once) queues its confirmations behind each other on one connection.
+            await asyncio.wait_for(asyncio.shield(ready), timeout=max(10.0, 5 * _timeout()))
         except (TimeoutError, Lost):
             await self.unsubscribe(subscription)
             raise Lost(TRANSPORT_LOST) from None
