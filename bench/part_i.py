@@ -396,21 +396,13 @@ def _prefect_tasks(t: dict, series: str) -> str:
     )
 
 
-def _ours_other_workspaces(target: Target, size: dict, now: str) -> float:
-    """OTHER_WORKSPACES workspaces in the benchmark's account, each with 1/OTHER_FRACTION of the
-    big workspace's rows."""
+def other_workspaces(target: Target, count: int) -> list[str]:
+    """``count`` more workspaces in the benchmark's account (``other-1`` …), their ids in order."""
     account_id = target.info["account_id"]
-    small = {
-        "flow_runs": max(10, size["flow_runs"] // OTHER_FRACTION),
-        "task_runs_per_flow_run": size["task_runs_per_flow_run"],
-        "events": max(10, size["events"] // OTHER_FRACTION),
-        "logs_per_flow_run": size["logs_per_flow_run"],
-    }
-    t0 = time.perf_counter()
     psql(
         "INSERT INTO tenants_workspace (id, name, handle, description, created, updated, account_id) "
         f"SELECT {uid('ws', 0, 'g')}, 'Other ' || g, 'other-' || g, '', now(), now(), '{account_id}' "
-        f"FROM generate_series(1, {OTHER_WORKSPACES}) g",
+        f"FROM generate_series(1, {count}) g",
         db=target.db,
     )
     ids = psql(
@@ -418,6 +410,20 @@ def _ours_other_workspaces(target: Target, size: dict, now: str) -> float:
         "ORDER BY substr(handle, 7)::int",
         db=target.db,
     ).split()
+    return ids
+
+
+def _ours_other_workspaces(target: Target, size: dict, now: str) -> float:
+    """OTHER_WORKSPACES workspaces in the benchmark's account, each with 1/OTHER_FRACTION of the
+    big workspace's rows."""
+    small = {
+        "flow_runs": max(10, size["flow_runs"] // OTHER_FRACTION),
+        "task_runs_per_flow_run": size["task_runs_per_flow_run"],
+        "events": max(10, size["events"] // OTHER_FRACTION),
+        "logs_per_flow_run": size["logs_per_flow_run"],
+    }
+    t0 = time.perf_counter()
+    ids = other_workspaces(target, OTHER_WORKSPACES)
     for index, ws_id in enumerate(ids, start=1):
         _psql_script(
             target.db, "BEGIN;\n" + ours_sql(ws_id=ws_id, ws=index, size=small, now=now) + "\nCOMMIT;"

@@ -95,23 +95,12 @@ def _artifacts_sql(ws: int, W: str, n: int, now: str) -> str:
 
 def generate(target, size: dict, now: datetime) -> dict:
     """The big workspace and the others, then the boundary band moved; ``VACUUM ANALYZE``."""
-    from part_i import LOAD_SETTINGS, _psql_script, ours_sql, uid
-    from servers import log, psql
+    from part_i import LOAD_SETTINGS, _psql_script, other_workspaces, ours_sql
+    from servers import log
 
     now_sql = f"'{now.isoformat()}'"
     t0 = time.perf_counter()
-    account_id = target.info["account_id"]
-    psql(
-        "INSERT INTO tenants_workspace (id, name, handle, description, created, updated, account_id) "
-        f"SELECT {uid('ws', 0, 'g')}, 'Other ' || g, 'other-' || g, '', now(), now(), '{account_id}' "
-        f"FROM generate_series(1, {OTHER_WORKSPACES}) g",
-        db=target.db,
-    )
-    ids = psql(
-        f"SELECT id FROM tenants_workspace WHERE account_id = '{account_id}' AND handle LIKE 'other-%' "
-        "ORDER BY substr(handle, 7)::int",
-        db=target.db,
-    ).split()
+    ids = other_workspaces(target, OTHER_WORKSPACES)
     small = {
         **size,
         "flow_runs": max(10, size["flow_runs"] // OTHER_FRACTION),
