@@ -33,4 +33,26 @@ def _import_websocket_communicator():
     return WebsocketCommunicator
 
 
-WebsocketCommunicator = _import_websocket_communicator()
+_WebsocketCommunicator = _import_websocket_communicator()
+
+#: channels waits 1 s by default for a connect, a disconnect or a frame: enough on an idle machine,
+#: not while the whole suite runs on every core (a disconnect flushes the socket's events to the
+#: database). Nothing here waits for a timeout on purpose (``receive_nothing`` keeps its own).
+PATIENCE_SECONDS = 10
+
+
+class WebsocketCommunicator(_WebsocketCommunicator):
+    async def connect(self, timeout=PATIENCE_SECONDS):
+        return await super().connect(timeout=timeout)
+
+    async def disconnect(self, code=1000, timeout=PATIENCE_SECONDS):
+        return await super().disconnect(code=code, timeout=timeout)
+
+    async def receive_output(self, timeout=PATIENCE_SECONDS):
+        return await super().receive_output(timeout=timeout)
+
+    async def receive_from(self, timeout=PATIENCE_SECONDS):
+        return await super().receive_from(timeout=timeout)
+
+    async def receive_json_from(self, timeout=PATIENCE_SECONDS):
+        return await super().receive_json_from(timeout=timeout)

@@ -312,8 +312,13 @@ class _HeldFiring:
 
         wait_for(blocked_on_the_lock, timeout=60, what="the worker inside the task, waiting for the row")
         assert _action_runs(stack, self.automation_id) == [(0, "executed")]
+        # No task handed this firing has finished (a task received before the mark, such as an
+        # earlier test's firing handed off again, may finish meanwhile).
         worker_log = stack.log_text(self.worker_mark, role="worker")
-        assert not re.search(r"run_automation_actions\[[^\]]+\] succeeded", worker_log), worker_log[-3000:]
+        received = re.findall(r"run_automation_actions\[([^\]]+)\] received", worker_log)
+        assert received, worker_log[-3000:]
+        finished = re.findall(r"run_automation_actions\[([^\]]+)\] (?:succeeded|raised)", worker_log)
+        assert not set(received) & set(finished), worker_log[-3000:]
 
     def release(self) -> None:
         if self.lock is not None:
