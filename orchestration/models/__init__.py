@@ -7,6 +7,7 @@ from orchestration.models.automations import (
     AutomationBucket,
     AutomationChildFiring,
     AutomationFiring,
+    AutomationHeldEvent,
     AutomationRelatedResource,
 )
 from orchestration.models.blocks import BlockDocument, BlockDocumentReference, BlockSchema, BlockType
@@ -30,6 +31,7 @@ __all__ = [
     "AutomationBucket",
     "AutomationChildFiring",
     "AutomationFiring",
+    "AutomationHeldEvent",
     "AutomationRelatedResource",
     "BlockDocument",
     "BlockDocumentReference",

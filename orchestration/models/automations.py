@@ -95,6 +95,37 @@ class AutomationBucket(WorkspaceScopedModel):
         ]
 
 
+class AutomationHeldEvent(WorkspaceScopedModel):
+    """An ``expect``-only event of a proactive trigger with ``after``, held for the windows that
+    open later over it (Prefect's ``automation_held_events``). Events of one key can be evaluated
+    in any order, so an expected event may be evaluated before the ``after`` event that opens its
+    window: a window that opens (or rolls) counts the held events that occurred inside it. An event
+    already held was counted once, and is not evaluated again."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    automation = models.ForeignKey(Automation, on_delete=models.CASCADE, related_name="held_events")
+    trigger_id = models.UUIDField()
+    bucketing_key = models.TextField()
+    event_id = models.UUIDField()
+    occurred = models.DateTimeField()
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["automation", "trigger_id", "bucketing_key", "event_id"],
+                name="automation_held_event_unique",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["automation", "trigger_id", "bucketing_key", "occurred"],
+                name="automation_held_event_window",
+            ),
+            models.Index(fields=["updated"], name="automation_held_event_updated"),
+        ]
+
+
 class AutomationFiring(WorkspaceScopedModel):
     """A trigger that fired, once: the event that made it fire is part of its unique key, so one
     event evaluated twice (by two processes) fires a trigger's bucket once. It keeps the actions to

@@ -26,6 +26,13 @@
   ended window evaluated under its row lock and its firing unique per window (``window_key``), so
   two clocks fire it once and a restart loses none (the windows are rows, and the sweep leaves
   an enabled proactive trigger's windows to the clock).
+* Held ``expect`` events (Prefect's ``automation_held_events``): events of one key can be evaluated
+  in any order, so a proactive trigger with ``after`` holds each ``expect``-only event
+  (``AutomationHeldEvent``, under the key's lock), and a window that opens or rolls later counts
+  the held events that occurred inside it. An event already held was counted once and is not
+  counted again (one event evaluated by two processes, or redelivered). Each key keeps what a
+  window can still need (per ``within``-wide slot, the first and last ``threshold`` events, none
+  older than ``HELD_EXPECT_EVENTS_RETENTION`` before the newest); the sweep removes the rest.
 * Compound and sequence triggers: a child's firing is recorded (unique as any firing) and stored as
   the parent's latest child firing (``AutomationChildFiring``) under a lock on the automation's
   row; the parent fires when ``require`` is met (compound) or its children fired in order
@@ -50,14 +57,21 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from django.db import IntegrityError, OperationalError, transaction
-from django.db.models import Count, Q, TextField
+from django.db.models import Count, Exists, Max, OuterRef, Q, TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 
 from core import metrics
 from orchestration.events.schemas import event_to_wire
 from orchestration.events.services import events_record_on_commit
-from orchestration.models import Automation, AutomationBucket, AutomationChildFiring, AutomationFiring, Event
+from orchestration.models import (
+    Automation,
+    AutomationBucket,
+    AutomationChildFiring,
+    AutomationFiring,
+    AutomationHeldEvent,
+    Event,
+)
 from orchestration.schemas.automations import Automation as AutomationSchema
 from orchestration.schemas.automations import (
     CompoundTrigger,
@@ -76,6 +90,9 @@ AUTOMATIONS_MEMO_SECONDS = 1.0
 #: How long a proactive `after` trigger that fired for a key waits for the expected event that
 #: resolves it (at least its own ``within``).
 RESOLUTION_WAIT = dt.timedelta(hours=1)
+#: Prefect's ``HELD_EXPECT_EVENTS_RETENTION``: a held event outlasts both a late follower and an
+#: ``after`` event opening a window up to one lookback before it.
+HELD_EXPECT_EVENTS_RETENTION = 2 * PRECEDING_EVENT_LOOKBACK
 #: Events emitted by firings are evaluated too; a chain of firings stops at this depth (Prefect's
 #: causal ordering bounds it likewise).
 MAX_DEPTH = 20
@@ -368,6 +385,14 @@ def _evaluate_event(
 ) -> int:
     """Prefect's ``reactive_evaluation`` for one trigger and event, on the batch's buckets."""
     name = event.event
+    expect_only = trigger.expects(name) and not trigger.starts_after(name)
+    # Held for the windows that open later over it; one held already was counted when it was.
+    if (
+        expect_only
+        and _holds_expect_events(trigger)
+        and not _hold_expect_event(workspace_id, trigger, key, event)
+    ):
+        return 0
     marker = buckets.get(trigger, key)
     if marker is not None and marker.awaiting_resolution:
         if trigger.starts_after(name) and event.occurred >= marker.start:
@@ -397,6 +422,63 @@ def _evaluate_event(
     if bucket is None:
         return 0
     return _evaluate(trigger, bucket, event.occurred, event, buckets)
+
+
+def _holds_expect_events(trigger: LoadedTrigger) -> bool:
+    """Prefect's ``holds_expect_events``: a proactive trigger with ``after``."""
+    return trigger.proactive and bool(trigger.trigger.after)
+
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _slot_start(occurred: dt.datetime, width: dt.timedelta) -> dt.datetime:
+    """The start of the ``width``-wide slot, aligned to the epoch, that holds ``occurred``."""
+    return _EPOCH + (occurred - _EPOCH) // width * width
+
+
+def _held_for(trigger: LoadedTrigger, key: str):
+    return AutomationHeldEvent.objects.filter(
+        automation_id=trigger.automation_id, trigger_id=trigger.trigger.id, bucketing_key=key
+    )
+
+
+def _held_in_window(trigger: LoadedTrigger, key: str, start: dt.datetime, end: dt.datetime) -> int:
+    """The events held for this trigger and key that occurred in ``[start, end)``."""
+    return _held_for(trigger, key).filter(occurred__gte=start, occurred__lt=end).count()
+
+
+def _hold_expect_event(workspace_id: uuid.UUID, trigger: LoadedTrigger, key: str, event: Event) -> bool:
+    """Prefect's ``hold_expect_event`` and ``hold_event``, under the key's lock: hold the event for
+    the windows that open later over it, and drop what no window needs. False when it was held
+    already (so it was counted already)."""
+    held = _held_for(trigger, key)
+    if held.filter(event_id=event.id).exists():
+        return False
+    AutomationHeldEvent.objects.create(
+        workspace_id=workspace_id,
+        automation_id=trigger.automation_id,
+        trigger_id=trigger.trigger.id,
+        bucketing_key=key,
+        event_id=event.id,
+        occurred=event.occurred,
+    )
+    within = trigger.trigger.within
+    # The horizon runs from the newest held event (a backfill, held newest first, still trims).
+    newest = held.aggregate(newest=Max("occurred"))["newest"] or event.occurred
+    held.filter(occurred__lt=newest - max(HELD_EXPECT_EVENTS_RETENTION, within)).delete()
+    if within > dt.timedelta(0):
+        # A window spans the end of one `within`-wide slot and the start of the next, so each slot
+        # keeps its first and last `threshold` events: a window still counts at least the smaller
+        # of the threshold and the events inside it, and a count at the threshold already stops a
+        # proactive trigger from firing. Only the new event's slot changed.
+        start = _slot_start(event.occurred, within)
+        in_slot = held.filter(occurred__gte=start, occurred__lt=start + within)
+        threshold = trigger.trigger.threshold
+        first = in_slot.order_by("occurred", "event_id").values("id")[:threshold]
+        last = in_slot.order_by("-occurred", "-event_id").values("id")[:threshold]
+        in_slot.exclude(id__in=first).exclude(id__in=last).delete()
+    return True
 
 
 _Pair = tuple[uuid.UUID, uuid.UUID, str]
@@ -473,6 +555,8 @@ class _Buckets:
         pair = self.pair(trigger, key)
         if self.rows.get(pair) is not None:
             return
+        if _holds_expect_events(trigger):
+            count += _held_in_window(trigger, key, start, end)
         row = AutomationBucket(
             workspace_id=workspace_id,
             automation_id=trigger.automation_id,
@@ -571,8 +655,16 @@ def _evaluate(
                 and previous >= event.occurred
             ):
                 last_event = previous_last_event
-            _restart(buckets, bucket, start=event.occurred, end=event.occurred + trigger.trigger.within,
-                     count=0, last_event=last_event, triggered_at=triggered_at)  # fmt: skip
+            # The new window counts its `expect`-only events (a terminal state racing the last
+            # heartbeat) from the held ones, whatever order they were evaluated in.
+            start, end = event.occurred, event.occurred + trigger.trigger.within
+            held = (
+                _held_in_window(trigger, bucket.bucketing_key, start, end)
+                if _holds_expect_events(trigger)
+                else 0
+            )
+            _restart(buckets, bucket, start=start, end=end, count=held, last_event=last_event,
+                     triggered_at=triggered_at)  # fmt: skip
         return fired
     elif trigger.proactive and triggered_at is not None:
         # A window that ended satisfied, after one that fired: the trigger resolves.
@@ -883,12 +975,24 @@ EXPIRED_BUCKET_BUFFER = dt.timedelta(seconds=60)
 def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
     """Prefect's ``sweep_closed_buckets``: windows that ended more than the buffer ago, in every
     workspace (a sweep across tenants, on purpose). Returns how many were deleted."""
-    older_than = (now or timezone.now()) - EXPIRED_BUCKET_BUFFER
+    now = now or timezone.now()
+    older_than = now - EXPIRED_BUCKET_BUFFER
     # A proactive window that ended is the clock's to evaluate (and then to move on); the sweep
     # takes it only when its automation no longer exists as it was (trigger changed or disabled).
     deleted, _ = AutomationBucket.objects.unscoped().filter(end__lte=older_than, proactive=False).delete()
     stale = AutomationBucket.objects.unscoped().filter(end__lte=older_than, proactive=True)
     deleted += stale.exclude(automation__enabled=True).delete()[0]
+    # Prefect's ``sweep_held_events``: held long enough, unless a window of its key is still open
+    # (``within`` has no upper bound, and an `after` event inside that window can roll it back).
+    open_window = AutomationBucket.objects.unscoped().filter(
+        automation_id=OuterRef("automation_id"),
+        trigger_id=OuterRef("trigger_id"),
+        bucketing_key=OuterRef("bucketing_key"),
+        end__gt=now,
+    )
+    AutomationHeldEvent.objects.unscoped().filter(updated__lt=now - HELD_EXPECT_EVENTS_RETENTION).exclude(
+        Exists(open_window)
+    ).delete()
     return deleted
 
 
@@ -923,8 +1027,3 @@ def automation_firings_redispatch_stalled(*, now: dt.datetime | None = None) -> 
         )
         _dispatch_firings(workspace_id, firing_ids)
     return sum(len(ids) for ids in by_workspace.values())
-
-
-def automation_buckets_clear(*, automation_id: uuid.UUID) -> None:
-    """A changed or disabled automation starts its windows afresh (its trigger ids change)."""
-    AutomationBucket.objects.filter(automation_id=automation_id).delete()
