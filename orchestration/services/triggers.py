@@ -33,6 +33,12 @@
   counted again (one event evaluated by two processes, or redelivered). Each key keeps what a
   window can still need (per ``within``-wide slot, the first and last ``threshold`` events, none
   older than ``HELD_EXPECT_EVENTS_RETENTION`` before the newest); the sweep removes the rest.
+* The events clock (Prefect's ``update_events_clock``/``get_events_clock_offset``), per workspace
+  in the shared cache: how far behind real time the newest event was when it was stored. The
+  clock judges a workspace's ended proactive windows that much later, so an expected event still
+  on its way (a client's buffer, a busy ingest) is counted before its window is judged. Unlike
+  Prefect's, it moves only when a newer event arrives, so a late, old event does not hold every
+  window back; a clock ahead of real time counts as on time.
 * Compound and sequence triggers: a child's firing is recorded (unique as any firing) and stored as
   the parent's latest child firing (``AutomationChildFiring``) under a lock on the automation's
   row; the parent fires when ``require`` is met (compound) or its children fired in order
@@ -56,6 +62,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any
 
+from django.core.cache import cache
 from django.db import IntegrityError, OperationalError, transaction
 from django.db.models import Count, Exists, Max, OuterRef, Q, TextField
 from django.db.models.functions import Cast
@@ -331,6 +338,8 @@ def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
     triggers = workspace_triggers(workspace_id)
     if not triggers:
         return 0
+    if any(t.proactive for t in triggers):
+        _events_clock_advance(workspace_id, events)
     work = [
         (trigger, event)
         for event in sorted(events, key=lambda e: e.occurred)
@@ -345,6 +354,43 @@ def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
             return _evaluate_batch(workspace_id, work)
     finally:
         _depth.reset(token)
+
+
+#: How long a workspace's events clock is kept after its last move.
+EVENTS_CLOCK_TTL_SECONDS = 24 * 3600
+
+
+def _events_clock_key(workspace_id: uuid.UUID) -> str:
+    return f"automations:events-clock:{workspace_id}"
+
+
+def _events_clock_advance(workspace_id: uuid.UUID, events: list[Event]) -> None:
+    """The workspace's clock moves to the batch's newest event (no further than now) when that is
+    newer, remembering when it was seen. Two processes storing at once may leave the older of
+    their two readings, which only judges windows a little later."""
+    seen = time.time()
+    newest = min(max(e.occurred for e in events).timestamp(), seen)
+    key = _events_clock_key(workspace_id)
+    try:
+        clock = cache.get(key)
+        if clock is None or newest >= clock[0]:
+            cache.set(key, (newest, seen), timeout=EVENTS_CLOCK_TTL_SECONDS)
+    except Exception as error:  # noqa: BLE001 - the clock is advice; the events are stored already
+        logger.warning("Workspace %s: events clock not updated (%s)", workspace_id, type(error).__name__)
+
+
+def events_clock_offset(workspace_id: uuid.UUID) -> dt.timedelta:
+    """How far behind real time the workspace's newest event was when it was stored (zero or
+    negative; zero without a clock)."""
+    try:
+        clock = cache.get(_events_clock_key(workspace_id))
+    except Exception as error:  # noqa: BLE001 - without the clock, windows are judged on time
+        logger.warning("Workspace %s: events clock unavailable (%s)", workspace_id, type(error).__name__)
+        return dt.timedelta(0)
+    if not clock:
+        return dt.timedelta(0)
+    newest, seen = clock
+    return dt.timedelta(seconds=min(0.0, newest - seen))
 
 
 #: A batch whose transaction PostgreSQL broke for a deadlock is evaluated again from the start
@@ -913,7 +959,9 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
     purpose): a trigger without ``for_each`` gets its window if it has none, and every proactive
     window that has ended is evaluated under its row lock, one transaction each, so two clocks
     (two beat schedulers, or one restarted) fire a window once. Windows live in the database, so
-    a restart loses none. Returns how many firings happened."""
+    a restart loses none. ``now`` given is each workspace's events clock; otherwise the clock is
+    real time plus the workspace's ``events_clock_offset``. Returns how many firings happened."""
+    given = now
     now = now or timezone.now()
     # Only workspaces with a proactive trigger somewhere in an enabled automation's trigger tree.
     workspace_ids = (
@@ -928,7 +976,8 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
     for workspace_id in workspace_ids:
         proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
         if proactive:
-            fired += _proactive_workspace(workspace_id, proactive, now)
+            as_of = given or now + events_clock_offset(workspace_id)
+            fired += _proactive_workspace(workspace_id, proactive, as_of)
     return fired
 
 

@@ -1,6 +1,8 @@
-"""Held ``expect`` events of proactive triggers with ``after``, as Prefect's server holds them
-(``prefect/server/events/models/automation_held_events.py``): events of one key evaluated in any
-order are counted by the window they occurred in, once."""
+"""Events that reach the triggers out of order or late, as Prefect's server takes them: held
+``expect`` events of proactive triggers with ``after``
+(``prefect/server/events/models/automation_held_events.py``), so events of one key evaluated in
+any order are counted by the window they occurred in, once; and the events clock, which judges
+ended windows as far behind real time as the events arrive."""
 
 from __future__ import annotations
 
@@ -99,3 +101,40 @@ def test_the_sweep_drops_held_events_unless_a_window_of_their_key_is_open(
     triggers.automation_buckets_sweep(now=later)
     # The open window's key keeps its event (an `after` event inside the window may roll it back).
     assert [h.bucketing_key for h in _held(tenant)] == ['["prefect.flow-run.open"]']
+
+
+# --- the events clock -------------------------------------------------------------------------------
+
+
+def _now_event(name: str, *, ago: float, resource: str = "prefect.flow-run.1") -> dict:
+    body = event(name, resource=resource)
+    body["occurred"] = (timezone.now() - dt.timedelta(seconds=ago)).isoformat()
+    return body
+
+
+def test_ended_windows_are_judged_on_the_events_clock(tenant, dev, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    auto = automation(dev, tenant, posture="Proactive", after=[RUNNING], expect=[COMPLETED], within=10)
+    # The newest event the workspace has stored occurred 12 s before it arrived: its window, which
+    # ended 2 s ago in real time, has not ended on the events clock (its Completed may be on its way).
+    emit(capture, tenant, _now_event(RUNNING, ago=12))
+    offset = triggers.events_clock_offset(tenant.workspace.id)
+    assert -13 < offset.total_seconds() <= -12
+    with capture(execute=True):
+        assert triggers.proactive_triggers_evaluate() == 0
+    # An older event arriving later does not move the clock back.
+    emit(capture, tenant, _now_event("other", ago=60))
+    assert triggers.events_clock_offset(tenant.workspace.id) <= offset
+    # The clock catches up with an event that arrives on time: the window has ended, and fires.
+    emit(capture, tenant, _now_event("other", ago=0))
+    assert -1 < triggers.events_clock_offset(tenant.workspace.id).total_seconds() <= 0
+    with capture(execute=True):
+        assert triggers.proactive_triggers_evaluate() == 1
+    assert len(firings(tenant, auto)) == 1
+
+
+def test_a_clock_ahead_of_real_time_counts_as_on_time(tenant, dev, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    automation(dev, tenant, posture="Proactive", expect=[COMPLETED], within=10)
+    emit(capture, tenant, _now_event("other", ago=-300))
+    assert triggers.events_clock_offset(tenant.workspace.id) == dt.timedelta(0)
