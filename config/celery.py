@@ -35,6 +35,8 @@ app.conf.beat_schedule = {
     },
     # Records written without waiting on their chain (reads of secrets) join it within seconds.
     "audit-chain-pending": {"task": "audit.tasks.chain_pending_audit_records", "schedule": 5.0},
+    # Every chain re-walked, for /metrics' verification status (a broken chain is also logged).
+    "audit-verify-chains": {"task": "audit.tasks.verify_audit_chains", "schedule": 3600.0},
     "scim-activity-purge-expired": {
         "task": "accounts.tasks.purge_expired_scim_activity",
         "schedule": crontab(minute=27, hour=3),

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import DatabaseError, connection
 from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
@@ -120,8 +121,39 @@ def _probe(request):
 
 
 def _scraped():
-    """What is read when scraped: the Celery queues' depth and the audit chains' lag."""
-    return [*_queue_depth(), *_audit_chain_lag()]
+    """What is read when scraped: the Celery queues' depth, the audit chains' lag and their last
+    verification."""
+    return [*_queue_depth(), *_audit_chain_lag(), *_audit_chain_verification()]
+
+
+def _audit_chain_verification():
+    """``controlplane_audit_chains_broken``, ``controlplane_audit_chain_entries_verified`` and
+    ``controlplane_audit_chains_verified_timestamp_seconds``: what beat's hourly walk of every chain
+    (``audit.tasks.verify_audit_chains``) found last; left out until one has run (or, without Redis,
+    in a process other than the one that ran it)."""
+    # Function-level import: models load once Django is set up, after this module is imported.
+    from audit.services import CHAINS_VERIFIED_CACHE_KEY
+
+    try:
+        summary = cache.get(CHAINS_VERIFIED_CACHE_KEY)
+    except Exception as exc:  # noqa: BLE001 - a cache that does not answer leaves the gauges out
+        logger.warning("Audit chain verification unavailable: %s", type(exc).__name__)
+        return []
+    if not isinstance(summary, dict):
+        return []
+    families = []
+    for name, documentation, value in (
+        ("controlplane_audit_chains_broken", "Audit chains whose last verification found a broken link.",
+         len(summary.get("broken") or [])),
+        ("controlplane_audit_chain_entries_verified", "Audit entries the last verification checked.",
+         summary.get("entries", 0)),
+        ("controlplane_audit_chains_verified_timestamp_seconds", "When every audit chain was last verified.",
+         summary.get("at", 0)),
+    ):  # fmt: skip
+        family = GaugeMetricFamily(name, documentation)
+        family.add_metric([], float(value))
+        families.append(family)
+    return families
 
 
 def _audit_chain_lag():

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -161,6 +162,38 @@ class TestWhatIsCounted:
         found = samples(client)
         assert value(found, "controlplane_audit_pending_entries") == 0
         assert value(found, "controlplane_audit_pending_oldest_seconds") == 0
+
+
+@pytest.mark.django_db
+def test_the_audit_chains_last_verification(client, tenant):
+    """Beat's hourly walk of every chain: none broken, then an entry changed behind the
+    application's back is found, and the gauges say so (and when)."""
+    from django.core.cache import cache
+    from django.db import connection
+
+    from audit import events
+    from audit.actors import SYSTEM
+    from audit.models import AuditLogEntry
+    from audit.services import CHAINS_VERIFIED_CACHE_KEY, audit_record
+    from audit.tasks import verify_audit_chains
+
+    cache.delete(CHAINS_VERIFIED_CACHE_KEY)
+    assert "controlplane_audit_chains_broken" not in {name for name, _ in samples(client)}
+    entry = audit_record(event=events.ACCOUNT_UPDATED, actor=SYSTEM, account=tenant.account)
+    assert verify_audit_chains() == 0
+    found = samples(client)
+    assert value(found, "controlplane_audit_chains_broken") == 0
+    assert value(found, "controlplane_audit_chain_entries_verified") >= 1
+    assert 0 <= time.time() - value(found, "controlplane_audit_chains_verified_timestamp_seconds") < 60
+
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry DISABLE TRIGGER audit_entry_append_only")
+        AuditLogEntry.objects.filter(pk=entry.pk).update(actor_label="someone else")
+        if connection.vendor == "postgresql":
+            cursor.execute("ALTER TABLE audit_auditlogentry ENABLE TRIGGER audit_entry_append_only")
+    assert verify_audit_chains() == 1
+    assert value(samples(client), "controlplane_audit_chains_broken") == 1
 
 
 def test_several_processes_add_up(tmp_path, client, monkeypatch, db):
