@@ -26,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
@@ -183,6 +184,78 @@ class Process:
                 self.kill()
 
 
+class DatabaseRelay:
+    """A TCP relay between the web process and PostgreSQL. ``outage()`` is what a PostgreSQL
+    restart looks like from the web process (the shared server itself is never restarted): every
+    open connection cut, new ones refused, until ``resume()`` accepts them again."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = free_port()
+        self._listener: socket.socket | None = None
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # closed: the outage
+            try:
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                self._close(end)
+
+    def _close(self, end: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            end.close()
+        with self._lock:
+            self._open.discard(end)
+
+    def outage(self) -> int:
+        """Refuse new connections and cut the open ones; how many connections were cut."""
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            cut = list(self._open)
+        for end in cut:
+            self._close(end)
+        return len(cut) // 2
+
+    def resume(self) -> None:
+        self.start()
+
+
 class Stack:
     """One product deployment: a database, a Redis, web and worker processes."""
 
@@ -191,6 +264,7 @@ class Stack:
         self.server = server
         self.database = f"faults_{uuid.uuid4().hex[:12]}"
         self.redis = PrivateRedis(directory)
+        self.relay = DatabaseRelay(server["host"], server["port"])
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, Process] = {}
@@ -220,6 +294,12 @@ class Stack:
         s = self.server
         auth = s["user"] + (f":{s['password']}" if s["password"] else "")
         return f"postgres://{auth}@{s['host']}:{s['port']}/{self.database}"
+
+    @property
+    def relayed_database_url(self) -> str:
+        return self.database_url.replace(
+            f"@{self.server['host']}:{self.server['port']}/", f"@127.0.0.1:{self.relay.port}/"
+        )
 
     # --- processes -------------------------------------------------------------------------------
 
@@ -263,10 +343,12 @@ class Stack:
     def start_role(self, role: str, extra: dict | None = None, *, wait: bool = True) -> Process:
         log = self.directory / f"{role}.log"
         handle = open(log, "a")  # noqa: SIM115 (closed with the process)
+        # The web process reaches PostgreSQL through the relay, whose outage stands for a restart.
+        through = {"DATABASE_URL": self.relayed_database_url} if role == "web" else {}
         popen = subprocess.Popen(
             ["sh", str(ROOT / "deploy" / "entrypoint.sh"), role],
             cwd=ROOT,
-            env=self.env() | {k: str(v) for k, v in (extra or {}).items()},
+            env=self.env() | through | {k: str(v) for k, v in (extra or {}).items()},
             stdout=handle,
             stderr=subprocess.STDOUT,
         )
@@ -310,6 +392,7 @@ class Stack:
     def start(self) -> None:
         (self.directory / "var").mkdir(parents=True, exist_ok=True)
         self.redis.start()
+        self.relay.start()
         template = self._template()
         with self.admin() as conn:
             conn.execute(f'CREATE DATABASE "{self.database}" TEMPLATE "{template}"')
@@ -334,6 +417,7 @@ class Stack:
             with contextlib.suppress(Exception):
                 process.kill_all()
         self.redis.kill()
+        self.relay.outage()
         with contextlib.suppress(Exception), self.admin() as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
 

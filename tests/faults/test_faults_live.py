@@ -5,6 +5,8 @@ its own PostgreSQL database and a private Redis) is driven by the unmodified ``p
 while one of its parts fails:
 
 * every backend of its database terminated again and again;
+* PostgreSQL gone for a few seconds, as in a restart (every connection of the web process cut, new
+  ones refused), then back: the web process serves again without a restart;
 * its Redis frozen (answering nothing), then killed and restarted mid-run: every request is
   answered within a few seconds;
 * its web process killed with SIGKILL in the middle of a burst of ``set_state`` calls, then started
@@ -117,6 +119,28 @@ def test_backends_terminated_again_and_again(stack):
     # The server serves as usual at once: no restart.
     assert stack.web_answers()
     print(f"terminated {kills} backends; statuses {statuses}")
+
+
+DATABASE_DOWN_SECONDS = 3.0
+
+
+def test_postgresql_restarted_mid_run(stack):
+    mark = stack.log_mark()
+    client = _contention(stack, 6)
+    # Once the clients are busy: every connection cut, new ones refused for a while.
+    wait_for(lambda: sum(stack.answers(mark)[0].values()) >= 10, timeout=60, what="the clients at work")
+    cut = stack.relay.outage()
+    time.sleep(DATABASE_DOWN_SECONDS)
+    stack.relay.resume()
+    result, described = client_result(client)
+    statuses = _assert_only_retryable_failures(stack, mark)
+    assert statuses.get(503), f"no request met the outage: {statuses}"
+    _assert_nothing_lost(stack, result, described)
+    # Back without a restart of the product: the process that saw the outage answers.
+    assert stack.web_answers()
+    response = httpx.get(f"{stack.url}/readyz", timeout=10)
+    assert response.status_code == 200, response.text
+    print(f"cut {cut} connections for {DATABASE_DOWN_SECONDS} s; statuses {statuses}")
 
 
 REDIS_FROZEN_SECONDS = 6.0
