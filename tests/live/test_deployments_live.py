@@ -362,11 +362,13 @@ def test_serve_runs_cli_deployment_run_and_cancels_through_events_out(
     ]
     assert not polled, f"the runner fell back to polling for cancellation\n{trail}"
 
-    # Ctrl-C: the runner pauses its deployment on the way out (PATCH deployments/{id} paused).
+    # Ctrl-C: the runner pauses its deployment on the way out (PATCH deployments/{id} paused). On a
+    # busy machine its shutdown (its loops cancelled, its sockets closed) can take a while, and a
+    # second Ctrl-C would abort it before the pause: one press, and patience.
     mark = asgi_server.mark()
     served.popen.send_signal(signal.SIGINT)
     paused = wait_for(
-        lambda: Deployment.objects.for_workspace(workspace.id).get(id=deployment.id).paused, bool, timeout=15
+        lambda: Deployment.objects.for_workspace(workspace.id).get(id=deployment.id).paused, bool, timeout=60
     )
     assert paused is True, explain(asgi_server, live_tenant, served, mark=mark)
 
