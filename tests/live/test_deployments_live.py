@@ -370,7 +370,16 @@ def test_serve_runs_cli_deployment_run_and_cancels_through_events_out(
     paused = wait_for(
         lambda: Deployment.objects.for_workspace(workspace.id).get(id=deployment.id).paused, bool, timeout=60
     )
-    assert paused is True, explain(asgi_server, live_tenant, served, mark=mark)
+    assert paused is True, explain(asgi_server, live_tenant, served, mark=mark, extra=_signal_state(served))
+
+
+def _signal_state(spawned: Spawned) -> str:
+    """The runner's ignored, blocked and caught signal masks, as the kernel has them."""
+    try:
+        status = Path(f"/proc/{spawned.popen.pid}/status").read_text()
+    except OSError:
+        return f"exit status {spawned.popen.poll()}"
+    return " ".join(line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn", "SigCgt")))
 
 
 # --------------------------------------------------------------------------------------------------

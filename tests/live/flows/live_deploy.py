@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 
@@ -36,6 +37,12 @@ def main() -> None:
     parser.add_argument("--concurrency-limit", type=int, default=None)
     parser.add_argument("--parameters", default=None)
     args = parser.parse_args()
+
+    # Ctrl-C as a terminal delivers it: a process started from the test process can inherit SIGINT
+    # ignored or blocked (by a library at work in that process when it forks), and then the
+    # runner would never hear the Ctrl-C the test sends.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     if args.mode == "serve":
         from live_job import live_job
