@@ -170,6 +170,11 @@ class LoadedTrigger:
     def proactive(self) -> bool:
         return self.trigger.posture == "Proactive"
 
+    @property
+    def holds_expect_events(self) -> bool:
+        """Prefect's ``holds_expect_events``: a proactive trigger with ``after``."""
+        return self.proactive and bool(self.trigger.after)
+
     def meets_threshold(self, count: int) -> bool:
         if self.proactive:
             return count < self.trigger.threshold
@@ -435,7 +440,7 @@ def _evaluate_event(
     # Held for the windows that open later over it; one held already was counted when it was.
     if (
         expect_only
-        and _holds_expect_events(trigger)
+        and trigger.holds_expect_events
         and not _hold_expect_event(workspace_id, trigger, key, event)
     ):
         return 0
@@ -468,11 +473,6 @@ def _evaluate_event(
     if bucket is None:
         return 0
     return _evaluate(trigger, bucket, event.occurred, event, buckets)
-
-
-def _holds_expect_events(trigger: LoadedTrigger) -> bool:
-    """Prefect's ``holds_expect_events``: a proactive trigger with ``after``."""
-    return trigger.proactive and bool(trigger.trigger.after)
 
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -601,7 +601,7 @@ class _Buckets:
         pair = self.pair(trigger, key)
         if self.rows.get(pair) is not None:
             return
-        if _holds_expect_events(trigger):
+        if trigger.holds_expect_events:
             count += _held_in_window(trigger, key, start, end)
         row = AutomationBucket(
             workspace_id=workspace_id,
@@ -706,7 +706,7 @@ def _evaluate(
             start, end = event.occurred, event.occurred + trigger.trigger.within
             held = (
                 _held_in_window(trigger, bucket.bucketing_key, start, end)
-                if _holds_expect_events(trigger)
+                if trigger.holds_expect_events
                 else 0
             )
             _restart(buckets, bucket, start=start, end=end, count=held, last_event=last_event,
@@ -961,8 +961,6 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
     (two beat schedulers, or one restarted) fire a window once. Windows live in the database, so
     a restart loses none. ``now`` given is each workspace's events clock; otherwise the clock is
     real time plus the workspace's ``events_clock_offset``. Returns how many firings happened."""
-    given = now
-    now = now or timezone.now()
     # Only workspaces with a proactive trigger somewhere in an enabled automation's trigger tree.
     workspace_ids = (
         Automation.objects.unscoped()
@@ -976,7 +974,7 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
     for workspace_id in workspace_ids:
         proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
         if proactive:
-            as_of = given or now + events_clock_offset(workspace_id)
+            as_of = now or timezone.now() + events_clock_offset(workspace_id)
             fired += _proactive_workspace(workspace_id, proactive, as_of)
     return fired
 

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from orchestration.events.services import events_ingest
 from orchestration.models import AutomationActionRun, AutomationFiring, Event
+from orchestration.services import triggers
 
 T0 = timezone.now().replace(microsecond=0) - dt.timedelta(hours=1)
 
@@ -54,3 +55,9 @@ def emitted(tenant, name):
 
 def action_runs(tenant):
     return list(AutomationActionRun.objects.for_workspace(tenant.workspace.id).order_by("id"))
+
+
+def clock(capture, *, seconds: float) -> int:
+    """The proactive clock's pass at ``T0 + seconds``, running what follows its commits."""
+    with capture(execute=True):
+        return triggers.proactive_triggers_evaluate(now=T0 + dt.timedelta(seconds=seconds))

@@ -14,16 +14,11 @@ from django.utils import timezone
 
 from orchestration.models import AutomationBucket, AutomationHeldEvent, Event
 from orchestration.services import triggers
-from tests.orchestration.automations.engine import T0, automation, emit, event, firings
+from tests.orchestration.automations.engine import T0, automation, clock, emit, event, firings
 
 pytestmark = pytest.mark.django_db
 
 RUNNING, COMPLETED = "prefect.flow-run.Running", "prefect.flow-run.Completed"
-
-
-def _clock(capture, *, seconds: float) -> int:
-    with capture(execute=True):
-        return triggers.proactive_triggers_evaluate(now=T0 + dt.timedelta(seconds=seconds))
 
 
 def _held(tenant) -> list[AutomationHeldEvent]:
@@ -45,7 +40,7 @@ def test_an_expected_event_evaluated_before_the_after_event_counts_in_its_window
     window = {b.bucketing_key: b.count for b in AutomationBucket.objects.for_workspace(tenant.workspace.id)}
     assert window == {'["prefect.flow-run.a"]': 1, '["prefect.flow-run.b"]': 0}
 
-    assert _clock(capture, seconds=61) == 1
+    assert clock(capture, seconds=61) == 1
     (firing,) = firings(tenant, auto)
     assert firing.triggering_labels == {"prefect.resource.id": "prefect.flow-run.b"}
 
@@ -61,7 +56,7 @@ def test_one_expected_event_evaluated_twice_counts_once(tenant, dev, django_capt
         assert triggers.events_stored(tenant.workspace.id, stored) == 0
     (bucket,) = AutomationBucket.objects.for_workspace(tenant.workspace.id)
     assert bucket.count == 1
-    assert _clock(capture, seconds=61) == 1  # one Completed of the two expected
+    assert clock(capture, seconds=61) == 1  # one Completed of the two expected
     assert len(firings(tenant, auto)) == 1
 
 
@@ -78,7 +73,7 @@ def test_a_key_keeps_only_what_a_window_can_need(tenant, dev, django_capture_on_
     emit(capture, tenant, event(RUNNING, seconds=99))
     (bucket,) = AutomationBucket.objects.for_workspace(tenant.workspace.id)
     assert bucket.count >= 1
-    assert _clock(capture, seconds=110) == 0
+    assert clock(capture, seconds=110) == 0
 
     # Held events older than the retention before the newest held one go.
     emit(capture, tenant, event(COMPLETED, seconds=100 + 3600))
@@ -112,7 +107,7 @@ def _now_event(name: str, *, ago: float, resource: str = "prefect.flow-run.1") -
     return body
 
 
-def test_ended_windows_are_judged_on_the_events_clock(tenant, dev, django_capture_on_commit_callbacks):
+def test_ended_windows_are_judged_on_the_eventsclock(tenant, dev, django_capture_on_commit_callbacks):
     capture = django_capture_on_commit_callbacks
     auto = automation(dev, tenant, posture="Proactive", after=[RUNNING], expect=[COMPLETED], within=10)
     # The newest event the workspace has stored occurred 12 s before it arrived: its window, which

@@ -11,16 +11,20 @@ import pytest
 
 from orchestration.models import AutomationBucket, AutomationChildFiring, AutomationFiring
 from orchestration.services import triggers
-from tests.orchestration.automations.engine import T0, action_runs, automation, emit, emitted, event, firings
+from tests.orchestration.automations.engine import (
+    T0,
+    action_runs,
+    automation,
+    clock,
+    emit,
+    emitted,
+    event,
+    firings,
+)
 
 pytestmark = pytest.mark.django_db
 
 RUNNING, COMPLETED = "prefect.flow-run.Running", "prefect.flow-run.Completed"
-
-
-def _clock(capture, *, seconds: float) -> int:
-    with capture(execute=True):
-        return triggers.proactive_triggers_evaluate(now=T0 + dt.timedelta(seconds=seconds))
 
 
 def _proactive(client, tenant, **trigger) -> str:
@@ -39,10 +43,10 @@ def test_a_flow_run_that_does_not_complete_within_the_window_fires(
     emit(capture, tenant, event(RUNNING, resource="prefect.flow-run.late"))
     emit(capture, tenant, event(RUNNING, resource="prefect.flow-run.ok"),
          event(COMPLETED, seconds=30, resource="prefect.flow-run.ok"))  # fmt: skip
-    assert _clock(capture, seconds=59) == 0  # the windows are still open
+    assert clock(capture, seconds=59) == 0  # the windows are still open
     assert firings(tenant, auto) == []
 
-    assert _clock(capture, seconds=61) == 1
+    assert clock(capture, seconds=61) == 1
     (firing,) = firings(tenant, auto)
     assert firing.triggering_labels == {"prefect.resource.id": "prefect.flow-run.late"}
     assert firing.triggering_event["event"] == RUNNING  # the window's last event
@@ -54,21 +58,21 @@ def test_a_flow_run_that_does_not_complete_within_the_window_fires(
     # only awaits its expected event, to resolve.
     (left,) = AutomationBucket.objects.for_workspace(tenant.workspace.id)
     assert left.awaiting_resolution and left.bucketing_key == '["prefect.flow-run.late"]'
-    assert _clock(capture, seconds=200) == 0
+    assert clock(capture, seconds=200) == 0
 
 
 def test_without_for_each_the_clock_opens_the_windows(tenant, dev, django_capture_on_commit_callbacks):
     capture = django_capture_on_commit_callbacks
     auto = _proactive(dev, tenant, expect=["heartbeat"], threshold=2, within=10)
-    assert _clock(capture, seconds=0) == 0  # opens [0, 10)
-    assert _clock(capture, seconds=11) == 1  # nothing came: fires, and opens [11, 21)
-    assert _clock(capture, seconds=11) == 0  # the same moment again: that window fired once
+    assert clock(capture, seconds=0) == 0  # opens [0, 10)
+    assert clock(capture, seconds=11) == 1  # nothing came: fires, and opens [11, 21)
+    assert clock(capture, seconds=11) == 0  # the same moment again: that window fired once
     emit(capture, tenant, event("heartbeat", seconds=12), event("heartbeat", seconds=13))
     # Two heartbeats in [11, 21): satisfied, so the trigger that fired resolves.
-    assert _clock(capture, seconds=22) == 1
+    assert clock(capture, seconds=22) == 1
     assert len(emitted(tenant, "prefect.automation.resolved")) == 1
     emit(capture, tenant, event("heartbeat", seconds=25))
-    assert _clock(capture, seconds=33) == 1  # one in [22, 32) is fewer than two
+    assert clock(capture, seconds=33) == 1  # one in [22, 32) is fewer than two
     assert len(emitted(tenant, "prefect.automation.triggered")) == 2
     assert len(firings(tenant, auto)) == 3
     assert all(f.triggering_event_id is None for f in firings(tenant, auto))
@@ -82,7 +86,7 @@ def test_a_pending_window_survives_a_restart_and_the_sweep(tenant, dev, django_c
     # the window lived in memory, and the sweep of ended windows leaves it for the clock.
     triggers.automations_memo_clear()
     assert triggers.automation_buckets_sweep(now=T0 + dt.timedelta(hours=2)) == 0
-    assert _clock(capture, seconds=3600) == 1
+    assert clock(capture, seconds=3600) == 1
     assert len(firings(tenant, auto)) == 1
 
 
@@ -95,7 +99,7 @@ def test_a_disabled_proactive_automation_neither_fires_nor_keeps_its_windows(
     assert (
         dev.patch(f"{tenant.prefix}/automations/{auto}", {"enabled": False}, format="json").status_code == 204
     )
-    assert _clock(capture, seconds=120) == 0
+    assert clock(capture, seconds=120) == 0
     triggers.automation_buckets_sweep(now=T0 + dt.timedelta(hours=2))
     assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()
     assert firings(tenant, auto) == []
@@ -113,8 +117,8 @@ def test_heartbeats_in_after_and_expect_restart_the_window(tenant, dev, django_c
     auto = _proactive(dev, tenant, after=["beat"], expect=["beat"], within=30)
     for seconds in (0, 20, 40, 60):
         emit(capture, tenant, event("beat", seconds=seconds))
-    assert _clock(capture, seconds=85) == 0  # the last beat's window runs to 90
-    assert _clock(capture, seconds=91) == 1  # the beats stopped
+    assert clock(capture, seconds=85) == 0  # the last beat's window runs to 90
+    assert clock(capture, seconds=91) == 1  # the beats stopped
     assert len(firings(tenant, auto)) == 1
 
 
@@ -212,12 +216,12 @@ def test_a_compound_of_a_proactive_child(tenant, dev, django_capture_on_commit_c
     assert response.status_code == 201, response.json()
     auto = response.json()["id"]
     emit(capture, tenant, event("failed"))
-    assert _clock(capture, seconds=0) == 0
-    assert _clock(capture, seconds=31) == 1
+    assert clock(capture, seconds=0) == 0
+    assert clock(capture, seconds=31) == 1
     assert len(_top(tenant, auto)) == 1
     # The child's next window hears a beat: a child does not resolve, and feeds its parent nothing.
     emit(capture, tenant, event("beat", seconds=35))
-    assert _clock(capture, seconds=62) == 0
+    assert clock(capture, seconds=62) == 0
     assert not AutomationChildFiring.objects.for_workspace(tenant.workspace.id).exists()
     assert len(emitted(tenant, "prefect.automation.resolved")) == 1  # the compound's own firing
 
@@ -261,18 +265,18 @@ def test_a_reactive_firing_triggers_and_resolves_at_once(tenant, dev, django_cap
 def test_a_proactive_trigger_resolves_when_its_events_resume(tenant, dev, django_capture_on_commit_callbacks):
     capture = django_capture_on_commit_callbacks
     auto = _with_state_actions(dev, tenant, {"posture": "Proactive", "expect": ["beat"], "within": 10})
-    _clock(capture, seconds=0)
-    assert _clock(capture, seconds=11) == 1  # [0, 10) was quiet: triggered
-    assert _clock(capture, seconds=22) == 1  # [11, 21) quiet too: fires again (as Prefect), no resolve
+    clock(capture, seconds=0)
+    assert clock(capture, seconds=11) == 1  # [0, 10) was quiet: triggered
+    assert clock(capture, seconds=22) == 1  # [11, 21) quiet too: fires again (as Prefect), no resolve
     assert emitted(tenant, "prefect.automation.resolved") == []
     emit(capture, tenant, event("beat", seconds=25))
-    assert _clock(capture, seconds=33) == 1  # [22, 32) heard a beat: resolved
+    assert clock(capture, seconds=33) == 1  # [22, 32) heard a beat: resolved
     (resolved,) = emitted(tenant, "prefect.automation.resolved")
     assert resolved.resource["prefect.posture"] == "Proactive"
     assert len(emitted(tenant, "prefect.automation.triggered")) == 2
     resolving = firings(tenant, auto)[-1]
     assert [entry["source"] for entry in resolving.actions] == ["actions_on_resolve"]
-    assert _clock(capture, seconds=44) == 1  # quiet again: triggered again
+    assert clock(capture, seconds=44) == 1  # quiet again: triggered again
 
 
 def test_a_proactive_after_trigger_resolves_when_the_expected_event_arrives_late(
@@ -283,7 +287,7 @@ def test_a_proactive_after_trigger_resolves_when_the_expected_event_arrives_late
                                              "within": 60, "for_each": ["prefect.resource.id"]})  # fmt: skip
     emit(capture, tenant, event(RUNNING, resource="prefect.flow-run.late"),
          event(RUNNING, resource="prefect.flow-run.other"))  # fmt: skip
-    assert _clock(capture, seconds=61) == 2  # neither completed within its window: triggered
+    assert clock(capture, seconds=61) == 2  # neither completed within its window: triggered
     assert emitted(tenant, "prefect.automation.resolved") == []
     # Another flow run's completion resolves nothing of this one.
     emit(capture, tenant, event("prefect.flow-run.Failed", seconds=90, resource="prefect.flow-run.late"))
@@ -299,7 +303,7 @@ def test_a_proactive_after_trigger_resolves_when_the_expected_event_arrives_late
     emit(capture, tenant, event(COMPLETED, seconds=110, resource="prefect.flow-run.late"))
     assert len(emitted(tenant, "prefect.automation.resolved")) == 1
     # The other one never completes: after the wait it is no longer awaited, and never resolves.
-    assert _clock(capture, seconds=61 + 3600 + 1) == 0
+    assert clock(capture, seconds=61 + 3600 + 1) == 0
     assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()
     emit(capture, tenant, event(COMPLETED, seconds=3700, resource="prefect.flow-run.other"))
     assert len(emitted(tenant, "prefect.automation.resolved")) == 1
@@ -313,10 +317,10 @@ def test_a_fired_after_trigger_that_starts_again_resolves_when_the_new_window_is
     _with_state_actions(dev, tenant, {"posture": "Proactive", "after": [RUNNING], "expect": [COMPLETED],
                                       "within": 60, "for_each": ["prefect.resource.id"]})  # fmt: skip
     emit(capture, tenant, event(RUNNING))
-    assert _clock(capture, seconds=61) == 1  # triggered
+    assert clock(capture, seconds=61) == 1  # triggered
     # The run is retried: a new window, which its completion satisfies.
     emit(capture, tenant, event(RUNNING, seconds=100), event(COMPLETED, seconds=130))
-    assert _clock(capture, seconds=161) == 1  # the window ended satisfied: resolved
+    assert clock(capture, seconds=161) == 1  # the window ended satisfied: resolved
     assert len(emitted(tenant, "prefect.automation.resolved")) == 1
     assert len(emitted(tenant, "prefect.automation.triggered")) == 1
     assert not AutomationBucket.objects.for_workspace(tenant.workspace.id).exists()
