@@ -588,6 +588,11 @@ async def run_target(
     per: dict[str, dict] = {rid: {"triggered": 0, "executed": 0, "failed": 0} for rid in expected}
     lat: dict[str, list[float]] = {"reactive": [], "compound": [], "proactive": []}
     to_trigger: list[float] = []  # send -> the triggered event (evaluation), reactive and compound
+    to_action: list[float] = []  # the triggered event -> its action's executed (hand-off and action)
+    triggered_at: dict[tuple[str, str | None], float] = {}
+    for event, rid, occurred, related in rows:
+        if rid in per and event == "prefect.automation.triggered":
+            triggered_at[(rid, _triggering_event(related))] = occurred
     for event, rid, occurred, related in rows:
         if rid not in per:
             continue
@@ -600,6 +605,8 @@ async def run_target(
         per[rid]["executed" if event.endswith("executed") else "failed"] += 1
         kind = expected[rid]["kind"]
         eid = _triggering_event(related)
+        if (rid, eid) in triggered_at:
+            to_action.append(occurred - triggered_at[(rid, eid)])
         if eid in sent_at:
             sent = sent_at[eid][0]
             if kind == "proactive":
@@ -667,6 +674,12 @@ async def run_target(
             "p50": _pct(to_trigger, 0.5),
             "p95": _pct(to_trigger, 0.95),
             "max": _pct(to_trigger, 1.0),
+        },
+        "triggered_to_executed": {
+            "n": len(to_action),
+            "p50": _pct(to_action, 0.5),
+            "p95": _pct(to_action, 0.95),
+            "max": _pct(to_action, 1.0),
         },
         "proactive_after_window_end": {
             "n": len(lat["proactive"]),

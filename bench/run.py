@@ -59,6 +59,16 @@ import part_m  # noqa: E402
 import servers  # noqa: E402
 from servers import log  # noqa: E402
 
+#: Prefect's loop services that read or sweep runs, off while part (i) runs.
+I_PREFECT_SERVICES_OFF = (
+    "CANCELLATION_CLEANUP",
+    "LATE_RUNS",
+    "FOREMAN",
+    "PAUSE_EXPIRATIONS",
+    "REPOSSESSOR",
+    "SCHEDULER",
+)
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -523,6 +533,22 @@ def table(results: dict, names: list[str]) -> str:
             {n: kget(n, "latency_ms", "reactive_and_compound", "p95") for n in names},
             "{:.0f}",
         )
+        for key, label in (
+            ("send_to_triggered", "send to triggered"),
+            ("triggered_to_executed", "triggered to executed"),
+        ):
+            add(
+                f"(k) {label} p50 / p95 ms",
+                {
+                    n: (
+                        None
+                        if kget(n, "latency_ms", key, "p50") is None
+                        else f"{kget(n, 'latency_ms', key, 'p50'):.0f} / {kget(n, 'latency_ms', key, 'p95'):.0f}"
+                    )
+                    for n in names
+                },
+                ratio=False,
+            )
         add(
             "(k) proactive: action after window end p50 ms",
             {n: kget(n, "latency_ms", "proactive_after_window_end", "p50") for n in names},
@@ -737,6 +763,15 @@ def main(argv: list[str] | None = None) -> int:
                     prefect_env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED", "false")
                 elif "d" in args.only:
                     prefect_env.setdefault("PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS", "5")
+                if "i" in args.only:
+                    # (i) loads millions of rows with the secondary indexes dropped: Prefect's
+                    # sweeps would scan the half-loaded tables row by row meanwhile (its
+                    # cancellation clean-up, one task-run query per cancelled run), and its event
+                    # vacuum would delete the generated events older than 7 days. Our server runs
+                    # no sweeps in (i) either (no beat).
+                    for service in I_PREFECT_SERVICES_OFF:
+                        prefect_env.setdefault(f"PREFECT_SERVER_SERVICES_{service}_ENABLED", "false")
+                    prefect_env.setdefault("PREFECT_SERVER_EVENTS_RETENTION_PERIOD", "P400D")
                 targets.append(
                     servers.start_prefect(tag, workdir, workers=args.prefect_workers, extra_env=prefect_env)
                 )
