@@ -417,9 +417,11 @@ def invitation_create(
     account_role: str = AccountRole.MEMBER,
     workspace_grants: list[tuple[Workspace, ResolvedRole]] = (),
     lifetime: timedelta = INVITATION_LIFETIME,
+    door: str = Door.INVITATION,
 ) -> tuple[Invitation, str]:
     """Invite ``email`` to the account: ``(invitation, token)``; the token goes in the link and is
-    shown once. A pending invitation holds a seat from now, so invitations cannot overbook."""
+    shown once. A pending invitation holds a seat from now, so invitations cannot overbook.
+    ``door`` names where the invitation was sent from in the seat ledger (the console's own)."""
     if email is not None and not isinstance(email, str):
         raise InvalidInput("email must be a string.", code="invalid_email")
     email = User.objects.normalize_email(email or "").strip()
@@ -443,7 +445,7 @@ def invitation_create(
         _invitations_expire_locked(account)
         token = secrets.token_urlsafe(32)
         with seat_change(
-            account=account, actor=actor, door=Door.INVITATION, reason=f"invitation sent to {email}", adding=1
+            account=account, actor=actor, door=door, reason=f"invitation sent to {email}", adding=1
         ):
             invitation = Invitation.objects.create(
                 account=account,
@@ -549,7 +551,7 @@ def invitations_pending(account: Account):
     )
 
 
-def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
+def invitation_revoke(*, invitation: Invitation, actor, door: str = Door.INVITATION) -> Invitation:
     with transaction.atomic():
         account = _lock_account(invitation.account)
         invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
@@ -558,7 +560,7 @@ def invitation_revoke(*, invitation: Invitation, actor) -> Invitation:
         with seat_change(
             account=account,
             actor=actor,
-            door=Door.INVITATION,
+            door=door,
             reason=f"invitation to {invitation.email} revoked",
         ):
             invitation.status = Invitation.Status.REVOKED

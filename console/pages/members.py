@@ -2,7 +2,8 @@
 were last seen; invite by email with an account role and, optionally, a role in some of the
 account's workspaces (applied when the invitation is accepted); change a role; remove; revoke an invitation; the seats
 used of the plan's. The same services (and so the same audit events) as ``account_memberships/``
-and ``invitations/`` of the account API, under the same permissions."""
+and ``invitations/`` of the account API, under the same permissions; the seat ledger names the
+console as the door its invitations, revocations and removals came through."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from accounts.selectors import (
 )
 from accounts.services import membership_change_role, membership_remove
 from billing.entitlements import plan_for, seats_used
+from billing.models import Door
 from console.pages.base import (
     Confirmation,
     ConfirmedActionPage,
@@ -215,6 +217,7 @@ class MembersPage(_MembersView):
                     account_role=form.cleaned_data["role"],
                     workspace_grants=grants,
                     actor=request.user,
+                    door=Door.CONSOLE,
                 )
             except AppError as error:
                 form.add_error("email" if error.code in _EMAIL_CODES else None, error_message(error))
@@ -260,7 +263,7 @@ class MemberRemovePage(ConfirmedActionPage):
         )
 
     def act(self, target: AccountMembership) -> None:
-        membership_remove(membership=target, actor=self.request.user)
+        membership_remove(membership=target, actor=self.request.user, door=Door.CONSOLE)
 
 
 class InvitationRevokePage(ConfirmedActionPage):
@@ -282,4 +285,4 @@ class InvitationRevokePage(ConfirmedActionPage):
         )
 
     def act(self, target: Invitation) -> None:
-        rbac.invitation_revoke(invitation=target, actor=self.request.user)
+        rbac.invitation_revoke(invitation=target, actor=self.request.user, door=Door.CONSOLE)

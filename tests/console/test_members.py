@@ -11,10 +11,12 @@ from django.utils import timezone
 from accounts.models import AccountMembership, Invitation, User, WorkspaceRoleGrant
 from accounts.permissions import AccountRole, builtin_workspace_role_id
 from accounts.rbac import custom_role_create
-from accounts.services import membership_add
+from accounts.services import membership_add, membership_remove
 from audit.actors import SYSTEM
+from billing.models import SeatLedgerEntry
+from billing.plans import get_plan
 from tests.console.conftest import audited, make_org, session, steady_query_count
-from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
+from tests.factories import AccountFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -397,3 +399,70 @@ class TestInvitationWorkspaceGrants:
         )
         assert response.status_code == 302
         assert Invitation.objects.get(account=org.account).workspace_grants == []
+
+
+def _full_org(plan: str):
+    """An account on ``plan`` with every seat taken: its Owner, an Admin and Members."""
+    account = AccountFactory(plan=plan)
+    owner, admin = UserFactory(), UserFactory()
+    MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
+    MembershipFactory(account=account, user=admin, role=AccountRole.ADMIN)
+    for _ in range(get_plan(plan).max_seats - 2):
+        MembershipFactory(account=account, role=AccountRole.MEMBER)
+    return account, admin
+
+
+class TestSeatsThroughTheConsole:
+    """The console is a door of its own: its invitations, revocations and removals are seat
+    changes the ledger records as ``console``, and it refuses the person beyond the plan."""
+
+    @pytest.mark.parametrize(
+        ("plan", "person"), [("hobby", "third"), ("team", "ninth")], ids=["third-on-hobby", "ninth-on-team"]
+    )
+    def test_the_person_beyond_the_plan_is_refused_inline_with_nothing_half_created(self, db, plan, person):
+        account, admin = _full_org(plan)
+        seats = get_plan(plan).max_seats
+        users = User.objects.count()
+        email = f"{person}@example.test"
+        response = session(admin).post(
+            f"/console/accounts/{account.handle}/members/", {"email": email, "role": "member"}
+        )
+        assert response.status_code == 422
+        alert = response.content.decode().split('<div class="error" role="alert">')[1].split("</div>")[0]
+        assert (
+            f"plan allows {seats} seats; this account has {seats}. Upgrade the plan or free one up." in alert
+        )
+        assert User.objects.count() == users and not User.objects.filter(email__iexact=email).exists()
+        assert AccountMembership.objects.filter(account=account).count() == seats
+        assert not Invitation.objects.filter(account=account).exists()
+        assert not SeatLedgerEntry.objects.filter(account=account).exists()
+        assert not audited(account, "invitation.sent") and not audited(account, "billing.seats-changed")
+
+    def test_the_ledger_names_the_console_as_the_door(self, db):
+        org = make_org(plan="team")
+        browser = session(org.admin)
+        assert (
+            browser.post(org.url("members/"), {"email": "kept@example.test", "role": "member"}).status_code
+            == 302
+        )
+        assert (
+            browser.post(org.url("members/"), {"email": "gone@example.test", "role": "member"}).status_code
+            == 302
+        )
+        revoked = Invitation.objects.get(account=org.account, email="gone@example.test")
+        assert browser.post(org.url(f"invitations/{revoked.pk}/revoke")).status_code == 302
+        removed = membership_of(org, org.member)
+        assert browser.post(org.url(f"members/{removed.pk}/remove")).status_code == 302
+        rows = list(SeatLedgerEntry.objects.filter(account=org.account).order_by("occurred"))
+        assert [(row.door, row.seats_before, row.seats_after) for row in rows] == [
+            ("console", 3, 4),
+            ("console", 4, 5),
+            ("console", 5, 4),
+            ("console", 4, 3),
+        ]
+        assert all(row.actor_label == org.admin.email for row in rows)
+        assert "kept@example.test" in rows[0].reason and org.member.email in rows[3].reason
+        # The account API keeps its own door.
+        MembershipFactory(account=org.account, user=(other := UserFactory()), role=AccountRole.MEMBER)
+        membership_remove(membership=membership_of(org, other), actor=org.admin)
+        assert SeatLedgerEntry.objects.filter(account=org.account).latest("occurred").door == "api"
