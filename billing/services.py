@@ -124,25 +124,22 @@ def _seat_ledger_record(*, account: Account, actor, door: Door, reason: str, bef
         billed_after = max(subscription.seats_high_water, after, 1)
         subscription.seats_billed = billed_after
         subscription.save(update_fields=["seats_high_water", "seats_billed", "updated"])
-    # With billing through Stripe on, a change of seats is a billing change in the audit log (the
-    # ledger row names it); without it the product runs as before, the membership's own event
-    # recording the change.
-    record = None
-    if stripe_client.enabled():
-        record = audit_record(
-            event=events.BILLING_SEATS_CHANGED,
-            actor=actor,
-            account=account,
-            target=account,
-            payload={
-                "door": door.value,
-                "reason": reason,
-                "seats_before": before,
-                "seats_after": after,
-                "billed_before": billed_before,
-                "billed_after": billed_after,
-            },
-        )
+    # Every change of seats is a billing change in the audit log, with Stripe on or off (the plan's
+    # seat limit holds either way); the ledger row names its record.
+    record = audit_record(
+        event=events.BILLING_SEATS_CHANGED,
+        actor=actor,
+        account=account,
+        target=account,
+        payload={
+            "door": door.value,
+            "reason": reason,
+            "seats_before": before,
+            "seats_after": after,
+            "billed_before": billed_before,
+            "billed_after": billed_after,
+        },
+    )
     entry = SeatLedgerEntry.objects.create(
         account=account,
         actor_kind=actor_kind(actor),
@@ -153,7 +150,7 @@ def _seat_ledger_record(*, account: Account, actor, door: Door, reason: str, bef
         seats_after=after,
         billed_before=billed_before,
         billed_after=billed_after,
-        audit_entry_id=record.pk if record is not None else None,
+        audit_entry_id=record.pk,
     )
     if billed_after != billed_before and stripe_client.enabled():
         _push_quantity_on_commit(account_id=account.pk, entry_id=entry.pk)

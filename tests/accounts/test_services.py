@@ -54,7 +54,8 @@ class TestMemberships:
     def test_account_create_makes_the_owner_and_records_it(self, owned):
         account, owner = owned
         assert AccountMembership.objects.get(account=account, user=owner).role == AccountRole.OWNER
-        assert _events(account) == ["account.created", "member.added"]
+        # The Owner's seat is a seat change too (billing's record, before the membership's).
+        assert _events(account) == ["account.created", "billing.seats-changed", "member.added"]
 
     def test_add_change_remove_are_audited(self, owned):
         account, owner = owned
@@ -62,7 +63,13 @@ class TestMemberships:
         membership = membership_add(account=account, user=person, role="member", actor=owner)
         membership_change_role(membership=membership, role="admin", actor=owner)
         membership_remove(membership=membership, actor=owner)
-        assert _events(account)[-3:] == ["member.added", "member.role-changed", "member.removed"]
+        assert _events(account)[-5:] == [
+            "billing.seats-changed",
+            "member.added",
+            "member.role-changed",
+            "billing.seats-changed",
+            "member.removed",
+        ]
         entry = AuditLogEntry.objects.get(account_ref=account.id, api_name="member.role-changed")
         assert entry.payload == {"role": "admin", "old_role": "member"}
         assert entry.actor_user_id == owner.id and entry.target_id == str(person.id)

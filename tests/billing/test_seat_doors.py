@@ -169,8 +169,22 @@ class TestTheLedger:
         ]
         assert rows[0].actor_label == "owner@corp.example" and "ada@corp.example" in rows[0].reason
         assert rows[3].actor_label == "SCIM"
-        # Without Stripe nothing is billed and the membership's own events record the change.
-        assert {(row.billed_before, row.billed_after, row.audit_entry_id) for row in rows} == {(0, 0, None)}
+        # Without Stripe nothing is billed, and each row still names its audit event.
+        assert {(row.billed_before, row.billed_after) for row in rows} == {(0, 0)}
+        records = AuditLogEntry.objects.in_bulk([row.audit_entry_id for row in rows])
+        assert len(records) == len(rows)
+        for row in rows:
+            record = records[row.audit_entry_id]
+            assert record.api_name == "billing.seats-changed" and record.account_ref == account.id
+            assert (
+                record.payload["door"],
+                record.payload["seats_before"],
+                record.payload["seats_after"],
+            ) == (
+                row.door,
+                row.seats_before,
+                row.seats_after,
+            )
 
     def test_owners_and_admins_read_it_members_do_not(self, client):
         account = AccountFactory(plan="team")
@@ -291,5 +305,6 @@ def test_without_stripe_nothing_is_called(db):
         owner = UserFactory()
         MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
         rbac.invitation_create(account=account, email="x@corp.example", actor=owner)
-    assert SeatLedgerEntry.objects.filter(account=account).count() == 1
+    [row] = SeatLedgerEntry.objects.filter(account=account)
+    assert AuditLogEntry.objects.get(pk=row.audit_entry_id).api_name == "billing.seats-changed"
     assert not Subscription.objects.filter(account=account).exists()
