@@ -22,6 +22,7 @@ from tenants.models import Account
 from tenants.scoping import workspace_scope
 from tests.conftest import bearer, make_tenant
 from tests.orchestration.test_scheduler import DEFAULTS, _cron, _deployment
+from tests.orchestration.test_work_pools import make_pool, make_run
 
 pytestmark = pytest.mark.django_db
 
@@ -171,3 +172,33 @@ def test_a_deployment_run_from_any_door_is_refused_while_restricted(setup):
             deployment_id=deployment["id"], data=DeploymentFlowRunCreate.model_validate({})
         )
         assert created and FlowRun.objects.get().id == run.id
+
+
+def test_a_workers_poll_still_hands_out_runs_already_scheduled_while_restricted(api_client):
+    """Runs already scheduled still execute while restricted (Prefect's side: a worker polls, takes
+    the run and moves it to PENDING, RUNNING, …), so the poll answers them as before, with the
+    warning; only new work is refused. Once suspended the poll is refused with the reason."""
+    tenant = make_tenant(plan="team")
+    worker = bearer(api_client, tenant.service_key)
+    pool = make_pool(worker, tenant)
+    due = make_run(tenant, pool["default_queue_id"], when=timezone.now() - dt.timedelta(seconds=5))
+    poll_url = f"{tenant.prefix}/work_pools/proc-pool/get_scheduled_flow_runs"
+
+    _past_due(tenant.account, days=8)
+    polled = worker.post(poll_url, {}, format="json")
+    assert polled.status_code == 200, polled.content
+    assert [entry["flow_run"]["id"] for entry in polled.json()] == [str(due)]
+    assert "payment is overdue" in polled["Warning"]
+    taken = worker.post(
+        f"{tenant.prefix}/flow_runs/{due}/set_state",
+        {"state": {"type": "PENDING", "name": "Pending"}},
+        format="json",
+    )
+    assert taken.status_code in (200, 201) and taken.json()["status"] == "ACCEPT"
+    # New work stays refused meanwhile.
+    flow = worker.post(f"{tenant.prefix}/flows/", {"name": "other"}, format="json").json()
+    assert _run(worker, tenant, flow).status_code == 402
+
+    _past_due(tenant.account, days=30)
+    refused = worker.post(poll_url, {}, format="json")
+    assert refused.status_code == 402 and "suspended" in refused.json()["detail"]

@@ -188,18 +188,23 @@ class TestTheLedger:
 
     def test_owners_and_admins_read_it_members_do_not(self, client):
         account = AccountFactory(plan="team")
-        owner, member = UserFactory(), UserFactory()
+        owner, admin, member = UserFactory(), UserFactory(), UserFactory()
         MembershipFactory(account=account, user=owner, role=AccountRole.OWNER)
+        MembershipFactory(account=account, user=admin, role=AccountRole.ADMIN)
         MembershipFactory(account=account, user=member, role=AccountRole.MEMBER)
         rbac.invitation_create(account=account, email="ada@corp.example", actor=owner)
+        for reader in (owner, admin):
+            client.force_login(reader)
+            rows = client.get(f"/api/accounts/{account.id}/billing/seat_ledger").json()
+            assert [(row["door"], row["seats_before"], row["seats_after"]) for row in rows] == [
+                ("invitation", 3, 4)
+            ]
+            assert rows[0]["actor"]["label"] == owner.email and rows[0]["audit_event_id"]
+            assert client.get(f"/api/accounts/{account.id}/billing").status_code == 200
         client.force_login(owner)
-        rows = client.get(f"/api/accounts/{account.id}/billing/seat_ledger").json()
-        assert [(row["door"], row["seats_before"], row["seats_after"]) for row in rows] == [
-            ("invitation", 2, 3)
-        ]
         summary = client.get(f"/api/accounts/{account.id}/billing").json()
         assert (
-            summary["seats_used"] == 3 and summary["limits"]["seats"] == 8 and summary["status"] == "active"
+            summary["seats_used"] == 4 and summary["limits"]["seats"] == 8 and summary["status"] == "active"
         )
         assert client.get(f"/api/accounts/{account.id}/billing/seat_ledger?limit=x").status_code == 422
         client.force_login(member)
