@@ -33,6 +33,8 @@ from core.errors import PaymentRequired
 from tenants.models import Account
 
 Phase = Literal["active", "grace", "restricted", "suspended", "read_only"]
+#: Stripe's statuses of a subscription that has ended: nothing more is invoiced.
+ENDED: frozenset[str] = frozenset({"canceled", "incomplete_expired"})
 #: Phases in which new work is refused.
 NEW_WORK_REFUSED: frozenset[str] = frozenset({"restricted", "suspended", "read_only"})
 
@@ -227,6 +229,16 @@ def features_in_use(account: Account) -> set[str]:
     return used
 
 
+def next_invoice_at(subscription: Subscription | None) -> dt.datetime | None:
+    """When Stripe invoices next: the end of the current period, unless the subscription ends then
+    (cancelled at period end) or has ended."""
+    if subscription is None or not subscription.stripe_subscription_id or not subscription.current_period_end:
+        return None
+    if subscription.cancel_at_period_end or subscription.stripe_status in ENDED:
+        return None
+    return subscription.current_period_end
+
+
 def billing_summary(account: Account) -> dict:
     """What ``GET /api/accounts/<id>/billing`` answers: plan, status, seats bought and used,
     limits and usage against them, the next invoice date, warnings."""
@@ -253,11 +265,7 @@ def billing_summary(account: Account) -> dict:
         "limits": limits,
         "usage": used,
         "features": sorted(plan.features),
-        "next_invoice_at": (
-            subscription.current_period_end
-            if subscription and subscription.current_period_end and not subscription.cancel_at_period_end
-            else None
-        ),
+        "next_invoice_at": next_invoice_at(subscription),
         "cancel_at_period_end": bool(subscription and subscription.cancel_at_period_end),
         "read_only_reason": (subscription.read_only_reason or None) if subscription else None,
         "warnings": billing_warnings(account),

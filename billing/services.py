@@ -39,7 +39,7 @@ from billing.entitlements import ensure_seat, seats_used
 from billing.models import BillingStatus, Door, SeatLedgerEntry, StripeEvent, Subscription
 from billing.plans import get_plan
 from billing.prices import plan_of_price, prices_for, seat_price_ids
-from billing.selectors import account_by_customer, grace_until, plan_change_problems
+from billing.selectors import ENDED, account_by_customer, grace_until, plan_change_problems
 from core.errors import AppError, Conflict, InvalidInput, Unprocessable
 from core.ids import as_uuid
 from tenants.models import Account
@@ -192,7 +192,7 @@ def subscription_quantity_push(*, account_id, entry_id: str = "", cause: str = "
         return False
     remote = stripe_client.subscription_retrieve(subscription.stripe_subscription_id)
     item = _seat_item(remote)
-    if item is None or remote.get("status") in ("canceled", "incomplete_expired"):
+    if item is None or remote.get("status") in ENDED:
         return False
     quantity = subscription.seats_billed
     changed = False
@@ -512,7 +512,8 @@ def subscription_sync(*, account: Account, remote: dict[str, Any], event: dict |
             return  # an older subscription ending: the current one decides
         subscription.stripe_subscription_id = remote["id"]
         subscription.stripe_status = status
-        subscription.cancel_at_period_end = bool(remote.get("cancel_at_period_end"))
+        # A subscription that has ended has nothing left to end (Stripe keeps the flag on it).
+        subscription.cancel_at_period_end = bool(remote.get("cancel_at_period_end")) and status not in ENDED
         start, end = _period(remote)
         if start is not None and start != subscription.current_period_start:
             # A new billing period: the high-water mark starts again from today's seats.
@@ -530,7 +531,7 @@ def subscription_sync(*, account: Account, remote: dict[str, Any], event: dict |
             if plan is not None:
                 _plan_set(account, plan)
             _status_set(account, BillingStatus.PAST_DUE, payload={"invoice": _invoice_of(event)})
-        elif status in ("canceled", "incomplete_expired"):
+        elif status in ENDED:
             subscription.pending_plan, subscription.pending_since = "", None
             _cancellation_apply(account, subscription)
         seat_item = _seat_item(remote)

@@ -390,6 +390,86 @@ class TestCancellation:
         assert SeatLedgerEntry.objects.filter(account=account).exists()
 
 
+class TestCancellationAtPeriodEnd:
+    """Cancelled in the portal "at period end": Stripe keeps the subscription active and says
+    ``cancel_at_period_end``; the plan stays, the summary warns when it ends and has no next
+    invoice; the ``deleted`` that comes at the period's end applies the cancellation."""
+
+    def _cancel_at_period_end(self, client, stripe_fake, subscription, *, capture) -> dt.datetime:
+        remote = stripe_fake.call(
+            "POST", f"/v1/subscriptions/{subscription['id']}", cancel_at_period_end="true"
+        )
+        assert remote["cancel_at_period_end"] is True and remote["status"] == "active"
+        updated = {
+            "id": subscription["id"],
+            "customer": subscription["customer"],
+            "cancel_at_period_end": True,
+        }
+        with capture(execute=True):
+            assert deliver(client, event("customer.subscription.updated", updated)).status_code == 200
+        return dt.datetime.fromtimestamp(remote["current_period_end"], tz=dt.UTC)
+
+    def _summary(self, client, account) -> dict:
+        response = client.get(f"/api/accounts/{account.id}/billing")
+        assert response.status_code == 200
+        return response.json()
+
+    def test_the_plan_stays_with_a_warning_until_the_end_then_hobby(
+        self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
+    ):
+        capture = django_capture_on_commit_callbacks
+        account, owner = owner_account
+        subscription = checkout_paid(client, stripe_fake, account, owner, capture=capture)
+        before = self._summary(client, account)
+        assert before["next_invoice_at"] and not before["cancel_at_period_end"] and before["warnings"] == []
+
+        ends = self._cancel_at_period_end(client, stripe_fake, subscription, capture=capture)
+        account.refresh_from_db()
+        assert (account.plan, account.billing_status) == ("team", "active")
+        summary = self._summary(client, account)
+        assert (summary["plan"], summary["status"], summary["cancel_at_period_end"]) == (
+            "team",
+            "active",
+            True,
+        )
+        # Nothing more will be invoiced: no next invoice date.
+        assert summary["next_invoice_at"] is None
+        assert summary["warnings"] == [
+            f"The subscription ends on {ends:%Y-%m-%d}. The account fits the Hobby plan and moves to it then."
+        ]
+        assert Subscription.objects.get(account=account).current_period_end == ends
+
+        _end(client, stripe_fake, subscription, capture=capture)
+        account.refresh_from_db()
+        assert (account.plan, account.billing_status) == ("hobby", "active")
+        summary = self._summary(client, account)
+        assert summary["warnings"] == [] and summary["next_invoice_at"] is None
+
+    def test_an_account_that_does_not_fit_is_warned_then_goes_read_only(
+        self, client, stripe_fake, owner_account, django_capture_on_commit_callbacks
+    ):
+        capture = django_capture_on_commit_callbacks
+        account, owner = owner_account
+        subscription = checkout_paid(client, stripe_fake, account, owner, capture=capture)
+        for _ in range(2):
+            with capture(execute=True):
+                membership_add(account=account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
+        ends = self._cancel_at_period_end(client, stripe_fake, subscription, capture=capture)
+        [warning] = self._summary(client, account)["warnings"]
+        assert warning.startswith(
+            f"The subscription ends on {ends:%Y-%m-%d}. The account does not fit the Hobby plan and will "
+            "become read-only unless it changes: The Hobby plan allows 2 seats; this account uses 3"
+        )
+        account.refresh_from_db()
+        assert (account.plan, account.billing_status) == ("team", "active")
+
+        _end(client, stripe_fake, subscription, capture=capture)
+        account.refresh_from_db()
+        assert (account.plan, account.billing_status) == ("team", "read_only")
+        summary = self._summary(client, account)
+        assert "remove 1" in summary["read_only_reason"] and summary["phase"] == "read_only"
+
+
 def test_an_event_whose_task_was_lost_is_processed_by_the_sweep(
     client, stripe_fake, owner_account, django_capture_on_commit_callbacks
 ):
