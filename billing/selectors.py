@@ -153,6 +153,16 @@ def billing_warnings(account: Account) -> list[str]:
     return []
 
 
+def billing_banner(account: Account) -> str | None:
+    """The warning everyone in the account sees on every console page while a payment is overdue
+    (grace, restricted, suspended) or the account is read-only; None in good standing. Reads only
+    the account row the access gate loaded, but for a read-only account (its reason)."""
+    if account.billing_status == BillingStatus.ACTIVE:
+        return None
+    warnings = billing_warnings(account)
+    return warnings[0] if warnings else None
+
+
 def subscription_of(account: Account) -> Subscription | None:
     return Subscription.objects.filter(account=account).first()
 

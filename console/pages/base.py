@@ -37,6 +37,7 @@ from accounts.permissions import AccountRole
 from accounts.selectors import account_memberships_of
 from billing.entitlements import plan_for
 from billing.plans import Feature
+from billing.selectors import billing_banner
 from core.errors import AppError
 from tenants.models import Account
 
@@ -131,7 +132,8 @@ def parse_account_role(value) -> AccountRole | None:
 def layout_context(
     request, account: Account | None = None, permissions: frozenset[str] = frozenset()
 ) -> dict:
-    """What the base layout needs: the account switcher and the navigation for this person."""
+    """What the base layout needs: the account switcher, the navigation for this person, and
+    billing's banner (a payment overdue, the account read-only) shown to everyone in the account."""
     memberships = list(account_memberships_of(request.user))
     return {
         "account": account,
@@ -146,6 +148,7 @@ def layout_context(
         ],
         "navigation": navigation_for(account, permissions) if account is not None else [],
         "plan": plan_for(account) if account is not None else None,
+        "billing_banner": billing_banner(account) if account is not None else None,
     }
 
 

@@ -43,6 +43,8 @@ class _BillingView(ConsolePage):
                 else [],
                 "error": error,
                 "returned": self.request.GET.get("checkout"),
+                # This page shows the summary's warnings itself, the layout's banner among them.
+                "billing_banner": None,
             },
             status=status,
         )

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.utils import timezone
 
 from accounts.permissions import AccountRole
 from accounts.services import membership_add
 from audit.actors import SYSTEM
-from billing.models import SeatLedgerEntry
+from billing.models import BillingStatus, SeatLedgerEntry
 from tests.billing.conftest import _localstripe_server, stripe_fake  # noqa: F401 - fixtures
 from tests.console.conftest import audited, make_org, session, steady_query_count
 from tests.factories import UserFactory
@@ -61,3 +64,52 @@ class TestBilling:
             membership_add(account=org.account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
         assert SeatLedgerEntry.objects.filter(account=org.account).count() >= 6
         assert steady_query_count(browser, org.url("billing/")) == few
+
+
+def _standing(account, status: str, *, days: float = 0) -> None:
+    """As billing's services save it (the gate's memo of the account follows the save)."""
+    account.billing_status = status
+    account.billing_status_since = timezone.now() - dt.timedelta(days=days)
+    account.save(update_fields=["billing_status", "billing_status_since", "updated"])
+
+
+BANNER = 'id="billing-banner"'
+
+
+class TestDunningBanner:
+    """The warning of an overdue payment is on every console page of the account, for everyone in
+    it: a Member cannot open the billing page but sees why new runs will stop."""
+
+    def test_a_member_sees_it_during_grace_and_after_nobody_does_when_active(self, org):
+        pages = ("members/", "workspaces/")
+        for person in (org.owner, org.admin, org.member):
+            for page in pages:
+                assert BANNER not in session(person).get(org.url(page)).content.decode()
+
+        _standing(org.account, BillingStatus.PAST_DUE, days=1)
+        member = session(org.member)
+        for page in pages:
+            html = member.get(org.url(page)).content.decode()
+            banner = html.split(BANNER)[1].split("</p>")[0]
+            assert "A payment failed. Everything works until" in banner
+            assert "/billing/" not in banner  # a Member has no billing page to be sent to
+        admin_html = session(org.admin).get(org.url("members/")).content.decode()
+        assert f'href="{org.url("billing/")}">Billing</a>' in admin_html.split(BANNER)[1].split("</p>")[0]
+        # The billing page says it once, in its own list of warnings.
+        billing = session(org.admin).get(org.url("billing/")).content.decode()
+        assert BANNER not in billing and billing.count("A payment failed. Everything works until") == 1
+
+        _standing(org.account, BillingStatus.PAST_DUE, days=8)  # restricted
+        html = member.get(org.url("members/")).content.decode()
+        assert "grace period ended" in html.split(BANNER)[1].split("</p>")[0]
+
+        _standing(org.account, BillingStatus.ACTIVE)  # paid
+        for person in (org.owner, org.admin, org.member):
+            assert BANNER not in session(person).get(org.url("members/")).content.decode()
+
+    def test_the_banner_costs_no_query(self, org):
+        browser = session(org.member)
+        active = steady_query_count(browser, org.url("members/"))
+        _standing(org.account, BillingStatus.PAST_DUE, days=1)
+        assert BANNER in browser.get(org.url("members/")).content.decode()
+        assert steady_query_count(browser, org.url("members/")) == active
