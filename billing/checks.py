@@ -1,5 +1,6 @@
 """Start-up validation of the Stripe settings (a Django system check, run by ``check``, ``migrate``
-and every server start). Without ``STRIPE_SECRET_KEY`` there is nothing to validate: billing is off."""
+and, through ``manage.py check`` in ``deploy/entrypoint.sh``, before the web, worker and beat roles
+start). Without ``STRIPE_SECRET_KEY`` there is nothing to validate: billing is off."""
 
 from __future__ import annotations
 

@@ -9,8 +9,16 @@ if [ -n "${PROMETHEUS_MULTIPROC_DIR:-}" ]; then
     mkdir -p "${PROMETHEUS_MULTIPROC_DIR}"
 fi
 
+# The long-running roles check the settings first (Django's system checks, the Stripe settings'
+# among them): a bad one stops the container with the check's message, not at the first request or
+# task that reads it. The migrate role's own migrate runs the same checks.
+check_settings() {
+    python manage.py check --fail-level ERROR
+}
+
 case "${1:-web}" in
     web)
+        check_settings
         exec uvicorn config.asgi:application \
             --host 0.0.0.0 --port "${PORT:-8000}" \
             --workers "${WEB_CONCURRENCY:-2}" \
@@ -18,9 +26,11 @@ case "${1:-web}" in
             --http core.serving:HttpProtocol
         ;;
     worker)
+        check_settings
         exec celery -A config worker -l INFO --concurrency "${WORKER_CONCURRENCY:-2}"
         ;;
     beat)
+        check_settings
         exec celery -A config beat -l INFO -s /tmp/celerybeat-schedule
         ;;
     migrate)

@@ -135,6 +135,70 @@ class TestDockerfile:
             assert role in text
 
 
+class TestEntrypointChecksTheSettings:
+    """Each long-running role (web, worker, beat) runs Django's system checks, the Stripe settings'
+    among them, before it starts its program: a bad setting stops it with the check's message and
+    the program never starts. The programs (uvicorn, celery) are stubs here that record how they
+    were started, so no server is left running."""
+
+    GOOD_STRIPE = {
+        "STRIPE_SECRET_KEY": "sk_test_entrypoint",
+        "STRIPE_WEBHOOK_SECRET": "whsec_entrypoint",
+        "STRIPE_SEAT_PRICE_TEAM": "price_team_seat",
+    }
+    PROGRAMS = {
+        "web": "uvicorn config.asgi:application",
+        "worker": "celery -A config worker",
+        "beat": "celery -A config beat",
+    }
+
+    def _start(
+        self, role: str, tmp_path: Path, **settings: str
+    ) -> tuple[subprocess.CompletedProcess, str | None]:
+        stubs = tmp_path / "bin"
+        stubs.mkdir(exist_ok=True)
+        started = tmp_path / "started"
+        started.unlink(missing_ok=True)
+        for program in ("uvicorn", "celery"):
+            stub = stubs / program
+            stub.write_text(f'#!/bin/sh\necho "{program} $*" > "{started}"\n')
+            stub.chmod(0o755)
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if not name.startswith(
+                ("STRIPE_", "BILLING_", "PROMETHEUS_MULTIPROC_DIR", "DJANGO_SETTINGS_MODULE")
+            )
+        }
+        env.update(
+            PATH=f"{stubs}:{Path(sys.executable).parent}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            SECRET_KEY=os.environ.get("SECRET_KEY") or "entrypoint-test-key-" + "x" * 40,
+            DATABASE_URL=os.environ.get("DATABASE_URL") or "postgres://nobody@127.0.0.1:1/none",
+            **settings,
+        )
+        result = subprocess.run(
+            ["sh", str(DEPLOY / "entrypoint.sh"), role],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        return result, started.read_text() if started.exists() else None
+
+    @pytest.mark.parametrize("role", ["web", "worker", "beat"])
+    def test_a_bad_stripe_setting_stops_the_role_with_the_checks_message(self, role, tmp_path):
+        bad = {**self.GOOD_STRIPE, "STRIPE_WEBHOOK_SECRET": ""}
+        result, started = self._start(role, tmp_path, **bad)
+        assert result.returncode != 0
+        assert "billing.E003" in result.stderr and "STRIPE_WEBHOOK_SECRET is required" in result.stderr
+        assert started is None
+
+        result, started = self._start(role, tmp_path, **self.GOOD_STRIPE)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert started is not None and started.startswith(self.PROGRAMS[role])
+
+
 class TestHelmChart:
     def test_lint_strict_passes(self):
         for args in ([], set_values(*REQUIRED), ["-f", str(PRODUCTION_VALUES)]):
