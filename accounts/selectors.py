@@ -435,25 +435,11 @@ def account_team_names(*, account) -> list[tuple[uuid.UUID, str]]:
     return list(team_list(account=account).values_list("id", "name"))
 
 
-def workspace_list_for(principal, *, account) -> list[Workspace]:
-    """The workspaces of ``account`` that ``principal`` reaches, by name, each with its default role
-    (``default_role_or_none``) and ``grant_count``, in a fixed number of queries: an account Owner
-    or Admin reaches every workspace; anyone else those with a default role or a grant to them,
-    directly or through a team (what ``workspace_access`` would find, without a query per row)."""
-    role = account_role_of(principal, account)
-    if role is None:
-        return []
-    grants = (
-        WorkspaceRoleGrant.objects.unscoped()
-        .filter(workspace=OuterRef("pk"))
-        .values("workspace")
-        .annotate(n=Count("pk"))
-    )
-    workspaces = (
-        Workspace.objects.filter(account=account)
-        .annotate(grant_count=Coalesce(Subquery(grants.values("n")), 0))
-        .order_by("name")
-    )
+def _reachable_workspaces(principal, *, account, role: str) -> QuerySet[Workspace]:
+    """The workspaces of ``account`` that ``principal``, of account role ``role``, reaches: an
+    account Owner or Admin every one; anyone else those with a default role or a grant to them,
+    directly or through a team (what ``workspace_access`` would find, in one query)."""
+    workspaces = Workspace.objects.filter(account=account)
     if role not in WORKSPACE_OWNING_ACCOUNT_ROLES:
         lookup = (
             Q(service_account_id=principal.pk)
@@ -470,6 +456,27 @@ def workspace_list_for(principal, *, account) -> list[Workspace]:
         if isinstance(principal, User):
             reach |= Q(default_role__isnull=False)
         workspaces = workspaces.filter(reach)
+    return workspaces
+
+
+def workspace_list_for(principal, *, account) -> list[Workspace]:
+    """The workspaces of ``account`` that ``principal`` reaches (``_reachable_workspaces``), by
+    name, each with its default role (``default_role_or_none``) and ``grant_count``, in a fixed
+    number of queries."""
+    role = account_role_of(principal, account)
+    if role is None:
+        return []
+    grants = (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(workspace=OuterRef("pk"))
+        .values("workspace")
+        .annotate(n=Count("pk"))
+    )
+    workspaces = (
+        _reachable_workspaces(principal, account=account, role=role)
+        .annotate(grant_count=Coalesce(Subquery(grants.values("n")), 0))
+        .order_by("name")
+    )
     result = list(workspaces)
     defaults = {
         row.workspace_id: row
@@ -480,6 +487,21 @@ def workspace_list_for(principal, *, account) -> list[Workspace]:
     for workspace in result:
         workspace.default_role_or_none = defaults.get(workspace.pk)
     return result
+
+
+def workspace_names_for(principal, *, account, role: str) -> list[tuple[uuid.UUID, str]]:
+    """``(id, name)`` of the workspaces of ``account`` that ``principal`` reaches, its account role
+    ``role`` already known (the console's workspace switcher): one query, by name."""
+    return list(
+        _reachable_workspaces(principal, account=account, role=role)
+        .order_by("name")
+        .values_list("pk", "name")
+    )
+
+
+def account_workspace_names(*, account) -> list[tuple[uuid.UUID, str]]:
+    """``(id, name)`` of every workspace of ``account``, by name (one query)."""
+    return list(Workspace.objects.filter(account=account).order_by("name").values_list("pk", "name"))
 
 
 def workspace_grants_all(workspace) -> QuerySet[WorkspaceRoleGrant]:
