@@ -102,13 +102,10 @@ def _principal_grants(principal, workspace):
     return grants.filter(direct | Q(team_id__in=teams))
 
 
-def workspace_access_sources(principal, workspace) -> tuple[str | None, list[AccessSource]]:
-    """The principal's account role and every source of its access to ``workspace``: its account
-    role (Owner and Admin act as workspace Owner), direct grants, its teams' grants, and the
-    workspace's default role (for people who are members of the account)."""
-    account_role = account_role_of(principal, workspace.account)
-    if account_role is None:
-        return None, []
+def _sources_of(principal, account_role: str, grants, default) -> list[AccessSource]:
+    """The sources of access of a principal of ``account_role`` in one workspace, from its grants
+    there (direct and through its teams, ``custom_role`` and ``team`` loaded) and the workspace's
+    default role (``None``: none; it counts for people only)."""
     sources: list[AccessSource] = []
     if account_role in WORKSPACE_OWNING_ACCOUNT_ROLES:
         owner = ResolvedRole(builtin=WorkspaceRole.OWNER.value)
@@ -121,7 +118,7 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
                 scopes=owner.scopes,
             )
         )
-    for grant in _principal_grants(principal, workspace):
+    for grant in grants:
         role = role_of(grant)
         sources.append(
             AccessSource(
@@ -134,28 +131,21 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
                 team_name=grant.team.name if grant.team_id else None,
             )
         )
-    if isinstance(principal, User):
-        default = (
-            WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
-        )
-        if default is not None:
-            role = role_of(default)
-            sources.append(
-                AccessSource(
-                    via="default_role",
-                    role_key=role.key,
-                    role_id=str(role.id),
-                    role_name=role.name,
-                    scopes=role.scopes,
-                )
+    if isinstance(principal, User) and default is not None:
+        role = role_of(default)
+        sources.append(
+            AccessSource(
+                via="default_role",
+                role_key=role.key,
+                role_id=str(role.id),
+                role_name=role.name,
+                scopes=role.scopes,
             )
-    return account_role, sources
+        )
+    return sources
 
 
-def workspace_access(principal, workspace) -> WorkspaceAccess | None:
-    """What ``principal`` may do in ``workspace``: the union of every source of access (see
-    ``workspace_access_sources``). None means no access at all (callers answer 404)."""
-    account_role, sources = workspace_access_sources(principal, workspace)
+def _access_of(account_role: str | None, sources: list[AccessSource]) -> WorkspaceAccess | None:
     if not sources:
         return None
     scopes: frozenset[str] = frozenset()
@@ -168,20 +158,75 @@ def workspace_access(principal, workspace) -> WorkspaceAccess | None:
     )
 
 
+def workspace_access_sources(principal, workspace) -> tuple[str | None, list[AccessSource]]:
+    """The principal's account role and every source of its access to ``workspace``: its account
+    role (Owner and Admin act as workspace Owner), direct grants, its teams' grants, and the
+    workspace's default role (for people who are members of the account)."""
+    account_role = account_role_of(principal, workspace.account)
+    if account_role is None:
+        return None, []
+    grants = list(_principal_grants(principal, workspace))
+    default = (
+        WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
+        if isinstance(principal, User)
+        else None
+    )
+    return account_role, _sources_of(principal, account_role, grants, default)
+
+
+def workspace_access(principal, workspace) -> WorkspaceAccess | None:
+    """What ``principal`` may do in ``workspace``: the union of every source of access (see
+    ``workspace_access_sources``). None means no access at all (callers answer 404)."""
+    account_role, sources = workspace_access_sources(principal, workspace)
+    return _access_of(account_role, sources)
+
+
 def workspaces_of(principal, *, account=None) -> list[tuple[object, WorkspaceAccess]]:
-    """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access,
-    ordered by account and name."""
+    """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access
+    (what ``workspace_access`` answers for each), ordered by account and name: in at most four
+    queries whatever the number of workspaces, accounts, grants and teams."""
     if isinstance(principal, ServiceAccount):
-        account_ids = [principal.account_id]
+        roles = {principal.account_id: principal.account_role}
+    elif isinstance(principal, User) and principal.is_active:
+        roles = dict(AccountMembership.objects.filter(user=principal).values_list("account_id", "role"))
     else:
-        account_ids = list(
-            AccountMembership.objects.filter(user=principal).values_list("account_id", flat=True)
-        )
+        roles = {}
     if account is not None:
-        account_ids = [pk for pk in account_ids if pk == account.pk]
+        roles = {pk: role for pk, role in roles.items() if pk == account.pk}
+    if not roles:
+        return []
+    workspaces = list(Workspace.objects.filter(account_id__in=list(roles)).select_related("account"))
+    if not workspaces:
+        return []
+    ids = [workspace.pk for workspace in workspaces]
+    lookup = (
+        Q(service_account_id=principal.pk)
+        if isinstance(principal, ServiceAccount)
+        else Q(user_id=principal.pk)
+    )
+    teams = TeamMember.objects.filter(lookup, team__account_id__in=list(roles)).values("team_id")
+    grants: dict[uuid.UUID, list[WorkspaceRoleGrant]] = {}
+    # Across the principal's workspaces at once: each row is filtered to those ids and this principal.
+    for grant in (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(lookup | Q(team_id__in=teams), workspace_id__in=ids)
+        .select_related("custom_role", "team")
+    ):
+        grants.setdefault(grant.workspace_id, []).append(grant)
+    defaults = (
+        {
+            row.workspace_id: row
+            for row in WorkspaceDefaultRole.objects.filter(workspace_id__in=ids).select_related("custom_role")
+        }
+        if isinstance(principal, User)
+        else {}
+    )
     result = []
-    for workspace in Workspace.objects.filter(account_id__in=account_ids).select_related("account"):
-        access = workspace_access(principal, workspace)
+    for workspace in workspaces:
+        role = roles[workspace.account_id]
+        access = _access_of(
+            role, _sources_of(principal, role, grants.get(workspace.pk, ()), defaults.get(workspace.pk))
+        )
         if access is not None:
             result.append((workspace, access))
     return result
