@@ -13,6 +13,7 @@ from accounts.permissions import AccountRole, builtin_workspace_role_id
 from accounts.rbac import custom_role_create
 from accounts.services import membership_add
 from audit.actors import SYSTEM
+from tests.accounts.sso.conftest import acme, oidc, oidc_peer, sso_settings, web  # noqa: F401 - fixtures
 from tests.console.conftest import audited, make_org, session, steady_query_count
 from tests.factories import MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -397,3 +398,35 @@ class TestInvitationWorkspaceGrants:
         )
         assert response.status_code == 302
         assert Invitation.objects.get(account=org.account).workspace_grants == []
+
+
+def member_row(html: str, membership: AccountMembership) -> str:
+    start = html.index(f'<tr id="member-{membership.pk}">')
+    return html[start : html.index("</tr>", start)]
+
+
+class TestSignInLabels:
+    """How each person signs in, as the Members page labels it: someone who signed in through the
+    account's identity provider (a real OIDC sign-in at the npm ``oidc-provider`` peer) is "SSO",
+    someone the IdP provisions over SCIM (the SCIM API with a token) "SCIM-managed", the rest
+    "Password"."""
+
+    def test_sso_and_scim_managed_people(self, web, acme, oidc):  # noqa: F811
+        from accounts.scim.services import scim_token_create
+        from tests.accounts.sso.conftest import oidc_idp, oidc_sign_in
+        from tests.accounts.test_scim import Scim, create_user
+
+        admin = UserFactory(email="admin@acme.example")
+        MembershipFactory(account=acme.account, user=admin, role=AccountRole.ADMIN)
+        idp = oidc_idp(acme.account, oidc)
+        assert oidc_sign_in(web, idp, oidc, "alice").status_code == 302
+        _, raw = scim_token_create(account=acme.account, actor=SYSTEM, name="okta")
+        create_user(Scim(acme.account, raw), email="carol@acme.example")
+
+        html = session(admin).get(f"/console/accounts/{acme.account.handle}/members/").content.decode()
+        alice = AccountMembership.objects.get(account=acme.account, user__email="alice@acme.example")
+        carol = AccountMembership.objects.get(account=acme.account, user__email="carol@acme.example")
+        mine = AccountMembership.objects.get(account=acme.account, user=admin)
+        assert "<td>SSO</td>" in member_row(html, alice)
+        assert "<td>SCIM-managed</td>" in member_row(html, carol)
+        assert "<td>Password</td>" in member_row(html, mine)
