@@ -4,6 +4,8 @@ and the console read them. Every read here is scoped to the account (or workspac
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass, replace
 
@@ -275,6 +277,32 @@ def invitation_pending_list(*, account) -> QuerySet[Invitation]:
     return Invitation.objects.filter(
         account=account, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
     ).order_by("-created")
+
+
+def invitation_token_hash(token: str) -> str:
+    """How an invitation's token is stored (its SHA-256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_for_link(*, invitation_id, token: str) -> Invitation | None:
+    """The pending, unexpired invitation the emailed link names, when ``token`` is its token; else
+    None (the link's page then says nothing about the invitation or its account)."""
+    try:
+        invitation_id = uuid.UUID(str(invitation_id))
+    except ValueError:
+        return None
+    invitation = (
+        Invitation.objects.filter(
+            pk=invitation_id, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+        )
+        .select_related("account")
+        .first()
+    )
+    if invitation is None or not secrets.compare_digest(
+        invitation.token_hash, invitation_token_hash(token or "")
+    ):
+        return None
+    return invitation
 
 
 def membership_get(*, account, membership_id) -> AccountMembership | None:
