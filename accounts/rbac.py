@@ -4,7 +4,6 @@ row locked, checks the plan, and records an audit event with the before and afte
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import datetime, timedelta
 
@@ -33,7 +32,7 @@ from accounts.models import (
 )
 from accounts.permissions import SCOPES_BY_NAME, AccountRole, WorkspaceRole
 from accounts.roles import ResolvedRole, custom_role_scopes, role_of, workspace_role_resolve
-from accounts.selectors import account_role_of
+from accounts.selectors import account_role_of, invitation_token_hash
 from accounts.services import (
     _lock_account,
     _require_owner_for_owner_changes,
@@ -406,7 +405,7 @@ def service_account_rotate_key(
 
 
 def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+    return invitation_token_hash(token)
 
 
 def invitation_create(

@@ -4,6 +4,8 @@ and the console read them. Every read here is scoped to the account (or workspac
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass, replace
 
@@ -102,13 +104,10 @@ def _principal_grants(principal, workspace):
     return grants.filter(direct | Q(team_id__in=teams))
 
 
-def workspace_access_sources(principal, workspace) -> tuple[str | None, list[AccessSource]]:
-    """The principal's account role and every source of its access to ``workspace``: its account
-    role (Owner and Admin act as workspace Owner), direct grants, its teams' grants, and the
-    workspace's default role (for people who are members of the account)."""
-    account_role = account_role_of(principal, workspace.account)
-    if account_role is None:
-        return None, []
+def _sources_of(principal, account_role: str, grants, default) -> list[AccessSource]:
+    """The sources of access of a principal of ``account_role`` in one workspace, from its grants
+    there (direct and through its teams, ``custom_role`` and ``team`` loaded) and the workspace's
+    default role (``None``: none; it counts for people only)."""
     sources: list[AccessSource] = []
     if account_role in WORKSPACE_OWNING_ACCOUNT_ROLES:
         owner = ResolvedRole(builtin=WorkspaceRole.OWNER.value)
@@ -121,7 +120,7 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
                 scopes=owner.scopes,
             )
         )
-    for grant in _principal_grants(principal, workspace):
+    for grant in grants:
         role = role_of(grant)
         sources.append(
             AccessSource(
@@ -134,28 +133,21 @@ def workspace_access_sources(principal, workspace) -> tuple[str | None, list[Acc
                 team_name=grant.team.name if grant.team_id else None,
             )
         )
-    if isinstance(principal, User):
-        default = (
-            WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
-        )
-        if default is not None:
-            role = role_of(default)
-            sources.append(
-                AccessSource(
-                    via="default_role",
-                    role_key=role.key,
-                    role_id=str(role.id),
-                    role_name=role.name,
-                    scopes=role.scopes,
-                )
+    if isinstance(principal, User) and default is not None:
+        role = role_of(default)
+        sources.append(
+            AccessSource(
+                via="default_role",
+                role_key=role.key,
+                role_id=str(role.id),
+                role_name=role.name,
+                scopes=role.scopes,
             )
-    return account_role, sources
+        )
+    return sources
 
 
-def workspace_access(principal, workspace) -> WorkspaceAccess | None:
-    """What ``principal`` may do in ``workspace``: the union of every source of access (see
-    ``workspace_access_sources``). None means no access at all (callers answer 404)."""
-    account_role, sources = workspace_access_sources(principal, workspace)
+def _access_of(account_role: str | None, sources: list[AccessSource]) -> WorkspaceAccess | None:
     if not sources:
         return None
     scopes: frozenset[str] = frozenset()
@@ -168,20 +160,75 @@ def workspace_access(principal, workspace) -> WorkspaceAccess | None:
     )
 
 
+def workspace_access_sources(principal, workspace) -> tuple[str | None, list[AccessSource]]:
+    """The principal's account role and every source of its access to ``workspace``: its account
+    role (Owner and Admin act as workspace Owner), direct grants, its teams' grants, and the
+    workspace's default role (for people who are members of the account)."""
+    account_role = account_role_of(principal, workspace.account)
+    if account_role is None:
+        return None, []
+    grants = list(_principal_grants(principal, workspace))
+    default = (
+        WorkspaceDefaultRole.objects.select_related("custom_role").filter(workspace=workspace).first()
+        if isinstance(principal, User)
+        else None
+    )
+    return account_role, _sources_of(principal, account_role, grants, default)
+
+
+def workspace_access(principal, workspace) -> WorkspaceAccess | None:
+    """What ``principal`` may do in ``workspace``: the union of every source of access (see
+    ``workspace_access_sources``). None means no access at all (callers answer 404)."""
+    account_role, sources = workspace_access_sources(principal, workspace)
+    return _access_of(account_role, sources)
+
+
 def workspaces_of(principal, *, account=None) -> list[tuple[object, WorkspaceAccess]]:
-    """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access,
-    ordered by account and name."""
+    """Every workspace ``principal`` can reach (in ``account`` only, when given), with its access
+    (what ``workspace_access`` answers for each), ordered by account and name: in at most four
+    queries whatever the number of workspaces, accounts, grants and teams."""
     if isinstance(principal, ServiceAccount):
-        account_ids = [principal.account_id]
+        roles = {principal.account_id: principal.account_role}
+    elif isinstance(principal, User) and principal.is_active:
+        roles = dict(AccountMembership.objects.filter(user=principal).values_list("account_id", "role"))
     else:
-        account_ids = list(
-            AccountMembership.objects.filter(user=principal).values_list("account_id", flat=True)
-        )
+        roles = {}
     if account is not None:
-        account_ids = [pk for pk in account_ids if pk == account.pk]
+        roles = {pk: role for pk, role in roles.items() if pk == account.pk}
+    if not roles:
+        return []
+    workspaces = list(Workspace.objects.filter(account_id__in=list(roles)).select_related("account"))
+    if not workspaces:
+        return []
+    ids = [workspace.pk for workspace in workspaces]
+    lookup = (
+        Q(service_account_id=principal.pk)
+        if isinstance(principal, ServiceAccount)
+        else Q(user_id=principal.pk)
+    )
+    teams = TeamMember.objects.filter(lookup, team__account_id__in=list(roles)).values("team_id")
+    grants: dict[uuid.UUID, list[WorkspaceRoleGrant]] = {}
+    # Across the principal's workspaces at once: each row is filtered to those ids and this principal.
+    for grant in (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(lookup | Q(team_id__in=teams), workspace_id__in=ids)
+        .select_related("custom_role", "team")
+    ):
+        grants.setdefault(grant.workspace_id, []).append(grant)
+    defaults = (
+        {
+            row.workspace_id: row
+            for row in WorkspaceDefaultRole.objects.filter(workspace_id__in=ids).select_related("custom_role")
+        }
+        if isinstance(principal, User)
+        else {}
+    )
     result = []
-    for workspace in Workspace.objects.filter(account_id__in=account_ids).select_related("account"):
-        access = workspace_access(principal, workspace)
+    for workspace in workspaces:
+        role = roles[workspace.account_id]
+        access = _access_of(
+            role, _sources_of(principal, role, grants.get(workspace.pk, ()), defaults.get(workspace.pk))
+        )
         if access is not None:
             result.append((workspace, access))
     return result
@@ -230,6 +277,32 @@ def invitation_pending_list(*, account) -> QuerySet[Invitation]:
     return Invitation.objects.filter(
         account=account, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
     ).order_by("-created")
+
+
+def invitation_token_hash(token: str) -> str:
+    """How an invitation's token is stored (its SHA-256)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_for_link(*, invitation_id, token: str) -> Invitation | None:
+    """The pending, unexpired invitation the emailed link names, when ``token`` is its token; else
+    None (the link's page then says nothing about the invitation or its account)."""
+    try:
+        invitation_id = uuid.UUID(str(invitation_id))
+    except ValueError:
+        return None
+    invitation = (
+        Invitation.objects.filter(
+            pk=invitation_id, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+        )
+        .select_related("account")
+        .first()
+    )
+    if invitation is None or not secrets.compare_digest(
+        invitation.token_hash, invitation_token_hash(token or "")
+    ):
+        return None
+    return invitation
 
 
 def membership_get(*, account, membership_id) -> AccountMembership | None:
@@ -435,25 +508,11 @@ def account_team_names(*, account) -> list[tuple[uuid.UUID, str]]:
     return list(team_list(account=account).values_list("id", "name"))
 
 
-def workspace_list_for(principal, *, account) -> list[Workspace]:
-    """The workspaces of ``account`` that ``principal`` reaches, by name, each with its default role
-    (``default_role_or_none``) and ``grant_count``, in a fixed number of queries: an account Owner
-    or Admin reaches every workspace; anyone else those with a default role or a grant to them,
-    directly or through a team (what ``workspace_access`` would find, without a query per row)."""
-    role = account_role_of(principal, account)
-    if role is None:
-        return []
-    grants = (
-        WorkspaceRoleGrant.objects.unscoped()
-        .filter(workspace=OuterRef("pk"))
-        .values("workspace")
-        .annotate(n=Count("pk"))
-    )
-    workspaces = (
-        Workspace.objects.filter(account=account)
-        .annotate(grant_count=Coalesce(Subquery(grants.values("n")), 0))
-        .order_by("name")
-    )
+def _reachable_workspaces(principal, *, account, role: str) -> QuerySet[Workspace]:
+    """The workspaces of ``account`` that ``principal``, of account role ``role``, reaches: an
+    account Owner or Admin every one; anyone else those with a default role or a grant to them,
+    directly or through a team (what ``workspace_access`` would find, in one query)."""
+    workspaces = Workspace.objects.filter(account=account)
     if role not in WORKSPACE_OWNING_ACCOUNT_ROLES:
         lookup = (
             Q(service_account_id=principal.pk)
@@ -470,6 +529,27 @@ def workspace_list_for(principal, *, account) -> list[Workspace]:
         if isinstance(principal, User):
             reach |= Q(default_role__isnull=False)
         workspaces = workspaces.filter(reach)
+    return workspaces
+
+
+def workspace_list_for(principal, *, account) -> list[Workspace]:
+    """The workspaces of ``account`` that ``principal`` reaches (``_reachable_workspaces``), by
+    name, each with its default role (``default_role_or_none``) and ``grant_count``, in a fixed
+    number of queries."""
+    role = account_role_of(principal, account)
+    if role is None:
+        return []
+    grants = (
+        WorkspaceRoleGrant.objects.unscoped()
+        .filter(workspace=OuterRef("pk"))
+        .values("workspace")
+        .annotate(n=Count("pk"))
+    )
+    workspaces = (
+        _reachable_workspaces(principal, account=account, role=role)
+        .annotate(grant_count=Coalesce(Subquery(grants.values("n")), 0))
+        .order_by("name")
+    )
     result = list(workspaces)
     defaults = {
         row.workspace_id: row
@@ -480,6 +560,21 @@ def workspace_list_for(principal, *, account) -> list[Workspace]:
     for workspace in result:
         workspace.default_role_or_none = defaults.get(workspace.pk)
     return result
+
+
+def workspace_names_for(principal, *, account, role: str) -> list[tuple[uuid.UUID, str]]:
+    """``(id, name)`` of the workspaces of ``account`` that ``principal`` reaches, its account role
+    ``role`` already known (the console's workspace switcher): one query, by name."""
+    return list(
+        _reachable_workspaces(principal, account=account, role=role)
+        .order_by("name")
+        .values_list("pk", "name")
+    )
+
+
+def account_workspace_names(*, account) -> list[tuple[uuid.UUID, str]]:
+    """``(id, name)`` of every workspace of ``account``, by name (one query)."""
+    return list(Workspace.objects.filter(account=account).order_by("name").values_list("pk", "name"))
 
 
 def workspace_grants_all(workspace) -> QuerySet[WorkspaceRoleGrant]:

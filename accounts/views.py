@@ -16,14 +16,12 @@ from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpResponse
 
 from accounts import throttles
-from accounts.models import IdentityProvider
 from accounts.sso import enforcement
-from accounts.sso.domains import account_for_email
+from accounts.sso.selectors import sso_sign_in_options
 from audit import events
 from audit.actors import SYSTEM
 from audit.context import client_ip
 from audit.services import audit_record
-from billing import entitlements
 from core.errors import TooManyRequests
 
 
@@ -84,20 +82,6 @@ def _too_many(refusal: TooManyRequests) -> HttpResponse:
     return response
 
 
-def sso_options(email: str) -> dict:
-    """What the second step offers for ``email``: the routing account's enabled identity providers
-    and whether it enforces SSO (only verified domains route)."""
-    account = account_for_email(email)
-    if account is None or not entitlements.check_feature(account, "sso"):
-        return {"sso_account": None, "providers": [], "enforced": False}
-    providers = list(IdentityProvider.objects.filter(account=account, enabled=True).order_by("name"))
-    return {
-        "sso_account": account if providers else None,
-        "providers": providers,
-        "enforced": bool(providers) and enforcement.enforces_sso(account),
-    }
-
-
 class SignInView(auth_views.LoginView):
     form_class = SignInForm
     redirect_authenticated_user = True
@@ -128,7 +112,7 @@ class SignInView(auth_views.LoginView):
         """The page after the address: its identity providers and the password step."""
         email = (self.request.POST.get("username") or "").strip()
         context = self.get_context_data(form=form)
-        context.update(sso_options(email), email_step_done=bool(email), email=email)
+        context.update(sso_sign_in_options(email), email_step_done=bool(email), email=email)
         return self.render_to_response(context)
 
     def form_valid(self, form):

@@ -143,3 +143,26 @@ class AuditPendingEntry(models.Model):
 
     def __str__(self) -> str:
         return f"pending audit entry {self.entry_id} of chain {self.chain}"
+
+
+class AuditChainVerification(models.Model):
+    """The last walk of one chain (``services.audit_verify_chain``, by beat's hourly
+    ``verify_audit_chains`` or an account's "verify now"): when, how many entries it checked up to
+    which sequence, and the first broken link it found (none: the chain is intact). One row per
+    chain, replaced by each walk."""
+
+    chain = models.UUIDField(primary_key=True)  # the account id, or the nil UUID
+    verified_at = models.DateTimeField()
+    entries = models.BigIntegerField(default=0)
+    last_sequence = models.BigIntegerField(null=True, blank=True)
+    broken_at = models.BigIntegerField(null=True, blank=True)
+    broken_entry_id = models.CharField(max_length=36, blank=True, default="")
+    reason = models.CharField(max_length=255, blank=True, default="")
+
+    def __str__(self) -> str:
+        state = "intact" if self.broken_at is None else f"broken at {self.broken_at}"
+        return f"audit chain {self.chain} verified {self.verified_at:%Y-%m-%d %H:%M} ({state})"
+
+    @property
+    def ok(self) -> bool:
+        return self.broken_at is None

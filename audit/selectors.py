@@ -7,7 +7,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
-from audit.models import AuditLogEntry
+from audit.models import AuditChainVerification, AuditLogEntry
 
 
 def audit_event_page(
@@ -42,3 +42,8 @@ def audit_event_page(
         entries = entries.filter(sequence__lt=before_sequence)
     page = list(entries.order_by("-sequence")[: limit + 1])
     return page[:limit], len(page) > limit
+
+
+def audit_chain_verification_get(*, chain: uuid.UUID) -> AuditChainVerification | None:
+    """The last walk of ``chain`` (hourly, or an account's "verify now"), or None before the first."""
+    return AuditChainVerification.objects.filter(pk=chain).first()

@@ -24,7 +24,7 @@ from django.utils.module_loading import import_string
 
 from audit.actors import actor_kind, actor_label
 from audit.context import current_credential, current_request_context
-from audit.models import AuditChain, AuditLogEntry, AuditPendingEntry
+from audit.models import AuditChain, AuditChainVerification, AuditLogEntry, AuditPendingEntry
 from audit.registry import AuditEventType, registry
 
 logger = logging.getLogger(__name__)
@@ -395,27 +395,54 @@ def audit_verify_chain(chain: uuid.UUID, *, batch: int = 5000) -> ChainReport:
 CHAINS_VERIFIED_CACHE_KEY = "audit:chains-verified"
 
 
+def _verify_in_snapshot(chain: uuid.UUID) -> ChainReport:
+    """``audit_verify_chain`` in one consistent snapshot (entries appended meanwhile are the next
+    walk's), its result kept as the chain's last verification (``AuditChainVerification``)."""
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        report = audit_verify_chain(chain)
+    AuditChainVerification.objects.update_or_create(
+        chain=chain,
+        defaults={
+            "verified_at": timezone.now(),
+            "entries": report.checked,
+            "last_sequence": report.last_sequence,
+            "broken_at": report.broken_at,
+            "broken_entry_id": report.entry_id or "",
+            "reason": report.reason[:255],
+        },
+    )
+    if not report.ok:
+        logger.error(
+            "audit chain broken",
+            extra={"chain": str(chain), "sequence": report.broken_at, "reason": report.reason},
+        )
+    return report
+
+
+def audit_verify_account(*, account) -> ChainReport:
+    """Walk ``account``'s chain now (its pending records joined first) and keep the result as its
+    last verification, as the hourly walk does: what the console's "verify now" runs."""
+    audit_chain_pending(chain=account.pk)
+    return _verify_in_snapshot(account.pk)
+
+
 def audit_verify_all_chains() -> dict[str, Any]:
-    """Verify every chain, each in one consistent snapshot (entries appended meanwhile are the next
-    run's), and keep the summary for ``/metrics``: chains, entries checked, which chains are broken
-    (each logged as an error with its first broken link) and when."""
+    """Verify every chain, each in one consistent snapshot, keep each chain's result
+    (``AuditChainVerification``: what an account's audit log page shows) and the summary for
+    ``/metrics``: chains, entries checked, which chains are broken (each logged as an error with
+    its first broken link) and when."""
     broken: list[dict[str, Any]] = []
     chains = checked = 0
     for chain in AuditChain.objects.order_by("pk").values_list("pk", flat=True):
-        outermost = not connection.in_atomic_block
-        with transaction.atomic():
-            if connection.vendor == "postgresql" and outermost:
-                with connection.cursor() as cursor:
-                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            report = audit_verify_chain(chain)
+        report = _verify_in_snapshot(chain)
         chains += 1
         checked += report.checked
         if not report.ok:
             broken.append({"chain": str(chain), "sequence": report.broken_at, "reason": report.reason})
-            logger.error(
-                "audit chain broken",
-                extra={"chain": str(chain), "sequence": report.broken_at, "reason": report.reason},
-            )
     summary = {"chains": chains, "entries": checked, "broken": broken, "at": timezone.now().timestamp()}
     cache.set(CHAINS_VERIFIED_CACHE_KEY, summary, timeout=None)
     return summary

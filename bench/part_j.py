@@ -10,15 +10,19 @@ Setup (timed, not part of the figures), at ``--j-scale`` of the issue's size (1.
   * the big account (Enterprise plan): an Owner, 1,000 members (``bulk_create``), 200 service
     accounts, 100 teams of 10 members and 2 service accounts each, 5 workspaces, each team granted
     a role on 2 of them and 20 users and 10 service accounts granted directly on each, 3 custom
-    roles, 50 pending invitations, 20 allowlist entries (not enforced), 10 API keys of the Owner;
+    roles, 50 pending invitations, 20 allowlist entries (not enforced), 10 API keys of the Owner,
+    3 SSO domains (verified), an OIDC and a SAML identity provider, 2 SCIM tokens;
   * 1,000,000 audit entries in the account's chain, generated inside PostgreSQL (``INSERT …
     SELECT … FROM generate_series``), shaped as ``audit_record`` writes them (event id and api
     name from the registry, actor user or service account and label, target, message, payload,
     ip, the chain's sequence 1..N), spread over the 365 days before now. The hash chain is NOT
     valid (``prev_hash``/``hash`` are filler): the pages read the rows, they never verify the
     chain, so the timing is that of valid rows;
+  * 100,000 rows of the account's SCIM journal (``accounts_scimactivity``), generated the same way:
+    the methods, paths and answers an IdP's provisioning sends, across its 2 tokens, spread over
+    the 30 days before now (the journal's retention);
   * 3 other accounts, each with 1/10 of the big one's members, teams and service accounts and 1/10
-    of its audit entries, so every query finds the account's rows among others'.
+    of its audit entries and SCIM journal, so every query finds the account's rows among others'.
 
 Then ``VACUUM ANALYZE``, and each page is fetched ``--j-requests`` times (after 2 warm-ups) with
 Django's test client in-process as the Owner (a session, ``force_login``), timing the server's
@@ -48,14 +52,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 
-FULL = {"members": 1000, "teams": 100, "service_accounts": 200, "audit": 1_000_000}
+FULL = {"members": 1000, "teams": 100, "service_accounts": 200, "audit": 1_000_000, "scim_activity": 100_000}
 WORKSPACES = 5
 OTHER_ACCOUNTS = 3
 OTHER_FRACTION = 10
 TEAM_USERS, TEAM_BOTS = 10, 2
 DIRECT_USER_GRANTS, DIRECT_BOT_GRANTS = 20, 10
 INVITATIONS, ALLOWLIST, API_KEYS, CUSTOM_ROLES = 50, 20, 10, 3
+SSO_DOMAINS, SCIM_TOKENS = 3, 2
 DAYS = 365
+SCIM_DAYS = 30
 
 
 def sizes(scale: float) -> dict:
@@ -79,13 +85,16 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
         Invitation,
         IpAllowlistEntry,
         ServiceAccount,
+        SsoDomain,
         Team,
         TeamMember,
         User,
         WorkspaceRoleGrant,
     )
     from accounts.permissions import AccountRole, WorkspaceRole, builtin_workspace_role_id
+    from accounts.scim.services import scim_token_create
     from accounts.services import user_create
+    from accounts.sso.providers import provider_create
     from accounts.tenancy import account_create, workspace_create
     from audit.actors import SystemActor
 
@@ -196,6 +205,43 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
         if index == 0:
             for n in range(API_KEYS):
                 api_key_create(owner=owner, name=f"key {n}", actor=owner)
+        SsoDomain.objects.bulk_create(
+            SsoDomain(
+                account=account,
+                domain=f"d{n}.acct{index}.bench.example",
+                token=uuid.uuid4().hex,
+                verified_at=now,
+            )
+            for n in range(SSO_DOMAINS)
+        )
+        providers = [
+            provider_create(
+                account=account,
+                body={
+                    "kind": "oidc",
+                    "name": "Bench OIDC",
+                    "issuer": f"https://idp{index}.bench.example",
+                    "client_id": "bench",
+                    "client_secret": "bench-secret",
+                },
+                actor=actor,
+            ),
+            provider_create(
+                account=account,
+                body={
+                    "kind": "saml",
+                    "name": "Bench SAML",
+                    "entity_id": f"https://idp{index}.bench.example/saml",
+                    "sso_url": f"https://idp{index}.bench.example/saml/sso",
+                    "x509_certificates": [_certificate_pem()],
+                },
+                actor=actor,
+            ),
+        ]
+        scim_tokens = [
+            scim_token_create(account=account, actor=actor, name=f"idp token {n}")[0]
+            for n in range(SCIM_TOKENS)
+        ]
     return {
         "account": account,
         "owner": owner,
@@ -204,7 +250,59 @@ def _generate_account(*, index: int, size: dict, owner=None) -> dict:
         "bots": [(b.id, b.name) for b in bots],
         "teams": [t.id for t in teams],
         "custom_roles": [r.id for r in custom],
+        "providers": {p.kind: p.id for p in providers},
+        "scim_tokens": [t.id for t in scim_tokens],
     }
+
+
+def _certificate_pem() -> str:
+    """A self-signed certificate for the SAML identity provider's configuration."""
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "idp.bench.example")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=365))
+        .sign(key, hashes.SHA256())
+    )
+    return certificate.public_bytes(Encoding.PEM).decode()
+
+
+def _scim_sql(*, account_id: str, token_ids: list[str], n: int, now: str) -> str:
+    """``n`` rows of the account's SCIM journal, the newest last, spread over SCIM_DAYS days before
+    ``now``: an IdP's provisioning traffic (look-ups, creates, PATCHes of users and groups, a few
+    refusals), across its tokens."""
+    A = f"'{account_id}'::uuid"
+    tokens = "ARRAY[" + ",".join(f"'{t}'::uuid" for t in token_ids) + "]"
+    return f"""
+SET synchronous_commit TO OFF;
+INSERT INTO accounts_scimactivity (account_id, token_id, occurred, method, path, status, ip, request_id,
+  changes, detail)
+SELECT {A}, ({tokens})[1 + g % {len(token_ids)}],
+  {now}::timestamptz - interval '{SCIM_DAYS} days' * (({n} - g)::float8 / {n}),
+  (ARRAY['GET','GET','POST','PATCH','PATCH','PUT','DELETE'])[1 + g % 7],
+  CASE WHEN g % 5 = 0 THEN '/Groups/' || md5('group' || (g % 100))::uuid
+       ELSE '/Users/' || md5('user' || (g % 1000))::uuid END,
+  CASE WHEN g % 50 = 0 THEN 409 WHEN g % 97 = 0 THEN 404 WHEN g % 7 = 2 THEN 201 ELSE 200 END,
+  ('10.1.' || (g % 250) || '.' || (g % 200 + 1))::inet, md5('scim' || g),
+  CASE WHEN g % 7 IN (3, 4) THEN jsonb_build_array(jsonb_build_object('field', 'active', 'from', true, 'to', false))
+       ELSE '[]'::jsonb END,
+  CASE WHEN g % 50 = 0 THEN 'userName is already taken' ELSE '' END
+FROM generate_series(1, {n}) g;
+"""
 
 
 def _audit_sql(*, account_id: str, workspaces: list[str], n: int, now: str) -> str:
@@ -267,6 +365,7 @@ def generate(scale: float) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    from accounts.models import ScimActivity
     from audit.models import AuditLogEntry
 
     size = sizes(scale)
@@ -292,6 +391,17 @@ def generate(scale: float) -> dict:
             )
         _psql(sql)
     timings["audit_s"] = round(time.perf_counter() - t1, 1)
+    t_scim = time.perf_counter()
+    for acc, n in [(big, size["scim_activity"]), *((o, other["scim_activity"]) for o in others)]:
+        _psql(
+            _scim_sql(
+                account_id=str(acc["account"].pk),
+                token_ids=[str(t) for t in acc["scim_tokens"]],
+                n=n,
+                now=now,
+            )
+        )
+    timings["scim_activity_s"] = round(time.perf_counter() - t_scim, 1)
     t2 = time.perf_counter()
     _psql("VACUUM ANALYZE;")
     timings["vacuum_analyze_s"] = round(time.perf_counter() - t2, 1)
@@ -302,6 +412,7 @@ def generate(scale: float) -> dict:
         "teams": len(big["teams"]),
         "audit_entries": AuditLogEntry.objects.filter(chain=big["account"].pk).count(),
         "audit_entries_all": AuditLogEntry.objects.count(),
+        "scim_activity": ScimActivity.objects.filter(account=big["account"]).count(),
     }
     return {"size": size, "timings": timings, "rows": counts, "big": big}
 
@@ -323,6 +434,7 @@ def pages(big: dict) -> list[tuple[str, str]]:
     deep = max(2, head // 2)
     actor_user = big["users"][len(big["users"]) // 3]
     bot_name = big["bots"][len(big["bots"]) // 4][1]
+    scim_token = (big.get("scim_tokens") or [""])[0]
 
     def u(name, **kw):
         return reverse(name, kwargs={"account": a, **kw})
@@ -356,6 +468,19 @@ def pages(big: dict) -> list[tuple[str, str]]:
         ("billing", u("console-billing")),
         ("my API keys", reverse("console-api-keys")),
         ("connect", reverse("console-connect")),
+        (
+            "roles: the explainer answering",
+            u("console-roles") + f"?actor={actor_user}&workspace={ws}&scope=run_deployments",
+        ),
+        ("SSO", u("console-sso")),
+        *(
+            (f"an identity provider ({kind.upper()})", u("console-sso-provider", provider_id=pk))
+            for kind, pk in sorted(big.get("providers", {}).items())
+        ),
+        ("SCIM: first page of the journal", u("console-scim")),
+        ("SCIM: journal by method and answer", u("console-scim") + "?method=PATCH&status=2"),
+        ("SCIM: journal, one token, last day", u("console-scim") + f"?token={scim_token}&since=24h"),
+        ("SCIM: journal page 100 (offset)", u("console-scim") + "?page=100"),
     ]
 
 
@@ -407,7 +532,14 @@ def measure(big: dict, repeat: int) -> dict:
 
 def existing_big() -> dict | None:
     """The big account of an earlier generation in this database (``--reuse``), or None."""
-    from accounts.models import AccountMembership, CustomRole, ServiceAccount, Team
+    from accounts.models import (
+        AccountMembership,
+        CustomRole,
+        IdentityProvider,
+        ScimToken,
+        ServiceAccount,
+        Team,
+    )
     from accounts.permissions import AccountRole
     from tenants.models import Account, Workspace
 
@@ -429,6 +561,9 @@ def existing_big() -> dict | None:
         "custom_roles": list(
             CustomRole.objects.filter(account=account).order_by("created").values_list("id", flat=True)
         ),
+        # Absent from a generation older than these pages: their rows are then left out.
+        "providers": dict(IdentityProvider.objects.filter(account=account).values_list("kind", "id")),
+        "scim_tokens": list(ScimToken.objects.filter(account=account).values_list("id", flat=True)),
     }
 
 

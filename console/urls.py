@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.urls import path
 
 from console.pages.api_keys import ApiKeyRevokePage, ApiKeysPage
-from console.pages.audit_log import AuditExportPage, AuditLogPage
+from console.pages.audit_log import AuditExportPage, AuditLogPage, AuditVerifyPage
 from console.pages.billing import BillingPage, CheckoutPage, PortalPage
 from console.pages.connect import ConnectPage
 from console.pages.index import AccountHomePage, console_index
@@ -129,6 +129,7 @@ urlpatterns = [
     # Audit log
     path(f"{ACCOUNT}audit-log/", AuditLogPage.as_view(), name="console-audit-log"),
     path(f"{ACCOUNT}audit-log/export", AuditExportPage.as_view(), name="console-audit-export"),
+    path(f"{ACCOUNT}audit-log/verify", AuditVerifyPage.as_view(), name="console-audit-verify"),
     # Billing
     path(f"{ACCOUNT}billing/", BillingPage.as_view(), name="console-billing"),
     path(f"{ACCOUNT}billing/checkout", CheckoutPage.as_view(), name="console-billing-checkout"),

@@ -6,6 +6,9 @@ from __future__ import annotations
 from accounts.models import CustomRole, IdentityProvider, SsoDomain, Team
 from accounts.permissions import WorkspaceRole
 from accounts.roles import ResolvedRole
+from accounts.sso import enforcement
+from accounts.sso.domains import account_for_email
+from billing import entitlements
 from tenants.models import Workspace
 
 
@@ -38,4 +41,20 @@ def group_mapping_targets(*, account) -> dict:
                 for role in CustomRole.objects.filter(account=account).order_by("name")
             ),
         ],
+    }
+
+
+def sso_sign_in_options(email: str) -> dict:
+    """What signing in as ``email`` is offered: the account that verified its domain (only verified
+    domains route), that account's enabled identity providers and whether it enforces SSO
+    (``sso_account`` None when it has none, or its plan has no SSO). The sign-in page's second
+    step and the invitation page read it."""
+    account = account_for_email(email)
+    if account is None or not entitlements.check_feature(account, "sso"):
+        return {"sso_account": None, "providers": [], "enforced": False}
+    providers = list(IdentityProvider.objects.filter(account=account, enabled=True).order_by("name"))
+    return {
+        "sso_account": account if providers else None,
+        "providers": providers,
+        "enforced": bool(providers) and enforcement.enforces_sso(account),
     }

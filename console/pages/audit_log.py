@@ -3,7 +3,11 @@ date range, paged by keyset on the chain's sequence (``?before=<sequence>``: no 
 so the thousandth page of a million events costs what the first does); each event's message and
 its before and after. The export is the signed one ``audit_export`` writes (JSON Lines or CSV with
 its Ed25519-signed manifest), as a zip; the page says how to verify it offline. The same selector
-as ``audit_events`` of the account API, under the same permission and plan feature."""
+as ``audit_events`` of the account API, under the same permission and plan feature.
+
+The page also says what the last walk of the account's hash chain found (beat's hourly
+``verify_audit_chains``, or "Verify now" here, which walks it at once through the same service):
+when, how many entries, intact or the first broken link."""
 
 from __future__ import annotations
 
@@ -11,13 +15,20 @@ import datetime as dt
 import uuid
 
 from django import forms
+from django.contrib import messages
 from django.http import HttpResponse
+from django.shortcuts import redirect
 
-from accounts.selectors import account_actor_get, account_user_by_email, service_account_list
+from accounts.selectors import (
+    account_actor_get,
+    account_user_by_email,
+    account_workspace_names,
+    service_account_list,
+)
 from audit.export import ExportFilters, export_archive
 from audit.registry import registry
-from audit.selectors import audit_event_page
-from audit.services import audit_chain_pending
+from audit.selectors import audit_chain_verification_get, audit_event_page
+from audit.services import audit_chain_pending, audit_verify_account
 from billing.entitlements import plan_for
 from console.pages.base import ConsolePage
 
@@ -31,6 +42,7 @@ def _event_choices():
 class AuditFilterForm(forms.Form):
     actor = forms.CharField(label="Actor (email, service account or id)", max_length=254, required=False)
     event = forms.ChoiceField(label="Event", choices=_event_choices, required=False)
+    workspace = forms.ChoiceField(label="Workspace", choices=(), required=False)
     target = forms.CharField(label="Target (id or name)", max_length=254, required=False)
     since = forms.DateField(
         label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"})
@@ -38,6 +50,13 @@ class AuditFilterForm(forms.Form):
     until = forms.DateField(
         label="To (UTC, inclusive)", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+
+    def __init__(self, *args, workspaces: list[tuple[uuid.UUID, str]], **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].choices = [
+            ("", "Any workspace"),
+            *((str(pk), name) for pk, name in workspaces),
+        ]
 
     def clean(self):
         data = super().clean()
@@ -69,10 +88,15 @@ class _AuditView(ConsolePage):
         return {
             "api_name": data["event"] or None,
             "actor_id": actor_id,
+            "workspace_id": uuid.UUID(data["workspace"]) if data["workspace"] else None,
             "target": data["target"].strip() or None,
             "since": _day(data["since"]),
             "until": _day(data["until"], after=True),
         }
+
+    def filter_form(self, request) -> AuditFilterForm:
+        """The filters of the query string, the workspace among the account's."""
+        return AuditFilterForm(request.GET, workspaces=account_workspace_names(account=self.account))
 
     def _actor(self, value: str):
         try:
@@ -89,9 +113,15 @@ class AuditLogPage(_AuditView):
     template_name = "console/audit_log.html"
 
     def get(self, request):
-        form = AuditFilterForm(request.GET)
+        form = self.filter_form(request)
         feature = plan_for(self.account).has("audit_log")
-        context = {"form": form, "feature_on_plan": feature, "entries": [], "next_before": None}
+        context = {
+            "form": form,
+            "feature_on_plan": feature,
+            "entries": [],
+            "next_before": None,
+            "verification": audit_chain_verification_get(chain=self.account.pk) if feature else None,
+        }
         filters = self.filters(form) if feature and form.is_valid() else None
         if filters is None:
             return self.page(context, status=422 if form.errors else 200)
@@ -114,6 +144,29 @@ class AuditLogPage(_AuditView):
         return self.page(context)
 
 
+class AuditVerifyPage(_AuditView):
+    """ "Verify now": walk the account's chain at once and say what was found (kept as its last
+    verification, which the log's page shows)."""
+
+    required_permissions = {"POST": "read:audit_event"}
+
+    def post(self, request):
+        if not plan_for(self.account).has("audit_log"):
+            return redirect(self.url("console-audit-log"))
+        report = audit_verify_account(account=self.account)
+        if report.ok:
+            messages.success(
+                request,
+                f"The hash chain was verified now: {report.checked:,} entries, intact.",
+            )
+        else:
+            messages.error(
+                request,
+                f"The hash chain is broken at sequence {report.broken_at}: {report.reason}.",
+            )
+        return redirect(self.url("console-audit-log"))
+
+
 class AuditExportPage(_AuditView):
     """``?format=jsonl|csv`` and the page's filters: a zip of the export and its signed manifest."""
 
@@ -121,7 +174,7 @@ class AuditExportPage(_AuditView):
     template_name = "console/audit_log.html"
 
     def get(self, request):
-        form = AuditFilterForm(request.GET)
+        form = self.filter_form(request)
         fmt = request.GET.get("format", "jsonl")
         feature = plan_for(self.account).has("audit_log")
         filters = self.filters(form) if feature and form.is_valid() and fmt in ("jsonl", "csv") else None
@@ -137,6 +190,7 @@ class AuditExportPage(_AuditView):
                 until=filters["until"],
                 actor=str(filters["actor_id"]) if filters["actor_id"] else None,
                 action=filters["api_name"],
+                workspace=filters["workspace_id"],
                 target=filters["target"],
             ),
             fmt=fmt,

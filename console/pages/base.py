@@ -34,10 +34,11 @@ from django.views import View
 from access.gate import Outcome, Surface, authorize_account
 from access.views import caller_of
 from accounts.permissions import AccountRole
-from accounts.selectors import account_memberships_of
+from accounts.selectors import account_memberships_of, workspace_names_for
 from billing.entitlements import plan_for
 from billing.plans import Feature
 from billing.selectors import billing_banner
+from console.ui import ui_base
 from core.errors import AppError
 from tenants.models import Account
 
@@ -129,12 +130,37 @@ def parse_account_role(value) -> AccountRole | None:
         return None
 
 
+def workspace_switcher(request, account: Account, role: str, permissions: frozenset[str]) -> list[dict]:
+    """The workspaces of ``account`` this person reaches (one query), each with its console page
+    (when the person may read workspaces) and its Prefect UI."""
+    rows = workspace_names_for(request.user, account=account, role=role)
+    if not rows:
+        return []
+    page_of = None
+    if "read:workspace" in permissions:
+        prefix, _, suffix = reverse("console-workspace", args=[account.handle, _ROW_ID]).rpartition(
+            str(_ROW_ID)
+        )
+        page_of = lambda pk: f"{prefix}{pk}{suffix}"  # noqa: E731 - one reverse for every row
+    return [
+        {
+            "id": pk,
+            "name": name,
+            "console_url": page_of(pk) if page_of else None,
+            "ui_url": ui_base(account.pk, pk) + "/",
+        }
+        for pk, name in rows
+    ]
+
+
 def layout_context(
     request, account: Account | None = None, permissions: frozenset[str] = frozenset()
 ) -> dict:
-    """What the base layout needs: the account switcher, the navigation for this person, and
-    billing's banner (a payment overdue, the account read-only) shown to everyone in the account."""
+    """What the base layout needs: the account and workspace switchers, the navigation for this
+    person, and billing's banner (a payment overdue, the account read-only) shown to everyone in the
+    account."""
     memberships = list(account_memberships_of(request.user))
+    current = next((m for m in memberships if account is not None and m.account_id == account.pk), None)
     return {
         "account": account,
         "permissions": permissions,
@@ -146,6 +172,9 @@ def layout_context(
             }
             for m in memberships
         ],
+        "workspace_switcher": (
+            workspace_switcher(request, account, current.role, permissions) if current is not None else []
+        ),
         "navigation": navigation_for(account, permissions) if account is not None else [],
         "plan": plan_for(account) if account is not None else None,
         "billing_banner": billing_banner(account) if account is not None else None,
@@ -184,7 +213,7 @@ class ConsolePage(View):
                 "detail": decision.detail,
             }
             if decision.reason != "permission":  # the door refused: no navigation into the account
-                context["navigation"] = []
+                context["navigation"] = context["workspace_switcher"] = []
             return render(request, "console/forbidden.html", context, status=403)
         self.account, self.permissions = decision.account, decision.permissions
         request.account = decision.account

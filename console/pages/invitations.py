@@ -3,7 +3,13 @@
 The token is the credential (as for ``POST /api/invitations/<id>/accept``): a signed-in person of
 the invited email accepts with one click; someone new sets a password (checked by the password
 validators), which creates their user, and is then asked to sign in. Both go through the same services as the
-API (``rbac.invitation_accept``, ``rbac.invitation_accept_new_user``) with their audit events."""
+API (``rbac.invitation_accept``, ``rbac.invitation_accept_new_user``) with their audit events.
+
+When the invited address is in a domain the inviting account verified for single sign-on and the
+account has an enabled identity provider, the page offers "Sign in with your organisation's SSO"
+(said to be required when the account enforces it): a sign-in through the account's identity
+provider accepts the pending invitation to that address (``accounts.sso.pipeline``). Only a link
+whose token is right says anything about the invitation."""
 
 from __future__ import annotations
 
@@ -14,6 +20,8 @@ from django.urls import reverse
 from django.views import View
 
 from accounts import rbac, throttles
+from accounts.selectors import invitation_for_link
+from accounts.sso.selectors import sso_sign_in_options
 from audit.context import client_ip
 from console.pages.base import error_message, layout_context
 from core.errors import AppError, TooManyRequests
@@ -28,6 +36,24 @@ class NewUserForm(forms.Form):
 class InvitationAcceptPage(View):
     template_name = "console/invitation_accept.html"
 
+    def _sso(self, request, invitation_id, token: str) -> dict:
+        """The account's identity providers for the invited address, to a visitor not signed in
+        whose link is right (none otherwise)."""
+        if request.user.is_authenticated:
+            return {}
+        invitation = invitation_for_link(invitation_id=invitation_id, token=token)
+        if invitation is None:
+            return {}
+        options = sso_sign_in_options(invitation.email)
+        if options["sso_account"] is None or options["sso_account"].pk != invitation.account_id:
+            return {}
+        return {
+            "invitation": invitation,
+            "sso_providers": options["providers"],
+            "sso_enforced": options["enforced"],
+            "sso_next": reverse("console-members", args=[invitation.account.handle]),
+        }
+
     def _show(self, request, invitation_id, token: str, *, form=None, error=None, status=200):
         context = layout_context(request) if request.user.is_authenticated else {}
         sign_in = f"{reverse('login')}?next={request.path}%3Ftoken%3D{token}"
@@ -36,6 +62,7 @@ class InvitationAcceptPage(View):
             self.template_name,
             {
                 **context,
+                **self._sso(request, invitation_id, token),
                 "token": token,
                 "form": form or NewUserForm(),
                 "error": error,

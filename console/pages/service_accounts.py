@@ -1,5 +1,5 @@
 """Service accounts: create one with its first key, rotate its key with a grace period for the old
-one, delete it (its keys stop working); each key's last use and from where; 50 a page by name
+one (ending the old key at once asks first), delete it (its keys stop working); each key's last use and from where; 50 a page by name
 (``?page=``) with a search by name (``?q=``). A new key is shown once,
 on the answer to the form that made it, with a copy button; it is stored only as a hash. The same
 services and audit events as ``bots/`` of the account API, under the same permissions."""
@@ -127,6 +127,24 @@ class ServiceAccountRotatePage(_ServiceAccountsView):
             grace = int(request.POST.get("grace_seconds") or 0)
         except ValueError:
             return self.show(row_errors={bot.pk: "Choose one of the grace periods."}, status=422)
+        if grace == 0 and request.POST.get("confirmed") != "yes":
+            # Ending the old key at once breaks whatever still uses it: asked first, as a deletion is.
+            return self.page(
+                {
+                    "title": f"Rotate the key of {bot.name} and end the old key now?",
+                    "explanation": (
+                        "The old key stops working at once: whatever still uses it (a worker, a "
+                        "deployment, CI) fails until it has the new key. Choose a grace period to keep "
+                        "the old key working while you replace it."
+                    ),
+                    "action_label": "Rotate and end the old key now",
+                    "cancel_url": self.url("console-service-accounts"),
+                    # A boosted form's answer does not change the address bar: the form names its URL.
+                    "action_url": request.path,
+                    "hidden_fields": [("grace_seconds", "0"), ("confirmed", "yes")],
+                },
+                template="console/confirm.html",
+            )
         try:
             _key, plaintext = rbac.service_account_rotate_key(
                 service_account=bot, actor=request.user, old_key_expires_in_seconds=grace

@@ -1,6 +1,6 @@
 """Single sign-on: the account's email domains (the TXT record to publish, a verify button that says
 what DNS answered), its identity providers (SAML: this product's metadata URL, ACS and entity id to
-copy, the IdP's metadata XML or certificate pasted in; OIDC: issuer, client id and secret, a
+copy, the IdP's metadata XML or certificate pasted in or uploaded as a file; OIDC: issuer, client id and secret, a
 discovery check; a "test sign-in" that runs the IdP's real flow and shows what it sent and what a
 sign-in would make of it, signing nobody in), the group mappings, and SSO enforcement with the lock-out guard's refusal shown
 inline. The same selectors, services and audit events as ``sso/`` and ``settings`` of the account
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from django import forms
 from django.contrib import messages
 from django.http import Http404
@@ -48,6 +50,36 @@ from core.errors import AppError
 
 _MAPPING_FIELDS = ("email", "first_name", "last_name", "groups")
 _PEM = re.compile(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+#: The largest metadata or certificate file taken (an IdP's metadata is a few kilobytes).
+MAX_UPLOAD_BYTES = 1024 * 1024
+
+
+def _uploaded_bytes(upload) -> bytes:
+    if upload.size > MAX_UPLOAD_BYTES:
+        raise forms.ValidationError("The file is larger than 1 MiB.", code="too_large")
+    return upload.read()
+
+
+def _uploaded_text(upload) -> str:
+    try:
+        return _uploaded_bytes(upload).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise forms.ValidationError("The file is not text (UTF-8 XML).", code="not_text") from None
+
+
+def _uploaded_certificates(upload) -> list[str]:
+    """The PEM certificates of an uploaded file: PEM text (one or more), or one DER certificate."""
+    data = _uploaded_bytes(upload)
+    found = _PEM.findall(data.decode("latin-1"))
+    if found:
+        return found
+    try:
+        certificate = x509.load_der_x509_certificate(data)
+    except ValueError:
+        raise forms.ValidationError(
+            "The file holds no certificate (PEM or DER).", code="no_certificate"
+        ) from None
+    return [certificate.public_bytes(Encoding.PEM).decode().strip()]
 
 
 def shown_value(value) -> str | None:
@@ -127,6 +159,7 @@ class SamlProviderForm(_ProviderForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+    metadata_file = forms.FileField(label="Or upload the IdP metadata XML file", required=False)
     entity_id = forms.CharField(label="IdP entity id", required=False, max_length=1024)
     sso_url = forms.CharField(label="IdP single sign-on URL", required=False, max_length=2048)
     slo_url = forms.CharField(label="IdP single logout URL (optional)", required=False, max_length=2048)
@@ -135,6 +168,7 @@ class SamlProviderForm(_ProviderForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
     )
+    certificate_file = forms.FileField(label="Or upload the certificate file (PEM or DER)", required=False)
     want_signed = forms.ChoiceField(
         label="Must be signed",
         choices=(("assertion", "The assertion"), ("response", "The response"), ("both", "Both")),
@@ -156,11 +190,23 @@ class SamlProviderForm(_ProviderForm):
         "want_signed": "want_signed",
     }
 
+    def clean_metadata_file(self) -> str:
+        upload = self.cleaned_data.get("metadata_file")
+        return _uploaded_text(upload) if upload else ""
+
+    def clean_certificate_file(self) -> list[str]:
+        upload = self.cleaned_data.get("certificate_file")
+        return _uploaded_certificates(upload) if upload else []
+
     def body(self) -> dict:
         data = self.cleaned_data
-        found = saml_metadata_read(data["metadata_xml"]) if data["metadata_xml"].strip() else {}
+        metadata = data["metadata_xml"].strip() or data["metadata_file"].strip()
+        if not data["metadata_xml"].strip() and metadata:
+            # A refusal of the uploaded metadata is shown under the upload.
+            self.error_fields = {**self.error_fields, "The metadata": "metadata_file"}
+        found = saml_metadata_read(metadata) if metadata else {}
         text = data["certificates"].strip()
-        certificates = _PEM.findall(text) or ([text] if text else [])
+        certificates = _PEM.findall(text) or ([text] if text else []) or data["certificate_file"]
         return {
             "kind": self.kind,
             "name": data["name"],
@@ -525,7 +571,7 @@ class IdentityProviderCreatePage(_ProviderView):
         form_class = self._form_class(request.POST.get("kind"))
         if form_class is None:
             return self._unknown_kind()
-        form = form_class(request.POST)
+        form = form_class(request.POST, request.FILES)
         if form.is_valid():
             try:
                 provider = provider_create(account=self.account, body=form.body(), actor=request.user)
@@ -555,11 +601,11 @@ class IdentityProviderPage(_ProviderView):
 
     def post(self, request, provider_id):
         provider = provider_or_404(self.account, provider_id)
-        form = PROVIDER_FORMS[provider.kind](request.POST)
+        form = PROVIDER_FORMS[provider.kind](request.POST, request.FILES)
         if form.is_valid():
-            body = form.body()
-            body.pop("kind")
             try:
+                body = form.body()
+                body.pop("kind")
                 provider = provider_update(provider=provider, body=body, actor=request.user)
             except AppError as error:
                 provider_error(form, error)

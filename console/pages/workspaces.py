@@ -134,6 +134,7 @@ class _WorkspaceView(ConsolePage):
         return self.page(
             {
                 "workspace": workspace,
+                "current_workspace_id": workspace.pk,
                 "ui_url": ui_url(workspace),
                 "admins": [
                     {"email": email, "role": AccountRole(role).label}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from django.utils import timezone
@@ -113,3 +114,49 @@ class TestDunningBanner:
         _standing(org.account, BillingStatus.PAST_DUE, days=1)
         assert BANNER in browser.get(org.url("members/")).content.decode()
         assert steady_query_count(browser, org.url("members/")) == active
+
+
+def meters(html: str) -> dict[str, tuple[int, int]]:
+    """Each ``<meter>`` of the usage table: its label, value and max."""
+    return {
+        label: (int(value), int(most))
+        for most, value, label in re.findall(
+            r'<meter min="0" max="(\d+)" value="(\d+)" aria-label="([^"]+) used">', html
+        )
+    }
+
+
+class TestMetersAndPortal:
+    def test_a_meter_per_limit_with_its_value_and_max(self, db):
+        from billing.selectors import billing_summary
+
+        org = make_org(plan="team")
+        for _ in range(2):
+            membership_add(account=org.account, user=UserFactory(), role=AccountRole.MEMBER, actor=SYSTEM)
+        html = session(org.admin).get(org.url("billing/")).content.decode()
+        summary = billing_summary(org.account)
+        limited = {what for what in ("seats", "workspaces", "deployments") if summary["limits"][what]}
+        assert limited >= {"seats", "workspaces"}
+        assert meters(html) == {what: (summary["usage"][what], summary["limits"][what]) for what in limited}
+        assert meters(html)["seats"] == (5, 8)
+        # An unlimited plan draws no bar and says so.
+        enterprise = make_org()
+        html = session(enterprise.admin).get(enterprise.url("billing/")).content.decode()
+        assert meters(html) == {} and "unlimited" in html
+
+    def test_the_customer_portal_redirect(self, db, stripe_fake):  # noqa: F811
+        from billing.models import Subscription
+
+        org = make_org(plan="hobby")
+        browser = session(org.owner)
+        assert browser.post(org.url("billing/checkout"), {"plan": "starter"}).status_code == 302
+        customer = Subscription.objects.get(account=org.account).stripe_customer_id
+        assert customer.startswith("cus_")
+        response = browser.post(org.url("billing/portal"))
+        assert response.status_code == 302
+        [portal] = stripe_fake.portal_sessions
+        assert response["Location"] == portal["url"] and portal["url"].startswith(
+            "https://billing.stripe.test/"
+        )
+        assert portal["customer"] == customer
+        assert portal["return_url"].endswith(org.url("billing/"))

@@ -74,3 +74,57 @@ def test_a_bad_expiry_is_refused_inline_and_anonymous_visitors_sign_in_first(org
     assert response.status_code == 422 and "greater than or equal to 1" in response.content.decode()
     assert not ApiKey.objects.filter(user=org.member, name="laptop").exists()
     assert client.get(URL).status_code == 302
+
+
+def test_the_form_needs_its_csrf_token_and_makes_no_key_without_it(org):
+    from tests.console.conftest import session as signed_in
+
+    browser = signed_in(org.member, csrf=True)
+    response = browser.post(
+        URL, {"workspace": str(org.tenant.workspace.id), "name": "forged", "expires_in_days": "30"}
+    )
+    assert response.status_code == 403 and b"CSRF" in response.content
+    assert not ApiKey.objects.filter(user=org.member, name="forged").exists()
+    # With the page's own token it goes through.
+    page = browser.get(URL).content.decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page).group(1)
+    response = browser.post(
+        URL,
+        {
+            "csrfmiddlewaretoken": token,
+            "workspace": str(org.tenant.workspace.id),
+            "name": "asked",
+            "expires_in_days": "30",
+        },
+    )
+    assert response.status_code == 201 and ApiKey.objects.filter(user=org.member, name="asked").exists()
+
+
+def test_no_per_row_queries_in_the_workspace_list(org):
+    from accounts import rbac
+    from accounts.permissions import AccountRole
+    from accounts.services import workspace_access_grant
+    from audit.actors import SYSTEM
+    from tests.console.conftest import steady_query_count
+    from tests.factories import MembershipFactory, WorkspaceFactory
+
+    browser = session(org.member)
+    few = steady_query_count(browser, URL)
+    # More workspaces: granted directly, through a team, by a default role, and in a second account.
+    team = rbac.team_create(account=org.account, name="data", actor=SYSTEM)
+    rbac.team_members_add(team=team, principals=[org.member], actor=SYSTEM)
+    for n in range(4):
+        workspace = WorkspaceFactory(account=org.account, name=f"direct-{n}")
+        workspace_access_grant(workspace=workspace, principal=org.member, role="viewer", actor=SYSTEM)
+        workspace = WorkspaceFactory(account=org.account, name=f"team-{n}")
+        workspace_access_grant(workspace=workspace, principal=team, role="runner", actor=SYSTEM)
+        workspace = WorkspaceFactory(account=org.account, name=f"default-{n}")
+        rbac.workspace_default_role_set(
+            workspace=workspace, role=rbac.ResolvedRole(builtin="viewer"), actor=SYSTEM
+        )
+    second = make_tenant()
+    MembershipFactory(account=second.account, user=org.member, role=AccountRole.ADMIN)
+    WorkspaceFactory.create_batch(3, account=second.account)
+    page = browser.get(URL).content.decode()
+    assert page.count('<option value="') >= 17
+    assert steady_query_count(browser, URL) == few

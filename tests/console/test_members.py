@@ -5,6 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
@@ -15,6 +16,7 @@ from accounts.services import membership_add, membership_remove
 from audit.actors import SYSTEM
 from billing.models import SeatLedgerEntry
 from billing.plans import get_plan
+from tests.accounts.sso.conftest import acme, oidc, oidc_peer, sso_settings, web  # noqa: F401 - fixtures
 from tests.console.conftest import audited, make_org, session, steady_query_count
 from tests.factories import AccountFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
@@ -466,3 +468,106 @@ class TestSeatsThroughTheConsole:
         MembershipFactory(account=org.account, user=(other := UserFactory()), role=AccountRole.MEMBER)
         membership_remove(membership=membership_of(org, other), actor=org.admin)
         assert SeatLedgerEntry.objects.filter(account=org.account).latest("occurred").door == "api"
+
+
+def member_row(html: str, membership: AccountMembership) -> str:
+    start = html.index(f'<tr id="member-{membership.pk}">')
+    return html[start : html.index("</tr>", start)]
+
+
+class TestSignInLabels:
+    """How each person signs in, as the Members page labels it: someone who signed in through the
+    account's identity provider (a real OIDC sign-in at the npm ``oidc-provider`` peer) is "SSO",
+    someone the IdP provisions over SCIM (the SCIM API with a token) "SCIM-managed", the rest
+    "Password"."""
+
+    def test_sso_and_scim_managed_people(self, web, acme, oidc):  # noqa: F811
+        from accounts.scim.services import scim_token_create
+        from tests.accounts.sso.conftest import oidc_idp, oidc_sign_in
+        from tests.accounts.test_scim import Scim, create_user
+
+        admin = UserFactory(email="admin@acme.example")
+        MembershipFactory(account=acme.account, user=admin, role=AccountRole.ADMIN)
+        idp = oidc_idp(acme.account, oidc)
+        assert oidc_sign_in(web, idp, oidc, "alice").status_code == 302
+        _, raw = scim_token_create(account=acme.account, actor=SYSTEM, name="okta")
+        create_user(Scim(acme.account, raw), email="carol@acme.example")
+
+        html = session(admin).get(f"/console/accounts/{acme.account.handle}/members/").content.decode()
+        alice = AccountMembership.objects.get(account=acme.account, user__email="alice@acme.example")
+        carol = AccountMembership.objects.get(account=acme.account, user__email="carol@acme.example")
+        mine = AccountMembership.objects.get(account=acme.account, user=admin)
+        assert "<td>SSO</td>" in member_row(html, alice)
+        assert "<td>SCIM-managed</td>" in member_row(html, carol)
+        assert "<td>Password</td>" in member_row(html, mine)
+
+
+class TestInvitationSso:
+    """The invitation's page offers the account's SSO when the invited address is in a domain it
+    verified and it has an enabled identity provider; the sign-in there accepts the invitation."""
+
+    def _invite(self, account, email="alice@acme.example"):
+        from accounts.rbac import invitation_create
+
+        invitation, token = invitation_create(
+            account=account, email=email, account_role=AccountRole.ADMIN, actor=SYSTEM
+        )
+        return invitation, token, f"/console/invitations/{invitation.pk}/accept?token={token}"
+
+    def test_the_sso_button_is_offered_and_signing_in_there_accepts(self, web, acme, oidc):  # noqa: F811
+        from accounts.sso.providers import provider_update
+        from tests.accounts.sso.conftest import location_path, oidc_idp
+
+        idp = oidc_idp(acme.account, oidc)
+        invitation, token, link = self._invite(acme.account)
+        page = web.get(link).content.decode()
+        assert "Sign in with your organisation's SSO" in page
+        assert f'action="/sso/login/{idp.pk}/"' in page
+        members = f"/console/accounts/{acme.account.handle}/members/"
+        assert f'name="next" value="{members}"' in page
+        assert "and requires it" not in page and "Create my user and join" in page
+
+        # The button's form, as the browser posts it, through the provider's real sign-in.
+        start = web.post(f"/sso/login/{idp.pk}/", {"next": members, "idp": str(idp.pk)})
+        assert start.status_code == 302
+        callback = oidc.login_via_http(start["Location"], "alice", "any password")
+        done = web.get(location_path({"Location": callback}))
+        assert done.status_code == 302 and done["Location"] == members
+        invitation.refresh_from_db()
+        assert invitation.status == Invitation.Status.ACCEPTED
+        assert membership_of_email(acme.account, "alice@acme.example").role == AccountRole.ADMIN
+
+        # Enforced: the page says SSO is required.
+        _, _, link = self._invite(acme.account, email="bob@acme.example")
+        acme.account.settings = {**(acme.account.settings or {}), "enforce_sso": True}
+        acme.account.save(update_fields=["settings"])
+        assert "and requires it" in Client().get(link).content.decode()
+        acme.account.settings = {**acme.account.settings, "enforce_sso": False}
+        acme.account.save(update_fields=["settings"])
+        provider_update(provider=idp, body={"enabled": False}, actor=SYSTEM)
+        assert "organisation's SSO" not in Client().get(link).content.decode()
+
+    def test_not_offered_outside_the_verified_domains_nor_on_a_wrong_token(self, db):
+        from accounts.sso.providers import provider_create
+        from tests.accounts.sso.conftest import verified_domain
+        from tests.accounts.test_sso_providers import oidc_body
+
+        org = make_org()
+        verified_domain(org.account, "acme.example")
+        provider_create(account=org.account, body=oidc_body(), actor=SYSTEM)
+        _, _, link = self._invite(org.account)
+        assert "organisation's SSO" in Client().get(link).content.decode()
+        assert "organisation's SSO" not in Client().get(link + "x").content.decode()
+        _, _, elsewhere = self._invite(org.account, email="ada@elsewhere.example")
+        page = Client().get(elsewhere).content.decode()
+        assert "organisation's SSO" not in page and "Create my user and join" in page
+        # Another account's verified domain does not route this account's invitation.
+        other = make_org()
+        verified_domain(other.account, "other.example")
+        provider_create(account=other.account, body=oidc_body(), actor=SYSTEM)
+        _, _, theirs = self._invite(org.account, email="eve@other.example")
+        assert "organisation's SSO" not in Client().get(theirs).content.decode()
+
+
+def membership_of_email(account, email: str) -> AccountMembership:
+    return AccountMembership.objects.get(account=account, user__email=email)

@@ -87,12 +87,36 @@ class TestRotateAndDelete:
         [event] = audited(org.account, "api-key.rotated")
         assert event.payload["before"]["key_ids"] == [str(old.pk)]
 
-    def test_rotate_now_ends_the_old_key(self, org):
+    def test_rotate_now_asks_first_then_ends_the_old_key(self, org):
         bot, old, old_plaintext = service_account_create_with_key(
             account=org.account, name="worker", actor=SYSTEM
         )
-        session(org.admin).post(org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "0"})
+        browser = session(org.admin)
+        url = org.url(f"service-accounts/{bot.pk}/rotate")
+        confirm = browser.post(url, {"grace_seconds": "0"})
+        page = confirm.content.decode()
+        assert confirm.status_code == 200 and "end the old key now?" in page
+        assert "stops working at once" in page
+        assert '<input type="hidden" name="grace_seconds" value="0">' in page
+        assert '<input type="hidden" name="confirmed" value="yes">' in page
+        assert f'href="{org.url("service-accounts/")}">Cancel' in page
+        # Nothing changed yet: the old key works and no new key was shown.
+        assert authenticate_key(old_plaintext, ip=None) is not None
+        assert f'<form method="post" action="{url}">' in page
+        assert "pnb_" not in page and not audited(org.account, "api-key.rotated")
+        done = browser.post(url, {"grace_seconds": "0", "confirmed": "yes"})
+        assert done.status_code == 201 and "New key of worker" in done.content.decode()
         assert authenticate_key(old_plaintext, ip=None) is None
+        assert authenticate_key(shown_key(done), ip=None).service_account_id == bot.pk
+        assert len(audited(org.account, "api-key.rotated")) == 1
+
+    def test_rotate_with_a_grace_period_asks_nothing(self, org):
+        bot, _, _ = service_account_create_with_key(account=org.account, name="worker", actor=SYSTEM)
+        response = session(org.admin).post(
+            org.url(f"service-accounts/{bot.pk}/rotate"), {"grace_seconds": "86400"}
+        )
+        assert response.status_code == 201 and "end the old key now?" not in response.content.decode()
+        assert len(audited(org.account, "api-key.rotated")) == 1
 
     def test_a_grace_beyond_two_days_is_refused_inline(self, org):
         bot, _, _ = service_account_create_with_key(account=org.account, name="worker", actor=SYSTEM)

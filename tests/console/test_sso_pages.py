@@ -424,3 +424,83 @@ class TestGroupMappings:
         assert session(org.admin).post(org.url(f"sso/group-mappings/{theirs.pk}/remove")).status_code == 404
         assert SsoGroupMapping.objects.filter(pk=theirs.pk).exists()
         assert SsoGroupMapping.objects.filter(account=org.account).count() == 1
+
+
+class TestSamlUploads:
+    """The IdP's metadata or certificate uploaded as a file (a multipart form), beside pasting."""
+
+    def test_the_form_takes_files(self, org):
+        page = html(session(org.admin).get(org.url("sso/providers/new?kind=saml")))
+        assert 'enctype="multipart/form-data"' in page
+        assert 'type="file" name="metadata_file"' in page and 'type="file" name="certificate_file"' in page
+
+    def test_create_from_an_uploaded_metadata_file(self, org):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        upload = SimpleUploadedFile(
+            "idp-metadata.xml", metadata_xml(certificate_pem()).encode(), content_type="application/xml"
+        )
+        response = session(org.admin).post(
+            org.url("sso/providers/new"), {**SAML_FORM, "metadata_file": upload}
+        )
+        assert response.status_code == 302, html(response)[:3000]
+        provider = IdentityProvider.objects.get(account=org.account, name="Corp IdP")
+        assert provider.config["entity_id"] == "https://idp.corp.example/metadata"
+        assert provider.config["sso_url"] == "https://idp.corp.example/sso"
+        assert len(provider.config["x509_certificates"]) == 1
+        assert len(audited(org.account, "sso.identity-provider-created")) == 1
+
+    def test_an_uploaded_file_that_is_not_metadata_is_refused_under_the_upload(self, org):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        browser = session(org.admin)
+        response = browser.post(
+            org.url("sso/providers/new"),
+            {**SAML_FORM, "metadata_file": SimpleUploadedFile("m.xml", b"<not-metadata/>")},
+        )
+        assert response.status_code == 422
+        page = html(response)
+        upload_field = page[page.index('name="metadata_file"') :]
+        assert "The metadata names no IdP entity_id" in upload_field[: upload_field.index('class="field"')]
+        response = browser.post(
+            org.url("sso/providers/new"),
+            {**SAML_FORM, "metadata_file": SimpleUploadedFile("m.xml", b"\xff\xfe\x00binary")},
+        )
+        assert response.status_code == 422 and "The file is not text" in html(response)
+        assert not IdentityProvider.objects.filter(account=org.account).exists()
+
+    def test_an_uploaded_certificate_pem_or_der_on_a_saved_provider(self, org):
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        provider = provider_create(account=org.account, body=saml_body(), actor=SYSTEM)
+        pem = certificate_pem()
+        der = x509.load_pem_x509_certificate(pem.encode()).public_bytes(Encoding.DER)
+        browser = session(org.admin)
+        fields = {
+            **SAML_FORM,
+            "entity_id": "http://www.okta.com/exk1",
+            "sso_url": "https://corp.okta.example/app/sso/saml",
+        }
+        for name, content in (("idp.pem", pem.encode()), ("idp.cer", der)):
+            response = browser.post(
+                org.url(f"sso/providers/{provider.pk}/"),
+                {**fields, "certificate_file": SimpleUploadedFile(name, content)},
+            )
+            assert response.status_code == 302, html(response)[:3000]
+            provider.refresh_from_db()
+            [stored] = provider.config["x509_certificates"]
+            assert x509.load_pem_x509_certificate(stored.encode()).public_bytes(Encoding.DER) == der
+        response = browser.post(
+            org.url(f"sso/providers/{provider.pk}/"),
+            {**fields, "certificate_file": SimpleUploadedFile("x.cer", b"not a certificate")},
+        )
+        assert response.status_code == 422 and "The file holds no certificate" in html(response)
+
+    def test_bad_pasted_metadata_on_a_saved_provider_is_refused_inline(self, org):
+        provider = provider_create(account=org.account, body=saml_body(), actor=SYSTEM)
+        response = session(org.admin).post(
+            org.url(f"sso/providers/{provider.pk}/"), {**SAML_FORM, "metadata_xml": "not xml"}
+        )
+        assert response.status_code == 422 and "could not be read as SAML metadata XML" in html(response)

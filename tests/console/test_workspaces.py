@@ -160,3 +160,70 @@ class TestWorkspacePage:
             .filter(user=other.member)
             .exists()
         )
+
+
+def switcher(html: str) -> str:
+    start = html.index('id="workspace-switcher"')
+    return html[start : html.index("</details>", start)]
+
+
+class TestWorkspaceSwitcher:
+    """The base layout's workspace switcher: the workspaces the person can open in this account,
+    each linking to its console page and its Prefect UI."""
+
+    def test_a_member_sees_only_the_workspaces_they_reach(self, org):
+        hidden = WorkspaceFactory(account=org.account, name="Nobody granted")
+        defaulted = WorkspaceFactory(account=org.account, name="Everyone views")
+        rbac.workspace_default_role_set(
+            workspace=defaulted, role=rbac.ResolvedRole(builtin="viewer"), actor=SYSTEM
+        )
+        through_team = WorkspaceFactory(account=org.account, name="Team space")
+        team = rbac.team_create(account=org.account, name="data", actor=SYSTEM)
+        rbac.team_members_add(team=team, principals=[org.member], actor=SYSTEM)
+        workspace_access_grant(workspace=through_team, principal=team, role="viewer", actor=SYSTEM)
+        other_account = make_org().tenant.workspace
+
+        shown = switcher(session(org.member).get(org.url("members/")).content.decode())
+        for reached in (org.tenant.workspace, defaulted, through_team):
+            assert f'href="{org.url(f"workspaces/{reached.pk}/")}"' in shown
+            assert f'href="/account/{org.account.pk}/workspace/{reached.pk}/"' in shown
+        assert hidden.name not in shown and str(hidden.pk) not in shown
+        assert str(other_account.pk) not in shown
+        # Every link leads somewhere the member may go.
+        browser = session(org.member)
+        for reached in (org.tenant.workspace, defaulted, through_team):
+            assert browser.get(org.url(f"workspaces/{reached.pk}/")).status_code == 200
+
+        everything = switcher(session(org.admin).get(org.url("members/")).content.decode())
+        assert hidden.name in everything and through_team.name in everything
+
+    def test_the_workspace_page_marks_its_workspace(self, org):
+        other = WorkspaceFactory(account=org.account, name="Zeta")
+        workspace = org.tenant.workspace
+        shown = switcher(session(org.admin).get(org.url(f"workspaces/{workspace.pk}/")).content.decode())
+        assert f"Workspace: <strong>{workspace.name}</strong>" in shown
+        assert f'href="{org.url(f"workspaces/{workspace.pk}/")}" aria-current="true"' in shown
+        assert f'href="{org.url(f"workspaces/{other.pk}/")}">' in shown
+
+    def test_no_workspace_no_switcher_and_none_outside_an_account(self, org):
+        lonely = make_org()
+        lonely.tenant.workspace.delete()
+        assert (
+            'id="workspace-switcher"'
+            not in session(lonely.admin).get(lonely.url("members/")).content.decode()
+        )
+        assert (
+            'id="workspace-switcher"' not in session(org.admin).get("/console/me/api-keys/").content.decode()
+        )
+
+    def test_the_switcher_costs_one_query_whatever_the_workspaces(self, org, monkeypatch):
+        browser = session(org.member)
+        with_switcher = steady_query_count(browser, org.url("members/"))
+        monkeypatch.setattr("console.pages.base.workspace_names_for", lambda *args, **kwargs: [])
+        assert steady_query_count(browser, org.url("members/")) == with_switcher - 1
+        monkeypatch.undo()
+        for n in range(6):
+            workspace = WorkspaceFactory(account=org.account, name=f"w{n}")
+            workspace_access_grant(workspace=workspace, principal=org.member, role="viewer", actor=SYSTEM)
+        assert switcher(browser.get(org.url("members/")).content.decode()).count("Prefect UI<span") == 7
+        assert steady_query_count(browser, org.url("members/")) == with_switcher
