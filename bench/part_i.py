@@ -25,20 +25,31 @@ request and server. The request bodies are those of Prefect's UI (``prefect/serv
 by state), the runs list (``flow_runs/paginate`` with a state filter, sorted), a flow run's
 ``graph-v2`` and its logs, a deployment's runs, a work pool's runs, and the event feed
 (``events/filter``).
+
+Then the sweeps that run forever on that database, each called three times in a fresh process:
+the scheduler's tick, late runs, the cancellation clean-up, stuck cancellations, expired pauses
+(and ours, zombie runs). Ours as its beat tasks call them (finding and changing runs in one call);
+Prefect's perpetual service functions as its server calls them every loop, with their docket
+recorded, not run (each run found is changed by a task later). ``python bench/part_i.py
+--db-prefix P`` times them again on the databases a ``--keep`` run left.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import re
+import secrets
 import statistics
 import subprocess
+import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from part_c import figures
-from servers import PG_HOST, PG_PORT, PG_USER, Target, log, psql
+from servers import PG_HOST, PG_PORT, PG_USER, PY, ROOT, Target, clean_env, log, psql
 from wire import http_client, iso_z
 
 FULL = {"flow_runs": 1_000_000, "task_runs_per_flow_run": 10, "events": 10_000_000, "logs_per_flow_run": 2}
@@ -742,4 +753,134 @@ def run(targets: list[Target], *, scale: float, repeat: int, now: datetime | Non
         if "error" in out["servers"].get(t.name, {}):
             continue
         out["servers"][t.name]["requests"] = asyncio.run(time_requests(t, reqs, repeat=repeat))
+    # After the requests: the sweeps change runs (a zombie run is crashed).
+    for t in targets:
+        if "error" in out["servers"].get(t.name, {}):
+            continue
+        log(f"(i) {t.name}: timing the sweeps")
+        out["servers"][t.name]["sweeps"] = time_sweeps(t.name, t.env)
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# The sweeps on the big database: the scheduler's tick and the run sweeps, each called three times
+# --------------------------------------------------------------------------------------------------
+
+#: Ours: each sweep as its beat task calls it (it finds and changes the runs in the same call).
+OURS_SWEEPS = r"""
+import json, time
+from orchestration.services.scheduler import scheduler_tick
+from orchestration.services.lifecycle import (
+    cancellation_cleanup, cancelling_runs_finish, expired_pauses_fail, late_runs_mark,
+    zombie_runs_mark_crashed,
+)
+out = {}
+for label, sweep in (
+    ("scheduler tick", scheduler_tick), ("late runs", late_runs_mark),
+    ("cancellation clean-up", cancellation_cleanup), ("stuck cancellations", cancelling_runs_finish),
+    ("expired pauses", expired_pauses_fail), ("zombie runs", zombie_runs_mark_crashed),
+):
+    calls = []
+    for _ in range(3):
+        t = time.perf_counter(); result = sweep(); calls.append([round(time.perf_counter() - t, 4), result])
+    out[label] = calls
+print("BENCHJSON " + json.dumps(out, default=str))
+"""
+
+#: Prefect's: the perpetual functions its server runs every loop, called directly. Each selects the
+#: runs to act on and hands each one to a docket task, which is recorded here and not run (the
+#: selection is what every loop pays; a run found is changed by a task later).
+PREFECT_SWEEPS = r"""
+import asyncio, json, time
+from prefect.server.database import provide_database_interface
+from prefect.server.services.scheduler import schedule_deployments
+from prefect.server.services.late_runs import monitor_late_runs
+from prefect.server.services.cancellation_cleanup import (
+    ensure_cancelling_timeout_checks, monitor_cancelled_flow_runs, monitor_subflow_runs,
+)
+from prefect.server.services.pause_expirations import monitor_expired_pauses
+
+
+class RecordingDocket:
+    def __init__(self):
+        self.handed = 0
+
+    def add(self, function, **options):
+        async def schedule(*args, **kwargs):
+            self.handed += 1
+        return schedule
+
+    replace = add
+
+
+async def main():
+    db = provide_database_interface()
+    out = {}
+    for label, sweep, needs_docket in (
+        ("scheduler tick", schedule_deployments, False), ("late runs", monitor_late_runs, True),
+        ("cancellation clean-up (cancelled runs' task runs)", monitor_cancelled_flow_runs, True),
+        ("cancellation clean-up (subflows)", monitor_subflow_runs, True),
+        ("stuck cancellations", ensure_cancelling_timeout_checks, True),
+        ("expired pauses", monitor_expired_pauses, True),
+    ):
+        calls = []
+        for _ in range(3):
+            docket = RecordingDocket()
+            t = time.perf_counter()
+            await (sweep(docket=docket, db=db) if needs_docket else sweep())
+            calls.append([round(time.perf_counter() - t, 4), docket.handed if needs_docket else None])
+        out[label] = calls
+    return out
+
+print("BENCHJSON " + json.dumps(asyncio.run(main()), default=str))
+"""
+
+
+def time_sweeps(name: str, env: dict[str, str]) -> dict:
+    """Each sweep called three times in a fresh process with the server's environment:
+    ``{label: [[seconds, result], …]}`` (ours: what the call returned; Prefect's: runs handed to a
+    docket task)."""
+    code = PREFECT_SWEEPS if name == "prefect" else OURS_SWEEPS
+    argv = [PY, "-c", code] if name == "prefect" else [PY, "manage.py", "shell", "-c", code]
+    out = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    for line in out.stdout.splitlines():
+        if line.startswith("BENCHJSON "):
+            return json.loads(line[len("BENCHJSON ") :])
+    return {"error": f"({out.returncode}) {out.stdout[-1500:]}\n{out.stderr[-3000:]}"}
+
+
+def kept_database_env(name: str, db: str, *, redis_url: str) -> dict[str, str]:
+    """The environment a sweep process needs for a database an earlier ``--keep`` run left."""
+    if name == "prefect":
+        return clean_env(
+            PREFECT_HOME=tempfile.mkdtemp(prefix="bench-i-prefect-home-"),
+            PREFECT_API_DATABASE_CONNECTION_URL=f"postgresql+asyncpg://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}",
+            PREFECT_SERVER_ANALYTICS_ENABLED="false",
+            PREFECT_SERVER_LOGGING_LEVEL="WARNING",
+        )
+    return clean_env(
+        DATABASE_URL=f"postgres://{PG_USER}@{PG_HOST}:{PG_PORT}/{db}",
+        REDIS_URL=redis_url,
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description="Time the scheduler's tick and the run sweeps on the databases a `run.py --only i --keep "
+        "--db-prefix P` left (P_prefect, P_ours)."
+    )
+    parser.add_argument("--db-prefix", required=True)
+    parser.add_argument("--servers", default="prefect,ours")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    args = parser.parse_args()
+    result = {}
+    for server in [s.strip() for s in args.servers.split(",") if s.strip()]:
+        env = kept_database_env(server, f"{args.db_prefix}_{server}", redis_url=args.redis_url)
+        log(f"(i) {server}: timing the sweeps")
+        result[server] = time_sweeps(server, env)
+        for label, calls in result[server].items():
+            log(f"(i) {server}: {label}: {calls}")
+    print(json.dumps(result, indent=2, default=str))

@@ -485,6 +485,23 @@ def table(results: dict, names: list[str]) -> str:
                     {n: s.get(n, {}).get("requests", {}).get(label, {}).get(f"{q}_ms") for n in names},
                     "{:.1f}",
                 )
+        sweeps = []
+        for n in names:
+            sweeps += [
+                label for label in s.get(n, {}).get("sweeps", {}) if label not in sweeps and label != "error"
+            ]
+        for label in sweeps:
+            add(
+                f"(i) sweep: {label}, ms per call",
+                {
+                    n: " / ".join(
+                        f"{call[0] * 1000:.0f}" for call in s.get(n, {}).get("sweeps", {}).get(label, [])
+                    )
+                    or None
+                    for n in names
+                },
+                ratio=False,
+            )
     if "j" in parts:
         s = parts["j"].get("servers", {})
         labels = []
