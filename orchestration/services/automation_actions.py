@@ -29,7 +29,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from core.errors import AppError, NotFound
-from orchestration.events.services import event_record_on_commit
+from orchestration.events.services import events_record_on_commit
 from orchestration.models import (
     Automation,
     AutomationActionRun,
@@ -324,19 +324,19 @@ def _emit(run: _Run, *, failed_reason: str | None) -> None:
         related.append({"prefect.resource.id": f"prefect.event.{run.event['id']}",
                         "prefect.resource.role": "triggering-event"})  # fmt: skip
     triggered_id = uuid.uuid4()
-    event_record_on_commit(
-        workspace_id=firing.workspace_id,
-        event={"id": str(triggered_id), "occurred": firing.triggered.isoformat(),
-               "event": "prefect.automation.action.triggered", "resource": resource, "related": related,
-               "payload": details},
-    )  # fmt: skip
     outcome = "failed" if failed_reason is not None else "executed"
     payload = {**details, **({"reason": failed_reason} if failed_reason is not None else {}), **run.details}
-    event_record_on_commit(
+    # Both in one write: one INSERT of the two events and one of their resources.
+    events_record_on_commit(
         workspace_id=firing.workspace_id,
-        event={"id": str(uuid.uuid4()), "occurred": timezone.now().isoformat(),
-               "event": f"prefect.automation.action.{outcome}", "resource": resource, "related": related,
-               "payload": payload, "follows": str(triggered_id)},
+        events=[
+            {"id": str(triggered_id), "occurred": firing.triggered.isoformat(),
+             "event": "prefect.automation.action.triggered", "resource": resource, "related": related,
+             "payload": details},
+            {"id": str(uuid.uuid4()), "occurred": timezone.now().isoformat(),
+             "event": f"prefect.automation.action.{outcome}", "resource": resource, "related": related,
+             "payload": payload, "follows": str(triggered_id)},
+        ],
     )  # fmt: skip
 
 
