@@ -48,6 +48,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+import httpx
 from part_c import figures
 from servers import PG_HOST, PG_PORT, PG_USER, PY, ROOT, Target, clean_env, log, psql
 from wire import http_client, iso_z
@@ -499,6 +500,17 @@ def generate(target: Target, size: dict, now: str) -> dict:
     return res
 
 
+def generated_at(targets: list[Target]) -> datetime:
+    """The ``now`` an earlier generation used: its newest run (the first of the series, still
+    Running) was expected to start then."""
+    for t in targets:
+        table = "flow_run" if t.name == "prefect" else "orchestration_flowrun"
+        value = psql(f"SELECT max(expected_start_time) FROM {table} WHERE state_type = 'RUNNING'", db=t.db)
+        if value:
+            return datetime.fromisoformat(value).astimezone(UTC)
+    raise RuntimeError("(i) no generated rows to reuse")
+
+
 def counts(target: Target) -> dict:
     tables = (
         ("flow_run", "task_run", "events", "log")
@@ -709,7 +721,17 @@ async def time_requests(target: Target, reqs, *, repeat: int, warmup: int = 3) -
             size = None
             for i in range(warmup + repeat):
                 t = time.perf_counter()
-                r = await (client.post(path, json=body) if method == "POST" else client.get(path))
+                try:
+                    r = await (client.post(path, json=body) if method == "POST" else client.get(path))
+                except httpx.TransportError as error:
+                    # The server dropped the connection (Prefect's does when a statement times
+                    # out): a failed request, timed until then.
+                    took = time.perf_counter() - t
+                    first_error = first_error or f"{type(error).__name__}: connection dropped"
+                    if i >= warmup:
+                        latencies.append(took)
+                        statuses[type(error).__name__] += 1
+                    continue
                 took = time.perf_counter() - t
                 if r.status_code >= 400 and first_error is None:
                     first_error = f"HTTP {r.status_code} {r.text[:300]}"
@@ -733,12 +755,23 @@ async def time_requests(target: Target, reqs, *, repeat: int, warmup: int = 3) -
     return out
 
 
-def run(targets: list[Target], *, scale: float, repeat: int, now: datetime | None = None) -> dict:
+def run(
+    targets: list[Target], *, scale: float, repeat: int, now: datetime | None = None, reuse: bool = False
+) -> dict:
     size = sizes(scale)
+    out: dict = {"scale": scale, "sizes": size, "other_workspaces": OTHER_WORKSPACES, "servers": {}}
+    if reuse:
+        # The rows an earlier run generated, and the time it generated them for (the requests ask
+        # for windows relative to it).
+        now = generated_at(targets)
+        out["reused_generation_of"] = now.isoformat()
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     now_sql = f"'{now.isoformat()}'"
-    out: dict = {"scale": scale, "sizes": size, "other_workspaces": OTHER_WORKSPACES, "servers": {}}
     for t in targets:
+        if reuse and (rows := counts(t))["flow_runs"] >= size["flow_runs"]:
+            log(f"(i) {t.name}: reusing {rows}")
+            out["servers"][t.name] = {"generation": {"reused": True, "rows": rows}}
+            continue
         log(f"(i) {t.name}: generating {size} (scale {scale})")
         try:
             gen = generate(t, size, now_sql)

@@ -235,8 +235,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--celery-concurrency", type=int, default=1, help="the Celery worker's --concurrency (default 1)"
     )
     p.add_argument("--keep", action="store_true", help="keep the databases (processes are always stopped)")
+    p.add_argument(
+        "--reuse-databases",
+        action="store_true",
+        help="with --db-prefix: use the databases an earlier --keep run left as they are (implies --keep); "
+        "(i) then times its requests without generating again",
+    )
     args = p.parse_args(argv)
     args.only = {x.strip() for x in args.only.split(",") if x.strip()}
+    if args.reuse_databases:
+        if not args.db_prefix:
+            p.error("--reuse-databases needs --db-prefix")
+        args.keep = True
     args.servers = [x.strip() for x in args.servers.split(",") if x.strip()]
     if bad := args.only - set("abcdefghijklm"):
         p.error(f"unknown part(s): {', '.join(sorted(bad))}")
@@ -767,6 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"machine: {results['machine'].get('nproc')} CPUs, {results['machine'].get('mem_total_gb')} GB RAM")
     servers.install_signal_handlers()
     servers.DB_PREFIX = args.db_prefix
+    servers.REUSE_DATABASES = args.reuse_databases
     servers.PORT_RANGE = args.ports
     targets = []
     interrupted = False
@@ -895,7 +906,7 @@ def main(argv: list[str] | None = None) -> int:
             "g", part_g.run, targets, clients=args.clients, task_runs=args.task_runs, client=args.http_client
         )
         part("h", part_h.run, targets, workdir, runs=args.h_runs, loads=args.loads)
-        part("i", part_i.run, targets, scale=args.i_scale, repeat=args.i_requests)
+        part("i", part_i.run, targets, scale=args.i_scale, repeat=args.i_requests, reuse=args.reuse_databases)
         part("j", part_j.run, targets, scale=args.j_scale, repeat=args.j_requests)
         part(
             "k",

@@ -38,6 +38,9 @@ PG_USER = "postgres"
 #: ``DB_PREFIX`` names the databases ``<prefix>_prefect`` / ``<prefix>_ours`` (run.py ``--db-prefix``),
 #: ``PORT_RANGE`` is where servers listen (``--ports 4500-4599``). Unset: fresh names, any free port.
 DB_PREFIX: str | None = None
+#: ``--reuse-databases``: a database of that prefix an earlier ``--keep`` run left is used as it is
+#: (migrated again, which changes nothing, and never dropped).
+REUSE_DATABASES = False
 PORT_RANGE: tuple[int, int] | None = None
 
 
@@ -139,7 +142,14 @@ def psql(sql: str, db: str = "postgres") -> str:
     return result.stdout.strip()
 
 
+def database_exists(name: str) -> bool:
+    return psql(f"SELECT 1 FROM pg_database WHERE datname = '{name}'") == "1"  # noqa: S608 - our own database names
+
+
 def create_database(name: str) -> None:
+    if REUSE_DATABASES and database_exists(name):
+        log(f"reusing the database {name}")
+        return
     if DB_PREFIX:  # a fixed name of our own: a run that was killed may have left it behind
         psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     psql(f'CREATE DATABASE "{name}"')
@@ -437,13 +447,20 @@ def start_ours(
     )
     if mig.returncode != 0:
         raise RuntimeError(f"migrate failed ({mig.returncode}):\n{mig.stdout[-2000:]}\n{mig.stderr[-3000:]}")
+    account = f"Bench {tag}"
+    if REUSE_DATABASES:
+        # The account an earlier run generated its rows in (bootstrap finds it and mints a key).
+        account = (
+            psql("SELECT name FROM tenants_account WHERE name LIKE 'Bench %' ORDER BY created LIMIT 1", db=db)
+            or account
+        )
     boot = subprocess.run(
         [
             PY,
             "manage.py",
             "bootstrap",
             "--account",
-            f"Bench {tag}",
+            account,
             "--workspace",
             "Bench",
             "--owner",
