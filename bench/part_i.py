@@ -501,11 +501,12 @@ def generate(target: Target, size: dict, now: str) -> dict:
 
 
 def generated_at(targets: list[Target]) -> datetime:
-    """The ``now`` an earlier generation used: its newest run (the first of the series, still
-    Running) was expected to start then."""
+    """The ``now`` an earlier generation used: its newest run (the first of the series, Running
+    then, perhaps crashed since by a zombie sweep) was expected to start then; only the runs still
+    scheduled (ahead, or late) are expected later."""
     for t in targets:
         table = "flow_run" if t.name == "prefect" else "orchestration_flowrun"
-        value = psql(f"SELECT max(expected_start_time) FROM {table} WHERE state_type = 'RUNNING'", db=t.db)
+        value = psql(f"SELECT max(expected_start_time) FROM {table} WHERE state_type <> 'SCHEDULED'", db=t.db)
         if value:
             return datetime.fromisoformat(value).astimezone(UTC)
     raise RuntimeError("(i) no generated rows to reuse")
