@@ -227,9 +227,40 @@ def _schedule_key(expression) -> Replace:
     return Replace(expression, Value("-"), Value(""), output_field=TextField())
 
 
+#: The idle tick's query, compiled once per process and settings (PostgreSQL): Django builds its
+#: nested subqueries in about 8 ms of Python, where PostgreSQL answers it in 3.
+_COMPILED: dict[tuple, tuple] = {}
+#: The ``now`` the cached query is compiled for; every time in it is ``now`` plus or minus a fixed
+#: span (the horizon, the billing grace), so a tick shifts each by ``now - _COMPILED_AT``.
+_COMPILED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
 def _schedules_needing_runs(
     *, now: dt.datetime, config: SchedulerSettings, after: uuid.UUID | None
 ) -> list[dict[str, Any]]:
+    """``_schedules_query``'s rows. The first batch on PostgreSQL runs its SQL as compiled once
+    (the values converted by the same compiler); a later batch, or SQLite (whose compiled times
+    are text), builds the query again."""
+    if after is not None or connection.vendor != "postgresql":
+        return list(_schedules_query(now=now, config=config, after=after))
+    key = (config.min_runs, config.min_time, settings.BILLING_GRACE_DAYS, SCHEDULE_BATCH_SIZE)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        queryset = _schedules_query(now=_COMPILED_AT, config=config, after=None)
+        compiler = queryset.query.get_compiler(queryset.db)
+        sql, params = compiler.as_sql()
+        query = queryset.query
+        names = [*query.extra_select, *query.values_select, *query.annotation_select]
+        compiled = _COMPILED[key] = (compiler, sql, tuple(params), names)
+    compiler, sql, params, names = compiled
+    shift = now - _COMPILED_AT
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [p + shift if isinstance(p, dt.datetime) else p for p in params])
+        rows = cursor.fetchall()
+    return [dict(zip(names, row, strict=True)) for row in compiler.results_iter(results=[rows])]
+
+
+def _schedules_query(*, now: dt.datetime, config: SchedulerSettings, after: uuid.UUID | None):
     """The next batch (by id, after ``after``) of active schedules of unpaused deployments that
     have fewer future auto-scheduled runs than they want (``SCHEDULER_MIN_RUNS``, or the
     schedule's ``max_scheduled_runs`` if lower) or none at least ``SCHEDULER_MIN_SCHEDULED_HOURS``
@@ -292,7 +323,7 @@ def _schedules_needing_runs(
     schedules = schedules.exclude(new_work_blocked(prefix="workspace__account__", now=now))
     if after is not None:
         schedules = schedules.filter(id__gt=after)
-    return list(schedules.order_by("id").values(*_SCHEDULE_FIELDS)[:SCHEDULE_BATCH_SIZE])
+    return schedules.order_by("id").values(*_SCHEDULE_FIELDS)[:SCHEDULE_BATCH_SIZE]
 
 
 def _dates(

@@ -337,6 +337,28 @@ class TestWhichSchedulesAreLookedAt:
             run.expected_start_time.minute == 30 and run.expected_start_time.hour % 2 == 0 for run in runs
         )
 
+    def test_the_once_compiled_query_answers_as_the_query_built_each_time(self, tenant):
+        """The first batch's SQL is compiled once per process (PostgreSQL) and its times shifted to
+        each tick's now: the same rows, values converted alike, as building it again, also where
+        the billing grace (a time relative to now) decides."""
+        deployments = [
+            _deployment(tenant.workspace.id, _every(3600), _cron("*/10 * * * *"), name=f"d{index}")
+            for index in range(3)
+        ]
+        scheduler_tick(now=NOW, config=DEFAULTS)
+        with workspace_scope(tenant.workspace.id):
+            FlowRun.objects.filter(deployment_id=deployments[1].id, expected_start_time__hour=13).delete()
+        account = tenant.account
+        for since in (None, NOW - dt.timedelta(days=1), NOW - dt.timedelta(days=30)):
+            type(account).objects.filter(pk=account.pk).update(
+                billing_status="past_due" if since else "active", billing_status_since=since
+            )
+            for now in (NOW, NOW + dt.timedelta(minutes=30), NOW + dt.timedelta(days=2)):
+                built = list(scheduler._schedules_query(now=now, config=DEFAULTS, after=None))
+                assert _schedules_needing_runs(now=now, config=DEFAULTS, after=None) == built
+                assert (built == []) == (since == NOW - dt.timedelta(days=30))
+                assert all(isinstance(row["schedule"], dict) for row in built)
+
     def test_batches_cover_every_schedule(self, tenant, monkeypatch):
         monkeypatch.setattr(scheduler, "SCHEDULE_BATCH_SIZE", 2)
         for index in range(5):
