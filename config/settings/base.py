@@ -183,7 +183,9 @@ if not EMBEDDED:
         # while idle (a restart, a failover, a terminated backend) is replaced, not handed out.
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env.bool("DATABASE_JIT", default=False):
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and not env.bool(
+    "DATABASE_JIT", default=False
+):
     # PostgreSQL's JIT compiles a query whose estimated cost passes ``jit_above_cost``: on the UI's
     # aggregates over a big workspace (a day of task runs counted in 20 buckets) compiling took
     # 200 ms of a 230 ms query, every time, since nothing is cached between statements. The
