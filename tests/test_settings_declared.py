@@ -33,6 +33,16 @@ def test_outbound_webhook_allowed_cidrs_is_declared_empty_by_default(tmp_path):
     assert refused.returncode != 0 and "is not a CIDR" in refused.stderr
 
 
+def test_outbound_webhook_deadline_is_declared_and_must_be_positive(tmp_path):
+    assert settings.OUTBOUND_WEBHOOK_DEADLINE_SECONDS == 30.0
+    show = "import config.settings.base as s; print(s.OUTBOUND_WEBHOOK_DEADLINE_SECONDS)"
+    result = run_python(tmp_path / "var", show, OUTBOUND_WEBHOOK_DEADLINE_SECONDS="5")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "5.0"
+    refused = run_python(tmp_path / "var2", show, OUTBOUND_WEBHOOK_DEADLINE_SECONDS="0")
+    assert refused.returncode != 0 and "must be a positive number" in refused.stderr
+
+
 def test_celery_broker_visibility_timeout_feeds_the_redis_transport(tmp_path):
     show = (
         "import config.settings.base as s; "

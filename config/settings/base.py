@@ -469,6 +469,10 @@ for _cidr in OUTBOUND_WEBHOOK_ALLOWED_CIDRS:
         ipaddress.ip_network(_cidr.strip(), strict=False)
     except ValueError:
         raise ImproperlyConfigured(f"OUTBOUND_WEBHOOK_ALLOWED_CIDRS: {_cidr!r} is not a CIDR.") from None
+# The whole of one outbound call, redirects included (a receiver trickling its answer is cut off).
+OUTBOUND_WEBHOOK_DEADLINE_SECONDS = env.float("OUTBOUND_WEBHOOK_DEADLINE_SECONDS", default=30.0)
+if not OUTBOUND_WEBHOOK_DEADLINE_SECONDS > 0:
+    raise ImproperlyConfigured("OUTBOUND_WEBHOOK_DEADLINE_SECONDS must be a positive number of seconds.")
 METRICS_ALLOWED_ADDRESSES = env.list("METRICS_ALLOWED_ADDRESSES", default=["127.0.0.1/32", "::1/128"])
 # A Celery worker or beat serves /metrics on this port (same address rule); 0: it serves nothing.
 METRICS_PORT = env.int("METRICS_PORT", default=0)
