@@ -26,7 +26,10 @@ MAX_LABELS_PER_RESOURCE = 500
 def _aware(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00: a refusal of the value, not a server error
+        raise ValueError("the time is out of range once in UTC") from None
 
 
 class _Model(BaseModel):

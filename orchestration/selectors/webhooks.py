@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from core.errors import NotFound
 from orchestration.models import Webhook
 from orchestration.schemas.webhooks import WebhookFilter
+from tenants.rls import across_workspaces
 
 
 def webhook_get(webhook_id: uuid.UUID) -> Webhook:
@@ -26,3 +27,15 @@ def webhook_list(flt: WebhookFilter) -> QuerySet:
         if flt.webhooks.id is not None and flt.webhooks.id.any_ is not None:
             rows = rows.filter(id__in=flt.webhooks.id.any_)
     return rows.order_by("name", "id")[flt.offset : flt.offset + flt.limit]
+
+
+def webhooks_created_before(webhook: Webhook) -> int:
+    """How many of the account's webhooks, in every workspace, were made before ``webhook`` (ties
+    broken by id): the receiver's plan check, which serves the oldest as many as the plan allows."""
+    with across_workspaces():  # the plan limits the whole account
+        return (
+            Webhook.objects.unscoped()
+            .filter(workspace__account_id=webhook.workspace.account_id)
+            .filter(Q(created__lt=webhook.created) | Q(created=webhook.created, id__lt=webhook.id))
+            .count()
+        )

@@ -7,11 +7,18 @@ Writes (create, update, rotate, delete) run in one transaction each with their a
 take the last slot.
 
 A request (``webhook_receive``) is answered as Cloud answers: 204 when its events are stored, 404
-for an unknown or disabled slug (nothing else is said about it), 429 with ``Retry-After`` past the
-webhook's rate, 401 when the signature or the service account's key is missing or wrong, and 400
-when the template renders to something that is not events. Every refusal after the slug is known is
-also an event in the webhook's workspace, ``prefect-cloud.webhook.failed``, with the reason, so the
-workspace sees why its sender's calls go nowhere. The events a request makes are stored through
+for an unknown or disabled slug (nothing else is said about it), 402 while the account is suspended,
+429 with ``Retry-After`` past the webhook's rate, 403 for a webhook its account's plan no longer
+covers (a downgrade: the plan serves the account's oldest webhooks, as many as creating allows), 401
+when the signature or the service account's key is missing or wrong, 400 when the body is not the
+JSON it says it is or the template renders to something that is not events that can be stored (the
+checks of ``core.parsers``, as ``/events/in`` makes them), and 429 with ``Retry-After`` when the
+account's logs + events budget of the minute is spent (each event a request makes is charged to it,
+as ``/events/in`` charges it). Client input never makes a 500. Every refusal after the slug is known
+but the account's (402, 429) is also an event in the webhook's workspace,
+``prefect-cloud.webhook.failed``, with the reason and a preview of the body (NUL and lone surrogates
+replaced, so it can always be stored), so the workspace sees why its sender's calls go nowhere;
+nothing else of a refused request is stored. The events a request makes are stored through
 ``events_ingest`` (the path ``/events/in`` takes), so triggers see them, and each names the webhook
 as a related resource (``prefect-cloud.webhook.<id>``, role ``webhook``).
 """
@@ -22,6 +29,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -31,16 +39,18 @@ from urllib.parse import parse_qs
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.utils import timezone
 from pydantic import ValidationError
 
+from access.limits import Bucket, RateLimited, charge
 from accounts.api_keys.selectors import api_key_can_act, api_key_find
 from accounts.selectors import service_account_get
 from audit import events
-from billing.entitlements import ensure_webhook
+from billing.entitlements import check_webhook, ensure_webhook, plan_for
 from billing.selectors import ensure_writes_allowed
 from core.errors import NotFound, PaymentRequired, Unprocessable
+from core.parsers import BadJson, NotJson, loads, suspect, unrenderable
 from orchestration.events.schemas import EventIn
 from orchestration.events.services import events_ingest, object_event_record_on_commit
 from orchestration.models import SignatureScheme, Webhook
@@ -52,6 +62,7 @@ from orchestration.schemas.webhooks import (
     WebhookPartialUpdate,
     WebhookUpdate,
 )
+from orchestration.selectors.webhooks import webhooks_created_before
 from orchestration.services import auditing
 from tenants.models import Account, Workspace
 from tenants.rls import across_workspaces
@@ -61,6 +72,10 @@ logger = logging.getLogger(__name__)
 MAX_EVENTS_PER_REQUEST = 100
 #: How much of a refused request's body its ``failed`` event keeps.
 FAILED_BODY_PREVIEW = 2000
+#: What ``_slug`` makes (and no more): anything else is no webhook's, answered 404 without a query.
+_SLUG_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: What a text column or jsonb cannot keep (NUL) or no UTF-8 encoder takes (a lone surrogate).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def _slug() -> str:
@@ -244,15 +259,28 @@ def _authenticate(webhook: Webhook, request: WebhookRequest) -> None:
         raise _Refused(401, f"The {header} header does not match.")
 
 
+def _json_body(text: str) -> Any:
+    """A JSON body, read as every client's JSON is (``core.parsers``): what could not be stored
+    and read back, or would exhaust the parser (nesting beyond ``MAX_DEPTH``), is refused. Text
+    without anything of the kind (``suspect``) takes the plain parser."""
+    if not text.strip():
+        return None
+    try:
+        return loads(text) if suspect(text) else json.loads(text)
+    except NotJson:
+        raise _Refused(400, "The body is not valid JSON.") from None
+    except BadJson as error:
+        raise _Refused(400, f"The body is JSON this server does not take: {error}.") from None
+    except ValueError:
+        raise _Refused(400, "The body is not valid JSON.") from None
+
+
 def _context(request: WebhookRequest) -> dict[str, Any]:
     text = request.body.decode("utf-8", errors="replace")
     content_type = request.content_type.split(";", 1)[0].strip().lower()
     body: Any = text
     if content_type == "application/json" or content_type.endswith("+json"):
-        try:
-            body = json.loads(text) if text.strip() else None
-        except ValueError:
-            raise _Refused(400, "The body is not valid JSON.") from None
+        body = _json_body(text)
     elif content_type == "application/x-www-form-urlencoded":
         body = {k: v[0] if len(v) == 1 else v for k, v in parse_qs(text, keep_blank_values=True).items()}
     return {
@@ -269,10 +297,20 @@ def _events(webhook: Webhook, request: WebhookRequest) -> list[dict[str, Any]]:
         rendered = template_render(webhook.template, _context(request))
     except TemplateRenderError as error:
         raise _Refused(400, str(error)) from None
+    # What cannot be stored (a NUL from a form, the query or a raw body through ``tojson``, a lone
+    # surrogate, nesting that would exhaust the parser) is refused here, before anything is stored,
+    # as ``/events/in`` refuses it. A lone surrogate may also be in the text itself (Jinja's
+    # ``'\ud800'``), which the parser would report as text that is not UTF-8.
+    cannot = "The template rendered an event that cannot be stored"
+    problem = unrenderable(rendered)
+    if problem is not None:
+        raise _Refused(400, f"{cannot}: {problem}.")
     try:
-        parsed = json.loads(rendered)
-    except ValueError as error:
+        parsed = loads(rendered)
+    except NotJson as error:
         raise _Refused(400, f"The template did not render to JSON: {error}") from None
+    except BadJson as error:
+        raise _Refused(400, f"{cannot}: {error}.") from None
     items = parsed if isinstance(parsed, list) else [parsed]
     if not items or len(items) > MAX_EVENTS_PER_REQUEST:
         raise _Refused(400, f"The template must render to 1 to {MAX_EVENTS_PER_REQUEST} events.")
@@ -303,6 +341,11 @@ def _events(webhook: Webhook, request: WebhookRequest) -> list[dict[str, Any]]:
     return result
 
 
+def _storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates replaced (U+FFFD), so any request's preview is kept."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
 def _record_failure(webhook: Webhook, request: WebhookRequest, reason: str) -> None:
     object_event_record_on_commit(
         workspace_id=webhook.workspace_id,
@@ -310,31 +353,68 @@ def _record_failure(webhook: Webhook, request: WebhookRequest, reason: str) -> N
         resource_id=f"prefect-cloud.webhook.{webhook.id}",
         resource_name=webhook.name,
         payload={
-            "reason": reason,
-            "method": request.method,
-            "content_type": request.content_type,
-            "body": request.body[:FAILED_BODY_PREVIEW].decode("utf-8", errors="replace"),
+            "reason": _storable(reason),
+            "method": _storable(request.method),
+            "content_type": _storable(request.content_type),
+            "body": _storable(request.body[:FAILED_BODY_PREVIEW].decode("utf-8", errors="replace")),
         },
     )
 
 
+def _check_plan(webhook: Webhook) -> None:
+    """Creating a webhook asks the plan (``check_webhook``); so does each request, for a plan that
+    changed since (a downgrade, contract limits): the account's oldest webhooks, as many as the
+    plan allows, are served, the others refused until it is upgraded or older ones are deleted."""
+    account = webhook.workspace.account
+    plan = plan_for(account)
+    if plan.max_webhooks is None:  # unlimited: no query
+        return
+    if check_webhook(account, webhooks_used=webhooks_created_before(webhook)):
+        return
+    if plan.max_webhooks == 0:
+        raise _Refused(403, f"The {plan.name} plan does not include webhooks.")
+    raise _Refused(
+        403,
+        f"The {plan.name} plan allows {plan.max_webhooks} webhooks and the account's older ones take "
+        "them: this one receives nothing until the plan is upgraded or older webhooks are deleted.",
+    )
+
+
 def webhook_receive(*, slug: str, request: WebhookRequest) -> WebhookAnswer:
+    if not _SLUG_SHAPE.fullmatch(slug):
+        return WebhookAnswer(404, "Not Found")
     webhook = Webhook.objects.unscoped().select_related("workspace__account").filter(slug=slug).first()
     if webhook is None or not webhook.enabled:
         return WebhookAnswer(404, "Not Found")
+    account = webhook.workspace.account
     try:
         # A suspended account's orchestration writes are all refused, events from its webhooks too.
-        ensure_writes_allowed(webhook.workspace.account)
+        ensure_writes_allowed(account)
     except PaymentRequired as error:
         return WebhookAnswer(402, error.message)
     retry_after = _retry_after(webhook.id)
     if retry_after is not None:
         return WebhookAnswer(429, "Too many requests to this webhook.", retry_after=retry_after)
     try:
+        _check_plan(webhook)
         _authenticate(webhook, request)
         items = _events(webhook, request)
     except _Refused as refused:
         _record_failure(webhook, request, refused.reason)
         return WebhookAnswer(refused.status, refused.reason)
-    events_ingest(workspace_id=webhook.workspace_id, events=items)
+    try:
+        # Each event is charged to the account's logs + events budget, as ``/events/in`` charges it.
+        charge(account, Bucket.LOGS_EVENTS, len(items))
+    except RateLimited as limited:
+        logger.info("Webhook %s: the account's logs + events budget is spent", webhook.id)
+        return WebhookAnswer(429, str(limited.detail), retry_after=int(limited.wait or 1))
+    try:
+        events_ingest(workspace_id=webhook.workspace_id, events=items)
+    except (DataError, IntegrityError):
+        # The last belt under the checks above: the batch's transaction rolled back, nothing of it
+        # is stored; the workspace is told, the sender gets a 400, never a 500.
+        logger.warning("Webhook %s: its rendered events could not be stored", webhook.id, exc_info=True)
+        reason = "The template rendered events that cannot be stored."
+        _record_failure(webhook, request, reason)
+        return WebhookAnswer(400, reason)
     return WebhookAnswer(204, event_ids=[item["id"] for item in items])

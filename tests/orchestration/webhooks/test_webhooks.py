@@ -7,15 +7,18 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import time
 import uuid
 
 import pytest
 from django.test import Client, override_settings
 from django.utils import timezone
 
+from access.limits import Bucket, limit_of, retry_after_for
 from accounts.api_keys.services import api_key_create
 from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
+from core import ratelimit
 from orchestration.models import Event, FlowRun, Webhook
 from tests.conftest import bearer, make_tenant
 from tests.factories import ServiceAccountFactory
@@ -301,3 +304,166 @@ class TestReceive:
         (run,) = FlowRun.objects.for_workspace(tenant.workspace.id).filter(deployment_id=deployment)
         assert run.parameters == {"who": "ada"}
         assert len(emitted(tenant, "prefect.automation.action.executed")) == 1
+
+
+def refused_and_seen(tenant, made, answer, status, reason) -> dict:
+    """The request was refused with ``status``, nothing of it is stored but the one ``failed``
+    event the workspace sees, whose reason says ``reason``; that event's payload."""
+    assert answer.status_code == status, answer.content
+    assert reason in answer.json()["detail"]
+    (failed,) = events(tenant, "prefect-cloud.webhook.failed")
+    assert failed.resource_id == f"prefect-cloud.webhook.{made['id']}"
+    assert reason in failed.payload["reason"]
+    assert events(tenant) == [failed]
+    return failed.payload
+
+
+def tojson_template(source: str) -> str:
+    """Two events, the second carrying ``source`` through ``tojson``: either both are stored or
+    neither is."""
+    return (
+        '[{"event": "first", "resource": {"prefect.resource.id": "r.1"}}, '
+        '{"event": "second", "resource": {"prefect.resource.id": "r.2"}, '
+        f'"payload": {{"value": {{{{ {source} | tojson }}}}}}}}]'
+    )
+
+
+class TestReceiveRefusesWhatCannotBeStored:
+    """Client input never makes a 500: what cannot be stored is a 4xx, the workspace sees why (a
+    ``failed`` event, itself always storable) and nothing else of the request is kept."""
+
+    @pytest.mark.parametrize(
+        ("source", "data", "content_type"),
+        [
+            ("raw_body", b"a\x00b", "text/plain"),
+            ("body.v", "v=a%00b", "application/x-www-form-urlencoded"),
+        ],
+    )
+    def test_a_nul_rendered_with_tojson_is_400(self, tenant, dev, source, data, content_type):
+        made = create(dev, tenant, template=tojson_template(source))
+        answer = hook(made["slug"], data, content_type=content_type)
+        payload = refused_and_seen(tenant, made, answer, 400, "NUL")
+        assert "\x00" not in payload["body"]
+
+    def test_a_nul_in_a_json_body_is_400(self, tenant, dev):
+        made = create(dev, tenant, template=tojson_template("body.v"))
+        answer = hook(made["slug"], '{"v": "a\\u0000b"}')
+        payload = refused_and_seen(tenant, made, answer, 400, "NUL")
+        assert payload["body"] == '{"v": "a\\u0000b"}'  # the escape, as text: storable
+
+    def test_a_lone_surrogate_is_400_from_the_body_or_the_template(self, tenant, dev):
+        made = create(dev, tenant, template=tojson_template("body.v"))
+        refused_and_seen(tenant, made, hook(made["slug"], '{"v": "\\ud800"}'), 400, "surrogate")
+        static = '{"event": "x", "resource": {"prefect.resource.id": "r"}, "payload": {"v": "\\ud800"}}'
+        other = create(dev, tenant, name="static", template=static)
+        answer = hook(other["slug"], "{}")
+        assert answer.status_code == 400 and "surrogate" in answer.json()["detail"]
+        # A Jinja string literal makes the surrogate itself, not its JSON escape.
+        literal = (
+            '{"event": "x", "resource": {"prefect.resource.id": "r"}, "payload": {"v": "{{ \'\\ud800\' }}"}}'
+        )
+        third = create(dev, tenant, name="literal", template=literal)
+        answer = hook(third["slug"], "{}")
+        assert answer.status_code == 400 and "surrogate" in answer.json()["detail"]
+        assert len(events(tenant, "prefect-cloud.webhook.failed")) == 3
+        assert not [e for e in events(tenant) if e.event != "prefect-cloud.webhook.failed"]
+
+    def test_a_50000_deep_json_body_is_400(self, tenant, dev):
+        made = create(dev, tenant)
+        deep = "[" * 50_000 + "]" * 50_000
+        payload = refused_and_seen(tenant, made, hook(made["slug"], deep), 400, "nest")
+        assert payload["body"] == "[" * 2000
+
+    def test_a_template_that_renders_50000_deep_json_is_400(self, tenant, dev):
+        made = create(dev, tenant, template="{{ raw_body }}")
+        deep = "[" * 50_000 + "]" * 50_000
+        refused_and_seen(tenant, made, hook(made["slug"], deep, content_type="text/plain"), 400, "nest")
+
+    def test_a_nul_byte_in_a_refused_request_is_still_seen(self, tenant, dev):
+        # Only the slug is needed: the signature check refuses it, and its failure event is stored.
+        made = create(dev, tenant, signature_scheme="shared-secret", signature_secret="s" * 32)
+        answer = hook(made["slug"], b"a\x00b", content_type="text/plain", HTTP_X_WEBHOOK_SECRET="wrong")
+        payload = refused_and_seen(tenant, made, answer, 401, "does not match")
+        assert payload["body"] == "a\ufffdb"
+
+    def test_a_time_out_of_range_is_400(self, tenant, dev):
+        template = '{"event": "x", "occurred": "{{ body.when }}", "resource": {"prefect.resource.id": "r"}}'
+        made = create(dev, tenant, template=template)
+        answer = hook(made["slug"], json.dumps({"when": "0001-01-01T00:00:00+01:00"}))
+        refused_and_seen(tenant, made, answer, 400, "occurred")
+
+    def test_a_slug_that_no_webhook_can_have_is_404(self, tenant, dev):
+        assert hook("ab%00cd", "{}").status_code == 404
+        assert hook("a" * 65, "{}").status_code == 404
+
+
+class TestReceiveAndThePlan:
+    @pytest.fixture(autouse=True)
+    def _limits(self, settings):
+        ratelimit.reset()
+        yield settings
+        ratelimit.reset()
+
+    def _allowance(self, settings, tenant) -> int:
+        settings.RATE_LIMIT_SCALE = 0.0005  # a few dozen logs + events a minute
+        if 60 - time.time() % 60 < 8:  # the checks need the minute not to turn meanwhile
+            time.sleep(60 - time.time() % 60 + 0.1)
+        return limit_of(tenant.account.plan, Bucket.LOGS_EVENTS)
+
+    def _spend(self, tenant, amount: int) -> None:
+        account = tenant.account
+        assert retry_after_for(account_id=account.pk, plan=account.plan, bucket=Bucket.LOGS_EVENTS,
+                               amount=amount) is None  # fmt: skip
+
+    def test_each_event_is_charged_to_the_account_s_logs_and_events_budget(self, settings, tenant, dev):
+        three = json.dumps([{"event": f"e.{i}", "resource": {"prefect.resource.id": "r"}} for i in range(3)])
+        made = create(dev, tenant, template=three)
+        allowance = self._allowance(settings, tenant)
+        self._spend(tenant, allowance - 3)
+        assert hook(made["slug"]).status_code == 204  # three events: the minute's last three
+        refused = hook(made["slug"])
+        assert refused.status_code == 429 and 1 <= int(refused["Retry-After"]) <= 60
+        assert "logs and events" in refused.json()["detail"]
+        assert len(events(tenant)) == 3  # nothing of the refused request, not even a failed event
+
+    def test_an_account_past_its_budget_stores_nothing(self, settings, tenant, dev):
+        made = create(dev, tenant)
+        self._spend(tenant, self._allowance(settings, tenant))
+        refused = hook(made["slug"], json.dumps(ORDER))
+        assert refused.status_code == 429 and int(refused["Retry-After"]) >= 1
+        assert events(tenant) == [] and events(tenant, "prefect-cloud.webhook.failed") == []
+
+    def test_after_a_downgrade_only_the_webhooks_the_plan_allows_receive(self, api_client):
+        team = make_tenant(plan="team")
+        client = bearer(api_client, team.service_key)
+        older, newer = create(client, team, name="older"), create(client, team, name="newer")
+        team.account.plan = "hobby"
+        team.account.save(update_fields=["plan", "updated"])
+        assert hook(older["slug"], json.dumps(ORDER)).status_code == 204
+        refused = hook(newer["slug"], json.dumps(ORDER))
+        assert refused.status_code == 403 and "Hobby" in refused.json()["detail"]
+        (failed,) = events(team, "prefect-cloud.webhook.failed")
+        assert failed.resource_id == f"prefect-cloud.webhook.{newer['id']}"
+        assert [e.event for e in events(team) if e != failed] == ["shop.order.placed"]
+        # Deleting the older one frees its place for the newer, as it would for a creation.
+        assert client.delete(f"{team.prefix}/webhooks/{older['id']}").status_code == 204
+        assert hook(newer["slug"], json.dumps(ORDER)).status_code == 204
+
+    def test_a_contract_without_webhooks_refuses_them(self, tenant, dev):
+        made = create(dev, tenant)
+        tenant.account.plan_limits = {"max_webhooks": 0}
+        tenant.account.save(update_fields=["plan_limits", "updated"])
+        refused_and_seen(
+            tenant, made, hook(made["slug"], json.dumps(ORDER)), 403, "does not include webhooks"
+        )
+
+    def test_a_restricted_account_still_receives_as_its_events_in_does(self, tenant, dev, settings):
+        # Past the grace period new work is refused (a run an automation would start), not events.
+        made = create(dev, tenant)
+        account = tenant.account
+        account.billing_status = "past_due"
+        account.billing_status_since = timezone.now() - dt.timedelta(
+            days=settings.BILLING_GRACE_DAYS, hours=1
+        )
+        account.save(update_fields=["billing_status", "billing_status_since", "updated"])
+        assert hook(made["slug"], json.dumps(ORDER)).status_code == 204
