@@ -375,6 +375,17 @@ def test_post_events_stores_them_once(api_client, tenant):
     assert bad.status_code == 422
 
 
+def test_post_events_refuses_a_time_out_of_range_once_in_utc(api_client, tenant):
+    """0001-01-01T00:00+01:00 is a valid time that no UTC column can hold: a 422, not a 500."""
+    client = bearer(api_client, tenant.service_key)
+    event = make_event()
+    event["occurred"] = "0001-01-01T00:00:00+01:00"
+    response = client.post(f"{tenant.prefix}/events", [event], format="json")
+    assert response.status_code == 422, response.content
+    assert "out of range" in response.content.decode()
+    assert Event.objects.unscoped().count() == 0
+
+
 def test_post_events_needs_manage_events(api_client, tenant):
     robot = ServiceAccountFactory(account=tenant.account)
     GrantFactory(workspace=tenant.workspace, service_account=robot, role=WorkspaceRole.VIEWER)
