@@ -12,8 +12,9 @@
 - ``stripe_client``: the only importer of ``stripe`` (an import-linter contract).
 - ``views``: the webhook endpoint; ``tasks``: the Stripe calls that follow a commit.
 
-Contracts: billing reads tenants and counts through reverse relations (deployments through the
-counter ``settings.BILLING_DEPLOYMENT_COUNTER`` names); it imports no app above ``audit``. Without
+Contracts: billing reads tenants and counts through reverse relations (deployments and incoming
+webhooks through the counters ``settings.BILLING_DEPLOYMENT_COUNTER`` and
+``BILLING_WEBHOOK_COUNTER`` name); it imports no app above ``audit``. Without
 ``STRIPE_SECRET_KEY`` nothing calls Stripe and the product runs as it did: the seat ledger is kept,
 plans are set by operators. ``Account.billing_status`` is written only here.
 """

@@ -183,6 +183,11 @@ def deployments_used(account: Account) -> int:
     return import_string(settings.BILLING_DEPLOYMENT_COUNTER)(account)
 
 
+def webhooks_used(account: Account) -> int:
+    """The account's incoming webhooks, counted by the function ``BILLING_WEBHOOK_COUNTER`` names."""
+    return import_string(settings.BILLING_WEBHOOK_COUNTER)(account)
+
+
 def plan_change_problems(account: Account, plan_key: str, *, limits: dict | None = None) -> list[str]:
     """What must change before ``account`` fits ``plan_key`` (with ``limits``, contract limits in
     place of the account's own): one sentence per limit or feature its use exceeds; empty when it
@@ -207,6 +212,13 @@ def plan_change_problems(account: Account, plan_key: str, *, limits: dict | None
             problems.append(
                 f"The {plan.name} plan allows {plan.max_deployments} deployments; this account has "
                 f"{deployments}: delete {deployments - plan.max_deployments}."
+            )
+    if plan.max_webhooks is not None:
+        webhooks = webhooks_used(account)
+        if webhooks > plan.max_webhooks:
+            problems.append(
+                f"The {plan.name} plan allows {plan.max_webhooks} incoming webhooks; this account has "
+                f"{webhooks}: delete {webhooks - plan.max_webhooks}."
             )
     in_use = features_in_use(account)
     for feature in sorted(in_use - plan.features):

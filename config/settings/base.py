@@ -317,6 +317,7 @@ AUDIT_RETENTION_POLICY = "billing.entitlements.audit_retention_policy"
 # Who counts an account's deployments for its plan's limits (wired here, so billing imports no app
 # above it).
 BILLING_DEPLOYMENT_COUNTER = "orchestration.selectors.usage.deployments_count_for_account"
+BILLING_WEBHOOK_COUNTER = "orchestration.selectors.usage.webhooks_count_for_account"
 # Key material for identity-provider secrets at rest (default: derived from SECRET_KEY).
 SSO_SECRET_KEY = env.str("SSO_SECRET_KEY", default="")
 # Key material for block document data at rest (comma-separated, newest first, for rotation;

@@ -1,9 +1,10 @@
 """What an account uses of orchestration, for its plan's limits (billing asks through
-``settings.BILLING_DEPLOYMENT_COUNTER``, since it imports no app above it)."""
+``settings.BILLING_DEPLOYMENT_COUNTER`` and ``settings.BILLING_WEBHOOK_COUNTER``, since it imports
+no app above it)."""
 
 from __future__ import annotations
 
-from orchestration.models import Deployment
+from orchestration.models import Deployment, Webhook
 from tenants.rls import across_workspaces
 
 
@@ -12,3 +13,9 @@ def deployments_count_for_account(account) -> int:
     # tenants (.unscoped(), and past the request's row-level security), narrowed to this account.
     with across_workspaces():
         return Deployment.objects.unscoped().filter(workspace__account_id=account.pk).count()
+
+
+def webhooks_count_for_account(account) -> int:
+    # As deployments: the plan's incoming-webhook limit is the whole account's.
+    with across_workspaces():
+        return Webhook.objects.unscoped().filter(workspace__account_id=account.pk).count()

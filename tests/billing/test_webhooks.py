@@ -19,9 +19,10 @@ from audit.actors import SYSTEM
 from audit.models import AuditLogEntry
 from billing import selectors, services
 from billing.models import SeatLedgerEntry, StripeEvent, Subscription
+from orchestration.models import Webhook
 from tenants.models import Account
 from tests.billing.conftest import URL, checkout_paid, deliver, event, signed, start_checkout
-from tests.factories import AccountFactory, MembershipFactory, UserFactory
+from tests.factories import AccountFactory, MembershipFactory, UserFactory, WorkspaceFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -160,6 +161,22 @@ class TestCheckout:
         assert "remove 1" in body["detail"]
         assert stripe_fake.idempotency_keys == [] and stripe_fake.checkout_sessions == []
         assert not Subscription.objects.filter(account=account).exists()
+
+    def test_more_incoming_webhooks_than_the_plan_allows_are_named(self, client, stripe_fake, owner_account):
+        account, owner = owner_account
+        workspace = WorkspaceFactory(account=account)
+        for n in range(6):  # made by an operator, past the Hobby plan's one
+            Webhook.objects.unscoped().create(
+                workspace=workspace, name=f"hook {n}", template="{}", slug=f"s{n}"
+            )
+        response = start_checkout(client, account, owner, "starter")
+        assert response.status_code == 409
+        assert (
+            "allows 5 incoming webhooks" in response.json()["detail"]
+            and "delete 1" in response.json()["detail"]
+        )
+        Webhook.objects.unscoped().filter(slug="s0").delete()
+        assert start_checkout(client, account, owner, "starter").status_code == 201
 
     def test_features_in_use_that_the_plan_lacks_are_named(self, client, stripe_fake, owner_account):
         account, owner = owner_account
