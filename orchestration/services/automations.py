@@ -6,6 +6,14 @@ run-deployment action's unknown deployment), so an automation can never reach in
 workspace. The related resources (deployments run by ``actions``, the owner) are kept in step with
 every write, as Prefect's ``_sync_automation_related_resources`` keeps them.
 
+An automation does only what its author may do: creating one, replacing it (``PUT``) or re-enabling
+it (``PATCH`` from disabled to enabled) needs, besides ``manage_automations``, the scope each of its
+actions needs (``ACTION_SCOPES``: the scope of the API route that does the same by hand), else 403
+naming the missing scope, and nothing is written. A ``resume-automation`` action also needs what
+the automation it re-enables needs (for an ``inferred`` one, which may re-enable any automation,
+every scope an action can need). Pausing, deleting and the server's own writes (an action that
+pauses or resumes an automation) are not checked: they are called without ``caller_scopes``.
+
 Every create, update and delete is an audit record (``automation.created|updated|deleted``, in the
 change's transaction) and, as Prefect's server emits them, a ``prefect.automation.created|updated|
 deleted`` event carrying the automation (on commit); the automations a resource owns, deleted with
@@ -22,7 +30,7 @@ from django.utils import timezone
 from pydantic import ValidationError
 
 from audit import events
-from core.errors import NotFound, Unprocessable
+from core.errors import Forbidden, NotFound, Unprocessable
 from orchestration.events.services import object_event_record_on_commit
 from orchestration.models import (
     Automation,
@@ -59,6 +67,33 @@ _REFERENCES = (
 )
 
 
+#: The scope each action type needs: that of the API route doing the same by hand (the views'
+#: ``required_scopes``; a test holds the two together), so ``manage_automations`` alone cannot do
+#: through an automation what its holder could not do through the API.
+ACTION_SCOPES: dict[str, str | None] = {
+    "do-nothing": None,
+    "run-deployment": "run_deployments",  # POST deployments/{id}/create_flow_run
+    "pause-deployment": "write_deployments",  # POST deployments/{id}/pause_deployment, PATCH
+    "resume-deployment": "write_deployments",
+    "cancel-flow-run": "run_flows",  # POST flow_runs/{id}/set_state
+    "change-flow-run-state": "run_flows",
+    "suspend-flow-run": "run_flows",
+    "resume-flow-run": "run_flows",  # POST flow_runs/{id}/resume
+    "delete-flow-run": "manage_flows",  # DELETE flow_runs/{id}
+    "pause-work-queue": "write_work_queues",  # PATCH work_queues/{id}
+    "resume-work-queue": "write_work_queues",
+    "pause-work-pool": "write_work_pools",  # PATCH work_pools/{name}
+    "resume-work-pool": "write_work_pools",
+    "pause-automation": "manage_automations",  # PATCH automations/{id}
+    "resume-automation": "manage_automations",
+    # The action reads its block with the secrets in clear (block_documents/{id}?include_secrets).
+    "send-notification": "see_secret_blocks",
+    "call-webhook": "see_secret_blocks",
+}
+_ACTION_LISTS = ("actions", "actions_on_trigger", "actions_on_resolve")
+_EVERY_ACTION_SCOPE = tuple(dict.fromkeys(scope for scope in ACTION_SCOPES.values() if scope))
+
+
 class AutomationInvalid(Unprocessable):
     """A stored automation a change would make invalid: Prefect's 422 with the pydantic errors."""
 
@@ -70,6 +105,43 @@ def _check_references(data: AutomationCore) -> None:
         wanted = {getattr(a, field) for a in actions if getattr(a, field, None) is not None}
         if wanted and model.objects.filter(id__in=wanted).count() != len(wanted):
             raise NotFound(message)
+
+
+def _check_caller_may(actions: list, caller_scopes: frozenset[str] | None, *, itself=None) -> None:
+    """403 unless ``caller_scopes`` hold every scope ``actions`` (stored dicts or models) need,
+    including what the automations a ``resume-automation`` action re-enables need, transitively
+    (one query per level; ``itself``, the automation being written, counts with ``actions``).
+    ``None``: the server acting on its own, not checked."""
+    if caller_scopes is None:
+        return
+    seen = {itself} if itself is not None else set()
+    # (action, the type of this automation's action that brings it in)
+    pending = [(a if isinstance(a, dict) else a.model_dump(mode="json"), None) for a in actions]
+    while pending:
+        targets: set[uuid.UUID] = set()
+        for action, via in pending:
+            kind = action["type"]
+            needs = [ACTION_SCOPES[kind]] if ACTION_SCOPES[kind] else []
+            if kind == "resume-automation":
+                if action.get("source") == "inferred":
+                    needs = list(_EVERY_ACTION_SCOPE)
+                elif action.get("automation_id"):
+                    targets.add(uuid.UUID(str(action["automation_id"])))
+            for scope in needs:
+                if scope not in caller_scopes:
+                    raise Forbidden(
+                        f"Missing the scope {scope!r} in this workspace, which this automation's "
+                        f"{via or kind} action needs."
+                    )
+        targets -= seen
+        seen |= targets
+        # An unknown target is the references check's 404, later.
+        pending = [
+            (action, "resume-automation")
+            for stored in Automation.objects.filter(id__in=targets).values_list(*_ACTION_LISTS)
+            for group in stored
+            for action in group or ()
+        ]
 
 
 def _check_job_variables(data: AutomationCore, *, allow_empty: bool) -> None:
@@ -149,8 +221,12 @@ def _saved(automation: Automation, before: dict, actor) -> None:
     _emit(automation, "updated")
 
 
-def automation_create(*, data: AutomationCreate, actor=None) -> Automation:
+def automation_create(
+    *, data: AutomationCreate, actor=None, caller_scopes: frozenset[str] | None = None
+) -> Automation:
+    """``caller_scopes``: what the caller may do in the workspace; each action must be one of it."""
     reset_trigger_ids(data.trigger)
+    _check_caller_may(data.all_actions(), caller_scopes)
     _check_references(data)
     _check_job_variables(data, allow_empty=False)
     with transaction.atomic():
@@ -165,13 +241,30 @@ def automation_create(*, data: AutomationCreate, actor=None) -> Automation:
     return automation
 
 
-def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate, actor=None) -> None:
-    """PUT: the fields the body sets replace the stored ones (Prefect's ``exclude_unset``)."""
+def automation_update(
+    *,
+    automation_id: uuid.UUID,
+    data: AutomationUpdate,
+    actor=None,
+    caller_scopes: frozenset[str] | None = None,
+) -> None:
+    """PUT: the fields the body sets replace the stored ones (Prefect's ``exclude_unset``); every
+    action it leaves must be one ``caller_scopes`` may do."""
     reset_trigger_ids(data.trigger)
     with transaction.atomic():
         automation = Automation.objects.select_for_update().filter(id=automation_id).first()
         if automation is None:
             raise NotFound("Automation not found")
+        # What it holds after: the body's action lists, the stored ones the body leaves unset.
+        held = [
+            action
+            for name in _ACTION_LISTS
+            for action in (
+                getattr(data, name) if name in data.model_fields_set else getattr(automation, name)
+            )
+            or ()
+        ]
+        _check_caller_may(held, caller_scopes, itself=automation.id)
         _check_references(data)
         _check_job_variables(data, allow_empty=True)
         before = _snapshot(automation)
@@ -187,9 +280,15 @@ def automation_update(*, automation_id: uuid.UUID, data: AutomationUpdate, actor
         _saved(automation, before, actor)
 
 
-def automation_patch(*, automation_id: uuid.UUID, data: AutomationPartialUpdate, actor=None) -> None:
+def automation_patch(
+    *,
+    automation_id: uuid.UUID,
+    data: AutomationPartialUpdate,
+    actor=None,
+    caller_scopes: frozenset[str] | None = None,
+) -> None:
     """PATCH (``enabled``): the automation it leaves must still be valid (a re-enabled automation
-    meets the loop checks again)."""
+    meets the loop checks again, and its actions must be ones ``caller_scopes`` may do)."""
     with transaction.atomic():
         automation = Automation.objects.select_for_update().filter(id=automation_id).first()
         if automation is None:
@@ -197,6 +296,9 @@ def automation_patch(*, automation_id: uuid.UUID, data: AutomationPartialUpdate,
         changes = data.model_dump(exclude_unset=True)
         if not changes:
             return
+        if changes.get("enabled") and not automation.enabled:
+            stored = [action for name in _ACTION_LISTS for action in getattr(automation, name) or ()]
+            _check_caller_may(stored, caller_scopes, itself=automation.id)
         merged = {name: getattr(automation, name) for name in AutomationCore.model_fields} | changes
         try:
             AutomationSchema.model_validate(merged)

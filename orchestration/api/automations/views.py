@@ -1,5 +1,9 @@
 """Prefect's ``/automations`` routes and template validation (``api/automations.py``,
-``api/templates.py``)."""
+``api/templates.py``).
+
+Writing an automation needs ``manage_automations``; creating, replacing or re-enabling one also
+needs the scope of each of its actions (the caller's scopes go to the service, which refuses with
+403 naming the missing one: ``orchestration.services.automations.ACTION_SCOPES``)."""
 
 from __future__ import annotations
 
@@ -34,7 +38,11 @@ class AutomationCreateApi(PrefectApiView):
 
     def post(self, request):
         return created(
-            automation_to_wire(automation_create(data=self.parse(AutomationCreate), actor=request.user))
+            automation_to_wire(
+                automation_create(
+                    data=self.parse(AutomationCreate), actor=request.user, caller_scopes=self.access.scopes
+                )
+            )
         )
 
 
@@ -46,13 +54,21 @@ class AutomationDetailApi(PrefectApiView):
 
     def put(self, request, automation_id: str):
         automation_id = parse_id(automation_id, "Automation")
-        automation_update(automation_id=automation_id, data=self.parse(AutomationUpdate), actor=request.user)
+        automation_update(
+            automation_id=automation_id,
+            data=self.parse(AutomationUpdate),
+            actor=request.user,
+            caller_scopes=self.access.scopes,
+        )
         return no_content()
 
     def patch(self, request, automation_id: str):
         automation_id = parse_id(automation_id, "Automation")
         automation_patch(
-            automation_id=automation_id, data=self.parse(AutomationPartialUpdate), actor=request.user
+            automation_id=automation_id,
+            data=self.parse(AutomationPartialUpdate),
+            actor=request.user,
+            caller_scopes=self.access.scopes,
         )
         return no_content()
 
