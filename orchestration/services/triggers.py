@@ -25,7 +25,11 @@
   ``threshold`` fires on the clock (``proactive_triggers_evaluate``, a beat task every 5 s), each
   ended window evaluated under its row lock and its firing unique per window (``window_key``), so
   two clocks fire it once and a restart loses none (the windows are rows, and the sweep leaves
-  an enabled proactive trigger's windows to the clock).
+  an enabled proactive trigger's windows to the clock). A workspace whose evaluation fails is
+  logged and the clock goes on with the others.
+* A window's arithmetic never overflows: its ends are held at the first and last moment a
+  datetime holds (an automation stored with a huge ``within``, an event dated year 9999); new
+  automations' ``within`` is bounded (``MAX_WITHIN`` in the schemas).
 * Held ``expect`` events (Prefect's ``automation_held_events``): events of one key can be evaluated
   in any order, so a proactive trigger with ``after`` holds each ``expect``-only event
   (``AutomationHeldEvent``, under the key's lock), and a window that opens or rolls later counts
@@ -103,6 +107,27 @@ HELD_EXPECT_EVENTS_RETENTION = 2 * PRECEDING_EVENT_LOOKBACK
 #: Events emitted by firings are evaluated too; a chain of firings stops at this depth (Prefect's
 #: causal ordering bounds it likewise).
 MAX_DEPTH = 20
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _later(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``moment + delta`` (``delta`` not negative), held at the last moment a datetime holds: a
+    window's arithmetic never raises, whatever ``within`` a stored automation has or whenever a
+    client says its event occurred (year 1 or 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return _LATEST
+
+
+def _earlier(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``moment - delta`` (``delta`` not negative), held at the first moment a datetime holds."""
+    try:
+        return moment - delta
+    except OverflowError:
+        return _EARLIEST
 
 
 # --- matching (Prefect's EventTrigger and ResourceSpecification) -----------------------------------
@@ -451,7 +476,7 @@ def _evaluate_event(
             # if it is satisfied, and fires it again if not.
             buckets.delete(marker)
             buckets.ensure(workspace_id, trigger, key, start=event.occurred,
-                           end=event.occurred + trigger.trigger.within, event=event,
+                           end=_later(event.occurred, trigger.trigger.within), event=event,
                            count=-1 if trigger.expects(name) else 0, triggered_at=marker.triggered_at)  # fmt: skip
         elif trigger.expects(name) and event.occurred >= marker.start:
             # The expected event, after all: the trigger that fired for this key resolves.
@@ -462,11 +487,11 @@ def _evaluate_event(
             return 0
     elif trigger.trigger.after and trigger.starts_after(name):
         # An event in both `after` and `expect` opens the bucket at -1, so it counts to 0.
-        buckets.ensure(workspace_id, trigger, key, start=event.occurred, end=event.occurred + trigger.trigger.within,
+        buckets.ensure(workspace_id, trigger, key, start=event.occurred, end=_later(event.occurred, trigger.trigger.within),
                        event=event, count=-1 if trigger.expects(name) else 0)  # fmt: skip
     elif not trigger.trigger.after and trigger.expects(name):
-        buckets.ensure(workspace_id, trigger, key, start=event.occurred - PRECEDING_EVENT_LOOKBACK,
-                       end=event.occurred + trigger.trigger.within, event=event, count=0)  # fmt: skip
+        buckets.ensure(workspace_id, trigger, key, start=_earlier(event.occurred, PRECEDING_EVENT_LOOKBACK),
+                       end=_later(event.occurred, trigger.trigger.within), event=event, count=0)  # fmt: skip
     if not trigger.expects(name):
         return 0
     bucket = buckets.get(trigger, key)
@@ -480,7 +505,11 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def _slot_start(occurred: dt.datetime, width: dt.timedelta) -> dt.datetime:
     """The start of the ``width``-wide slot, aligned to the epoch, that holds ``occurred``."""
-    return _EPOCH + (occurred - _EPOCH) // width * width
+    slots = (occurred - _EPOCH) // width
+    try:
+        return _EPOCH + slots * width
+    except OverflowError:
+        return _EARLIEST if slots < 0 else _LATEST
 
 
 def _held_for(trigger: LoadedTrigger, key: str):
@@ -512,14 +541,14 @@ def _hold_expect_event(workspace_id: uuid.UUID, trigger: LoadedTrigger, key: str
     within = trigger.trigger.within
     # The horizon runs from the newest held event (a backfill, held newest first, still trims).
     newest = held.aggregate(newest=Max("occurred"))["newest"] or event.occurred
-    held.filter(occurred__lt=newest - max(HELD_EXPECT_EVENTS_RETENTION, within)).delete()
+    held.filter(occurred__lt=_earlier(newest, max(HELD_EXPECT_EVENTS_RETENTION, within))).delete()
     if within > dt.timedelta(0):
         # A window spans the end of one `within`-wide slot and the start of the next, so each slot
         # keeps its first and last `threshold` events: a window still counts at least the smaller
         # of the threshold and the events inside it, and a count at the threshold already stops a
         # proactive trigger from firing. Only the new event's slot changed.
         start = _slot_start(event.occurred, within)
-        in_slot = held.filter(occurred__gte=start, occurred__lt=start + within)
+        in_slot = held.filter(occurred__gte=start, occurred__lt=_later(start, within))
         threshold = trigger.trigger.threshold
         first = in_slot.order_by("occurred", "event_id").values("id")[:threshold]
         last = in_slot.order_by("-occurred", "-event_id").values("id")[:threshold]
@@ -703,7 +732,7 @@ def _evaluate(
                 last_event = previous_last_event
             # The new window counts its `expect`-only events (a terminal state racing the last
             # heartbeat) from the held ones, whatever order they were evaluated in.
-            start, end = event.occurred, event.occurred + trigger.trigger.within
+            start, end = event.occurred, _later(event.occurred, trigger.trigger.within)
             held = (
                 _held_in_window(trigger, bucket.bucketing_key, start, end)
                 if trigger.holds_expect_events
@@ -723,7 +752,7 @@ def _evaluate(
             # ``RESOLUTION_WAIT``) the fired window awaits its expected event, which resolves it.
             bucket.awaiting_resolution = True
             bucket.triggered_at = triggered_at
-            bucket.end = max(now, bucket.end) + max(trigger.trigger.within, RESOLUTION_WAIT)
+            bucket.end = _later(max(now, bucket.end), max(trigger.trigger.within, RESOLUTION_WAIT))
             bucket.count = 0
             bucket.last_operation = "await_resolution"
             buckets.save(bucket)
@@ -735,7 +764,7 @@ def _evaluate(
             buckets.delete(bucket)
         return fired
     start = max(bucket.end, now)
-    end = start + trigger.trigger.within
+    end = _later(start, trigger.trigger.within)
     if not trigger.proactive and count > 0:
         # An event beyond the window it arrived in: it opens the next one and counts there.
         _restart(buckets, bucket, start=start, end=end, count=0, last_event=None)
@@ -932,7 +961,7 @@ def _child_fired(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, ch
         automation_id=trigger.automation_id, parent_trigger_id=parent.id
     )
     if parent.within is not None:
-        rows.filter(child_fired__lt=child.triggered - parent.within).delete()
+        rows.filter(child_fired__lt=_earlier(child.triggered, parent.within)).delete()
     rows.filter(child_trigger_id=child.trigger_id).delete()
     AutomationChildFiring.objects.create(
         workspace_id=workspace_id, automation_id=trigger.automation_id, parent_trigger_id=parent.id,
@@ -971,11 +1000,14 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
         .distinct()
     )
     fired = 0
-    for workspace_id in workspace_ids:
-        proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
-        if proactive:
-            as_of = now or timezone.now() + events_clock_offset(workspace_id)
-            fired += _proactive_workspace(workspace_id, proactive, as_of)
+    for workspace_id in list(workspace_ids):
+        try:
+            proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
+            if proactive:
+                as_of = now or timezone.now() + events_clock_offset(workspace_id)
+                fired += _proactive_workspace(workspace_id, proactive, as_of)
+        except Exception:  # noqa: BLE001 - one workspace's failure must not stop the others' clocks
+            logger.exception("Workspace %s: proactive evaluation failed", workspace_id)
     return fired
 
 
@@ -985,12 +1017,15 @@ def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger]
         by_id = {(t.automation_id, t.trigger.id): t for t in proactive}
         unkeyed = [t for t in proactive if not t.trigger.for_each]
         if unkeyed:
-            with transaction.atomic():
-                buckets = _Buckets.lock_and_read(workspace_id, [(t, "[]") for t in unkeyed])
-                for trigger in unkeyed:
-                    buckets.ensure(workspace_id, trigger, "[]", start=now, end=now + trigger.trigger.within,
-                                   event=None, count=0)  # fmt: skip
-                buckets.write()
+            try:
+                with transaction.atomic():
+                    buckets = _Buckets.lock_and_read(workspace_id, [(t, "[]") for t in unkeyed])
+                    for trigger in unkeyed:
+                        buckets.ensure(workspace_id, trigger, "[]", start=now,
+                                       end=_later(now, trigger.trigger.within), event=None, count=0)  # fmt: skip
+                    buckets.write()
+            except Exception:  # noqa: BLE001 - the windows that ended are still evaluated
+                logger.exception("Workspace %s: proactive windows not opened", workspace_id)
         due = AutomationBucket.objects.filter(
             proactive=True, end__lte=now, automation_id__in={t.automation_id for t in proactive}
         ).values_list("automation_id", "trigger_id", "bucketing_key")
