@@ -16,6 +16,12 @@
   same events fire a window once; a firing is a row unique per trigger, bucketing key and
   triggering event (``AutomationFiring``), so one event evaluated twice fires once. A batch that
   PostgreSQL breaks for a deadlock is evaluated again from the start.
+* A batch whose evaluation fails all the same (a database hiccup, deadlocks past the retries) left
+  nothing behind, so ``events_stored_listener`` hands its event ids to a task
+  (``stored_events_evaluate``, retried with backoff) that reads the events back (in their
+  workspace) and evaluates them at the chain depth they had, recording the deferred evaluation in
+  its transaction (``AutomationDeferredEvaluation``): a task delivered twice counts them once. Only
+  a failure while committing, which may have counted the batch, is logged and not evaluated again.
 * A firing emits ``prefect.automation.triggered`` (and ``…resolved``) in its transaction and hands
   the firing to the action runner after commit (``automation_actions``, through the Celery task
   set by ``firing_dispatch_set``). A transaction's firings are written together at its end: their
@@ -79,6 +85,7 @@ from orchestration.models import (
     Automation,
     AutomationBucket,
     AutomationChildFiring,
+    AutomationDeferredEvaluation,
     AutomationFiring,
     AutomationHeldEvent,
     Event,
@@ -358,9 +365,14 @@ def _collecting_firings(workspace_id: uuid.UUID) -> Iterator[_Firings]:
 _depth: ContextVar[int] = ContextVar("automation_trigger_depth", default=0)
 
 
-def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
+def events_stored(
+    workspace_id: uuid.UUID, events: list[Event], *, evaluation_id: uuid.UUID | None = None
+) -> int:
     """Evaluate the workspace's reactive triggers against newly stored events (after their
-    commit), the whole batch in one transaction. Returns how many firings happened."""
+    commit), the whole batch in one transaction. Returns how many firings happened. Raises when
+    the evaluation fails (``events_stored_listener`` hands the batch to a task then).
+    ``evaluation_id``: a deferred evaluation's, recorded in its transaction, so the batch is
+    evaluated once however often its task runs."""
     depth = _depth.get()
     if depth >= MAX_DEPTH:
         logger.warning("Workspace %s: automation chain deeper than %d; not evaluated", workspace_id, depth)
@@ -381,9 +393,103 @@ def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
     token = _depth.set(depth + 1)
     try:
         with workspace_scope(workspace_id):
-            return _evaluate_batch(workspace_id, work)
+            return _evaluate_batch(workspace_id, work, evaluation_id=evaluation_id)
     finally:
         _depth.reset(token)
+
+
+# --- a failed evaluation, deferred ------------------------------------------------------------------
+
+#: Event ids per deferred evaluation (one task message each).
+DEFERRED_EVALUATION_CHUNK = 500
+#: How long a deferred evaluation's row is kept: far past any redelivery of its task.
+DEFERRED_EVALUATION_RETENTION = dt.timedelta(days=7)
+
+_evaluation_dispatch: list[Callable[[uuid.UUID, list[uuid.UUID], int, uuid.UUID], None]] = []
+
+
+def evaluation_dispatch_set(dispatch: Callable[[uuid.UUID, list[uuid.UUID], int, uuid.UUID], None]) -> None:
+    """How a batch whose evaluation failed is evaluated later: ``dispatch(workspace_id, event_ids,
+    depth, evaluation_id)`` sends the Celery task (set in ``orchestration.apps``)."""
+    _evaluation_dispatch[:] = [dispatch]
+
+
+class EvaluationOutcomeUnknown(Exception):
+    """The batch's transaction failed while committing (a connection lost then): it may have
+    committed, so evaluating its events again might count them twice."""
+
+
+def events_stored_listener(workspace_id: uuid.UUID, events: list[Event]) -> None:
+    """The events store's listener: ``events_stored``, and when it fails (a database hiccup, a
+    deadlock retried too often), the batch's event ids handed to a task that evaluates them again
+    from the database (``stored_events_evaluate``). A failed evaluation left nothing behind (one
+    transaction, rolled back), so the events are counted once; a firing is unique anyway."""
+    depth = _depth.get()
+    try:
+        events_stored(workspace_id, events)
+        return
+    except EvaluationOutcomeUnknown:
+        logger.exception(
+            "Workspace %s: trigger evaluation of %d event(s) failed while committing; it may have "
+            "counted them, so it is not evaluated again",
+            workspace_id,
+            len(events),
+        )
+        return
+    except Exception:
+        logger.warning(
+            "Workspace %s: trigger evaluation of %d event(s) failed; deferred to a task",
+            workspace_id,
+            len(events),
+            exc_info=True,
+        )
+    if not _evaluation_dispatch:
+        logger.error(
+            "Workspace %s: %d event(s) not evaluated (no task to defer to)", workspace_id, len(events)
+        )
+        return
+    ids = [event.id for event in events]
+    for start in range(0, len(ids), DEFERRED_EVALUATION_CHUNK):
+        chunk = ids[start : start + DEFERRED_EVALUATION_CHUNK]
+        try:
+            for dispatch in _evaluation_dispatch:
+                dispatch(workspace_id, chunk, depth, uuid.uuid4())
+        except Exception:  # noqa: BLE001 - the events are stored; only their evaluation is lost
+            logger.exception(
+                "Workspace %s: %d event(s) not evaluated (their deferred evaluation could not be sent)",
+                workspace_id,
+                len(chunk),
+            )
+
+
+def stored_events_evaluate(
+    *, workspace_id: uuid.UUID, event_ids: list[uuid.UUID], depth: int, evaluation_id: uuid.UUID
+) -> int:
+    """A deferred evaluation: the workspace's stored events of ``event_ids`` (another workspace's
+    are not read; one deleted since is skipped) evaluated through ``events_stored`` at the chain
+    depth they were stored at, once per ``evaluation_id``. Raises when the evaluation fails again
+    (the task retries). Returns how many firings happened."""
+    with workspace_scope(workspace_id):
+        events = list(Event.objects.filter(id__in=event_ids))
+    if not events:
+        return 0
+    token = _depth.set(depth)
+    try:
+        return events_stored(workspace_id, events, evaluation_id=evaluation_id)
+    finally:
+        _depth.reset(token)
+
+
+def _evaluation_claim(workspace_id: uuid.UUID, evaluation_id: uuid.UUID) -> bool:
+    """Record a deferred evaluation in its transaction; False when it is recorded already (its
+    task ran before and committed: the events were counted)."""
+    try:
+        with transaction.atomic():
+            AutomationDeferredEvaluation.objects.create(id=evaluation_id, workspace_id=workspace_id)
+    except IntegrityError:
+        logger.info("Workspace %s: deferred evaluation %s was done already", workspace_id, evaluation_id)
+        return False
+    return True
 
 
 #: How long a workspace's events clock is kept after its last move.
@@ -428,17 +534,26 @@ def events_clock_offset(workspace_id: uuid.UUID) -> dt.timedelta:
 DEADLOCK_ATTEMPTS = 3
 
 
-def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Event]]) -> int:
+def _evaluate_batch(
+    workspace_id: uuid.UUID,
+    work: list[tuple[LoadedTrigger, Event]],
+    *,
+    evaluation_id: uuid.UUID | None = None,
+) -> int:
     """Prefect's ``reactive_evaluation`` for every (trigger, event) of a stored batch, in event
     order, in one transaction: the buckets of the batch's (trigger, key) pairs are locked and read
     in one statement, evaluated in memory, and written back in one statement each for deletes and
     upserts; the batch's firings are written together at its end, in the same transaction
-    (``_Firings``). Returns how many firings are new."""
+    (``_Firings``). Returns how many firings are new. A failure while committing raises
+    ``EvaluationOutcomeUnknown`` (and is not retried): the batch may have been counted."""
     keyed = [(trigger, json.dumps(trigger.bucketing_key(event)), event) for trigger, event in work]
     composite = sorted({t.automation_id for t, _, _ in keyed if t.parents})
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        committing = False
         try:
             with transaction.atomic(), _collecting_firings(workspace_id) as firings:
+                if evaluation_id is not None and not _evaluation_claim(workspace_id, evaluation_id):
+                    return 0
                 buckets = _Buckets.lock_and_read(workspace_id, [(t, key) for t, key, _ in keyed])
                 if composite:
                     # Child firings lock their automation's row: taken here, in one order, so two
@@ -448,9 +563,16 @@ def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Eve
                     _evaluate_event(workspace_id, t, key, event, buckets)
                 buckets.write()
                 fired = firings.write()
+                committing = True
             return fired
-        except OperationalError as error:
-            if attempt == DEADLOCK_ATTEMPTS or transaction.get_connection().in_atomic_block:
+        except Exception as error:
+            if committing:
+                raise EvaluationOutcomeUnknown(workspace_id) from error
+            if (
+                not isinstance(error, OperationalError)
+                or attempt == DEADLOCK_ATTEMPTS
+                or transaction.get_connection().in_atomic_block
+            ):
                 raise
             logger.warning("Workspace %s: trigger evaluation retried after %s", workspace_id, error)
     return 0
@@ -1074,6 +1196,9 @@ def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
     )
     AutomationHeldEvent.objects.unscoped().filter(updated__lt=now - HELD_EXPECT_EVENTS_RETENTION).exclude(
         Exists(open_window)
+    ).delete()
+    AutomationDeferredEvaluation.objects.unscoped().filter(
+        created__lt=now - DEFERRED_EVALUATION_RETENTION
     ).delete()
     return deleted
 
