@@ -17,15 +17,21 @@ class OrchestrationConfig(AppConfig):
             post_delete.connect(
                 pool_memo_clear, sender=model, dispatch_uid=f"pool-memo-delete-{model.__name__}"
             )
-        # The trigger engine listens to the events store, and hands firings to the Celery task:
-        # both sit above the store, so the store is wired to them here.
+        # The trigger engine listens to the events store, and hands firings (and batches whose
+        # evaluation failed) to Celery tasks: both sit above the store, so they are wired here.
         from orchestration import tasks
         from orchestration.events.services import events_stored_listen
         from orchestration.models import Automation
-        from orchestration.services.triggers import automations_memo_clear, events_stored, firing_dispatch_set
+        from orchestration.services.triggers import (
+            automations_memo_clear,
+            evaluation_dispatch_set,
+            events_stored_listener,
+            firing_dispatch_set,
+        )
 
-        events_stored_listen(events_stored)
+        events_stored_listen(events_stored_listener)
         firing_dispatch_set(tasks.automation_firings_dispatch)
+        evaluation_dispatch_set(tasks.stored_events_evaluate_later)
         post_save.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-save")
         post_delete.connect(automations_memo_clear, sender=Automation, dispatch_uid="automations-memo-delete")
         # Runs written with save()/create(); bulk writes and deletes call poll_answers_changed().

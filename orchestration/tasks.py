@@ -3,6 +3,7 @@ purpose and says so in its service (``.unscoped()``), then acts inside each work
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 
@@ -24,7 +25,10 @@ from orchestration.services.triggers import (
     automation_buckets_sweep,
     automation_firings_redispatch_stalled,
     proactive_triggers_evaluate,
+    stored_events_evaluate,
 )
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="orchestration.schedule_deployments")
@@ -111,6 +115,51 @@ def evaluate_proactive_triggers() -> int:
     """Proactive triggers' windows that ended, in every workspace (their state is in the
     database: a second clock or a restarted one fires nothing twice and loses nothing)."""
     return proactive_triggers_evaluate()
+
+
+STORED_EVENTS_EVALUATION_ATTEMPTS = 6
+
+
+@shared_task(
+    name="orchestration.evaluate_stored_events",
+    bind=True,
+    max_retries=STORED_EVENTS_EVALUATION_ATTEMPTS - 1,
+    # Idempotent (the evaluation is recorded in its transaction): sent again if its pool process
+    # is killed under it.
+    retry_on_worker_lost=True,
+)
+def evaluate_stored_events(
+    self, workspace_id: str, event_ids: list[str], depth: int = 0, evaluation_id: str | None = None
+) -> int:
+    """Stored events whose trigger evaluation failed after they were stored, evaluated again (once,
+    however often this is delivered); retried with backoff (2, 4, … 32 s), logged on the last
+    failure."""
+    try:
+        return stored_events_evaluate(
+            workspace_id=uuid.UUID(str(workspace_id)),
+            event_ids=[uuid.UUID(str(event_id)) for event_id in event_ids],
+            depth=depth,
+            evaluation_id=uuid.UUID(str(evaluation_id or self.request.id)),
+        )
+    except Exception as error:
+        if self.request.retries >= STORED_EVENTS_EVALUATION_ATTEMPTS - 1:
+            logger.exception(
+                "Workspace %s: %d stored event(s) not evaluated by the automations after %d attempts",
+                workspace_id,
+                len(event_ids),
+                STORED_EVENTS_EVALUATION_ATTEMPTS,
+            )
+            return 0
+        raise self.retry(exc=error, countdown=2 ** (self.request.retries + 1)) from error
+
+
+def stored_events_evaluate_later(
+    workspace_id: uuid.UUID, event_ids: list[uuid.UUID], depth: int, evaluation_id: uuid.UUID
+) -> None:
+    """A batch whose trigger evaluation failed, handed to ``evaluate_stored_events``."""
+    evaluate_stored_events.apply_async(
+        (str(workspace_id), [str(event_id) for event_id in event_ids], depth, str(evaluation_id))
+    )
 
 
 def automation_firings_dispatch(workspace_id: uuid.UUID, firing_ids: list[uuid.UUID]) -> None:

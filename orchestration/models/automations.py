@@ -126,6 +126,19 @@ class AutomationHeldEvent(WorkspaceScopedModel):
         ]
 
 
+class AutomationDeferredEvaluation(WorkspaceScopedModel):
+    """A stored batch of events whose trigger evaluation failed, evaluated again by a task: its row
+    is written in the transaction that evaluates the batch, so the batch counts once however often
+    the task is delivered (a redelivery finds the row and evaluates nothing). Its id is the task's;
+    the sweep removes rows long past any redelivery."""
+
+    id = models.UUIDField(primary_key=True, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created"], name="automation_deferred_created")]
+
+
 class AutomationFiring(WorkspaceScopedModel):
     """A trigger that fired, once: the event that made it fire is part of its unique key, so one
     event evaluated twice (by two processes) fires a trigger's bucket once. It keeps the actions to

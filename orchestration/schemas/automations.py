@@ -4,6 +4,10 @@ triggers, every action type with its checks, and the create, update and partial-
 
 Stored with ``model_dump(mode="json")`` (durations as seconds, as Prefect's JSON has them) and read
 back with the same models, so what an engine evaluates later is exactly what was validated here.
+
+Beyond Prefect's server: a Prefect Cloud-only type the client knows (a ``declare-incident`` action,
+a ``metric`` trigger) is refused with one error saying so, where the unions would give one error per
+member; and a create or update body's ``within`` is bounded (``MAX_WITHIN``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -25,6 +30,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from orchestration.schemas.base import iso
 from orchestration.schemas.hydration import HydrationContext, hydrate, hydration_errors
@@ -254,12 +260,50 @@ class ResumeAutomation(_AutomationAction):
     type: Literal["resume-automation"] = "resume-automation"
 
 
+# --- Prefect Cloud's own types ------------------------------------------------------------------
+
+#: Action and trigger types the ``prefect`` client knows (``prefect.events.actions``,
+#: ``prefect.events.schemas.automations``) that only Prefect Cloud serves, not Prefect's server.
+CLOUD_ONLY_ACTION_TYPES = frozenset({"declare-incident"})
+CLOUD_ONLY_TRIGGER_TYPES = frozenset({"metric"})
+
+
+def _cloud_only(kind: str, type_name: str, where: str = "") -> PydanticCustomError:
+    message = f"{where}{type_name!r} is a Prefect Cloud-only {kind} type, not supported by this server"
+    # The message is the whole template: braces a client sent are not placeholders.
+    return PydanticCustomError("prefect_cloud_only", message.replace("{", "(").replace("}", ")"))
+
+
+def _refuse_cloud_only_action(value: Any) -> Any:
+    """One clear error for a Cloud-only action, instead of one per member of the action union."""
+    if isinstance(value, dict) and value.get("type") in CLOUD_ONLY_ACTION_TYPES:
+        raise _cloud_only("action", str(value["type"]))
+    return value
+
+
+def _refuse_cloud_only_triggers(value: Any) -> Any:
+    """One clear error for a Cloud-only trigger anywhere in a trigger tree (a child's would
+    otherwise fail every member of the union at every level above it)."""
+    pending: list[tuple[str, Any]] = [("", value)]
+    while pending:
+        where, trigger = pending.pop()
+        if not isinstance(trigger, dict):
+            continue
+        if trigger.get("type") in CLOUD_ONLY_TRIGGER_TYPES:
+            raise _cloud_only("trigger", str(trigger["type"]), f"trigger{where}: " if where else "")
+        children = trigger.get("triggers")
+        if isinstance(children, list):
+            pending.extend((f"{where}.triggers[{i}]", child) for i, child in enumerate(children))
+    return value
+
+
 # Not discriminated, as Prefect's union is not: pydantic picks the model a body fits.
-Action = (
+Action = Annotated[
     DoNothing | RunDeployment | PauseDeployment | ResumeDeployment | CancelFlowRun | DeleteFlowRun
     | ChangeFlowRunState | PauseWorkQueue | ResumeWorkQueue | SendNotification | CallWebhook | PauseAutomation
-    | ResumeAutomation | SuspendFlowRun | ResumeFlowRun | PauseWorkPool | ResumeWorkPool
-)  # fmt: skip
+    | ResumeAutomation | SuspendFlowRun | ResumeFlowRun | PauseWorkPool | ResumeWorkPool,
+    BeforeValidator(_refuse_cloud_only_action),
+]  # fmt: skip
 
 
 # --- triggers -----------------------------------------------------------------------------------
@@ -341,6 +385,31 @@ Trigger = EventTrigger | CompoundTrigger | SequenceTrigger
 CompoundTrigger.model_rebuild()
 SequenceTrigger.model_rebuild()
 
+#: The longest ``within`` an automation may be created or updated with (a year and a day: a
+#: yearly run's proactive trigger, with room). Prefect's server has no bound; past a datetime's
+#: range no window can be evaluated, and the engine only holds such a stored window at its ends.
+MAX_WITHIN = dt.timedelta(days=366)
+
+
+def _triggers_with_paths(trigger, where: str = "trigger") -> list[tuple[str, Any]]:
+    found = [(where, trigger)]
+    if isinstance(trigger, CompoundTrigger | SequenceTrigger):
+        for index, child in enumerate(trigger.triggers):
+            found.extend(_triggers_with_paths(child, f"{where}.triggers[{index}]"))
+    return found
+
+
+def _bounded_within(trigger):
+    for where, each in _triggers_with_paths(trigger):
+        if each.within is not None and each.within > MAX_WITHIN:
+            raise PydanticCustomError(
+                "within_too_long",
+                f"{where}.within must be at most {MAX_WITHIN.days} days ({int(MAX_WITHIN.total_seconds())} "
+                f"seconds); got {each.within.total_seconds():.15g} seconds",
+            )
+    return trigger
+
+
 _TIMEDELTA = TypeAdapter(dt.timedelta)
 
 
@@ -367,7 +436,7 @@ class AutomationCore(_Model):
     description: str = ""
     enabled: bool = True
     tags: list[str] = Field(default_factory=list)
-    trigger: Trigger
+    trigger: Annotated[Trigger, BeforeValidator(_refuse_cloud_only_triggers)]
     actions: list[Action]
     actions_on_trigger: list[Action] = Field(default_factory=list)
     actions_on_resolve: list[Action] = Field(default_factory=list)
@@ -414,13 +483,21 @@ class AutomationCore(_Model):
         return data
 
 
-class AutomationCreate(AutomationCore):
+class _AutomationBody(AutomationCore):
+    """What a client sends to create or update an automation: its triggers' ``within`` bounded
+    (``MAX_WITHIN``); one stored before the bound is still read back and evaluated."""
+
     model_config = ConfigDict(ser_json_timedelta="float", extra="forbid")
+
+    _within_bounded = field_validator("trigger")(lambda cls, v: _bounded_within(v))
+
+
+class AutomationCreate(_AutomationBody):
     owner_resource: str | None = None
 
 
-class AutomationUpdate(AutomationCore):
-    model_config = ConfigDict(ser_json_timedelta="float", extra="forbid")
+class AutomationUpdate(_AutomationBody):
+    pass
 
 
 class AutomationPartialUpdate(_Body):

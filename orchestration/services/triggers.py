@@ -16,6 +16,12 @@
   same events fire a window once; a firing is a row unique per trigger, bucketing key and
   triggering event (``AutomationFiring``), so one event evaluated twice fires once. A batch that
   PostgreSQL breaks for a deadlock is evaluated again from the start.
+* A batch whose evaluation fails all the same (a database hiccup, deadlocks past the retries) left
+  nothing behind, so ``events_stored_listener`` hands its event ids to a task
+  (``stored_events_evaluate``, retried with backoff) that reads the events back (in their
+  workspace) and evaluates them at the chain depth they had, recording the deferred evaluation in
+  its transaction (``AutomationDeferredEvaluation``): a task delivered twice counts them once. Only
+  a failure while committing, which may have counted the batch, is logged and not evaluated again.
 * A firing emits ``prefect.automation.triggered`` (and ``…resolved``) in its transaction and hands
   the firing to the action runner after commit (``automation_actions``, through the Celery task
   set by ``firing_dispatch_set``). A transaction's firings are written together at its end: their
@@ -25,7 +31,11 @@
   ``threshold`` fires on the clock (``proactive_triggers_evaluate``, a beat task every 5 s), each
   ended window evaluated under its row lock and its firing unique per window (``window_key``), so
   two clocks fire it once and a restart loses none (the windows are rows, and the sweep leaves
-  an enabled proactive trigger's windows to the clock).
+  an enabled proactive trigger's windows to the clock). A workspace whose evaluation fails is
+  logged and the clock goes on with the others.
+* A window's arithmetic never overflows: its ends are held at the first and last moment a
+  datetime holds (an automation stored with a huge ``within``, an event dated year 9999); new
+  automations' ``within`` is bounded (``MAX_WITHIN`` in the schemas).
 * Held ``expect`` events (Prefect's ``automation_held_events``): events of one key can be evaluated
   in any order, so a proactive trigger with ``after`` holds each ``expect``-only event
   (``AutomationHeldEvent``, under the key's lock), and a window that opens or rolls later counts
@@ -75,6 +85,7 @@ from orchestration.models import (
     Automation,
     AutomationBucket,
     AutomationChildFiring,
+    AutomationDeferredEvaluation,
     AutomationFiring,
     AutomationHeldEvent,
     Event,
@@ -103,6 +114,27 @@ HELD_EXPECT_EVENTS_RETENTION = 2 * PRECEDING_EVENT_LOOKBACK
 #: Events emitted by firings are evaluated too; a chain of firings stops at this depth (Prefect's
 #: causal ordering bounds it likewise).
 MAX_DEPTH = 20
+
+_EARLIEST = dt.datetime.min.replace(tzinfo=dt.UTC)
+_LATEST = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+def _later(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``moment + delta`` (``delta`` not negative), held at the last moment a datetime holds: a
+    window's arithmetic never raises, whatever ``within`` a stored automation has or whenever a
+    client says its event occurred (year 1 or 9999)."""
+    try:
+        return moment + delta
+    except OverflowError:
+        return _LATEST
+
+
+def _earlier(moment: dt.datetime, delta: dt.timedelta) -> dt.datetime:
+    """``moment - delta`` (``delta`` not negative), held at the first moment a datetime holds."""
+    try:
+        return moment - delta
+    except OverflowError:
+        return _EARLIEST
 
 
 # --- matching (Prefect's EventTrigger and ResourceSpecification) -----------------------------------
@@ -333,9 +365,14 @@ def _collecting_firings(workspace_id: uuid.UUID) -> Iterator[_Firings]:
 _depth: ContextVar[int] = ContextVar("automation_trigger_depth", default=0)
 
 
-def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
+def events_stored(
+    workspace_id: uuid.UUID, events: list[Event], *, evaluation_id: uuid.UUID | None = None
+) -> int:
     """Evaluate the workspace's reactive triggers against newly stored events (after their
-    commit), the whole batch in one transaction. Returns how many firings happened."""
+    commit), the whole batch in one transaction. Returns how many firings happened. Raises when
+    the evaluation fails (``events_stored_listener`` hands the batch to a task then).
+    ``evaluation_id``: a deferred evaluation's, recorded in its transaction, so the batch is
+    evaluated once however often its task runs."""
     depth = _depth.get()
     if depth >= MAX_DEPTH:
         logger.warning("Workspace %s: automation chain deeper than %d; not evaluated", workspace_id, depth)
@@ -356,9 +393,103 @@ def events_stored(workspace_id: uuid.UUID, events: list[Event]) -> int:
     token = _depth.set(depth + 1)
     try:
         with workspace_scope(workspace_id):
-            return _evaluate_batch(workspace_id, work)
+            return _evaluate_batch(workspace_id, work, evaluation_id=evaluation_id)
     finally:
         _depth.reset(token)
+
+
+# --- a failed evaluation, deferred ------------------------------------------------------------------
+
+#: Event ids per deferred evaluation (one task message each).
+DEFERRED_EVALUATION_CHUNK = 500
+#: How long a deferred evaluation's row is kept: far past any redelivery of its task.
+DEFERRED_EVALUATION_RETENTION = dt.timedelta(days=7)
+
+_evaluation_dispatch: list[Callable[[uuid.UUID, list[uuid.UUID], int, uuid.UUID], None]] = []
+
+
+def evaluation_dispatch_set(dispatch: Callable[[uuid.UUID, list[uuid.UUID], int, uuid.UUID], None]) -> None:
+    """How a batch whose evaluation failed is evaluated later: ``dispatch(workspace_id, event_ids,
+    depth, evaluation_id)`` sends the Celery task (set in ``orchestration.apps``)."""
+    _evaluation_dispatch[:] = [dispatch]
+
+
+class EvaluationOutcomeUnknown(Exception):
+    """The batch's transaction failed while committing (a connection lost then): it may have
+    committed, so evaluating its events again might count them twice."""
+
+
+def events_stored_listener(workspace_id: uuid.UUID, events: list[Event]) -> None:
+    """The events store's listener: ``events_stored``, and when it fails (a database hiccup, a
+    deadlock retried too often), the batch's event ids handed to a task that evaluates them again
+    from the database (``stored_events_evaluate``). A failed evaluation left nothing behind (one
+    transaction, rolled back), so the events are counted once; a firing is unique anyway."""
+    depth = _depth.get()
+    try:
+        events_stored(workspace_id, events)
+        return
+    except EvaluationOutcomeUnknown:
+        logger.exception(
+            "Workspace %s: trigger evaluation of %d event(s) failed while committing; it may have "
+            "counted them, so it is not evaluated again",
+            workspace_id,
+            len(events),
+        )
+        return
+    except Exception:
+        logger.warning(
+            "Workspace %s: trigger evaluation of %d event(s) failed; deferred to a task",
+            workspace_id,
+            len(events),
+            exc_info=True,
+        )
+    if not _evaluation_dispatch:
+        logger.error(
+            "Workspace %s: %d event(s) not evaluated (no task to defer to)", workspace_id, len(events)
+        )
+        return
+    ids = [event.id for event in events]
+    for start in range(0, len(ids), DEFERRED_EVALUATION_CHUNK):
+        chunk = ids[start : start + DEFERRED_EVALUATION_CHUNK]
+        try:
+            for dispatch in _evaluation_dispatch:
+                dispatch(workspace_id, chunk, depth, uuid.uuid4())
+        except Exception:  # noqa: BLE001 - the events are stored; only their evaluation is lost
+            logger.exception(
+                "Workspace %s: %d event(s) not evaluated (their deferred evaluation could not be sent)",
+                workspace_id,
+                len(chunk),
+            )
+
+
+def stored_events_evaluate(
+    *, workspace_id: uuid.UUID, event_ids: list[uuid.UUID], depth: int, evaluation_id: uuid.UUID
+) -> int:
+    """A deferred evaluation: the workspace's stored events of ``event_ids`` (another workspace's
+    are not read; one deleted since is skipped) evaluated through ``events_stored`` at the chain
+    depth they were stored at, once per ``evaluation_id``. Raises when the evaluation fails again
+    (the task retries). Returns how many firings happened."""
+    with workspace_scope(workspace_id):
+        events = list(Event.objects.filter(id__in=event_ids))
+    if not events:
+        return 0
+    token = _depth.set(depth)
+    try:
+        return events_stored(workspace_id, events, evaluation_id=evaluation_id)
+    finally:
+        _depth.reset(token)
+
+
+def _evaluation_claim(workspace_id: uuid.UUID, evaluation_id: uuid.UUID) -> bool:
+    """Record a deferred evaluation in its transaction; False when it is recorded already (its
+    task ran before and committed: the events were counted)."""
+    try:
+        with transaction.atomic():
+            AutomationDeferredEvaluation.objects.create(id=evaluation_id, workspace_id=workspace_id)
+    except IntegrityError:
+        logger.info("Workspace %s: deferred evaluation %s was done already", workspace_id, evaluation_id)
+        return False
+    return True
 
 
 #: How long a workspace's events clock is kept after its last move.
@@ -403,17 +534,26 @@ def events_clock_offset(workspace_id: uuid.UUID) -> dt.timedelta:
 DEADLOCK_ATTEMPTS = 3
 
 
-def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Event]]) -> int:
+def _evaluate_batch(
+    workspace_id: uuid.UUID,
+    work: list[tuple[LoadedTrigger, Event]],
+    *,
+    evaluation_id: uuid.UUID | None = None,
+) -> int:
     """Prefect's ``reactive_evaluation`` for every (trigger, event) of a stored batch, in event
     order, in one transaction: the buckets of the batch's (trigger, key) pairs are locked and read
     in one statement, evaluated in memory, and written back in one statement each for deletes and
     upserts; the batch's firings are written together at its end, in the same transaction
-    (``_Firings``). Returns how many firings are new."""
+    (``_Firings``). Returns how many firings are new. A failure while committing raises
+    ``EvaluationOutcomeUnknown`` (and is not retried): the batch may have been counted."""
     keyed = [(trigger, json.dumps(trigger.bucketing_key(event)), event) for trigger, event in work]
     composite = sorted({t.automation_id for t, _, _ in keyed if t.parents})
     for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        committing = False
         try:
             with transaction.atomic(), _collecting_firings(workspace_id) as firings:
+                if evaluation_id is not None and not _evaluation_claim(workspace_id, evaluation_id):
+                    return 0
                 buckets = _Buckets.lock_and_read(workspace_id, [(t, key) for t, key, _ in keyed])
                 if composite:
                     # Child firings lock their automation's row: taken here, in one order, so two
@@ -423,9 +563,16 @@ def _evaluate_batch(workspace_id: uuid.UUID, work: list[tuple[LoadedTrigger, Eve
                     _evaluate_event(workspace_id, t, key, event, buckets)
                 buckets.write()
                 fired = firings.write()
+                committing = True
             return fired
-        except OperationalError as error:
-            if attempt == DEADLOCK_ATTEMPTS or transaction.get_connection().in_atomic_block:
+        except Exception as error:
+            if committing:
+                raise EvaluationOutcomeUnknown(workspace_id) from error
+            if (
+                not isinstance(error, OperationalError)
+                or attempt == DEADLOCK_ATTEMPTS
+                or transaction.get_connection().in_atomic_block
+            ):
                 raise
             logger.warning("Workspace %s: trigger evaluation retried after %s", workspace_id, error)
     return 0
@@ -451,7 +598,7 @@ def _evaluate_event(
             # if it is satisfied, and fires it again if not.
             buckets.delete(marker)
             buckets.ensure(workspace_id, trigger, key, start=event.occurred,
-                           end=event.occurred + trigger.trigger.within, event=event,
+                           end=_later(event.occurred, trigger.trigger.within), event=event,
                            count=-1 if trigger.expects(name) else 0, triggered_at=marker.triggered_at)  # fmt: skip
         elif trigger.expects(name) and event.occurred >= marker.start:
             # The expected event, after all: the trigger that fired for this key resolves.
@@ -462,11 +609,11 @@ def _evaluate_event(
             return 0
     elif trigger.trigger.after and trigger.starts_after(name):
         # An event in both `after` and `expect` opens the bucket at -1, so it counts to 0.
-        buckets.ensure(workspace_id, trigger, key, start=event.occurred, end=event.occurred + trigger.trigger.within,
+        buckets.ensure(workspace_id, trigger, key, start=event.occurred, end=_later(event.occurred, trigger.trigger.within),
                        event=event, count=-1 if trigger.expects(name) else 0)  # fmt: skip
     elif not trigger.trigger.after and trigger.expects(name):
-        buckets.ensure(workspace_id, trigger, key, start=event.occurred - PRECEDING_EVENT_LOOKBACK,
-                       end=event.occurred + trigger.trigger.within, event=event, count=0)  # fmt: skip
+        buckets.ensure(workspace_id, trigger, key, start=_earlier(event.occurred, PRECEDING_EVENT_LOOKBACK),
+                       end=_later(event.occurred, trigger.trigger.within), event=event, count=0)  # fmt: skip
     if not trigger.expects(name):
         return 0
     bucket = buckets.get(trigger, key)
@@ -480,7 +627,11 @@ _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 def _slot_start(occurred: dt.datetime, width: dt.timedelta) -> dt.datetime:
     """The start of the ``width``-wide slot, aligned to the epoch, that holds ``occurred``."""
-    return _EPOCH + (occurred - _EPOCH) // width * width
+    slots = (occurred - _EPOCH) // width
+    try:
+        return _EPOCH + slots * width
+    except OverflowError:
+        return _EARLIEST if slots < 0 else _LATEST
 
 
 def _held_for(trigger: LoadedTrigger, key: str):
@@ -512,14 +663,14 @@ def _hold_expect_event(workspace_id: uuid.UUID, trigger: LoadedTrigger, key: str
     within = trigger.trigger.within
     # The horizon runs from the newest held event (a backfill, held newest first, still trims).
     newest = held.aggregate(newest=Max("occurred"))["newest"] or event.occurred
-    held.filter(occurred__lt=newest - max(HELD_EXPECT_EVENTS_RETENTION, within)).delete()
+    held.filter(occurred__lt=_earlier(newest, max(HELD_EXPECT_EVENTS_RETENTION, within))).delete()
     if within > dt.timedelta(0):
         # A window spans the end of one `within`-wide slot and the start of the next, so each slot
         # keeps its first and last `threshold` events: a window still counts at least the smaller
         # of the threshold and the events inside it, and a count at the threshold already stops a
         # proactive trigger from firing. Only the new event's slot changed.
         start = _slot_start(event.occurred, within)
-        in_slot = held.filter(occurred__gte=start, occurred__lt=start + within)
+        in_slot = held.filter(occurred__gte=start, occurred__lt=_later(start, within))
         threshold = trigger.trigger.threshold
         first = in_slot.order_by("occurred", "event_id").values("id")[:threshold]
         last = in_slot.order_by("-occurred", "-event_id").values("id")[:threshold]
@@ -703,7 +854,7 @@ def _evaluate(
                 last_event = previous_last_event
             # The new window counts its `expect`-only events (a terminal state racing the last
             # heartbeat) from the held ones, whatever order they were evaluated in.
-            start, end = event.occurred, event.occurred + trigger.trigger.within
+            start, end = event.occurred, _later(event.occurred, trigger.trigger.within)
             held = (
                 _held_in_window(trigger, bucket.bucketing_key, start, end)
                 if trigger.holds_expect_events
@@ -723,7 +874,7 @@ def _evaluate(
             # ``RESOLUTION_WAIT``) the fired window awaits its expected event, which resolves it.
             bucket.awaiting_resolution = True
             bucket.triggered_at = triggered_at
-            bucket.end = max(now, bucket.end) + max(trigger.trigger.within, RESOLUTION_WAIT)
+            bucket.end = _later(max(now, bucket.end), max(trigger.trigger.within, RESOLUTION_WAIT))
             bucket.count = 0
             bucket.last_operation = "await_resolution"
             buckets.save(bucket)
@@ -735,7 +886,7 @@ def _evaluate(
             buckets.delete(bucket)
         return fired
     start = max(bucket.end, now)
-    end = start + trigger.trigger.within
+    end = _later(start, trigger.trigger.within)
     if not trigger.proactive and count > 0:
         # An event beyond the window it arrived in: it opens the next one and counts there.
         _restart(buckets, bucket, start=start, end=end, count=0, last_event=None)
@@ -932,7 +1083,7 @@ def _child_fired(workspace_id: uuid.UUID, trigger: LoadedTrigger, level: int, ch
         automation_id=trigger.automation_id, parent_trigger_id=parent.id
     )
     if parent.within is not None:
-        rows.filter(child_fired__lt=child.triggered - parent.within).delete()
+        rows.filter(child_fired__lt=_earlier(child.triggered, parent.within)).delete()
     rows.filter(child_trigger_id=child.trigger_id).delete()
     AutomationChildFiring.objects.create(
         workspace_id=workspace_id, automation_id=trigger.automation_id, parent_trigger_id=parent.id,
@@ -971,11 +1122,14 @@ def proactive_triggers_evaluate(*, now: dt.datetime | None = None) -> int:
         .distinct()
     )
     fired = 0
-    for workspace_id in workspace_ids:
-        proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
-        if proactive:
-            as_of = now or timezone.now() + events_clock_offset(workspace_id)
-            fired += _proactive_workspace(workspace_id, proactive, as_of)
+    for workspace_id in list(workspace_ids):
+        try:
+            proactive = [t for t in workspace_triggers(workspace_id) if t.proactive]
+            if proactive:
+                as_of = now or timezone.now() + events_clock_offset(workspace_id)
+                fired += _proactive_workspace(workspace_id, proactive, as_of)
+        except Exception:  # noqa: BLE001 - one workspace's failure must not stop the others' clocks
+            logger.exception("Workspace %s: proactive evaluation failed", workspace_id)
     return fired
 
 
@@ -985,12 +1139,15 @@ def _proactive_workspace(workspace_id: uuid.UUID, proactive: list[LoadedTrigger]
         by_id = {(t.automation_id, t.trigger.id): t for t in proactive}
         unkeyed = [t for t in proactive if not t.trigger.for_each]
         if unkeyed:
-            with transaction.atomic():
-                buckets = _Buckets.lock_and_read(workspace_id, [(t, "[]") for t in unkeyed])
-                for trigger in unkeyed:
-                    buckets.ensure(workspace_id, trigger, "[]", start=now, end=now + trigger.trigger.within,
-                                   event=None, count=0)  # fmt: skip
-                buckets.write()
+            try:
+                with transaction.atomic():
+                    buckets = _Buckets.lock_and_read(workspace_id, [(t, "[]") for t in unkeyed])
+                    for trigger in unkeyed:
+                        buckets.ensure(workspace_id, trigger, "[]", start=now,
+                                       end=_later(now, trigger.trigger.within), event=None, count=0)  # fmt: skip
+                    buckets.write()
+            except Exception:  # noqa: BLE001 - the windows that ended are still evaluated
+                logger.exception("Workspace %s: proactive windows not opened", workspace_id)
         due = AutomationBucket.objects.filter(
             proactive=True, end__lte=now, automation_id__in={t.automation_id for t in proactive}
         ).values_list("automation_id", "trigger_id", "bucketing_key")
@@ -1039,6 +1196,9 @@ def automation_buckets_sweep(*, now: dt.datetime | None = None) -> int:
     )
     AutomationHeldEvent.objects.unscoped().filter(updated__lt=now - HELD_EXPECT_EVENTS_RETENTION).exclude(
         Exists(open_window)
+    ).delete()
+    AutomationDeferredEvaluation.objects.unscoped().filter(
+        created__lt=now - DEFERRED_EVALUATION_RETENTION
     ).delete()
     return deleted
 

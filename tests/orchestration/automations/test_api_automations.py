@@ -335,3 +335,81 @@ class TestTemplateValidate:
         deep = dev.post(url, loops, format="json")
         assert deep.status_code == 422 and "for loops" in deep.json()["error"]["message"]
         assert dev.post(url, {"template": "x"}, format="json").status_code == 422
+
+
+# --- what this server refuses beyond Prefect's server: a `within` no window can hold, Cloud's types ---
+
+
+def _only_error(answer) -> dict:
+    assert answer.status_code == 422, answer.content
+    (error,) = answer.json()["exception_detail"]
+    return error
+
+
+class TestBoundedWithin:
+    @pytest.mark.parametrize("posture", ["Reactive", "Proactive"])
+    def test_a_huge_within_is_refused(self, tenant, dev, posture):
+        trigger = {"type": "event", "posture": posture, "expect": ["prefect.flow-run.Failed"], "within": 2e13}
+        error = _only_error(dev.post(f"{tenant.prefix}/automations/", body(trigger=trigger), format="json"))
+        assert error["loc"] == ["trigger"]
+        assert error["msg"] == (
+            "trigger.within must be at most 366 days (31622400 seconds); got 20000000000000 seconds"
+        )
+        assert not rows(tenant).exists()
+
+    def test_a_composite_within_and_a_childs_are_bounded(self, tenant, dev):
+        child = {
+            "type": "event",
+            "posture": "Reactive",
+            "expect": ["prefect.flow-run.Failed"],
+            "within": "P400D",
+        }
+        url = f"{tenant.prefix}/automations/"
+        compound = {"type": "compound", "require": "any", "within": 60, "triggers": [child]}
+        error = _only_error(dev.post(url, body(trigger=compound), format="json"))
+        assert error["msg"].startswith("trigger.triggers[0].within must be at most 366 days")
+        sequence = {"type": "sequence", "within": 400 * 86400, "triggers": [{**child, "within": 0}]}
+        error = _only_error(dev.post(url, body(trigger=sequence), format="json"))
+        assert error["msg"].startswith("trigger.within must be at most 366 days")
+
+    def test_the_bound_itself_is_accepted_and_an_update_is_bounded_too(self, tenant, dev):
+        trigger = {"type": "event", "posture": "Proactive", "expect": ["prefect.flow-run.Failed"]}
+        trigger["within"] = 366 * 86400
+        answer = dev.post(f"{tenant.prefix}/automations/", body(trigger=trigger), format="json")
+        assert answer.status_code == 201, answer.content
+        url = f"{tenant.prefix}/automations/{answer.json()['id']}"
+        error = _only_error(dev.put(url, body(trigger={**trigger, "within": 366 * 86400 + 1}), format="json"))
+        assert "must be at most 366 days" in error["msg"]
+
+
+class TestCloudOnlyTypes:
+    def test_a_declare_incident_action_is_one_clear_error(self, tenant, dev):
+        for field in ("actions", "actions_on_trigger", "actions_on_resolve"):
+            actions = {field: [{"type": "do-nothing"}, {"type": "declare-incident"}]}
+            error = _only_error(dev.post(f"{tenant.prefix}/automations/", body(**actions), format="json"))
+            assert error == {
+                "type": "prefect_cloud_only",
+                "loc": [field, 1],
+                "msg": "'declare-incident' is a Prefect Cloud-only action type, not supported by this server",
+            }
+        assert not rows(tenant).exists()
+
+    def test_a_metric_trigger_is_one_clear_error_wherever_it_is(self, tenant, dev):
+        metric = {"type": "metric", "posture": "Metric", "metric": {"name": "successes", "threshold": 0.9,
+                  "operator": "<", "range": 300, "firing_for": 300}}  # fmt: skip
+        url = f"{tenant.prefix}/automations/"
+        error = _only_error(dev.post(url, body(trigger=metric), format="json"))
+        assert error == {
+            "type": "prefect_cloud_only",
+            "loc": ["trigger"],
+            "msg": "'metric' is a Prefect Cloud-only trigger type, not supported by this server",
+        }
+        event_trigger = {"type": "event", "posture": "Reactive", "expect": ["prefect.flow-run.Failed"]}
+        nested = {"type": "compound", "require": "all", "within": 60,
+                  "triggers": [event_trigger, {"type": "sequence", "within": 60, "triggers": [metric]}]}  # fmt: skip
+        error = _only_error(dev.post(url, body(trigger=nested), format="json"))
+        assert error["msg"] == (
+            "trigger.triggers[1].triggers[0]: 'metric' is a Prefect Cloud-only trigger type, "
+            "not supported by this server"
+        )
+        assert not rows(tenant).exists()
