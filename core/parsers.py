@@ -109,6 +109,24 @@ def loads(raw: bytes | str) -> Any:
     return value
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(value: Any, *, limit: int | None = None) -> Any:
+    """Text the server itself keeps from outside (a receiver's answer, an error naming it), made
+    storable: the NUL character and lone surrogates become U+FFFD, and each string, a dict's
+    keys too, is cut at ``limit`` characters; dicts and lists are copied with their strings made
+    so, anything else is kept."""
+    if isinstance(value, str):
+        text = value[:limit] if limit is not None else value
+        return _UNSTORABLE.sub("\ufffd", text)
+    if isinstance(value, dict):
+        return {storable(k, limit=limit): storable(v, limit=limit) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item, limit=limit) for item in value]
+    return value
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, through ``loads``."""
 

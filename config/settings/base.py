@@ -517,6 +517,13 @@ WORKER_OFFLINE_HEARTBEAT_MULTIPLE = env.int("WORKER_OFFLINE_HEARTBEAT_MULTIPLE",
 WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS = env.int("WORK_QUEUE_LAST_POLLED_TIMEOUT_SECONDS", default=60)
 # A CANCELLING run that no worker or runner acknowledges is CANCELLED after this long.
 CANCELLING_TIMEOUT_SECONDS = env.int("CANCELLING_TIMEOUT_SECONDS", default=120)
+# An automation action (a webhook call, a notification) still running this long after it started
+# (its process died during the call) is failed with the reason by the stalled-firing sweep, never
+# run again. Longer than any call can take: each request times out within 30 s, a notification may
+# make several.
+AUTOMATION_ACTION_TIMEOUT_SECONDS = env.int("AUTOMATION_ACTION_TIMEOUT_SECONDS", default=900)
+if AUTOMATION_ACTION_TIMEOUT_SECONDS < 60:
+    raise ImproperlyConfigured("AUTOMATION_ACTION_TIMEOUT_SECONDS: at least 60 (a call may take that long).")
 # Requests one incoming webhook (/hooks/<slug>) accepts per minute; more are answered 429 with
 # Retry-After. Counted in the cache: Redis when REDIS_URL is set, else per process.
 WEBHOOK_RATE_LIMIT_PER_MINUTE = env.int("WEBHOOK_RATE_LIMIT_PER_MINUTE", default=600)

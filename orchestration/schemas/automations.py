@@ -142,9 +142,11 @@ class RunDeployment(_DeploymentAction):
     job_variables: dict[str, Any] | None = None
     schedule_after: NonNegativeTimeDelta = Field(default_factory=lambda: dt.timedelta(0))
 
-    @field_validator("parameters")
+    @field_validator("parameters", "job_variables")
     @classmethod
-    def _valid_parameters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+    def _valid_values(cls, value: dict[str, Any] | None, info: ValidationInfo) -> dict[str, Any] | None:
+        """Prefect's check of the parameters; the job variables, rendered the same way when the
+        action runs (Prefect passes them through), are checked the same way."""
         if not value:
             return value
         testing = copy.deepcopy(value)
@@ -152,8 +154,9 @@ class RunDeployment(_DeploymentAction):
         problems = hydration_errors(hydrate(testing, HydrationContext()))
         if not problems:
             return value
+        what = "parameters" if info.field_name == "parameters" else "job variables"
         raise ValueError(
-            "Invalid parameters: \n"
+            f"Invalid {what}: \n"
             + "\n  ".join(f"{k + ':' if k else ''} {e.message}" for k, e in problems.items())
         )
 

@@ -25,6 +25,7 @@ from django.core.mail import EmailMessage
 
 from core.errors import NotFound
 from core.outbound import OutboundFailed, OutboundRefused, outbound_request
+from core.parsers import storable
 from orchestration.selectors.blocks import ResolvedDocument, block_document_get
 
 
@@ -66,14 +67,21 @@ def _block(run: Any, *, field: str = "block_document_id") -> ResolvedDocument:
     return resolved
 
 
+#: What of a receiver's answer an action reports: its body's first characters, at most so many
+#: headers, each value cut as long.
+ANSWER_BODY_CHARS = 1000
+ANSWER_HEADERS = 50
+
+
 def _answer_details(run: Any, response) -> None:
+    """The answer's status, start of body and headers, made storable: a receiver's answer may hold
+    anything, a NUL character among it, which no event or row could keep."""
+    headers = [(k, v) for k, v in response.headers.items() if k.lower() not in _REDACTED_HEADERS]
     run.details.update(
         {
             "status_code": response.status_code,
-            "response_body": response.text[:1000],
-            "response_headers": {
-                k: v for k, v in response.headers.items() if k.lower() not in _REDACTED_HEADERS
-            },
+            "response_body": storable(response.text[:ANSWER_BODY_CHARS]),
+            "response_headers": storable(dict(headers[:ANSWER_HEADERS]), limit=ANSWER_BODY_CHARS),
         }
     )
 
@@ -240,6 +248,80 @@ def _twilio(data: dict[str, Any], subject: str, body: str) -> list[Any]:
     ]  # fmt: skip
 
 
+# Apprise's notification types: the image each links and (for a MessageCard) the card's colour.
+_NOTIFY_TYPES = ("info", "success", "warning", "failure")
+_NOTIFY_COLOURS = {"info": "#3AA3E3", "success": "#3AA35F", "warning": "#CACF29", "failure": "#A32037"}
+_APPRISE_IMAGE = (
+    "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/apprise-{type}-{size}.png"
+)
+#: A Power Automate (Workflows) URL, Apprise's ``NotifyWorkflows.parse_native_url``.
+_TEAMS_WORKFLOW = re.compile(
+    r"^https?://[A-Z0-9_.-]+(:[1-9][0-9]{0,5})?(/powerautomate/automations/direct(/cu/[0-9]+)?)?"
+    r"/workflows/[A-Z0-9_-]+/triggers/manual/paths/invoke/?\?.+$",
+    re.IGNORECASE,
+)
+#: A legacy Office 365 connector URL (Apprise's retired ``msteams`` plugin).
+_TEAMS_CONNECTOR = re.compile(
+    r"^https://([A-Z0-9_-]+\.webhook|outlook)\.office\.com/webhook(b2)?/", re.IGNORECASE
+)
+_TEAMS_MENTION = re.compile(r"<at>([^<]+)</at>", re.IGNORECASE)
+
+
+def _notify_type(data: dict[str, Any]) -> str:
+    value = str(data.get("notify_type") or "info")
+    return value if value in _NOTIFY_TYPES else "info"
+
+
+def _teams_adaptive_card(data: dict[str, Any], subject: str, body: str) -> dict[str, Any]:
+    """What Apprise's ``NotifyWorkflows`` posts (Prefect 3's ``MicrosoftTeamsWebhook`` sends
+    through it): an Adaptive Card as a message attachment, with the block's ``include_image`` and
+    ``wrap``, and a mention entity for each ``<at>name</at>`` in the body."""
+    notify_type = _notify_type(data)
+    content: list[dict[str, Any]] = []
+    if data.get("include_image", True):
+        content.append({"type": "Image", "url": _APPRISE_IMAGE.format(type=notify_type, size="32x32"),
+                        "height": "32px", "altText": notify_type})  # fmt: skip
+    if subject:
+        content.append({"type": "TextBlock", "text": subject, "style": "heading", "weight": "Bolder",
+                        "size": "Large", "id": "title"})  # fmt: skip
+    content.append({"type": "TextBlock", "text": body, "style": "default", "wrap": bool(data.get("wrap", True)),
+                    "id": "body"})  # fmt: skip
+    mentions: dict[str, dict[str, Any]] = {}
+    for match in _TEAMS_MENTION.finditer(body):
+        key = match.group(1).strip()
+        if key and key not in mentions:
+            mentions[key] = {"type": "mention", "text": match.group(0), "mentioned": {"id": key, "name": key}}
+    msteams: dict[str, Any] = {"width": "full"}
+    if mentions:
+        msteams["entities"] = list(mentions.values())
+    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
+            "version": "1.4", "body": content, "msteams": msteams}  # fmt: skip
+    return {"type": "message",
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "contentUrl": None,
+                             "content": card}]}  # fmt: skip
+
+
+def _teams_message_card(data: dict[str, Any], subject: str, body: str) -> dict[str, Any]:
+    """What Apprise's ``msteams`` plugin posted to a legacy Office 365 connector: a MessageCard."""
+    notify_type = _notify_type(data)
+    image = _APPRISE_IMAGE.format(type=notify_type, size="72x72") if data.get("include_image", True) else None
+    return {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": _USER_AGENT,
+            "themeColor": _NOTIFY_COLOURS[notify_type],
+            "sections": [{"activityImage": image, "activityTitle": subject, "text": body}]}  # fmt: skip
+
+
+def _teams(data: dict[str, Any], subject: str, body: str) -> Any:
+    """A Power Automate (Workflows) URL, the one Prefect 3's block takes, is sent Apprise's Adaptive
+    Card; a legacy connector URL (``….webhook.office.com``, which Prefect 3's block no longer
+    takes) the MessageCard it was sent before; anything else fails with Prefect's reason."""
+    url = str(data.get("url") or "").strip()
+    if _TEAMS_WORKFLOW.match(url):
+        return _post_json(url, _teams_adaptive_card(data, subject, body))
+    if _TEAMS_CONNECTOR.match(url):
+        return _post_json(url, _teams_message_card(data, subject, body))
+    raise ActionFailed("Invalid Microsoft Teams Workflow URL provided.")
+
+
 _SENDERS = {
     "discord-webhook": _discord,
     "mattermost-webhook": _mattermost,
@@ -297,11 +379,7 @@ def send_notification(run: Any) -> None:
         if slug == "slack-webhook":
             response = _post_json(str(data.get("url") or ""), {"text": f"*{subject}*\n{body}"})
         elif slug == "ms-teams-webhook":
-            response = _post_json(
-                str(data.get("url") or ""),
-                {"@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": subject,
-                 "title": subject, "text": body},
-            )  # fmt: skip
+            response = _teams(data, subject, body)
         elif slug in _SENDERS:
             # Each of several requests (a Mattermost channel, a Twilio recipient) is reported by the
             # first that failed, else the last.

@@ -97,6 +97,7 @@ from orchestration.schemas.automations import (
     ResourceSpecification,
     SequenceTrigger,
 )
+from orchestration.services.automation_actions import automation_action_runs_fail_stalled
 from tenants.scoping import workspace_scope
 
 logger = logging.getLogger(__name__)
@@ -1214,8 +1215,11 @@ STALLED_FIRING_HORIZON = dt.timedelta(hours=1)
 def automation_firings_redispatch_stalled(*, now: dt.datetime | None = None) -> int:
     """Hand off again the firings, in every workspace (a sweep across tenants, on purpose), that
     fired between the horizon and ``STALLED_FIRING_AFTER`` ago and have fewer action runs than
-    actions. Returns how many were handed off."""
+    actions. Returns how many were handed off. First, actions still ``running`` past
+    ``AUTOMATION_ACTION_TIMEOUT_SECONDS`` are failed with the reason, never run again
+    (``automation_action_runs_fail_stalled``)."""
     now = now or timezone.now()
+    automation_action_runs_fail_stalled(now=now)
     stalled = (
         AutomationFiring.objects.unscoped()
         .filter(triggered__gte=now - STALLED_FIRING_HORIZON, triggered__lte=now - STALLED_FIRING_AFTER)

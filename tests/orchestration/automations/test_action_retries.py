@@ -10,6 +10,7 @@ from celery.exceptions import Retry
 
 from orchestration.services import automation_actions, triggers
 from orchestration.services.automation_actions import ActionsToRetry, automation_firing_act
+from tenants.scoping import workspace_scope
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event, firings
 
 pytestmark = pytest.mark.django_db
@@ -136,3 +137,101 @@ def test_a_firing_whose_task_was_never_published_is_handed_off_again_by_the_swee
     with django_capture_on_commit_callbacks(execute=True):
         assert triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(minutes=4)) == 0
     assert len(emitted(tenant, "prefect.automation.action.executed")) == 2
+
+
+def _webhook_automation(tenant, dev, settings):
+    from orchestration.models import BlockSchema
+
+    settings.OUTBOUND_WEBHOOK_ALLOWED_CIDRS = ["127.0.0.1/32"]
+    assert dev.get(f"{tenant.prefix}/block_types/slug/webhook").status_code == 200
+    schema = BlockSchema.objects.for_workspace(tenant.workspace.id).get(block_type__slug="webhook")
+    body = {"name": "hook", "block_type_id": str(schema.block_type_id), "block_schema_id": str(schema.id),
+            "data": {"url": "http://127.0.0.1:9/hook", "method": "POST", "headers": {}}}  # fmt: skip
+    block = dev.post(f"{tenant.prefix}/block_documents/", body, format="json").json()["id"]
+    return automation(
+        dev, tenant, expect=["x"], actions=[{"type": "call-webhook", "block_document_id": block}]
+    )
+
+
+def test_an_outbound_action_cut_off_mid_call_is_failed_by_the_sweep_and_never_run_again(
+    tenant, dev, undelivered, monkeypatch, settings, django_capture_on_commit_callbacks
+):
+    """The process running a webhook call dies during it: its row stays `running` with no event.
+    Once `AUTOMATION_ACTION_TIMEOUT_SECONDS` have passed, the stalled-firing sweep records it as
+    failed with the reason and announces it; it is never called again, and if the call ends after
+    all, nothing more is recorded."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from orchestration.services import notifications
+
+    auto = _webhook_automation(tenant, dev, settings)
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    calls = []
+
+    def killed(*args, **kwargs):
+        calls.append(args)
+        raise SystemExit("the worker process is killed")
+
+    monkeypatch.setattr(notifications, "outbound_request", killed)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(SystemExit):
+        automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id)
+    (record,) = action_runs(tenant)
+    assert record.state == "running" and len(calls) == 1
+    assert emitted(tenant, "prefect.automation.action.failed") == []
+
+    settings.AUTOMATION_ACTION_TIMEOUT_SECONDS = 600
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert automation_actions.automation_action_runs_fail_stalled(now=now) == 0  # still in its call
+        triggers.automation_firings_redispatch_stalled(now=now + dt.timedelta(seconds=601))
+    (record,) = action_runs(tenant)
+    assert record.state == "failed"
+    assert record.reason.startswith("The action was still running 600 seconds after it started")
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == record.reason
+    assert failed.payload["action_type"] == "call-webhook" and failed.payload["invocation"] == str(firing.id)
+    assert failed.resource["prefect.resource.id"] == f"prefect.automation.{auto}"
+    assert len(emitted(tenant, "prefect.automation.action.triggered")) == 1
+
+    # Delivered again, swept again: nothing runs or is announced twice.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id) == 0
+        assert automation_actions.automation_action_runs_fail_stalled(now=now + dt.timedelta(hours=1)) == 0
+    assert len(calls) == 1
+    # The call that was thought dead ends after all: it records nothing over the failure.
+    with workspace_scope(tenant.workspace.id), django_capture_on_commit_callbacks(execute=True):
+        automation_of = automation_actions._automation_of(firing.automation_id)
+        run = automation_actions._Run(firing, 0, firing.actions[0], automation_of)
+        assert automation_actions._finish(run, record, None) is False
+    assert [r.state for r in action_runs(tenant)] == ["failed"]
+    assert emitted(tenant, "prefect.automation.action.executed") == []
+    assert len(emitted(tenant, "prefect.automation.action.failed")) == 1
+
+
+def test_an_action_whose_event_cannot_be_stored_is_still_recorded_and_announced(
+    tenant, dev, undelivered, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Whatever an action reported that the events store refuses, it does not leave the action
+    unrecorded: it is announced without its details."""
+    from django.db import DataError
+
+    auto = automation(dev, tenant, expect=["x"], actions=[{"type": "do-nothing"}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    (firing,) = firings(tenant, auto)
+    record_events = automation_actions.events_record_on_commit
+
+    def refusing(*, workspace_id, events):
+        if "odd" in events[-1]["payload"]:
+            raise DataError("unsupported Unicode escape sequence")
+        record_events(workspace_id=workspace_id, events=events)
+
+    monkeypatch.setattr(automation_actions, "events_record_on_commit", refusing)
+    monkeypatch.setitem(automation_actions._ACTIONS, "do-nothing", lambda run: run.details.update(odd="?"))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert automation_firing_act(workspace_id=tenant.workspace.id, firing_id=firing.id) == 1
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+    (executed,) = emitted(tenant, "prefect.automation.action.executed")
+    assert "odd" not in executed.payload and executed.payload["action_type"] == "do-nothing"

@@ -3,6 +3,8 @@ Prefect's ``prefect.automation.action.triggered|executed|failed`` events."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from orchestration.models import Automation, Deployment, FlowRun
@@ -94,6 +96,50 @@ def test_a_template_that_cannot_render_fails_the_action(
     assert _runs(tenant, deployment_id) == []
     (failed,) = emitted(tenant, "prefect.automation.action.failed")
     assert failed.payload["reason"].startswith("Unable to create flow run from deployment")
+
+
+def test_run_deployment_with_job_variables_templated_from_the_event(
+    tenant, dev, deployment_id, django_capture_on_commit_callbacks
+):
+    """Job variables are rendered as the parameters are (Prefect passes them through as they are):
+    a v1 string template keeps its value's type, a placeholder and a workspace variable too."""
+    dev.post(f"{tenant.prefix}/variables/", {"name": "image_tag", "value": "2024.1"}, format="json")
+    job_variables = {
+        "memory": "{{ event.payload.memory }}",
+        "env": {"ORDER": "order {{ event.resource['prefect.resource.name'] }}", "FIXED": "as is"},
+        "image": {"__prefect_kind": "jinja", "template": "etl:{{ event.payload.tag }}"},
+        "tag": {"__prefect_kind": "workspace_variable", "variable_name": "image_tag"},
+    }
+    automation(dev, tenant, expect=["order.placed"], actions=[
+        {"type": "run-deployment", "source": "selected", "deployment_id": deployment_id,
+         "job_variables": job_variables}
+    ])  # fmt: skip
+    placed = event("order.placed", resource="shop.order.7", **{"prefect.resource.name": "7"})
+    placed["payload"] = {"memory": 512, "tag": "v2"}
+    emit(django_capture_on_commit_callbacks, tenant, placed)
+    (run,) = _runs(tenant, deployment_id)
+    assert run.job_variables == {
+        "memory": 512, "env": {"ORDER": "order 7", "FIXED": "as is"}, "image": "etl:v2", "tag": "2024.1"
+    }  # fmt: skip
+
+
+def test_job_variables_that_cannot_render_are_refused_or_fail_the_action(
+    tenant, dev, deployment_id, django_capture_on_commit_callbacks
+):
+    body = {"name": "a", "trigger": {"type": "event", "expect": ["go"]}, "actions": [
+        {"type": "run-deployment", "source": "selected", "deployment_id": deployment_id,
+         "job_variables": {"image": "{{ oops( }}"}}]}  # fmt: skip
+    response = dev.post(f"{tenant.prefix}/automations/", body, format="json")
+    assert response.status_code == 422
+    assert "Invalid job variables" in json.dumps(response.json())
+    automation(dev, tenant, expect=["go"], actions=[
+        {"type": "run-deployment", "source": "selected", "deployment_id": deployment_id,
+         "job_variables": {"image": "{{ event.payload.nope() }}"}}
+    ])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("go"))
+    assert _runs(tenant, deployment_id) == []
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"].startswith("Unable to create flow run from deployment: job variables: ")
 
 
 def test_pause_and_resume_deployment(tenant, dev, deployment_id, django_capture_on_commit_callbacks):

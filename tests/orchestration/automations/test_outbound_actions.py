@@ -15,6 +15,7 @@ import pytest
 from django.core import mail
 
 from audit.models import AuditLogEntry
+from core.outbound import OutboundResponse
 from orchestration.models import BlockSchema, FlowRun, WorkPool, WorkQueue
 from orchestration.services import notifications
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event
@@ -81,6 +82,22 @@ def test_call_webhook_sends_the_rendered_payload(
     _nothing_secret_leaked(tenant, caplog)
 
 
+def test_an_answer_with_a_nul_character_is_reported_storable(
+    tenant, dev, receiver, django_capture_on_commit_callbacks
+):
+    """No event or row keeps a NUL character: the answer is reported with U+FFFD in its place (and
+    cut at 1000 characters), and the action is recorded and announced as any other."""
+    receiver.route("/hook", body=b'{"ok": "\x00"}' + b"\x00" * 3000)
+    block = _block(dev, tenant, "webhook", {"url": f"{receiver.url}/hook", "method": "POST", "headers": {}})
+    automation(dev, tenant, expect=["x"], actions=[{"type": "call-webhook", "block_document_id": block}])
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+    (executed,) = emitted(tenant, "prefect.automation.action.executed")
+    body = executed.payload["response_body"]
+    assert len(body) == notifications.ANSWER_BODY_CHARS and body.startswith('{"ok": "\ufffd"}\ufffd')
+    assert "\x00" not in json.dumps(executed.payload, ensure_ascii=False)
+
+
 @pytest.mark.parametrize(
     "url", ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/", "http://[::1]/"]
 )
@@ -114,11 +131,8 @@ def test_call_webhook_needs_a_webhook_block(tenant, dev, django_capture_on_commi
     assert failed.payload["reason"] == "The referenced block was not a webhook block"
 
 
-@pytest.mark.parametrize("slug", ["slack-webhook", "ms-teams-webhook"])
-def test_a_notification_reaches_slack_or_teams(
-    tenant, dev, receiver, caplog, django_capture_on_commit_callbacks, slug
-):
-    block = _block(dev, tenant, slug, {"url": f"{receiver.url}/services/{SECRET}"})
+def test_a_notification_reaches_slack(tenant, dev, receiver, caplog, django_capture_on_commit_callbacks):
+    block = _block(dev, tenant, "slack-webhook", {"url": f"{receiver.url}/services/{SECRET}"})
     automation(dev, tenant, expect=["prefect.flow-run.Failed"], actions=[{
         "type": "send-notification", "block_document_id": block, "subject": "Run {{ event.resource['prefect.resource.name'] }}",
         "body": "{{ event.event }} at {{ labels | tojson }}",
@@ -126,13 +140,101 @@ def test_a_notification_reaches_slack_or_teams(
     emit(django_capture_on_commit_callbacks, tenant,
          event("prefect.flow-run.Failed", **{"prefect.resource.name": "sleepy-cat"}))  # fmt: skip
     (request,) = receiver.requests
-    sent = json.loads(request["body"])
-    text = json.dumps(sent)
-    assert "Run sleepy-cat" in text and "prefect.flow-run.Failed at {}" in text
-    if slug == "ms-teams-webhook":
-        assert sent["title"] == "Run sleepy-cat"
+    assert json.loads(request["body"]) == {"text": "*Run sleepy-cat*\nprefect.flow-run.Failed at {}"}
     assert [r.state for r in action_runs(tenant)] == ["executed"]
     _nothing_secret_leaked(tenant, caplog)
+
+
+def _apprise_workflows_payload(url: str, block: dict, subject: str, body: str) -> dict:
+    """What Prefect 3's ``MicrosoftTeamsWebhook`` block has Apprise post for that block."""
+    from apprise import AppriseAsset
+    from apprise.common import NotifyType
+    from apprise.plugins.workflows import NotifyWorkflows
+
+    parsed = NotifyWorkflows.parse_native_url(url)
+    assert parsed, url
+    parsed |= {"include_image": block.get("include_image", True), "wrap": block.get("wrap", True)}
+    asset = AppriseAsset(app_id="Prefect Notifications", app_desc="Prefect Notifications",
+                         app_url="https://prefect.io")  # fmt: skip
+    sender = NotifyWorkflows(**parsed, asset=asset)
+    return sender.gen_payload(
+        body=body, title=subject, notify_type=NotifyType(block.get("notify_type", "info"))
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "block"),
+    [
+        ("/workflows/0a1b2c3d4e/triggers/manual/paths/invoke", {}),
+        ("/powerautomate/automations/direct/workflows/0a1b2c3d4e/triggers/manual/paths/invoke",
+         {"include_image": False, "wrap": False, "notify_type": "failure"}),
+    ],
+)  # fmt: skip
+def test_teams_gets_the_adaptive_card_prefects_block_sends_a_workflow(
+    tenant, dev, receiver, caplog, django_capture_on_commit_callbacks, path, block
+):
+    """Prefect 3's Teams block takes a Power Automate (Workflows) URL and sends, through Apprise,
+    an Adaptive Card as a message attachment (no legacy MessageCard, which Workflows drop)."""
+    url = f"{receiver.url}{path}?api-version=2016-06-01&sp=%2Ftriggers%2Fmanual%2Frun&sv=1.0&sig={SECRET}"
+    block_id = _block(dev, tenant, "ms-teams-webhook", {"url": url, **block})
+    automation(dev, tenant, expect=["prefect.flow-run.Failed"], actions=[{
+        "type": "send-notification", "block_document_id": block_id,
+        "subject": "Run {{ event.resource['prefect.resource.name'] }}", "body": "{{ event.event }}, <at>ann</at>",
+    }])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant,
+         event("prefect.flow-run.Failed", **{"prefect.resource.name": "sleepy-cat"}))  # fmt: skip
+    (request,) = receiver.requests
+    assert request["path"] == url.removeprefix(receiver.url)
+    assert request["headers"]["Content-Type"] == "application/json"
+    sent = json.loads(request["body"])
+    assert sent == _apprise_workflows_payload(
+        url, block, "Run sleepy-cat", "prefect.flow-run.Failed, <at>ann</at>"
+    )
+    assert sent["type"] == "message"
+    (attachment,) = sent["attachments"]
+    assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
+    assert attachment["content"]["type"] == "AdaptiveCard"
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+    _nothing_secret_leaked(tenant, caplog)
+
+
+def test_a_legacy_teams_connector_gets_a_message_card(
+    tenant, dev, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A legacy Office 365 connector URL (which Prefect 3's block no longer takes) is sent the
+    MessageCard Apprise's retired ``msteams`` plugin sent it."""
+    sent = []
+
+    def outside(method, url, **kwargs):  # Microsoft's address lies outside this machine
+        sent.append((method, url, json.loads(kwargs["content"])))
+        return OutboundResponse(status_code=200, headers={}, content=b"1")
+
+    monkeypatch.setattr(notifications, "outbound_request", outside)
+    url = f"https://acme.webhook.office.com/webhookb2/a1@b2/IncomingWebhook/c3/d4/V2{SECRET}"
+    block = _block(dev, tenant, "ms-teams-webhook", {"url": url, "notify_type": "warning"})
+    automation(dev, tenant, expect=["x"], actions=[
+        {"type": "send-notification", "block_document_id": block, "subject": "Heads up", "body": "{{ event.event }}"}
+    ])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    assert sent == [("POST", url, {
+        "@type": "MessageCard", "@context": "https://schema.org/extensions", "summary": "Prefect Notifications",
+        "themeColor": "#CACF29",
+        "sections": [{"activityImage": "https://github.com/caronc/apprise/raw/master/apprise/assets/themes/default/apprise-warning-72x72.png",
+                      "activityTitle": "Heads up", "text": "x"}],
+    })]  # fmt: skip
+    assert [r.state for r in action_runs(tenant)] == ["executed"]
+
+
+def test_a_teams_block_with_another_url_fails_with_prefects_reason(
+    tenant, dev, receiver, django_capture_on_commit_callbacks
+):
+    block = _block(dev, tenant, "ms-teams-webhook", {"url": f"{receiver.url}/services/{SECRET}"})
+    automation(dev, tenant, expect=["x"], actions=[{"type": "send-notification", "block_document_id": block,
+                                                    "body": "hi"}])  # fmt: skip
+    emit(django_capture_on_commit_callbacks, tenant, event("x"))
+    assert receiver.requests == []
+    (failed,) = emitted(tenant, "prefect.automation.action.failed")
+    assert failed.payload["reason"] == "Invalid Microsoft Teams Workflow URL provided."
 
 
 def _services_at(monkeypatch, receiver) -> None:

@@ -96,6 +96,7 @@ class TestManage:
                 "{% for a in b %}{% for c in d %}{% for e in f %}{% endfor %}{% endfor %}{% endfor %}",
                 "nested",
             ),
+            ('{"event": "{{ body.x|no_such_filter }}"}', "No filter named 'no_such_filter'"),
             ("not json", "static template must be JSON"),
             ("42", "event object or a list"),
         ],
