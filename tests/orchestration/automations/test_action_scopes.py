@@ -58,6 +58,8 @@ ROUTES = {
 
 
 def _types(union) -> set[str]:
+    if typing.get_origin(union) is typing.Annotated:  # ours carries a validator beside the union
+        union = typing.get_args(union)[0]
     return {typing.get_args(member.model_fields["type"].annotation)[0] for member in typing.get_args(union)}
 
 
