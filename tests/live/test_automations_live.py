@@ -6,6 +6,7 @@ import json
 import time
 
 import pytest
+import yaml
 
 from orchestration.models import Automation, AutomationRelatedResource, Deployment, Event, Flow, FlowRun
 from tests.live.conftest import FLOWS_DIR, make_live_tenant
@@ -69,12 +70,35 @@ def test_cli_ls_inspect_pause_resume_delete(run_prefect, live_tenant):
     assert not _rows(workspace).exists()
 
 
-def test_cli_create_from_json_is_validated_by_the_server(run_prefect, live_tenant):
+def test_cli_create_inspect_update_and_delete_by_id_and_all(run_prefect, live_tenant):
+    """``create --from-json`` with a list, ``inspect --id --yaml``, ``update --id``, ``delete --id``
+    and ``delete --all`` (the CLI pages through ``automations/filter`` with ``offset`` first)."""
+    workspace = live_tenant.workspace
     body = {"name": "from-json", "trigger": {"type": "event", "posture": "Reactive", "expect": ["x.y"]},
             "actions": [{"type": "do-nothing"}]}  # fmt: skip
-    created = run_prefect(["prefect", "automation", "create", "--from-json", json.dumps(body)])
-    assert created.returncode == 0, created.describe()
-    assert _rows(live_tenant.workspace, name="from-json").exists()
+    bodies = [body, {**body, "name": "second"}, {**body, "name": "third"}]
+    created = run_prefect(["prefect", "automation", "create", "--from-json", json.dumps(bodies)])
+    assert created.returncode == 0 and "Created 3 automation(s)" in created.stdout, created.describe()
+    first = _rows(workspace, name="from-json").get()
+
+    inspected = run_prefect(["prefect", "automation", "inspect", "--id", str(first.id), "--yaml"])
+    assert inspected.returncode == 0, inspected.describe()
+    shown = yaml.safe_load(inspected.stdout)
+    assert (shown["id"], shown["name"], shown["trigger"]["expect"]) == (str(first.id), "from-json", ["x.y"])
+
+    changed = {**body, "description": "changed", "trigger": {**body["trigger"], "threshold": 2}}
+    updated = run_prefect(["prefect", "automation", "update", "--id", str(first.id), "--from-json",
+                           json.dumps(changed)])  # fmt: skip
+    assert updated.returncode == 0, updated.describe()
+    first.refresh_from_db()
+    assert (first.description, first.trigger["threshold"]) == ("changed", 2)
+
+    deleted = run_prefect(["prefect", "automation", "delete", "--id", str(first.id)])
+    assert deleted.returncode == 0, deleted.describe()
+    assert sorted(_rows(workspace).values_list("name", flat=True)) == ["second", "third"]
+    everything = run_prefect(["prefect", "automation", "delete", "--all"])
+    assert everything.returncode == 0 and "Deleted 2 automations" in everything.stdout, everything.describe()
+    assert not _rows(workspace).exists()
 
 
 def test_a_viewer_cannot_create_and_another_workspace_sees_nothing(run_prefect, live_tenant, asgi_server):
