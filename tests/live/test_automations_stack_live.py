@@ -411,6 +411,8 @@ def test_one_burst_through_two_web_processes_fires_each_expected_firing_once(
                 )
         return out
 
+    task, workers = "orchestration.run_automation_actions", ("worker-1", "worker-2")
+    ran_before = [stack.tasks_run(worker, task) for worker in workers]
     senders = [
         real_client.spawn([STEPS, json.dumps(burst("a", "burst.a"))], web=0, name="sender-a"),
         real_client.spawn([STEPS, json.dumps(burst("b", "burst.b"))], web=1, name="sender-b"),
@@ -448,6 +450,6 @@ def test_one_burst_through_two_web_processes_fires_each_expected_firing_once(
     runs = FlowRun.objects.for_workspace(workspace.id).filter(deployment_id=deployment.id)
     assert {a: runs.filter(parameters__automation=a).count() for a in expected} == expected
     assert runs.count() == sum(expected.values())
-    # Both workers ran actions.
-    task = "orchestration.run_automation_actions"
-    assert all(stack.tasks_run(worker, task) for worker in ("worker-1", "worker-2")), trail
+    # Both workers ran this burst's actions.
+    ran = [stack.tasks_run(worker, task) - before for worker, before in zip(workers, ran_before, strict=True)]
+    assert all(ran), (ran, trail)
