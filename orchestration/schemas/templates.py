@@ -78,6 +78,48 @@ class TemplateResource(dict):
         return self.get("prefect.resource.role")
 
 
+class TemplateLabels:
+    """Labels as Prefect's ``LabelDiver`` presents them to templates: ``labels.prefect.resource.id``
+    walks the dotted names (a node prints its own value, "" when it has none), ``labels["a.b"]``
+    reads one, iterating gives ``(name, value)`` pairs, and ``tojson`` writes the labels."""
+
+    __slots__ = ("_labels", "_value", "_divers")
+
+    def __init__(self, labels: dict[str, str], value: str = "") -> None:
+        self._labels = dict(labels)
+        self._value = value
+        divers: dict[str, dict[str, str]] = {}
+        values: dict[str, str] = {}
+        for key, label in labels.items():
+            head, _, tail = key.partition(".")
+            if tail:
+                divers.setdefault(head, {})[tail] = label
+            else:
+                values[head] = label
+        self._divers = {k: TemplateLabels(v, value=values.pop(k, "")) for k, v in divers.items()}
+        self._divers.update({k: TemplateLabels({}, value=v) for k, v in values.items()})
+
+    def __str__(self) -> str:
+        return self._value or ""
+
+    def __len__(self) -> int:
+        return len(self._labels)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._labels.items())
+
+    def __getitem__(self, key: str) -> str:
+        return self._labels[key]
+
+    def __getattr__(self, name: str) -> TemplateLabels:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._divers[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
 _ui_base: ContextVar[str | None] = ContextVar("template_ui_base", default=None)
 
 
@@ -172,6 +214,8 @@ def _json_default(value: Any) -> Any:
         return str(value)
     if isinstance(value, set | frozenset | tuple):
         return list(value)
+    if isinstance(value, TemplateLabels):
+        return dict(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

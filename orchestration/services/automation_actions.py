@@ -59,6 +59,7 @@ from orchestration.schemas.automations import AutomationPartialUpdate, upgrade_v
 from orchestration.schemas.deployments import DeploymentFlowRunCreate
 from orchestration.schemas.states import StateCreate, StateDetails
 from orchestration.schemas.templates import (
+    TemplateLabels,
     TemplateObject,
     TemplateRenderError,
     TemplateResource,
@@ -132,12 +133,17 @@ class _Run:
         labels, the firing, and the Prefect objects the event names (read once per action)."""
         if self._context is not None:
             return self._context
+        firings = _firing_tree(self.firing)
         context = {
             "automation": TemplateObject("automation", {"id": str(self.firing.automation_id),
                                                         **self.automation_fields}),
             "event": _template_event(self.event),
-            "labels": self.firing.triggering_labels,
-            "firing": {"id": str(self.firing.id), "triggered": self.firing.triggered},
+            "labels": TemplateLabels(self.firing.triggering_labels or {}),
+            "firing": _template_firing(self.firing),
+            # Prefect's ``all_firings`` / ``all_events``: this firing and, for a compound or
+            # sequence trigger, the child firings it consumed, depth first; their events.
+            "firings": [_template_firing(f) for f in firings],
+            "events": [_template_event(f.triggering_event) for f in firings if f.triggering_event],
         }  # fmt: skip
         context.update(_native_objects(self.event))
         self._context = context
@@ -151,6 +157,36 @@ class _Run:
         except TemplateRenderError as error:
             self.details["template_error"] = str(error)
             raise ActionFailed(f"Template rendering failed: {error}") from error
+
+
+#: How deep ``firings`` follows child firings (a composite trigger's nesting is bounded likewise).
+_FIRING_TREE_DEPTH = 20
+
+
+def _firing_tree(firing: AutomationFiring, depth: int = 0) -> list[AutomationFiring]:
+    """The firing, then the child firings a composite firing consumed (named by its
+    ``window_key``, ``firings <id> <id>…``), each followed by its own, as Prefect's
+    ``Firing.all_firings``."""
+    key = firing.window_key or ""
+    if not key.startswith("firings ") or depth >= _FIRING_TREE_DEPTH:
+        return [firing]
+    ids = []
+    for text in key.split()[1:]:
+        try:
+            ids.append(uuid.UUID(text))
+        except ValueError:
+            continue
+    children = AutomationFiring.objects.filter(id__in=ids).order_by("triggered", "id")
+    return [firing, *(f for child in children for f in _firing_tree(child, depth + 1))]
+
+
+def _template_firing(firing: AutomationFiring) -> TemplateObject:
+    """A firing as Prefect's ``Firing`` reads in a template."""
+    return TemplateObject("firing", {
+        "id": str(firing.id), "trigger": {"id": str(firing.trigger_id)}, "triggered": firing.triggered,
+        "triggering_labels": TemplateLabels(firing.triggering_labels or {}),
+        "triggering_event": _template_event(firing.triggering_event),
+    })  # fmt: skip
 
 
 def _resource_ids(event: dict[str, Any] | None, kind: str) -> list[uuid.UUID]:

@@ -16,7 +16,7 @@ from django.core import mail
 
 from audit.models import AuditLogEntry
 from core.outbound import OutboundResponse
-from orchestration.models import BlockSchema, FlowRun, WorkPool, WorkQueue
+from orchestration.models import AutomationFiring, BlockSchema, FlowRun, WorkPool, WorkQueue
 from orchestration.services import notifications
 from tests.orchestration.automations.engine import action_runs, automation, emit, emitted, event
 from tests.peers.http_receiver import Receiver
@@ -80,6 +80,44 @@ def test_call_webhook_sends_the_rendered_payload(
     assert {"prefect.resource.id": f"prefect.block-document.{block}", "prefect.resource.role": "block",
             "prefect.resource.name": "hook"} in executed.related  # fmt: skip
     _nothing_secret_leaked(tenant, caplog)
+
+
+def test_a_compound_firings_events_and_labels_reach_the_template(
+    tenant, dev, receiver, django_capture_on_commit_callbacks
+):
+    """Prefect's template context: ``firings`` and ``events`` hold the compound firing and the child
+    firings it consumed (depth first) and their events; ``labels`` walks dotted names."""
+    block = _block(dev, tenant, "webhook", {"url": f"{receiver.url}/hook", "method": "POST"})
+    receiver.route("/hook", body=b"ok")
+    payload = (
+        '{"events": [{% for e in events %}"{{ e.event }} {{ e.resource.id }}"{{ "," if not loop.last }}'
+        '{% endfor %}], "firings": {{ firings | length }}, "first": "{{ firings[0].id }}",'
+        ' "child_labels": "{{ firings[1].triggering_labels.prefect.resource.id }}",'
+        ' "labels": {{ labels | tojson }}}'
+    )
+    body = {
+        "name": "both",
+        "trigger": {"type": "compound", "require": "all", "within": 600, "triggers": [
+            {"type": "event", "posture": "Reactive", "expect": [name], "threshold": 1,
+             "for_each": ["prefect.resource.id"]} for name in ("order.placed", "order.paid")
+        ]},
+        "actions": [{"type": "call-webhook", "block_document_id": block, "payload": payload}],
+    }  # fmt: skip
+    assert dev.post(f"{tenant.prefix}/automations/", body, format="json").status_code == 201
+    emit(django_capture_on_commit_callbacks, tenant, event("order.placed", resource="shop.order.7"))
+    emit(django_capture_on_commit_callbacks, tenant, event("order.paid", seconds=1, resource="shop.order.7"))
+    (request,) = receiver.requests
+    sent = json.loads(request["body"])
+    # The compound firing carries its last child's event, then each child's own, in firing order.
+    assert sent["events"] == [
+        "order.paid shop.order.7",
+        "order.placed shop.order.7",
+        "order.paid shop.order.7",
+    ]
+    assert sent["firings"] == 3
+    (acted,) = [f for f in AutomationFiring.objects.for_workspace(tenant.workspace.id) if f.actions]
+    assert sent["first"] == str(acted.id)
+    assert sent["child_labels"] == "shop.order.7" and sent["labels"] == {}
 
 
 def test_an_answer_with_a_nul_character_is_reported_storable(
