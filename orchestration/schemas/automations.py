@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+import typing
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ from pydantic import (
     Field,
     RootModel,
     TypeAdapter,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -277,10 +279,26 @@ def _cloud_only(kind: str, type_name: str, where: str = "") -> PydanticCustomErr
     return PydanticCustomError("prefect_cloud_only", message.replace("{", "(").replace("}", ")"))
 
 
-def _refuse_cloud_only_action(value: Any) -> Any:
-    """One clear error for a Cloud-only action, instead of one per member of the action union."""
-    if isinstance(value, dict) and value.get("type") in CLOUD_ONLY_ACTION_TYPES:
+def _refuse_cloud_only_action(value: Any, info: ValidationInfo) -> Any:
+    """One clear error for a Cloud-only action, instead of one per member of the action union; and
+    for an action whose ``type`` names one member, that member's errors alone (a bad template in a
+    ``call-webhook`` would otherwise be one error among one per member)."""
+    if not isinstance(value, dict):
+        return value
+    if value.get("type") in CLOUD_ONLY_ACTION_TYPES:
         raise _cloud_only("action", str(value["type"]))
+    adapter = _ACTION_ADAPTERS.get(value.get("type")) if isinstance(value.get("type"), str) else None
+    if adapter is not None:
+        try:
+            adapter.validate_python(value, context=info.context)
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(str(part) for part in e['loc'][1:])}: {e['msg']}" if e["loc"][1:] else e["msg"]
+                for e in error.errors(include_url=False, include_context=False, include_input=False)
+            )
+            message = f"Invalid {value['type']} action: {problems}"
+            # The message is the whole template: braces a client sent are not placeholders.
+            raise PydanticCustomError("invalid_action", message.replace("{", "(").replace("}", ")")) from None
     return value
 
 
@@ -307,6 +325,13 @@ Action = Annotated[
     | ResumeAutomation | SuspendFlowRun | ResumeFlowRun | PauseWorkPool | ResumeWorkPool,
     BeforeValidator(_refuse_cloud_only_action),
 ]  # fmt: skip
+#: Each action type's own model, to report the errors of the one a body names.
+_ACTION_ADAPTERS: dict[str, TypeAdapter] = {
+    (typing.get_args(member)[0] if typing.get_origin(member) is Annotated else member)
+    .model_fields["type"]
+    .default: TypeAdapter(member)
+    for member in typing.get_args(typing.get_args(Action)[0])
+}
 
 
 # --- triggers -----------------------------------------------------------------------------------

@@ -394,6 +394,23 @@ class TestCloudOnlyTypes:
             }
         assert not rows(tenant).exists()
 
+    def test_an_action_naming_its_type_gets_that_types_errors_alone(self, tenant, dev):
+        """A bad template in a call-webhook is one error saying so, not one per action type."""
+        bad = {
+            "type": "call-webhook",
+            "block_document_id": str(uuid.uuid4()),
+            "payload": "{{ event | nosuch }}",
+        }
+        error = _only_error(dev.post(f"{tenant.prefix}/automations/", body(actions=[bad]), format="json"))
+        assert error["type"] == "invalid_action" and error["loc"] == ["actions", 0]
+        assert error["msg"] == (
+            "Invalid call-webhook action: Value error, 'payload' is not a valid template: No filter named 'nosuch'."
+        )
+        missing = {"type": "run-deployment", "source": "selected"}
+        error = _only_error(dev.post(f"{tenant.prefix}/automations/", body(actions=[missing]), format="json"))
+        assert error["msg"].startswith("Invalid run-deployment action: ") and "deployment_id" in error["msg"]
+        assert not rows(tenant).exists()
+
     def test_a_metric_trigger_is_one_clear_error_wherever_it_is(self, tenant, dev):
         metric = {"type": "metric", "posture": "Metric", "metric": {"name": "successes", "threshold": 0.9,
                   "operator": "<", "range": 300, "firing_for": 300}}  # fmt: skip
