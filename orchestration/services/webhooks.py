@@ -50,7 +50,7 @@ from audit import events
 from billing.entitlements import check_webhook, ensure_webhook, plan_for
 from billing.selectors import ensure_writes_allowed
 from core.errors import NotFound, PaymentRequired, Unprocessable
-from core.parsers import BadJson, NotJson, loads, suspect, unrenderable
+from core.parsers import BadJson, NotJson, loads, storable, suspect, unrenderable
 from orchestration.events.schemas import EventIn
 from orchestration.events.services import events_ingest, object_event_record_on_commit
 from orchestration.models import SignatureScheme, Webhook
@@ -74,8 +74,6 @@ MAX_EVENTS_PER_REQUEST = 100
 FAILED_BODY_PREVIEW = 2000
 #: What ``_slug`` makes (and no more): anything else is no webhook's, answered 404 without a query.
 _SLUG_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-#: What a text column or jsonb cannot keep (NUL) or no UTF-8 encoder takes (a lone surrogate).
-_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 def _slug() -> str:
@@ -341,11 +339,6 @@ def _events(webhook: Webhook, request: WebhookRequest) -> list[dict[str, Any]]:
     return result
 
 
-def _storable(text: str) -> str:
-    """``text`` with NUL and lone surrogates replaced (U+FFFD), so any request's preview is kept."""
-    return _UNSTORABLE.sub("\ufffd", text)
-
-
 def _record_failure(webhook: Webhook, request: WebhookRequest, reason: str) -> None:
     object_event_record_on_commit(
         workspace_id=webhook.workspace_id,
@@ -353,10 +346,10 @@ def _record_failure(webhook: Webhook, request: WebhookRequest, reason: str) -> N
         resource_id=f"prefect-cloud.webhook.{webhook.id}",
         resource_name=webhook.name,
         payload={
-            "reason": _storable(reason),
-            "method": _storable(request.method),
-            "content_type": _storable(request.content_type),
-            "body": _storable(request.body[:FAILED_BODY_PREVIEW].decode("utf-8", errors="replace")),
+            "reason": storable(reason),
+            "method": storable(request.method),
+            "content_type": storable(request.content_type),
+            "body": storable(request.body[:FAILED_BODY_PREVIEW].decode("utf-8", errors="replace")),
         },
     )
 
